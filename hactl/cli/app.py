@@ -1,0 +1,65 @@
+"""The root ``hactl`` command: global options and the command table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hactl.cli import events, fire, master, misc
+from hactl.config import DEFAULT_CONNECT_TIMEOUT, LogFormat, Settings, default_data_dir
+from hactl.log import configure
+
+app = typer.Typer(
+    name="hactl",
+    help="Keep an OpenStack control plane highly available: keepalived, HAProxy, Galera, "
+    "RabbitMQ, driven by events over NATS.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    nats: Annotated[str | None, typer.Option(
+        "--nats", envvar="HACTL_NATS", help="NATS URL (default: the master's embedded server)")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", envvar="HACTL_DATA_DIR", help="State dir (default $XDG_STATE_HOME/hactl)")
+    ] = None,
+    log_format: Annotated[str, typer.Option(
+        "--log-format", help="json | console | auto (console on a TTY)")] = "auto",
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging")
+                       ] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only")
+                     ] = False,
+    connect_timeout: Annotated[float, typer.Option(
+        help="Seconds to wait for NATS before giving up")] = DEFAULT_CONNECT_TIMEOUT,
+) -> None:
+    """Global options."""
+    if log_format not in ("json", "console", "auto"):
+        raise typer.BadParameter("json, console or auto", param_hint="--log-format")
+    fmt: LogFormat = log_format  # type: ignore[assignment]
+    verbosity = -1 if quiet else verbose
+    configure(fmt, verbosity)
+    ctx.obj = Settings(nats_url=nats, data_dir=data_dir or default_data_dir(),
+                       log_format=fmt, verbosity=verbosity, connect_timeout=connect_timeout)
+
+
+app.command()(master.master)
+app.command()(fire.fire)
+app.command()(misc.version)
+app.command()(misc.ping)
+app.command()(misc.stats)
+app.add_typer(events.app, name="events")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C outside an event loop (e.g. while parsing)
+        raise SystemExit(130) from None

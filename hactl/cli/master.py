@@ -1,0 +1,83 @@
+"""``hactl master``: the bus hub (embedded NATS when no URL is given)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from typing import Annotated
+
+import typer
+
+from hactl.bus import Bus, StreamSettings
+from hactl.bus.embedded import EmbeddedServer, ServerOptions
+from hactl.cli.runner import fail, run, settings_of
+from hactl.config import ENV_NATS, URL_FILE, UrlRecord, format_url_record, recorded_url
+from hactl.errors import EmbeddedServerError, HactlError
+from hactl.log import get_logger
+from hactl.timeparse import parse_duration
+from master.hub import Hub
+
+log = get_logger("hactl.master")
+
+
+def master(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Client port of the embedded server (-1: any free)")
+                    ] = 4222,
+    host: Annotated[str, typer.Option(help="Listen address of the embedded server")
+                    ] = "127.0.0.1",
+    retention: Annotated[str, typer.Option(help="Keep events this long (JetStream max age)")
+                         ] = "7d",
+    max_bytes: Annotated[int, typer.Option(help="Keep at most this many bytes of events")
+                         ] = 1024**3,
+    replicas: Annotated[int, typer.Option(help="JetStream replicas of the event stream")] = 1,
+) -> None:
+    """Run the master. Without --nats / $HACTL_NATS it starts an embedded nats-server."""
+    settings = settings_of(ctx)
+    stream = StreamSettings(max_age_s=parse_duration(retention), max_bytes=max_bytes,
+                            replicas=replicas)
+    url = settings.nats_url or os.environ.get(ENV_NATS)
+    server: EmbeddedServer | None = None
+    record_path = settings.data_dir / URL_FILE
+    try:
+        if not url:
+            existing = recorded_url(settings.data_dir)
+            if existing is not None:
+                raise EmbeddedServerError(
+                    f"a master (pid {existing.pid}) already runs an embedded server at "
+                    f"{existing.url} for {settings.data_dir}; stop it or use another --data-dir")
+            server = EmbeddedServer(ServerOptions(data_dir=settings.data_dir / "nats",
+                                                  host=host, port=port))
+            url = server.start()
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = record_path.with_suffix(".tmp")
+            tmp.write_text(format_url_record(UrlRecord(url, os.getpid(), server.pid)),
+                           encoding="utf-8")
+            tmp.replace(record_path)
+            log.info("embedded_nats_started", url=url, server_pid=server.pid,
+                     data_dir=str(settings.data_dir))
+        run(_serve(url, stream, settings.connect_timeout))
+    except HactlError as exc:
+        fail(exc)
+    finally:
+        if server is not None:
+            with contextlib.suppress(FileNotFoundError):
+                record_path.unlink()
+            server.stop()
+            log.info("embedded_nats_stopped")
+
+
+async def _serve(url: str, stream: StreamSettings, timeout: float) -> None:
+    bus = await Bus.connect(url, name="hactl-master", timeout=timeout, reconnect=True)
+    hub = Hub(bus, stream)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, hub.stop)
+    try:
+        await hub.start()
+        await hub.run_forever()
+        log.info("master_stopping", reason="SIGTERM")
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        await bus.close()

@@ -1,0 +1,113 @@
+"""Where things live and which NATS to talk to.
+
+Resolution of the NATS URL, first match wins: ``--nats`` > ``$HACTL_NATS`` > the URL recorded
+by a running ``hactl master`` in ``<data-dir>/nats.json`` (only if that master's pid is alive).
+The data dir is ``--data-dir`` > ``$HACTL_DATA_DIR`` > ``$XDG_STATE_HOME/hactl`` >
+``~/.local/state/hactl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from hactl.errors import ConfigError
+
+LogFormat = Literal["json", "console", "auto"]
+URL_FILE = "nats.json"
+ENV_NATS = "HACTL_NATS"
+ENV_DATA_DIR = "HACTL_DATA_DIR"
+DEFAULT_CONNECT_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Global options shared by every command."""
+
+    nats_url: str | None
+    data_dir: Path
+    log_format: LogFormat = "auto"
+    verbosity: int = 0
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+
+
+def default_data_dir(env: dict[str, str] | None = None) -> Path:
+    """The data dir when none is given on the command line."""
+    env = dict(os.environ) if env is None else env
+    if env.get(ENV_DATA_DIR):
+        return Path(env[ENV_DATA_DIR])
+    base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "/root")) / ".local" / "state")
+    return Path(base) / "hactl"
+
+
+@dataclass(frozen=True, slots=True)
+class UrlRecord:
+    """What a running master records about its embedded server."""
+
+    url: str
+    pid: int
+    server_pid: int
+
+
+def parse_url_record(text: str, source: str) -> UrlRecord:
+    """Parse the content of ``nats.json``; raises :class:`ConfigError` naming ``source``."""
+    try:
+        obj = json.loads(text)
+        return UrlRecord(url=str(obj["url"]), pid=int(obj["pid"]),
+                         server_pid=int(obj["server_pid"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"unreadable ({exc})", file=source) from None
+
+
+def format_url_record(record: UrlRecord) -> str:
+    """Serialize a :class:`UrlRecord`."""
+    return json.dumps({"url": record.url, "pid": record.pid, "server_pid": record.server_pid})
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists (and is not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def recorded_url(data_dir: Path) -> UrlRecord | None:
+    """The embedded server a live master recorded in ``data_dir``, if any."""
+    path = data_dir / URL_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read ({exc.strerror})", file=str(path)) from None
+    record = parse_url_record(text, str(path))
+    if not pid_alive(record.pid) or not pid_alive(record.server_pid):
+        return None
+    return record
+
+
+def resolve_nats_url(settings: Settings, env: dict[str, str] | None = None) -> str:
+    """The NATS URL a client command should use; a clear error when there is none."""
+    env = dict(os.environ) if env is None else env
+    if settings.nats_url:
+        return settings.nats_url
+    if env.get(ENV_NATS):
+        return env[ENV_NATS]
+    record = recorded_url(settings.data_dir)
+    if record is not None:
+        return record.url
+    raise ConfigError(
+        "no NATS to talk to: start `hactl master` (it runs an embedded server and records its "
+        f"URL in {settings.data_dir / URL_FILE}), or pass --nats URL / set {ENV_NATS}"
+    )

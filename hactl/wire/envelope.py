@@ -1,0 +1,207 @@
+"""The event envelope and its strict msgpack codec (pure functions, no I/O).
+
+An event is a msgpack map with exactly the keys ``v`` (schema version), ``id`` (sortable
+unique id), ``tag``, ``minion`` (origin id, or ``master``), ``ts`` (epoch seconds) and ``data``
+(a map with string keys of msgpack-native values). :func:`decode` never raises anything but
+:class:`~hactl.errors.DecodeError`, whose ``reason`` is a stable label for counters.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from hactl.errors import DecodeError, EncodeError, RejectReason, TagError
+from hactl.wire.ids import is_id, new_id
+from hactl.wire.tags import expected_origin, tag_to_subject, validate_id, validate_tag
+
+SCHEMA_VERSION = 1
+MAX_EVENT_BYTES = 1024 * 1024  # 1 MiB, the whole encoded envelope
+MAX_DEPTH = 32
+FIELDS = ("v", "id", "tag", "minion", "ts", "data")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event on the bus. Build with :func:`new_event`; send with :func:`encode`."""
+
+    id: str
+    tag: str
+    minion: str
+    ts: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+    v: int = SCHEMA_VERSION
+
+    @property
+    def subject(self) -> str:
+        """The NATS subject this event travels on."""
+        return tag_to_subject(self.tag)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The envelope as a plain map, in wire field order."""
+        return {
+            "v": self.v,
+            "id": self.id,
+            "tag": self.tag,
+            "minion": self.minion,
+            "ts": self.ts,
+            "data": dict(self.data),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        """The envelope with binary values base64-encoded, ready for ``json.dumps``."""
+        result = self.as_dict()
+        result["data"] = _jsonable(result["data"])
+        return result
+
+
+def new_event(
+    tag: str,
+    minion: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    ts: float | None = None,
+    ident: str | None = None,
+) -> Event:
+    """Make a valid event: the tag, origin and data are checked now, not at send time."""
+    event = Event(
+        id=ident or new_id(),
+        tag=tag,
+        minion=minion,
+        ts=time.time() if ts is None else float(ts),
+        data=dict(data or {}),
+    )
+    try:
+        _validate(event.as_dict(), None)
+    except DecodeError as exc:
+        raise EncodeError(f"{exc.reason.value}: {exc.detail}") from None
+    return event
+
+
+def encode(event: Event) -> bytes:
+    """Serialize an event; raises :class:`EncodeError` if it would be rejected on receipt."""
+    body = event.as_dict()
+    try:
+        _validate(body, None)
+        payload: bytes = msgpack.packb(body, use_bin_type=True)
+    except DecodeError as exc:
+        raise EncodeError(f"{exc.reason.value}: {exc.detail}") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(str(exc)) from None
+    if len(payload) > MAX_EVENT_BYTES:
+        raise EncodeError(f"{len(payload)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+    return payload
+
+
+def decode(payload: bytes, subject: str | None = None) -> Event:
+    """Parse and validate one message. ``subject``, when given, must match tag and origin."""
+    if len(payload) > MAX_EVENT_BYTES:
+        raise DecodeError(
+            RejectReason.OVERSIZE, f"{len(payload)} bytes > {MAX_EVENT_BYTES}", subject
+        )
+    try:
+        obj = msgpack.unpackb(
+            payload,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            timestamp=0,
+        )
+    except Exception as exc:  # msgpack raises many types for hostile input
+        raise DecodeError(RejectReason.MALFORMED, type(exc).__name__, subject) from None
+    if not isinstance(obj, dict):
+        raise DecodeError(RejectReason.NOT_A_MAP, f"got {type(obj).__name__}", subject)
+    _validate(obj, subject)
+    return Event(
+        v=obj["v"],
+        id=obj["id"],
+        tag=obj["tag"],
+        minion=obj["minion"],
+        ts=float(obj["ts"]),
+        data=obj["data"],
+    )
+
+
+def _validate(obj: dict[Any, Any], subject: str | None) -> None:
+    def fail(reason: RejectReason, detail: str) -> DecodeError:
+        return DecodeError(reason, detail, subject)
+
+    if "v" not in obj:
+        raise fail(RejectReason.MISSING_FIELD, "v")
+    version = obj["v"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise fail(RejectReason.BAD_TYPE, "v must be an integer")
+    if version != SCHEMA_VERSION:
+        raise fail(RejectReason.UNKNOWN_VERSION, f"v={version}, this build speaks {SCHEMA_VERSION}")
+    for name in FIELDS:
+        if name not in obj:
+            raise fail(RejectReason.MISSING_FIELD, name)
+    extra = sorted(str(k) for k in obj if k not in FIELDS)
+    if extra:
+        raise fail(RejectReason.UNKNOWN_FIELD, ", ".join(extra)[:200])
+    ident, tag, origin, ts, data = obj["id"], obj["tag"], obj["minion"], obj["ts"], obj["data"]
+    if not isinstance(ident, str) or not is_id(ident):
+        raise fail(RejectReason.BAD_TYPE, "id must be a 26-character sortable id")
+    if not isinstance(tag, str):
+        raise fail(RejectReason.BAD_TYPE, "tag must be a string")
+    if not isinstance(origin, str):
+        raise fail(RejectReason.BAD_TYPE, "minion must be a string")
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts) or ts < 0:
+        raise fail(RejectReason.BAD_TYPE, "ts must be non-negative epoch seconds")
+    if not isinstance(data, dict):
+        raise fail(RejectReason.BAD_TYPE, "data must be a map")
+    try:
+        validate_tag(tag)
+        validate_id(origin)
+    except TagError as exc:
+        raise fail(RejectReason.BAD_TAG, exc.reason) from None
+    if subject is not None and tag.replace("/", ".") != subject:
+        raise fail(RejectReason.SUBJECT_MISMATCH, f"tag {tag} arrived on {subject}")
+    wanted = expected_origin(tag)
+    if wanted is not None and origin != wanted:
+        raise fail(RejectReason.ORIGIN_MISMATCH, f"minion {origin!r} may not send {tag}")
+    problem = _check_value(data, 0)
+    if problem:
+        raise fail(RejectReason.BAD_TYPE, f"data: {problem}")
+
+
+def _check_value(value: Any, depth: int) -> str | None:
+    if depth > MAX_DEPTH:
+        return f"nested deeper than {MAX_DEPTH}"
+    if value is None or isinstance(value, bool | int | str | bytes):
+        return None
+    if isinstance(value, float):
+        return None
+    if type(value) in (list, tuple):  # exactly: msgpack's ExtType is a namedtuple
+        for item in value:
+            problem = _check_value(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return "map keys must be strings"
+            problem = _check_value(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"unsupported value type {type(value).__name__}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value

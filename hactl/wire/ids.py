@@ -1,0 +1,73 @@
+"""Sortable unique ids (ULID layout: 48-bit millisecond time + 80 random bits, Crockford base32).
+
+Ids made by one process are strictly increasing, even within one millisecond (the random part is
+incremented), so sorting ids sorts events by creation. Across processes they sort by millisecond.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RANDOM_BITS = 80
+_RANDOM_MAX = (1 << _RANDOM_BITS) - 1
+ID_LENGTH = 26
+
+
+def encode_id(ms: int, rand: int) -> str:
+    """Encode a millisecond timestamp and an 80-bit random part as a 26-char id."""
+    if not 0 <= ms < (1 << 48):
+        raise ValueError("timestamp out of range")
+    if not 0 <= rand <= _RANDOM_MAX:
+        raise ValueError("random part out of range")
+    value = (ms << _RANDOM_BITS) | rand
+    chars = []
+    for _ in range(ID_LENGTH):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def id_time(ident: str) -> float:
+    """Epoch seconds encoded in an id (millisecond precision)."""
+    value = 0
+    for ch in ident.upper():
+        value = (value << 5) | _ALPHABET.index(ch)
+    return (value >> _RANDOM_BITS) / 1000.0
+
+
+def is_id(text: str) -> bool:
+    """True when ``text`` has the shape of an id made by :func:`new_id`."""
+    return len(text) == ID_LENGTH and all(c in _ALPHABET for c in text) and text[0] <= "7"
+
+
+class _Generator:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_rand = 0
+
+    def next(self, now_ms: int | None = None) -> str:
+        ms = int(time.time() * 1000) if now_ms is None else now_ms
+        with self._lock:
+            if ms <= self._last_ms:
+                # Same (or earlier: clock stepped back) millisecond: keep order by incrementing.
+                ms = self._last_ms
+                rand = self._last_rand + 1
+                if rand > _RANDOM_MAX:  # 2**80 ids in one ms: move to the next ms
+                    ms += 1
+                    rand = int.from_bytes(os.urandom(10), "big") >> 1
+            else:
+                rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
+            self._last_ms, self._last_rand = ms, rand
+        return encode_id(ms, rand)
+
+
+_GENERATOR = _Generator()
+
+
+def new_id() -> str:
+    """A new sortable unique id, strictly greater than the previous one from this process."""
+    return _GENERATOR.next()

@@ -1,0 +1,1 @@
+"""The master: bus hub, state compiler and apply, reactor engine, cluster view."""

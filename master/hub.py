@@ -1,0 +1,91 @@
+"""The master's bus hub: the event stream, an audit of everything on the bus, and its commands.
+
+Every event kind is decoded here (a rejected message is counted and logged with its reason),
+so ``hactl stats`` can tell an operator that something on the bus speaks garbage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from hactl import __version__
+from hactl.bus import Bus, StreamSettings, ensure_stream
+from hactl.log import get_logger
+from hactl.wire.commands import CommandReply, CommandRequest, error_reply
+from hactl.wire.envelope import Event
+from hactl.wire.tags import MASTER_ID, TagGlob
+
+log = get_logger("hactl.master")
+
+
+@dataclass
+class HubStats:
+    """What the hub has seen since it started."""
+
+    started: float = field(default_factory=time.time)
+    events: Counter[str] = field(default_factory=Counter)
+
+    def count(self, event: Event) -> None:
+        """Count one accepted event by kind."""
+        self.events[event.tag.split("/", 2)[1]] += 1
+
+
+class Hub:
+    """Runs on the master's bus connection until :meth:`stop` is called."""
+
+    def __init__(self, bus: Bus, stream: StreamSettings) -> None:
+        self.bus = bus
+        self.stream = stream
+        self.stats = HubStats()
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        """Ensure the stream, start auditing and answering commands."""
+        info = await ensure_stream(self.bus, self.stream)
+        log.info("stream_ready", stream=self.stream.name, messages=info.state.messages)
+        await self.bus.subscribe(TagGlob.parse("hactl/**"), self._audit)
+        await self.bus.serve(MASTER_ID, self._command)
+        log.info("master_ready", url=self.bus.url, pid=os.getpid())
+
+    async def _audit(self, event: Event) -> None:
+        self.stats.count(event)
+
+    async def _command(self, req: CommandRequest) -> CommandReply:
+        if req.cmd == "test.ping":
+            return CommandReply(jid=req.jid, ok=True,
+                                result={"pong": True, "id": MASTER_ID, "version": __version__})
+        if req.cmd == "master.stats":
+            return CommandReply(jid=req.jid, ok=True, result=await self.snapshot())
+        return error_reply(req.jid, "UnknownCommand",
+                           f"the master knows test.ping and master.stats, not {req.cmd}")
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Counters for ``hactl stats``."""
+        result: dict[str, Any] = {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.stats.started, 3),
+            "events": dict(self.stats.events),
+            "events_total": sum(self.stats.events.values()),
+            **self.bus.rejects.as_dict(),
+        }
+        try:
+            info = await self.bus.js.stream_info(self.stream.name)
+            result["stream"] = {"name": self.stream.name, "messages": info.state.messages,
+                                "bytes": info.state.bytes}
+        except Exception as exc:  # stats must answer even if JetStream hiccups
+            result["stream"] = {"name": self.stream.name, "error": str(exc)}
+        return result
+
+    def stop(self) -> None:
+        """Ask :meth:`run_forever` to return."""
+        self._stopped.set()
+
+    async def run_forever(self) -> None:
+        """Wait until stopped."""
+        await self._stopped.wait()

@@ -1,0 +1,58 @@
+"""NATS URL resolution and the master's URL record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hactl.cli.fire import parse_pairs
+from hactl.config import (
+    Settings,
+    UrlRecord,
+    default_data_dir,
+    format_url_record,
+    parse_url_record,
+    resolve_nats_url,
+)
+from hactl.errors import ConfigError, UsageError
+
+
+def test_flag_beats_env() -> None:
+    """--nats wins over $HACTL_NATS."""
+    s = Settings(nats_url="nats://a:1", data_dir=Path("/nonexistent"))
+    assert resolve_nats_url(s, {"HACTL_NATS": "nats://b:2"}) == "nats://a:1"
+    s2 = Settings(nats_url=None, data_dir=Path("/nonexistent"))
+    assert resolve_nats_url(s2, {"HACTL_NATS": "nats://b:2"}) == "nats://b:2"
+
+
+def test_no_url_anywhere_is_a_clear_error() -> None:
+    """Without flag, env or a live master the error says how to fix it."""
+    s = Settings(nats_url=None, data_dir=Path("/nonexistent/hactl"))
+    with pytest.raises(ConfigError, match="start `hactl master`"):
+        resolve_nats_url(s, {})
+
+
+def test_url_record_round_trip_and_bad_file() -> None:
+    """The record a master writes parses back; a corrupt one names the file."""
+    rec = UrlRecord(url="nats://127.0.0.1:4222", pid=10, server_pid=11)
+    assert parse_url_record(format_url_record(rec), "x") == rec
+    with pytest.raises(ConfigError, match=r"^/d/nats.json: "):
+        parse_url_record("{", "/d/nats.json")
+
+
+def test_default_data_dir_precedence() -> None:
+    """$HACTL_DATA_DIR, then $XDG_STATE_HOME/hactl, then ~/.local/state/hactl."""
+    assert default_data_dir({"HACTL_DATA_DIR": "/x"}) == Path("/x")
+    assert default_data_dir({"XDG_STATE_HOME": "/s"}) == Path("/s/hactl")
+    assert default_data_dir({"HOME": "/h"}) == Path("/h/.local/state/hactl")
+
+
+def test_fire_pairs_parse_json_values() -> None:
+    """key=value values are JSON when they parse, strings otherwise; --data-json is the base."""
+    assert parse_pairs(["state=MASTER", "prio=150", "up=true", "x=null"], '{"a": [1]}') == {
+        "a": [1], "state": "MASTER", "prio": 150, "up": True, "x": None}
+    with pytest.raises(UsageError):
+        parse_pairs(["novalue"], None)
+    with pytest.raises(UsageError):
+        parse_pairs([], "[1]")

@@ -1,0 +1,34 @@
+"""Sortable unique ids."""
+
+from __future__ import annotations
+
+import time
+
+from hactl.wire.ids import ID_LENGTH, encode_id, id_time, is_id, new_id
+
+
+def test_ids_are_unique_and_strictly_increasing() -> None:
+    """10,000 ids from one process are unique and already in sorted order."""
+    ids = [new_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert all(len(i) == ID_LENGTH and is_id(i) for i in ids)
+
+
+def test_id_encodes_its_creation_time() -> None:
+    """The first 48 bits are the creation time in milliseconds."""
+    before = time.time()
+    ident = new_id()
+    assert before - 0.002 <= id_time(ident) <= time.time() + 0.002
+
+
+def test_id_ordering_follows_time() -> None:
+    """An id from a later millisecond sorts after any id of an earlier one."""
+    assert encode_id(1000, (1 << 80) - 1) < encode_id(1001, 0)
+
+
+def test_is_id_rejects_other_shapes() -> None:
+    """Lower-case, wrong length and forbidden letters (I, L, O, U) are not ids."""
+    assert not is_id("0" * 25)
+    assert not is_id("01M7Y8WRXH0JEWBTVH6AEPRR2I")
+    assert not is_id("81M7Y8WRXH0JEWBTVH6AEPRR21")  # overflows 128 bits
