@@ -56,8 +56,9 @@ def parse_url_record(text: str, source: str) -> UrlRecord:
     """Parse the content of ``nats.json``; raises :class:`ConfigError` naming ``source``."""
     try:
         obj = json.loads(text)
-        return UrlRecord(url=str(obj["url"]), pid=int(obj["pid"]),
-                         server_pid=int(obj["server_pid"]))
+        return UrlRecord(
+            url=str(obj["url"]), pid=int(obj["pid"]), server_pid=int(obj["server_pid"])
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"unreadable ({exc})", file=source) from None
 

@@ -38,8 +38,12 @@ def configure(fmt: LogFormat = "auto", verbosity: int = 0, *, stream: Any = None
         cache_logger_on_first_use=True,
     )
     # Libraries that use the standard logging module (nats-py) go to the same stream.
-    logging.basicConfig(stream=out, level=max(level, logging.WARNING), force=True,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=out,
+        level=max(level, logging.WARNING),
+        force=True,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     _configured = True
 
 

@@ -57,12 +57,14 @@ class Hub:
 
     async def _command(self, req: CommandRequest) -> CommandReply:
         if req.cmd == "test.ping":
-            return CommandReply(jid=req.jid, ok=True,
-                                result={"pong": True, "id": MASTER_ID, "version": __version__})
+            return CommandReply(
+                jid=req.jid, ok=True, result={"pong": True, "id": MASTER_ID, "version": __version__}
+            )
         if req.cmd == "master.stats":
             return CommandReply(jid=req.jid, ok=True, result=await self.snapshot())
-        return error_reply(req.jid, "UnknownCommand",
-                           f"the master knows test.ping and master.stats, not {req.cmd}")
+        return error_reply(
+            req.jid, "UnknownCommand", f"the master knows test.ping and master.stats, not {req.cmd}"
+        )
 
     async def snapshot(self) -> dict[str, Any]:
         """Counters for ``hactl stats``."""
@@ -76,8 +78,11 @@ class Hub:
         }
         try:
             info = await self.bus.js.stream_info(self.stream.name)
-            result["stream"] = {"name": self.stream.name, "messages": info.state.messages,
-                                "bytes": info.state.bytes}
+            result["stream"] = {
+                "name": self.stream.name,
+                "messages": info.state.messages,
+                "bytes": info.state.bytes,
+            }
         except Exception as exc:  # stats must answer even if JetStream hiccups
             result["stream"] = {"name": self.stream.name, "error": str(exc)}
         return result

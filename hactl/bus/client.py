@@ -87,7 +87,7 @@ class Bus:
         )
         try:
             nc = await asyncio.wait_for(connect, timeout)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             why = last_error[-1] if last_error else "no answer"
             raise BusError(url, f"not reachable within {timeout:g}s ({why})") from None
         except (OSError, nats.errors.Error) as exc:
@@ -147,19 +147,25 @@ class Bus:
 
         return on_msg
 
-    async def subscribe(self, glob: str | TagGlob, handler: EventHandler,
-                        queue: str = "") -> list[Subscription]:
+    async def subscribe(
+        self, glob: str | TagGlob, handler: EventHandler, queue: str = ""
+    ) -> list[Subscription]:
         """Live events whose tag matches ``glob`` (core NATS: from now on).
 
         One NATS subscription per event kind the glob can match, never ``hactl.cmd.*``.
         """
         compiled = glob if isinstance(glob, TagGlob) else TagGlob.parse(glob)
         dispatch = self._dispatcher(compiled, handler)
-        return [await self.nc.subscribe(subject, queue=queue, cb=dispatch)
-                for subject in compiled.subjects()]
+        subs = [
+            await self.nc.subscribe(subject, queue=queue, cb=dispatch)
+            for subject in compiled.subjects()
+        ]
+        await self.nc.flush()  # interest is registered on the server when this returns
+        return subs
 
-    async def replay(self, glob: str | TagGlob, since: datetime,
-                     handler: EventHandler, stream: str) -> Subscription:
+    async def replay(
+        self, glob: str | TagGlob, since: datetime, handler: EventHandler, stream: str
+    ) -> Subscription:
         """Stored events from ``since`` onwards, then live ones, in order (ordered consumer)."""
         compiled = glob if isinstance(glob, TagGlob) else TagGlob.parse(glob)
         config = api.ConsumerConfig(
@@ -167,32 +173,47 @@ class Bus:
         )
         try:
             return await self.js.subscribe(
-                compiled.subject(), stream=stream, ordered_consumer=True, config=config,
+                compiled.subject(),
+                stream=stream,
+                ordered_consumer=True,
+                config=config,
                 cb=self._dispatcher(compiled, handler),
             )
         except nats.js.errors.NotFoundError:
-            raise BusError(self.url, f"stream {stream} does not exist (is a master running?)"
-                           ) from None
+            raise BusError(
+                self.url, f"stream {stream} does not exist (is a master running?)"
+            ) from None
         except nats.errors.NoRespondersError:
             raise BusError(self.url, "JetStream is not enabled on this server") from None
 
     # -- commands -----------------------------------------------------------------------
 
-    async def request(self, target: str, cmd: str, args: dict[str, Any] | None = None,
-                      *, timeout: float = 5.0, sender: str = "cli",
-                      jid: str | None = None) -> wcmd.CommandReply:
+    async def request(
+        self,
+        target: str,
+        cmd: str,
+        args: dict[str, Any] | None = None,
+        *,
+        timeout: float = 5.0,
+        sender: str = "cli",
+        jid: str | None = None,
+    ) -> wcmd.CommandReply:
         """Send one command and wait for its reply; raises :class:`CommandError` on no answer."""
-        req = wcmd.CommandRequest(cmd=cmd, args=args or {}, sender=sender,
-                                  **({"jid": jid} if jid else {}))
+        req = wcmd.CommandRequest(
+            cmd=cmd, args=args or {}, sender=sender, **({"jid": jid} if jid else {})
+        )
         try:
-            msg = await self.nc.request(command_subject(target), wcmd.encode_request(req),
-                                        timeout=timeout)
+            msg = await self.nc.request(
+                command_subject(target), wcmd.encode_request(req), timeout=timeout
+            )
         except nats.errors.NoRespondersError:
-            raise CommandError(target, cmd, "nobody serves it (is it running?)",
-                               kind="unanswered") from None
+            raise CommandError(
+                target, cmd, "nobody serves it (is it running?)", kind="unanswered"
+            ) from None
         except (nats.errors.TimeoutError, TimeoutError):
-            raise CommandError(target, cmd, f"no reply within {timeout:g}s",
-                               kind="timed out") from None
+            raise CommandError(
+                target, cmd, f"no reply within {timeout:g}s", kind="timed out"
+            ) from None
         try:
             return wcmd.decode_reply(msg.data)
         except DecodeError as exc:
@@ -207,8 +228,9 @@ class Bus:
             except DecodeError as exc:
                 self.rejects.reject(exc, msg.subject)
                 if msg.reply:
-                    await msg.respond(wcmd.encode_reply(
-                        wcmd.error_reply("", "DecodeError", str(exc))))
+                    await msg.respond(
+                        wcmd.encode_reply(wcmd.error_reply("", "DecodeError", str(exc)))
+                    )
                 return
             try:
                 reply = await handler(req)
@@ -220,4 +242,6 @@ class Bus:
             if msg.reply:
                 await msg.respond(wcmd.encode_reply(reply))
 
-        return await self.nc.subscribe(command_subject(target), cb=on_msg)
+        sub = await self.nc.subscribe(command_subject(target), cb=on_msg)
+        await self.nc.flush()  # the server knows about us before we say we are serving
+        return sub

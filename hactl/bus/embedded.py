@@ -27,6 +27,7 @@ from hactl.errors import EmbeddedServerError
 
 _LISTEN = re.compile(r"Listening for client connections on ([\d.]+|\[[0-9a-f:]+\]):(\d+)")
 _READY = "Server is ready"
+_LOG_PREFIX = re.compile(r"^\[\d+\] \S+ \S+ \[[A-Z]+\] ")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -126,16 +127,19 @@ class EmbeddedServer:
                 )
             if time.monotonic() > deadline:
                 self.stop()
-                raise EmbeddedServerError(f"not ready after {timeout:.0f}s",
-                                          log_tail=self._error_tail())
+                raise EmbeddedServerError(
+                    f"not ready after {timeout:.0f}s", log_tail=self._error_tail()
+                )
         return self.url
 
     def _error_tail(self) -> str:
         errors = [line for line in self._tail if "[ERR]" in line or "[FTL]" in line]
-        return (errors or list(self._tail) or [""])[-1].strip()
+        last = (errors or list(self._tail) or [""])[-1].strip()
+        return _LOG_PREFIX.sub("", last)
 
     def _read_log(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
+        assert self._proc is not None
+        assert self._proc.stderr is not None
         with open(self.log_path, "ab") as log:
             for raw in self._proc.stderr:
                 log.write(raw)

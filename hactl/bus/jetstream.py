@@ -53,8 +53,9 @@ async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
         try:
             return await bus.js.add_stream(wanted)
         except nats.js.errors.APIError as exc:
-            raise BusError(bus.url, f"cannot create stream {settings.name}: {exc.description}"
-                           ) from None
+            raise BusError(
+                bus.url, f"cannot create stream {settings.name}: {exc.description}"
+            ) from None
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
         raise BusError(bus.url, "JetStream is not enabled on this server") from None
     have = info.config
@@ -69,13 +70,15 @@ async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
         try:
             return await bus.js.update_stream(wanted)
         except nats.js.errors.APIError as exc:
-            raise BusError(bus.url, f"cannot update stream {settings.name}: {exc.description}"
-                           ) from None
+            raise BusError(
+                bus.url, f"cannot update stream {settings.name}: {exc.description}"
+            ) from None
     return info
 
 
-async def kv_bucket(bus: Bus, bucket: str, *, history: int = 1, ttl_s: float | None = None,
-                    replicas: int = 1) -> KeyValue:
+async def kv_bucket(
+    bus: Bus, bucket: str, *, history: int = 1, ttl_s: float | None = None, replicas: int = 1
+) -> KeyValue:
     """Bind to a KV bucket, creating it on first use."""
     try:
         return await bus.js.key_value(bucket)

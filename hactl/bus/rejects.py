@@ -35,12 +35,20 @@ class RejectStats:
             self._window_start, self._logged_in_window, self._suppressed = now, 0, 0
         if self._logged_in_window < self.burst:
             self._logged_in_window += 1
-            log.warning("message_rejected", reason=exc.reason.value, subject=subject,
-                        detail=exc.detail, total=self.counts[exc.reason.value])
+            log.warning(
+                "message_rejected",
+                reason=exc.reason.value,
+                subject=subject,
+                detail=exc.detail,
+                total=self.counts[exc.reason.value],
+            )
         else:
             self._suppressed += 1
 
     def as_dict(self) -> dict[str, Any]:
         """Counters for a stats reply."""
-        return {"rejected": dict(self.counts), "rejected_total": sum(self.counts.values()),
-                "handler_errors": self.handler_errors}
+        return {
+            "rejected": dict(self.counts),
+            "rejected_total": sum(self.counts.values()),
+            "handler_errors": self.handler_errors,
+        }

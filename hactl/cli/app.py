@@ -24,20 +24,26 @@ app = typer.Typer(
 @app.callback()
 def root(
     ctx: typer.Context,
-    nats: Annotated[str | None, typer.Option(
-        "--nats", envvar="HACTL_NATS", help="NATS URL (default: the master's embedded server)")
+    nats: Annotated[
+        str | None,
+        typer.Option(
+            "--nats", envvar="HACTL_NATS", help="NATS URL (default: the master's embedded server)"
+        ),
     ] = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        "--data-dir", envvar="HACTL_DATA_DIR", help="State dir (default $XDG_STATE_HOME/hactl)")
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", envvar="HACTL_DATA_DIR", help="State dir (default $XDG_STATE_HOME/hactl)"
+        ),
     ] = None,
-    log_format: Annotated[str, typer.Option(
-        "--log-format", help="json | console | auto (console on a TTY)")] = "auto",
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging")
-                       ] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only")
-                     ] = False,
-    connect_timeout: Annotated[float, typer.Option(
-        help="Seconds to wait for NATS before giving up")] = DEFAULT_CONNECT_TIMEOUT,
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="json | console | auto (console on a TTY)")
+    ] = "auto",
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only")] = False,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for NATS before giving up")
+    ] = DEFAULT_CONNECT_TIMEOUT,
 ) -> None:
     """Global options."""
     if log_format not in ("json", "console", "auto"):
@@ -45,8 +51,13 @@ def root(
     fmt: LogFormat = log_format  # type: ignore[assignment]
     verbosity = -1 if quiet else verbose
     configure(fmt, verbosity)
-    ctx.obj = Settings(nats_url=nats, data_dir=data_dir or default_data_dir(),
-                       log_format=fmt, verbosity=verbosity, connect_timeout=connect_timeout)
+    ctx.obj = Settings(
+        nats_url=nats,
+        data_dir=data_dir or default_data_dir(),
+        log_format=fmt,
+        verbosity=verbosity,
+        connect_timeout=connect_timeout,
+    )
 
 
 app.command()(master.master)

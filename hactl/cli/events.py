@@ -25,18 +25,25 @@ app = typer.Typer(help="Watch the event bus.", no_args_is_help=True)
 def render_text(event: Event) -> str:
     """Salt-like: the tag, then the data (with _stamp, _minion, _id) as indented JSON."""
     stamp = datetime.fromtimestamp(event.ts, UTC).isoformat(timespec="milliseconds")
-    body = {**event.as_json()["data"], "_stamp": stamp.replace("+00:00", "Z"),
-            "_minion": event.minion, "_id": event.id}
+    body = {
+        **event.as_json()["data"],
+        "_stamp": stamp.replace("+00:00", "Z"),
+        "_minion": event.minion,
+        "_id": event.id,
+    }
     return f"{event.tag}\t{json.dumps(body, indent=4, sort_keys=True)}"
 
 
 @app.command()
 def tail(
     ctx: typer.Context,
-    tag: Annotated[str, typer.Option("--tag", "-t", help="Tag glob (* within a level, ** levels)")
-                   ] = "hactl/**",
-    since: Annotated[str | None, typer.Option(
-        help="Replay from JetStream first: a duration ago (10m) or an ISO time")] = None,
+    tag: Annotated[
+        str, typer.Option("--tag", "-t", help="Tag glob (* within a level, ** levels)")
+    ] = "hactl/**",
+    since: Annotated[
+        str | None,
+        typer.Option(help="Replay from JetStream first: a duration ago (10m) or an ISO time"),
+    ] = None,
     count: Annotated[int | None, typer.Option(min=1, help="Exit after N events")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
 ) -> None:
@@ -46,8 +53,12 @@ def tail(
     async def body() -> None:
         glob = TagGlob.parse(tag)
         start = parse_since(since, datetime.now(UTC)) if since else None
-        bus = await Bus.connect(resolve_nats_url(settings), name="hactl-tail",
-                                timeout=settings.connect_timeout, reconnect=True)
+        bus = await Bus.connect(
+            resolve_nats_url(settings),
+            name="hactl-tail",
+            timeout=settings.connect_timeout,
+            reconnect=True,
+        )
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=10_000)
 
         async def on_event(event: Event) -> None:

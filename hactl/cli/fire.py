@@ -42,10 +42,12 @@ def fire(
     ctx: typer.Context,
     tag: Annotated[str, typer.Argument(help="Event tag, e.g. hactl/beacon/ctl1/vrrp")],
     pairs: Annotated[list[str] | None, typer.Argument(help="key=value data (JSON values)")] = None,
-    data_json: Annotated[str | None, typer.Option("--data-json", help="Data as a JSON object")
-                         ] = None,
-    minion: Annotated[str | None, typer.Option(help="Origin id (default: the one the tag names)")
-                      ] = None,
+    data_json: Annotated[
+        str | None, typer.Option("--data-json", help="Data as a JSON object")
+    ] = None,
+    minion: Annotated[
+        str | None, typer.Option(help="Origin id (default: the one the tag names)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fired event as JSON")] = False,
 ) -> None:
     """Fire one event onto the bus and wait until JetStream has stored it."""
@@ -56,8 +58,9 @@ def fire(
         data = parse_pairs(pairs or [], data_json)
         origin = minion or expected_origin(tag) or MASTER_ID
         event = new_event(tag, origin, data)
-        bus = await Bus.connect(resolve_nats_url(settings), name="hactl-fire",
-                                timeout=settings.connect_timeout)
+        bus = await Bus.connect(
+            resolve_nats_url(settings), name="hactl-fire", timeout=settings.connect_timeout
+        )
         try:
             seq = await bus.persist(event)
         finally:

@@ -24,20 +24,22 @@ log = get_logger("hactl.master")
 
 def master(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option(help="Client port of the embedded server (-1: any free)")
-                    ] = 4222,
-    host: Annotated[str, typer.Option(help="Listen address of the embedded server")
-                    ] = "127.0.0.1",
-    retention: Annotated[str, typer.Option(help="Keep events this long (JetStream max age)")
-                         ] = "7d",
-    max_bytes: Annotated[int, typer.Option(help="Keep at most this many bytes of events")
-                         ] = 1024**3,
+    port: Annotated[
+        int, typer.Option(help="Client port of the embedded server (-1: any free)")
+    ] = 4222,
+    host: Annotated[str, typer.Option(help="Listen address of the embedded server")] = "127.0.0.1",
+    retention: Annotated[
+        str, typer.Option(help="Keep events this long (JetStream max age)")
+    ] = "7d",
+    max_bytes: Annotated[int, typer.Option(help="Keep at most this many bytes of events")] = 1024
+    ** 3,
     replicas: Annotated[int, typer.Option(help="JetStream replicas of the event stream")] = 1,
 ) -> None:
     """Run the master. Without --nats / $HACTL_NATS it starts an embedded nats-server."""
     settings = settings_of(ctx)
-    stream = StreamSettings(max_age_s=parse_duration(retention), max_bytes=max_bytes,
-                            replicas=replicas)
+    stream = StreamSettings(
+        max_age_s=parse_duration(retention), max_bytes=max_bytes, replicas=replicas
+    )
     url = settings.nats_url or os.environ.get(ENV_NATS)
     server: EmbeddedServer | None = None
     record_path = settings.data_dir / URL_FILE
@@ -47,17 +49,25 @@ def master(
             if existing is not None:
                 raise EmbeddedServerError(
                     f"a master (pid {existing.pid}) already runs an embedded server at "
-                    f"{existing.url} for {settings.data_dir}; stop it or use another --data-dir")
-            server = EmbeddedServer(ServerOptions(data_dir=settings.data_dir / "nats",
-                                                  host=host, port=port))
-            url = server.start()
+                    f"{existing.url} for {settings.data_dir}; stop it or use another --data-dir"
+                )
+            candidate = EmbeddedServer(
+                ServerOptions(data_dir=settings.data_dir / "nats", host=host, port=port)
+            )
+            url = candidate.start()  # stops its own child if it fails
+            server = candidate
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             tmp = record_path.with_suffix(".tmp")
-            tmp.write_text(format_url_record(UrlRecord(url, os.getpid(), server.pid)),
-                           encoding="utf-8")
+            tmp.write_text(
+                format_url_record(UrlRecord(url, os.getpid(), server.pid)), encoding="utf-8"
+            )
             tmp.replace(record_path)
-            log.info("embedded_nats_started", url=url, server_pid=server.pid,
-                     data_dir=str(settings.data_dir))
+            log.info(
+                "embedded_nats_started",
+                url=url,
+                server_pid=server.pid,
+                data_dir=str(settings.data_dir),
+            )
         run(_serve(url, stream, settings.connect_timeout))
     except HactlError as exc:
         fail(exc)

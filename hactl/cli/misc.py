@@ -34,8 +34,9 @@ async def _ask(settings: Settings, target: str, cmd: str, wait: float) -> Comman
     deadline = time.monotonic() + wait
     while True:
         try:
-            bus = await Bus.connect(resolve_nats_url(settings), name="hactl-cli",
-                                    timeout=settings.connect_timeout)
+            bus = await Bus.connect(
+                resolve_nats_url(settings), name="hactl-cli", timeout=settings.connect_timeout
+            )
             try:
                 return await bus.request(target, cmd, timeout=max(1.0, settings.connect_timeout))
             finally:
@@ -59,11 +60,13 @@ def ping(
     reply = run(_ask(settings, target, "test.ping", wait))
     rtt_ms = (time.monotonic() - started) * 1000
     if as_json:
-        print_json({"target": target, "ok": reply.ok, "rtt_ms": round(rtt_ms, 3),
-                    **dict(reply.result)})
+        print_json(
+            {"target": target, "ok": reply.ok, "rtt_ms": round(rtt_ms, 3), **dict(reply.result)}
+        )
     else:
-        typer.echo(f"{target}: pong ({rtt_ms:.1f} ms)" if reply.ok
-                   else f"{target}: {reply.error_message}")
+        typer.echo(
+            f"{target}: pong ({rtt_ms:.1f} ms)" if reply.ok else f"{target}: {reply.error_message}"
+        )
     if not reply.ok:
         raise typer.Exit(1)
 

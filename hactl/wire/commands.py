@@ -80,8 +80,13 @@ def encode_request(req: CommandRequest) -> bytes:
     """Serialize a command request."""
     if not _CMD.match(req.cmd):
         raise EncodeError(f"bad command name {req.cmd!r}")
-    body = {"v": SCHEMA_VERSION, "jid": req.jid, "cmd": req.cmd, "args": dict(req.args),
-            "sender": req.sender}
+    body = {
+        "v": SCHEMA_VERSION,
+        "jid": req.jid,
+        "cmd": req.cmd,
+        "args": dict(req.args),
+        "sender": req.sender,
+    }
     return _pack(body)
 
 
@@ -102,17 +107,26 @@ def decode_request(payload: bytes) -> CommandRequest:
 
 def encode_reply(reply: CommandReply) -> bytes:
     """Serialize a command reply."""
-    body: dict[str, Any] = {"v": SCHEMA_VERSION, "jid": reply.jid, "ok": reply.ok,
-                            "result": dict(reply.result)}
-    body["error"] = (
-        None if reply.ok else {"type": reply.error_type, "message": reply.error_message}
-    )
+    body: dict[str, Any] = {
+        "v": SCHEMA_VERSION,
+        "jid": reply.jid,
+        "ok": reply.ok,
+        "result": dict(reply.result),
+    }
+    body["error"] = None if reply.ok else {"type": reply.error_type, "message": reply.error_message}
     try:
         return _pack(body)
     except EncodeError as exc:
         # A result too big or of the wrong type must still produce an answer.
-        return _pack({"v": SCHEMA_VERSION, "jid": reply.jid, "ok": False, "result": {},
-                      "error": {"type": "EncodeError", "message": exc.detail}})
+        return _pack(
+            {
+                "v": SCHEMA_VERSION,
+                "jid": reply.jid,
+                "ok": False,
+                "result": {},
+                "error": {"type": "EncodeError", "message": exc.detail},
+            }
+        )
 
 
 def decode_reply(payload: bytes) -> CommandReply:

@@ -144,7 +144,8 @@ class TagGlob:
             raise TagError(pattern, f"a glob is 1-{MAX_TAG_LENGTH} characters")
         raw = pattern.split("/")
         levels: list[str] = []
-        for i, level in enumerate(raw):
+        for i, text in enumerate(raw):
+            level = text
             if level == ">":
                 if i != len(raw) - 1:
                     raise TagError(pattern, "'>' is only allowed as the last level")

@@ -51,7 +51,12 @@ def test_default_data_dir_precedence() -> None:
 def test_fire_pairs_parse_json_values() -> None:
     """key=value values are JSON when they parse, strings otherwise; --data-json is the base."""
     assert parse_pairs(["state=MASTER", "prio=150", "up=true", "x=null"], '{"a": [1]}') == {
-        "a": [1], "state": "MASTER", "prio": 150, "up": True, "x": None}
+        "a": [1],
+        "state": "MASTER",
+        "prio": 150,
+        "up": True,
+        "x": None,
+    }
     with pytest.raises(UsageError):
         parse_pairs(["novalue"], None)
     with pytest.raises(UsageError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msgpack
@@ -23,8 +24,12 @@ GOLDEN = bytes.fromhex(
 
 def _raw(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "v": 1, "id": GOLDEN_ID, "tag": "hactl/beacon/ctl1/vrrp", "minion": "ctl1",
-        "ts": 1795239166.5, "data": {"state": "MASTER"},
+        "v": 1,
+        "id": GOLDEN_ID,
+        "tag": "hactl/beacon/ctl1/vrrp",
+        "minion": "ctl1",
+        "ts": 1795239166.5,
+        "data": {"state": "MASTER"},
     }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not _DROP}
@@ -41,16 +46,24 @@ def _reason(payload: bytes, subject: str | None = "hactl.beacon.ctl1.vrrp") -> R
 
 def test_golden_bytes_decode_and_re_encode_identically() -> None:
     """The pinned wire bytes decode to the expected event and encode back to the same bytes."""
-    event = Event(id=GOLDEN_ID, tag="hactl/beacon/ctl1/vrrp", minion="ctl1",
-                  ts=1795239166.5, data={"state": "MASTER", "proof": b"\x01\x02\x03"})
+    event = Event(
+        id=GOLDEN_ID,
+        tag="hactl/beacon/ctl1/vrrp",
+        minion="ctl1",
+        ts=1795239166.5,
+        data={"state": "MASTER", "proof": b"\x01\x02\x03"},
+    )
     assert encode(event) == GOLDEN
     assert decode(GOLDEN, "hactl.beacon.ctl1.vrrp") == event
 
 
 def test_new_event_round_trips() -> None:
     """A fresh event survives encode/decode unchanged, subject included."""
-    event = new_event("hactl/beacon/ctl2/haproxy", "ctl2",
-                      {"servers": [{"name": "web1", "status": "UP", "weight": 1}], "n": None})
+    event = new_event(
+        "hactl/beacon/ctl2/haproxy",
+        "ctl2",
+        {"servers": [{"name": "web1", "status": "UP", "weight": 1}], "n": None},
+    )
     assert decode(encode(event), event.subject) == event
 
 
@@ -73,8 +86,10 @@ def test_new_event_round_trips() -> None:
         (msgpack.packb(_raw(data=[1])), RejectReason.BAD_TYPE),
         (msgpack.packb(_raw(data={"k": msgpack.ExtType(5, b"x")})), RejectReason.BAD_TYPE),
         (msgpack.packb(_raw(tag="salt/beacon/ctl1/vrrp")), RejectReason.BAD_TAG),
-        (msgpack.packb(_raw(tag="hactl/beacon/ctl2/vrrp", minion="ctl2")),
-         RejectReason.SUBJECT_MISMATCH),
+        (
+            msgpack.packb(_raw(tag="hactl/beacon/ctl2/vrrp", minion="ctl2")),
+            RejectReason.SUBJECT_MISMATCH,
+        ),
         (msgpack.packb(_raw(minion="ctl2")), RejectReason.ORIGIN_MISMATCH),
         (msgpack.packb(_raw(minion="master")), RejectReason.ORIGIN_MISMATCH),
         (b"\x80" * (MAX_EVENT_BYTES + 1), RejectReason.OVERSIZE),
@@ -120,15 +135,30 @@ def test_as_json_base64s_bytes() -> None:
     assert data == {"b": {"$base64": "AP8="}, "nested": [{"c": {"$base64": "YQ=="}}]}
 
 
-json_leaf = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text() | \
-    st.binary(max_size=32) | st.floats(allow_nan=False)
-values = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.text()
+    | st.binary(max_size=32)
+    | st.floats(allow_nan=False)
+)
+values = st.recursive(
+    json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
 ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=12)
 
 
-@given(ids, ids, st.dictionaries(st.text(max_size=10), values, max_size=6),
-       st.floats(min_value=0, max_value=4e9))
+@given(
+    ids,
+    ids,
+    st.dictionaries(st.text(max_size=10), values, max_size=6),
+    st.floats(min_value=0, max_value=4e9),
+)
 def test_round_trip_property(minion: str, beacon: str, data: dict[str, Any], ts: float) -> None:
     """Any valid event decodes to itself (lists come back as lists)."""
     event = new_event(f"hactl/beacon/{minion}/{beacon}", minion, data, ts=ts)
@@ -139,17 +169,16 @@ def test_round_trip_property(minion: str, beacon: str, data: dict[str, Any], ts:
 @given(st.binary(max_size=2048))
 def test_arbitrary_bytes_only_raise_decode_error(payload: bytes) -> None:
     """Hostile bytes never raise anything but DecodeError."""
-    try:
+    with contextlib.suppress(DecodeError):
         decode(payload, "hactl.beacon.ctl1.vrrp")
-    except DecodeError:
-        pass
 
 
-@given(st.dictionaries(st.sampled_from(["v", "id", "tag", "minion", "ts", "data", "x"]),
-                       values, max_size=7))
+@given(
+    st.dictionaries(
+        st.sampled_from(["v", "id", "tag", "minion", "ts", "data", "x"]), values, max_size=7
+    )
+)
 def test_arbitrary_maps_only_raise_decode_error(obj: dict[str, Any]) -> None:
     """Well-formed msgpack maps with any fields and values never crash the decoder."""
-    try:
+    with contextlib.suppress(DecodeError):
         decode(msgpack.packb(obj, use_bin_type=True), "hactl.beacon.ctl1.vrrp")
-    except DecodeError:
-        pass

@@ -121,7 +121,8 @@ def test_broad_glob_subscribes_per_kind_never_cmd() -> None:
     assert set(subjects) == set(STREAM_SUBJECTS)
     assert TagGlob.parse("hactl/beacon/*/vrrp").subjects() == ("hactl.beacon.*.vrrp",)
     assert TagGlob.parse("hactl/*/ctl1/*").subjects() == tuple(
-        f"hactl.{k}.ctl1.*" for k in ("minion", "beacon", "job", "reactor", "event"))
+        f"hactl.{k}.ctl1.*" for k in ("minion", "beacon", "job", "reactor", "event")
+    )
     assert TagGlob.parse("hactl/b*/ctl1/*").subjects() == ("hactl.beacon.ctl1.*",)
 
 
@@ -139,15 +140,18 @@ level = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, m
 
 
 @given(st.sampled_from(["beacon", "minion", "event"]), level, level, st.data())
-def test_glob_subject_always_covers_its_matches(kind: str, a: str, b: str, data: st.DataObject
-                                                ) -> None:
+def test_glob_subject_always_covers_its_matches(
+    kind: str, a: str, b: str, data: st.DataObject
+) -> None:
     """Whatever a glob matches, one of its NATS subjects delivers (server filter is a superset)."""
     last = b if kind != "minion" else data.draw(st.sampled_from(["start", "stop", "lost"]))
     tag = f"hactl/{kind}/{a}/{last}"
     levels = tag.split("/")
     mask = data.draw(st.lists(st.sampled_from(["keep", "star", "part"]), min_size=4, max_size=4))
-    pattern = [lv if m == "keep" or i == 0 else "*" if m == "star" else lv[:1] + "*"
-               for i, (lv, m) in enumerate(zip(levels, mask, strict=True))]
+    pattern = [
+        lv if m == "keep" or i == 0 else "*" if m == "star" else lv[:1] + "*"
+        for i, (lv, m) in enumerate(zip(levels, mask, strict=True))
+    ]
     if data.draw(st.booleans()):
         cut = data.draw(st.integers(min_value=1, max_value=3))
         pattern = [*pattern[:cut], "**"]

@@ -12,9 +12,10 @@ from hactl.timeparse import parse_duration, parse_since
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("text", "seconds"),
-                         [("30s", 30), ("10m", 600), ("1h30m", 5400), ("2d", 172800),
-                          ("250ms", 0.25), ("1w", 604800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("10m", 600), ("1h30m", 5400), ("2d", 172800), ("250ms", 0.25), ("1w", 604800)],
+)
 def test_durations(text: str, seconds: float) -> None:
     """Compound durations add up."""
     assert parse_duration(text) == seconds
