@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hactl.cli import events, fire, master, misc
+from hactl.cli import events, fire, master, minion, misc
 from hactl.config import DEFAULT_CONNECT_TIMEOUT, LogFormat, Settings, default_data_dir
 from hactl.log import configure
 
@@ -61,6 +61,7 @@ def root(
 
 
 app.command()(master.master)
+app.command()(minion.minion)
 app.command()(fire.fire)
 app.command()(misc.version)
 app.command()(misc.ping)

@@ -1,0 +1,157 @@
+"""The minion daemon: beacons -> outbox -> NATS, and commands from the master.
+
+Beacons start at once and keep watching whether or not NATS is reachable; their events wait
+in the bounded outbox. The first connection is retried in the background (each try bounded),
+after which nats-py reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import platform
+import shutil
+import subprocess
+import time
+from typing import Any
+
+from hactl import __version__
+from hactl.bus import Bus
+from hactl.errors import BusError
+from hactl.log import get_logger
+from hactl.wire.commands import CommandReply, CommandRequest
+from hactl.wire.envelope import new_event
+from minion.beacons import REGISTRY as BEACONS
+from minion.beacons.base import BeaconContext
+from minion.beacons.runner import BeaconRunner
+from minion.beacons.vrrp import local_addresses
+from minion.config import MinionConfig
+from minion.executors import dispatch
+from minion.outbox import Outbox
+
+log = get_logger("hactl.minion")
+
+_VERSION_ARGV = {
+    "haproxy": ["haproxy", "-v"],
+    "keepalived": ["keepalived", "-v"],
+    "mariadb": ["mariadbd", "--version"],
+    "rabbitmq": ["dpkg-query", "-W", "-f=${Version}", "rabbitmq-server"],
+}
+
+
+def daemon_versions() -> dict[str, str]:
+    """First line of each HA daemon's version output ('' when absent). Run once at start."""
+    out: dict[str, str] = {}
+    for name, argv in _VERSION_ARGV.items():
+        if not shutil.which(argv[0]) and not shutil.which(argv[0], path="/usr/sbin:/sbin"):
+            out[name] = ""
+            continue
+        try:
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
+            text = (res.stdout or res.stderr).strip().splitlines()
+            out[name] = text[0] if text and res.returncode == 0 else ""
+        except (OSError, subprocess.TimeoutExpired):
+            out[name] = ""
+    return out
+
+
+class Minion:
+    """One node agent."""
+
+    def __init__(self, cfg: MinionConfig, url: str, connect_timeout: float = 3.0) -> None:
+        self.cfg = cfg
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self.outbox = Outbox(cfg.buffer_limit)
+        self.runners = [
+            BeaconRunner(
+                BEACONS[name](BeaconContext(cfg.id, opts)),
+                cfg.id,
+                self.outbox.put,
+                cfg.resync_interval,
+            )
+            for name, opts in cfg.beacons.items()
+        ]
+        self.ctx = cfg.exec_context()
+        self.bus: Bus | None = None
+        self.versions: dict[str, str] = {}
+        self.commands = 0
+
+    async def grains(self) -> dict[str, Any]:
+        """Facts about this node for heartbeats."""
+        try:
+            addrs = sorted(await local_addresses())
+        except (OSError, TimeoutError, ValueError):
+            addrs = []
+        return {
+            "hostname": platform.node(),
+            "addresses": addrs,
+            "roles": list(self.cfg.roles),
+            "versions": self.versions,
+            "hactl": __version__,
+            "outbox": {
+                "queued": len(self.outbox.queue),
+                "dropped": self.outbox.dropped,
+                "sent": self.outbox.sent,
+            },
+        }
+
+    async def _command(self, req: CommandRequest) -> CommandReply:
+        self.commands += 1
+        return await dispatch(self.ctx, req)
+
+    async def _connect_loop(self) -> None:
+        while self.bus is None:
+            try:
+                bus = await Bus.connect(
+                    self.url,
+                    name=f"hactl-minion-{self.cfg.id}",
+                    timeout=self.connect_timeout,
+                    reconnect=True,
+                )
+            except BusError as exc:
+                log.warning(
+                    "nats_unreachable_buffering", error=str(exc), queued=len(self.outbox.queue)
+                )
+                await asyncio.sleep(1.0)
+                continue
+            await bus.serve(self.cfg.id, self._command)
+            self.bus = bus
+            self.outbox.attach(bus)
+            log.info("minion_connected", url=self.url, id=self.cfg.id)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.heartbeat_interval)
+            self.outbox.put(
+                new_event(f"hactl/minion/{self.cfg.id}/heartbeat", self.cfg.id, await self.grains())
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then send ``stop`` and flush what it can."""
+        self.versions = await asyncio.to_thread(daemon_versions)
+        self.outbox.put(
+            new_event(f"hactl/minion/{self.cfg.id}/start", self.cfg.id, await self.grains())
+        )
+        tasks = [asyncio.create_task(r.run(), name=f"beacon-{r.beacon.name}") for r in self.runners]
+        tasks += [
+            asyncio.create_task(self.outbox.run(), name="outbox"),
+            asyncio.create_task(self._connect_loop(), name="connect"),
+            asyncio.create_task(self._heartbeat(), name="heartbeat"),
+        ]
+        log.info("minion_started", id=self.cfg.id, beacons=[r.beacon.name for r in self.runners])
+        try:
+            await stop.wait()
+        finally:
+            self.outbox.put(
+                new_event(f"hactl/minion/{self.cfg.id}/stop", self.cfg.id, {"ts": time.time()})
+            )
+            if self.bus is not None:
+                await self.outbox.drain(2.0)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if self.bus is not None:
+                await self.bus.close()

@@ -1,0 +1,20 @@
+"""Beacons: the explicit registry of watchers a minion.yaml may configure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from minion.beacons.base import Beacon, BeaconContext
+from minion.beacons.haproxy import HaproxyBeacon
+from minion.beacons.service import ServiceBeacon
+from minion.beacons.vrrp import VrrpBeacon
+
+BeaconFactory = Callable[[BeaconContext], Beacon]
+
+REGISTRY: dict[str, BeaconFactory] = {
+    "vrrp": VrrpBeacon,
+    "haproxy": HaproxyBeacon,
+    "service": ServiceBeacon,
+}
+
+__all__ = ["REGISTRY", "Beacon", "BeaconContext", "BeaconFactory"]

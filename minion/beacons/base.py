@@ -1,0 +1,82 @@
+"""The beacon contract and the diff that turns successive snapshots into change events.
+
+A beacon's :meth:`Beacon.poll` returns a :data:`Snapshot`: items keyed by a stable id (a VRRP
+instance, ``backend/server``, an endpoint), each a map of fields. Only the beacon's
+``significant`` fields decide whether something changed (HAProxy's session counters move all
+the time; its server status does not); every field is carried in the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Item = dict[str, Any]
+Snapshot = dict[str, Item]
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconContext:
+    """What a beacon is given: who it runs for and its own options from minion.yaml."""
+
+    minion_id: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Beacon(Protocol):
+    """A watcher. ``wakeup`` (optional) lets an event source trigger an immediate poll."""
+
+    name: str
+    interval: float
+    significant: frozenset[str]
+
+    async def poll(self) -> Snapshot:
+        """The current state; must not raise for an absent daemon (report it instead)."""
+        ...
+
+    async def close(self) -> None:
+        """Release files, sockets and tasks."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One significant field of one item that differs from the previous snapshot."""
+
+    item: str
+    field: str
+    value: Any
+    prev: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        """Wire form."""
+        return {"item": self.item, "field": self.field, "value": self.value, "prev": self.prev}
+
+
+_ABSENT = None
+
+
+def diff(prev: Snapshot | None, cur: Snapshot, significant: frozenset[str]) -> list[Change]:
+    """Significant changes from ``prev`` to ``cur``; an item appearing or vanishing is one."""
+    if prev is None:
+        return []
+    changes: list[Change] = []
+    for key in sorted(set(prev) | set(cur)):
+        before, after = prev.get(key), cur.get(key)
+        if before is None or after is None:
+            changes.append(Change(key, "present", after is not None, before is not None))
+            continue
+        for name in sorted(significant):
+            if before.get(name, _ABSENT) != after.get(name, _ABSENT):
+                changes.append(Change(key, name, after.get(name), before.get(name)))
+    return changes
+
+
+def event_data(cur: Snapshot, changes: list[Change], *, resync: bool) -> dict[str, Any]:
+    """The ``data`` of a beacon event: every item, what changed (with prev), and why sent."""
+    return {
+        "items": cur,
+        "changes": [c.as_dict() for c in changes],
+        "resync": resync,
+    }

@@ -1,0 +1,101 @@
+"""The ``haproxy`` beacon: every backend and server from the admin socket's ``show stat``.
+
+Options: ``socket`` (admin stats socket path, required), ``interval`` (default 1 s).
+Transitional statuses (``UP 1/2`` while a server is failing its checks) are folded into the
+settled one, so a server going down yields one change (UP -> DOWN), not two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+from typing import Any
+
+from minion.beacons.base import BeaconContext, Item, Snapshot
+
+_TRANSITION = re.compile(r"^(UP|DOWN|NOLB)\s+\d+/\d+$")
+DAEMON_ITEM = "_haproxy"
+
+
+def normalize_status(raw: str) -> str:
+    """``UP 1/2`` -> ``UP``; ``DOWN 1/2`` -> ``DOWN``; everything else unchanged."""
+    m = _TRANSITION.match(raw.strip())
+    return m.group(1) if m else raw.strip()
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def parse_show_stat(text: str) -> Snapshot:
+    """Parse ``show stat`` CSV into items ``backend/server`` and ``backend/BACKEND``."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise ValueError("not a show stat answer: " + (lines[0][:80] if lines else "empty"))
+    reader = csv.DictReader(io.StringIO("\n".join([lines[0][2:], *lines[1:]])))
+    items: Snapshot = {}
+    for row in reader:
+        proxy, server = row.get("pxname") or "", row.get("svname") or ""
+        if not proxy or server == "FRONTEND":
+            continue
+        item: Item = {
+            "backend": proxy,
+            "server": server,
+            "status": normalize_status(row.get("status", "")),
+            "raw_status": row.get("status", ""),
+            "weight": _int(row.get("weight", "")),
+            "scur": _int(row.get("scur", "")) or 0,
+            "check_status": row.get("check_status", ""),
+            "active": row.get("act") == "1",
+            "backup": row.get("bck") == "1",
+            "chkfail": _int(row.get("chkfail", "")),
+            "lastchg": _int(row.get("lastchg", "")),
+            "addr": row.get("addr", ""),
+        }
+        items[f"{proxy}/{server}"] = item
+    return items
+
+
+async def admin_command(path: str, command: str, timeout: float = 2.0) -> str:
+    """Send one command on the admin socket and return the whole answer."""
+
+    async def talk() -> str:
+        reader, writer = await asyncio.open_unix_connection(path)
+        try:
+            writer.write(command.encode() + b"\n")
+            await writer.drain()
+            data = await reader.read(-1)
+        finally:
+            writer.close()
+        return data.decode("utf-8", "replace")
+
+    return await asyncio.wait_for(talk(), timeout)
+
+
+class HaproxyBeacon:
+    """Polls ``show stat`` on the admin socket."""
+
+    name = "haproxy"
+    significant = frozenset({"status", "weight", "present", "running"})
+
+    def __init__(self, ctx: BeaconContext) -> None:
+        self.socket = str(ctx.options["socket"])
+        self.interval = float(ctx.options.get("interval", 1.0))
+
+    async def poll(self) -> Snapshot:
+        """Current backends and servers, or a ``_haproxy`` item saying why there are none."""
+        try:
+            items = parse_show_stat(await admin_command(self.socket, "show stat"))
+        except (OSError, TimeoutError, ValueError) as exc:
+            detail: Any = f"{type(exc).__name__}: {exc}"
+            return {DAEMON_ITEM: {"running": False, "error": detail}}
+        items[DAEMON_ITEM] = {"running": True, "error": ""}
+        return items
+
+    async def close(self) -> None:
+        """Nothing to release: one connection per poll."""

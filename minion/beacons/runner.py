@@ -1,0 +1,73 @@
+"""Runs one beacon: poll, diff, publish on change (with prev), resync periodically."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from hactl.log import get_logger
+from hactl.wire.envelope import Event, new_event
+from minion.beacons.base import Beacon, Snapshot, diff, event_data
+
+log = get_logger("hactl.minion")
+
+
+class BeaconRunner:
+    """One task per beacon. ``emit`` queues an event (the outbox)."""
+
+    def __init__(
+        self,
+        beacon: Beacon,
+        minion_id: str,
+        emit: Callable[[Event], None],
+        resync_interval: float = 30.0,
+    ) -> None:
+        self.beacon = beacon
+        self.minion_id = minion_id
+        self.emit = emit
+        self.resync_interval = resync_interval
+        self.tag = f"hactl/beacon/{minion_id}/{beacon.name}"
+        self.last: Snapshot | None = None
+        self.polls = 0
+        self.errors = 0
+
+    async def _snapshot(self) -> Snapshot:
+        try:
+            return await self.beacon.poll()
+        except Exception as exc:  # a beacon bug must not take the minion down
+            self.errors += 1
+            log.exception("beacon_poll_failed", beacon=self.beacon.name)
+            return {"_beacon": {"error": f"{type(exc).__name__}: {exc}"}}
+
+    async def step(self, now: float, last_sent: float) -> float:
+        """One poll; returns when the last event was sent."""
+        snap = await self._snapshot()
+        self.polls += 1
+        changes = diff(self.last, snap, self.beacon.significant)
+        first = self.last is None
+        self.last = snap
+        if first or changes or now - last_sent >= self.resync_interval:
+            self.emit(
+                new_event(self.tag, self.minion_id, event_data(snap, changes, resync=not changes))
+            )
+            return now
+        return last_sent
+
+    async def run(self) -> None:
+        """Poll forever at the beacon's interval, or at once when it signals a wakeup."""
+        wakeup: asyncio.Event | None = getattr(self.beacon, "wakeup", None)
+        last_sent = 0.0
+        try:
+            while True:
+                if wakeup is not None:
+                    wakeup.clear()
+                last_sent = await self.step(time.monotonic(), last_sent)
+                if wakeup is None:
+                    await asyncio.sleep(self.beacon.interval)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wakeup.wait(), self.beacon.interval)
+        finally:
+            await self.beacon.close()

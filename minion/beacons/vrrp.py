@@ -1,0 +1,173 @@
+"""The ``vrrp`` beacon: keepalived instance states, cross-checked with the VIPs really present.
+
+keepalived writes ``INSTANCE "VI_1" MASTER 150`` lines to a notify FIFO (``notify_fifo`` in
+``global_defs``); the beacon reads it without polling and wakes its runner at once, so a
+transition is on the bus within milliseconds. Each poll also reads the local addresses
+(``ip -j addr``) and reports a disagreement explicitly: BACKUP/FAULT with the VIP here (a stale
+VIP, as after ``kill -9 keepalived``) or MASTER without it.
+
+Options: ``fifo`` (path, created if missing), ``instances`` ({name: {vips: [addr, ...]}}),
+``interval`` (default 1 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import stat
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from minion.beacons.base import BeaconContext, Snapshot
+
+_LINE = re.compile(
+    r'^(INSTANCE|GROUP)\s+"?([^"\s]+)"?\s+'
+    r"(MASTER|BACKUP|FAULT|STOP|DELETED|MASTER_RX_LOWER_PRI)\s+(\d+)\s*$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """One parsed notify line."""
+
+    kind: str
+    name: str
+    state: str
+    priority: int
+
+
+def parse_notify(line: str) -> Notify | None:
+    """Parse a keepalived notify FIFO / notify script line; None if it is not one."""
+    m = _LINE.match(line.strip())
+    if not m:
+        return None
+    return Notify(m.group(1), m.group(2), m.group(3), int(m.group(4)))
+
+
+def parse_ip_addr_json(text: str) -> set[str]:
+    """Local addresses from ``ip -j addr`` output."""
+    addrs: set[str] = set()
+    for link in json.loads(text or "[]"):
+        for info in link.get("addr_info", []):
+            if "local" in info:
+                addrs.add(str(info["local"]))
+    return addrs
+
+
+def agreement(state: str, vips: list[str], local: set[str]) -> str:
+    """``ok``, or which way keepalived's state and the addresses disagree."""
+    if not vips:
+        return "ok"
+    here = [v for v in vips if v in local]
+    if state == "MASTER" and len(here) < len(vips):
+        return "master_without_vip"
+    if state in ("BACKUP", "FAULT", "STOP") and here:
+        return "vip_without_master"
+    return "ok"
+
+
+async def local_addresses(timeout: float = 2.0) -> set[str]:
+    """This namespace's addresses (``ip -j addr``)."""
+    proc = await asyncio.create_subprocess_exec(
+        "ip", "-j", "addr", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return parse_ip_addr_json(out.decode())
+
+
+class VrrpBeacon:
+    """Reads the notify FIFO continuously; polls addresses at ``interval``."""
+
+    name = "vrrp"
+    significant = frozenset({"state", "priority", "agreement", "vip_here", "present"})
+
+    def __init__(self, ctx: BeaconContext) -> None:
+        self.fifo = str(ctx.options["fifo"])
+        self.interval = float(ctx.options.get("interval", 1.0))
+        self.vips: dict[str, list[str]] = {
+            str(name): [str(v).split("/")[0] for v in spec.get("vips", [])]
+            for name, spec in dict(ctx.options.get("instances", {})).items()
+        }
+        self.states: dict[str, dict[str, Any]] = {}
+        self.wakeup = asyncio.Event()
+        self._fd: int | None = None
+        self._partial = b""
+
+    def _open(self) -> None:
+        if self._fd is not None:
+            return
+        try:
+            mode = os.stat(self.fifo).st_mode
+            if not stat.S_ISFIFO(mode):
+                raise OSError(f"{self.fifo} exists and is not a FIFO")
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.fifo) or ".", exist_ok=True)
+            os.mkfifo(self.fifo, 0o600)
+        # O_RDWR: we are also a writer, so the FIFO never reports EOF when keepalived restarts.
+        self._fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
+        asyncio.get_running_loop().add_reader(self._fd, self._readable)
+
+    def _readable(self) -> None:
+        assert self._fd is not None
+        try:
+            chunk = os.read(self._fd, 65536)
+        except BlockingIOError:
+            return
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()
+        for raw in lines:
+            self.feed(raw.decode("utf-8", "replace"))
+
+    def feed(self, line: str) -> None:
+        """Take one notify line (from the FIFO, or a test)."""
+        note = parse_notify(line)
+        if note is None or note.kind != "INSTANCE":
+            return
+        self.states[note.name] = {
+            "state": note.state,
+            "priority": note.priority,
+            "since": time.time(),
+        }
+        self.wakeup.set()
+
+    async def poll(self) -> Snapshot:
+        """Every known instance with its state, priority and whether its VIPs are here."""
+        error = ""
+        try:
+            self._open()
+        except OSError as exc:
+            error = f"notify fifo: {exc}"
+        try:
+            local = await local_addresses()
+        except (OSError, TimeoutError, ValueError) as exc:
+            local, error = set(), error or f"ip addr: {exc}"
+        snap: Snapshot = {}
+        for name in sorted(set(self.vips) | set(self.states)):
+            known = self.states.get(name, {"state": "UNKNOWN", "priority": None, "since": None})
+            vips = self.vips.get(name, [])
+            snap[name] = {
+                **known,
+                "vips": vips,
+                "vip_here": bool(vips) and all(v in local for v in vips),
+                "agreement": agreement(str(known["state"]), vips, local),
+            }
+        if error:
+            snap["_keepalived"] = {"error": error}
+        return snap
+
+    async def close(self) -> None:
+        """Stop reading the FIFO."""
+        if self._fd is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = None

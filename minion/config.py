@@ -1,0 +1,167 @@
+"""minion.yaml, validated into a frozen :class:`MinionConfig` before anything runs.
+
+Example::
+
+    id: ctl1
+    roles: [controller]
+    heartbeat_interval: 10
+    resync_interval: 30
+    buffer_limit: 10000
+    allowed_roots: [/etc/haproxy, /etc/keepalived]
+    check_commands: [haproxy, keepalived]
+    haproxy_socket: /run/haproxy/admin.sock
+    services:
+      haproxy: {reload: [systemctl, reload, haproxy]}
+    beacons:
+      vrrp: {fifo: /run/hactl/keepalived.fifo, instances: {VI_INTERNAL: {vips: [10.0.0.10]}}}
+      haproxy: {socket: /run/haproxy/admin.sock}
+      service: {endpoints: [{name: keystone, url: "http://10.0.0.10:5000/"}]}
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hactl.errors import ConfigError, TagError
+from hactl.wire.tags import validate_id
+from minion.beacons import REGISTRY as BEACONS
+from minion.executors.base import ExecContext, ServiceCommands
+
+_TOP = {
+    "id",
+    "roles",
+    "heartbeat_interval",
+    "resync_interval",
+    "buffer_limit",
+    "allowed_roots",
+    "check_commands",
+    "haproxy_socket",
+    "services",
+    "beacons",
+    "command_timeout",
+}
+_SERVICE_ACTIONS = ("start", "stop", "reload", "restart")
+
+
+@dataclass(frozen=True, slots=True)
+class MinionConfig:
+    """Everything a minion needs, checked."""
+
+    id: str
+    roles: tuple[str, ...] = ()
+    heartbeat_interval: float = 10.0
+    resync_interval: float = 30.0
+    buffer_limit: int = 10_000
+    allowed_roots: tuple[Path, ...] = ()
+    check_commands: frozenset[str] = frozenset({"haproxy", "keepalived"})
+    haproxy_socket: str = ""
+    services: Mapping[str, ServiceCommands] = field(default_factory=dict)
+    beacons: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    command_timeout: float = 30.0
+
+    def exec_context(self) -> ExecContext:
+        """What the executors may touch."""
+        return ExecContext(
+            minion_id=self.id,
+            allowed_roots=self.allowed_roots,
+            check_commands=self.check_commands,
+            services=self.services,
+            haproxy_socket=self.haproxy_socket,
+            use_systemd=os.path.isdir("/run/systemd/system"),
+            command_timeout=self.command_timeout,
+        )
+
+
+def _lines(text: str) -> dict[str, int]:
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def parse_config(text: str, source: str, *, minion_id: str | None = None) -> MinionConfig:
+    """Parse and validate minion.yaml content; errors name ``source`` and the line."""
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(
+            f"YAML syntax: {getattr(exc, 'problem', exc)}",
+            file=source,
+            line=mark.line + 1 if mark else None,
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("the top level must be a mapping", file=source, line=1)
+    lines = _lines(text)
+
+    def bad(key: str, detail: str) -> ConfigError:
+        return ConfigError(f"{key}: {detail}", file=source, line=lines.get(key))
+
+    for key in raw:
+        if key not in _TOP:
+            raise bad(str(key), f"unknown setting (known: {', '.join(sorted(_TOP))})")
+    ident = minion_id or raw.get("id")
+    if not isinstance(ident, str):
+        raise bad("id", "the minion id is required (here or --id)")
+    try:
+        validate_id(ident)
+    except TagError as exc:
+        raise bad("id", exc.reason) from None
+    beacons = raw.get("beacons") or {}
+    if not isinstance(beacons, dict):
+        raise bad("beacons", "must be a mapping of beacon name to options")
+    for name, opts in beacons.items():
+        if name not in BEACONS:
+            raise bad("beacons", f"unknown beacon {name!r} (known: {', '.join(sorted(BEACONS))})")
+        if not isinstance(opts, dict):
+            raise bad("beacons", f"{name}: options must be a mapping")
+    required = {"vrrp": "fifo", "haproxy": "socket"}
+    for name, key in required.items():
+        if name in beacons and key not in beacons[name]:
+            raise bad("beacons", f"{name}: {key!r} is required")
+    services: dict[str, ServiceCommands] = {}
+    for name, spec in dict(raw.get("services") or {}).items():
+        if not isinstance(spec, dict) or set(spec) - set(_SERVICE_ACTIONS):
+            raise bad("services", f"{name}: give argument lists for {', '.join(_SERVICE_ACTIONS)}")
+        for action, argv in spec.items():
+            if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+                raise bad("services", f"{name}.{action}: must be a list of strings (no shell)")
+        services[str(name)] = ServiceCommands(**{a: tuple(v) for a, v in spec.items()})
+    try:
+        return MinionConfig(
+            id=ident,
+            roles=tuple(str(r) for r in raw.get("roles") or ()),
+            heartbeat_interval=float(raw.get("heartbeat_interval", 10.0)),
+            resync_interval=float(raw.get("resync_interval", 30.0)),
+            buffer_limit=int(raw.get("buffer_limit", 10_000)),
+            allowed_roots=tuple(Path(p) for p in raw.get("allowed_roots") or ()),
+            check_commands=frozenset(raw.get("check_commands") or ("haproxy", "keepalived")),
+            haproxy_socket=str(raw.get("haproxy_socket") or ""),
+            services=services,
+            beacons={str(k): dict(v) for k, v in beacons.items()},
+            command_timeout=float(raw.get("command_timeout", 30.0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad value: {exc}", file=source) from None
+
+
+def load_config(path: Path | None, minion_id: str | None) -> MinionConfig:
+    """Read minion.yaml (optional when ``--id`` is given)."""
+    if path is None:
+        if not minion_id:
+            raise ConfigError("give --id or --config minion.yaml")
+        return parse_config("{}", "<defaults>", minion_id=minion_id)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    return parse_config(text, str(path), minion_id=minion_id)

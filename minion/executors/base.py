@@ -1,0 +1,114 @@
+"""The executor contract: a schema for the arguments and an async body.
+
+Arguments are checked against the schema before anything runs: unknown names, missing required
+ones, wrong types and values outside ``choices`` are refused with a :class:`CommandRefused`
+(the reply says why; nothing was done).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hactl.errors import HactlError
+
+
+class CommandRefused(HactlError):
+    """A command was refused before doing anything."""
+
+    def __init__(self, cmd: str, reason: str) -> None:
+        super().__init__(f"{cmd} refused: {reason}")
+        self.cmd = cmd
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One argument: name, accepted Python types, required or default, allowed values."""
+
+    name: str
+    types: tuple[type, ...]
+    required: bool = True
+    default: Any = None
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceCommands:
+    """How to start/stop/reload/restart one service where there is no systemd."""
+
+    start: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()
+    reload: tuple[str, ...] = ()
+    restart: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExecContext:
+    """What executors may touch on this minion (from minion.yaml)."""
+
+    minion_id: str
+    allowed_roots: tuple[Path, ...] = ()
+    check_commands: frozenset[str] = frozenset({"haproxy", "keepalived"})
+    services: Mapping[str, ServiceCommands] = field(default_factory=dict)
+    haproxy_socket: str = ""
+    use_systemd: bool = False
+    command_timeout: float = 30.0
+
+
+Body = Callable[[ExecContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Executor:
+    """A command the master may send: its schema and its body."""
+
+    name: str
+    args: tuple[Arg, ...]
+    body: Body
+    doc: str = ""
+
+
+def validate_args(ex: Executor, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Checked arguments with defaults filled in, or :class:`CommandRefused`."""
+    known = {a.name for a in ex.args}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise CommandRefused(ex.name, f"unknown argument(s): {', '.join(unknown)}")
+    out: dict[str, Any] = {}
+    for arg in ex.args:
+        if arg.name not in given:
+            if arg.required:
+                raise CommandRefused(ex.name, f"missing argument {arg.name!r}")
+            out[arg.name] = arg.default
+            continue
+        value = given[arg.name]
+        if isinstance(value, bool) and bool not in arg.types:
+            raise CommandRefused(ex.name, f"{arg.name} must be {_names(arg.types)}")
+        if not isinstance(value, arg.types):
+            raise CommandRefused(
+                ex.name, f"{arg.name} must be {_names(arg.types)}, got {type(value).__name__}"
+            )
+        if arg.choices and value not in arg.choices:
+            raise CommandRefused(
+                ex.name, f"{arg.name} must be one of {', '.join(map(str, arg.choices))}"
+            )
+        out[arg.name] = value
+    return out
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in types)
+
+
+def require_argv(cmd: str, value: Any, what: str) -> list[str]:
+    """An argument list of non-empty strings (never a shell string)."""
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v and "\x00" not in v for v in value)
+    ):
+        raise CommandRefused(cmd, f"{what} must be a non-empty list of strings")
+    return list(value)

@@ -1,0 +1,213 @@
+"""``file.apply``: make a file hold exactly the given content, safely.
+
+The new content is staged in a temporary file beside the target, given its mode and owner and
+validated there with the check command (``{path}`` is the staged file), so a rejected config
+never replaces the old one, which stays byte-identical. On success the old file is kept as
+``<path>.hactl-bak`` and the staged file is renamed over the target (atomic on one filesystem).
+The reply carries a unified diff. With ``test: true`` nothing is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import grp
+import os
+import pwd
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from minion.executors.base import Arg, CommandRefused, ExecContext, Executor, require_argv
+from minion.executors.proc import run_argv
+
+NAME = "file.apply"
+BACKUP_SUFFIX = ".hactl-bak"
+_MODE = re.compile(r"^0?[0-7]{3,4}$")
+MAX_DIFF_LINES = 2000
+
+
+def allowed_path(ctx: ExecContext, path: str) -> Path:
+    """The real path of ``path`` if it lies under an allowed root; else refused."""
+    if not path.startswith("/") or "\x00" in path:
+        raise CommandRefused(NAME, f"path must be absolute: {path!r}")
+    real = Path(os.path.realpath(path))
+    for root in ctx.allowed_roots:
+        root_real = Path(os.path.realpath(root))
+        if real == root_real or root_real in real.parents:
+            return real
+    roots = ", ".join(str(r) for r in ctx.allowed_roots) or "(none configured)"
+    raise CommandRefused(NAME, f"{real} is outside the allowed roots {roots}")
+
+
+def unified_diff(old: bytes | None, new: bytes, path: str) -> str:
+    """A unified diff (text files), or a one-line note for binary content."""
+    try:
+        old_text = "" if old is None else old.decode("utf-8")
+        new_text = new.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"binary content differs ({0 if old is None else len(old)} -> {len(new)} bytes)"
+    lines = list(
+        difflib.unified_diff(
+            old_text.splitlines(keepends=True),
+            new_text.splitlines(keepends=True),
+            fromfile=f"{path} (current)" if old is not None else "/dev/null",
+            tofile=f"{path} (new)",
+        )
+    )
+    if len(lines) > MAX_DIFF_LINES:
+        lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more lines\n"]
+    return "".join(lines)
+
+
+def _ids(owner: str | None, group: str | None) -> tuple[int, int]:
+    try:
+        uid = pwd.getpwnam(owner).pw_uid if owner else -1
+        gid = grp.getgrnam(group).gr_gid if group else -1
+    except KeyError as exc:
+        raise CommandRefused(NAME, f"unknown user or group {exc.args[0]}") from None
+    return uid, gid
+
+
+async def apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
+    """The body of ``file.apply``."""
+    target = allowed_path(ctx, args["path"])
+    mode_text = args["mode"]
+    if not _MODE.match(mode_text):
+        raise CommandRefused(NAME, f"mode must be octal like 0644, got {mode_text!r}")
+    mode = int(mode_text, 8)
+    uid, gid = _ids(args["owner"], args["group"])
+    check = None
+    if args["check_cmd"] is not None:
+        check = require_argv(NAME, args["check_cmd"], "check_cmd")
+        if os.path.basename(check[0]) not in ctx.check_commands:
+            raise CommandRefused(
+                NAME,
+                f"check command {check[0]!r} is not allowed "
+                f"(allowed: {', '.join(sorted(ctx.check_commands))})",
+            )
+    content = args["content"]
+    new = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    if target.exists() and not target.is_file():
+        raise CommandRefused(NAME, f"{target} exists and is not a regular file")
+    old = target.read_bytes() if target.exists() else None
+    st = target.stat() if old is not None else None
+    changes: dict[str, Any] = {}
+    if old != new:
+        changes["diff"] = unified_diff(old, new, str(target))
+    if st is None or (st.st_mode & 0o7777) != mode:
+        changes["mode"] = mode_text
+    if st is not None and ((uid not in (-1, st.st_uid)) or (gid not in (-1, st.st_gid))):
+        changes["owner"] = f"{args['owner'] or ''}:{args['group'] or ''}"
+    if not changes:
+        return {"result": True, "changes": {}, "comment": f"{target} is already as wanted"}
+    if args["test"]:
+        return {"result": None, "changes": changes, "comment": f"{target} would be changed"}
+    if not target.parent.is_dir():
+        if not args["makedirs"]:
+            return {
+                "result": False,
+                "changes": {},
+                "comment": f"directory {target.parent} does not exist",
+            }
+        target.parent.mkdir(parents=True, exist_ok=True)
+    failure, backup = await _commit(
+        ctx, target, new, old, st, mode, (uid, gid), check, keep_backup=args["backup"]
+    )
+    if failure is not None:
+        return failure
+    return {
+        "result": True,
+        "changes": changes,
+        "backup": backup,
+        "comment": f"{target} updated" if old is not None else f"{target} created",
+    }
+
+
+async def _commit(
+    ctx: ExecContext,
+    target: Path,
+    new: bytes,
+    old: bytes | None,
+    st: os.stat_result | None,
+    mode: int,
+    ids: tuple[int, int],
+    check: list[str] | None,
+    *,
+    keep_backup: bool,
+) -> tuple[dict[str, Any] | None, str]:
+    """Stage, check, back up and rename. Returns (failure reply or None, backup path)."""
+    fd, staged = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".hactl", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(new)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(staged, mode)
+        if ids != (-1, -1):
+            os.chown(staged, *ids)
+        if check is not None:
+            argv = [a.replace("{path}", staged) for a in check]
+            res = await run_argv(argv, ctx.command_timeout)
+            if res.code != 0:
+                return {
+                    "result": False,
+                    "changes": {},
+                    "comment": f"check {' '.join(check)} failed (exit {res.code}); "
+                    f"{target} left unchanged",
+                    "check_output": res.output[-4000:],
+                }, ""
+        backup = ""
+        if old is not None and keep_backup:
+            backup = str(target) + BACKUP_SUFFIX
+            _write_atomic(Path(backup), old, st.st_mode & 0o7777 if st else 0o600)
+        os.replace(staged, target)
+        staged = ""
+        _fsync_dir(target.parent)
+    finally:
+        if staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staged)
+    return None, backup
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+FILE_APPLY = Executor(
+    name=NAME,
+    args=(
+        Arg("path", (str,)),
+        Arg("content", (str, bytes)),
+        Arg("mode", (str,), required=False, default="0644"),
+        Arg("owner", (str,), required=False),
+        Arg("group", (str,), required=False),
+        Arg("check_cmd", (list,), required=False),
+        Arg("backup", (bool,), required=False, default=True),
+        Arg("makedirs", (bool,), required=False, default=False),
+        Arg("test", (bool,), required=False, default=False),
+    ),
+    body=apply,
+    doc=__doc__ or "",
+)
