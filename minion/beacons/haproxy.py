@@ -48,7 +48,9 @@ def parse_show_stat(text: str) -> Snapshot:
             "server": server,
             "status": normalize_status(row.get("status", "")),
             "raw_status": row.get("status", ""),
-            "weight": _int(row.get("weight", "")),
+            # A BACKEND row's weight is the sum of its servers': derived, so not "weight".
+            "weight": _int(row.get("weight", "")) if server != "BACKEND" else None,
+            "total_weight": _int(row.get("weight", "")) if server == "BACKEND" else None,
             "scur": _int(row.get("scur", "")) or 0,
             "check_status": row.get("check_status", ""),
             "active": row.get("act") == "1",

@@ -156,7 +156,7 @@ async def _commit(
                     "changes": {},
                     "comment": f"check {' '.join(check)} failed (exit {res.code}); "
                     f"{target} left unchanged",
-                    "check_output": res.output[-4000:],
+                    "check_output": res.output.replace(staged, str(target))[-4000:],
                 }, ""
         backup = ""
         if old is not None and keep_backup:

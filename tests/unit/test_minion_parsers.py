@@ -1,0 +1,148 @@
+"""Beacon parsers on golden inputs captured from the real daemons, and the change diff."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from minion.beacons.base import diff, event_data
+from minion.beacons.haproxy import normalize_status, parse_show_stat
+from minion.beacons.vrrp import Notify, agreement, parse_ip_addr_json, parse_notify
+from minion.executors.base import Arg, CommandRefused, Executor, validate_args
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+async def _noop(ctx: object, args: object) -> dict[str, object]:
+    return {}
+
+
+def test_show_stat_golden_haproxy_2_6() -> None:
+    """`show stat` from HAProxy 2.6.12 (drain, maint, down, weight 50) parses to the right items."""
+    items = parse_show_stat((GOLDEN / "haproxy_show_stat.csv").read_text())
+    assert set(items) == {
+        "be_api/web1",
+        "be_api/web2",
+        "be_api/web3",
+        "be_api/BACKEND",
+        "be_galera/db1",
+        "be_galera/db2",
+        "be_galera/BACKEND",
+    }
+    assert items["be_api/web1"]["status"] == "UP" and items["be_api/web1"]["weight"] == 50
+    assert items["be_api/web2"]["status"] == "DOWN"
+    assert items["be_api/web2"]["check_status"] == "L4CON"
+    assert items["be_api/web3"]["status"] == "DRAIN"
+    assert items["be_galera/db2"]["status"] == "MAINT" and items["be_galera/db2"]["backup"]
+    assert items["be_galera/BACKEND"]["status"] == "DOWN"
+
+
+def test_show_stat_rejects_other_answers() -> None:
+    """An error answer from the socket is not mistaken for an empty proxy list."""
+    with pytest.raises(ValueError, match="not a show stat"):
+        parse_show_stat("Unknown command. Please enter one of the following commands only :\n")
+
+
+@pytest.mark.parametrize(
+    ("raw", "settled"),
+    [
+        ("UP 1/2", "UP"),
+        ("DOWN 1/2", "DOWN"),
+        ("NOLB 1/3", "NOLB"),
+        ("MAINT", "MAINT"),
+        ("no check", "no check"),
+    ],
+)
+def test_transitional_statuses_fold(raw: str, settled: str) -> None:
+    """'UP 1/2' (failing, not yet down) counts as UP, so going down is a single change."""
+    assert normalize_status(raw) == settled
+
+
+@pytest.mark.parametrize(
+    ("line", "note"),
+    [
+        ('INSTANCE "VI_1" MASTER 150', Notify("INSTANCE", "VI_1", "MASTER", 150)),
+        ('INSTANCE "VI_INTERNAL" BACKUP 100', Notify("INSTANCE", "VI_INTERNAL", "BACKUP", 100)),
+        ('INSTANCE "VI_1" FAULT 0\n', Notify("INSTANCE", "VI_1", "FAULT", 0)),
+        ('INSTANCE "VI_1" STOP 0', Notify("INSTANCE", "VI_1", "STOP", 0)),
+        ('GROUP "G1" MASTER 0', Notify("GROUP", "G1", "MASTER", 0)),
+        ("INSTANCE VI_1 MASTER 150", Notify("INSTANCE", "VI_1", "MASTER", 150)),
+    ],
+)
+def test_keepalived_notify_lines(line: str, note: Notify) -> None:
+    """keepalived notify FIFO / notify script lines parse to kind, name, state, priority."""
+    assert parse_notify(line) == note
+
+
+@pytest.mark.parametrize("line", ["", "hello", 'INSTANCE "VI_1" DANCING 5', 'INSTANCE "x" MASTER'])
+def test_non_notify_lines_are_ignored(line: str) -> None:
+    """Anything else on the FIFO is not a state."""
+    assert parse_notify(line) is None
+
+
+def test_ip_addr_json_and_agreement() -> None:
+    """Local addresses come from `ip -j addr`; state and VIP presence are cross-checked."""
+    text = json.dumps(
+        [
+            {
+                "ifname": "eth0",
+                "addr_info": [
+                    {"family": "inet", "local": "10.99.0.11"},
+                    {"family": "inet", "local": "10.99.0.100"},
+                ],
+            }
+        ]
+    )
+    local = parse_ip_addr_json(text)
+    assert local == {"10.99.0.11", "10.99.0.100"}
+    assert agreement("MASTER", ["10.99.0.100"], local) == "ok"
+    assert agreement("BACKUP", ["10.99.0.100"], local) == "vip_without_master"
+    assert agreement("MASTER", ["10.99.0.200"], local) == "master_without_vip"
+    assert agreement("BACKUP", ["10.99.0.200"], local) == "ok"
+
+
+def test_diff_reports_significant_changes_with_prev() -> None:
+    """Only significant fields count; appearing and vanishing items are changes too."""
+    sig = frozenset({"status", "weight"})
+    prev = {
+        "be/web1": {"status": "UP", "weight": 1, "scur": 5},
+        "be/web2": {"status": "UP", "weight": 1, "scur": 0},
+    }
+    cur = {
+        "be/web1": {"status": "DOWN", "weight": 1, "scur": 9},
+        "be/web3": {"status": "UP", "weight": 1, "scur": 0},
+    }
+    changes = [c.as_dict() for c in diff(prev, cur, sig)]
+    assert changes == [
+        {"item": "be/web1", "field": "status", "value": "DOWN", "prev": "UP"},
+        {"item": "be/web2", "field": "present", "value": False, "prev": True},
+        {"item": "be/web3", "field": "present", "value": True, "prev": False},
+    ]
+    assert diff(prev, {**prev, "be/web1": {**prev["be/web1"], "scur": 99}}, sig) == []
+    assert diff(None, cur, sig) == []
+    assert event_data(cur, [], resync=True)["resync"] is True
+
+
+def test_argument_schema() -> None:
+    """Unknown, missing, mistyped and out-of-choice arguments are refused before running."""
+    ex = Executor(
+        "x.y",
+        (
+            Arg("name", (str,)),
+            Arg("n", (int,), required=False, default=3),
+            Arg("mode", (str,), required=False, choices=("a", "b")),
+        ),
+        _noop,
+    )
+    assert validate_args(ex, {"name": "k"}) == {"name": "k", "n": 3, "mode": None}
+    for bad in (
+        {},
+        {"name": 1},
+        {"name": "k", "n": True},
+        {"name": "k", "mode": "c"},
+        {"name": "k", "rm": "-rf"},
+    ):
+        with pytest.raises(CommandRefused):
+            validate_args(ex, bad)
