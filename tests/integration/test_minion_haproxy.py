@@ -147,7 +147,8 @@ async def test_runtime_drain_and_weight_through_the_bus(rig: Rig) -> None:
         {"verb": "set_weight", "backend": "be_api", "server": "web2", "weight": 50},
         timeout=10,
     )
-    assert reply.ok and reply.result["result"] is True
+    assert reply.ok
+    assert reply.result["result"] is True
     ev = await asyncio.wait_for(rig.events.get(), 5)
     assert {"item": "be_api/web2", "field": "weight", "value": 50, "prev": 1} in ev.data["changes"]
     bad = await rig.bus.request(
@@ -155,7 +156,8 @@ async def test_runtime_drain_and_weight_through_the_bus(rig: Rig) -> None:
         "haproxy.runtime",
         {"verb": "set_state", "backend": "be_api", "server": "web1\nshutdown", "state": "ready"},
     )
-    assert not bad.ok and bad.error_type == "CommandRefused"
+    assert not bad.ok
+    assert bad.error_type == "CommandRefused"
 
 
 async def test_file_apply_refuses_invalid_config_and_keeps_old_bytes(rig: Rig) -> None:
@@ -203,24 +205,29 @@ async def test_file_apply_refuses_invalid_config_and_keeps_old_bytes(rig: Rig) -
 
 
 async def test_refusals(rig: Rig) -> None:
-    """Outside the allowed roots, an unknown command, a disallowed checker: refused, nothing done."""
+    """Outside the roots, an unknown command, a disallowed checker: refused, nothing done."""
     outside = await rig.bus.request("itm1", "file.apply", {"path": "/etc/passwd", "content": "x"})
-    assert not outside.ok and outside.error_type == "CommandRefused"
+    assert not outside.ok
+    assert outside.error_type == "CommandRefused"
     assert "outside the allowed roots" in outside.error_message
     sneaky = await rig.bus.request(
         "itm1", "file.apply", {"path": str(rig.cfg.parent / ".." / "escape.cfg"), "content": "x"}
     )
-    assert not sneaky.ok and not (rig.cfg.parent.parent / "escape.cfg").exists()
+    assert not sneaky.ok
+    assert not (rig.cfg.parent.parent / "escape.cfg").exists()
     unknown = await rig.bus.request("itm1", "shell.run", {"cmd": "id"})
-    assert not unknown.ok and unknown.error_type == "UnknownCommand"
+    assert not unknown.ok
+    assert unknown.error_type == "UnknownCommand"
     checker = await rig.bus.request(
         "itm1",
         "file.apply",
         {"path": str(rig.cfg), "content": "x", "check_cmd": ["sh", "-c", "id"]},
     )
-    assert not checker.ok and "not allowed" in checker.error_message
+    assert not checker.ok
+    assert "not allowed" in checker.error_message
     ping = await rig.bus.request("itm1", "test.ping")
-    assert ping.ok and ping.result["id"] == "itm1"
+    assert ping.ok
+    assert ping.result["id"] == "itm1"
 
 
 json_values = st.recursive(

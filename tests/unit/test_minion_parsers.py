@@ -31,11 +31,13 @@ def test_show_stat_golden_haproxy_2_6() -> None:
         "be_galera/db2",
         "be_galera/BACKEND",
     }
-    assert items["be_api/web1"]["status"] == "UP" and items["be_api/web1"]["weight"] == 50
+    assert items["be_api/web1"]["status"] == "UP"
+    assert items["be_api/web1"]["weight"] == 50
     assert items["be_api/web2"]["status"] == "DOWN"
     assert items["be_api/web2"]["check_status"] == "L4CON"
     assert items["be_api/web3"]["status"] == "DRAIN"
-    assert items["be_galera/db2"]["status"] == "MAINT" and items["be_galera/db2"]["backup"]
+    assert items["be_galera/db2"]["status"] == "MAINT"
+    assert items["be_galera/db2"]["backup"]
     assert items["be_galera/BACKEND"]["status"] == "DOWN"
 
 
