@@ -7,7 +7,8 @@ transition is on the bus within milliseconds. Each poll also reads the local add
 VIP, as after ``kill -9 keepalived``) or MASTER without it.
 
 Options: ``fifo`` (path, created if missing), ``instances`` ({name: {vips: [addr, ...]}}),
-``interval`` (default 1 s).
+``interval`` (default 1 s), ``netns`` (read addresses of this named network namespace instead
+of the minion's own; for a minion watching a lab node from outside).
 """
 
 from __future__ import annotations
@@ -70,10 +71,11 @@ def agreement(state: str, vips: list[str], local: set[str]) -> str:
     return "ok"
 
 
-async def local_addresses(timeout: float = 2.0) -> set[str]:
-    """This namespace's addresses (``ip -j addr``)."""
+async def local_addresses(timeout: float = 2.0, netns: str = "") -> set[str]:
+    """This namespace's addresses (``ip -j addr``), or those of the named ``netns``."""
+    argv = ["ip", "-n", netns, "-j", "addr"] if netns else ["ip", "-j", "addr"]
     proc = await asyncio.create_subprocess_exec(
-        "ip", "-j", "addr", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
@@ -93,6 +95,7 @@ class VrrpBeacon:
     def __init__(self, ctx: BeaconContext) -> None:
         self.fifo = str(ctx.options["fifo"])
         self.interval = float(ctx.options.get("interval", 1.0))
+        self.netns = str(ctx.options.get("netns", ""))
         self.vips: dict[str, list[str]] = {
             str(name): [str(v).split("/")[0] for v in spec.get("vips", [])]
             for name, spec in dict(ctx.options.get("instances", {})).items()
@@ -147,7 +150,7 @@ class VrrpBeacon:
         except OSError as exc:
             error = f"notify fifo: {exc}"
         try:
-            local = await local_addresses()
+            local = await local_addresses(netns=self.netns)
         except (OSError, TimeoutError, ValueError) as exc:
             local, error = set(), error or f"ip addr: {exc}"
         snap: Snapshot = {}
