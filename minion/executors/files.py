@@ -138,13 +138,8 @@ async def _commit(
     keep_backup: bool,
 ) -> tuple[dict[str, Any] | None, str]:
     """Stage, check, back up and rename. Returns (failure reply or None, backup path)."""
-    fd, staged = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".hactl", dir=target.parent)
+    staged = _stage(target, new, mode)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(new)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(staged, mode)
         if ids != (-1, -1):
             os.chown(staged, *ids)
         if check is not None:
@@ -172,14 +167,25 @@ async def _commit(
     return None, backup
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def _stage(target: Path, data: bytes, mode: int) -> str:
+    """Write ``data`` (fsynced, with ``mode``) to a hidden temp file beside ``target``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".hactl", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    tmp = _stage(path, data, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
