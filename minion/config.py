@@ -16,13 +16,24 @@ Example::
       vrrp: {fifo: /run/hactl/keepalived.fifo, instances: {VI_INTERNAL: {vips: [10.0.0.10]}}}
       haproxy: {socket: /run/haproxy/admin.sock}
       service: {endpoints: [{name: keystone, url: "http://10.0.0.10:5000/"}]}
+      galera: {socket: /run/mysqld/mysqld.sock, datadir: /var/lib/mysql}
+      rabbitmq: {node: rabbit@ctl1, user: hactl, password_file: /etc/hactl/rabbit.pw}
+    galera:            # for galera.position|bootstrap|start
+      defaults_file: /etc/mysql/my.cnf
+      datadir: /var/lib/mysql
+      socket: /run/mysqld/mysqld.sock
+      pid_file: /run/mysqld/mysqld.pid
+    rabbitmq:          # for rabbitmq.forget_node
+      node: rabbit@ctl1
+      rabbitmqctl: [rabbitmqctl]
+      env: {HOME: /var/lib/rabbitmq}
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +42,7 @@ import yaml
 from hactl.errors import ConfigError, TagError
 from hactl.wire.tags import validate_id
 from minion.beacons import REGISTRY as BEACONS
-from minion.executors.base import ExecContext, ServiceCommands
+from minion.executors.base import ExecContext, GaleraSettings, RabbitSettings, ServiceCommands
 
 _TOP = {
     "id",
@@ -45,6 +56,8 @@ _TOP = {
     "services",
     "beacons",
     "command_timeout",
+    "galera",
+    "rabbitmq",
 }
 _SERVICE_ACTIONS = ("start", "stop", "reload", "restart")
 
@@ -64,6 +77,8 @@ class MinionConfig:
     services: Mapping[str, ServiceCommands] = field(default_factory=dict)
     beacons: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     command_timeout: float = 30.0
+    galera: GaleraSettings | None = None
+    rabbitmq: RabbitSettings | None = None
 
     def exec_context(self) -> ExecContext:
         """What the executors may touch."""
@@ -75,6 +90,8 @@ class MinionConfig:
             haproxy_socket=self.haproxy_socket,
             use_systemd=os.path.isdir("/run/systemd/system"),
             command_timeout=self.command_timeout,
+            galera=self.galera,
+            rabbitmq=self.rabbitmq,
         )
 
 
@@ -86,6 +103,27 @@ def _lines(text: str) -> dict[str, int]:
     if not isinstance(node, yaml.MappingNode):
         return {}
     return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _section(
+    raw: dict[str, Any], key: str, cls: type[Any], bad: Callable[[str, str], ConfigError]
+) -> Any:
+    """A settings dataclass from one mapping section, or None when the section is absent."""
+    spec = raw.get(key)
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise bad(key, "must be a mapping")
+    names = {f.name for f in fields(cls)}
+    if unknown := sorted(set(spec) - names):
+        raise bad(
+            key, f"unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})"
+        )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise bad(key, str(exc)) from None
 
 
 def parse_config(text: str, source: str, *, minion_id: str | None = None) -> MinionConfig:
@@ -124,10 +162,18 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             raise bad("beacons", f"unknown beacon {name!r} (known: {', '.join(sorted(BEACONS))})")
         if not isinstance(opts, dict):
             raise bad("beacons", f"{name}: options must be a mapping")
-    required = {"vrrp": "fifo", "haproxy": "socket"}
-    for name, key in required.items():
-        if name in beacons and key not in beacons[name]:
-            raise bad("beacons", f"{name}: {key!r} is required")
+    required = {
+        "vrrp": ("fifo",),
+        "haproxy": ("socket",),
+        "galera": ("socket", "datadir"),
+        "rabbitmq": ("node",),
+    }
+    for name, keys in required.items():
+        for key in keys:
+            if name in beacons and key not in beacons[name]:
+                raise bad("beacons", f"{name}: {key!r} is required")
+    galera = _section(raw, "galera", GaleraSettings, bad)
+    rabbitmq = _section(raw, "rabbitmq", RabbitSettings, bad)
     services: dict[str, ServiceCommands] = {}
     for name, spec in dict(raw.get("services") or {}).items():
         if not isinstance(spec, dict) or set(spec) - set(_SERVICE_ACTIONS):
@@ -149,6 +195,8 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             services=services,
             beacons={str(k): dict(v) for k, v in beacons.items()},
             command_timeout=float(raw.get("command_timeout", 30.0)),
+            galera=galera,
+            rabbitmq=rabbitmq,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value: {exc}", file=source) from None

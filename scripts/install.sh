@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-pip make iproute2 haproxy keepalived socat curl psmisc)
+APT_PACKAGES=(python3 python3-venv python3-pip make iproute2 haproxy keepalived socat curl psmisc
+  mariadb-server galera-4 rsync rabbitmq-server)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -20,11 +21,12 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-  # On a box with systemd, Debian starts haproxy/keepalived in the root namespace on install.
+  # On a box with systemd, Debian starts these daemons in the root namespace on install.
   # hactl runs its own, per node; stop the distribution's copies that this install started.
   if [[ -d /run/systemd/system ]]; then
-    for svc in haproxy keepalived; do
-      if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
+    for svc in haproxy keepalived mariadb rabbitmq-server; do
+      pkg=$svc; [[ $svc == mariadb ]] && pkg=mariadb-server
+      if printf '%s\n' "${missing[@]}" | grep -qx "$pkg"; then
         systemctl disable --now "$svc" >/dev/null 2>&1 || true
       fi
     done

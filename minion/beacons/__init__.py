@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from minion.beacons.base import Beacon, BeaconContext
+from minion.beacons.galera import GaleraBeacon
 from minion.beacons.haproxy import HaproxyBeacon
+from minion.beacons.rabbitmq import RabbitmqBeacon
 from minion.beacons.service import ServiceBeacon
 from minion.beacons.vrrp import VrrpBeacon
 
@@ -15,6 +17,8 @@ REGISTRY: dict[str, BeaconFactory] = {
     "vrrp": VrrpBeacon,
     "haproxy": HaproxyBeacon,
     "service": ServiceBeacon,
+    "galera": GaleraBeacon,
+    "rabbitmq": RabbitmqBeacon,
 }
 
 __all__ = ["REGISTRY", "Beacon", "BeaconContext", "BeaconFactory"]

@@ -6,12 +6,24 @@ from hactl.log import get_logger
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
 from minion.executors.base import CommandRefused, ExecContext, Executor, validate_args
 from minion.executors.files import FILE_APPLY
+from minion.executors.galera import GALERA_BOOTSTRAP, GALERA_POSITION, GALERA_START
+from minion.executors.rabbitmq import RABBITMQ_FORGET_NODE
 from minion.executors.runtime import HAPROXY_RUNTIME, SERVICE_EXECUTORS, TEST_PING
 
 log = get_logger("hactl.minion")
 
 REGISTRY: dict[str, Executor] = {
-    ex.name: ex for ex in (FILE_APPLY, HAPROXY_RUNTIME, TEST_PING, *SERVICE_EXECUTORS)
+    ex.name: ex
+    for ex in (
+        FILE_APPLY,
+        HAPROXY_RUNTIME,
+        TEST_PING,
+        *SERVICE_EXECUTORS,
+        GALERA_POSITION,
+        GALERA_BOOTSTRAP,
+        GALERA_START,
+        RABBITMQ_FORGET_NODE,
+    )
 }
 
 

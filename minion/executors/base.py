@@ -46,6 +46,26 @@ class ServiceCommands:
 
 
 @dataclass(frozen=True, slots=True)
+class GaleraSettings:
+    """Where the local MariaDB Galera node lives (the ``galera`` section of minion.yaml)."""
+
+    defaults_file: str
+    datadir: str
+    socket: str
+    pid_file: str = ""
+    mariadbd: str = "/usr/sbin/mariadbd"
+
+
+@dataclass(frozen=True, slots=True)
+class RabbitSettings:
+    """How to reach the local RabbitMQ node's CLI (the ``rabbitmq`` section of minion.yaml)."""
+
+    node: str
+    rabbitmqctl: tuple[str, ...] = ("rabbitmqctl",)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ExecContext:
     """What executors may touch on this minion (from minion.yaml)."""
 
@@ -56,6 +76,8 @@ class ExecContext:
     haproxy_socket: str = ""
     use_systemd: bool = False
     command_timeout: float = 30.0
+    galera: GaleraSettings | None = None
+    rabbitmq: RabbitSettings | None = None
 
 
 Body = Callable[[ExecContext, dict[str, Any]], Awaitable[dict[str, Any]]]

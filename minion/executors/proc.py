@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -20,11 +22,14 @@ class ProcResult:
         return (self.stderr.strip() + "\n" + self.stdout.strip()).strip()
 
 
-async def run_argv(argv: list[str], timeout: float) -> ProcResult:
-    """Run ``argv``; a missing program or a timeout is a result with code 127 / 124."""
+async def run_argv(
+    argv: list[str], timeout: float, env: Mapping[str, str] | None = None
+) -> ProcResult:
+    """Run ``argv`` (``env`` added to ours); a missing program or a timeout -> 127 / 124."""
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
+            env={**os.environ, **env} if env else None,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -1,0 +1,150 @@
+"""The ``rabbitmq`` beacon: is the broker up, who is in the cluster, partitions and alarms.
+
+Never spawns ``rabbitmqctl`` (each call boots an Erlang VM, ~1 s). Two cheap probes instead:
+
+- an AMQP probe: connect to the listener, send the protocol header and read the broker's
+  ``Connection.Start`` frame -- the broker itself answers, not just a TCP port;
+- the management HTTP API ``GET /api/nodes``: every cluster member with ``running``,
+  ``partitions`` and its memory/disk alarms (needs the ``rabbitmq_management`` plugin; without
+  it the beacon still reports the AMQP state and says the API is unavailable).
+
+Options: ``node`` (this node's name, e.g. ``rabbit@ctl1``, required), ``amqp``
+(``host:port``, default ``127.0.0.1:5672``), ``api`` (default ``http://127.0.0.1:15672``),
+``user`` (default ``guest``), ``password`` or ``password_file``, ``interval`` (default 1 s),
+``timeout`` (default 1 s). One item, ``local``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from minion.beacons.base import BeaconContext, Item, Snapshot
+
+ITEM = "local"
+AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+def parse_amqp_start(frame: bytes) -> bool:
+    """True when ``frame`` starts an AMQP 0-9-1 method frame on channel 0 (Connection.Start)."""
+    # frame: type(1)=1, channel(2)=0, size(4), then class 10 method 10
+    return (
+        len(frame) >= 11
+        and frame[0] == 1
+        and frame[1:3] == b"\x00\x00"
+        and frame[7:11] == (b"\x00\x0a\x00\x0a")
+    )
+
+
+def parse_nodes(payload: Any, local: str) -> Item:
+    """``/api/nodes`` JSON -> members, running members, partitions and alarms."""
+    if not isinstance(payload, list):
+        raise ValueError("not a node list")
+    members, running, partitions, alarms = [], [], set(), []
+    for node in payload:
+        if not isinstance(node, dict) or not isinstance(node.get("name"), str):
+            raise ValueError("node without a name")
+        name = node["name"]
+        members.append(name)
+        if node.get("running"):
+            running.append(name)
+        for other in node.get("partitions") or []:
+            partitions.add(f"{name}|{other}")
+        for alarm in ("mem_alarm", "disk_free_alarm"):
+            if node.get(alarm):
+                alarms.append(f"{name}:{alarm}")
+    return {
+        "members": sorted(members),
+        "running_members": sorted(running),
+        "partitions": sorted(partitions),
+        "alarms": sorted(alarms),
+        "local_listed": local in members,
+    }
+
+
+async def amqp_probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
+    """(up, detail): the broker answered the protocol header with Connection.Start."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError) as exc:
+        return False, f"connect: {type(exc).__name__}: {exc}".strip()
+    try:
+        writer.write(AMQP_HEADER)
+        await writer.drain()
+        frame = await asyncio.wait_for(reader.read(64), timeout)
+        return (True, "Connection.Start") if parse_amqp_start(frame) else (False, f"{frame[:16]!r}")
+    except (OSError, TimeoutError) as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def http_get_json(url: str, auth: str, timeout: float) -> Any:
+    """GET ``url`` (HTTP/1.0, basic auth) and decode the JSON body; raises on any failure."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        writer.write(
+            f"GET {parts.path or '/'} HTTP/1.0\r\nHost: {host}\r\n"
+            f"Authorization: Basic {auth}\r\nAccept: application/json\r\n\r\n".encode()
+        )
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    if len(status) < 2 or status[1] != b"200":
+        raise ValueError(f"HTTP {status[1:2]!r} from {url}")
+    return json.loads(body)
+
+
+class RabbitmqBeacon:
+    """AMQP probe and management API each poll; both bounded by ``timeout``."""
+
+    name = "rabbitmq"
+    significant = frozenset(
+        {"present", "running", "api", "members", "running_members", "partitions", "alarms"}
+    )
+
+    def __init__(self, ctx: BeaconContext) -> None:
+        opts = ctx.options
+        self.node = str(opts["node"])
+        host, _, port = str(opts.get("amqp", "127.0.0.1:5672")).rpartition(":")
+        self.amqp = (host or "127.0.0.1", int(port))
+        self.api = str(opts.get("api", "http://127.0.0.1:15672")).rstrip("/")
+        pw_file = opts.get("password_file")
+        password = (
+            Path(pw_file).read_text().strip() if pw_file else str(opts.get("password", "guest"))
+        )
+        user = str(opts.get("user", "guest"))
+        self.auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.interval = float(opts.get("interval", 1.0))
+        self.timeout = float(opts.get("timeout", 1.0))
+
+    async def poll(self) -> Snapshot:
+        """The local broker's state and its view of the cluster."""
+        up, detail = await amqp_probe(*self.amqp, self.timeout)
+        item: Item = {"node": self.node, "running": up, "detail": detail}
+        try:
+            nodes = await http_get_json(f"{self.api}/api/nodes", self.auth, self.timeout)
+            item.update(parse_nodes(nodes, self.node), api=True)
+        except (OSError, TimeoutError, ValueError) as exc:
+            item.update(
+                api=False, api_detail=f"{type(exc).__name__}: {exc}"[:200],
+                members=None, running_members=None, partitions=None, alarms=None,
+            )  # fmt: skip
+        return {ITEM: item}
+
+    async def close(self) -> None:
+        """Nothing held between polls."""

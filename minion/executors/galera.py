@@ -1,0 +1,255 @@
+"""``galera.position``, ``galera.bootstrap`` and ``galera.start``: the minion's Galera hands.
+
+All three need the ``galera`` section of minion.yaml (defaults_file, datadir, socket). The
+master's planner decides; these only act on the local node and refuse anything unsafe here:
+
+- ``galera.position`` never runs ``--wsrep-recover`` while the server answers or its pid is
+  alive (InnoDB would be opened twice); a clean grastate.dat (seqno >= 0) is used as is.
+- ``galera.bootstrap`` refuses while the server runs, and refuses when the position it finds
+  is not the one the planner chose (``uuid``/``seqno`` arguments): a stale decision must not
+  bootstrap an older node. It then sets ``safe_to_bootstrap: 1`` and starts
+  ``mariadbd --wsrep-new-cluster --wsrep-start-position=uuid:seqno``.
+- ``galera.start`` starts a joiner with ``--wsrep-start-position`` (IST rather than a full SST).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from minion.beacons.galera import parse_recovered, read_grastate
+from minion.executors.base import Arg, CommandRefused, ExecContext, Executor, GaleraSettings
+from minion.executors.proc import run_argv
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _settings(ctx: ExecContext, cmd: str) -> GaleraSettings:
+    if ctx.galera is None:
+        raise CommandRefused(cmd, "no galera section in this minion's configuration")
+    return ctx.galera
+
+
+def _pid_alive(g: GaleraSettings) -> int | None:
+    try:
+        pid = int(Path(g.pid_file).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _wsrep(g: GaleraSettings, timeout: float = 1.0) -> dict[str, str] | None:
+    """The wsrep status of the local server, or None when it does not answer."""
+    try:
+        conn = pymysql.connect(
+            unix_socket=g.socket, user="root", connect_timeout=timeout, read_timeout=timeout
+        )
+    except (pymysql.Error, OSError):
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep\\_%'")
+            return {str(k): str(v) for k, v in cur.fetchall()}
+    except (pymysql.Error, OSError):
+        return None
+    finally:
+        conn.close()
+
+
+async def _running(g: GaleraSettings) -> str | None:
+    """Why the server counts as running (answers, or its pid lives), or None."""
+    if await asyncio.to_thread(_wsrep, g) is not None:
+        return f"mariadbd answers on {g.socket}"
+    pid = _pid_alive(g)
+    return f"mariadbd pid {pid} is alive" if pid else None
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+async def _recover(ctx: ExecContext, g: GaleraSettings) -> tuple[str, int] | str:
+    """Run ``--wsrep-recover``: the position, or what went wrong."""
+    # mariadbd drops to the datadir's owner (user=mysql): give it a private folder of its own.
+    tmp = tempfile.mkdtemp(prefix="hactl-recover-")
+    st = os.stat(g.datadir)
+    os.chown(tmp, st.st_uid, st.st_gid)
+    log_path = os.path.join(tmp, "recover.log")
+    try:
+        res = await run_argv(
+            [
+                g.mariadbd,
+                f"--defaults-file={g.defaults_file}",
+                "--wsrep-recover",
+                f"--log-error={log_path}",
+            ],
+            ctx.command_timeout,
+        )
+        text = await asyncio.to_thread(_read, log_path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    found = parse_recovered(text)
+    if found is None:
+        return f"--wsrep-recover exit {res.code}: " + (text.strip()[-500:] or res.output[-500:])
+    return found
+
+
+async def position(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
+    """This node's last committed position and where it came from."""
+    g = _settings(ctx, "galera.position")
+    status = await asyncio.to_thread(_wsrep, g)
+    if status is not None:
+        return {
+            "result": True,
+            "running": True,
+            "source": "live",
+            "uuid": status.get("wsrep_cluster_state_uuid"),
+            "seqno": int(status.get("wsrep_last_committed", "-1")),
+            "cluster_status": status.get("wsrep_cluster_status"),
+            "safe_to_bootstrap": False,
+        }
+    if pid := _pid_alive(g):
+        raise CommandRefused("galera.position", f"mariadbd pid {pid} is alive but not answering")
+    grastate = read_grastate(g.datadir) or {}
+    stb = bool(grastate.get("safe_to_bootstrap"))
+    seqno = grastate.get("seqno")
+    if grastate.get("uuid") and isinstance(seqno, int) and seqno >= 0 and not args["recover"]:
+        return {"result": True, "running": False, "source": "grastate", "uuid": grastate["uuid"],
+                "seqno": seqno, "safe_to_bootstrap": stb}  # fmt: skip
+    found = await _recover(ctx, g)
+    if isinstance(found, str):
+        return {"result": False, "running": False, "source": "recover", "comment": found}
+    return {"result": True, "running": False, "source": "recover", "uuid": found[0],
+            "seqno": found[1], "safe_to_bootstrap": stb}  # fmt: skip
+
+
+def _set_safe_to_bootstrap(datadir: str) -> None:
+    path = Path(datadir) / "grastate.dat"
+    text = path.read_text(encoding="utf-8")
+    new = re.sub(r"(?m)^safe_to_bootstrap:\s*\d+", "safe_to_bootstrap: 1", text)
+    tmp = path.with_name(".grastate.dat.hactl")
+    tmp.write_text(new, encoding="utf-8")
+    st = path.stat()
+    os.chown(tmp, st.st_uid, st.st_gid)
+    os.chmod(tmp, st.st_mode & 0o7777)
+    os.replace(tmp, path)
+
+
+async def _spawn(g: GaleraSettings, extra: list[str]) -> int:
+    """Start mariadbd detached (its own session); the minion reaps it if it exits."""
+    proc = await asyncio.create_subprocess_exec(
+        g.mariadbd,
+        f"--defaults-file={g.defaults_file}",
+        *extra,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _REAPERS.add(asyncio.ensure_future(proc.wait()))
+    return proc.pid
+
+
+_REAPERS: set[asyncio.Future[int]] = set()
+
+
+async def _wait_state(g: GaleraSettings, want: str, timeout: float) -> dict[str, str] | None:
+    """Poll until the node reports ``want`` (Synced) or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        status = await asyncio.to_thread(_wsrep, g)
+        if status and status.get("wsrep_local_state_comment") == want:
+            return status
+        await asyncio.sleep(0.1)
+    return status
+
+
+def _check_position(cmd: str, uuid: str, seqno: int) -> str:
+    if not _UUID.match(uuid) or seqno < -1:
+        raise CommandRefused(cmd, f"bad position {uuid}:{seqno}")
+    return f"{uuid}:{seqno}"
+
+
+async def bootstrap(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Start a new Primary component from this node, at the position the planner chose."""
+    g = _settings(ctx, "galera.bootstrap")
+    pos = _check_position("galera.bootstrap", args["uuid"], args["seqno"])
+    if why := await _running(g):
+        raise CommandRefused("galera.bootstrap", f"{why}; stop it before bootstrapping")
+    here = await position(ctx, {"recover": False})
+    if not here.get("result") or (here.get("uuid"), here.get("seqno")) != (
+        args["uuid"],
+        args["seqno"],
+    ):
+        raise CommandRefused(
+            "galera.bootstrap",
+            f"this node is at {here.get('uuid')}:{here.get('seqno')}, not {pos}: stale plan",
+        )
+    if ctx.use_systemd:
+        _set_safe_to_bootstrap(g.datadir)
+        res = await run_argv(["galera_new_cluster"], ctx.command_timeout)
+        return {"result": res.code == 0, "changes": {"bootstrapped": pos}, "comment": res.output}
+    _set_safe_to_bootstrap(g.datadir)
+    pid = await _spawn(g, ["--wsrep-new-cluster", f"--wsrep-start-position={pos}"])
+    status = await _wait_state(g, "Synced", args["timeout"])
+    ok = bool(status and status.get("wsrep_cluster_status") == "Primary")
+    return {
+        "result": ok,
+        "changes": {"bootstrapped": pos, "pid": pid},
+        "comment": "Primary, Synced" if ok else f"not Synced after {args['timeout']}s",
+    }
+
+
+async def start(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Start this node as a joiner (IST from ``position`` when given); wait until Synced."""
+    g = _settings(ctx, "galera.start")
+    if why := await _running(g):
+        return {"result": True, "changes": {}, "comment": f"already running: {why}"}
+    extra: list[str] = []
+    if args["uuid"]:
+        extra.append(
+            f"--wsrep-start-position={_check_position('galera.start', args['uuid'], args['seqno'])}"
+        )
+    if ctx.use_systemd:
+        res = await run_argv(["systemctl", "start", "mariadb"], ctx.command_timeout)
+        return {"result": res.code == 0, "changes": {"started": True}, "comment": res.output}
+    pid = await _spawn(g, extra)
+    status = await _wait_state(g, "Synced", args["timeout"])
+    ok = status is not None and status.get("wsrep_local_state_comment") == "Synced"
+    return {
+        "result": ok,
+        "changes": {"started": True, "pid": pid},
+        "comment": "Synced" if ok else f"not Synced after {args['timeout']}s",
+    }
+
+
+GALERA_POSITION = Executor(
+    name="galera.position", args=(Arg("recover", (bool,), required=False, default=False),),
+    body=position,
+)  # fmt: skip
+GALERA_BOOTSTRAP = Executor(
+    name="galera.bootstrap",
+    args=(Arg("uuid", (str,)), Arg("seqno", (int,)),
+          Arg("timeout", (int, float), required=False, default=30)),
+    body=bootstrap,
+)  # fmt: skip
+GALERA_START = Executor(
+    name="galera.start",
+    args=(Arg("uuid", (str,), required=False, default=""),
+          Arg("seqno", (int,), required=False, default=-1),
+          Arg("timeout", (int, float), required=False, default=60)),
+    body=start,
+)  # fmt: skip
