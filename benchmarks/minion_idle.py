@@ -1,7 +1,9 @@
 """Minion idle cost: RSS and CPU of `hactl minion` with every beacon at its default interval.
 
 Starts an embedded nats-server, a real haproxy (admin socket, 3 servers) and the minion with
-the vrrp (FIFO + address poll), haproxy and service beacons, then samples /proc for DURATION s.
+the vrrp (FIFO + address poll), haproxy and service beacons, plus galera and rabbitmq
+(daemons absent: their probes and the grastate fallback still run each second), then
+samples /proc for DURATION s.
 Prints figures and the ratio to the nats-server's own cost measured in the same run.
 Usage: .venv/bin/python benchmarks/minion_idle.py [DURATION_S]
 """
@@ -54,6 +56,8 @@ beacons:
   haproxy: {{socket: {sock}}}
   service: {{endpoints: [{{name: keystone, url: "http://127.0.0.1:1/"}},
                          {{name: nova, url: "tcp://127.0.0.1:2"}}]}}
+  galera: {{socket: {d}/mysqld.sock, datadir: {d}/mysql}}
+  rabbitmq: {{node: rabbit@bench, amqp: "127.0.0.1:3", api: "http://127.0.0.1:4"}}
 """)
     server = EmbeddedServer(ServerOptions(data_dir=d / "nats", port=-1))
     url = server.start()

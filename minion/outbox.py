@@ -68,6 +68,8 @@ class Outbox:
             except EncodeError as exc:  # cannot ever be sent: drop it, loudly
                 log.error("event_unsendable", tag=event.tag, error=str(exc))
             except BusError as exc:
+                if backoff == 0.1:  # first failure of a run: say so once, then retry quietly
+                    log.warning("outbox_waiting", error=str(exc), queued=len(self.queue))
                 log.debug("outbox_retry", error=str(exc), queued=len(self.queue))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)

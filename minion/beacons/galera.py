@@ -18,15 +18,23 @@ import asyncio
 import contextlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pymysql
+if TYPE_CHECKING:
+    import pymysql
 
 from minion.beacons.base import BeaconContext, Item, Snapshot
 
 ITEM = "local"
 _RECOVERED = re.compile(r"WSREP: Recovered position:?\s+([0-9a-f-]{36}):(-?\d+)")
 _STATUS_SQL = "SHOW GLOBAL STATUS LIKE 'wsrep\\_%'"
+
+
+def sql_client() -> Any:
+    """PyMySQL, imported on first use (a minion without Galera never pays for it)."""
+    import pymysql  # noqa: PLC0415
+
+    return pymysql
 
 
 def parse_grastate(text: str) -> dict[str, Any]:
@@ -147,11 +155,12 @@ class GaleraBeacon:
 
     def _query(self) -> dict[str, str]:
         if self._conn is None:
-            self._conn = pymysql.connect(
+            self._conn = sql_client().connect(
                 unix_socket=self.socket,
                 user=self.user,
                 password=self.password,
                 connect_timeout=self.timeout,
+                ssl_disabled=True,  # a unix socket; PyMySQL would load the CA store each time
                 read_timeout=self.timeout,
                 write_timeout=self.timeout,
                 autocommit=True,
@@ -163,14 +172,14 @@ class GaleraBeacon:
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(pymysql.Error):
+            with contextlib.suppress(sql_client().Error):
                 conn.close()
 
     async def poll(self) -> Snapshot:
         """The node's wsrep state, or its saved position when it is down."""
         try:
             status = await asyncio.to_thread(self._query)
-        except (pymysql.Error, OSError) as exc:
+        except (sql_client().Error, OSError) as exc:
             self._drop()
             detail = f"{type(exc).__name__}: {exc}"
             grastate = await asyncio.to_thread(read_grastate, self.datadir)

@@ -23,9 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pymysql
-
-from minion.beacons.galera import parse_recovered, read_grastate
+from minion.beacons.galera import parse_recovered, read_grastate, sql_client
 from minion.executors.base import Arg, CommandRefused, ExecContext, Executor, GaleraSettings
 from minion.executors.proc import run_argv
 
@@ -49,9 +47,14 @@ def _pid_alive(g: GaleraSettings) -> int | None:
 
 def _wsrep(g: GaleraSettings, timeout: float = 1.0) -> dict[str, str] | None:
     """The wsrep status of the local server, or None when it does not answer."""
+    pymysql = sql_client()
     try:
         conn = pymysql.connect(
-            unix_socket=g.socket, user="root", connect_timeout=timeout, read_timeout=timeout
+            unix_socket=g.socket,
+            user="root",
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            ssl_disabled=True,
         )
     except (pymysql.Error, OSError):
         return None

@@ -94,7 +94,7 @@ socket={self.socket}
     def sql(self, query: str) -> list[tuple[object, ...]]:
         """Run one statement as root over the socket."""
         conn = pymysql.connect(unix_socket=str(self.socket), user="root", connect_timeout=2,
-                               read_timeout=5, autocommit=True)  # fmt: skip
+                               ssl_disabled=True, read_timeout=5, autocommit=True)  # fmt: skip
         try:
             with conn.cursor() as cur:
                 cur.execute(query)

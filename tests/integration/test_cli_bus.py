@@ -13,7 +13,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from hactl.bus import Bus
+from hactl.bus import Bus, StreamSettings, ensure_stream
 from hactl.config import pid_alive
 from hactl.wire.envelope import encode, new_event
 from tests.integration.conftest import NatsHandle
@@ -218,3 +218,33 @@ def test_ctrl_c_exits_130_without_traceback(nats: NatsHandle, tmp_path: Path) ->
     finally:
         tail.stop()
     assert os.environ.get("HACTL_NATS") is None or True
+
+
+async def test_minion_command_runs_lean_and_stops_cleanly(nats: NatsHandle, bus: Bus) -> None:
+    """`hactl minion` (lean entry) answers test.ping, publishes stop on SIGTERM and exits 0."""
+    from tests.integration.test_minion_haproxy import _until_serving
+
+    got: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_event(e: object) -> None:
+        await got.put(e.tag)  # type: ignore[attr-defined]
+
+    await ensure_stream(bus, StreamSettings())  # the master's job; the minion persists into it
+    await bus.subscribe("hactl/minion/itcli/*", on_event)
+    proc = Proc(["--nats", nats.url, "--log-format", "json", "minion", "--id", "itcli"])
+    try:
+        await _until_serving(bus, "itcli")
+        reply = await bus.request("itcli", "test.ping", timeout=5)
+        assert reply.ok and reply.result["id"] == "itcli"
+        proc.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 15) == 0
+        tags = []
+        while not got.empty() or "hactl/minion/itcli/stop" not in tags:
+            try:
+                tags.append(await asyncio.wait_for(got.get(), 5))
+            except TimeoutError:
+                raise AssertionError(f"{tags} {proc.stderr_text()[-1500:]}") from None
+        assert tags[0] == "hactl/minion/itcli/start" and tags[-1] == "hactl/minion/itcli/stop"
+        assert "Traceback" not in proc.stderr_text()
+    finally:
+        proc.stop()

@@ -1,0 +1,59 @@
+"""``hactl minion`` without the full CLI: argparse over the same options (see hactl.cli.entry)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from hactl.config import DEFAULT_CONNECT_TIMEOUT, Settings, default_data_dir, resolve_nats_url
+from hactl.errors import HactlError
+from hactl.log import configure
+from minion.agent import Minion
+from minion.config import load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hactl", add_help=False)
+    p.add_argument("--nats", default=os.environ.get("HACTL_NATS"))
+    p.add_argument("--data-dir", type=Path, default=os.environ.get("HACTL_DATA_DIR"))
+    p.add_argument("--log-format", choices=("json", "console", "auto"), default="auto")
+    p.add_argument("--verbose", "-v", action="count", default=0)
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT)
+    p.add_argument("command", choices=("minion",))
+    p.add_argument("--id", dest="ident")
+    p.add_argument("--config", "-c", type=Path)
+    return p
+
+
+def run_minion(argv: list[str]) -> None:
+    """Parse, configure logging, run until SIGTERM/SIGINT; errors are one line, exit 2."""
+    args = _parser().parse_args(argv)
+    verbosity = -1 if args.quiet else args.verbose
+    configure(args.log_format, verbosity)
+    settings = Settings(
+        nats_url=args.nats,
+        data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
+        log_format=args.log_format,
+        verbosity=verbosity,
+        connect_timeout=args.connect_timeout,
+    )
+
+    async def body() -> None:
+        cfg = load_config(args.config, args.ident)
+        url = resolve_nats_url(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        await Minion(cfg, url, settings.connect_timeout).run(stop)
+
+    try:
+        asyncio.run(body())
+    except HactlError as exc:
+        print(f"hactl: error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

@@ -1,0 +1,14 @@
+"""The console script's routing: `hactl minion` takes the lean path, the rest the full CLI."""
+
+from __future__ import annotations
+
+from hactl.cli.entry import _command
+
+
+def test_command_after_global_options() -> None:
+    """The command is the first word after global options and their values."""
+    assert _command(["--nats", "nats://x:1", "-v", "minion", "--id", "a"]) == "minion"
+    assert _command(["--log-format", "json", "--connect-timeout", "2", "minion"]) == "minion"
+    assert _command(["events", "tail"]) == "events"
+    assert _command(["--nats", "minion"]) is None  # "minion" is the URL here, not the command
+    assert _command([]) is None
