@@ -21,8 +21,9 @@ from minion.beacons.galera import (
     status_item,
 )
 from minion.beacons.rabbitmq import parse_amqp_start, parse_nodes
-from minion.executors.base import CommandRefused, validate_args
+from minion.executors.base import CommandRefused, ExecContext, RabbitSettings, validate_args
 from minion.executors.galera import GALERA_BOOTSTRAP, GALERA_START, _check_position
+from minion.executors.rabbitmq import forget_node
 
 GOLDEN = Path(__file__).parent / "golden"
 UUID = "fb16f3eb-e56e-11f1-aa8d-d6179edf788c"
@@ -136,3 +137,22 @@ def test_galera_commands_check_positions() -> None:
     with pytest.raises(CommandRefused):
         validate_args(GALERA_BOOTSTRAP, {"uuid": UUID})
     assert validate_args(GALERA_START, {})["uuid"] == ""
+
+
+@pytest.mark.parametrize(
+    ("node", "why"),
+    [
+        ("rabbit@ctl1", "cannot forget itself"),
+        ("rabbit@ctl2; rm -rf /", "bad node name"),
+        ("-n", "bad node name"),
+    ],
+)
+async def test_forget_node_refusals(node: str, why: str) -> None:
+    """rabbitmq.forget_node refuses itself and malformed names before running anything."""
+    ctx = ExecContext(
+        "ctl1", rabbitmq=RabbitSettings(node="rabbit@ctl1", rabbitmqctl=("/bin/false",))
+    )
+    with pytest.raises(CommandRefused, match=why):
+        await forget_node(ctx, {"node": node})
+    with pytest.raises(CommandRefused, match="no rabbitmq section"):
+        await forget_node(ExecContext("ctl1"), {"node": "rabbit@ctl2"})
