@@ -113,3 +113,13 @@ class ConfigError(HactlError):
 
 class UsageError(HactlError):
     """A command-line argument is invalid."""
+
+
+class StateError(ConfigError):
+    """The state tree is invalid: names the file, the line and the state or resource id."""
+
+    def __init__(
+        self, detail: str, *, file: str | None = None, line: int | None = None, state: str = ""
+    ) -> None:
+        super().__init__(f"{state}: {detail}" if state else detail, file=file, line=line)
+        self.state = state

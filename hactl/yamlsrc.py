@@ -1,0 +1,82 @@
+"""YAML with source lines: every mapping key and list item remembers where it was written.
+
+Validators turn these into frozen dataclasses and, on error, name ``file:line``. Only safe YAML
+types are built (the same as ``yaml.safe_load``); duplicate keys are an error, not a silent
+overwrite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from hactl.errors import ConfigError
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """A parsed YAML document and the line of each key/item path (1-based)."""
+
+    source: str
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line(self, *path: str | int) -> int | None:
+        """The line of ``path`` or of its nearest ancestor that has one."""
+        p: Path_ = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get((), None)
+
+    def error(self, detail: str, *path: str | int) -> ConfigError:
+        """A ConfigError at ``path``."""
+        return ConfigError(detail, file=self.source, line=self.line(*path))
+
+
+def _build(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _LOADER.construct_object(key_node)
+            if key in out:
+                raise ConfigError(
+                    f"duplicate key {key!r}", file=source, line=key_node.start_mark.line + 1
+                )
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _build(value_node, (*path, key), lines, source)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), lines, source) for i, item in enumerate(node.value)]
+    return _LOADER.construct_object(node)
+
+
+_LOADER = yaml.SafeLoader("")
+
+
+def load(text: str, source: str) -> Doc:
+    """Parse one YAML document; syntax errors name the file and line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            f"YAML syntax: {problem}", file=source, line=mark.line + 1 if mark else None
+        ) from None
+    lines: dict[Path_, int] = {}
+    if node is None:
+        return Doc(source, None, lines)
+    try:
+        data = _build(node, (), lines, source)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise ConfigError(f"YAML: {getattr(exc, 'problem', exc)}", file=source, line=line) from None
+    return Doc(source, data, lines)

@@ -1,0 +1,1 @@
+"""The state tree: load, validate, render and order it into per-minion plans (master side)."""

@@ -1,0 +1,74 @@
+"""The sandboxed Jinja environment that renders init.yaml files and config templates.
+
+Undefined names are errors (StrictUndefined); templates cannot reach Python internals
+(SandboxedEnvironment). A failure names the template file and its line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from hactl.errors import StateError
+
+
+def environment(root: Path) -> ImmutableSandboxedEnvironment:
+    """One environment per tree; templates are loaded relative to ``root`` (the tree)."""
+    env = ImmutableSandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["quote_keepalived"] = lambda s: '"' + str(s).replace('"', '\\"') + '"'
+    return env
+
+
+def _template_line(tb: TracebackType | None, filename: str) -> int | None:
+    """Jinja rewrites tracebacks so a template frame carries the template's own line."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def render(
+    env: ImmutableSandboxedEnvironment, name: str, context: Mapping[str, Any], *, state: str
+) -> str:
+    """Render the template ``name`` (a path relative to the tree) or raise a StateError."""
+    try:
+        template = env.get_template(name)
+    except jinja2.TemplateNotFound:
+        raise StateError(f"template {name} not found", file=name, state=state) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise StateError(
+            f"template syntax: {exc.message}", file=exc.filename or name, line=exc.lineno,
+            state=state,
+        ) from None  # fmt: skip
+    try:
+        return template.render(**context)
+    except jinja2.UndefinedError as exc:
+        line = _template_line(exc.__traceback__, template.filename or "")
+        raise StateError(
+            f"undefined in template: {exc.message}", file=template.filename, line=line, state=state
+        ) from None
+    except jinja2.TemplateError as exc:
+        line = _template_line(exc.__traceback__, template.filename or "")
+        raise StateError(
+            f"template error: {exc}", file=template.filename, line=line, state=state
+        ) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:  # from filters/tests
+        line = _template_line(exc.__traceback__, template.filename or "")
+        raise StateError(
+            f"template error: {type(exc).__name__}: {exc}", file=template.filename, line=line,
+            state=state,
+        ) from None  # fmt: skip

@@ -1,0 +1,123 @@
+"""Resource types a state may declare: the explicit registry and each type's argument schema.
+
+A resource in ``init.yaml`` is ``<id>: {<type>: {args...}}``; ``require`` and ``watch`` (lists
+of resource ids) may appear among the args of any type. Arguments are checked here, before
+anything is rendered or pushed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hactl.errors import StateError
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One argument of a resource type."""
+
+    name: str
+    types: tuple[type, ...]
+    required: bool = False
+    default: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    """A resource type: its name (``file.managed``), its parameters and its name argument."""
+
+    name: str
+    params: tuple[Param, ...]
+    name_arg: str
+
+
+_STR, _INT, _BOOL, _LIST = (str,), (int,), (bool,), (list,)
+
+REGISTRY: dict[str, ResourceType] = {
+    "file.managed": ResourceType(
+        "file.managed",
+        (
+            Param("path", _STR, required=True),
+            Param("source", _STR),
+            Param("contents", _STR),
+            Param("mode", _STR, default="0644"),
+            Param("owner", _STR),
+            Param("group", _STR),
+            Param("check_cmd", _LIST),
+            Param("makedirs", _BOOL, default=False),
+            Param("backup", _BOOL, default=True),
+        ),
+        "path",
+    ),
+    "service.running": ResourceType(
+        "service.running",
+        (
+            Param("name", _STR, required=True),
+            Param("reload", _BOOL, default=True),
+            Param("save_state", _STR),
+        ),
+        "name",
+    ),
+    "sysctl.present": ResourceType(
+        "sysctl.present",
+        (Param("name", _STR, required=True), Param("value", (str, int), required=True)),
+        "name",
+    ),
+}
+
+REQUISITES = ("require", "watch")
+_SYSCTL = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")
+_MODE = re.compile(r"^0?[0-7]{3,4}$")
+
+
+def check_args(
+    rtype: ResourceType, args: Mapping[str, Any], *, rid: str, file: str, line: int | None
+) -> dict[str, Any]:
+    """Validated arguments with defaults, or a StateError naming file, line and resource."""
+
+    def bad(detail: str) -> StateError:
+        return StateError(detail, file=file, line=line, state=rid)
+
+    known = {p.name for p in rtype.params}
+    unknown = sorted(set(args) - known - set(REQUISITES))
+    if unknown:
+        raise bad(
+            f"{rtype.name}: unknown argument(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known | set(REQUISITES)))})"
+        )
+    out: dict[str, Any] = {}
+    for p in rtype.params:
+        if p.name not in args or args[p.name] is None:
+            if p.required:
+                raise bad(f"{rtype.name}: missing argument {p.name!r}")
+            out[p.name] = p.default
+            continue
+        value = args[p.name]
+        if isinstance(value, bool) and bool not in p.types:
+            raise bad(f"{rtype.name}: {p.name} must be {_names(p.types)}, got a boolean")
+        if not isinstance(value, p.types):
+            raise bad(
+                f"{rtype.name}: {p.name} must be {_names(p.types)}, got {type(value).__name__}"
+            )
+        out[p.name] = value
+    if rtype.name == "file.managed":
+        if (out["source"] is None) == (out["contents"] is None):
+            raise bad("file.managed: give exactly one of 'source' (a template) or 'contents'")
+        if not out["path"].startswith("/"):
+            raise bad(f"file.managed: path must be absolute, got {out['path']!r}")
+        if not _MODE.match(out["mode"]):
+            raise bad(f"file.managed: mode must be octal like '0644', got {out['mode']!r}")
+        cmd = out["check_cmd"]
+        if cmd is not None and (not cmd or not all(isinstance(a, str) for a in cmd)):
+            raise bad("file.managed: check_cmd must be a non-empty list of strings (no shell)")
+    if rtype.name == "sysctl.present" and not _SYSCTL.match(out["name"]):
+        raise bad(f"sysctl.present: bad sysctl name {out['name']!r}")
+    return out
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " or ".join({"str": "a string", "int": "an integer", "bool": "true/false",
+                        "list": "a list"}.get(t.__name__, t.__name__) for t in types)  # fmt: skip
