@@ -17,7 +17,7 @@ from typing import Any
 
 from hactl import __version__
 from hactl.bus import Bus
-from hactl.errors import BusError
+from hactl.errors import BusError, TagError
 from hactl.log import get_logger
 from hactl.wire.commands import CommandReply, CommandRequest
 from hactl.wire.envelope import new_event
@@ -98,7 +98,20 @@ class Minion:
 
     async def _command(self, req: CommandRequest) -> CommandReply:
         self.commands += 1
-        return await dispatch(self.ctx, req)
+        reply = await dispatch(self.ctx, req)
+        if req.cmd != "test.ping":  # every job returns an event, like Salt's (pings are noise)
+            data: dict[str, Any] = {"cmd": req.cmd, "ok": reply.ok}
+            if reply.ok:
+                data["result"] = reply.result
+            else:
+                data["error"] = {"type": reply.error_type, "message": reply.error_message}
+            try:
+                ret = new_event(f"hactl/job/{req.jid}/ret/{self.cfg.id}", self.cfg.id, data)
+            except TagError:
+                log.warning("job_ret_not_sent", jid=req.jid, reason="jid is not a valid tag level")
+            else:
+                self.outbox.put(ret)
+        return reply
 
     async def _connect_loop(self) -> None:
         while self.bus is None:

@@ -59,7 +59,7 @@ _TOP = {
     "galera",
     "rabbitmq",
 }
-_SERVICE_ACTIONS = ("start", "stop", "reload", "restart")
+_SERVICE_ACTIONS = ("start", "stop", "reload", "restart", "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,12 +176,19 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
     rabbitmq = _section(raw, "rabbitmq", RabbitSettings, bad)
     services: dict[str, ServiceCommands] = {}
     for name, spec in dict(raw.get("services") or {}).items():
-        if not isinstance(spec, dict) or set(spec) - set(_SERVICE_ACTIONS):
-            raise bad("services", f"{name}: give argument lists for {', '.join(_SERVICE_ACTIONS)}")
+        if not isinstance(spec, dict) or set(spec) - {*_SERVICE_ACTIONS, "pidfile"}:
+            raise bad("services", f"{name}: give argument lists for {', '.join(_SERVICE_ACTIONS)}"
+                      " and optionally a pidfile")  # fmt: skip
         for action, argv in spec.items():
+            if action == "pidfile":
+                if not isinstance(argv, str):
+                    raise bad("services", f"{name}.pidfile: must be a path")
+                continue
             if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
                 raise bad("services", f"{name}.{action}: must be a list of strings (no shell)")
-        services[str(name)] = ServiceCommands(**{a: tuple(v) for a, v in spec.items()})
+        argvs: dict[str, tuple[str, ...]] = {a: tuple(v) for a, v in spec.items() if a != "pidfile"}
+        pidfile = str(spec.get("pidfile") or "")
+        services[str(name)] = ServiceCommands(**argvs, pidfile=pidfile)
     try:
         return MinionConfig(
             id=ident,

@@ -18,6 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hactl import yamlsrc
 from hactl.errors import ConfigError, StateError
+from master.states.lint import lint
 from master.states.render import environment, render
 from master.states.resources import REGISTRY, REQUISITES, check_args
 from master.states.tree import Node, Tree
@@ -190,3 +191,14 @@ def compile_minion(
             seen[r.id] = r
             resources.append(r)
     return Plan(node.id, tuple(states), tuple(order(resources)), tree.secrets)
+
+
+def compile_tree(tree: Tree, minion_ids: list[str]) -> dict[str, Plan]:
+    """Lint the site once, then compile a plan per minion (the first problem is raised)."""
+    findings = lint(tree)
+    if findings:
+        first = findings[0]
+        more = f" (and {len(findings) - 1} more finding(s))" if len(findings) > 1 else ""
+        raise StateError(first.detail + more, file=first.file, line=first.line, state="lint")
+    env = environment(tree.root)
+    return {m: compile_minion(tree, m, env) for m in minion_ids}

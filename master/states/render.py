@@ -27,7 +27,7 @@ def environment(root: Path) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters["quote_keepalived"] = lambda s: '"' + str(s).replace('"', '\\"') + '"'
+    env.tests["contains"] = lambda seq, item: item in seq
     return env
 
 

@@ -46,6 +46,18 @@ class Tree:
     pillar: Mapping[str, Any]
     nodes: Mapping[str, Node]
     secrets: frozenset[str] = field(default_factory=frozenset)
+    pillar_docs: tuple[yamlsrc.Doc, ...] = ()
+
+    def where(self, *path: str | int) -> tuple[str, int | None]:
+        """The pillar file and line that set ``path`` (the last file that has it wins)."""
+        for doc in reversed(self.pillar_docs):
+            if tuple(path) in doc.lines:
+                return doc.source, doc.lines[tuple(path)]
+        for doc in reversed(self.pillar_docs):
+            line = doc.line(*path)
+            if line is not None and doc.data is not None:
+                return doc.source, line
+        return "pillar", None
 
     def states_for(self, node: Node) -> list[str]:
         """State names that top.yaml assigns to ``node``, in top.yaml order, once each."""
@@ -155,7 +167,7 @@ def load_tree(root: Path, extra_pillar: list[Path] | None = None) -> Tree:
         if not isinstance(doc.data, dict):
             raise doc.error("a pillar file must be a mapping")
         pillar = _merge(pillar, _resolve_secrets(doc.data, doc, (), secrets))
-    return Tree(root, tuple(top), pillar, _nodes(pillar, docs), frozenset(secrets))
+    return Tree(root, tuple(top), pillar, _nodes(pillar, docs), frozenset(secrets), tuple(docs))
 
 
 def redact(text: str, secrets: frozenset[str] | set[str]) -> str:

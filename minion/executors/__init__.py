@@ -9,6 +9,7 @@ from minion.executors.files import FILE_APPLY
 from minion.executors.galera import GALERA_BOOTSTRAP, GALERA_POSITION, GALERA_START
 from minion.executors.rabbitmq import RABBITMQ_FORGET_NODE
 from minion.executors.runtime import HAPROXY_RUNTIME, SERVICE_EXECUTORS, TEST_PING
+from minion.executors.state import STATE_APPLY
 
 log = get_logger("hactl.minion")
 
@@ -23,6 +24,7 @@ REGISTRY: dict[str, Executor] = {
         GALERA_BOOTSTRAP,
         GALERA_START,
         RABBITMQ_FORGET_NODE,
+        STATE_APPLY,
     )
 }
 

@@ -7,6 +7,7 @@ ones, wrong types and values outside ``choices`` are refused with a :class:`Comm
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +38,35 @@ class Arg:
 
 @dataclass(frozen=True, slots=True)
 class ServiceCommands:
-    """How to start/stop/reload/restart one service where there is no systemd."""
+    """How to start/stop/reload/restart one service where there is no systemd.
+
+    ``status`` (exit 0 = running) or ``pidfile`` (its pid alive = running) tells whether it
+    runs. In any argument, ``{pid}`` is replaced by the pid read from ``pidfile`` (for
+    ``haproxy ... -sf {pid}``); nothing from a request is ever substituted.
+    """
 
     start: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
     reload: tuple[str, ...] = ()
     restart: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    pidfile: str = ""
+
+    def pid(self) -> int | None:
+        """The live pid from ``pidfile``, or None."""
+        if not self.pidfile:
+            return None
+        try:
+            pid = int(Path(self.pidfile).read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid
+
+    def argv(self, action: str) -> list[str]:
+        """The command for ``action`` with ``{pid}`` filled in ('' when there is no pid)."""
+        pid = self.pid()
+        return [a.replace("{pid}", str(pid) if pid else "") for a in getattr(self, action)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,7 @@ def _service(action: str) -> Executor:
         if ctx.use_systemd:
             argv = ["systemctl", action, name]
         else:
-            argv = list(getattr(ctx.services[name], action))
+            argv = ctx.services[name].argv(action)
             if not argv:
                 raise CommandRefused(f"service.{action}", f"no {action} command for {name}")
         res = await run_argv(argv, ctx.command_timeout)

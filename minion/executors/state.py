@@ -1,0 +1,194 @@
+"""``state.apply``: run an ordered plan from the master, resource by resource.
+
+The master sends concrete resources (content already rendered). For each, in order:
+
+- a failed ``require``/``watch`` target fails this one without running it;
+- ``file.managed`` goes through ``file.apply`` (staged, checked, backed up, atomic);
+- ``sysctl.present`` sets ``/proc/sys/...`` when it differs;
+- ``service.running`` starts the service when it is not running, and reloads it (or restarts
+  it with ``reload: false``) when a watched resource changed in this run. For HAProxy,
+  ``save_state`` dumps ``show servers state`` there first, so runtime state survives.
+
+``test: true`` changes nothing and says what would change (``result: None``). Values listed
+in ``redact`` (the pillar's secrets) are replaced by ``***`` in everything returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from minion.beacons.haproxy import admin_command
+from minion.executors.base import Arg, CommandRefused, ExecContext, Executor
+from minion.executors.files import FILE_APPLY, allowed_path
+from minion.executors.files import apply as file_apply
+from minion.executors.proc import run_argv
+
+Result = dict[str, Any]
+
+
+def _redact(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for s in secrets:
+            value = value.replace(s, "***")
+        return value
+    if isinstance(value, dict):
+        return {k: _redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, secrets) for v in value]
+    return value
+
+
+async def _file(ctx: ExecContext, args: dict[str, Any], test: bool) -> Result:
+    wanted = {a.name for a in FILE_APPLY.args}
+    given = {k: v for k, v in args.items() if k in wanted}
+    given["content"] = args.get("contents", "")
+    given["test"] = test
+    for a in FILE_APPLY.args:
+        given.setdefault(a.name, a.default)
+    return await file_apply(ctx, given)
+
+
+def _sysctl_path(name: str) -> Path:
+    if not name or ".." in name or "/" in name:
+        raise CommandRefused("state.apply", f"bad sysctl name {name!r}")
+    return Path("/proc/sys") / name.replace(".", "/")
+
+
+async def _sysctl(args: dict[str, Any], test: bool) -> Result:
+    path = _sysctl_path(str(args["name"]))
+    want = str(args["value"])
+    try:
+        have = (await asyncio.to_thread(path.read_text)).strip()
+    except OSError as exc:
+        return {"result": False, "changes": {}, "comment": f"{args['name']}: {exc.strerror}"}
+    if have == want:
+        return {"result": True, "changes": {}, "comment": f"{args['name']} is already {want}"}
+    change = {"old": have, "new": want}
+    if test:
+        return {"result": None, "changes": change, "comment": f"{args['name']} would be set"}
+    try:
+        await asyncio.to_thread(path.write_text, want + "\n")
+    except OSError as exc:
+        return {"result": False, "changes": {}, "comment": f"{args['name']}: {exc.strerror}"}
+    return {"result": True, "changes": change, "comment": f"{args['name']} set to {want}"}
+
+
+async def _running(ctx: ExecContext, name: str) -> bool:
+    if ctx.use_systemd:
+        return (await run_argv(["systemctl", "is-active", "--quiet", name], 10)).code == 0
+    svc = ctx.services[name]
+    if svc.status:
+        return (await run_argv(svc.argv("status"), ctx.command_timeout)).code == 0
+    return svc.pid() is not None
+
+
+async def _do(ctx: ExecContext, name: str, action: str) -> tuple[bool, str]:
+    if ctx.use_systemd:
+        res = await run_argv(["systemctl", action, name], ctx.command_timeout)
+    else:
+        argv = ctx.services[name].argv(action)
+        if not argv:
+            return False, f"no {action} command configured for {name}"
+        res = await run_argv(argv, ctx.command_timeout)
+    return res.code == 0, res.output[-2000:] or f"{action} {name}: exit {res.code}"
+
+
+async def _save_state(ctx: ExecContext, target: str) -> str:
+    """Dump HAProxy's server state for ``load-server-state-from-file``; '' when done."""
+    if not ctx.haproxy_socket:
+        return "no haproxy admin socket configured: state not saved"
+    try:
+        path = allowed_path(ctx, target)
+        state = await admin_command(ctx.haproxy_socket, "show servers state")
+        await asyncio.to_thread(path.write_text, state)
+    except (OSError, TimeoutError, CommandRefused) as exc:
+        return f"server state not saved: {exc}"
+    return ""
+
+
+async def _service(
+    ctx: ExecContext, args: dict[str, Any], test: bool, triggered: list[str]
+) -> Result:
+    name = str(args["name"])
+    if not ctx.use_systemd and name not in ctx.services:
+        why = f"service {name!r} is not configured on this minion"
+        return {"result": False, "changes": {}, "comment": why}
+    running = await _running(ctx, name)
+    if not running:
+        if test:
+            return {"result": None, "changes": {"start": name}, "comment": f"would start {name}"}
+        ok, out = await _do(ctx, name, "start")
+        return {"result": ok, "changes": {"start": name} if ok else {}, "comment": out}
+    if not triggered:
+        return {"result": True, "changes": {}, "comment": f"{name} is running"}
+    action = "reload" if args.get("reload", True) else "restart"
+    why = f"{action} {name}: watched {', '.join(triggered)} changed"
+    if test:
+        return {"result": None, "changes": {action: name}, "comment": f"would {why}"}
+    note = await _save_state(ctx, str(args["save_state"])) if args.get("save_state") else ""
+    ok, out = await _do(ctx, name, action)
+    comment = "; ".join(x for x in (why if ok else f"{why}: FAILED: {out}", note) if x)
+    return {"result": ok, "changes": {action: name} if ok else {}, "comment": comment}
+
+
+async def _one(
+    ctx: ExecContext, res: dict[str, Any], test: bool, done: dict[str, Result]
+) -> Result:
+    rid, rtype, args = str(res.get("id")), str(res.get("type")), dict(res.get("args") or {})
+    require, watch = list(res.get("require") or []), list(res.get("watch") or [])
+    failed = [d for d in (*require, *watch) if done.get(d, {}).get("result") is False]
+    if failed:
+        why = f"not run: requisite {', '.join(failed)} failed"
+        return {"result": False, "changes": {}, "comment": why}
+    try:
+        if rtype == "file.managed":
+            return await _file(ctx, args, test)
+        if rtype == "sysctl.present":
+            return await _sysctl(args, test)
+        if rtype == "service.running":
+            triggered = [w for w in watch if done.get(w, {}).get("changes")]
+            return await _service(ctx, args, test, triggered)
+    except CommandRefused as exc:
+        return {"result": False, "changes": {}, "comment": f"refused: {exc.reason}"}
+    except OSError as exc:
+        return {"result": False, "changes": {}, "comment": f"{type(exc).__name__}: {exc}"}
+    return {"result": False, "changes": {}, "comment": f"unknown resource type {rtype!r} ({rid})"}
+
+
+async def state_apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Run every resource of the plan in order; the overall result is False if any failed."""
+    plan, test, secrets = args["plan"], args["test"], [str(s) for s in args["redact"] if s]
+    if not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in plan):
+        raise CommandRefused("state.apply", "plan must be a list of resources with ids")
+    done: dict[str, Result] = {}
+    results = []
+    for res in plan:
+        start = time.perf_counter()
+        out = await _one(ctx, res, test, done)
+        done[res["id"]] = out
+        rargs = res.get("args") or {}
+        results.append({"id": res["id"], "type": res.get("type"), "state": res.get("state"),
+                        "name": rargs.get("path") or rargs.get("name"),
+                        "duration_ms": round((time.perf_counter() - start) * 1000, 1),
+                        **out})  # fmt: skip
+    failed = sum(1 for r in results if r["result"] is False)
+    changed = sum(1 for r in results if r["changes"])
+    summary = {"total": len(results), "failed": failed, "changed": changed}
+    reply: dict[str, Any] = _redact({"result": failed == 0, "test": test, "resources": results,
+                                     "summary": summary}, secrets)  # fmt: skip
+    return reply
+
+
+STATE_APPLY = Executor(
+    name="state.apply",
+    args=(
+        Arg("plan", (list,)),
+        Arg("test", (bool,), required=False, default=False),
+        Arg("redact", (list,), required=False, default=()),
+    ),
+    body=state_apply,
+    doc=__doc__ or "",
+)
