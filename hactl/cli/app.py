@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hactl.cli import events, fire, master, minion, misc
+from hactl.cli import apply, events, fire, master, minion, misc
 from hactl.config import DEFAULT_CONNECT_TIMEOUT, LogFormat, Settings, default_data_dir
 from hactl.log import configure
 
@@ -66,6 +66,8 @@ app.command()(fire.fire)
 app.command()(misc.version)
 app.command()(misc.ping)
 app.command()(misc.stats)
+app.command()(apply.apply)
+app.command()(apply.render)
 app.add_typer(events.app, name="events")
 
 

@@ -1,0 +1,155 @@
+"""``hactl apply`` and ``hactl render``: the state tree, pushed or shown."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.syntax import Syntax
+from rich.table import Table
+
+from hactl.bus import Bus
+from hactl.cli.runner import fail, print_json, run, settings_of
+from hactl.config import resolve_nats_url
+from hactl.errors import ConfigError, HactlError
+from master.apply import ApplyReport, MinionResult, apply_plans
+from master.states.compile import Plan, compile_tree
+from master.states.tree import load_tree, redact
+
+PillarOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--pillar", help="Extra pillar file, merged last (repeatable)"),
+]
+EXIT_FAILED = 1
+
+
+def _compile(states: Path, target: str, pillar: list[Path] | None) -> dict[str, Plan]:
+    tree = load_tree(states, pillar)
+    nodes = tree.targets(target)
+    if not nodes:
+        raise ConfigError(f"no node of pillar.nodes matches {target!r} "
+                          f"(nodes: {', '.join(sorted(tree.nodes))})")  # fmt: skip
+    return compile_tree(tree, sorted(n.id for n in nodes))
+
+
+def _print_report(console: Console, report: ApplyReport) -> None:
+    verb = "would change" if report.test else "changed"
+    for res in report.results:
+        for r in res.resources:
+            if not r.get("changes") and r.get("result") is not False:
+                continue
+            mark = {True: "[green]ok[/]", None: "[yellow]test[/]", False: "[red]FAILED[/]"}
+            console.print(f"[bold]{res.minion}[/] {r['id']} ({r['type']} {r.get('name') or ''}): "
+                          f"{mark.get(r.get('result'), '?')} - {r.get('comment', '')}",
+                          markup=True, highlight=False)  # fmt: skip
+            changes = dict(r.get("changes") or {})
+            diff = changes.pop("diff", None)
+            if diff:
+                console.print(Syntax(diff.rstrip("\n"), "diff", theme="ansi_dark"))
+            if changes:
+                console.print(f"    {changes}", markup=False)
+            if r.get("check_output"):
+                console.print("    " + str(r["check_output"]).replace("\n", "\n    "), markup=False)
+    table = Table(title=f"job {report.jid}" + (" (test: nothing changed)" if report.test else ""))
+    for col in ("minion", "status", "resources", verb, "failed", "seconds"):
+        table.add_column(col)
+    colors = {"ok": "green", "failed": "red", "no_answer": "red", "error": "red"}
+    for res in report.results:
+        status = res.status.replace("_", " ") + (f": {res.detail}" if res.detail else "")
+        table.add_row(res.minion, f"[{colors[res.status]}]{status}[/]", str(len(res.resources)),
+                      str(res.changed), str(res.failed), f"{res.seconds:.2f}")  # fmt: skip
+    console.print(table)
+
+
+def apply(
+    ctx: typer.Context,
+    states: Annotated[Path, typer.Argument(help="The state tree (top.yaml, pillar/, states)")],
+    test: Annotated[bool, typer.Option("--test", help="Change nothing; show the diffs")] = False,
+    target: Annotated[str, typer.Option(help="Minion id glob or role:NAME")] = "*",
+    pillar: PillarOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each minion")] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
+) -> None:
+    """Render the state tree and apply it on every targeted minion (exit 0 only if all ok)."""
+    settings = settings_of(ctx)
+    try:
+        plans = _compile(states, target, pillar)  # every error before anything is pushed
+    except HactlError as exc:
+        fail(exc)
+    console = Console(stderr=as_json)
+    show = not as_json and sys.stderr.isatty()
+
+    async def body() -> ApplyReport:
+        bus = await Bus.connect(resolve_nats_url(settings), name="hactl-apply",
+                                timeout=settings.connect_timeout)  # fmt: skip
+        try:
+            progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=Console(stderr=True),
+                                disable=not show, transient=True)  # fmt: skip
+            with progress:
+                task = progress.add_task("apply", total=len(plans))
+
+                def done(_: MinionResult) -> None:
+                    progress.advance(task)
+
+                return await apply_plans(bus, plans, test=test, timeout=timeout, on_done=done)
+        finally:
+            await bus.close()
+
+    report = run(body())
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_report(console, report)
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def render(
+    states: Annotated[Path, typer.Argument(help="The state tree")],
+    minion: Annotated[str, typer.Option("--minion", help="Render for this minion id")],
+    out: Annotated[Path | None, typer.Option(help="Write the files under OUT/<minion>/")] = None,
+    pillar: PillarOpt = None,
+    show_secrets: Annotated[bool, typer.Option(help="Do not mask secret values")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON")] = False,
+) -> None:
+    """Render offline (grains from the pillar) so the exact files can be reviewed."""
+    try:
+        plan = _compile(states, minion, pillar)[minion] if "*" not in minion else None
+    except KeyError:
+        plan = None
+    except HactlError as exc:
+        fail(exc)
+    if plan is None:
+        fail(ConfigError(f"--minion needs one node id of pillar.nodes, got {minion!r}"))
+
+    def shown(text: str) -> str:
+        return text if show_secrets else redact(text, plan.secrets)
+
+    if as_json:
+        print_json({"minion": plan.minion, "states": list(plan.states),
+                    "resources": [{**r.wire(), "args": {k: shown(v) if isinstance(v, str) else v
+                                                         for k, v in r.args.items()}}
+                                  for r in plan.resources]})  # fmt: skip
+        return
+    if out is not None:
+        for path, content in plan.files().items():
+            dest = out / plan.minion / path.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(shown(content), encoding="utf-8")
+            typer.echo(str(dest))
+        return
+    for r in plan.resources:
+        typer.echo(f"# {r.id}: {r.type} ({r.state}/init.yaml)")
+        if r.type == "file.managed":
+            typer.echo(f"# --- {r.args['path']} (mode {r.args['mode']})")
+            typer.echo(shown(str(r.args["contents"])))
+        else:
+            typer.echo("#     " + ", ".join(f"{k}={v}" for k, v in r.args.items() if v is not None))
+
+
+__all__ = ["apply", "render"]

@@ -1,0 +1,144 @@
+"""A bad state tree gives one clear error naming file and line; lint catches the seed pitfalls."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hactl.errors import ConfigError, StateError
+from master.states.compile import Resource, compile_tree, order
+from master.states.tree import load_tree, redact
+
+SHIPPED = Path(__file__).resolve().parents[2] / "states"
+
+
+@pytest.fixture
+def tree_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shipped tree to break."""
+    monkeypatch.setenv("HACTL_HAPROXY_STATS_PASSWORD", "pw-in-test")
+    dest = tmp_path / "states"
+    shutil.copytree(SHIPPED, dest)
+    return dest
+
+
+def _compile(root: Path) -> None:
+    tree = load_tree(root)
+    compile_tree(tree, sorted(tree.nodes))
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_yaml_syntax_error_names_file_and_line(tree_dir: Path) -> None:
+    """A broken init.yaml is reported at its file and line."""
+    _replace(tree_dir / "galera/init.yaml", '    mode: "0644"', '    mode: ["0644"')
+    with pytest.raises(StateError) as err:
+        _compile(tree_dir)
+    assert err.value.file == str(tree_dir / "galera/init.yaml")
+    assert err.value.line == 8
+    assert "YAML syntax" in str(err.value)
+
+
+def test_unknown_resource_type(tree_dir: Path) -> None:
+    """An unknown resource type names the resource, the file, the line and the known types."""
+    _replace(tree_dir / "galera/init.yaml", "  file.managed:", "  file.manged:")
+    with pytest.raises(StateError) as err:
+        _compile(tree_dir)
+    assert (err.value.state, err.value.line) == ("galera_cnf", 4)
+    assert "unknown resource type 'file.manged'" in str(err.value)
+    assert "file.managed" in str(err.value)
+
+
+def test_missing_pillar_key_names_template_line(tree_dir: Path) -> None:
+    """A template using a pillar key that is not there fails at the template's line."""
+    _replace(tree_dir / "pillar/site.yaml", "  sst_method: rsync\n", "")
+    with pytest.raises(StateError) as err:
+        _compile(tree_dir)
+    assert err.value.file == str(tree_dir / "galera/galera.cnf.j2")
+    assert err.value.line == 19  # wsrep_sst_method={{ g.sst_method }}
+    assert "sst_method" in str(err.value)
+
+
+def test_requisite_cycle(tree_dir: Path) -> None:
+    """require/watch loops are refused with the cycle spelled out."""
+    _replace(
+        tree_dir / "sysctl/init.yaml",
+        "    value: 1\n",
+        "    value: 1\n    require: [haproxy_cfg]\n",
+    )
+    with pytest.raises(StateError) as err:
+        _compile(tree_dir)
+    assert "requisite cycle: haproxy_cfg -> ip_nonlocal_bind -> haproxy_cfg" in str(err.value)
+    assert err.value.file is not None and err.value.line is not None
+
+
+def test_unknown_requisite_and_bad_argument(tree_dir: Path) -> None:
+    """A requisite that is no resource, and a wrong argument type, are both named."""
+    _replace(
+        tree_dir / "galera/init.yaml",
+        "    makedirs: true",
+        "    makedirs: true\n    require: [nope]",
+    )
+    with pytest.raises(StateError, match="requisite 'nope' is not a resource"):
+        _compile(tree_dir)
+
+
+def test_wrong_argument_type(tree_dir: Path) -> None:
+    """mode must be a quoted octal string, not a YAML integer."""
+    _replace(tree_dir / "galera/init.yaml", '    mode: "0644"', "    mode: 644")
+    with pytest.raises(StateError, match="mode must be a string, got int"):
+        _compile(tree_dir)
+
+
+def test_missing_secret(tree_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret that is neither in the environment nor in its file is named with its line."""
+    monkeypatch.delenv("HACTL_HAPROXY_STATS_PASSWORD")
+    with pytest.raises(ConfigError) as err:
+        load_tree(tree_dir)
+    assert err.value.line == 34 and "haproxy.stats.password" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expect"),
+    [
+        ("priority: 100,", "priority: 150,", "priority 150 of ctl2 is also ctl1's"),
+        ("check_weight: 110", "check_weight: 10", "must exceed the priority spread 100"),
+        ("virtual_router_id: 52", "virtual_router_id: 51", "virtual_router_id 51 is also used"),
+        (
+            "{name: glance_registry, port: 9191}",
+            "{name: glance_registry, port: 9292}",
+            "192.168.47.100:9292 is already bound by service glance_api",
+        ),
+        (
+            "{name: novnc, port: 6080, external: true}",
+            "{name: novnc, port: 6080, role: vnc}",
+            "service novnc has no backends",
+        ),
+    ],
+)
+def test_lint(tree_dir: Path, old: str, new: str, expect: str) -> None:
+    """The seeds' pitfalls are compile errors naming the pillar line."""
+    _replace(tree_dir / "pillar/site.yaml", old, new)
+    with pytest.raises(StateError) as err:
+        _compile(tree_dir)
+    assert expect in str(err.value)
+    assert err.value.file == str(tree_dir / "pillar/site.yaml") and err.value.line
+
+
+def test_order_keeps_declaration_order_without_requisites() -> None:
+    """Declaration order, except that a resource waits for its requisites (Salt's order)."""
+    rs = [Resource("c", "t", "s", {}, require=("a",)), Resource("a", "t", "s", {}),
+          Resource("b", "t", "s", {})]  # fmt: skip
+    assert [r.id for r in order(rs)] == ["a", "c", "b"]
+
+
+def test_redact_longest_first() -> None:
+    """Secrets are masked, the longer one first when one contains the other."""
+    assert (
+        redact("auth admin:s3cret-long s3cret", {"s3cret", "s3cret-long"}) == "auth admin:*** ***"
+    )
