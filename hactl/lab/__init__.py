@@ -1,0 +1,1 @@
+"""hactl lab: real controllers in network namespaces."""
