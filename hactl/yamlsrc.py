@@ -24,6 +24,7 @@ class Doc:
     source: str
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
+    replace: frozenset[Path_] = frozenset()  # mappings tagged !replace (see master/states/tree)
 
     def line(self, *path: str | int) -> int | None:
         """The line of ``path`` or of its nearest ancestor that has one."""
@@ -39,8 +40,18 @@ class Doc:
         return ConfigError(detail, file=self.source, line=self.line(*path))
 
 
-def _build(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> Any:
+REPLACE_TAG = "!replace"
+
+
+def _build(
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str, replace: set[Path_]
+) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
+    if node.tag == REPLACE_TAG:
+        if not isinstance(node, yaml.MappingNode):
+            raise ConfigError("!replace applies to a mapping", file=source,
+                              line=node.start_mark.line + 1)  # fmt: skip
+        replace.add(path)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -50,10 +61,12 @@ def _build(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -
                     f"duplicate key {key!r}", file=source, line=key_node.start_mark.line + 1
                 )
             lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, (*path, key), lines, source)
+            out[key] = _build(value_node, (*path, key), lines, source, replace)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), lines, source) for i, item in enumerate(node.value)]
+        return [
+            _build(item, (*path, i), lines, source, replace) for i, item in enumerate(node.value)
+        ]
     return _LOADER.construct_object(node)
 
 
@@ -71,12 +84,13 @@ def load(text: str, source: str) -> Doc:
             f"YAML syntax: {problem}", file=source, line=mark.line + 1 if mark else None
         ) from None
     lines: dict[Path_, int] = {}
+    replace: set[Path_] = set()
     if node is None:
         return Doc(source, None, lines)
     try:
-        data = _build(node, (), lines, source)
+        data = _build(node, (), lines, source, replace)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         raise ConfigError(f"YAML: {getattr(exc, 'problem', exc)}", file=source, line=line) from None
-    return Doc(source, data, lines)
+    return Doc(source, data, lines, frozenset(replace))

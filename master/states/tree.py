@@ -7,6 +7,10 @@ Layout::
     STATES/<state>/init.yaml      # resources (YAML rendered through Jinja first)
     STATES/<state>/*.j2           # templates used by file.managed ``source``
 
+Pillar files deep-merge: a later file changes single values and adds keys. A mapping tagged
+``!replace`` (``nodes: !replace {...}``) replaces the merged one as a whole instead -- how a
+site or lab pillar swaps the whole inventory. Lists always replace.
+
 A secret is written ``{secret: {env: NAME}}`` and/or ``{secret: {file: /path}}`` (env first,
 then file). Its value is used in rendered files but never shown: every diff, comment and
 event that leaves the minion has secret values replaced by ``***``.
@@ -78,11 +82,18 @@ def _matches(target: str, node: Node) -> bool:
     return fnmatch.fnmatchcase(node.id, target)
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+def _merge(
+    base: dict[str, Any],
+    extra: Mapping[str, Any],
+    replace: frozenset[tuple[Any, ...]] = frozenset(),
+    path: tuple[Any, ...] = (),
+) -> dict[str, Any]:
+    """Deep-merge ``extra`` into ``base``; a mapping tagged ``!replace`` replaces instead."""
     out = dict(base)
     for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        here = (*path, key)
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and here not in replace:
+            out[key] = _merge(out[key], value, replace, here)
         else:
             out[key] = value
     return out
@@ -166,7 +177,7 @@ def load_tree(root: Path, extra_pillar: list[Path] | None = None) -> Tree:
             continue
         if not isinstance(doc.data, dict):
             raise doc.error("a pillar file must be a mapping")
-        pillar = _merge(pillar, _resolve_secrets(doc.data, doc, (), secrets))
+        pillar = _merge(pillar, _resolve_secrets(doc.data, doc, (), secrets), doc.replace)
     return Tree(root, tuple(top), pillar, _nodes(pillar, docs), frozenset(secrets), tuple(docs))
 
 

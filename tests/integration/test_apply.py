@@ -1,0 +1,214 @@
+"""`hactl apply` end to end: two real minions in network namespaces, the shipped state tree.
+
+The minions run as `hactl minion` processes inside their own namespaces (so the sysctl they
+set is theirs, and `keepalived -t` sees their eth0); NATS listens on the root namespace's lab
+veth behind the guard route. Services are not managed here (``manage_services: false``):
+this proves rendering, diffs, checks, writes and idempotence; the lab proves reloads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hactl.bus.embedded import EmbeddedServer, ServerOptions
+from hactl.lab.net import LabNet, down, exec_argv, up
+from tests.integration.procs import HACTL, clean_env, run_cli
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
+SHIPPED = Path(__file__).resolve().parents[2] / "states"
+NODES = ("ita", "itb")
+
+
+@dataclass
+class Site:
+    """The lab network, NATS, the minions and where their files land."""
+
+    net: LabNet
+    url: str
+    root: Path
+    pillar: Path
+    env: dict[str, str]
+
+    def file(self, node: str, name: str) -> Path:
+        """A managed file of ``node``."""
+        return self.root / node / "etc" / name
+
+    def apply(self, *args: str, tree: Path = SHIPPED) -> subprocess.CompletedProcess[str]:
+        """Run `hactl apply` against the site (bounded)."""
+        return run_cli(["--nats", self.url, "apply", str(tree), "--pillar", str(self.pillar),
+                        "--timeout", "30", *args], env=self.env, timeout=90)  # fmt: skip
+
+
+def _pillar(net: LabNet, root: Path) -> str:
+    nodes = "\n".join(
+        f"  {n}: {{address: {net.address(n)}, priority: {150 - 50 * i}, "
+        "roles: [haproxy, keepalived, galera, rabbitmq, api]}"
+        for i, n in enumerate(NODES)
+    )
+    paths = {
+        "haproxy_cfg": "etc/haproxy.cfg", "haproxy_pid": "run/haproxy.pid",
+        "haproxy_socket": "run/haproxy.sock", "haproxy_state": "run/haproxy.state",
+        "keepalived_conf": "etc/keepalived.conf", "keepalived_fifo": "run/keepalived.fifo",
+        "galera_cnf": "etc/galera.cnf", "rabbitmq_conf": "etc/rabbitmq.conf",
+        "rabbitmq_definitions": "etc/definitions.json", "sysctl_conf": "etc/sysctl.conf",
+    }  # fmt: skip
+    path_lines = "\n".join(f"  {k}: {root}/{{id}}/{v}" for k, v in paths.items())
+    return f"""nodes: !replace
+{nodes}
+vips:
+  internal: {{address: {net.vip(0)}, prefix: 24, interface: eth0, virtual_router_id: 61}}
+  external: {{address: {net.vip(1)}, prefix: 24, interface: eth0, virtual_router_id: 62}}
+paths:
+{path_lines}
+manage_services: false
+galera: {{writer: ita}}
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """Network, NATS and two minions; all removed afterwards."""
+    root = tmp_path_factory.mktemp("apply")
+    net = LabNet(f"ha{os.getpid() % 10000}", "10.99.6", NODES)
+    procs: list[subprocess.Popen[bytes]] = []
+    server: EmbeddedServer | None = None
+    up(net)
+    try:
+        server = EmbeddedServer(
+            ServerOptions(data_dir=root / "nats", host=net.root_address, port=-1)
+        )
+        url = server.start()
+        env = clean_env(HACTL_HAPROXY_STATS_PASSWORD="it-stats-secret")
+        for node in NODES:
+            (root / node / "etc").mkdir(parents=True)
+            (root / node / "run").mkdir()
+            cfg = root / f"{node}.yaml"
+            cfg.write_text(f"id: {node}\nallowed_roots: [{root / node}]\nheartbeat_interval: 60\n")
+            log = (root / f"{node}.log").open("wb")
+            procs.append(subprocess.Popen(
+                exec_argv(net, node, [HACTL, "--nats", url, "--log-format", "json", "minion",
+                                      "--config", str(cfg)]),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env))  # fmt: skip
+        pillar = root / "test-pillar.yaml"
+        pillar.write_text(_pillar(net, root))
+        for node in NODES:
+            res = run_cli(["--nats", url, "ping", node, "--wait", "20"], env=env, timeout=30)
+            assert res.returncode == 0, res.stderr
+        yield Site(net, url, root, pillar, env)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        if server is not None:
+            server.stop()
+        down(net)
+
+
+def _sysctl(site: Site, node: str) -> str:
+    argv = exec_argv(site.net, node, ["cat", "/proc/sys/net/ipv4/ip_nonlocal_bind"])
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
+
+
+def _resources(report: dict, node: str) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {r["id"]: r for r in report["minions"][node]["resources"]}
+
+
+def test_apply_test_then_apply_then_idempotent(site: Site) -> None:
+    """--test shows diffs and writes nothing; apply writes; a second apply changes nothing."""
+    dry = site.apply("--test", "--json")
+    assert dry.returncode == 0, dry.stderr
+    report = json.loads(dry.stdout)
+    assert report["test"] is True and set(report["minions"]) == set(NODES)
+    res = _resources(report, "ita")
+    assert res["haproxy_cfg"]["result"] is None
+    assert "+    bind 10.99.6.100:5000" in res["haproxy_cfg"]["changes"]["diff"]
+    assert res["ip_nonlocal_bind"]["changes"] == {"old": "0", "new": "1"}
+    assert not site.file("ita", "haproxy.cfg").exists()
+    assert _sysctl(site, "ita") == "0"
+    assert "it-stats-secret" not in dry.stdout and "admin:***" in dry.stdout
+
+    started = time.monotonic()
+    real = site.apply("--json")
+    took = time.monotonic() - started
+    assert real.returncode == 0, real.stderr + real.stdout
+    report = json.loads(real.stdout)
+    for node in NODES:
+        assert report["minions"][node]["status"] == "ok"
+        assert report["minions"][node]["changed"] == 7  # 6 files + the sysctl
+        assert _sysctl(site, node) == "1"
+        cfg = site.file(node, "haproxy.cfg").read_text()
+        assert f"server ita {site.net.address('ita')}:5000" in cfg
+        assert "stats auth admin:it-stats-secret" in cfg  # the real secret is in the file only
+        keepalived = site.file(node, "keepalived.conf").read_text()
+        assert f"router_id {node}\n" in keepalived
+    print(f"\napply to 2 minions: {took:.2f}s wall (CLI start included)")
+
+    again = site.apply("--json")
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert all(m["changed"] == 0 for m in report["minions"].values()), report
+
+    text = site.apply()  # the human view: a table, exit 0
+    assert text.returncode == 0 and "ita" in text.stdout and "ok" in text.stdout
+
+
+def test_invalid_haproxy_template_is_refused_and_old_file_kept(site: Site, tmp_path: Path) -> None:
+    """A template edit haproxy -c rejects: minion check fails, old file byte-identical, exit 1."""
+    first = site.apply("--json")
+    assert first.returncode == 0, first.stderr
+    before = site.file("ita", "haproxy.cfg").read_bytes()
+    tree = tmp_path / "states"
+    shutil.copytree(SHIPPED, tree)
+    tpl = tree / "haproxy" / "haproxy.cfg.j2"
+    tpl.write_text(
+        tpl.read_text().replace("    retries 3\n", "    retries 3\n    bogus-keyword on\n")
+    )
+    bad = site.apply("--json", tree=tree)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    report = json.loads(bad.stdout)
+    res = _resources(report, "ita")
+    assert res["haproxy_cfg"]["result"] is False
+    assert "bogus-keyword" in res["haproxy_cfg"]["check_output"]
+    assert report["minions"]["ita"]["status"] == "failed"
+    assert site.file("ita", "haproxy.cfg").read_bytes() == before
+    human = site.apply(tree=tree)
+    assert human.returncode == 1 and "FAILED" in human.stdout
+
+
+def test_bad_tree_exits_2_and_pushes_nothing(site: Site, tmp_path: Path) -> None:
+    """A broken tree is one error line with file:line, exit 2, and no job reaches a minion."""
+    tree = tmp_path / "states"
+    shutil.copytree(SHIPPED, tree)
+    init = tree / "galera" / "init.yaml"
+    init.write_text(init.read_text().replace("file.managed:", "file.manged:"))
+    before = {n: site.file(n, "galera.cnf").stat().st_mtime_ns for n in NODES}
+    tail = subprocess.Popen([HACTL, "--nats", site.url, "events", "tail", "--json", "hactl/job/**"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=site.env)  # fmt: skip
+    try:
+        time.sleep(1.0)
+        bad = site.apply(tree=tree)
+    finally:
+        tail.terminate()
+        out, _ = tail.communicate(timeout=10)
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{init}:4:" in lines[0] and "file.manged" in lines[0]
+    assert out.strip() == "", "no job was published"
+    assert {n: site.file(n, "galera.cnf").stat().st_mtime_ns for n in NODES} == before

@@ -1,0 +1,76 @@
+"""The real daemons accept every rendered config of the shipped tree (3 controllers)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from master.states.compile import compile_tree
+from master.states.tree import load_tree
+
+STATES = Path(__file__).resolve().parents[2] / "states"
+NODES = ("ctl1", "ctl2", "ctl3")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
+    """Every node's haproxy.cfg and keepalived.conf, written to a temp dir."""
+    os.environ["HACTL_HAPROXY_STATS_PASSWORD"] = "validate-secret"
+    try:
+        tree = load_tree(STATES)
+    finally:
+        del os.environ["HACTL_HAPROXY_STATS_PASSWORD"]
+    out: dict[str, dict[str, Path]] = {}
+    root = tmp_path_factory.mktemp("rendered")
+    for node, plan in compile_tree(tree, list(NODES)).items():
+        files = plan.files()
+        out[node] = {}
+        for name, path in (("haproxy", "/etc/haproxy/haproxy.cfg"),
+                           ("keepalived", "/etc/keepalived/keepalived.conf")):  # fmt: skip
+            dest = root / node / Path(path).name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(files[path])
+            out[node][name] = dest
+    return out
+
+
+@pytest.fixture(scope="module")
+def netns() -> Iterator[str]:
+    """A namespace that has the interfaces the shipped pillar names (eth0, eth1), no address."""
+    if os.geteuid() != 0:
+        pytest.skip("keepalived -t needs the VRRP interfaces: a network namespace (root)")
+    name = f"hactl-val-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+    try:
+        for i in (0, 1):
+            subprocess.run(["ip", "-n", name, "link", "add", f"eth{i}", "type", "veth", "peer",
+                            "name", f"p{i}"], check=True, timeout=10)  # fmt: skip
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_haproxy_accepts_rendered_config(rendered: dict[str, dict[str, Path]], node: str) -> None:
+    """`haproxy -c -f` says the rendered haproxy.cfg is valid."""
+    res = subprocess.run(["haproxy", "-c", "-f", str(rendered[node]["haproxy"])],
+                         capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert "Configuration file is valid" in res.stdout
+    assert "[ALERT]" not in res.stderr
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_keepalived_accepts_rendered_config(
+    rendered: dict[str, dict[str, Path]], netns: str, node: str
+) -> None:
+    """`keepalived -t -f` (inside a namespace with eth0/eth1) exits 0 with no warning."""
+    conf = str(rendered[node]["keepalived"])
+    res = subprocess.run(["ip", "netns", "exec", netns, "keepalived", "-t", "-l", "-f", conf],
+                         capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert "WARNING" not in res.stderr + res.stdout
