@@ -139,7 +139,8 @@ def main() -> None:
         )
         url = server.start()
         hostp = subprocess.Popen(
-            exec_argv(net, "bench", [sys.executable, __file__, "--host", url, str(n), str(root / "nodes")]),
+            exec_argv(net, "bench",
+                      [sys.executable, __file__, "--host", url, str(n), str(root / "nodes")]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert hostp.stdout is not None

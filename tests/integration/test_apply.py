@@ -212,3 +212,16 @@ def test_bad_tree_exits_2_and_pushes_nothing(site: Site, tmp_path: Path) -> None
     assert len(lines) == 1 and f"{init}:4:" in lines[0] and "file.manged" in lines[0]
     assert out.strip() == "", "no job was published"
     assert {n: site.file(n, "galera.cnf").stat().st_mtime_ns for n in NODES} == before
+
+
+def test_minion_that_does_not_answer_is_reported(site: Site, tmp_path: Path) -> None:
+    """A pillar node with no running minion is 'no answer' after --timeout; the others apply."""
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("nodes:\n  itc: {address: 10.99.6.13, priority: 20, roles: [haproxy]}\n")
+    args = ["--nats", site.url, "apply", str(SHIPPED), "--pillar", str(site.pillar),
+            "--pillar", str(extra), "--timeout", "2", "--json"]  # fmt: skip
+    res = run_cli(args, env=site.env, timeout=60)  # the hang guard; --timeout bounds the wait
+    assert res.returncode == 1, res.stderr
+    report = json.loads(res.stdout)
+    assert report["minions"]["itc"]["status"] == "no_answer"
+    assert report["minions"]["ita"]["status"] == "ok" and report["minions"]["itb"]["status"] == "ok"
