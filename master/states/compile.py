@@ -81,8 +81,7 @@ def site_context(tree: Tree) -> dict[str, Any]:
 def context(tree: Tree, node: Node, site: dict[str, Any] | None = None) -> dict[str, Any]:
     """The template context for ``node``: grains come from the pillar's node entry."""
     paths = {
-        k: str(v).replace("{id}", node.id)
-        for k, v in dict(tree.pillar.get("paths") or {}).items()
+        k: str(v).replace("{id}", node.id) for k, v in dict(tree.pillar.get("paths") or {}).items()
     }
     grains = {**dict(node.data), "id": node.id, "address": node.address, "roles": list(node.roles)}
     return {**(site or site_context(tree)), "grains": grains, "minion_id": node.id, "paths": paths}

@@ -1,0 +1,131 @@
+"""The cluster view: the latest facts per node, built from beacon and minion events.
+
+Pure data (no I/O): :meth:`ClusterView.update` folds one event in and returns the keys that
+changed, which the runtime mirrors into the JetStream KV bucket ``HACTL_CLUSTER`` (key
+``node.<id>.<aspect>``) so that every master, ``hactl status`` and a restarted master share
+it. :meth:`ClusterView.facts` is what rules see as ``cluster``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hactl.wire.envelope import Event
+
+ASPECTS = ("vrrp", "haproxy", "galera", "rabbitmq", "service", "minion")
+
+
+def kv_key(node: str, aspect: str) -> str:
+    """The KV key of one node's aspect."""
+    return f"node.{node}.{aspect}"
+
+
+def parse_kv_key(key: str) -> tuple[str, str] | None:
+    """``node.ctl1.galera`` -> (ctl1, galera)."""
+    parts = key.split(".")
+    if len(parts) != 3 or parts[0] != "node" or parts[2] not in ASPECTS:
+        return None
+    return parts[1], parts[2]
+
+
+@dataclass
+class ClusterView:
+    """node -> aspect -> value (the beacon's items, or the minion's liveness record)."""
+
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def set(self, node: str, aspect: str, value: Any) -> None:
+        """Store one fact (from the KV or an event)."""
+        self.nodes.setdefault(node, {})[aspect] = value
+
+    def update(self, event: Event, now: float | None = None) -> list[tuple[str, str]]:
+        """Fold ``event`` in; the (node, aspect) pairs whose value changed."""
+        levels = event.tag.split("/")
+        kind, node = levels[1], levels[2] if len(levels) > 2 else ""
+        if kind == "beacon" and len(levels) == 4 and levels[3] in ASPECTS:
+            items = event.data.get("items")
+            if not isinstance(items, dict):
+                return []
+            if self.nodes.get(node, {}).get(levels[3]) == items:
+                return []
+            self.set(node, levels[3], items)
+            return [(node, levels[3])]
+        if kind == "minion" and len(levels) == 4:
+            what = levels[3]
+            rec = dict(self.nodes.get(node, {}).get("minion") or {})
+            if what in ("start", "heartbeat"):
+                was_lost = rec.get("lost", False)
+                rec.update(last_seen=event.ts if now is None else now, lost=False, stopped=False)
+                if isinstance(event.data.get("roles"), list):
+                    rec["roles"] = event.data["roles"]
+                if (
+                    what == "start"
+                    or was_lost
+                    or "roles" not in self.nodes.get(node, {}).get("minion", {})
+                ):
+                    self.set(node, "minion", rec)
+                    return [(node, "minion")]
+                self.set(node, "minion", rec)
+                return []  # heartbeats move last_seen only: not worth a KV write each
+            if what == "stop":
+                rec.update(stopped=True, last_seen=event.ts)
+            elif what == "lost":
+                rec.update(lost=True)
+            else:
+                return []
+            self.set(node, "minion", rec)
+            return [(node, "minion")]
+        return []
+
+    def silent(self, now: float, after: float) -> list[str]:
+        """Minions not seen for ``after`` seconds, not already lost and not cleanly stopped."""
+        out = []
+        for node, aspects in sorted(self.nodes.items()):
+            rec = aspects.get("minion")
+            if not rec or rec.get("lost") or rec.get("stopped"):
+                continue
+            if now - float(rec.get("last_seen", now)) > after:
+                out.append(node)
+        return out
+
+    def facts(self) -> dict[str, Any]:
+        """What a rule's ``cluster`` is: raw nodes plus derived, ready-to-test facts."""
+        vips: dict[str, list[str]] = {}
+        galera: dict[str, list[str]] = {"members": [], "synced": [], "primary": [], "down": []}
+        rabbit: dict[str, list[str]] = {"members": [], "running": [], "down": []}
+        haproxy_nodes, lost = [], []
+        for node, aspects in sorted(self.nodes.items()):
+            for inst in (aspects.get("vrrp") or {}).values():
+                if isinstance(inst, Mapping) and inst.get("vip_here"):
+                    for vip in inst.get("vips") or []:
+                        vips.setdefault(vip, []).append(node)
+            g = (aspects.get("galera") or {}).get("local")
+            if isinstance(g, Mapping):
+                galera["members"].append(node)
+                if g.get("synced"):
+                    galera["synced"].append(node)
+                if g.get("running") and g.get("cluster_status") == "Primary":
+                    galera["primary"].append(node)
+                if not g.get("running"):
+                    galera["down"].append(node)
+            r = (aspects.get("rabbitmq") or {}).get("local")
+            if isinstance(r, Mapping):
+                rabbit["members"].append(node)
+                rabbit["running" if r.get("running") else "down"].append(node)
+            if aspects.get("haproxy"):
+                haproxy_nodes.append(node)
+            if (aspects.get("minion") or {}).get("lost"):
+                lost.append(node)
+        return {
+            "nodes": self.nodes,
+            "vips": vips,
+            "split_brain": sorted(v for v, holders in vips.items() if len(holders) > 1),
+            "galera": galera,
+            "rabbitmq": rabbit,
+            "haproxy_nodes": haproxy_nodes,
+            "lost": lost,
+            "ts": time.time(),
+        }
