@@ -1,0 +1,12 @@
+"""The explicit action registry: nothing else can run from a rule (no shell, no code)."""
+
+from __future__ import annotations
+
+from master.reactor.actions import galera, haproxy, misc
+from master.reactor.actions.base import Action, ActionContext, ActionFailed, Effects, Settings
+
+REGISTRY: dict[str, Action] = {
+    a.name: a for a in (*haproxy.ACTIONS, *galera.ACTIONS, *misc.ACTIONS)
+}
+
+__all__ = ["REGISTRY", "Action", "ActionContext", "ActionFailed", "Effects", "Settings"]

@@ -1,0 +1,102 @@
+"""The action contract: what an action is given (a frozen context) and what it returns.
+
+Actions reach the world only through :class:`Effects` (publish, request, lease), so the engine
+runs the same code on NATS and on the in-memory bus of the tests. Every action is idempotent:
+a crashed master's events are redelivered to another, which may run the action again; events
+it publishes carry a ``Nats-Msg-Id`` derived from the triggering event, so JetStream stores
+them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from hactl.wire.commands import CommandReply
+from hactl.wire.envelope import Event
+from master.reactor.view import ClusterView
+
+
+class Effects(Protocol):
+    """The reactor's only way out."""
+
+    async def publish(self, event: Event, msg_id: str | None = None) -> None:
+        """Publish (and store) one event; ``msg_id`` makes a retry a no-op."""
+        ...
+
+    async def request(
+        self, target: str, cmd: str, args: dict[str, Any], timeout: float
+    ) -> CommandReply:
+        """A command to a minion; raises CommandError when nobody answers."""
+        ...
+
+    async def lease(self, name: str) -> bool:
+        """Take the cluster-wide lease ``name`` once (False if someone holds or held it)."""
+        ...
+
+    async def release(self, name: str) -> None:
+        """Give a lease back (locks; epoch leases are never released)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Reactor settings from ``hactl master``."""
+
+    command_timeout: float = 10.0
+    galera_timeout: float = 120.0
+    allow_unreachable: bool = False
+    states: Path | None = None
+    pillar: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    """Everything one action run may use."""
+
+    effects: Effects
+    view: ClusterView
+    event: Event
+    rule: str
+    index: int
+    observe: bool = False
+    settings: Settings = field(default_factory=Settings)
+
+    def msg_id(self, what: str) -> str:
+        """A stable id for an event this run publishes (dedupe across redeliveries)."""
+        return f"{self.rule}.{self.event.id}.{self.index}.{what}"
+
+
+Run = Callable[[ActionContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A registered action: argument names (required/optional) and the body."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    run: Run
+    doc: str = ""
+
+    def check(self, args: Mapping[str, Any]) -> str | None:
+        """A problem with ``args`` found at rule-load time, or None."""
+        unknown = sorted(set(args) - set(self.required) - set(self.optional))
+        if unknown:
+            return f"unknown argument(s) {', '.join(unknown)}"
+        missing = [a for a in self.required if a not in args]
+        if missing:
+            return f"missing argument(s) {', '.join(missing)}"
+        return None
+
+
+class ActionFailed(Exception):
+    """An action could not do what it was asked (the reason goes into the failed event)."""
+
+    def __init__(self, reason: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.result = result or {}

@@ -1,0 +1,130 @@
+"""Galera actions: ``galera.recover_cluster`` (the planner, executed) and ``galera.rejoin``.
+
+recover_cluster, step by step, each step an event ``hactl/event/galera/<step>``:
+1. ``positions``: ask every member's minion for ``galera.position`` (recovering crashed ones
+   with ``--wsrep-recover``); a member that does not answer is unreachable;
+2. ``decision``: :func:`master.reactor.galera_plan.plan`; a refusal ends here (failed, with
+   the reason) -- never a guess;
+3. ``bootstrap``: take the lease ``galera-bootstrap.<uuid>.<seqno>`` (one bootstrap per
+   epoch, cluster-wide, even with several masters) and bootstrap the chosen node;
+4. ``rejoin``: start the others one at a time with their position (IST), each only after the
+   previous one is Synced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hactl.errors import CommandError
+from hactl.wire.envelope import new_event
+from hactl.wire.tags import MASTER_ID
+from master.reactor.actions.base import Action, ActionContext, ActionFailed
+from master.reactor.galera_plan import Decision, Member, plan
+
+
+def members_of(ctx: ActionContext, given: Any) -> list[str]:
+    """The member list: given, or every node whose minion runs the galera beacon."""
+    if isinstance(given, list) and given:
+        return [str(m) for m in given]
+    return [n for n, a in sorted(ctx.view.nodes.items()) if a.get("galera")]
+
+
+async def _step(ctx: ActionContext, step: str, data: dict[str, Any]) -> None:
+    event = new_event(f"hactl/event/galera/{step}", MASTER_ID,
+                      {**data, "rule": ctx.rule, "trigger": ctx.event.id})  # fmt: skip
+    await ctx.effects.publish(event, msg_id=ctx.msg_id(f"galera-{step}"))
+
+
+async def position(ctx: ActionContext, node: str) -> Member:
+    """One member's position from its minion (unreachable when it does not answer)."""
+    try:
+        reply = await ctx.effects.request(node, "galera.position", {},
+                                          ctx.settings.galera_timeout)  # fmt: skip
+    except CommandError:
+        return Member(node, reachable=False)
+    r = reply.result if reply.ok else {}
+    if not reply.ok or not r.get("result"):
+        return Member(node, reachable=True)  # answered, but no position: unknown
+    running = bool(r.get("running"))
+    return Member(node, reachable=True, running=running,
+                  primary=running and r.get("cluster_status") == "Primary",
+                  synced=running and r.get("cluster_status") == "Primary",
+                  uuid=r.get("uuid"), seqno=r.get("seqno"),
+                  safe_to_bootstrap=bool(r.get("safe_to_bootstrap")))  # fmt: skip
+
+
+async def _cmd(ctx: ActionContext, node: str, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+    try:
+        reply = await ctx.effects.request(node, cmd, args, ctx.settings.galera_timeout)
+    except CommandError as exc:
+        raise ActionFailed(f"{cmd} on {node}: {exc.detail}") from None
+    if not reply.ok:
+        raise ActionFailed(f"{cmd} on {node} refused: {reply.error_message}")
+    if not reply.result.get("result"):
+        raise ActionFailed(f"{cmd} on {node} failed: {reply.result.get('comment')}")
+    return dict(reply.result)
+
+
+async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Bring a fully stopped / non-Primary cluster back, safely, or refuse with the reason."""
+    nodes = members_of(ctx, args.get("members"))
+    found = await asyncio.gather(*(position(ctx, n) for n in nodes))
+    members = {m.node: m for m in found}
+    await _step(ctx, "positions", {"members": {n: _m(m) for n, m in members.items()}})
+    allow = bool(args.get("allow_unreachable", ctx.settings.allow_unreachable))
+    decision = plan(members, allow_unreachable=allow)
+    await _step(ctx, "decision", _d(decision))
+    if decision.kind == "nothing":
+        return {"decision": _d(decision)}
+    if decision.kind == "refuse":
+        raise ActionFailed(f"refused: {decision.reason}", {"decision": _d(decision)})
+    if ctx.observe:
+        return {"observe": True, "decision": _d(decision)}
+    lease = f"galera-bootstrap.{decision.uuid}.{decision.seqno}"
+    if not await ctx.effects.lease(lease):
+        raise ActionFailed(f"lease {lease} already taken: this epoch was bootstrapped once")
+    await _cmd(ctx, decision.node, "galera.bootstrap",
+               {"uuid": decision.uuid, "seqno": decision.seqno})  # fmt: skip
+    await _step(
+        ctx, "bootstrap", {"node": decision.node, "position": f"{decision.uuid}:{decision.seqno}"}
+    )
+    joined = []
+    for node in decision.rejoin:
+        m = members[node]
+        start = {"uuid": m.uuid, "seqno": m.seqno} if m.uuid and (m.seqno or -1) >= 0 else {}
+        await _cmd(ctx, node, "galera.start", start)
+        joined.append(node)
+        await _step(ctx, "rejoin", {"node": node, "synced": True})
+    return {"decision": _d(decision), "bootstrapped": decision.node, "rejoined": joined}
+
+
+async def rejoin(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Start one stopped member as a joiner from its own position (refused if running)."""
+    node = str(args["node"])
+    m = await position(ctx, node)
+    if not m.reachable:
+        raise ActionFailed(f"{node} does not answer")
+    if m.running:
+        return {"node": node, "comment": "already running"}
+    if ctx.observe:
+        return {"observe": True, "would": f"galera.start on {node}"}
+    start = {"uuid": m.uuid, "seqno": m.seqno} if m.uuid and (m.seqno or -1) >= 0 else {}
+    result = await _cmd(ctx, node, "galera.start", start)
+    return {"node": node, "started": result.get("comment")}
+
+
+def _m(m: Member) -> dict[str, Any]:
+    return {"reachable": m.reachable, "running": m.running, "primary": m.primary,
+            "uuid": m.uuid, "seqno": m.seqno, "safe_to_bootstrap": m.safe_to_bootstrap}  # fmt: skip
+
+
+def _d(d: Decision) -> dict[str, Any]:
+    return {"kind": d.kind, "reason": d.reason, "node": d.node, "uuid": d.uuid,
+            "seqno": d.seqno, "rejoin": list(d.rejoin)}  # fmt: skip
+
+
+ACTIONS = (
+    Action("galera.recover_cluster", (), ("members", "allow_unreachable"), recover_cluster),
+    Action("galera.rejoin", ("node",), (), rejoin),
+)

@@ -1,0 +1,56 @@
+"""``event.fire`` and ``state.apply``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hactl.errors import HactlError
+from hactl.wire.envelope import new_event
+from hactl.wire.tags import MASTER_ID
+from master.reactor.actions.base import Action, ActionContext, ActionFailed
+
+
+async def fire(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Publish an event (a follow-up, an alert); stored once even if the rule runs twice."""
+    data = args.get("data") or {}
+    if not isinstance(data, dict):
+        raise ActionFailed("data must be a mapping")
+    try:
+        event = new_event(str(args["tag"]), MASTER_ID, {**data, "trigger": ctx.event.id})
+    except HactlError as exc:
+        raise ActionFailed(str(exc)) from None
+    if ctx.observe:
+        return {"observe": True, "would": event.tag}
+    await ctx.effects.publish(event, msg_id=ctx.msg_id("fire"))
+    return {"tag": event.tag, "id": event.id}
+
+
+async def state_apply(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Apply the master's state tree (``hactl master --states``) to ``target``."""
+    from master.apply import apply_plans  # noqa: PLC0415 - the compiler only when used
+    from master.states.compile import compile_tree  # noqa: PLC0415
+    from master.states.tree import load_tree  # noqa: PLC0415
+
+    if ctx.settings.states is None:
+        raise ActionFailed("the master runs without --states: no tree to apply")
+    try:
+        tree = load_tree(ctx.settings.states, list(ctx.settings.pillar))
+        nodes = sorted(n.id for n in tree.targets(str(args.get("target", "*"))))
+        plans = compile_tree(tree, nodes)
+    except HactlError as exc:
+        raise ActionFailed(str(exc)) from None
+    if ctx.observe:
+        return {"observe": True, "would": nodes}
+    bus = getattr(ctx.effects, "bus", None)
+    if bus is None:
+        raise ActionFailed("state.apply needs the NATS bus")
+    report = await apply_plans(bus, plans, test=bool(args.get("test", False)))
+    if not report.ok:
+        raise ActionFailed("apply failed on some minions", report.as_dict())
+    return {"jid": report.jid, "minions": nodes}
+
+
+ACTIONS = (
+    Action("event.fire", ("tag",), ("data",), fire),
+    Action("state.apply", (), ("target", "test"), state_apply),
+)

@@ -1,0 +1,282 @@
+"""The reactor engine: match events to rules, damp, lock, run actions, report every decision.
+
+Transport-free: events come in through :meth:`Engine.handle`, and everything goes out through
+:class:`Effects` -- the NATS runtime (``master/reactor/runtime.py``) and the in-memory bus of
+the tests drive the same code.
+
+For each event: the cluster view is updated; every rule whose ``on`` matches (cached per tag)
+has its ``when`` evaluated over ``event`` and ``cluster``; a true condition goes through the
+damping of the rule's ``key`` (debounce, cooldown, max_per) and then fires: ``fired`` is
+published, the actions run in a task (never on the event path; one run at a time per
+``lock``, which is also a cluster-wide lease), and ``done`` or ``failed`` follows with every
+result. Damping and locks publish ``suppressed`` with the reason; a false condition publishes
+nothing. All four carry the triggering event id and a Nats-Msg-Id derived from it, so a
+redelivered event cannot store a second copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+
+from hactl.log import get_logger
+from hactl.wire.envelope import Event, new_event
+from hactl.wire.tags import MASTER_ID
+from master.reactor.actions import REGISTRY, Action, ActionContext, ActionFailed, Effects, Settings
+from master.reactor.rules import Rule, environment
+from master.reactor.view import ClusterView
+
+log = get_logger("hactl.reactor")
+Persist = Callable[[str, str, Any], Awaitable[None]]
+
+
+@dataclass
+class _KeyState:
+    last_fired: float | None = None
+    fires: deque[float] = field(default_factory=deque)
+    pending: Event | None = None
+    timer: asyncio.Task[None] | None = None
+
+
+class Engine:
+    """One master's reactor."""
+
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        effects: Effects,
+        view: ClusterView | None = None,
+        *,
+        observe: bool = False,
+        settings: Settings | None = None,
+        actions: dict[str, Action] | None = None,
+        persist: Persist | None = None,
+        concurrency: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.effects = effects
+        self.view = view or ClusterView()
+        self.observe = observe
+        self.settings = settings or Settings()
+        self.actions = actions or REGISTRY
+        self.persist = persist
+        self.clock = clock
+        self.env = environment()
+        self._gate = asyncio.Semaphore(concurrency)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._state: dict[tuple[str, str], _KeyState] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._exprs: dict[str, Any] = {}
+        self._templates: dict[str, Any] = {}
+        self._facts: dict[str, Any] | None = None
+        self.counts = {"events": 0, "fired": 0, "suppressed": 0, "done": 0, "failed": 0}
+        self.set_rules(rules)
+
+    def set_rules(self, rules: Iterable[Rule]) -> None:
+        """Swap the rule set (hot reload): takes effect for the next event, none is missed."""
+        self.rules = tuple(rules)
+        self._match: dict[str, tuple[Rule, ...]] = {}
+
+    def _rules_for(self, tag: str) -> tuple[Rule, ...]:
+        found = self._match.get(tag)
+        if found is None:
+            if len(self._match) > 50_000:
+                self._match.clear()
+            found = self._match[tag] = tuple(r for r in self.rules if r.on.match(tag))
+        return found
+
+    def facts(self) -> dict[str, Any]:
+        """The ``cluster`` of the templates (cached until the view changes)."""
+        if self._facts is None:
+            self._facts = self.view.facts()
+        return self._facts
+
+    def invalidate(self) -> None:
+        """The view changed from outside (another master, via the KV)."""
+        self._facts = None
+
+    async def handle(self, event: Event) -> list[asyncio.Task[None]]:
+        """Process one event; returns the action tasks it started (ack when they end)."""
+        self.counts["events"] += 1
+        changed = self.view.update(event)
+        if changed:
+            self._facts = None
+            if self.persist is not None:
+                for node, aspect in changed:
+                    await self.persist(node, aspect, self.view.nodes[node][aspect])
+        rules = self._rules_for(event.tag)
+        if not rules:
+            return []
+        ctx = {"event": _event_dict(event), "cluster": self.facts()}
+        started: list[asyncio.Task[None]] = []
+        for rule in rules:
+            try:
+                if not self._true(rule.when, ctx):
+                    continue
+                key = self._render(rule.key, ctx) if rule.key else event.tag
+            except (
+                jinja2.TemplateError,
+                TypeError,
+                ValueError,
+                ArithmeticError,
+                LookupError,
+            ) as exc:
+                await self._audit(rule, "failed", event, {"error": f"when/key: {exc}"})
+                continue
+            task = await self._damp(rule, str(key), event)
+            if task is not None:
+                started.append(task)
+        return started
+
+    def _true(self, expr: str, ctx: dict[str, Any]) -> bool:
+        fn = self._exprs.get(expr)
+        if fn is None:
+            fn = self._exprs[expr] = self.env.compile_expression(expr)
+        value = fn(**ctx)
+        return bool(value) and not isinstance(value, jinja2.Undefined)
+
+    def _render(self, text: str, ctx: dict[str, Any]) -> Any:
+        """A templated value; a lone ``{{ expr }}`` keeps its type (numbers, lists)."""
+        stripped = text.strip()
+        if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
+            fn = self._exprs.get(stripped)
+            if fn is None:
+                fn = self._exprs[stripped] = self.env.compile_expression(stripped[2:-2])
+            value = fn(**ctx)
+            return None if isinstance(value, jinja2.Undefined) else value
+        if "{{" not in text and "{%" not in text:
+            return text
+        tpl = self._templates.get(text)
+        if tpl is None:
+            tpl = self._templates[text] = self.env.from_string(text)
+        return tpl.render(**ctx)
+
+    def _args(self, value: Any, ctx: dict[str, Any]) -> Any:
+        if isinstance(value, str):
+            return self._render(value, ctx)
+        if isinstance(value, dict):
+            return {k: self._args(v, ctx) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._args(v, ctx) for v in value]
+        return value
+
+    async def _damp(self, rule: Rule, key: str, event: Event) -> asyncio.Task[None] | None:
+        st = self._state.setdefault((rule.name, key), _KeyState())
+        if rule.debounce > 0:
+            if st.pending is not None:
+                why = {"reason": "debounced", "superseded_by": event.id, "key": key}
+                await self._audit(rule, "suppressed", st.pending, why)
+            st.pending = event
+            if st.timer is None or st.timer.done():
+                st.timer = asyncio.create_task(self._after_quiet(rule, key, st))
+                self._tasks.add(st.timer)
+                st.timer.add_done_callback(self._tasks.discard)
+            return st.timer
+        return await self._gatekeep(rule, key, event, st)
+
+    async def _after_quiet(self, rule: Rule, key: str, st: _KeyState) -> None:
+        while True:
+            seen = st.pending
+            await asyncio.sleep(rule.debounce)
+            if st.pending is seen:
+                break
+        st.pending = None
+        if seen is not None:
+            task = await self._gatekeep(rule, key, seen, st)
+            if task is not None:
+                await task
+
+    async def _gatekeep(
+        self, rule: Rule, key: str, event: Event, st: _KeyState
+    ) -> asyncio.Task[None] | None:
+        now = self.clock()
+        if rule.cooldown > 0 and st.last_fired is not None and now - st.last_fired < rule.cooldown:
+            await self._audit(rule, "suppressed", event, {"reason": "cooldown", "key": key,
+                              "wait": round(rule.cooldown - (now - st.last_fired), 3)})  # fmt: skip
+            return None
+        if rule.max_count:
+            while st.fires and now - st.fires[0] >= rule.max_window:
+                st.fires.popleft()
+            if len(st.fires) >= rule.max_count:
+                limit = f"{rule.max_count} per {rule.max_window:g}s"
+                why = {"reason": "max_per", "key": key, "limit": limit}
+                await self._audit(rule, "suppressed", event, why)
+                return None
+            st.fires.append(now)
+        st.last_fired = now
+        ctx = {"event": _event_dict(event), "cluster": self.facts()}
+        lock = str(self._render(rule.lock, ctx)) if rule.lock else ""
+        calls = [(c.action, self._args(dict(c.args), ctx)) for c in rule.do]
+        acts = [{"action": a, "args": args} for a, args in calls]
+        fired = {"key": key, "lock": lock, "observe": self.observe, "actions": acts}
+        await self._audit(rule, "fired", event, fired)
+        await self._gate.acquire()
+        task = asyncio.create_task(self._run(rule, event, calls, lock))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._gate.release())
+        return task
+
+    async def _run(self, rule: Rule, event: Event, calls: list[tuple[str, Any]], lock: str) -> None:
+        if not lock:
+            await self._actions(rule, event, calls)
+            return
+        local = self._locks.setdefault(lock, asyncio.Lock())
+        async with local:
+            if not self.observe and not await self.effects.lease(f"lock.{lock}"):
+                why = {"reason": "lock", "lock": lock, "detail": "held by another master"}
+                await self._audit(rule, "suppressed", event, why)
+                return
+            try:
+                await self._actions(rule, event, calls)
+            finally:
+                if not self.observe:
+                    await self.effects.release(f"lock.{lock}")
+
+    async def _actions(self, rule: Rule, event: Event, calls: list[tuple[str, Any]]) -> None:
+        results: list[dict[str, Any]] = []
+        for i, (name, args) in enumerate(calls):
+            ctx = ActionContext(self.effects, self.view, event, rule.name, i, self.observe,
+                                self.settings)  # fmt: skip
+            start = time.perf_counter()
+            try:
+                out = await self.actions[name].run(ctx, args)
+            except ActionFailed as exc:
+                results.append({"action": name, "ok": False, "reason": exc.reason, **exc.result})
+                await self._audit(rule, "failed", event, {"results": results, "error": exc.reason})
+                return
+            except Exception as exc:  # a bug in an action must not kill the reactor
+                log.exception("action_crashed", rule=rule.name, action=name)
+                results.append(
+                    {"action": name, "ok": False, "reason": f"{type(exc).__name__}: {exc}"}
+                )
+                await self._audit(rule, "failed", event, {"results": results, "error": str(exc)})
+                return
+            ms = round((time.perf_counter() - start) * 1000, 2)
+            results.append({"action": name, "ok": True, "ms": ms, **out})
+        await self._audit(rule, "done", event, {"results": results})
+
+    async def _audit(self, rule: Rule, what: str, event: Event, data: dict[str, Any]) -> None:
+        self.counts[what] += 1
+        body = {"rule": rule.name, "event_id": event.id, "event_tag": event.tag, **data}
+        msg_id = f"{rule.name}.{event.id}.{what}"
+        if what == "suppressed":
+            msg_id += f".{data.get('reason')}"
+        await self.effects.publish(new_event(f"hactl/reactor/{rule.name}/{what}", MASTER_ID, body),
+                                   msg_id=msg_id)  # fmt: skip
+
+    async def idle(self) -> None:
+        """Wait until no action or debounce timer is running (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _event_dict(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "tag": event.tag, "minion": event.minion, "ts": event.ts,
+            "data": event.data, "levels": event.tag.split("/")}  # fmt: skip
