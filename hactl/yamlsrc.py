@@ -1,5 +1,8 @@
 """YAML with source lines: every mapping key and list item remembers where it was written.
 
+Mapping keys that YAML 1.1 would read as booleans (``on``, ``off``, ``yes``, ``no``) stay
+strings: keys are names here (a reactor rule's ``on:``).
+
 Validators turn these into frozen dataclasses and, on error, name ``file:line``. Only safe YAML
 types are built (the same as ``yaml.safe_load``); duplicate keys are an error, not a silent
 overwrite.
@@ -55,7 +58,10 @@ def _build(
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _LOADER.construct_object(key_node)
+            if key_node.tag == "tag:yaml.org,2002:bool":
+                key = key_node.value  # a key is a name: `on:` stays "on" (YAML 1.1 says True)
+            else:
+                key = _LOADER.construct_object(key_node)
             if key in out:
                 raise ConfigError(
                     f"duplicate key {key!r}", file=source, line=key_node.start_mark.line + 1

@@ -36,6 +36,8 @@ class ClusterView:
     """node -> aspect -> value (the beacon's items, or the minion's liveness record)."""
 
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per VRRP instance: who is MASTER now and who was before (what "the VIP moved" means)
+    vrrp: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
     def set(self, node: str, aspect: str, value: Any) -> None:
         """Store one fact (from the KV or an event)."""
@@ -49,6 +51,8 @@ class ClusterView:
             items = event.data.get("items")
             if not isinstance(items, dict):
                 return []
+            if levels[3] == "vrrp":
+                self._track_masters(node, items)
             if self.nodes.get(node, {}).get(levels[3]) == items:
                 return []
             self.set(node, levels[3], items)
@@ -79,6 +83,18 @@ class ClusterView:
             self.set(node, "minion", rec)
             return [(node, "minion")]
         return []
+
+    def _track_masters(self, node: str, items: dict[str, Any]) -> None:
+        for inst, item in items.items():
+            if not isinstance(item, dict) or inst.startswith("_"):
+                continue
+            rec = self.vrrp.setdefault(inst, {"master": None, "previous": None})
+            if item.get("state") == "MASTER" and rec["master"] != node:
+                if rec["master"] is not None:
+                    rec["previous"] = rec["master"]
+                rec["master"] = node
+            elif item.get("state") != "MASTER" and rec["master"] == node:
+                rec["previous"], rec["master"] = node, None
 
     def silent(self, now: float, after: float) -> list[str]:
         """Minions not seen for ``after`` seconds, not already lost and not cleanly stopped."""
@@ -126,6 +142,7 @@ class ClusterView:
             "galera": galera,
             "rabbitmq": rabbit,
             "haproxy_nodes": haproxy_nodes,
+            "vrrp": {k: dict(v) for k, v in self.vrrp.items()},
             "lost": lost,
             "ts": time.time(),
         }

@@ -66,10 +66,27 @@ async def _cmd(ctx: ActionContext, node: str, cmd: str, args: dict[str, Any]) ->
     return dict(reply.result)
 
 
+def from_view(ctx: ActionContext, node: str) -> Member:
+    """A member as the beacons last reported it (observe mode: no command is sent)."""
+    g = ((ctx.view.nodes.get(node) or {}).get("galera") or {}).get("local")
+    if not isinstance(g, dict):
+        return Member(node, reachable=False)
+    running = bool(g.get("running"))
+    seqno = g.get("last_committed") if running else g.get("seqno")
+    uuid = g.get("cluster_state_uuid") if running else g.get("uuid")
+    return Member(node, reachable=True, running=running,
+                  primary=running and g.get("cluster_status") == "Primary",
+                  synced=bool(g.get("synced")), uuid=uuid, seqno=seqno,
+                  safe_to_bootstrap=bool(g.get("safe_to_bootstrap")))  # fmt: skip
+
+
 async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """Bring a fully stopped / non-Primary cluster back, safely, or refuse with the reason."""
     nodes = members_of(ctx, args.get("members"))
-    found = await asyncio.gather(*(position(ctx, n) for n in nodes))
+    if ctx.observe:  # report the decision from the beacons' view; touch nothing
+        found = [from_view(ctx, n) for n in nodes]
+    else:
+        found = list(await asyncio.gather(*(position(ctx, n) for n in nodes)))
     members = {m.node: m for m in found}
     await _step(ctx, "positions", {"members": {n: _m(m) for n, m in members.items()}})
     allow = bool(args.get("allow_unreachable", ctx.settings.allow_unreachable))

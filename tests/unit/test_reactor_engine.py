@@ -1,0 +1,424 @@
+"""The shipped rules and the damping, on the in-memory bus (no NATS, no daemons)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hactl import yamlsrc
+from hactl.wire.envelope import Event, new_event
+from master.reactor.actions import REGISTRY
+from master.reactor.engine import Engine
+from master.reactor.rules import load_rules, parse_rules
+from tests.support.membus import MemBus, ok_runtime
+
+RULES = load_rules(Path(__file__).resolve().parents[2] / "reactors", REGISTRY)
+NODES = ("ctl1", "ctl2", "ctl3")
+
+
+def beacon(
+    node: str, name: str, items: dict[str, Any], changes: list[dict[str, Any]] | None = None
+) -> Event:
+    """A beacon event as a minion publishes it."""
+    return new_event(f"hactl/beacon/{node}/{name}", node,
+                     {"items": items, "changes": changes or [], "resync": not changes})  # fmt: skip
+
+
+def galera(node: str, *, synced: bool, prev: bool | None = None, running: bool = True,
+           primary: bool = True) -> Event:  # fmt: skip
+    """A galera beacon event; ``prev`` set -> a synced change."""
+    item = {
+        "running": running,
+        "synced": synced,
+        "cluster_status": "Primary" if primary else "non-Primary",
+    }
+    changes = (
+        [{"item": "local", "field": "synced", "value": synced, "prev": prev}]
+        if prev is not None
+        else []
+    )
+    return beacon(node, "galera", {"local": item}, changes)
+
+
+def haproxy_items(servers: dict[str, list[str]]) -> dict[str, Any]:
+    """backend -> servers, as the haproxy beacon reports them."""
+    return {
+        f"{be}/{s}": {"backend": be, "server": s, "status": "UP"}
+        for be, ss in servers.items()
+        for s in ss
+    }
+
+
+async def engine_with(bus: MemBus, rules: Any = RULES, **kw: Any) -> Engine:
+    """An engine whose view knows three HAProxy nodes with galera/rabbitmq/api backends."""
+    eng = Engine(rules, bus, **kw)
+    for n in NODES:
+        bus.minions[n] = ok_runtime
+        await eng.handle(
+            beacon(
+                n,
+                "haproxy",
+                haproxy_items(
+                    {"galera": list(NODES), "rabbitmq": list(NODES), "be_nova_api": list(NODES)}
+                ),
+            )
+        )
+        await eng.handle(galera(n, synced=True))  # a healthy cluster to start from
+    return eng
+
+
+def runtime_calls(bus: MemBus) -> list[tuple[str, str, str, str]]:
+    """(node, verb, backend, server[/state]) of every haproxy.runtime request."""
+    return [(t, a["verb"], a["backend"], a["server"] + ("/" + a["state"] if "state" in a else ""))
+            for t, c, a in bus.requests if c == "haproxy.runtime"]  # fmt: skip
+
+
+async def test_galera_node_out_goes_to_maint_everywhere_and_back() -> None:
+    """synced true->false: maint + shutdown sessions on all 3 HAProxies; false->true: ready."""
+    bus = MemBus()
+    eng = await engine_with(bus)
+    await eng.handle(galera("ctl2", synced=False, prev=True, primary=False))
+    await eng.idle()
+    calls = runtime_calls(bus)
+    assert sorted(c for c in calls if c[1] == "set_state") == [
+        (n, "set_state", "galera", "ctl2/maint") for n in NODES
+    ]
+    assert sorted(c for c in calls if c[1] == "shutdown_sessions") == [
+        (n, "shutdown_sessions", "galera", "ctl2") for n in NODES
+    ]
+    assert [e.data["rule"] for e in bus.audit("done")] == ["galera-node-out"]
+    bus.requests.clear()
+    await eng.handle(galera("ctl2", synced=True, prev=False))
+    await eng.idle()
+    assert sorted(runtime_calls(bus)) == [(n, "set_state", "galera", "ctl2/ready") for n in NODES]
+
+
+async def test_galera_rules_ignore_resyncs_and_other_fields() -> None:
+    """A resync or a cluster_size change of a synced node fires nothing."""
+    bus = MemBus()
+    eng = await engine_with(bus)
+    await eng.handle(galera("ctl1", synced=True))
+    ev = beacon(
+        "ctl1",
+        "galera",
+        {"local": {"running": True, "synced": True, "cluster_status": "Primary"}},
+        [{"item": "local", "field": "cluster_size", "value": 2, "prev": 3}],
+    )
+    await eng.handle(ev)
+    await eng.idle()
+    assert bus.audit() == [] and bus.requests == []
+
+
+def position_minion(seqno: int, safe: bool = False) -> Any:
+    """A stopped Galera node that bootstraps/starts on request."""
+
+    def handler(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        if cmd == "galera.position":
+            return {
+                "result": True,
+                "running": False,
+                "uuid": "u" * 8 + "-0000-0000-0000-" + "0" * 12,
+                "seqno": seqno,
+                "safe_to_bootstrap": safe,
+                "source": "recover",
+            }
+        return {"result": True, "comment": "Synced"}
+
+    return handler
+
+
+async def test_all_galera_down_recovers_from_most_advanced_then_rejoins_one_by_one() -> None:
+    """All three report down: after the debounce, bootstrap the highest seqno, then rejoin."""
+    rules = [r for r in RULES if r.name == "galera-cluster-down"]
+    rule = rules[0].__class__(
+        **{**{f: getattr(rules[0], f) for f in rules[0].__slots__}, "debounce": 0.05}
+    )
+    bus = MemBus()
+    eng = Engine([rule], bus)
+    for n, s in zip(NODES, (13, 13, 10), strict=True):
+        bus.minions[n] = position_minion(s)
+    for n in NODES:
+        await eng.handle(galera(n, synced=False, prev=True, running=False, primary=False))
+    await eng.idle()
+    cmds = [(t, c) for t, c, _ in bus.requests if c != "galera.position"]
+    assert cmds == [
+        ("ctl1", "galera.bootstrap"),
+        ("ctl2", "galera.start"),
+        ("ctl3", "galera.start"),
+    ]
+    assert [e.data["reason"] for e in bus.audit("suppressed")] == ["debounced", "debounced"]
+    steps = [e.tag for e, _ in bus.published if e.tag.startswith("hactl/event/galera/")]
+    assert steps[:3] == [
+        "hactl/event/galera/positions",
+        "hactl/event/galera/decision",
+        "hactl/event/galera/bootstrap",
+    ]
+    assert len(bus.audit("done")) == 1
+
+
+async def test_recover_refuses_when_a_member_is_unreachable() -> None:
+    """One minion does not answer: failed with the planner's reason, nothing started."""
+    bus = MemBus()
+    eng = Engine([r for r in RULES if r.name == "galera-cluster-down"], bus)
+    bus.minions["ctl1"] = position_minion(9)
+    bus.minions["ctl2"] = position_minion(8)  # ctl3 has no minion
+    for n in NODES:
+        eng.view.set(n, "galera", {"local": {"running": False, "synced": False}})
+    await eng._actions(
+        eng.rules[0], galera("ctl1", synced=False, running=False), [("galera.recover_cluster", {})]
+    )
+    failed = bus.audit("failed")
+    assert (
+        len(failed) == 1
+        and "ctl3" in failed[0].data["error"]
+        and "unreachable" in failed[0].data["error"]
+    )
+    assert not [c for _, c, _ in bus.requests if c in ("galera.bootstrap", "galera.start")]
+
+
+async def test_vip_moved_drains_the_old_holder_on_the_new_one_until_healthy() -> None:
+    """ctl1 loses the VIP to ctl2: ctl2 drains ctl1 in every backend; ctl1 BACKUP again: ready."""
+    bus = MemBus()
+    eng = await engine_with(bus)
+    inst = {"vips": ["10.0.0.100"]}
+    await eng.handle(
+        beacon("ctl1", "vrrp", {"VI_INTERNAL": {**inst, "state": "MASTER", "vip_here": True}})
+    )
+    await eng.handle(
+        beacon(
+            "ctl1",
+            "vrrp",
+            {"VI_INTERNAL": {**inst, "state": "FAULT", "vip_here": False}},
+            [{"item": "VI_INTERNAL", "field": "state", "value": "FAULT", "prev": "MASTER"}],
+        )
+    )
+    await eng.handle(
+        beacon(
+            "ctl2",
+            "vrrp",
+            {"VI_INTERNAL": {**inst, "state": "MASTER", "vip_here": True}},
+            [{"item": "VI_INTERNAL", "field": "state", "value": "MASTER", "prev": "BACKUP"}],
+        )
+    )
+    await eng.idle()
+    assert sorted(runtime_calls(bus)) == [
+        ("ctl2", "set_state", be, "ctl1/drain") for be in ("be_nova_api", "galera", "rabbitmq")
+    ]
+    bus.requests.clear()
+    await eng.handle(
+        beacon(
+            "ctl1",
+            "vrrp",
+            {"VI_INTERNAL": {**inst, "state": "BACKUP", "vip_here": False}},
+            [{"item": "VI_INTERNAL", "field": "state", "value": "BACKUP", "prev": "FAULT"}],
+        )
+    )
+    await eng.idle()
+    assert len(runtime_calls(bus)) == 9
+    assert {c[3] for c in runtime_calls(bus)} == {"ctl1/ready"}
+
+
+async def test_first_master_is_not_a_move() -> None:
+    """The first MASTER of an instance (no previous holder) drains nothing."""
+    bus = MemBus()
+    eng = await engine_with(bus)
+    await eng.handle(
+        beacon(
+            "ctl1",
+            "vrrp",
+            {"VI_INTERNAL": {"vips": ["v"], "state": "MASTER", "vip_here": True}},
+            [{"item": "VI_INTERNAL", "field": "state", "value": "MASTER", "prev": "BACKUP"}],
+        )
+    )
+    await eng.idle()
+    assert runtime_calls(bus) == [] and bus.audit("fired") == []
+
+
+async def test_rabbitmq_down_and_back() -> None:
+    """Broker down: maint + shutdown sessions in the rabbit backend everywhere; back: ready."""
+    bus = MemBus()
+    eng = await engine_with(bus)
+    ch = [{"item": "local", "field": "running", "value": False, "prev": True}]
+    await eng.handle(beacon("ctl3", "rabbitmq", {"local": {"running": False}}, ch))
+    await eng.idle()
+    calls = runtime_calls(bus)
+    assert sorted(c for c in calls if c[1] == "set_state") == [
+        (n, "set_state", "rabbitmq", "ctl3/maint") for n in NODES
+    ]
+    assert len([c for c in calls if c[1] == "shutdown_sessions"]) == 3
+    bus.requests.clear()
+    ch = [{"item": "local", "field": "running", "value": True, "prev": False}]
+    await eng.handle(beacon("ctl3", "rabbitmq", {"local": {"running": True}}, ch))
+    await eng.idle()
+    assert sorted(runtime_calls(bus)) == [(n, "set_state", "rabbitmq", "ctl3/ready") for n in NODES]
+
+
+async def test_split_brain_alerts_once_per_cooldown() -> None:
+    """A VIP on two nodes fires an alert event; the next report within 30 s is suppressed."""
+    bus = MemBus()
+    eng = await engine_with(bus)
+    both = {"VI_INTERNAL": {"vips": ["10.0.0.100"], "state": "MASTER", "vip_here": True}}
+    await eng.handle(beacon("ctl1", "vrrp", both))
+    await eng.handle(beacon("ctl2", "vrrp", both))
+    await eng.handle(
+        beacon("ctl2", "vrrp", {"VI_INTERNAL": {**both["VI_INTERNAL"], "priority": 1}})
+    )
+    await eng.idle()
+    alerts = [e for e, _ in bus.published if e.tag == "hactl/event/alert/split-brain"]
+    assert len(alerts) == 1
+    assert alerts[0].data["vips"] == ["10.0.0.100"]
+    assert [e.data["reason"] for e in bus.audit("suppressed")] == ["cooldown"]
+
+
+async def test_minion_lost_fails_its_brokers_over() -> None:
+    """hactl/minion/ctl2/lost: rabbit maint + shutdown and galera maint for ctl2 everywhere."""
+    bus = MemBus()
+    eng = await engine_with(bus)
+    await eng.handle(new_event("hactl/minion/ctl2/lost", "master", {"last_seen": 0}))
+    await eng.idle()
+    calls = runtime_calls(bus)
+    assert {(c[2], c[3]) for c in calls} == {
+        ("rabbitmq", "ctl2/maint"),
+        ("rabbitmq", "ctl2"),
+        ("galera", "ctl2/maint"),
+    }
+
+
+def rule(text: str) -> Any:
+    """One rule from YAML text."""
+    return parse_rules(yamlsrc.load(text, "test.yaml"), REGISTRY)
+
+
+async def test_cooldown_and_max_per_suppress_with_reasons() -> None:
+    """cooldown suppresses inside the window; max_per caps firings per window; both say why."""
+    now = [0.0]
+    bus = MemBus()
+    rules = rule("""
+- name: cool
+  on: hactl/event/t/**
+  cooldown: 10s
+  do: [{event.fire: {tag: hactl/event/out/cool}}]
+- name: capped
+  on: hactl/event/t/**
+  max_per: {count: 2, window: 60s}
+  do: [{event.fire: {tag: hactl/event/out/capped}}]
+""")
+    eng = Engine(rules, bus, clock=lambda: now[0])
+    for t in (0.0, 5.0, 11.0, 30.0):
+        now[0] = t
+        await eng.handle(new_event("hactl/event/t/x", "cli", {}))
+    await eng.idle()
+    fired = [e.data["rule"] for e in bus.audit("fired")]
+    assert fired.count("cool") == 3  # 0, 11, 30 (5 is inside the cooldown)
+    assert fired.count("capped") == 2  # 0 and 5; 11 and 30 are over the cap
+    reasons = sorted((e.data["rule"], e.data["reason"]) for e in bus.audit("suppressed"))
+    assert reasons == [("capped", "max_per"), ("capped", "max_per"), ("cool", "cooldown")]
+
+
+async def test_debounce_fires_once_with_the_latest_event() -> None:
+    """A burst inside the debounce window fires once, for the last event; the rest suppressed."""
+    bus = MemBus()
+    eng = Engine(
+        rule("""
+- name: quiet
+  on: hactl/event/t/*
+  debounce: 0.05
+  do: [{event.fire: {tag: hactl/event/out/q, data: {n: "{{ event.data.n }}"}}}]
+"""),
+        bus,
+    )
+    for n in range(5):
+        await eng.handle(new_event("hactl/event/t/x", "cli", {"n": n}))
+    await eng.idle()
+    out = [e for e, _ in bus.published if e.tag == "hactl/event/out/q"]
+    assert len(out) == 1 and out[0].data["n"] == 4  # a lone {{ }} keeps the int type
+    assert len(bus.audit("suppressed")) == 4
+
+
+async def test_lock_held_elsewhere_is_suppressed() -> None:
+    """A lock whose cluster-wide lease another master holds: suppressed, actions not run."""
+    bus = MemBus(leases={"lock.galera"})
+    eng = Engine(
+        rule("""
+- name: locked
+  on: hactl/event/t/*
+  lock: galera
+  do: [{event.fire: {tag: hactl/event/out/l}}]
+"""),
+        bus,
+    )
+    await eng.handle(new_event("hactl/event/t/x", "cli", {}))
+    await eng.idle()
+    assert [e.data["reason"] for e in bus.audit("suppressed")] == ["lock"]
+    assert not [e for e, _ in bus.published if e.tag == "hactl/event/out/l"]
+
+
+async def test_observe_mode_reports_without_acting() -> None:
+    """--observe: fired and done are published with what would happen; no command is sent."""
+    bus = MemBus()
+    eng = await engine_with(bus, observe=True)
+    await eng.handle(galera("ctl2", synced=False, prev=True, primary=False))
+    await eng.idle()
+    assert bus.requests == []
+    done = bus.audit("done")
+    assert len(done) == 1 and done[0].data["results"][0]["observe"] is True
+    assert bus.audit("fired")[0].data["observe"] is True
+
+
+async def test_redelivered_event_is_stored_once() -> None:
+    """The same event handled twice (a redelivery): every audit event has the same msg id."""
+    bus = MemBus()
+    eng = Engine(
+        rule("- {name: r, on: hactl/event/t/*, do: [{event.fire: {tag: hactl/event/out/r}}]}"), bus
+    )
+    ev = new_event("hactl/event/t/x", "cli", {})
+    await eng.handle(ev)
+    await eng.handle(ev)
+    await eng.idle()
+    assert (
+        len(bus.audit("done")) == 1
+        and len([e for e, _ in bus.published if e.tag == "hactl/event/out/r"]) == 1
+    )
+
+
+async def test_a_failing_when_is_reported_not_raised() -> None:
+    """A condition that errors publishes failed with the error; the engine keeps going."""
+    bus = MemBus()
+    eng = Engine(
+        rule(
+            "- {name: bad, on: hactl/event/t/*, when: 'event.data.n / 0',\n"
+            "   do: [{event.fire: {tag: hactl/event/o/b}}]}"
+        ),
+        bus,
+    )
+    await eng.handle(new_event("hactl/event/t/x", "cli", {"n": 1}))
+    assert "when/key" in bus.audit("failed")[0].data["error"]
+
+
+def test_rules_errors_name_file_line_and_rule(tmp_path: Path) -> None:
+    """Unknown action, bad glob and unknown key are refused with file:line and the rule name."""
+    from master.reactor.rules import RuleError
+
+    for text, expect, line in (
+        (
+            "- name: a\n  on: hactl/beacon/*/galera\n  do:\n    - shell: {cmd: ls}\n",
+            "unknown action 'shell'",
+            4,
+        ),
+        ("- name: b\n  on: hactl/beacon/**x\n  do: [{event.fire: {tag: x}}]\n", "on:", 2),
+        (
+            "- name: c\n  on: hactl/event/*\n  wen: true\n  do: [{event.fire: {tag: x}}]\n",
+            "unknown key(s) wen",
+            3,
+        ),
+        (
+            "- name: d\n  on: hactl/event/*\n  do: [{haproxy.set_state: {backend: b}}]\n",
+            "missing argument(s) server, state",
+            3,
+        ),
+    ):
+        with pytest.raises(RuleError) as err:
+            parse_rules(yamlsrc.load(text, "r.yaml"), REGISTRY)
+        assert expect in str(err.value) and err.value.line == line and err.value.file == "r.yaml"
