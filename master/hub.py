@@ -19,6 +19,7 @@ from hactl.log import get_logger
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
 from hactl.wire.envelope import Event
 from hactl.wire.tags import MASTER_ID, TagGlob
+from master.reactor.runtime import ReactorRuntime
 
 log = get_logger("hactl.master")
 
@@ -38,9 +39,12 @@ class HubStats:
 class Hub:
     """Runs on the master's bus connection until :meth:`stop` is called."""
 
-    def __init__(self, bus: Bus, stream: StreamSettings) -> None:
+    def __init__(
+        self, bus: Bus, stream: StreamSettings, reactor: ReactorRuntime | None = None
+    ) -> None:
         self.bus = bus
         self.stream = stream
+        self.reactor = reactor
         self.stats = HubStats()
         self._stopped = asyncio.Event()
 
@@ -50,6 +54,8 @@ class Hub:
         log.info("stream_ready", stream=self.stream.name, messages=info.state.messages)
         await self.bus.subscribe(TagGlob.parse("hactl/**"), self._audit)
         await self.bus.serve(MASTER_ID, self._command)
+        if self.reactor is not None:
+            await self.reactor.start()
         log.info("master_ready", url=self.bus.url, pid=os.getpid())
 
     async def _audit(self, event: Event) -> None:
@@ -76,6 +82,10 @@ class Hub:
             "events_total": sum(self.stats.events.values()),
             **self.bus.rejects.as_dict(),
         }
+        if self.reactor is not None and self.reactor.engine is not None:
+            eng = self.reactor.engine
+            result["reactor"] = {**eng.counts, "rules": len(eng.rules),
+                                 "observe": self.reactor.options.observe}  # fmt: skip
         try:
             info = await self.bus.js.stream_info(self.stream.name)
             result["stream"] = {
@@ -92,5 +102,7 @@ class Hub:
         self._stopped.set()
 
     async def run_forever(self) -> None:
-        """Wait until stopped."""
+        """Wait until stopped; then stop the reactor (running actions get a moment)."""
         await self._stopped.wait()
+        if self.reactor is not None:
+            await self.reactor.stop()

@@ -107,9 +107,13 @@ class Bus:
 
     # -- events -------------------------------------------------------------------------
 
-    async def publish(self, event: Event) -> None:
-        """Fire-and-forget publish (the stream still captures it if the server has it)."""
-        await self.nc.publish(event.subject, encode(event))
+    async def publish(self, event: Event, msg_id: str | None = None) -> None:
+        """Fire-and-forget publish (the stream still captures it if the server has it).
+
+        With ``msg_id`` (``Nats-Msg-Id``) the stream stores one copy however often it is sent.
+        """
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        await self.nc.publish(event.subject, encode(event), headers=headers)
 
     async def persist(self, event: Event, timeout: float = 5.0) -> int:
         """Publish through JetStream and wait for the stored ack; returns the stream sequence.

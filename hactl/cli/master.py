@@ -1,4 +1,4 @@
-"""``hactl master``: the bus hub (embedded NATS when no URL is given)."""
+"""``hactl master``: the bus hub (embedded NATS when no URL is given) and the reactor."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,6 +19,9 @@ from hactl.errors import EmbeddedServerError, HactlError
 from hactl.log import get_logger
 from hactl.timeparse import parse_duration
 from master.hub import Hub
+from master.reactor.actions import REGISTRY, Settings
+from master.reactor.rules import load_rules
+from master.reactor.runtime import ReactorOptions, ReactorRuntime
 
 log = get_logger("hactl.master")
 
@@ -34,9 +38,37 @@ def master(
     max_bytes: Annotated[int, typer.Option(help="Keep at most this many bytes of events")] = 1024
     ** 3,
     replicas: Annotated[int, typer.Option(help="JetStream replicas of the event stream")] = 1,
+    reactors: Annotated[
+        Path | None, typer.Option(help="Folder of reactor rules (reactors/); none: no reactor")
+    ] = None,
+    observe: Annotated[
+        bool, typer.Option(help="Evaluate rules and report every action without doing it")
+    ] = False,
+    states: Annotated[
+        Path | None, typer.Option(help="State tree for the state.apply action")
+    ] = None,
+    pillar: Annotated[list[Path] | None, typer.Option(help="Extra pillar for state.apply")] = None,
+    lost_after: Annotated[str, typer.Option(help="A minion silent this long is lost")] = "30s",
+    ack_wait: Annotated[
+        str, typer.Option(help="Redeliver an event a master did not finish within this")
+    ] = "10s",
+    allow_unreachable: Annotated[
+        bool, typer.Option(help="Let galera.recover_cluster proceed without every member")
+    ] = False,
 ) -> None:
     """Run the master. Without --nats / $HACTL_NATS it starts an embedded nats-server."""
     settings = settings_of(ctx)
+    try:
+        reactor = ReactorOptions(
+            rules_dir=reactors, observe=observe, ack_wait=parse_duration(ack_wait),
+            lost_after=parse_duration(lost_after),
+            settings=Settings(states=states, pillar=tuple(pillar or ()),
+                              allow_unreachable=allow_unreachable),
+        ) if reactors is not None else None  # fmt: skip
+        if reactors is not None:
+            load_rules(reactors, REGISTRY)  # refuse to start on a bad rule file
+    except HactlError as exc:
+        fail(exc)
     stream = StreamSettings(
         max_age_s=parse_duration(retention), max_bytes=max_bytes, replicas=replicas
     )
@@ -68,7 +100,7 @@ def master(
                 server_pid=server.pid,
                 data_dir=str(settings.data_dir),
             )
-        run(_serve(url, stream, settings.connect_timeout))
+        run(_serve(url, stream, settings.connect_timeout, reactor))
     except HactlError as exc:
         fail(exc)
     finally:
@@ -79,9 +111,11 @@ def master(
             log.info("embedded_nats_stopped")
 
 
-async def _serve(url: str, stream: StreamSettings, timeout: float) -> None:
+async def _serve(
+    url: str, stream: StreamSettings, timeout: float, reactor: ReactorOptions | None
+) -> None:
     bus = await Bus.connect(url, name="hactl-master", timeout=timeout, reconnect=True)
-    hub = Hub(bus, stream)
+    hub = Hub(bus, stream, ReactorRuntime(bus, reactor) if reactor is not None else None)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, hub.stop)
     try:

@@ -88,6 +88,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )
         url = server.start()
         env = clean_env(HACTL_HAPROXY_STATS_PASSWORD="it-stats-secret")
+        mlog = (root / "master.log").open("wb")
+        argv = [HACTL, "--nats", url, "--log-format", "json", "master"]
+        procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=mlog, stderr=mlog,
+                                      env=env))  # fmt: skip
+        res = run_cli(["--nats", url, "ping", "master", "--wait", "20"], env=env, timeout=30)
+        assert res.returncode == 0, res.stderr
         for node in NODES:
             (root / node / "etc").mkdir(parents=True)
             (root / node / "run").mkdir()
@@ -197,20 +203,27 @@ def test_bad_tree_exits_2_and_pushes_nothing(site: Site, tmp_path: Path) -> None
     shutil.copytree(SHIPPED, tree)
     init = tree / "galera" / "init.yaml"
     init.write_text(init.read_text().replace("file.managed:", "file.manged:"))
+    assert site.apply().returncode == 0  # a known state first
     before = {n: site.file(n, "galera.cnf").stat().st_mtime_ns for n in NODES}
-    tail = subprocess.Popen([HACTL, "--nats", site.url, "events", "tail", "--json", "hactl/job/**"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=site.env)  # fmt: skip
-    try:
-        time.sleep(1.0)
-        bad = site.apply(tree=tree)
-    finally:
-        tail.terminate()
-        out, _ = tail.communicate(timeout=10)
+    since = time.time()
+    bad = site.apply(tree=tree)
+    # any job would be in the stream: replay hactl/job/** from before the apply for a while
+    ago = f"{time.time() - since + 2:.0f}s"
+    argv = ["events", "tail", "--tag", "hactl/job/**", "--since", ago, "--json"]
+    tail = subprocess.Popen(
+        [HACTL, "--nats", site.url, *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=site.env,
+    )  # fmt: skip
+    time.sleep(2.0)
+    alive = tail.poll() is None
+    tail.terminate()
+    out, err = tail.communicate(timeout=10)
+    assert alive, f"the tail must run to prove anything: {err}"
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{init}:4:" in lines[0] and "file.manged" in lines[0]
-    assert out.strip() == "", "no job was published"
+    jobs = [e for e in map(json.loads, out.splitlines()) if e["ts"] >= since]
+    assert jobs == [], "no job was published"
     assert {n: site.file(n, "galera.cnf").stat().st_mtime_ns for n in NODES} == before
 
 

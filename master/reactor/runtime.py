@@ -1,0 +1,250 @@
+"""The reactor on NATS: the shared durable consumer, the KV-backed view, leases, liveness.
+
+- Every master binds the same durable push consumer ``hactl-reactor`` on ``HACTL_EVENTS``
+  with the deliver group ``hactl-reactor``: each event goes to one master. An event is acked
+  when every action it started has ended, so the events of a master that dies are redelivered
+  to another after ``ack_wait``; actions are idempotent and the events they publish carry a
+  Nats-Msg-Id derived from the trigger, so a redelivery stores nothing twice.
+- The consumer skips ``hactl.reactor.>`` (the reactor's own audit trail).
+- The cluster view lives in KV ``HACTL_CLUSTER`` (``node.<id>.<aspect>``): each master writes
+  what it folds in and watches the bucket, so all masters, ``hactl status`` and a restarted
+  master see the same view.
+- Leases (KV ``HACTL_LEASES``, create-once): rule locks, one Galera bootstrap per epoch, and
+  one ``hactl/minion/<id>/lost`` per silence.
+- Rule files are re-read when they change; a bad edit keeps the old rules (and says why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import api
+
+from hactl.bus import EVENTS_STREAM, Bus, kv_bucket
+from hactl.errors import DecodeError, HactlError
+from hactl.log import get_logger
+from hactl.wire.commands import CommandReply
+from hactl.wire.envelope import Event, decode, new_event
+from hactl.wire.tags import MASTER_ID
+from master.reactor.actions import REGISTRY, Settings
+from master.reactor.engine import Engine
+from master.reactor.rules import Rule, load_rules
+from master.reactor.view import ClusterView, kv_key, parse_kv_key
+
+log = get_logger("hactl.reactor")
+CONSUMER = "hactl-reactor"
+VIEW_BUCKET = "HACTL_CLUSTER"
+LEASE_BUCKET = "HACTL_LEASES"
+FILTERS = ["hactl.minion.>", "hactl.beacon.>", "hactl.job.>", "hactl.event.>"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReactorOptions:
+    """``hactl master`` options for the reactor."""
+
+    rules_dir: Path | None = None
+    observe: bool = False
+    ack_wait: float = 10.0
+    lost_after: float = 30.0
+    lease_ttl: float = 600.0
+    max_ack_pending: int = 20_000
+    settings: Settings = field(default_factory=Settings)
+
+
+class NatsEffects:
+    """:class:`master.reactor.actions.Effects` over NATS and the lease bucket."""
+
+    def __init__(self, bus: Bus, leases: Any) -> None:
+        self.bus = bus
+        self.leases = leases
+
+    async def publish(self, event: Event, msg_id: str | None = None) -> None:
+        """Core publish with a Nats-Msg-Id: the stream keeps one copy."""
+        await self.bus.publish(event, msg_id=msg_id)
+
+    async def request(
+        self, target: str, cmd: str, args: dict[str, Any], timeout: float
+    ) -> CommandReply:
+        """A command to a minion, sent as the master."""
+        return await self.bus.request(target, cmd, args, timeout=timeout, sender=MASTER_ID)
+
+    async def lease(self, name: str) -> bool:
+        """Create-once in the lease bucket."""
+        try:
+            await self.leases.create(name, str(time.time()).encode())
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return False
+        except nats.js.errors.APIError as exc:  # "wrong last sequence" on some servers
+            if "wrong last sequence" in str(exc).lower():
+                return False
+            raise
+        return True
+
+    async def release(self, name: str) -> None:
+        """Delete (a purge would forget the history; a delete marker is enough)."""
+        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+            await self.leases.delete(name)
+
+
+class ReactorRuntime:
+    """Runs one master's engine until stopped."""
+
+    def __init__(self, bus: Bus, options: ReactorOptions) -> None:
+        self.bus = bus
+        self.options = options
+        self.view = ClusterView()
+        self.engine: Engine | None = None
+        self._rules_stamp: tuple[tuple[str, float], ...] = ()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._sub: Any = None
+
+    def _load_rules(self) -> list[Rule]:
+        d = self.options.rules_dir
+        return [] if d is None else load_rules(d, REGISTRY)
+
+    def _stamp(self) -> tuple[tuple[str, float], ...]:
+        d = self.options.rules_dir
+        if d is None or not d.is_dir():
+            return ()
+        return tuple((p.name, p.stat().st_mtime) for p in sorted(d.glob("*.yaml")))
+
+    async def start(self) -> None:
+        """Buckets, view, consumer, background loops. Raises HactlError on a bad rule file."""
+        rules = self._load_rules()
+        self._rules_stamp = self._stamp()
+        self.kv = await kv_bucket(self.bus, VIEW_BUCKET)
+        leases = await kv_bucket(self.bus, LEASE_BUCKET, ttl_s=self.options.lease_ttl)
+        self.effects = NatsEffects(self.bus, leases)
+        self.engine = Engine(rules, self.effects, self.view, observe=self.options.observe,
+                             settings=self.options.settings, persist=self._persist)  # fmt: skip
+        await self._load_view()
+        self._tasks = [asyncio.create_task(self._watch_view(), name="view-watch"),
+                       asyncio.create_task(self._liveness(), name="liveness"),
+                       asyncio.create_task(self._reload_loop(), name="rules-reload")]  # fmt: skip
+        await self._subscribe()
+        log.info("reactor_started", rules=len(rules), observe=self.options.observe,
+                 nodes=len(self.view.nodes))  # fmt: skip
+
+    async def _subscribe(self) -> None:
+        config = api.ConsumerConfig(
+            durable_name=CONSUMER, deliver_group=CONSUMER, ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self.options.ack_wait, max_ack_pending=self.options.max_ack_pending,
+            filter_subjects=FILTERS, deliver_policy=api.DeliverPolicy.NEW,
+        )  # fmt: skip
+        try:
+            self._sub = await self.bus.js.subscribe(
+                "", queue=CONSUMER, durable=CONSUMER, stream=EVENTS_STREAM, config=config,
+                manual_ack=True, cb=self._on_msg, pending_msgs_limit=200_000,
+            )  # fmt: skip
+        except nats.js.errors.Error as exc:
+            raise HactlError(f"reactor: cannot bind consumer {CONSUMER}: {exc}") from None
+
+    async def _on_msg(self, msg: Msg) -> None:
+        try:
+            event = decode(msg.data, msg.subject)
+        except DecodeError as exc:
+            self.bus.rejects.reject(exc, msg.subject)
+            await msg.term()
+            return
+        assert self.engine is not None
+        try:
+            tasks = await self.engine.handle(event)
+        except Exception:  # a bug must not stop the consumer; the event is redelivered
+            log.exception("reactor_handle_crashed", tag=event.tag, id=event.id)
+            await msg.nak(delay=1.0)
+            return
+        if not tasks:
+            await msg.ack()
+            return
+        done = asyncio.gather(*tasks, return_exceptions=True)
+        done.add_done_callback(lambda _: asyncio.ensure_future(_ack(msg)))
+
+    async def _persist(self, node: str, aspect: str, value: Any) -> None:
+        try:
+            await self.kv.put(kv_key(node, aspect), msgpack.packb(value, use_bin_type=True))
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            log.warning("view_not_saved", node=node, aspect=aspect, error=str(exc))
+
+    async def _load_view(self) -> None:
+        try:
+            keys = await self.kv.keys()
+        except nats.js.errors.NoKeysError:
+            return
+        for key in keys:
+            where = parse_kv_key(key)
+            if where is None:
+                continue
+            with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+                entry = await self.kv.get(key)
+                if entry.value:
+                    self.view.set(*where, msgpack.unpackb(entry.value, raw=False))
+
+    async def _watch_view(self) -> None:
+        watcher = await self.kv.watchall(include_history=False)
+        async for entry in watcher:
+            if entry is None or not entry.key:
+                continue
+            where = parse_kv_key(entry.key)
+            if where is None or not entry.value:
+                continue
+            self.view.set(*where, msgpack.unpackb(entry.value, raw=False))
+            if self.engine is not None:
+                self.engine.invalidate()
+
+    async def _liveness(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for node in self.view.silent(time.time(), self.options.lost_after):
+                seen = float(self.view.nodes[node]["minion"].get("last_seen", 0))
+                if await self.effects.lease(f"lost.{node}.{int(seen)}"):
+                    silent = round(time.time() - seen, 1)
+                    data = {"last_seen": seen, "silent_s": silent}
+                    event = new_event(f"hactl/minion/{node}/lost", MASTER_ID, data)
+                    log.warning("minion_lost", node=node, silent_s=event.data["silent_s"])
+                    await self.bus.publish(event, msg_id=f"lost.{node}.{int(seen)}")
+                # mark locally at once so the loop does not re-check it every second
+                self.view.nodes[node]["minion"] = {**self.view.nodes[node]["minion"], "lost": True}
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            stamp = self._stamp()
+            if stamp == self._rules_stamp:
+                continue
+            self._rules_stamp = stamp
+            try:
+                rules = self._load_rules()
+            except HactlError as exc:
+                log.error("rules_not_reloaded", error=str(exc), keeping="the previous rules")
+                continue
+            assert self.engine is not None
+            self.engine.set_rules(rules)
+            log.info("rules_reloaded", rules=len(rules))
+
+    async def stop(self) -> None:
+        """Stop consuming; let running actions finish (bounded), cancel the loops."""
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        if self.engine is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.engine.idle(), 10)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+
+async def _ack(msg: Msg) -> None:
+    with contextlib.suppress(Exception):
+        await msg.ack()
