@@ -1,0 +1,154 @@
+"""``hactl status`` (the cluster view as tables) and ``hactl reactors check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgpack
+import nats.js.errors
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hactl.bus import Bus
+from hactl.cli.runner import fail, print_json, run, settings_of
+from hactl.config import resolve_nats_url
+from hactl.errors import BusError, HactlError
+from master.reactor.actions import REGISTRY
+from master.reactor.rules import load_rules
+from master.reactor.runtime import VIEW_BUCKET
+from master.reactor.view import ClusterView, parse_kv_key
+
+app = typer.Typer(help="Reactor rules.", no_args_is_help=True)
+
+
+@app.command("check")
+def check(
+    folder: Annotated[Path, typer.Argument(help="Folder of rule files (reactors/)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rules as JSON")] = False,
+) -> None:
+    """Validate every rule file; exit 2 with file:line and the rule on the first error."""
+    try:
+        rules = load_rules(folder, REGISTRY)
+    except HactlError as exc:
+        fail(exc)
+    if as_json:
+        print_json([{"name": r.name, "on": r.on.pattern, "actions": [c.action for c in r.do],
+                     "file": r.file, "line": r.line} for r in rules])  # fmt: skip
+        return
+    for r in rules:
+        typer.echo(f"{r.file}:{r.line}: {r.name}: on {r.on.pattern} -> "
+                   f"{', '.join(c.action for c in r.do)}")  # fmt: skip
+    typer.echo(f"{len(rules)} rule(s) OK")
+
+
+async def _read_view(url: str, timeout: float) -> ClusterView:
+    bus = await Bus.connect(url, name="hactl-status", timeout=timeout)
+    view = ClusterView()
+    try:
+        try:
+            kv = await bus.js.key_value(VIEW_BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            raise BusError(
+                url, "no cluster view yet (is a master with --reactors running?)"
+            ) from None
+        try:
+            keys = await kv.keys()
+        except nats.js.errors.NoKeysError:
+            keys = []
+        for key in keys:
+            where = parse_kv_key(key)
+            if where is None:
+                continue
+            entry = await kv.get(key)
+            if entry.value:
+                view.set(*where, msgpack.unpackb(entry.value, raw=False))
+    finally:
+        await bus.close()
+    return view
+
+
+def _tables(console: Console, facts: dict[str, Any]) -> None:
+    nodes: dict[str, dict[str, Any]] = facts["nodes"]
+    vips = Table(title="VIPs")
+    for col in ("vip", "holders"):
+        vips.add_column(col)
+    for vip, holders in sorted(facts["vips"].items()):
+        mark = "[red]SPLIT BRAIN[/] " if len(holders) > 1 else ""
+        vips.add_row(vip, mark + ", ".join(holders))
+    console.print(vips)
+    if facts["split_brain"]:
+        console.print(f"[bold red]warning: split brain on {', '.join(facts['split_brain'])}[/]")
+    hap = Table(title="HAProxy servers (per HAProxy node)")
+    for col in ("node", "backend/server", "status", "weight"):
+        hap.add_column(col)
+    for node, aspects in sorted(nodes.items()):
+        for key, item in sorted((aspects.get("haproxy") or {}).items()):
+            if isinstance(item, dict) and item.get("server") not in ("BACKEND", None):
+                status = str(item.get("status"))
+                color = (
+                    "green"
+                    if status == "UP"
+                    else "yellow"
+                    if status in ("DRAIN", "MAINT")
+                    else "red"
+                )
+                hap.add_row(node, key, f"[{color}]{status}[/]", str(item.get("weight")))
+    console.print(hap)
+    gal = Table(title="Galera")
+    for col in ("node", "running", "cluster", "state", "size", "position"):
+        gal.add_column(col)
+    for node, aspects in sorted(nodes.items()):
+        g = (aspects.get("galera") or {}).get("local")
+        if isinstance(g, dict):
+            if g.get("running"):
+                pos = f"{g.get('cluster_state_uuid', '')}:{g.get('last_committed')}"
+            else:
+                pos = f"{g.get('uuid')}:{g.get('seqno')} safe={g.get('safe_to_bootstrap')}"
+            cells = [g.get("running"), g.get("cluster_status", "-"),
+                     g.get("local_state_comment", "-"), g.get("cluster_size", "-")]  # fmt: skip
+            gal.add_row(node, *map(str, cells), pos)
+    console.print(gal)
+    rab = Table(title="RabbitMQ")
+    for col in ("node", "running", "running members", "partitions", "alarms"):
+        rab.add_column(col)
+    for node, aspects in sorted(nodes.items()):
+        r = (aspects.get("rabbitmq") or {}).get("local")
+        if isinstance(r, dict):
+            members = ", ".join(r.get("running_members") or [])
+            parts = ", ".join(r.get("partitions") or []) or "-"
+            rab.add_row(node, str(r.get("running")), members, parts,
+                        ", ".join(r.get("alarms") or []) or "-")  # fmt: skip
+    console.print(rab)
+    mins = Table(title="Minions")
+    for col in ("node", "state", "last seen (epoch s)", "roles"):
+        mins.add_column(col)
+    for node, aspects in sorted(nodes.items()):
+        m = aspects.get("minion")
+        if isinstance(m, dict):
+            state = (
+                "[red]lost[/]"
+                if m.get("lost")
+                else "stopped"
+                if m.get("stopped")
+                else "[green]alive[/]"
+            )
+            mins.add_row(
+                node, state, f"{m.get('last_seen', 0):.1f}", ", ".join(m.get("roles") or [])
+            )
+    console.print(mins)
+
+
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the view as JSON")] = False,
+) -> None:
+    """The cluster view the masters keep: VIP holders, HAProxy, Galera, RabbitMQ, minions."""
+    settings = settings_of(ctx)
+    view = run(_read_view(resolve_nats_url(settings), settings.connect_timeout))
+    facts = view.facts()
+    if as_json:
+        print_json(facts)
+        return
+    _tables(Console(), facts)
