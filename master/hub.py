@@ -52,7 +52,12 @@ class Hub:
         """Ensure the stream, start auditing and answering commands."""
         info = await ensure_stream(self.bus, self.stream)
         log.info("stream_ready", stream=self.stream.name, messages=info.state.messages)
-        await self.bus.subscribe(TagGlob.parse("hactl/**"), self._audit)
+        # With a reactor, its consumer decodes (and counts, and rejects) every minion, beacon,
+        # job and event message already: no second copy of each is decoded here. Its own
+        # audit trail (hactl/reactor/**) is counted by the engine.
+        if self.reactor is None:
+            for kind in ("minion", "beacon", "job", "event"):
+                await self.bus.subscribe(TagGlob.parse(f"hactl/{kind}/**"), self._audit)
         await self.bus.serve(MASTER_ID, self._command)
         if self.reactor is not None:
             await self.reactor.start()
@@ -78,8 +83,8 @@ class Hub:
             "version": __version__,
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.stats.started, 3),
-            "events": dict(self.stats.events),
-            "events_total": sum(self.stats.events.values()),
+            "events": dict(self._events()),
+            "events_total": sum(self._events().values()),
             **self.bus.rejects.as_dict(),
         }
         if self.reactor is not None and self.reactor.engine is not None:
@@ -96,6 +101,11 @@ class Hub:
         except Exception as exc:  # stats must answer even if JetStream hiccups
             result["stream"] = {"name": self.stream.name, "error": str(exc)}
         return result
+
+    def _events(self) -> Counter[str]:
+        if self.reactor is not None and self.reactor.engine is not None:
+            return Counter(self.reactor.engine.kinds)
+        return self.stats.events
 
     def stop(self) -> None:
         """Ask :meth:`run_forever` to return."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import math
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ MAX_DEPTH = 32
 FIELDS = ("v", "id", "tag", "minion", "ts", "data")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Event:
     """One event on the bus. Build with :func:`new_event`; send with :func:`encode`."""
 
@@ -81,14 +82,21 @@ def new_event(
         _validate(event.as_dict(), None)
     except DecodeError as exc:
         raise EncodeError(f"{exc.reason.value}: {exc.detail}") from None
+    _CHECKED[id(event)] = event
     return event
+
+
+# Events built by new_event/decode were validated once; encode() need not do it again (the
+# hot path of the reactor). Keyed by id() with weak values: an entry dies with its event.
+_CHECKED: weakref.WeakValueDictionary[int, Event] = weakref.WeakValueDictionary()
 
 
 def encode(event: Event) -> bytes:
     """Serialize an event; raises :class:`EncodeError` if it would be rejected on receipt."""
     body = event.as_dict()
     try:
-        _validate(body, None)
+        if _CHECKED.get(id(event)) is not event:
+            _validate(body, None)
         payload: bytes = msgpack.packb(body, use_bin_type=True)
     except DecodeError as exc:
         raise EncodeError(f"{exc.reason.value}: {exc.detail}") from None
@@ -118,7 +126,7 @@ def decode(payload: bytes, subject: str | None = None) -> Event:
     if not isinstance(obj, dict):
         raise DecodeError(RejectReason.NOT_A_MAP, f"got {type(obj).__name__}", subject)
     _validate(obj, subject)
-    return Event(
+    event = Event(
         v=obj["v"],
         id=obj["id"],
         tag=obj["tag"],
@@ -126,6 +134,8 @@ def decode(payload: bytes, subject: str | None = None) -> Event:
         ts=float(obj["ts"]),
         data=obj["data"],
     )
+    _CHECKED[id(event)] = event
+    return event
 
 
 def _validate(obj: dict[Any, Any], subject: str | None) -> None:
@@ -171,28 +181,33 @@ def _validate(obj: dict[Any, Any], subject: str | None) -> None:
         raise fail(RejectReason.BAD_TYPE, f"data: {problem}")
 
 
+_SCALARS = frozenset({type(None), bool, int, str, bytes, float})
+_SCALAR_TYPES = (bool, int, str, bytes, float)
+
+
 def _check_value(value: Any, depth: int) -> str | None:
-    if depth > MAX_DEPTH:
-        return f"nested deeper than {MAX_DEPTH}"
-    if value is None or isinstance(value, bool | int | str | bytes):
-        return None
-    if isinstance(value, float):
-        return None
-    if type(value) in (list, tuple):  # exactly: msgpack's ExtType is a namedtuple
-        for item in value:
-            problem = _check_value(item, depth + 1)
-            if problem:
-                return problem
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return "map keys must be strings"
-            problem = _check_value(item, depth + 1)
-            if problem:
-                return problem
-        return None
-    return f"unsupported value type {type(value).__name__}"
+    """Only msgpack's plain types, string map keys, bounded depth (iterative: hot path)."""
+    stack = [(value, depth)]
+    while stack:
+        v, d = stack.pop()
+        t = type(v)
+        if t in _SCALARS:
+            continue
+        if d > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH}"
+        if t is dict:
+            for key, item in v.items():
+                if type(key) is not str and not isinstance(key, str):
+                    return "map keys must be strings"
+                if type(item) not in _SCALARS:
+                    stack.append((item, d + 1))
+        elif t is list or t is tuple:  # exactly: msgpack's ExtType is a namedtuple
+            stack.extend((item, d + 1) for item in v if type(item) not in _SCALARS)
+        elif isinstance(v, dict):
+            stack.append((dict(v), d))
+        elif not isinstance(v, _SCALAR_TYPES):
+            return f"unsupported value type {t.__name__}"
+    return None
 
 
 def _jsonable(value: Any) -> Any:

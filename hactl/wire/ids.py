@@ -6,11 +6,14 @@ incremented), so sorting ids sorts events by creation. Across processes they sor
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET)
 _RANDOM_BITS = 80
 _RANDOM_MAX = (1 << _RANDOM_BITS) - 1
 ID_LENGTH = 26
@@ -22,12 +25,9 @@ def encode_id(ms: int, rand: int) -> str:
         raise ValueError("timestamp out of range")
     if not 0 <= rand <= _RANDOM_MAX:
         raise ValueError("random part out of range")
-    value = (ms << _RANDOM_BITS) | rand
-    chars = []
-    for _ in range(ID_LENGTH):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    value = (ms << _RANDOM_BITS) | rand  # 128 bits, as 26 base-32 digits (130 bits)
+    # C speed: RFC 4648 base32 of 20 bytes is exactly 32 digits; keep the last 26, re-alphabet.
+    return base64.b32encode(value.to_bytes(20, "big"))[6:].decode("ascii").translate(_TO_CROCKFORD)
 
 
 def id_time(ident: str) -> float:
@@ -38,9 +38,12 @@ def id_time(ident: str) -> float:
     return (value >> _RANDOM_BITS) / 1000.0
 
 
+_ID_SHAPE = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
+
+
 def is_id(text: str) -> bool:
     """True when ``text`` has the shape of an id made by :func:`new_id`."""
-    return len(text) == ID_LENGTH and all(c in _ALPHABET for c in text) and text[0] <= "7"
+    return _ID_SHAPE.fullmatch(text) is not None
 
 
 class _Generator:

@@ -28,6 +28,7 @@ glob, so the server filters coarsely and :meth:`TagGlob.match` refines.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass
 
@@ -58,6 +59,7 @@ def command_subject(target: str) -> str:
     return COMMAND_PREFIX + target
 
 
+@functools.lru_cache(maxsize=4096)
 def validate_id(ident: str) -> str:
     """Check a minion id: one tag level. Returns it unchanged."""
     if not _LEVEL.match(ident):
@@ -77,6 +79,7 @@ def _levels(tag: str) -> list[str]:
     return levels
 
 
+@functools.lru_cache(maxsize=65536)  # tags repeat (minions x beacons); errors are not cached
 def validate_tag(tag: str) -> str:
     """Check a tag's characters, kind and shape. Returns it unchanged."""
     levels = _levels(tag)

@@ -75,7 +75,9 @@ class Engine:
         self._exprs: dict[str, Any] = {}
         self._templates: dict[str, Any] = {}
         self._facts: dict[str, Any] | None = None
+        self._globals = dict(self.env.globals)
         self.counts = {"events": 0, "fired": 0, "suppressed": 0, "done": 0, "failed": 0}
+        self.kinds: dict[str, int] = {}  # events handled by kind (hactl stats)
         self.set_rules(rules)
 
     def set_rules(self, rules: Iterable[Rule]) -> None:
@@ -104,6 +106,8 @@ class Engine:
     async def handle(self, event: Event) -> list[asyncio.Task[None]]:
         """Process one event; returns the action tasks it started (ack when they end)."""
         self.counts["events"] += 1
+        kind = event.tag.split("/", 2)[1]
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
         changed = self.view.update(event)
         if changed:
             self._facts = None
@@ -113,7 +117,7 @@ class Engine:
         rules = self._rules_for(event.tag)
         if not rules:
             return []
-        ctx = {"event": _event_dict(event), "cluster": self.facts()}
+        ctx = self._context(event)
         started: list[asyncio.Task[None]] = []
         for rule in rules:
             try:
@@ -134,28 +138,32 @@ class Engine:
                 started.append(task)
         return started
 
-    def _true(self, expr: str, ctx: dict[str, Any]) -> bool:
-        fn = self._exprs.get(expr)
+    def _expr(self, source: str) -> Any:
+        """A compiled expression; called with the full context (globals included)."""
+        fn = self._exprs.get(source)
         if fn is None:
-            fn = self._exprs[expr] = self.env.compile_expression(expr)
-        value = fn(**ctx)
+            fn = self._exprs[source] = _Expr(self.env, source)
+        return fn
+
+    def _context(self, event: Event) -> dict[str, Any]:
+        return {**self._globals, "event": _event_dict(event), "cluster": self.facts()}
+
+    def _true(self, expr: str, ctx: dict[str, Any]) -> bool:
+        value = self._expr(expr)(ctx)
         return bool(value) and not isinstance(value, jinja2.Undefined)
 
     def _render(self, text: str, ctx: dict[str, Any]) -> Any:
         """A templated value; a lone ``{{ expr }}`` keeps its type (numbers, lists)."""
         stripped = text.strip()
         if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
-            fn = self._exprs.get(stripped)
-            if fn is None:
-                fn = self._exprs[stripped] = self.env.compile_expression(stripped[2:-2])
-            value = fn(**ctx)
+            value = self._expr(stripped[2:-2])(ctx)
             return None if isinstance(value, jinja2.Undefined) else value
         if "{{" not in text and "{%" not in text:
             return text
         tpl = self._templates.get(text)
         if tpl is None:
             tpl = self._templates[text] = self.env.from_string(text)
-        return tpl.render(**ctx)
+        return self.env.concat(tpl.root_render_func(tpl.new_context(ctx, shared=True)))
 
     def _args(self, value: Any, ctx: dict[str, Any]) -> Any:
         if isinstance(value, str):
@@ -210,12 +218,15 @@ class Engine:
                 return None
             st.fires.append(now)
         st.last_fired = now
-        ctx = {"event": _event_dict(event), "cluster": self.facts()}
+        ctx = self._context(event)
         lock = str(self._render(rule.lock, ctx)) if rule.lock else ""
         calls = [(c.action, self._args(dict(c.args), ctx)) for c in rule.do]
         acts = [{"action": a, "args": args} for a, args in calls]
         fired = {"key": key, "lock": lock, "observe": self.observe, "actions": acts}
         await self._audit(rule, "fired", event, fired)
+        if not lock and all(self.actions[a].inline for a, _ in calls):
+            await self._actions(rule, event, calls)  # publishes only: no task, no wait
+            return None
         await self._gate.acquire()
         task = asyncio.create_task(self._run(rule, event, calls, lock))
         self._tasks.add(task)
@@ -264,6 +275,7 @@ class Engine:
 
     async def _audit(self, rule: Rule, what: str, event: Event, data: dict[str, Any]) -> None:
         self.counts[what] += 1
+        self.kinds["reactor"] = self.kinds.get("reactor", 0) + 1
         body = {"rule": rule.name, "event_id": event.id, "event_tag": event.tag, **data}
         msg_id = f"{rule.name}.{event.id}.{what}"
         if what == "suppressed":
@@ -275,6 +287,24 @@ class Engine:
         """Wait until no action or debounce timer is running (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class _Expr:
+    """A sandboxed Jinja expression evaluated on a shared context.
+
+    Jinja's ``compile_expression`` result merges the environment's globals into a new dict on
+    every call (a ChainMap walk: 9 % of the reactor's time at 6,000 events/s); here the
+    globals are merged once per event by the caller and the context is shared.
+    """
+
+    def __init__(self, env: Any, source: str) -> None:
+        self.tmpl = env.compile_expression(source, undefined_to_none=False)._template
+
+    def __call__(self, ctx: dict[str, Any]) -> Any:
+        context = self.tmpl.new_context(ctx, shared=True)
+        for _ in self.tmpl.root_render_func(context):
+            pass
+        return context.vars["result"]
 
 
 def _event_dict(event: Event) -> dict[str, Any]:

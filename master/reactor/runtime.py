@@ -37,6 +37,7 @@ from hactl.wire.envelope import Event, decode, new_event
 from hactl.wire.tags import MASTER_ID
 from master.reactor.actions import REGISTRY, Settings
 from master.reactor.engine import Engine
+from master.reactor.filters import consumer_filters
 from master.reactor.rules import Rule, load_rules
 from master.reactor.view import ClusterView, kv_key, parse_kv_key
 
@@ -44,7 +45,6 @@ log = get_logger("hactl.reactor")
 CONSUMER = "hactl-reactor"
 VIEW_BUCKET = "HACTL_CLUSTER"
 LEASE_BUCKET = "HACTL_LEASES"
-FILTERS = ["hactl.minion.>", "hactl.beacon.>", "hactl.job.>", "hactl.event.>"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +138,8 @@ class ReactorRuntime:
         config = api.ConsumerConfig(
             durable_name=CONSUMER, deliver_group=CONSUMER, ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self.options.ack_wait, max_ack_pending=self.options.max_ack_pending,
-            filter_subjects=FILTERS, deliver_policy=api.DeliverPolicy.NEW,
+            filter_subjects=consumer_filters(self.engine.rules if self.engine else []),
+            deliver_policy=api.DeliverPolicy.NEW,
         )  # fmt: skip
         try:
             self._sub = await self.bus.js.subscribe(
@@ -147,6 +148,30 @@ class ReactorRuntime:
             )  # fmt: skip
         except nats.js.errors.Error as exc:
             raise HactlError(f"reactor: cannot bind consumer {CONSUMER}: {exc}") from None
+        await self._update_filters()  # an existing consumer keeps its old settings otherwise
+
+    async def _update_filters(self) -> None:
+        """Make the shared consumer ask for what these rules need (and use our ack settings)."""
+        assert self.engine is not None
+        want = consumer_filters(self.engine.rules)
+        try:
+            info = await self.bus.js.consumer_info(EVENTS_STREAM, CONSUMER)
+            config = info.config
+            have = sorted(
+                config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
+            )
+            if (have == want and config.ack_wait == self.options.ack_wait
+                    and config.max_ack_pending == self.options.max_ack_pending):  # fmt: skip
+                return
+            config.filter_subjects, config.filter_subject = want, None
+            config.ack_wait, config.max_ack_pending = (
+                self.options.ack_wait,
+                self.options.max_ack_pending,
+            )
+            await self.bus.js.add_consumer(EVENTS_STREAM, config)
+            log.info("consumer_updated", filters=want)
+        except nats.js.errors.Error as exc:
+            log.error("consumer_not_updated", error=str(exc), filters=want)
 
     async def _on_msg(self, msg: Msg) -> None:
         try:
@@ -227,7 +252,10 @@ class ReactorRuntime:
                 log.error("rules_not_reloaded", error=str(exc), keeping="the previous rules")
                 continue
             assert self.engine is not None
+            old = consumer_filters(self.engine.rules)
             self.engine.set_rules(rules)
+            if consumer_filters(rules) != old:
+                await self._update_filters()
             log.info("rules_reloaded", rules=len(rules))
 
     async def stop(self) -> None:

@@ -81,6 +81,7 @@ class Action:
     optional: tuple[str, ...]
     run: Run
     doc: str = ""
+    inline: bool = False  # only publishes (never waits on a minion): run on the event path
 
     def check(self, args: Mapping[str, Any]) -> str | None:
         """A problem with ``args`` found at rule-load time, or None."""

@@ -25,6 +25,20 @@ async def fire(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     return {"tag": event.tag, "id": event.id}
 
 
+async def minion_ping(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Round-trip ``test.ping`` to a minion (is its command path alive?)."""
+    node = str(args["node"])
+    if ctx.observe:
+        return {"observe": True, "would": f"test.ping {node}"}
+    try:
+        reply = await ctx.effects.request(node, "test.ping", {}, ctx.settings.command_timeout)
+    except HactlError as exc:
+        raise ActionFailed(str(exc)) from None
+    if not reply.ok:
+        raise ActionFailed(f"{node}: {reply.error_message}")
+    return {"node": node, "pong": True}
+
+
 async def state_apply(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """Apply the master's state tree (``hactl master --states``) to ``target``."""
     from master.apply import apply_plans  # noqa: PLC0415 - the compiler only when used
@@ -51,6 +65,7 @@ async def state_apply(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any
 
 
 ACTIONS = (
-    Action("event.fire", ("tag",), ("data",), fire),
+    Action("event.fire", ("tag",), ("data",), fire, inline=True),
     Action("state.apply", (), ("target", "test"), state_apply),
+    Action("minion.ping", ("node",), (), minion_ping),
 )
