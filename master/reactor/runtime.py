@@ -181,6 +181,9 @@ class ReactorRuntime:
             await msg.term()
             return
         assert self.engine is not None
+        with contextlib.suppress(Exception):  # the delivery count lives in the ack subject
+            if msg.metadata.num_delivered > 1:
+                self.engine.counts["redelivered"] = self.engine.counts.get("redelivered", 0) + 1
         try:
             tasks = await self.engine.handle(event)
         except Exception:  # a bug must not stop the consumer; the event is redelivered
