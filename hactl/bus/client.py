@@ -75,7 +75,7 @@ class Bus:
             log.info("nats_reconnected", url=url)
 
         connect = nats.connect(
-            servers=[url],
+            servers=[u.strip() for u in url.split(",") if u.strip()],  # a cluster: a,b,c
             name=name,
             connect_timeout=max(1, int(timeout)),
             allow_reconnect=reconnect,

@@ -61,7 +61,7 @@ def master(
     try:
         reactor = ReactorOptions(
             rules_dir=reactors, observe=observe, ack_wait=parse_duration(ack_wait),
-            lost_after=parse_duration(lost_after),
+            lost_after=parse_duration(lost_after), replicas=replicas,
             settings=Settings(states=states, pillar=tuple(pillar or ()),
                               allow_unreachable=allow_unreachable),
         ) if reactors is not None else None  # fmt: skip

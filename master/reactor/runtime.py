@@ -57,6 +57,7 @@ class ReactorOptions:
     lost_after: float = 30.0
     lease_ttl: float = 600.0
     max_ack_pending: int = 20_000
+    replicas: int = 1  # of the KV buckets (3 on a 3-node NATS cluster)
     settings: Settings = field(default_factory=Settings)
 
 
@@ -121,8 +122,9 @@ class ReactorRuntime:
         """Buckets, view, consumer, background loops. Raises HactlError on a bad rule file."""
         rules = self._load_rules()
         self._rules_stamp = self._stamp()
-        self.kv = await kv_bucket(self.bus, VIEW_BUCKET)
-        leases = await kv_bucket(self.bus, LEASE_BUCKET, ttl_s=self.options.lease_ttl)
+        r = self.options.replicas
+        self.kv = await kv_bucket(self.bus, VIEW_BUCKET, replicas=r)
+        leases = await kv_bucket(self.bus, LEASE_BUCKET, ttl_s=self.options.lease_ttl, replicas=r)
         self.effects = NatsEffects(self.bus, leases)
         self.engine = Engine(rules, self.effects, self.view, observe=self.options.observe,
                              settings=self.options.settings, persist=self._persist)  # fmt: skip
