@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import nats.errors
@@ -86,9 +87,16 @@ async def kv_bucket(
         pass
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
         raise BusError(bus.url, "JetStream is not enabled on this server") from None
-    try:
-        return await bus.js.create_key_value(
-            api.KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s, replicas=replicas)
-        )
-    except nats.js.errors.APIError as exc:
-        raise BusError(bus.url, f"cannot create KV bucket {bucket}: {exc.description}") from None
+    config = api.KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s, replicas=replicas)
+    for attempt in range(4):  # a fresh cluster may still be electing the bucket's raft group
+        try:
+            return await bus.js.create_key_value(config)
+        except nats.js.errors.APIError as exc:
+            detail = f"cannot create KV bucket {bucket}: {exc.description}"
+            raise BusError(bus.url, detail) from None
+        except (nats.errors.TimeoutError, TimeoutError):
+            if attempt == 3:
+                raise BusError(bus.url, f"creating KV bucket {bucket} timed out") from None
+            with contextlib.suppress(nats.js.errors.BucketNotFoundError, nats.errors.TimeoutError):
+                return await bus.js.key_value(bucket)  # it may have been created after all
+    raise BusError(bus.url, f"cannot create KV bucket {bucket}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hactl.cli import apply, events, fire, master, minion, misc, reactor
+from hactl.cli import apply, events, fire, lab, master, minion, misc, reactor
 from hactl.config import DEFAULT_CONNECT_TIMEOUT, LogFormat, Settings, default_data_dir
 from hactl.log import configure
 
@@ -70,6 +70,7 @@ app.command()(apply.apply)
 app.command()(apply.render)
 app.add_typer(events.app, name="events")
 app.add_typer(reactor.app, name="reactors")
+app.add_typer(lab.app, name="lab")
 app.command()(reactor.status)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
@@ -43,9 +44,9 @@ def _print_report(console: Console, report: ApplyReport) -> None:
             if not r.get("changes") and r.get("result") is not False:
                 continue
             mark = {True: "[green]ok[/]", None: "[yellow]test[/]", False: "[red]FAILED[/]"}
-            console.print(f"[bold]{res.minion}[/] {r['id']} ({r['type']} {r.get('name') or ''}): "
-                          f"{mark.get(r.get('result'), '?')} - {r.get('comment', '')}",
-                          markup=True, highlight=False)  # fmt: skip
+            what = escape(f"{r['id']} ({r['type']} {r.get('name') or ''})")
+            console.print(f"[bold]{res.minion}[/] {what}: {mark.get(r.get('result'), '?')} - "
+                          f"{escape(str(r.get('comment', '')))}", highlight=False)  # fmt: skip
             changes = dict(r.get("changes") or {})
             diff = changes.pop("diff", None)
             if diff:
@@ -59,7 +60,7 @@ def _print_report(console: Console, report: ApplyReport) -> None:
         table.add_column(col)
     colors = {"ok": "green", "failed": "red", "no_answer": "red", "error": "red"}
     for res in report.results:
-        status = res.status.replace("_", " ") + (f": {res.detail}" if res.detail else "")
+        status = escape(res.status.replace("_", " ") + (f": {res.detail}" if res.detail else ""))
         table.add_row(res.minion, f"[{colors[res.status]}]{status}[/]", str(len(res.resources)),
                       str(res.changed), str(res.failed), f"{res.seconds:.2f}")  # fmt: skip
     console.print(table)

@@ -99,13 +99,17 @@ def _merge(
     return out
 
 
-def _resolve_secrets(value: Any, doc: yamlsrc.Doc, path: tuple[Any, ...], found: set[str]) -> Any:
+def _resolve_secrets(
+    value: Any, docs: list[yamlsrc.Doc], path: tuple[Any, ...], found: set[str]
+) -> Any:
+    """Secrets are resolved after merging: a later file may replace one (the lab does)."""
     if isinstance(value, dict):
         if set(value) == {"secret"}:
+            doc = next((d for d in reversed(docs) if path in d.lines), docs[-1])
             return _secret(value["secret"], doc, path, found)
-        return {k: _resolve_secrets(v, doc, (*path, k), found) for k, v in value.items()}
+        return {k: _resolve_secrets(v, docs, (*path, k), found) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_secrets(v, doc, (*path, i), found) for i, v in enumerate(value)]
+        return [_resolve_secrets(v, docs, (*path, i), found) for i, v in enumerate(value)]
     return value
 
 
@@ -177,7 +181,9 @@ def load_tree(root: Path, extra_pillar: list[Path] | None = None) -> Tree:
             continue
         if not isinstance(doc.data, dict):
             raise doc.error("a pillar file must be a mapping")
-        pillar = _merge(pillar, _resolve_secrets(doc.data, doc, (), secrets), doc.replace)
+        pillar = _merge(pillar, doc.data, doc.replace)
+    if docs:
+        pillar = _resolve_secrets(pillar, docs, (), secrets)
     return Tree(root, tuple(top), pillar, _nodes(pillar, docs), frozenset(secrets), tuple(docs))
 
 

@@ -1,0 +1,133 @@
+"""How the lab starts each real daemon inside a node namespace, and finds its pid again.
+
+Every process is started in its own session (it must outlive ``hactl lab up``), with its log
+in the node's folder, and is recorded by pid in ``lab.json``; pid files are read for the
+daemons that fork (haproxy, keepalived, mariadbd, beam).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pymysql
+
+from hactl.lab.net import LabError, LabNet, exec_argv
+
+API_PORTS = (5000, 35357, 9292, 9191, 8774, 8775, 6080, 9696, 8776, 8004, 8000, 8080, 80, 443)
+
+
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+    """Start ``argv`` detached (own session, stdin closed, output to ``log``); its pid."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                env=env, start_new_session=True)  # fmt: skip
+    return proc.pid
+
+
+def alive(pid: int | None) -> bool:
+    """A live, non-zombie process."""
+    if not pid:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def pid_from(path: Path) -> int | None:
+    """The pid in a pid file, if that process lives."""
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if alive(pid) else None
+
+
+def wait_for(check: object, timeout: float, what: str) -> None:
+    """Poll ``check()`` (bounded) until true; LabError naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise LabError(f"{what} not ready after {timeout:g}s")
+
+
+def galera_sql(socket: Path, query: str) -> list[tuple[object, ...]]:
+    """One statement on a node's socket (root, unix_socket auth)."""
+    conn = pymysql.connect(unix_socket=str(socket), user="root", connect_timeout=1,
+                           read_timeout=5, ssl_disabled=True, autocommit=True)  # fmt: skip
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def galera_state(socket: Path) -> tuple[str, str] | None:
+    """(cluster_status, local_state_comment), or None when the node does not answer."""
+    try:
+        rows = {str(k): v for k, v in galera_sql(socket, "SHOW STATUS LIKE 'wsrep_%'")}
+    except (pymysql.Error, OSError):
+        return None
+    return str(rows.get("wsrep_cluster_status")), str(rows.get("wsrep_local_state_comment"))
+
+
+def galera_init(node_dir: Path, cnf: Path) -> None:
+    """mariadb-install-db into the node's datadir (owned by mysql)."""
+    for sub in ("mysql/data", "mysql/tmp"):
+        (node_dir / sub).mkdir(parents=True, exist_ok=True)
+    for p in (node_dir / "mysql", node_dir / "mysql/data", node_dir / "mysql/tmp"):
+        shutil.chown(p, "mysql", "mysql")
+    res = subprocess.run(["mariadb-install-db", f"--defaults-file={cnf}", "--user=mysql",
+                          "--skip-test-db"], capture_output=True, text=True, timeout=120,
+                         check=False)  # fmt: skip
+    if res.returncode != 0:
+        raise LabError(f"mariadb-install-db for {node_dir.name}: {res.stderr[-500:]}")
+
+
+def galera_start(net: LabNet, node: str, cnf: Path, log: Path, *extra: str) -> int:
+    """mariadbd in the node's namespace (root starts it; it drops to mysql)."""
+    argv = exec_argv(net, node, ["/usr/sbin/mariadbd", f"--defaults-file={cnf}", *extra])
+    return spawn(argv, log)
+
+
+def rabbit_env(lab: Path, node: str, address: str) -> dict[str, str]:
+    """The environment of one RabbitMQ node (LAB-NOTES section 6)."""
+    d = lab / node / "rabbit"
+    return {
+        **os.environ,
+        "HOME": str(lab / "rabbit-home"),
+        "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
+        "RABBITMQ_NODENAME": f"rabbit@{node}",
+        "RABBITMQ_USE_LONGNAME": "false",
+        "RABBITMQ_NODE_IP_ADDRESS": address,
+        "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(d / "log"),
+        "RABBITMQ_PID_FILE": str(d / "rabbit.pid"),
+        "RABBITMQ_CONFIG_FILE": str(lab / node / "etc" / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
+        "RABBITMQ_LOGS": "-",
+    }
+
+
+def rabbit_prepare(lab: Path, node: str) -> None:
+    """Folders, the shared cookie, the management plugin."""
+    d = lab / node / "rabbit"
+    for sub in ("mnesia", "log"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    (d / "rabbitmq-env.conf").write_text("")
+    (d / "enabled_plugins").write_text("[rabbitmq_management].\n")
+    home = lab / "rabbit-home"
+    home.mkdir(exist_ok=True)
+    cookie = home / ".erlang.cookie"
+    if not cookie.exists():
+        cookie.write_text("hactllabcookie" + os.urandom(8).hex())
+        cookie.chmod(0o400)

@@ -1,0 +1,296 @@
+"""``hactl lab``: three real controllers in network namespaces, brought up and torn down.
+
+``up``: guarded network -> a NATS cluster (one server per node, JetStream R3) -> the master
+(root namespace, with the shipped reactors) -> a minion and API stand-ins per node ->
+``hactl apply states/`` with the lab pillar (which starts HAProxy and keepalived through the
+minions) -> Galera (bootstrap, then joiners one by one) -> RabbitMQ (3 nodes, classic-config
+peer discovery). Everything started is recorded in ``<dir>/lab.json`` by pid; ``down`` ends
+exactly those, then whatever is still inside the lab's own namespaces, then the namespaces,
+routes and files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hactl.lab import daemons as d
+from hactl.lab.config import minion_yaml, pillar
+from hactl.lab.net import LabError, LabNet, exec_argv, ip
+from hactl.lab.net import down as net_down
+from hactl.lab.net import up as net_up
+
+ROOT = Path(__file__).resolve().parents[2]
+HACTL = str(Path(sys.executable).parent / "hactl")
+NATS_SERVER = str(Path(sys.executable).parent / "nats-server")
+COMPONENTS = ("haproxy", "keepalived", "galera", "rabbitmq")
+REQUIRED = {"haproxy": "haproxy", "keepalived": "keepalived", "galera": "mariadbd",
+            "rabbitmq": "rabbitmq-server", "rsync": "rsync"}  # fmt: skip
+PACKAGES = "haproxy keepalived mariadb-server galera-4 rsync rabbitmq-server curl"
+
+
+@dataclass
+class Lab:
+    """A lab: where it lives, its network, what it runs (``pids``: name -> pid)."""
+
+    dir: Path
+    net: LabNet
+    components: set[str]
+    pids: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def nats_url(self) -> str:
+        """All three servers, for clients anywhere in the lab (root namespace included)."""
+        return ",".join(f"nats://{self.net.address(n)}:4222" for n in self.net.nodes)
+
+    def node_dir(self, node: str) -> Path:
+        """The node's folder."""
+        return self.dir / node
+
+    def save(self) -> None:
+        """Write lab.json (what ``down``, ``status`` and ``kill`` read)."""
+        state = {"subnet": self.net.subnet, "prefix": self.net.prefix,
+                 "nodes": list(self.net.nodes), "components": sorted(self.components),
+                 "pids": self.pids, "timings": self.timings, "nats": self.nats_url}  # fmt: skip
+        tmp = self.dir / "lab.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.dir / "lab.json")
+
+    @classmethod
+    def load(cls, folder: Path) -> Lab:
+        """The lab recorded in ``folder``; LabError when there is none."""
+        try:
+            s = json.loads((folder / "lab.json").read_text())
+        except (OSError, ValueError):
+            raise LabError(f"no lab in {folder} (hactl lab up --dir {folder})") from None
+        net = LabNet(s["prefix"], s["subnet"], tuple(s["nodes"]))
+        lab = cls(folder, net, set(s["components"]))
+        lab.pids, lab.timings = dict(s["pids"]), dict(s.get("timings", {}))
+        return lab
+
+    def daemon_pid(self, node: str, component: str) -> int | None:
+        """The live pid of one component on one node."""
+        nd = self.node_dir(node)
+        files = {"haproxy": nd / "run/haproxy.pid", "keepalived": nd / "run/keepalived.pid",
+                 "galera": nd / "mysql/mysqld.pid",
+                 "rabbitmq": nd / "rabbit/rabbit.pid"}  # fmt: skip
+        if component in files:
+            return d.pid_from(files[component])
+        pid = self.pids.get(f"{component}:{node}")
+        return pid if d.alive(pid) else None
+
+
+def preflight(components: set[str]) -> None:
+    """Root, the packages, and no leftover lab; clear errors with the install command."""
+    if os.geteuid() != 0:
+        raise LabError("hactl lab needs root (network namespaces, daemons); run it as root")
+    want = ["ip", "curl", *(REQUIRED[c] for c in sorted(components))]
+    if "galera" in components:
+        want.append("rsync")
+    missing = [b for b in want if not (shutil.which(b) or shutil.which(b, path="/usr/sbin:/sbin"))]
+    if missing:
+        raise LabError(f"missing programs {', '.join(missing)}: apt-get install -y {PACKAGES}")
+
+
+def _step(lab: Lab, name: str, start: float, say: Any) -> None:
+    lab.timings[name] = round(time.monotonic() - start, 2)
+    lab.save()
+    say(f"{name}: {lab.timings[name]:.2f} s")
+
+
+def up(folder: Path, nodes: int = 3, components: set[str] | None = None, subnet: str = "10.99.0",
+       prefix: str = "hlab", say: Any = print) -> Lab:  # fmt: skip
+    """Bring the whole lab up; on failure everything started so far is torn down."""
+    comps = set(components or COMPONENTS)
+    preflight(comps)
+    if (folder / "lab.json").exists():
+        raise LabError(f"a lab is already recorded in {folder}: hactl lab down --dir {folder}")
+    net = LabNet(prefix, subnet, tuple(f"ctl{i}" for i in range(1, nodes + 1)))
+    folder.mkdir(parents=True, exist_ok=True)
+    lab = Lab(folder, net, comps)
+    t0 = time.monotonic()
+    try:
+        net_up(net)
+        lab.save()
+        _step(lab, "network (guard route, hub bridge, namespaces)", t0, say)
+        t = time.monotonic()
+        _nats(lab)
+        _step(lab, "NATS cluster (3 servers, JetStream)", t, say)
+        t = time.monotonic()
+        _hactl(lab)
+        _step(lab, "master, minions, API stand-ins", t, say)
+        t = time.monotonic()
+        _apply(lab, say)
+        _step(lab, "hactl apply (HAProxy + keepalived started by the minions)", t, say)
+        if "galera" in comps:
+            t = time.monotonic()
+            _galera(lab)
+            _step(lab, "Galera (bootstrap + joiners, all Synced)", t, say)
+        if "rabbitmq" in comps:
+            t = time.monotonic()
+            _rabbit(lab)
+            _step(lab, "RabbitMQ (3 nodes clustered)", t, say)
+        _step(lab, "total", t0, say)
+    except BaseException:
+        teardown(lab, say=lambda _: None, keep_logs=True)  # the logs say why
+        raise
+    return lab
+
+
+def _nats(lab: Lab) -> None:
+    net = lab.net
+    routes = ",".join(f"nats://{net.address(n)}:6222" for n in net.nodes)
+    for n in net.nodes:
+        store = lab.node_dir(n) / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+        argv = exec_argv(net, n, [NATS_SERVER, "-n", n, "-a", net.address(n), "-p", "4222", "-js",
+                                  "-sd", str(store), "--cluster_name", "hactl-lab", "--cluster",
+                                  f"nats://{net.address(n)}:6222", "--routes", routes])  # fmt: skip
+        lab.pids[f"nats:{n}"] = d.spawn(argv, lab.node_dir(n) / "nats.log")
+    lab.save()
+    for n in net.nodes:
+        d.wait_for(
+            lambda n=n: "Server is ready" in _read(lab.node_dir(n) / "nats.log"), 20, f"NATS on {n}"
+        )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _hactl(lab: Lab) -> None:
+    net = lab.net
+    (lab.dir / "stats.pw").write_text(os.urandom(9).hex() + "\n")
+    (lab.dir / "stats.pw").chmod(0o600)
+    (lab.dir / "lab-pillar.yaml").write_text(pillar(net, lab.dir, lab.components))
+    env = {**os.environ, "HACTL_NATS": lab.nats_url}
+    master = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "master", "--replicas", "3",
+              "--reactors", str(ROOT / "reactors"), "--states", str(ROOT / "states"),
+              "--pillar", str(lab.dir / "lab-pillar.yaml"), "--lost-after", "10s",
+              "--ack-wait", "5s"]  # fmt: skip
+    lab.pids["master"] = d.spawn(master, lab.dir / "master.log", env)
+    d.wait_for(lambda: "master_ready" in _read(lab.dir / "master.log"), 30, "the master")
+    for n in net.nodes:
+        nd = lab.node_dir(n)
+        for sub in ("etc", "run"):
+            (nd / sub).mkdir(parents=True, exist_ok=True)
+        (nd / "minion.yaml").write_text(minion_yaml(net, lab.dir, n, lab.components))
+        argv = exec_argv(net, n, [HACTL, "--nats", lab.nats_url, "--log-format", "json", "minion",
+                                  "--config", str(nd / "minion.yaml")])  # fmt: skip
+        lab.pids[f"minion:{n}"] = d.spawn(argv, nd / "minion.log", env)
+        ports = [str(p) for p in d.API_PORTS]
+        stand = exec_argv(net, n, [sys.executable, "-m", "hactl.lab.standin", "--bind",
+                                   net.address(n), "--name", n, *ports])  # fmt: skip
+        lab.pids[f"standin:{n}"] = d.spawn(stand, nd / "standin.log", env)
+    lab.save()
+    for n in net.nodes:
+        res = subprocess.run([HACTL, "--nats", lab.nats_url, "ping", n, "--wait", "30"],
+                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        if res.returncode != 0:
+            raise LabError(f"minion {n} does not answer: {res.stderr.strip()}")
+
+
+def _apply(lab: Lab, say: Any) -> None:
+    res = subprocess.run([HACTL, "--nats", lab.nats_url, "apply", str(ROOT / "states"), "--pillar",
+                          str(lab.dir / "lab-pillar.yaml"), "--timeout", "120"],
+                         capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    (lab.dir / "apply.log").write_text(res.stdout + res.stderr)
+    if res.returncode != 0:
+        failed = [line for line in res.stdout.splitlines() if "FAILED" in line][:3]
+        raise LabError(f"hactl apply failed (exit {res.returncode}): {' | '.join(failed)}"
+                       f" (all of it: {lab.dir / 'apply.log'})")  # fmt: skip
+    d.wait_for(lambda: _vip_holders(lab), 15, "a VIP holder")
+
+
+def _vip_holders(lab: Lab, vip_index: int = 0) -> list[str]:
+    vip = lab.net.vip(vip_index)
+
+    def has(n: str) -> bool:
+        return f" {vip}/" in ip("-n", lab.net.ns(n), "-o", "-4", "addr", "show", check=False).stdout
+
+    return [n for n in lab.net.nodes if has(n)]
+
+
+def _galera(lab: Lab) -> None:
+    net = lab.net
+    for n in net.nodes:
+        d.galera_init(lab.node_dir(n), lab.node_dir(n) / "etc/galera.cnf")
+    for i, n in enumerate(net.nodes):
+        cnf = lab.node_dir(n) / "etc/galera.cnf"
+        extra = ["--wsrep-new-cluster"] if i == 0 else []
+        d.galera_start(net, n, cnf, lab.node_dir(n) / "mysql/mariadbd.out", *extra)
+        sock = lab.node_dir(n) / "mysql/mysqld.sock"
+        d.wait_for(lambda s=sock: d.galera_state(s) == ("Primary", "Synced"), 60, f"Galera on {n}")
+
+
+def _rabbit(lab: Lab) -> None:
+    net = lab.net
+    for n in net.nodes:
+        d.rabbit_prepare(lab.dir, n)
+    for n in net.nodes:
+        env = d.rabbit_env(lab.dir, n, net.address(n))
+        argv = exec_argv(net, n, ["/usr/lib/rabbitmq/bin/rabbitmq-server"])
+        lab.pids[f"rabbit-launcher:{n}"] = d.spawn(
+            argv, lab.node_dir(n) / "rabbit/console.log", env
+        )
+    lab.save()
+    for n in net.nodes:
+        log = lab.node_dir(n) / "rabbit/console.log"
+        d.wait_for(lambda p=log: "Server startup complete" in _read(p), 90, f"RabbitMQ on {n}")
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        if d.alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+
+def teardown(lab: Lab, say: Any = print, *, keep_logs: bool = False) -> list[str]:
+    """End what the lab started (by pid), then what remains in its namespaces; remove all."""
+    t0 = time.monotonic()
+    pids = [p for p in lab.pids.values() if d.alive(p)]
+    for node in lab.net.nodes:
+        for comp in ("haproxy", "keepalived", "galera", "rabbitmq"):
+            pid = lab.daemon_pid(node, comp)
+            if pid:
+                pids.append(pid)
+    _signal_all(pids, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(d.alive(p) for p in pids):
+        time.sleep(0.1)
+    _signal_all(pids, signal.SIGKILL)
+    existing = set(ip("netns", "list", check=False).stdout.split())
+    for ns in lab.net.namespaces():  # epmd, SST helpers, check scripts: still ours
+        if ns in existing:
+            left = [int(p) for p in ip("netns", "pids", ns, check=False).stdout.split()]
+            _signal_all(left, signal.SIGKILL)
+    time.sleep(0.3)
+    problems = net_down(lab.net)
+    if keep_logs:
+        (lab.dir / "lab.json").unlink(missing_ok=True)
+        shutil.rmtree(lab.dir / "rabbit-home", ignore_errors=True)
+    else:
+        shutil.rmtree(lab.dir, ignore_errors=True)
+    say(
+        f"lab down: {time.monotonic() - t0:.2f} s" + (f"; problems: {problems}" if problems else "")
+    )
+    return problems
+
+
+def holders(lab: Lab) -> dict[str, list[str]]:
+    """VIP -> nodes holding it right now (from each namespace's addresses)."""
+    return {lab.net.vip(i): _vip_holders(lab, i) for i in (0, 1)}
