@@ -121,14 +121,17 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     root = Path(tempfile.mkdtemp(prefix="hactl-apply-bench-"))
     net = LabNet(f"hb{os.getpid() % 10000}", "10.99.7", ("bench",))
-    env = {**os.environ, "HACTL_HAPROXY_STATS_PASSWORD": "bench-secret"}
+    secrets = {"HACTL_HAPROXY_STATS_PASSWORD": "bench-secret",
+               "HACTL_RABBITMQ_MONITOR_PASSWORD": "bench-mon",
+               "HACTL_RABBITMQ_OPENSTACK_PASSWORD": "bench-os"}
+    env = {**os.environ, **secrets}
     pillar_path = root / "bench-pillar.yaml"
     pillar_path.write_text(pillar(n, root / "nodes"))
     server = None
     hostp = None
     up(net)
     try:
-        os.environ["HACTL_HAPROXY_STATS_PASSWORD"] = "bench-secret"
+        os.environ.update(secrets)
         t0 = time.perf_counter()
         tree = load_tree(ROOT / "states", [pillar_path])
         plans = compile_tree(tree, ids(n))
@@ -176,7 +179,8 @@ def main() -> None:
             hostp.communicate(timeout=30)
         if server is not None:
             server.stop()
-        os.environ.pop("HACTL_HAPROXY_STATS_PASSWORD", None)
+        for var in secrets:
+            os.environ.pop(var, None)
         down(net)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -64,6 +64,10 @@ galera:
     wsrep_provider_options: '"gcache.size=64M"'
 rabbitmq:
   manage_service: false
+  users:
+    - {{name: hactl-monitor, password: {{secret: {{file: {lab}/rabbit-monitor.pw}}}}, tags: [monitoring]}}
+    - {{name: openstack, password: {{secret: {{file: {lab}/rabbit-openstack.pw}}}}, configure: ".*",
+       write: ".*", read: ".*", tags: [administrator]}}
   options: !replace
     loopback_users: none
     log.console: "true"
@@ -93,7 +97,7 @@ def minion_yaml(net: LabNet, lab: Path, node: str, components: set[str]) -> str:
                        "interval: 0.3}")  # fmt: skip
     if "rabbitmq" in components:
         beacons.append(f"  rabbitmq: {{node: rabbit@{node}, amqp: '{addr}:5672', interval: 0.3, "
-                       "timeout: 0.5}")  # fmt: skip
+                       f"timeout: 0.5, user: hactl-monitor, password_file: {lab}/rabbit-monitor.pw}}")  # fmt: skip
     galera = ""
     if "galera" in components:
         galera = (f"galera: {{defaults_file: {d}/etc/galera.cnf, datadir: {d}/mysql/data, "

@@ -173,8 +173,9 @@ def _read(path: Path) -> str:
 
 def _hactl(lab: Lab) -> None:
     net = lab.net
-    (lab.dir / "stats.pw").write_text(os.urandom(9).hex() + "\n")
-    (lab.dir / "stats.pw").chmod(0o600)
+    for secret in ("stats.pw", "rabbit-monitor.pw", "rabbit-openstack.pw"):
+        (lab.dir / secret).write_text(os.urandom(9).hex() + "\n")
+        (lab.dir / secret).chmod(0o600)
     (lab.dir / "lab-pillar.yaml").write_text(pillar(net, lab.dir, lab.components))
     env = {**os.environ, "HACTL_NATS": lab.nats_url}
     master = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "master", "--replicas", "3",

@@ -195,10 +195,19 @@ class Engine:
             if st.pending is seen:
                 break
         st.pending = None
-        if seen is not None:
-            task = await self._gatekeep(rule, key, seen, st)
-            if task is not None:
-                await task
+        if seen is None:
+            return
+        # the quiet period is over: fire only if the condition still holds on today's view
+        try:
+            still = self._true(rule.when, self._context(seen))
+        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError):
+            still = False
+        if not still:
+            await self._audit(rule, "suppressed", seen, {"reason": "cleared", "key": key})
+            return
+        task = await self._gatekeep(rule, key, seen, st)
+        if task is not None:
+            await task
 
     async def _gatekeep(
         self, rule: Rule, key: str, event: Event, st: _KeyState

@@ -38,6 +38,9 @@ class ClusterView:
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     # per VRRP instance: who is MASTER now and who was before (what "the VIP moved" means)
     vrrp: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    # (node, instance) -> highest priority seen: a lower one means a failed track script
+    # (keepalived subtracts the weight; the node stays BACKUP, it does not go FAULT)
+    base_priority: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def set(self, node: str, aspect: str, value: Any) -> None:
         """Store one fact (from the KV or an event)."""
@@ -88,6 +91,10 @@ class ClusterView:
         for inst, item in items.items():
             if not isinstance(item, dict) or inst.startswith("_"):
                 continue
+            prio = item.get("priority")
+            if isinstance(prio, int):
+                key = (node, inst)
+                self.base_priority[key] = max(prio, self.base_priority.get(key, prio))
             rec = self.vrrp.setdefault(inst, {"master": None, "previous": None})
             if item.get("state") == "MASTER" and rec["master"] != node:
                 if rec["master"] is not None:
@@ -95,6 +102,21 @@ class ClusterView:
                 rec["master"] = node
             elif item.get("state") != "MASTER" and rec["master"] == node:
                 rec["previous"], rec["master"] = node, None
+
+    def _health(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """node -> instance -> state, priority, base, healthy (MASTER/BACKUP at full priority)."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for node, aspects in self.nodes.items():
+            for inst, item in (aspects.get("vrrp") or {}).items():
+                if not isinstance(item, dict) or inst.startswith("_"):
+                    continue
+                prio, base = item.get("priority"), self.base_priority.get((node, inst))
+                healthy = item.get("state") in ("MASTER", "BACKUP") and (
+                    prio is None or base is None or prio >= base
+                )
+                out.setdefault(node, {})[inst] = {"state": item.get("state"), "priority": prio,
+                                                  "base": base, "healthy": healthy}  # fmt: skip
+        return out
 
     def silent(self, now: float, after: float) -> list[str]:
         """Minions not seen for ``after`` seconds, not already lost and not cleanly stopped."""
@@ -143,6 +165,7 @@ class ClusterView:
             "rabbitmq": rabbit,
             "haproxy_nodes": haproxy_nodes,
             "vrrp": {k: dict(v) for k, v in self.vrrp.items()},
+            "vrrp_health": self._health(),
             "lost": lost,
             "ts": time.time(),
         }

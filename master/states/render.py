@@ -6,6 +6,8 @@ Undefined names are errors (StrictUndefined); templates cannot reach Python inte
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -28,7 +30,18 @@ def environment(root: Path) -> ImmutableSandboxedEnvironment:
         autoescape=False,
     )
     env.tests["contains"] = lambda seq, item: item in seq
+    env.filters["rabbitmq_password_hash"] = rabbitmq_password_hash
     return env
+
+
+def rabbitmq_password_hash(password: str, salt_from: str = "") -> str:
+    """RabbitMQ's ``rabbit_password_hashing_sha256``: base64(salt + sha256(salt + password)).
+
+    The 4-byte salt is derived from ``salt_from`` (the user name) so a rendered
+    definitions.json is stable across applies (no spurious diff, no needless restart).
+    """
+    salt = hashlib.sha256(f"hactl:{salt_from}".encode()).digest()[:4]
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
 def _template_line(tb: TracebackType | None, filename: str) -> int | None:

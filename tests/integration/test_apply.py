@@ -87,7 +87,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             ServerOptions(data_dir=root / "nats", host=net.root_address, port=-1)
         )
         url = server.start()
-        env = clean_env(HACTL_HAPROXY_STATS_PASSWORD="it-stats-secret")
+        env = clean_env(
+            HACTL_HAPROXY_STATS_PASSWORD="it-stats-secret",
+            HACTL_RABBITMQ_MONITOR_PASSWORD="it-mon",
+            HACTL_RABBITMQ_OPENSTACK_PASSWORD="it-os",
+        )
         mlog = (root / "master.log").open("wb")
         argv = [HACTL, "--nats", url, "--log-format", "json", "master"]
         procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=mlog, stderr=mlog,

@@ -20,10 +20,17 @@ NODES = ("ctl1", "ctl2", "ctl3")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
     """Every node's haproxy.cfg and keepalived.conf, written to a temp dir."""
     os.environ["HACTL_HAPROXY_STATS_PASSWORD"] = "validate-secret"
+    os.environ["HACTL_RABBITMQ_MONITOR_PASSWORD"] = "validate-mon"
+    os.environ["HACTL_RABBITMQ_OPENSTACK_PASSWORD"] = "validate-os"
     try:
         tree = load_tree(STATES)
     finally:
-        del os.environ["HACTL_HAPROXY_STATS_PASSWORD"]
+        for var in (
+            "HACTL_HAPROXY_STATS_PASSWORD",
+            "HACTL_RABBITMQ_MONITOR_PASSWORD",
+            "HACTL_RABBITMQ_OPENSTACK_PASSWORD",
+        ):
+            del os.environ[var]
     out: dict[str, dict[str, Path]] = {}
     root = tmp_path_factory.mktemp("rendered")
     for node, plan in compile_tree(tree, list(NODES)).items():

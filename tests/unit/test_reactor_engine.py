@@ -203,9 +203,11 @@ async def test_vip_moved_drains_the_old_holder_on_the_new_one_until_healthy() ->
         )
     )
     await eng.idle()
-    assert sorted(runtime_calls(bus)) == [
+    assert sorted(c for c in runtime_calls(bus) if c[3] == "ctl1/drain") == [
         ("ctl2", "set_state", be, "ctl1/drain") for be in ("be_nova_api", "galera", "rabbitmq")
     ]
+    # the new holder itself is healthy: its own servers are (idempotently) ready everywhere
+    assert {c[3] for c in runtime_calls(bus)} == {"ctl1/drain", "ctl2/ready"}
     bus.requests.clear()
     await eng.handle(
         beacon(
@@ -233,7 +235,8 @@ async def test_first_master_is_not_a_move() -> None:
         )
     )
     await eng.idle()
-    assert runtime_calls(bus) == [] and bus.audit("fired") == []
+    assert not [c for c in runtime_calls(bus) if c[3].endswith("/drain")]
+    assert [e.data["rule"] for e in bus.audit("fired")] == ["node-healthy-again"]
 
 
 async def test_rabbitmq_down_and_back() -> None:
@@ -255,21 +258,33 @@ async def test_rabbitmq_down_and_back() -> None:
     assert sorted(runtime_calls(bus)) == [(n, "set_state", "rabbitmq", "ctl3/ready") for n in NODES]
 
 
-async def test_split_brain_alerts_once_per_cooldown() -> None:
-    """A VIP on two nodes fires an alert event; the next report within 30 s is suppressed."""
+def fast(name: str, **changes: Any) -> Any:
+    """A shipped rule with some fields changed (a short debounce for tests)."""
+    r = next(r for r in RULES if r.name == name)
+    return r.__class__(**{**{f: getattr(r, f) for f in r.__slots__}, **changes})
+
+
+async def test_split_brain_alerts_only_when_it_persists() -> None:
+    """A VIP held twice for a moment (a move) is cleared; held twice past the debounce: one alert."""
     bus = MemBus()
-    eng = await engine_with(bus)
+    eng = await engine_with(bus, rules=[fast("split-brain", debounce=0.05)])
     both = {"VI_INTERNAL": {"vips": ["10.0.0.100"], "state": "MASTER", "vip_here": True}}
+    gone = {"VI_INTERNAL": {"vips": ["10.0.0.100"], "state": "BACKUP", "vip_here": False}}
     await eng.handle(beacon("ctl1", "vrrp", both))
-    await eng.handle(beacon("ctl2", "vrrp", both))
+    await eng.handle(beacon("ctl2", "vrrp", both))  # the new holder reports first ...
+    await eng.handle(beacon("ctl1", "vrrp", gone))  # ... the old one lets go right after
+    await eng.idle()
+    assert not [e for e, _ in bus.published if e.tag == "hactl/event/alert/split-brain"]
+    assert [e.data["reason"] for e in bus.audit("suppressed")] == ["cleared"]
+    await eng.handle(beacon("ctl1", "vrrp", both))  # a real one: stays
+    await eng.idle()
+    alerts = [e for e, _ in bus.published if e.tag == "hactl/event/alert/split-brain"]
+    assert len(alerts) == 1 and alerts[0].data["vips"] == ["10.0.0.100"]
     await eng.handle(
         beacon("ctl2", "vrrp", {"VI_INTERNAL": {**both["VI_INTERNAL"], "priority": 1}})
     )
     await eng.idle()
-    alerts = [e for e, _ in bus.published if e.tag == "hactl/event/alert/split-brain"]
-    assert len(alerts) == 1
-    assert alerts[0].data["vips"] == ["10.0.0.100"]
-    assert [e.data["reason"] for e in bus.audit("suppressed")] == ["cooldown"]
+    assert [e.data["reason"] for e in bus.audit("suppressed")] == ["cleared", "cooldown"]
 
 
 async def test_minion_lost_fails_its_brokers_over() -> None:
@@ -422,3 +437,46 @@ def test_rules_errors_name_file_line_and_rule(tmp_path: Path) -> None:
         with pytest.raises(RuleError) as err:
             parse_rules(yamlsrc.load(text, "r.yaml"), REGISTRY)
         assert expect in str(err.value) and err.value.line == line and err.value.file == "r.yaml"
+
+
+async def test_reduced_priority_backup_is_unhealthy_and_drained() -> None:
+    """keepalived's weight makes a failed holder BACKUP at a lower priority (not FAULT): drained."""
+    bus = MemBus()
+    eng = await engine_with(bus)
+
+    def vrrp(node: str, state: str, prio: int, changes: list[tuple[str, object, object]]) -> Event:
+        item = {"vips": ["v"], "state": state, "priority": prio, "vip_here": state == "MASTER"}
+        ch = [{"item": "VI_INTERNAL", "field": f, "value": v, "prev": p} for f, v, p in changes]
+        return beacon(node, "vrrp", {"VI_INTERNAL": item}, ch)
+
+    await eng.handle(vrrp("ctl1", "MASTER", 150, []))
+    await eng.handle(vrrp("ctl2", "BACKUP", 100, []))
+    await eng.handle(
+        vrrp("ctl1", "BACKUP", 40, [("state", "BACKUP", "MASTER"), ("priority", 40, 150)])
+    )
+    await eng.handle(vrrp("ctl2", "MASTER", 100, [("state", "MASTER", "BACKUP")]))
+    await eng.idle()
+    assert {c[0] for c in runtime_calls(bus) if c[3] == "ctl1/drain"} == {"ctl2"}
+    assert not [c for c in runtime_calls(bus) if c[3] == "ctl1/ready"]
+    bus.requests.clear()
+    await eng.handle(vrrp("ctl1", "BACKUP", 150, [("priority", 150, 40)]))  # HAProxy back
+    await eng.idle()
+    assert {c[3] for c in runtime_calls(bus)} == {"ctl1/ready"}
+
+
+async def test_preemption_back_to_a_healthy_holder_drains_nothing() -> None:
+    """ctl2 held the VIP and is preempted (reports BACKUP): ctl1 taking it back drains nothing."""
+    bus = MemBus()
+    eng = await engine_with(bus)
+    inst = {"vips": ["10.0.0.100"]}
+
+    def vrrp(node: str, state: str, prev: str) -> Event:
+        ch = [{"item": "VI_INTERNAL", "field": "state", "value": state, "prev": prev}]
+        item = {**inst, "state": state, "vip_here": state == "MASTER"}
+        return beacon(node, "vrrp", {"VI_INTERNAL": item}, ch)
+
+    await eng.handle(vrrp("ctl2", "MASTER", "BACKUP"))
+    await eng.handle(vrrp("ctl2", "BACKUP", "MASTER"))
+    await eng.handle(vrrp("ctl1", "MASTER", "BACKUP"))
+    await eng.idle()
+    assert not [c for c in runtime_calls(bus) if c[3].endswith("/drain")], runtime_calls(bus)

@@ -18,6 +18,8 @@ SHIPPED = Path(__file__).resolve().parents[2] / "states"
 def tree_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the shipped tree to break."""
     monkeypatch.setenv("HACTL_HAPROXY_STATS_PASSWORD", "pw-in-test")
+    monkeypatch.setenv("HACTL_RABBITMQ_MONITOR_PASSWORD", "mon-in-test")
+    monkeypatch.setenv("HACTL_RABBITMQ_OPENSTACK_PASSWORD", "os-in-test")
     dest = tmp_path / "states"
     shutil.copytree(SHIPPED, dest)
     return dest

@@ -26,6 +26,8 @@ SECRET = "golden-stats-password"
 def plans(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     """Plans for ctl1..ctl3 from the shipped tree and pillar (the stats password from env)."""
     monkeypatch.setenv("HACTL_HAPROXY_STATS_PASSWORD", SECRET)
+    monkeypatch.setenv("HACTL_RABBITMQ_MONITOR_PASSWORD", "golden-monitor")
+    monkeypatch.setenv("HACTL_RABBITMQ_OPENSTACK_PASSWORD", "golden-openstack")
     return dict(compile_tree(load_tree(STATES), list(NODES)))
 
 

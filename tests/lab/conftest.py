@@ -1,0 +1,53 @@
+"""The lab tier: one real lab (3 controllers in namespaces) for the whole session. Root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hactl.lab import lab as L
+
+REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the recovery figures the lab tests measured (also in docs/recovery.md)."""
+    if REPORT:
+        terminalreporter.section("hactl lab: measured recovery")
+        for line in REPORT:
+            terminalreporter.write_line(line)
+
+
+def report(line: str) -> None:
+    """Record one measured figure."""
+    REPORT.append(line)
+    print(line)
+
+
+def _missing() -> str:
+    if os.geteuid() != 0:
+        return "needs root"
+    for prog in ("haproxy", "keepalived", "mariadbd", "rabbitmq-server", "nft", "rsync"):
+        if not (shutil.which(prog) or shutil.which(prog, path="/usr/sbin:/sbin")):
+            return f"{prog} missing (scripts/install.sh installs it)"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[L.Lab]:
+    """hactl lab up (subnet 10.99.1, its own prefix), torn down at the end, checked clean."""
+    if why := _missing():
+        pytest.skip(why)
+    folder = Path(tempfile.mkdtemp(prefix="hactl-labtest-"))
+    shutil.rmtree(folder)
+    the_lab = L.up(folder, 3, set(L.COMPONENTS), subnet="10.99.1", prefix=f"hl{os.getpid() % 1000}",
+                   say=report)  # fmt: skip
+    try:
+        yield the_lab
+    finally:
+        L.teardown(the_lab, say=report)

@@ -1,0 +1,92 @@
+"""Probes for lab tests: VIP holders, HAProxy server states, an HTTP client loop, waits."""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hactl.lab import lab as L
+
+
+def wait_until(pred: Callable[[], object], timeout: float, what: str, step: float = 0.02) -> float:
+    """Poll ``pred`` (bounded); the monotonic time it became true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return time.monotonic()
+        time.sleep(step)
+    raise AssertionError(f"{what}: not within {timeout:g}s")
+
+
+def admin(lab: L.Lab, node: str, command: str) -> str:
+    """One command on a node's HAProxy admin socket (a unix socket: reachable from here)."""
+    path = str(lab.node_dir(node) / "run/haproxy.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(2)
+        s.connect(path)
+        s.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def server_status(lab: L.Lab, node: str) -> dict[str, str]:
+    """backend/server -> status (UP, DOWN, DRAIN, MAINT ...) on ``node``'s HAProxy."""
+    try:
+        text = admin(lab, node, "show stat")
+    except OSError:
+        return {}
+    rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
+    return {f"{r['pxname']}/{r['svname']}": r["status"] for r in rows
+            if r["svname"] not in ("FRONTEND", "BACKEND")}  # fmt: skip
+
+
+@dataclass
+class HttpLoop:
+    """GET http://VIP:PORT/ every ``period`` s in a thread; records (time, ok)."""
+
+    host: str
+    port: int = 5000
+    period: float = 0.02
+    samples: list[tuple[float, bool]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _once(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as s:
+                s.settimeout(0.5)
+                s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
+                return s.recv(64).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), self._once()))
+            time.sleep(self.period)
+
+    def __enter__(self) -> HttpLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def longest_gap(self) -> float:
+        """Longest time between two successful requests."""
+        ok = [t for t, good in self.samples if good]
+        return max((b - a for a, b in zip(ok, ok[1:], strict=False)), default=0.0)
+
+    def failures(self) -> int:
+        """Requests that failed."""
+        return sum(1 for _, good in self.samples if not good)
