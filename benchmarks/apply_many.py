@@ -121,9 +121,11 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     root = Path(tempfile.mkdtemp(prefix="hactl-apply-bench-"))
     net = LabNet(f"hb{os.getpid() % 10000}", "10.99.7", ("bench",))
-    secrets = {"HACTL_HAPROXY_STATS_PASSWORD": "bench-secret",
-               "HACTL_RABBITMQ_MONITOR_PASSWORD": "bench-mon",
-               "HACTL_RABBITMQ_OPENSTACK_PASSWORD": "bench-os"}
+    secrets = {
+        "HACTL_HAPROXY_STATS_PASSWORD": "bench-secret",
+        "HACTL_RABBITMQ_MONITOR_PASSWORD": "bench-mon",
+        "HACTL_RABBITMQ_OPENSTACK_PASSWORD": "bench-os",
+    }
     env = {**os.environ, **secrets}
     pillar_path = root / "bench-pillar.yaml"
     pillar_path.write_text(pillar(n, root / "nodes"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
 
@@ -48,17 +49,26 @@ class StreamSettings:
 async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
     """Create the stream, or update it when its limits differ; idempotent."""
     wanted = settings.config()
-    try:
-        info = await bus.js.stream_info(settings.name)
-    except nats.js.errors.NotFoundError:
+    info: api.StreamInfo | None = None
+    unavailable = (nats.errors.NoRespondersError, nats.errors.TimeoutError,
+                   nats.js.errors.ServiceUnavailableError)  # fmt: skip
+    for attempt in range(10):  # a NATS cluster that just started may still elect its leader
+        try:
+            info = await bus.js.stream_info(settings.name)
+            break
+        except nats.js.errors.NotFoundError:
+            break
+        except unavailable:
+            if attempt == 9:
+                raise BusError(bus.url, "JetStream is not enabled on this server") from None
+            await asyncio.sleep(0.3)
+    if info is None:
         try:
             return await bus.js.add_stream(wanted)
         except nats.js.errors.APIError as exc:
             raise BusError(
                 bus.url, f"cannot create stream {settings.name}: {exc.description}"
             ) from None
-    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-        raise BusError(bus.url, "JetStream is not enabled on this server") from None
     have = info.config
     if (
         sorted(have.subjects or []) != sorted(wanted.subjects or [])

@@ -65,7 +65,8 @@ galera:
 rabbitmq:
   manage_service: false
   users:
-    - {{name: hactl-monitor, password: {{secret: {{file: {lab}/rabbit-monitor.pw}}}}, tags: [monitoring]}}
+    - {{name: hactl-monitor, password: {{secret: {{file: {lab}/rabbit-monitor.pw}}}},
+       tags: [monitoring]}}
     - {{name: openstack, password: {{secret: {{file: {lab}/rabbit-openstack.pw}}}}, configure: ".*",
        write: ".*", read: ".*", tags: [administrator]}}
   options: !replace

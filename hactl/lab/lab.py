@@ -116,6 +116,9 @@ def up(folder: Path, nodes: int = 3, components: set[str] | None = None, subnet:
     if (folder / "lab.json").exists():
         raise LabError(f"a lab is already recorded in {folder}: hactl lab down --dir {folder}")
     net = LabNet(prefix, subnet, tuple(f"ctl{i}" for i in range(1, nodes + 1)))
+    existing = set(ip("netns", "list", check=False).stdout.split())
+    if clash := sorted(existing & set(net.namespaces())):  # someone else's: never touch them
+        raise LabError(f"namespaces already exist: {', '.join(clash)} (hactl lab down?)")
     folder.mkdir(parents=True, exist_ok=True)
     lab = Lab(folder, net, comps)
     t0 = time.monotonic()

@@ -165,7 +165,15 @@ class ClusterView:
             "rabbitmq": rabbit,
             "haproxy_nodes": haproxy_nodes,
             "vrrp": {k: dict(v) for k, v in self.vrrp.items()},
-            "vrrp_health": self._health(),
+            "vrrp_health": (health := self._health()),
+            "vrrp_moves": {
+                inst: {"master": rec["master"], "lost": rec["previous"]}
+                for inst, rec in sorted(self.vrrp.items())
+                if rec["master"]
+                and rec["previous"]
+                and rec["master"] != rec["previous"]
+                and not (health.get(rec["previous"] or "", {}).get(inst) or {}).get("healthy")
+            },
             "lost": lost,
             "ts": time.time(),
         }

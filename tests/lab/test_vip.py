@@ -21,7 +21,8 @@ def _servers_of(lab: L.Lab, on: str, server: str) -> dict[str, str]:
 def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
     """VIP on another node, the dead holder's servers drained there, clients see a short gap."""
     vip = lab.net.vip(0)
-    holder = wait_until(lambda: L.holders(lab)[vip], 20, "a VIP holder") and L.holders(lab)[vip][0]
+    wait_until(lambda: L.holders(lab)[vip], 20, "a VIP holder")
+    holder = L.holders(lab)[vip][0]
     pid = lab.daemon_pid(holder, "haproxy")
     assert pid, f"haproxy runs on {holder}"
     with HttpLoop(vip) as client:

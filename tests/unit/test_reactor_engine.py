@@ -480,3 +480,25 @@ async def test_preemption_back_to_a_healthy_holder_drains_nothing() -> None:
     await eng.handle(vrrp("ctl1", "MASTER", "BACKUP"))
     await eng.idle()
     assert not [c for c in runtime_calls(bus) if c[3].endswith("/drain")], runtime_calls(bus)
+
+
+async def test_drain_whatever_order_the_two_reports_arrive_in() -> None:
+    """The new MASTER may be reported before the old holder's degraded BACKUP: still drained."""
+    bus = MemBus()
+    eng = await engine_with(bus)
+
+    def vrrp(node: str, state: str, prio: int, changes: list[tuple[str, object, object]]) -> Event:
+        item = {"vips": ["v"], "state": state, "priority": prio, "vip_here": state == "MASTER"}
+        ch = [{"item": "VI_INTERNAL", "field": f, "value": v, "prev": p} for f, v, p in changes]
+        return beacon(node, "vrrp", {"VI_INTERNAL": item}, ch)
+
+    await eng.handle(vrrp("ctl1", "MASTER", 150, []))
+    await eng.handle(vrrp("ctl2", "BACKUP", 100, []))
+    await eng.handle(vrrp("ctl2", "MASTER", 100, [("state", "MASTER", "BACKUP")]))  # first
+    await eng.idle()
+    assert not [c for c in runtime_calls(bus) if c[3] == "ctl1/drain"]  # ctl1 still looks fine
+    await eng.handle(
+        vrrp("ctl1", "BACKUP", 40, [("state", "BACKUP", "MASTER"), ("priority", 40, 150)])
+    )
+    await eng.idle()
+    assert {c[0] for c in runtime_calls(bus) if c[3] == "ctl1/drain"} == {"ctl2"}
