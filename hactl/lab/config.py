@@ -97,8 +97,9 @@ def minion_yaml(net: LabNet, lab: Path, node: str, components: set[str]) -> str:
         beacons.append(f"  galera: {{socket: {d}/mysql/mysqld.sock, datadir: {d}/mysql/data, "
                        "interval: 0.3}")  # fmt: skip
     if "rabbitmq" in components:
+        pw = lab / "rabbit-monitor.pw"
         beacons.append(f"  rabbitmq: {{node: rabbit@{node}, amqp: '{addr}:5672', interval: 0.3, "
-                       f"timeout: 0.5, user: hactl-monitor, password_file: {lab}/rabbit-monitor.pw}}")  # fmt: skip
+                       f"timeout: 0.5, user: hactl-monitor, password_file: {pw}}}")  # fmt: skip
     galera = ""
     if "galera" in components:
         galera = (f"galera: {{defaults_file: {d}/etc/galera.cnf, datadir: {d}/mysql/data, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import socket
 import threading
 import time
@@ -85,7 +86,7 @@ class HttpLoop:
     def longest_gap(self) -> float:
         """Longest time between two successful requests."""
         ok = [t for t, good in self.samples if good]
-        return max((b - a for a, b in zip(ok, ok[1:], strict=False)), default=0.0)
+        return max((b - a for a, b in itertools.pairwise(ok)), default=0.0)
 
     def failures(self) -> int:
         """Requests that failed."""

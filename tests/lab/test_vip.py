@@ -32,7 +32,7 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
         t_vip = wait_until(lambda: (h := L.holders(lab)[vip]) and h != [holder], 20, "VIP moved")
         new = L.holders(lab)[vip][0]
         t_drain = wait_until(
-            lambda: (st := _servers_of(lab, new, holder)) and all(v == "DRAIN" for v in st.values()),
+            lambda: (st := _servers_of(lab, new, holder)) and set(st.values()) == {"DRAIN"},
             20, f"{holder} drained on {new}",
         )  # fmt: skip
         time.sleep(1.5)

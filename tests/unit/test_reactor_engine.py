@@ -265,7 +265,7 @@ def fast(name: str, **changes: Any) -> Any:
 
 
 async def test_split_brain_alerts_only_when_it_persists() -> None:
-    """A VIP held twice for a moment (a move) is cleared; held twice past the debounce: one alert."""
+    """A VIP held twice for a moment (a move) is cleared; held past the debounce: one alert."""
     bus = MemBus()
     eng = await engine_with(bus, rules=[fast("split-brain", debounce=0.05)])
     both = {"VI_INTERNAL": {"vips": ["10.0.0.100"], "state": "MASTER", "vip_here": True}}
