@@ -298,3 +298,42 @@ def teardown(lab: Lab, say: Any = print, *, keep_logs: bool = False) -> list[str
 def holders(lab: Lab) -> dict[str, list[str]]:
     """VIP -> nodes holding it right now (from each namespace's addresses)."""
     return {lab.net.vip(i): _vip_holders(lab, i) for i in (0, 1)}
+
+
+def start_rabbit(lab: Lab, node: str) -> None:
+    """(Re)start one RabbitMQ node (after a kill); waits for its startup line."""
+    env = d.rabbit_env(lab.dir, node, lab.net.address(node))
+    log = lab.node_dir(node) / "rabbit/console.log"
+    mark = len(_read(log))
+    argv = exec_argv(lab.net, node, ["/usr/lib/rabbitmq/bin/rabbitmq-server"])
+    lab.pids[f"rabbit-launcher:{node}"] = d.spawn(argv, log, env)
+    lab.save()
+    d.wait_for(lambda: "Server startup complete" in _read(log)[mark:], 90, f"RabbitMQ on {node}")
+
+
+def start_nats(lab: Lab, node: str) -> None:
+    """(Re)start one NATS server of the cluster (same store, same routes)."""
+    net = lab.net
+    routes = ",".join(f"nats://{net.address(n)}:6222" for n in net.nodes)
+    log = lab.node_dir(node) / "nats.log"
+    mark = len(_read(log))
+    argv = exec_argv(net, node, [NATS_SERVER, "-n", node, "-a", net.address(node), "-p", "4222",
+                                 "-js", "-sd", str(lab.node_dir(node) / "nats"), "--cluster_name",
+                                 "hactl-lab", "--cluster", f"nats://{net.address(node)}:6222",
+                                 "--routes", routes])  # fmt: skip
+    lab.pids[f"nats:{node}"] = d.spawn(argv, log)
+    lab.save()
+    d.wait_for(lambda: "Server is ready" in _read(log)[mark:], 20, f"NATS on {node}")
+
+
+def start_master(lab: Lab, name: str) -> int:
+    """Another master (root namespace), recorded as ``name`` so ``down`` ends it too."""
+    env = {**os.environ, "HACTL_NATS": lab.nats_url}
+    argv = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "master", "--replicas", "3",
+            "--reactors", str(ROOT / "reactors"), "--ack-wait", "5s",
+            "--lost-after", "10s"]  # fmt: skip
+    log = lab.dir / f"{name}.log"
+    lab.pids[name] = d.spawn(argv, log, env)
+    lab.save()
+    d.wait_for(lambda: "reactor_started" in _read(log), 30, name)
+    return lab.pids[name]
