@@ -224,9 +224,19 @@ class Bus:
             raise CommandError(target, cmd, f"unreadable reply: {exc.detail}") from None
 
     async def serve(self, target: str, handler: CommandHandler) -> Subscription:
-        """Answer commands on ``hactl.cmd.<target>``; a bad request gets an error reply."""
+        """Answer commands on ``hactl.cmd.<target>``; a bad request gets an error reply.
+
+        Each request runs in its own task: a slow command (a Galera joiner waiting to be
+        Synced) never holds up a quick one (an HAProxy runtime change) behind it.
+        """
+        running: set[asyncio.Task[None]] = set()
 
         async def on_msg(msg: Msg) -> None:
+            task = asyncio.create_task(answer(msg))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+        async def answer(msg: Msg) -> None:
             try:
                 req = wcmd.decode_request(msg.data)
             except DecodeError as exc:

@@ -181,7 +181,9 @@ def _hactl(lab: Lab) -> None:
         (lab.dir / secret).chmod(0o600)
     (lab.dir / "lab-pillar.yaml").write_text(pillar(net, lab.dir, lab.components))
     env = {**os.environ, "HACTL_NATS": lab.nats_url}
-    master = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "master", "--replicas", "3",
+    replicas = str(min(3, len(net.nodes)))
+    master = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "master",
+              "--replicas", replicas,
               "--reactors", str(ROOT / "reactors"), "--states", str(ROOT / "states"),
               "--pillar", str(lab.dir / "lab-pillar.yaml"), "--lost-after", "10s",
               "--ack-wait", "5s"]  # fmt: skip
@@ -329,7 +331,8 @@ def start_nats(lab: Lab, node: str) -> None:
 def start_master(lab: Lab, name: str) -> int:
     """Another master (root namespace), recorded as ``name`` so ``down`` ends it too."""
     env = {**os.environ, "HACTL_NATS": lab.nats_url}
-    argv = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "master", "--replicas", "3",
+    argv = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "master",
+            "--replicas", str(min(3, len(lab.net.nodes))),
             "--reactors", str(ROOT / "reactors"), "--ack-wait", "5s",
             "--lost-after", "10s"]  # fmt: skip
     log = lab.dir / f"{name}.log"

@@ -95,8 +95,7 @@ def lint(tree: Tree) -> list[Finding]:
         if internal and "port" in conf:
             bind(internal, conf["port"], comp, comp, "port")
     writer = (p.get("galera") or {}).get("writer")
-    if writer is not None and writer not in {
-        n.id for n in tree.nodes.values() if "galera" in n.roles
-    }:
+    members = {n.id for n in tree.nodes.values() if "galera" in n.roles}
+    if writer is not None and members and writer not in members:
         add(f"galera.writer {writer!r} is not a node with role galera", "galera", "writer")
     return out

@@ -52,7 +52,7 @@ async def _stored_done(bus: Bus, rule: str) -> list[str]:
 async def test_master_killed_during_flurry_nothing_lost_nothing_doubled(lab: L.Lab) -> None:
     """A second master runs; kill -9 the first mid-flurry: every event done exactly once."""
     await asyncio.to_thread(L.start_master, lab, "master-b")
-    bus = await Bus.connect(lab.nats_url, name="lab-test-flurry", timeout=5)
+    bus = await Bus.connect(lab.nats_url, name="lab-test-flurry", timeout=5, reconnect=True)
     try:
         done = 0
         quarter = asyncio.Event()
@@ -97,7 +97,7 @@ async def test_master_killed_during_flurry_nothing_lost_nothing_doubled(lab: L.L
 async def test_nats_server_killed_events_keep_flowing(lab: L.Lab) -> None:
     """kill -9 one of the three NATS servers: heartbeats of all minions and reactions continue."""
     victim = "ctl2"
-    bus = await Bus.connect(lab.nats_url, name="lab-test-nats", timeout=5)
+    bus = await Bus.connect(lab.nats_url, name="lab-test-nats", timeout=5, reconnect=True)
     seen: dict[str, float] = {}
     try:
         t0 = 0.0
@@ -130,4 +130,4 @@ async def test_nats_server_killed_events_keep_flowing(lab: L.Lab) -> None:
         )
     finally:
         await bus.close()
-    await asyncio.to_thread(L.start_nats, lab, victim)
+        await asyncio.to_thread(L.start_nats, lab, victim)
