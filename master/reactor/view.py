@@ -132,7 +132,8 @@ class ClusterView:
     def facts(self) -> dict[str, Any]:
         """What a rule's ``cluster`` is: raw nodes plus derived, ready-to-test facts."""
         vips: dict[str, list[str]] = {}
-        galera: dict[str, list[str]] = {"members": [], "synced": [], "primary": [], "down": []}
+        galera: dict[str, list[str]] = {"members": [], "synced": [], "primary": [], "down": [],
+                                        "positioned": []}  # fmt: skip
         rabbit: dict[str, list[str]] = {"members": [], "running": [], "down": []}
         haproxy_nodes, lost = [], []
         for node, aspects in sorted(self.nodes.items()):
@@ -149,6 +150,8 @@ class ClusterView:
                     galera["primary"].append(node)
                 if not g.get("running"):
                     galera["down"].append(node)
+                if g.get("running") or g.get("uuid"):  # has a history (not a blank datadir)
+                    galera["positioned"].append(node)
             r = (aspects.get("rabbitmq") or {}).get("local")
             if isinstance(r, Mapping):
                 rabbit["members"].append(node)

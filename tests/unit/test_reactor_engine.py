@@ -34,6 +34,8 @@ def galera(node: str, *, synced: bool, prev: bool | None = None, running: bool =
         "synced": synced,
         "cluster_status": "Primary" if primary else "non-Primary",
     }
+    if not running:  # a stopped node reports its saved position (grastate.dat)
+        item.update(uuid="75faf094-0000-11f1-aa8d-d6179edf788c", seqno=-1)
     changes = (
         [{"item": "local", "field": "synced", "value": synced, "prev": prev}]
         if prev is not None
@@ -502,3 +504,15 @@ async def test_drain_whatever_order_the_two_reports_arrive_in() -> None:
     )
     await eng.idle()
     assert {c[0] for c in runtime_calls(bus) if c[3] == "ctl1/drain"} == {"ctl2"}
+
+
+async def test_blank_nodes_are_not_a_crash() -> None:
+    """Members that never ran (no grastate: a fresh install) do not trigger a recovery."""
+    bus = MemBus()
+    eng = Engine([fast("galera-cluster-down", debounce=0.01)], bus)
+    for n in NODES:
+        blank = {"local": {"running": False, "synced": False, "uuid": None, "grastate": False}}
+        await eng.handle(beacon(n, "galera", blank, [{"item": "local", "field": "running",
+                                                      "value": False, "prev": None}]))  # fmt: skip
+    await eng.idle()
+    assert bus.audit() == [] and bus.requests == []
