@@ -36,6 +36,9 @@ EventHandler = Callable[[Event], Awaitable[None]]
 CommandHandler = Callable[[wcmd.CommandRequest], Awaitable[wcmd.CommandReply]]
 
 
+SERVE_CONCURRENCY = 16
+
+
 class Bus:
     """A connected NATS client speaking hactl's wire format."""
 
@@ -230,11 +233,14 @@ class Bus:
         Synced) never holds up a quick one (an HAProxy runtime change) behind it.
         """
         running: set[asyncio.Task[None]] = set()
+        gate = asyncio.Semaphore(SERVE_CONCURRENCY)
 
         async def on_msg(msg: Msg) -> None:
+            await gate.acquire()  # a flood of commands queues here, not in the daemons
             task = asyncio.create_task(answer(msg))
             running.add(task)
             task.add_done_callback(running.discard)
+            task.add_done_callback(lambda _: gate.release())
 
         async def answer(msg: Msg) -> None:
             try:

@@ -8,6 +8,7 @@ configured per service in minion.yaml; an unconfigured service is refused.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from minion.executors.proc import run_argv
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 STATES = ("ready", "drain", "maint")
+_ADMIN_LOCK = asyncio.Lock()
 
 
 async def haproxy_runtime(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +43,8 @@ async def haproxy_runtime(ctx: ExecContext, args: dict[str, Any]) -> dict[str, A
     else:
         line = f"shutdown sessions server {backend}/{server}"
     try:
-        answer = (await admin_command(ctx.haproxy_socket, line)).strip()
+        async with _ADMIN_LOCK:  # one admin-socket session at a time (HAProxy's stats maxconn)
+            answer = (await admin_command(ctx.haproxy_socket, line)).strip()
     except (OSError, TimeoutError) as exc:
         return {"result": False, "changes": {}, "comment": f"admin socket: {exc}"}
     ok = answer == "" or answer.lower().startswith("done")

@@ -516,3 +516,16 @@ async def test_blank_nodes_are_not_a_crash() -> None:
                                                       "value": False, "prev": None}]))  # fmt: skip
     await eng.idle()
     assert bus.audit() == [] and bus.requests == []
+
+
+async def test_one_crashed_node_rejoins_from_its_position() -> None:
+    """mariadbd dies on ctl2 while ctl1/ctl3 are Primary: galera.start with ctl2's position."""
+    bus = MemBus()
+    eng = await engine_with(bus, rules=[fast("galera-node-rejoin", debounce=0.01)])
+    bus.minions["ctl2"] = position_minion(42)
+    down = galera("ctl2", synced=False, prev=True, running=False, primary=False)
+    down.data["changes"].append({"item": "local", "field": "running", "value": False, "prev": True})
+    await eng.handle(down)
+    await eng.idle()
+    starts = [(t, a) for t, c, a in bus.requests if c == "galera.start"]
+    assert len(starts) == 1 and starts[0][0] == "ctl2" and starts[0][1]["seqno"] == 42
