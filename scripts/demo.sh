@@ -1,46 +1,40 @@
 #!/usr/bin/env bash
-# The demo on the embedded default: a master with its embedded NATS (JetStream), events fired
-# as minions would, and the live tail showing them. Stops everything it started.
+# The demo: a lab of three real controllers (network namespaces: HAProxy + keepalived VIPs,
+# MariaDB Galera, RabbitMQ, a NATS cluster, a minion each, a master with the shipped reactor),
+# `hactl apply states/`, then a tour that breaks things and shows hactl repairing them, and
+# `hactl lab down`. Needs root (namespaces); without root it runs the bus-only demo instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HACTL=.venv/bin/hactl
-DATA=$(mktemp -d /tmp/hactl-demo.XXXXXX)
-export HACTL_DATA_DIR=$DATA
-MASTER=""
-cleanup() {
-  if [[ -n $MASTER ]] && kill -0 "$MASTER" 2>/dev/null; then
-    kill -TERM "$MASTER"; wait "$MASTER" || true
-  fi
-  rm -rf "$DATA"
-}
+if [[ $(id -u) -ne 0 ]]; then
+  echo "hactl demo: not root, so no lab (network namespaces need root); running the bus-only demo"
+  exec scripts/demo-bus.sh
+fi
+LAB=${HACTL_LAB_DIR:-/tmp/hactl-lab}
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+cleanup() { [[ -f $LAB/lab.json ]] && "$HACTL" lab down --dir "$LAB" || true; }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+step "hactl lab up: 3 controllers in network namespaces, then hactl apply states/ with the lab pillar"
+"$HACTL" lab up --dir "$LAB"
+export HACTL_NATS=$(python3 -c "import json,sys; print(json.load(open('$LAB/lab.json'))['nats'])")
 
-step "start the master (embedded nats-server with JetStream in $DATA)"
-"$HACTL" --log-format json master --port -1 2>"$DATA/master.log" &
-MASTER=$!
-"$HACTL" ping --wait 20
-START=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+step "hactl lab status"
+"$HACTL" lab status --dir "$LAB"
 
-step "tail the bus (replays from $START, then follows live; exits after 5 events)"
-"$HACTL" events tail --since "$START" --count 5 &
-TAIL=$!
+step "hactl status (the cluster view the masters keep, from the minions' beacons)"
+"$HACTL" status | grep -v -E '^│ ctl[23] +│ (be_|galera|rabbitmq)' | head -40
 
-step "fire events the way minions will"
-"$HACTL" fire hactl/minion/ctl1/start roles='["controller"]'
-"$HACTL" fire hactl/beacon/ctl1/vrrp instance=VI_INTERNAL state=MASTER priority=150 vip_here=true
-"$HACTL" fire hactl/beacon/ctl2/vrrp instance=VI_INTERNAL state=BACKUP priority=100 vip_here=false
-"$HACTL" fire hactl/beacon/ctl3/galera wsrep_cluster_status=non-Primary wsrep_local_state_comment=Initialized
-"$HACTL" fire hactl/beacon/ctl3/rabbitmq running=false prev='{"running": true}'
-wait "$TAIL"
+step "the tour: break the real daemons, watch the reactor repair them"
+.venv/bin/python -m hactl.lab.tour --dir "$LAB"
 
-step "only VRRP events, as JSON lines (events tail --tag 'hactl/beacon/*/vrrp' --json)"
-"$HACTL" events tail --since "$START" --tag 'hactl/beacon/*/vrrp' --count 2 --json
+step "the reactor's decisions, as stored in JetStream (hactl events tail --since 5m --tag 'hactl/reactor/*/done')"
+timeout 5 "$HACTL" events tail --since 5m --tag 'hactl/reactor/*/done' --json \
+  | python3 -c 'import json,sys
+for l in sys.stdin:
+    e=json.loads(l); d=e["data"]; print(" ", e["tag"].split("/")[2], "for", d["event_tag"], "->", ", ".join(r["action"] for r in d["results"]))' \
+  | sort | uniq -c | sort -rn | head -12 || true
 
-step "the master's counters"
-"$HACTL" stats
-
-step "stop the master (SIGTERM): it stops its embedded server"
-kill -TERM "$MASTER"; wait "$MASTER"; MASTER=""
-echo "demo finished: every event above went through NATS and JetStream"
+step "hactl lab down: stops what it started, removes namespaces, routes and files"
+"$HACTL" lab down --dir "$LAB"
+echo "demo finished"

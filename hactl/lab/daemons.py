@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
     with log.open("ab") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 env=env, start_new_session=True)  # fmt: skip
+    # reap it the moment it dies: a zombie would still look alive to kill(pid, 0) checks
+    threading.Thread(target=proc.wait, daemon=True, name=f"reap-{proc.pid}").start()
     return proc.pid
 
 

@@ -44,6 +44,8 @@ class ClusterView:
 
     def set(self, node: str, aspect: str, value: Any) -> None:
         """Store one fact (from the KV or an event)."""
+        if aspect == "vrrp" and isinstance(value, dict):
+            self._track_masters(node, value)  # a master that starts late learns who held what
         self.nodes.setdefault(node, {})[aspect] = value
 
     def update(self, event: Event, now: float | None = None) -> list[tuple[str, str]]:
@@ -54,8 +56,6 @@ class ClusterView:
             items = event.data.get("items")
             if not isinstance(items, dict):
                 return []
-            if levels[3] == "vrrp":
-                self._track_masters(node, items)
             if self.nodes.get(node, {}).get(levels[3]) == items:
                 return []
             self.set(node, levels[3], items)
@@ -64,19 +64,13 @@ class ClusterView:
             what = levels[3]
             rec = dict(self.nodes.get(node, {}).get("minion") or {})
             if what in ("start", "heartbeat"):
-                was_lost = rec.get("lost", False)
                 rec.update(last_seen=event.ts if now is None else now, lost=False, stopped=False)
                 if isinstance(event.data.get("roles"), list):
                     rec["roles"] = event.data["roles"]
-                if (
-                    what == "start"
-                    or was_lost
-                    or "roles" not in self.nodes.get(node, {}).get("minion", {})
-                ):
-                    self.set(node, "minion", rec)
-                    return [(node, "minion")]
+                # every heartbeat is persisted: another master (or one that starts later)
+                # must know this minion is alive, or it would declare it lost
                 self.set(node, "minion", rec)
-                return []  # heartbeats move last_seen only: not worth a KV write each
+                return [(node, "minion")]
             if what == "stop":
                 rec.update(stopped=True, last_seen=event.ts)
             elif what == "lost":

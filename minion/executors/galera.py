@@ -37,12 +37,13 @@ def _settings(ctx: ExecContext, cmd: str) -> GaleraSettings:
 
 
 def _pid_alive(g: GaleraSettings) -> int | None:
+    """The server's pid if that process runs (a zombie, killed but not reaped, does not)."""
     try:
         pid = int(Path(g.pid_file).read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError, IndexError):
         return None
-    return pid
+    return None if state == "Z" else pid
 
 
 def _wsrep(g: GaleraSettings, timeout: float = 1.0) -> dict[str, str] | None:

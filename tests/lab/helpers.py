@@ -91,3 +91,28 @@ class HttpLoop:
     def failures(self) -> int:
         """Requests that failed."""
         return sum(1 for _, good in self.samples if not good)
+
+
+def recent_decisions(lab: L.Lab, since: str = "5m") -> str:
+    """The reactor's and Galera steps' events of the last minutes, one line each (diagnostics)."""
+    import json
+    import subprocess
+
+    try:
+        res = subprocess.run([L.HACTL, "--nats", lab.nats_url, "events", "tail", "--since", since,
+                              "--json"], capture_output=True, text=True, timeout=6, check=False)  # fmt: skip
+        out = res.stdout
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+    lines = []
+    for line in out.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e["tag"].startswith(("hactl/reactor/", "hactl/event/galera/")):
+            d = e["data"]
+            lines.append(
+                f"{e['ts']:.2f} {e['tag']} {d.get('reason') or d.get('error') or d.get('kind') or ''}"
+            )
+    return "\n".join(lines[-60:])

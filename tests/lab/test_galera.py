@@ -15,7 +15,7 @@ from hactl.lab import lab as L
 from hactl.lab.net import exec_argv
 from hactl.wire.envelope import Event
 from tests.lab.conftest import report
-from tests.lab.helpers import server_status, wait_until
+from tests.lab.helpers import recent_decisions, server_status, wait_until
 
 NFT_TABLE = "hactl_lab_partition"
 
@@ -101,7 +101,10 @@ def test_galera_all_killed_recovers_every_row(lab: L.Lab) -> None:
         states = [d.galera_state(_sock(lab, n)) for n in lab.net.nodes]  # type: ignore[arg-type]
         return all(s == ("Primary", "Synced") for s in states)
 
-    t_done = wait_until(all_synced, 180, "3 Synced after the crash", step=0.2)
+    try:
+        t_done = wait_until(all_synced, 180, "3 Synced after the crash", step=0.2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{recent_decisions(lab)}") from None
     for n in lab.net.nodes:
         rows = d.galera_sql(_sock(lab, n), "SELECT COUNT(*), MAX(id) FROM labt.r")  # type: ignore[arg-type]
         assert rows[0] == (300, 300), (n, rows)
