@@ -58,6 +58,7 @@ class Engine:
         actions: dict[str, Action] | None = None,
         persist: Persist | None = None,
         concurrency: int = 256,
+        lock_wait: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.effects = effects
@@ -67,6 +68,7 @@ class Engine:
         self.actions = actions or REGISTRY
         self.persist = persist
         self.clock = clock
+        self.lock_wait = lock_wait
         self.env = environment()
         self._gate = asyncio.Semaphore(concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -249,8 +251,9 @@ class Engine:
             return
         local = self._locks.setdefault(lock, asyncio.Lock())
         async with local:
-            if not self.observe and not await self.effects.lease(f"lock.{lock}"):
-                why = {"reason": "lock", "lock": lock, "detail": "held by another master"}
+            if not self.observe and not await self._take(f"lock.{lock}"):
+                why = {"reason": "lock", "lock": lock,
+                       "detail": f"held by another master for {self.lock_wait:g}s"}  # fmt: skip
                 await self._audit(rule, "suppressed", event, why)
                 return
             try:
@@ -258,6 +261,18 @@ class Engine:
             finally:
                 if not self.observe:
                     await self.effects.release(f"lock.{lock}")
+
+    async def _take(self, lease: str) -> bool:
+        """The cluster-wide lease, waiting (bounded) while another master holds it: runs for
+        one key stay in order across masters instead of being dropped."""
+        deadline = self.clock() + self.lock_wait
+        delay = 0.02
+        while not await self.effects.lease(lease):
+            if self.clock() >= deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        return True
 
     async def _actions(self, rule: Rule, event: Event, calls: list[tuple[str, Any]]) -> None:
         results: list[dict[str, Any]] = []

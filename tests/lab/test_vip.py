@@ -9,13 +9,20 @@ import time
 
 from hactl.lab import lab as L
 from tests.lab.conftest import report
-from tests.lab.helpers import HttpLoop, server_status, wait_until
+from tests.lab.helpers import HttpLoop, recent_decisions, server_status, wait_until
 
 ROOT_STATES = str(L.ROOT / "states")
 
 
 def _servers_of(lab: L.Lab, on: str, server: str) -> dict[str, str]:
     return {k: v for k, v in server_status(lab, on).items() if k.endswith("/" + server)}
+
+
+def _or_explain(lab: L.Lab, wait: object) -> float:
+    try:
+        return wait()  # type: ignore[operator, no-any-return]
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{recent_decisions(lab, '40s')}") from None
 
 
 def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
@@ -31,10 +38,10 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
         os.kill(pid, signal.SIGKILL)
         t_vip = wait_until(lambda: (h := L.holders(lab)[vip]) and h != [holder], 20, "VIP moved")
         new = L.holders(lab)[vip][0]
-        t_drain = wait_until(
+        t_drain = _or_explain(lab, lambda: wait_until(
             lambda: (st := _servers_of(lab, new, holder)) and set(st.values()) == {"DRAIN"},
             20, f"{holder} drained on {new}",
-        )  # fmt: skip
+        ))  # fmt: skip
         time.sleep(1.5)
     drained = _servers_of(lab, new, holder)
     assert len(drained) >= 14 and set(drained.values()) == {"DRAIN"}

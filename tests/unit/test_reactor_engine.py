@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -354,22 +355,34 @@ async def test_debounce_fires_once_with_the_latest_event() -> None:
     assert len(bus.audit("suppressed")) == 4
 
 
-async def test_lock_held_elsewhere_is_suppressed() -> None:
-    """A lock whose cluster-wide lease another master holds: suppressed, actions not run."""
-    bus = MemBus(leases={"lock.galera"})
-    eng = Engine(
-        rule("""
+LOCKED = """
 - name: locked
   on: hactl/event/t/*
   lock: galera
   do: [{event.fire: {tag: hactl/event/out/l}}]
-"""),
-        bus,
-    )
+"""
+
+
+async def test_lock_held_elsewhere_is_suppressed() -> None:
+    """A lock another master holds past lock_wait: suppressed with the reason, actions not run."""
+    bus = MemBus(leases={"lock.galera"})  # held elsewhere, and never released
+    eng = Engine(rule(LOCKED), bus, lock_wait=0.1)
     await eng.handle(new_event("hactl/event/t/x", "cli", {}))
     await eng.idle()
     assert [e.data["reason"] for e in bus.audit("suppressed")] == ["lock"]
     assert not [e for e, _ in bus.published if e.tag == "hactl/event/out/l"]
+
+
+async def test_lock_released_elsewhere_is_waited_for() -> None:
+    """A lock another master releases soon: this run waits for it, then acts (nothing lost)."""
+    bus = MemBus(leases={"lock.galera"})
+    eng = Engine(rule(LOCKED), bus, lock_wait=5)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.1, bus.leases.discard, "lock.galera")
+    await eng.handle(new_event("hactl/event/t/x", "cli", {}))
+    await eng.idle()
+    assert bus.audit("suppressed") == []
+    assert [e for e, _ in bus.published if e.tag == "hactl/event/out/l"]
 
 
 async def test_observe_mode_reports_without_acting() -> None:
