@@ -85,6 +85,15 @@ async def test_master_killed_during_flurry_nothing_lost_nothing_doubled(lab: L.L
         t_all = time.monotonic()
         stored = [e for e in await _stored_done(bus, "galera-node-back") if e in set(ids)]
         assert len(stored) == FLURRY and len(set(stored)) == FLURRY, "each event done exactly once"
+
+        # let the survivor finish the redeliveries before the next test breaks something else
+        async def drained() -> bool:
+            info = await bus.js.consumer_info(EVENTS_STREAM, "hactl-reactor")
+            return info.num_ack_pending == 0 and info.num_pending == 0
+
+        deadline = time.monotonic() + 60
+        while not await drained() and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
         report(
             f"e2e5 master A killed -9 mid-flurry ({FLURRY} beacon events, each firing HAProxy "
             f"actions on 3 nodes): all {FLURRY} done exactly once, the last {t_all - killed:.2f} s "
