@@ -266,12 +266,10 @@ class Engine:
         """The cluster-wide lease, waiting (bounded) while another master holds it: runs for
         one key stay in order across masters instead of being dropped."""
         deadline = self.clock() + self.lock_wait
-        delay = 0.02
         while not await self.effects.lease(lease):
             if self.clock() >= deadline:
                 return False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            await asyncio.sleep(0.01)  # hand-offs between masters are short: poll, no backoff
         return True
 
     async def _actions(self, rule: Rule, event: Event, calls: list[tuple[str, Any]]) -> None:

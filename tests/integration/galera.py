@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pymysql
 
+from hactl.lab.daemons import galera_sql
 from tests.integration.daemons import free_port
 
 MARIADBD = "/usr/sbin/mariadbd"
@@ -93,14 +94,7 @@ socket={self.socket}
 
     def sql(self, query: str) -> list[tuple[object, ...]]:
         """Run one statement as root over the socket."""
-        conn = pymysql.connect(unix_socket=str(self.socket), user="root", connect_timeout=2,
-                               ssl_disabled=True, read_timeout=5, autocommit=True)  # fmt: skip
-        try:
-            with conn.cursor() as cur:
-                cur.execute(query)
-                return list(cur.fetchall())
-        finally:
-            conn.close()
+        return galera_sql(self.socket, query)
 
     def wait_synced(self, timeout: float = 30.0) -> None:
         """Until the node is Synced in a Primary component."""

@@ -454,15 +454,17 @@ def test_rules_errors_name_file_line_and_rule(tmp_path: Path) -> None:
         assert expect in str(err.value) and err.value.line == line and err.value.file == "r.yaml"
 
 
+def vrrp(node: str, state: str, prio: int, changes: list[tuple[str, object, object]]) -> Event:
+    """A vrrp beacon event for VI_INTERNAL with the given (field, value, prev) changes."""
+    item = {"vips": ["v"], "state": state, "priority": prio, "vip_here": state == "MASTER"}
+    ch = [{"item": "VI_INTERNAL", "field": f, "value": v, "prev": p} for f, v, p in changes]
+    return beacon(node, "vrrp", {"VI_INTERNAL": item}, ch)
+
+
 async def test_reduced_priority_backup_is_unhealthy_and_drained() -> None:
     """keepalived's weight makes a failed holder BACKUP at a lower priority (not FAULT): drained."""
     bus = MemBus()
     eng = await engine_with(bus)
-
-    def vrrp(node: str, state: str, prio: int, changes: list[tuple[str, object, object]]) -> Event:
-        item = {"vips": ["v"], "state": state, "priority": prio, "vip_here": state == "MASTER"}
-        ch = [{"item": "VI_INTERNAL", "field": f, "value": v, "prev": p} for f, v, p in changes]
-        return beacon(node, "vrrp", {"VI_INTERNAL": item}, ch)
 
     await eng.handle(vrrp("ctl1", "MASTER", 150, []))
     await eng.handle(vrrp("ctl2", "BACKUP", 100, []))
@@ -501,11 +503,6 @@ async def test_drain_whatever_order_the_two_reports_arrive_in() -> None:
     """The new MASTER may be reported before the old holder's degraded BACKUP: still drained."""
     bus = MemBus()
     eng = await engine_with(bus)
-
-    def vrrp(node: str, state: str, prio: int, changes: list[tuple[str, object, object]]) -> Event:
-        item = {"vips": ["v"], "state": state, "priority": prio, "vip_here": state == "MASTER"}
-        ch = [{"item": "VI_INTERNAL", "field": f, "value": v, "prev": p} for f, v, p in changes]
-        return beacon(node, "vrrp", {"VI_INTERNAL": item}, ch)
 
     await eng.handle(vrrp("ctl1", "MASTER", 150, []))
     await eng.handle(vrrp("ctl2", "BACKUP", 100, []))
