@@ -45,6 +45,8 @@ log = get_logger("hactl.reactor")
 CONSUMER = "hactl-reactor"
 VIEW_BUCKET = "HACTL_CLUSTER"
 LEASE_BUCKET = "HACTL_LEASES"
+LOCK_BUCKET = "HACTL_LOCKS"
+LOCK_TTL = 15.0  # a held lock is re-put every 5 s; a dead master's lock expires by itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +66,14 @@ class ReactorOptions:
 class NatsEffects:
     """:class:`master.reactor.actions.Effects` over NATS and the lease bucket."""
 
-    def __init__(self, bus: Bus, leases: Any) -> None:
+    def __init__(self, bus: Bus, leases: Any, locks: Any = None) -> None:
         self.bus = bus
         self.leases = leases
+        self.locks = locks if locks is not None else leases
+        self._held: dict[str, asyncio.Task[None]] = {}
+
+    def _bucket(self, name: str) -> Any:
+        return self.locks if name.startswith("lock.") else self.leases
 
     async def publish(self, event: Event, msg_id: str | None = None) -> None:
         """Core publish with a Nats-Msg-Id: the stream keeps one copy."""
@@ -79,21 +86,34 @@ class NatsEffects:
         return await self.bus.request(target, cmd, args, timeout=timeout, sender=MASTER_ID)
 
     async def lease(self, name: str) -> bool:
-        """Create-once in the lease bucket."""
+        """Create-once. Rule locks (``lock.*``) live in a short-TTL bucket and are kept alive
+        while held, so the lock of a master that dies frees itself within LOCK_TTL."""
+        bucket = self._bucket(name)
         try:
-            await self.leases.create(name, str(time.time()).encode())
+            await bucket.create(name, str(time.time()).encode())
         except nats.js.errors.KeyWrongLastSequenceError:
             return False
         except nats.js.errors.APIError as exc:  # "wrong last sequence" on some servers
             if "wrong last sequence" in str(exc).lower():
                 return False
             raise
+        if bucket is self.locks and self.locks is not self.leases:
+            self._held[name] = asyncio.create_task(self._keep(name))
         return True
+
+    async def _keep(self, name: str) -> None:
+        while True:
+            await asyncio.sleep(LOCK_TTL / 3)
+            with contextlib.suppress(nats.errors.Error, nats.js.errors.Error):
+                await self.locks.put(name, str(time.time()).encode())
 
     async def release(self, name: str) -> None:
         """Delete (a purge would forget the history; a delete marker is enough)."""
+        keeper = self._held.pop(name, None)
+        if keeper is not None:
+            keeper.cancel()
         with contextlib.suppress(nats.js.errors.KeyNotFoundError):
-            await self.leases.delete(name)
+            await self._bucket(name).delete(name)
 
 
 class ReactorRuntime:
@@ -125,7 +145,8 @@ class ReactorRuntime:
         r = self.options.replicas
         self.kv = await kv_bucket(self.bus, VIEW_BUCKET, replicas=r)
         leases = await kv_bucket(self.bus, LEASE_BUCKET, ttl_s=self.options.lease_ttl, replicas=r)
-        self.effects = NatsEffects(self.bus, leases)
+        locks = await kv_bucket(self.bus, LOCK_BUCKET, ttl_s=LOCK_TTL, replicas=r)
+        self.effects = NatsEffects(self.bus, leases, locks)
         self.engine = Engine(rules, self.effects, self.view, observe=self.options.observe,
                              settings=self.options.settings, persist=self._persist)  # fmt: skip
         await self._load_view()
