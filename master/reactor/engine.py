@@ -246,6 +246,15 @@ class Engine:
         return task
 
     async def _run(self, rule: Rule, event: Event, calls: list[tuple[str, Any]], lock: str) -> None:
+        try:
+            await self._run_locked(rule, event, calls, lock)
+        except Exception as exc:  # never a silent task death: the decision must be reported
+            log.exception("reactor_run_crashed", rule=rule.name, event=event.id)
+            await self._audit(rule, "failed", event, {"error": f"{type(exc).__name__}: {exc}"})
+
+    async def _run_locked(
+        self, rule: Rule, event: Event, calls: list[tuple[str, Any]], lock: str
+    ) -> None:
         if not lock:
             await self._actions(rule, event, calls)
             return

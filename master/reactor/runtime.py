@@ -93,10 +93,12 @@ class NatsEffects:
             await bucket.create(name, str(time.time()).encode())
         except nats.js.errors.KeyWrongLastSequenceError:
             return False
-        except nats.js.errors.APIError as exc:  # "wrong last sequence" on some servers
-            if "wrong last sequence" in str(exc).lower():
-                return False
-            raise
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+            # "wrong last sequence" (taken), or JetStream busy electing a leader after a
+            # server died: not ours (yet); the caller retries within its lock_wait
+            if "wrong last sequence" not in str(exc).lower():
+                log.warning("lease_unavailable", lease=name, error=f"{type(exc).__name__}: {exc}")
+            return False
         if bucket is self.locks and self.locks is not self.leases:
             self._held[name] = asyncio.create_task(self._keep(name))
         return True
@@ -112,8 +114,8 @@ class NatsEffects:
         keeper = self._held.pop(name, None)
         if keeper is not None:
             keeper.cancel()
-        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
-            await self._bucket(name).delete(name)
+        with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, TimeoutError):
+            await self._bucket(name).delete(name)  # if this fails, the TTL frees it
 
 
 class ReactorRuntime:
