@@ -239,15 +239,22 @@ class Engine:
             await self._actions(rule, event, calls)  # publishes only: no task, no wait
             return None
         await self._gate.acquire()
-        task = asyncio.create_task(self._run(rule, event, calls, lock))
+        task = asyncio.create_task(self._run(rule, event, calls, lock, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _: self._gate.release())
         return task
 
-    async def _run(self, rule: Rule, event: Event, calls: list[tuple[str, Any]], lock: str) -> None:
+    async def _run(
+        self, rule: Rule, event: Event, calls: list[tuple[str, Any]], lock: str, key: str = ""
+    ) -> None:
         try:
-            await self._run_locked(rule, event, calls, lock)
+            if lock:
+                await self._run_locked(rule, event, calls, lock)
+                return
+            # runs for one key (a node: its out and its back) keep their order in this master
+            async with self._locks.setdefault(f"key:{key}", asyncio.Lock()):
+                await self._actions(rule, event, calls)
         except Exception as exc:  # never a silent task death: the decision must be reported
             log.exception("reactor_run_crashed", rule=rule.name, event=event.id)
             await self._audit(rule, "failed", event, {"error": f"{type(exc).__name__}: {exc}"})
