@@ -539,3 +539,19 @@ async def test_one_crashed_node_rejoins_from_its_position() -> None:
     await eng.idle()
     starts = [(t, a) for t, c, a in bus.requests if c == "galera.start"]
     assert len(starts) == 1 and starts[0][0] == "ctl2" and starts[0][1]["seqno"] == 42
+
+
+async def test_synced_node_left_in_maint_is_reconciled() -> None:
+    """A Synced node that an HAProxy still reports in MAINT is made ready (out/back crossed)."""
+    bus = MemBus()
+    eng = await engine_with(bus, rules=[fast("galera-backend-reconcile")])
+    items = haproxy_items({"galera": list(NODES)})
+    items["galera/ctl2"]["status"] = "MAINT"
+    await eng.handle(beacon("ctl3", "haproxy", items))
+    await eng.handle(galera("ctl2", synced=True))  # a resync
+    await eng.idle()
+    assert {c[3] for c in runtime_calls(bus)} == {"ctl2/ready"}
+    bus.requests.clear()
+    await eng.handle(galera("ctl1", synced=True))  # ctl1 is UP everywhere: nothing to do
+    await eng.idle()
+    assert runtime_calls(bus) == []
