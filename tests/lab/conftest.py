@@ -38,9 +38,10 @@ def _missing() -> str:
     return ""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab() -> Iterator[L.Lab]:
-    """hactl lab up (subnet 10.99.1, its own prefix), torn down at the end, checked clean."""
+    """A fresh lab per test module (subnet 10.99.1, its own prefix), torn down after it: a
+    fault one module injects can never leak into another's measurement."""
     if why := _missing():
         pytest.skip(why)
     folder = Path(tempfile.mkdtemp(prefix="hactl-labtest-"))
