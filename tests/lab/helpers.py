@@ -11,7 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from nats.js import api
+
+from hactl.bus import EVENTS_STREAM, Bus
 from hactl.lab import lab as L
+from hactl.wire.envelope import Event, decode, new_event
 
 
 def wait_until(pred: Callable[[], object], timeout: float, what: str, step: float = 0.02) -> float:
@@ -116,3 +120,36 @@ def recent_decisions(lab: L.Lab, since: str = "5m") -> str:
                 f"{e['ts']:.2f} {e['tag']} {d.get('reason') or d.get('error') or d.get('kind') or ''}"
             )
     return "\n".join(lines[-60:])
+
+
+def synced_event(node: str, n: int) -> Event:
+    """A galera beacon event of ``node`` turning Synced (fires galera-node-back)."""
+    item = {"running": True, "synced": True, "cluster_status": "Primary", "cluster_size": 3}
+    return new_event(
+        f"hactl/beacon/{node}/galera",
+        node,
+        {
+            "items": {"local": item},
+            "resync": False,
+            "changes": [{"item": "local", "field": "synced", "value": True, "prev": False, "n": n}],
+        },
+    )
+
+
+async def stored_done(bus: Bus, rule: str) -> list[str]:
+    """Trigger ids of every ``done`` of ``rule`` stored in the stream."""
+    sub = await bus.js.pull_subscribe(
+        f"hactl.reactor.{rule}.done",
+        stream=EVENTS_STREAM,
+        config=api.ConsumerConfig(ack_policy=api.AckPolicy.NONE),
+    )
+    out: list[str] = []
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(500, timeout=1.0)
+            except Exception:
+                return out
+            out += [decode(m.data, m.subject).data["event_id"] for m in msgs]
+    finally:
+        await sub.unsubscribe()

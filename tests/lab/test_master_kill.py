@@ -7,45 +7,14 @@ import os
 import signal
 import time
 
-from nats.js import api
-
 from hactl.bus import EVENTS_STREAM, Bus
 from hactl.lab import lab as L
-from hactl.wire.envelope import Event, decode, new_event
+from hactl.wire.envelope import Event
 from tests.lab.conftest import report
+from tests.lab.helpers import stored_done as _stored_done
+from tests.lab.helpers import synced_event as _synced
 
 FLURRY = 600
-
-
-def _synced(node: str, n: int) -> Event:
-    item = {"running": True, "synced": True, "cluster_status": "Primary", "cluster_size": 3}
-    return new_event(
-        f"hactl/beacon/{node}/galera",
-        node,
-        {
-            "items": {"local": item},
-            "resync": False,
-            "changes": [{"item": "local", "field": "synced", "value": True, "prev": False, "n": n}],
-        },
-    )
-
-
-async def _stored_done(bus: Bus, rule: str) -> list[str]:
-    sub = await bus.js.pull_subscribe(
-        f"hactl.reactor.{rule}.done",
-        stream=EVENTS_STREAM,
-        config=api.ConsumerConfig(ack_policy=api.AckPolicy.NONE),
-    )
-    out: list[str] = []
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(500, timeout=1.0)
-            except Exception:
-                return out
-            out += [decode(m.data, m.subject).data["event_id"] for m in msgs]
-    finally:
-        await sub.unsubscribe()
 
 
 async def test_master_killed_during_flurry_nothing_lost_nothing_doubled(lab: L.Lab) -> None:
