@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import pymysql
 
 from hactl.lab.net import LabError, LabNet, exec_argv
+from minion.beacons.haproxy import parse_show_stat
 
 API_PORTS = (5000, 35357, 9292, 9191, 8774, 8775, 6080, 9696, 8776, 8004, 8000, 8080, 80, 443)
 
@@ -60,6 +62,21 @@ def wait_for(check: object, timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise LabError(f"{what} not ready after {timeout:g}s")
+
+
+def haproxy_servers(sock: Path) -> dict[str, str]:
+    """backend/server -> status as HAProxy shows it (``UP``, ``DRAIN``, ``MAINT``, ``DOWN 1/2``
+    ...) on one node's admin socket; {} when HAProxy does not answer. Blocking (lab probes)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect(str(sock))
+            s.sendall(b"show stat\n")
+            text = b"".join(iter(lambda: s.recv(65536), b"")).decode("utf-8", "replace")
+        items = parse_show_stat(text)
+    except (OSError, ValueError):
+        return {}
+    return {k: str(v["raw_status"]) for k, v in items.items() if v["server"] != "BACKEND"}
 
 
 def galera_sql(socket: Path, query: str) -> list[tuple[object, ...]]:

@@ -25,20 +25,7 @@ BOLD, DIM, END = "\033[1m", "\033[2m", "\033[0m"
 
 
 def _status(lab: L.Lab, node: str) -> dict[str, str]:
-    import csv  # noqa: PLC0415
-    import io  # noqa: PLC0415
-    import socket  # noqa: PLC0415
-
-    try:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(2)
-            s.connect(str(lab.node_dir(node) / "run/haproxy.sock"))
-            s.sendall(b"show stat\n")
-            data = b"".join(iter(lambda: s.recv(65536), b""))
-    except OSError:
-        return {}
-    rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
-    return {f"{r['pxname']}/{r['svname']}": r["status"] for r in rows}
+    return d.haproxy_servers(lab.node_dir(node) / "run/haproxy.sock")
 
 
 async def _until(pred: Callable[[], object], timeout: float) -> float | None:

@@ -8,6 +8,8 @@ the time; its server status does not); every field is carried in the event.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -80,3 +82,20 @@ def event_data(cur: Snapshot, changes: list[Change], *, resync: bool) -> dict[st
         "changes": [c.as_dict() for c in changes],
         "resync": resync,
     }
+
+
+async def open_bounded(
+    host: str, port: int, timeout: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | str:
+    """A TCP connection within ``timeout``, or the reason it failed (probes never raise)."""
+    try:
+        return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError) as exc:
+        return f"connect: {type(exc).__name__}: {exc}".strip()
+
+
+async def close_quietly(writer: asyncio.StreamWriter) -> None:
+    """Close a probe's connection; the peer going away first is not an error."""
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()

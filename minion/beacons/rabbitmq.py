@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from minion.beacons.base import BeaconContext, Item, Snapshot
+from minion.beacons.base import BeaconContext, Item, Snapshot, close_quietly, open_bounded
 
 ITEM = "local"
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
@@ -69,10 +68,10 @@ def parse_nodes(payload: Any, local: str) -> Item:
 
 async def amqp_probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
     """(up, detail): the broker answered the protocol header with Connection.Start."""
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, TimeoutError) as exc:
-        return False, f"connect: {type(exc).__name__}: {exc}".strip()
+    opened = await open_bounded(host, port, timeout)
+    if isinstance(opened, str):
+        return False, opened
+    reader, writer = opened
     try:
         writer.write(AMQP_HEADER)
         await writer.drain()
@@ -81,9 +80,7 @@ async def amqp_probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
     except (OSError, TimeoutError) as exc:
         return False, f"{type(exc).__name__}: {exc}"
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+        await close_quietly(writer)
 
 
 async def http_get_json(url: str, auth: str, timeout: float) -> Any:
@@ -99,9 +96,7 @@ async def http_get_json(url: str, auth: str, timeout: float) -> Any:
         await writer.drain()
         raw = await asyncio.wait_for(reader.read(), timeout)
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+        await close_quietly(writer)
     head, _, body = raw.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].split()
     if len(status) < 2 or status[1] != b"200":

@@ -8,10 +8,9 @@ with a status below 500.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from urllib.parse import urlsplit
 
-from minion.beacons.base import BeaconContext, Snapshot
+from minion.beacons.base import BeaconContext, Snapshot, close_quietly, open_bounded
 
 
 async def check_endpoint(url: str, timeout: float) -> tuple[bool, str]:
@@ -20,10 +19,10 @@ async def check_endpoint(url: str, timeout: float) -> tuple[bool, str]:
     host, port = parts.hostname or "", parts.port
     if parts.scheme not in ("tcp", "http") or not host or port is None:
         return False, f"unsupported url {url!r}"
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, TimeoutError) as exc:
-        return False, f"connect: {type(exc).__name__}: {exc}".strip()
+    opened = await open_bounded(host, port, timeout)
+    if isinstance(opened, str):
+        return False, opened
+    reader, writer = opened
     try:
         if parts.scheme == "tcp":
             return True, "connected"
@@ -39,9 +38,7 @@ async def check_endpoint(url: str, timeout: float) -> tuple[bool, str]:
     except (OSError, TimeoutError) as exc:
         return False, f"{type(exc).__name__}: {exc}"
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+        await close_quietly(writer)
 
 
 class ServiceBeacon:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import socket
 import threading
@@ -14,6 +12,7 @@ from dataclasses import dataclass, field
 from nats.js import api
 
 from hactl.bus import EVENTS_STREAM, Bus
+from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.wire.envelope import Event, decode, new_event
 
@@ -28,28 +27,9 @@ def wait_until(pred: Callable[[], object], timeout: float, what: str, step: floa
     raise AssertionError(f"{what}: not within {timeout:g}s")
 
 
-def admin(lab: L.Lab, node: str, command: str) -> str:
-    """One command on a node's HAProxy admin socket (a unix socket: reachable from here)."""
-    path = str(lab.node_dir(node) / "run/haproxy.sock")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(2)
-        s.connect(path)
-        s.sendall(command.encode() + b"\n")
-        chunks = []
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode()
-
-
 def server_status(lab: L.Lab, node: str) -> dict[str, str]:
     """backend/server -> status (UP, DOWN, DRAIN, MAINT ...) on ``node``'s HAProxy."""
-    try:
-        text = admin(lab, node, "show stat")
-    except OSError:
-        return {}
-    rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
-    return {f"{r['pxname']}/{r['svname']}": r["status"] for r in rows
-            if r["svname"] not in ("FRONTEND", "BACKEND")}  # fmt: skip
+    return d.haproxy_servers(lab.node_dir(node) / "run/haproxy.sock")
 
 
 @dataclass
