@@ -123,3 +123,14 @@ class StateError(ConfigError):
     ) -> None:
         super().__init__(f"{state}: {detail}" if state else detail, file=file, line=line)
         self.state = state
+
+
+class MinionFailed(HactlError):
+    """A minion task that must run forever ended; the daemon exits so it is restarted."""
+
+    exit_code = 1
+
+    def __init__(self, minion: str, tasks: list[str]) -> None:
+        super().__init__(f"minion {minion}: task(s) {', '.join(tasks)} died (see the log)")
+        self.minion = minion
+        self.tasks = tasks

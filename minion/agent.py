@@ -17,7 +17,7 @@ from typing import Any
 
 from hactl import __version__
 from hactl.bus import Bus
-from hactl.errors import BusError, TagError
+from hactl.errors import BusError, MinionFailed, TagError
 from hactl.log import get_logger
 from hactl.wire.commands import CommandReply, CommandRequest
 from hactl.wire.envelope import new_event
@@ -153,6 +153,22 @@ class Minion:
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]
         log.info("minion_started", id=self.cfg.id, beacons=[r.beacon.name for r in self.runners])
+        died: list[str] = []
+
+        def supervise(task: asyncio.Task[None]) -> None:
+            # these tasks run forever: one that ends is a bug; a half-alive minion that looks
+            # healthy is worse than one that exits (its service manager restarts it)
+            if task.cancelled() or stop.is_set():
+                return
+            exc = task.exception()
+            if exc is None and task.get_name() == "connect":
+                return  # the only task that is done once it has done its job
+            log.critical("minion_task_died", task=task.get_name(), error=repr(exc))
+            died.append(task.get_name())
+            stop.set()
+
+        for task in tasks:
+            task.add_done_callback(supervise)
         try:
             await stop.wait()
         finally:
@@ -168,3 +184,5 @@ class Minion:
                     await task
             if self.bus is not None:
                 await self.bus.close()
+        if died:
+            raise MinionFailed(self.cfg.id, died)

@@ -25,6 +25,7 @@ class Outbox:
         self.queue: deque[Event] = deque()
         self.dropped = 0
         self.sent = 0
+        self.errors = 0  # unexpected send failures (each retried)
         self.bus: Bus | None = None
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
@@ -71,6 +72,12 @@ class Outbox:
                 if backoff == 0.1:  # first failure of a run: say so once, then retry quietly
                     log.warning("outbox_waiting", error=str(exc), queued=len(self.queue))
                 log.debug("outbox_retry", error=str(exc), queued=len(self.queue))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            except Exception:  # never let one surprise silence the node: log, wait, retry
+                self.errors += 1
+                log.exception("outbox_send_failed", tag=event.tag, queued=len(self.queue))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue

@@ -127,12 +127,18 @@ class Bus:
             ack = await self.js.publish(
                 event.subject, encode(event), timeout=timeout, headers={"Nats-Msg-Id": event.id}
             )
-        except nats.errors.NoRespondersError:
-            raise BusError(self.url, "no JetStream stream captures " + event.subject) from None
+        except (nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError):
+            # 503: no stream captures the subject, or its leader is being elected right now
+            raise BusError(
+                self.url, f"no JetStream stream answered for {event.subject} (none, or electing)"
+            ) from None
         except (nats.errors.TimeoutError, TimeoutError):
             raise BusError(self.url, f"JetStream did not ack within {timeout:g}s") from None
         except nats.js.errors.APIError as exc:
             raise BusError(self.url, f"JetStream refused the event: {exc.description}") from None
+        except nats.errors.Error as exc:  # reconnecting, closed, buffer full, ...: retryable
+            why = str(exc) or type(exc).__name__
+            raise BusError(self.url, f"cannot publish to JetStream ({why})") from None
         return int(ack.seq)
 
     def _dispatcher(self, glob: TagGlob, handler: EventHandler) -> Callable[[Msg], Awaitable[None]]:
@@ -171,27 +177,49 @@ class Bus:
         return subs
 
     async def replay(
-        self, glob: str | TagGlob, since: datetime, handler: EventHandler, stream: str
+        self,
+        glob: str | TagGlob,
+        since: datetime,
+        handler: EventHandler,
+        stream: str,
+        wait: float = 10.0,
     ) -> Subscription:
-        """Stored events from ``since`` onwards, then live ones, in order (ordered consumer)."""
+        """Stored events from ``since`` onwards, then live ones, in order (ordered consumer).
+
+        While a cluster elects a leader the consumer cannot be created; that is retried for up
+        to ``wait`` seconds before it becomes a :class:`BusError`.
+        """
         compiled = glob if isinstance(glob, TagGlob) else TagGlob.parse(glob)
         config = api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_TIME, opt_start_time=since
         )
-        try:
-            return await self.js.subscribe(
-                compiled.subject(),
-                stream=stream,
-                ordered_consumer=True,
-                config=config,
-                cb=self._dispatcher(compiled, handler),
-            )
-        except nats.js.errors.NotFoundError:
-            raise BusError(
-                self.url, f"stream {stream} does not exist (is a master running?)"
-            ) from None
-        except nats.errors.NoRespondersError:
-            raise BusError(self.url, "JetStream is not enabled on this server") from None
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            try:
+                return await self.js.subscribe(
+                    compiled.subject(),
+                    stream=stream,
+                    ordered_consumer=True,
+                    config=config,
+                    cb=self._dispatcher(compiled, handler),
+                )
+            except nats.js.errors.NotFoundError:
+                raise BusError(
+                    self.url, f"stream {stream} does not exist (is a master running?)"
+                ) from None
+            except nats.errors.NoRespondersError:
+                raise BusError(self.url, "JetStream is not enabled on this server") from None
+            except (
+                nats.errors.TimeoutError,
+                TimeoutError,
+                nats.js.errors.ServiceUnavailableError,
+            ) as exc:
+                if asyncio.get_running_loop().time() >= deadline:
+                    why = str(exc) or type(exc).__name__
+                    raise BusError(
+                        self.url, f"JetStream did not create a consumer within {wait:g}s ({why})"
+                    ) from None
+                await asyncio.sleep(0.25)
 
     # -- commands -----------------------------------------------------------------------
 

@@ -55,6 +55,9 @@ class ServerOptions:
     name: str = "hactl-embedded"
     max_payload: int = 1024 * 1024
     jetstream: bool = True
+    cluster_port: int = 0  # > 0: join a cluster (routes below), JetStream clustered
+    routes: tuple[str, ...] = ()  # nats://host:cluster_port of every member
+    cluster_name: str = "hactl"
 
     def config_text(self) -> str:
         """The nats-server config file for these options."""
@@ -66,6 +69,12 @@ class ServerOptions:
         if self.jetstream:
             store = self.data_dir / "jetstream"
             lines.append(f'jetstream {{ store_dir: "{store}" }}')
+        if self.cluster_port > 0:
+            routes = ", ".join(f'"{r}"' for r in self.routes)
+            lines.append(
+                f'cluster {{ name: "{self.cluster_name}", '
+                f'listen: "{self.host}:{self.cluster_port}", routes: [{routes}] }}'
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -152,6 +161,13 @@ class EmbeddedServer:
                         self.url = f"nats://{m.group(1)}:{m.group(2)}"
                 if _READY in line and self.url:
                     self._ready.set()
+
+    def kill(self) -> None:
+        """SIGKILL the server this object started (a crash, for failover tests) and reap it."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the server this object started, then SIGKILL after ``timeout``."""

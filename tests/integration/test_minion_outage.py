@@ -6,9 +6,13 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from hactl.bus import EVENTS_STREAM, Bus, StreamSettings, ensure_stream
 from hactl.bus.embedded import EmbeddedServer, ServerOptions
+from hactl.errors import MinionFailed
 from hactl.wire.envelope import Event
 from minion.agent import Minion
 from minion.config import parse_config
@@ -132,3 +136,25 @@ beacons:
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 10)
+
+
+async def test_a_dead_task_stops_the_minion_loudly() -> None:
+    """A task that must run forever ends: the minion exits (MinionFailed, exit 1), never lingers."""
+    conf = parse_config("id: ito3\nheartbeat_interval: 0.05\nbeacons: {}\n", "test")
+    minion = Minion(conf, "nats://127.0.0.1:1", connect_timeout=0.5)
+
+    real_grains = minion.grains
+    calls: list[int] = []
+
+    async def grains_failing_after_start() -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) > 1:  # the start event's grains work; the heartbeat's do not
+            raise RuntimeError("injected fault")
+        return await real_grains()
+
+    minion.grains = grains_failing_after_start  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    with pytest.raises(MinionFailed) as info:
+        await asyncio.wait_for(minion.run(stop), 10)
+    assert info.value.exit_code == 1
+    assert stop.is_set()

