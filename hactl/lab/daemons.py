@@ -65,8 +65,9 @@ def wait_for(check: object, timeout: float, what: str) -> None:
 
 
 def haproxy_servers(sock: Path) -> dict[str, str]:
-    """backend/server -> status as HAProxy shows it (``UP``, ``DRAIN``, ``MAINT``, ``DOWN 1/2``
-    ...) on one node's admin socket; {} when HAProxy does not answer. Blocking (lab probes)."""
+    """backend/server -> settled status (``UP``, ``DRAIN``, ``MAINT``, ``DOWN``: the beacon's
+    ``status``, so ``DRAIN (agent)`` is ``DRAIN`` and ``UP 1/2`` is ``UP``) on one node's admin
+    socket; {} when HAProxy does not answer. Blocking (lab probes)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(2)
@@ -76,7 +77,7 @@ def haproxy_servers(sock: Path) -> dict[str, str]:
         items = parse_show_stat(text)
     except (OSError, ValueError):
         return {}
-    return {k: str(v["raw_status"]) for k, v in items.items() if v["server"] != "BACKEND"}
+    return {k: str(v["status"]) for k, v in items.items() if v["server"] != "BACKEND"}
 
 
 def galera_sql(socket: Path, query: str) -> list[tuple[object, ...]]:

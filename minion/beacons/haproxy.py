@@ -2,7 +2,9 @@
 
 Options: ``socket`` (admin stats socket path, required), ``interval`` (default 1 s).
 Transitional statuses (``UP 1/2`` while a server is failing its checks) are folded into the
-settled one, so a server going down yields one change (UP -> DOWN), not two.
+settled one, so a server going down yields one change (UP -> DOWN), not two; so is the reason
+HAProxy appends (``DRAIN (agent)``, ``MAINT (via)``, ``DOWN (agent)``): rules compare ``status``
+with one word, ``raw_status`` keeps what HAProxy said.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from typing import Any
 
 from minion.beacons.base import BeaconContext, Item, Snapshot
 
-_TRANSITION = re.compile(r"^(UP|DOWN|NOLB)\s+\d+/\d+$")
+_SETTLED = re.compile(
+    r"^(UP|DOWN|NOLB|MAINT|DRAIN)(?:\s+\((?:agent|via|resolution)\))?(?:\s+\d+/\d+)?$"
+)
 DAEMON_ITEM = "_haproxy"
 
 
 def normalize_status(raw: str) -> str:
-    """``UP 1/2`` -> ``UP``; ``DOWN 1/2`` -> ``DOWN``; everything else unchanged."""
-    m = _TRANSITION.match(raw.strip())
+    """The settled state: ``UP 1/2`` -> ``UP``, ``DRAIN (agent)`` -> ``DRAIN``, ``MAINT (via)``
+    -> ``MAINT``; anything else (``no check``) unchanged. ``raw_status`` keeps the detail."""
+    m = _SETTLED.match(raw.strip())
     return m.group(1) if m else raw.strip()
 
 

@@ -54,11 +54,17 @@ def test_show_stat_rejects_other_answers() -> None:
         ("DOWN 1/2", "DOWN"),
         ("NOLB 1/3", "NOLB"),
         ("MAINT", "MAINT"),
+        ("MAINT (via)", "MAINT"),
+        ("MAINT (resolution)", "MAINT"),
+        ("DRAIN (agent)", "DRAIN"),
+        ("DOWN (agent)", "DOWN"),
+        ("DOWN (agent) 1/2", "DOWN"),
         ("no check", "no check"),
+        ("UP (nonsense)", "UP (nonsense)"),
     ],
 )
 def test_transitional_statuses_fold(raw: str, settled: str) -> None:
-    """'UP 1/2' (failing, not yet down) counts as UP, so going down is a single change."""
+    """'UP 1/2' counts as UP and 'DRAIN (agent)' as DRAIN: a rule compares one settled word."""
     assert normalize_status(raw) == settled
 
 
