@@ -76,6 +76,8 @@ async def baseline(url: str, events: int) -> float:
     await b.subscribe("bench.echo.in", cb=echo)
     await a.subscribe("bench.echo.out", cb=count)
     await a.flush()
+    await a.flush()  # nats-py: the first PING may overtake the SUB (see Bus.sync)
+    await b.flush()
     await b.flush()
     payload = [new_event(f"hactl/event/t{i % 200}/e", "bench", {"n": i}) for i in range(events)]
     from hactl.wire.envelope import encode  # noqa: PLC0415
@@ -128,7 +130,7 @@ async def burst(
     start = time.perf_counter()
     for ev in evs:
         await bus.publish(ev, msg_id=ev.id)
-    await bus.nc.flush()
+    await bus.sync()
     published = time.perf_counter() - start
     while (await bus.js.stream_info(EVENTS_STREAM)).state.messages < base + 4 * events:
         await asyncio.sleep(0.05)

@@ -108,6 +108,21 @@ class Bus:
         with contextlib.suppress(Exception):
             await self.nc.close()
 
+    async def sync(self, timeout: float = 5.0) -> None:
+        """Return once the server has processed everything this client sent before the call.
+
+        nats-py's ``flush()`` writes its PING straight to the socket while a SUB or PUB may
+        still wait in the client's pending buffer, so one flush can come back before the server
+        has the subscription (a request right after ``serve`` then met "no responders" in a
+        loaded CI run). The first flush makes the flusher write the buffer; the second PING
+        follows it on the wire, and the server answers a connection's commands in order.
+        """
+        try:
+            await self.nc.flush(timeout=max(1, int(timeout)))
+            await self.nc.flush(timeout=max(1, int(timeout)))
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise BusError(self.url, f"no PONG within {timeout:g}s ({exc})") from None
+
     # -- events -------------------------------------------------------------------------
 
     async def publish(self, event: Event, msg_id: str | None = None) -> None:
@@ -173,7 +188,7 @@ class Bus:
             await self.nc.subscribe(subject, queue=queue, cb=dispatch)
             for subject in compiled.subjects()
         ]
-        await self.nc.flush()  # interest is registered on the server when this returns
+        await self.sync()  # interest is registered on the server when this returns
         return subs
 
     async def replay(
@@ -291,5 +306,5 @@ class Bus:
                 await msg.respond(wcmd.encode_reply(reply))
 
         sub = await self.nc.subscribe(command_subject(target), cb=on_msg)
-        await self.nc.flush()  # the server knows about us before we say we are serving
+        await self.sync()  # the server knows about us before we say we are serving
         return sub

@@ -31,7 +31,7 @@ async def _wait_subscribed(bus: Bus, tail: Proc, deadline_s: float = 20.0) -> No
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         await bus.publish(new_event("hactl/event/probe", "test", {}))
-        await bus.nc.flush()
+        await bus.sync()
         line = await asyncio.to_thread(tail.line, 0.3)
         if line and '"hactl/event/probe"' in line:
             return
@@ -60,7 +60,7 @@ async def test_rejected_messages_are_counted_and_nobody_dies(
         await bus.nc.publish(subject, msgpack.packb(liar))
         good = new_event("hactl/beacon/ctl1/vrrp", "ctl1", {"state": "MASTER"})
         await bus.nc.publish(subject, encode(good))
-        await bus.nc.flush()
+        await bus.sync()
         line = await asyncio.to_thread(tail.line, 10)
         assert line is not None, tail.stderr_text()
         assert json.loads(line)["id"] == good.id

@@ -87,7 +87,7 @@ async def test_kill_one_master_mid_burst_exactly_once(tmp_path: Path) -> None:
             ev = new_event(f"hactl/event/burst/b{i % 7}", "test", {"n": i})
             ids.append(ev.id)
             await bus.publish(ev, msg_id=ev.id)
-        await bus.nc.flush()
+        await bus.sync()
         await asyncio.wait_for(quarter.wait(), 60)
         os.kill(masters[0].pid, signal.SIGKILL)  # mid-burst, with delivered, unacked work
         killed_at = done_live
