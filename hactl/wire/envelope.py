@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import math
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,7 @@ MAX_DEPTH = 32
 FIELDS = ("v", "id", "tag", "minion", "ts", "data")
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """One event on the bus. Build with :func:`new_event`; send with :func:`encode`."""
 
@@ -38,6 +37,9 @@ class Event:
     ts: float
     data: Mapping[str, Any] = field(default_factory=dict)
     v: int = SCHEMA_VERSION
+    # set by new_event/decode, which validated it: encode() need not validate again (the
+    # reactor's hot path). Not an argument; dataclasses.replace() makes an unchecked copy.
+    _checked: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def subject(self) -> str:
@@ -71,31 +73,31 @@ def new_event(
     ident: str | None = None,
 ) -> Event:
     """Make a valid event: the tag, origin and data are checked now, not at send time."""
-    event = Event(
-        id=ident or new_id(),
-        tag=tag,
-        minion=minion,
-        ts=time.time() if ts is None else float(ts),
-        data=dict(data or {}),
-    )
+    if ident is not None and not (isinstance(ident, str) and is_id(ident)):
+        raise EncodeError("bad_type: id must be a 26-character sortable id")
+    when = time.time() if ts is None else float(ts)
+    if not math.isfinite(when) or when < 0:
+        raise EncodeError("bad_type: ts must be non-negative epoch seconds")
+    if not isinstance(tag, str) or not isinstance(minion, str):
+        raise EncodeError("bad_type: tag and minion must be strings")
+    body = dict(data or {})
     try:
-        _validate(event.as_dict(), None)
+        _check_origin(tag, minion, None)
     except DecodeError as exc:
         raise EncodeError(f"{exc.reason.value}: {exc.detail}") from None
-    _CHECKED[id(event)] = event
+    problem = _check_value(body, 0)
+    if problem:
+        raise EncodeError(f"bad_type: data: {problem}")
+    event = Event(id=ident or new_id(), tag=tag, minion=minion, ts=when, data=body)
+    object.__setattr__(event, "_checked", True)
     return event
-
-
-# Events built by new_event/decode were validated once; encode() need not do it again (the
-# hot path of the reactor). Keyed by id() with weak values: an entry dies with its event.
-_CHECKED: weakref.WeakValueDictionary[int, Event] = weakref.WeakValueDictionary()
 
 
 def encode(event: Event) -> bytes:
     """Serialize an event; raises :class:`EncodeError` if it would be rejected on receipt."""
     body = event.as_dict()
     try:
-        if _CHECKED.get(id(event)) is not event:
+        if not event._checked:
             _validate(body, None)
         payload: bytes = msgpack.packb(body, use_bin_type=True)
     except DecodeError as exc:
@@ -134,7 +136,7 @@ def decode(payload: bytes, subject: str | None = None) -> Event:
         ts=float(obj["ts"]),
         data=obj["data"],
     )
-    _CHECKED[id(event)] = event
+    object.__setattr__(event, "_checked", True)
     return event
 
 
@@ -152,8 +154,8 @@ def _validate(obj: dict[Any, Any], subject: str | None) -> None:
     for name in FIELDS:
         if name not in obj:
             raise fail(RejectReason.MISSING_FIELD, name)
-    extra = sorted(str(k) for k in obj if k not in FIELDS)
-    if extra:
+    if len(obj) != len(FIELDS):  # all of FIELDS are there: anything more is unknown
+        extra = sorted(str(k) for k in obj if k not in FIELDS)
         raise fail(RejectReason.UNKNOWN_FIELD, ", ".join(extra)[:200])
     ident, tag, origin, ts, data = obj["id"], obj["tag"], obj["minion"], obj["ts"], obj["data"]
     if not isinstance(ident, str) or not is_id(ident):
@@ -166,19 +168,35 @@ def _validate(obj: dict[Any, Any], subject: str | None) -> None:
         raise fail(RejectReason.BAD_TYPE, "ts must be non-negative epoch seconds")
     if not isinstance(data, dict):
         raise fail(RejectReason.BAD_TYPE, "data must be a map")
-    try:
-        validate_tag(tag)
-        validate_id(origin)
-    except TagError as exc:
-        raise fail(RejectReason.BAD_TAG, exc.reason) from None
-    if subject is not None and tag.replace("/", ".") != subject:
-        raise fail(RejectReason.SUBJECT_MISMATCH, f"tag {tag} arrived on {subject}")
-    wanted = expected_origin(tag)
-    if wanted is not None and origin != wanted:
-        raise fail(RejectReason.ORIGIN_MISMATCH, f"minion {origin!r} may not send {tag}")
+    _check_origin(tag, origin, subject)
     problem = _check_value(data, 0)
     if problem:
         raise fail(RejectReason.BAD_TYPE, f"data: {problem}")
+
+
+# (tag, origin) pairs already found valid: tags repeat (hactl/beacon/ctl1/haproxy, the
+# reactor's hactl/reactor/<rule>/done), and checking one costs a split and a regex per level
+_GOOD_ORIGINS: dict[tuple[str, str], bool] = {}
+
+
+def _check_origin(tag: str, origin: str, subject: str | None) -> None:
+    """The tag is valid, the origin may send it, and it arrived on its own subject."""
+    if (tag, origin) not in _GOOD_ORIGINS:
+        try:
+            validate_tag(tag)
+            validate_id(origin)
+        except TagError as exc:
+            raise DecodeError(RejectReason.BAD_TAG, exc.reason, subject) from None
+        wanted = expected_origin(tag)
+        if wanted is not None and origin != wanted:
+            raise DecodeError(
+                RejectReason.ORIGIN_MISMATCH, f"minion {origin!r} may not send {tag}", subject
+            )
+        if len(_GOOD_ORIGINS) >= 20_000:
+            _GOOD_ORIGINS.clear()
+        _GOOD_ORIGINS[(tag, origin)] = True
+    if subject is not None and tag.replace("/", ".") != subject:
+        raise DecodeError(RejectReason.SUBJECT_MISMATCH, f"tag {tag} arrived on {subject}", subject)
 
 
 _SCALARS = frozenset({type(None), bool, int, str, bytes, float})

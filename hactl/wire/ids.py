@@ -46,11 +46,17 @@ def is_id(text: str) -> bool:
     return _ID_SHAPE.fullmatch(text) is not None
 
 
+def _rand_digits(rand: int) -> str:
+    """The last 16 digits: 80 bits are exactly 10 bytes, 16 base32 digits, no padding."""
+    return base64.b32encode(rand.to_bytes(10, "big")).decode("ascii").translate(_TO_CROCKFORD)
+
+
 class _Generator:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_ms = -1
         self._last_rand = 0
+        self._prefix = ""  # the 10 time digits of _last_ms (ids of one ms share them)
 
     def next(self, now_ms: int | None = None) -> str:
         ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -64,8 +70,10 @@ class _Generator:
                     rand = int.from_bytes(os.urandom(10), "big") >> 1
             else:
                 rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
+            if ms != self._last_ms or not self._prefix:
+                self._prefix = encode_id(ms, 0)[:10]
             self._last_ms, self._last_rand = ms, rand
-        return encode_id(ms, rand)
+            return self._prefix + _rand_digits(rand)
 
 
 _GENERATOR = _Generator()

@@ -135,7 +135,7 @@ class Engine:
             ) as exc:
                 await self._audit(rule, "failed", event, {"error": f"when/key: {exc}"})
                 continue
-            task = await self._damp(rule, str(key), event)
+            task = await self._damp(rule, str(key), event, ctx)
             if task is not None:
                 started.append(task)
         return started
@@ -176,7 +176,9 @@ class Engine:
             return [self._args(v, ctx) for v in value]
         return value
 
-    async def _damp(self, rule: Rule, key: str, event: Event) -> asyncio.Task[None] | None:
+    async def _damp(
+        self, rule: Rule, key: str, event: Event, ctx: dict[str, Any]
+    ) -> asyncio.Task[None] | None:
         st = self._state.setdefault((rule.name, key), _KeyState())
         if rule.debounce > 0:
             if st.pending is not None:
@@ -188,7 +190,7 @@ class Engine:
                 self._tasks.add(st.timer)
                 st.timer.add_done_callback(self._tasks.discard)
             return st.timer
-        return await self._gatekeep(rule, key, event, st)
+        return await self._gatekeep(rule, key, event, st, ctx)
 
     async def _after_quiet(self, rule: Rule, key: str, st: _KeyState) -> None:
         while True:
@@ -200,19 +202,20 @@ class Engine:
         if seen is None:
             return
         # the quiet period is over: fire only if the condition still holds on today's view
+        ctx = self._context(seen)
         try:
-            still = self._true(rule.when, self._context(seen))
+            still = self._true(rule.when, ctx)
         except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError):
             still = False
         if not still:
             await self._audit(rule, "suppressed", seen, {"reason": "cleared", "key": key})
             return
-        task = await self._gatekeep(rule, key, seen, st)
+        task = await self._gatekeep(rule, key, seen, st, ctx)
         if task is not None:
             await task
 
     async def _gatekeep(
-        self, rule: Rule, key: str, event: Event, st: _KeyState
+        self, rule: Rule, key: str, event: Event, st: _KeyState, ctx: dict[str, Any]
     ) -> asyncio.Task[None] | None:
         now = self.clock()
         if rule.cooldown > 0 and st.last_fired is not None and now - st.last_fired < rule.cooldown:
@@ -229,7 +232,6 @@ class Engine:
                 return None
             st.fires.append(now)
         st.last_fired = now
-        ctx = self._context(event)
         lock = str(self._render(rule.lock, ctx)) if rule.lock else ""
         calls = [(c.action, self._args(dict(c.args), ctx)) for c in rule.do]
         acts = [{"action": a, "args": args} for a, args in calls]

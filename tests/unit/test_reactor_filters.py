@@ -46,3 +46,19 @@ def test_reactor_kind_is_never_consumed() -> None:
     """A rule on the reactor's own trail cannot make the consumer take it."""
     assert consumer_filters(_rules("hactl/**")) == [
         "hactl.beacon.>", "hactl.event.>", "hactl.job.>", "hactl.minion.>"]  # fmt: skip
+
+
+def test_delivery_count_from_both_ack_subject_layouts() -> None:
+    """The redelivery count is read like nats-py reads it, from v1 and v2 ack subjects."""
+    from nats.aio.msg import Msg
+
+    from master.reactor.runtime import delivered
+
+    v1 = "$JS.ACK.HACTL_EVENTS.hactl-reactor.3.120.118.1795251616230000000.7"
+    v2 = "$JS.ACK.hub.ACCHASH.HACTL_EVENTS.hactl-reactor.2.120.118.1795251616230000000.7.tok"
+    for reply, want in ((v1, 3), (v2, 2)):
+        msg = Msg(_client=None, subject="x", reply=reply)  # type: ignore[arg-type]
+        assert delivered(reply) == want == msg.metadata.num_delivered
+    assert delivered("") == 0
+    assert delivered("_INBOX.abc.def") == 0
+    assert delivered("$JS.ACK.a.b.x.1.2.3.4") == 0
