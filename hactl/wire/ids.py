@@ -51,12 +51,17 @@ def _rand_digits(rand: int) -> str:
     return base64.b32encode(rand.to_bytes(10, "big")).decode("ascii").translate(_TO_CROCKFORD)
 
 
+_PAIRS = tuple(_ALPHABET[i >> 5] + _ALPHABET[i & 31] for i in range(1024))  # 10 bits, 2 digits
+
+
 class _Generator:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_ms = -1
         self._last_rand = 0
         self._prefix = ""  # the 10 time digits of _last_ms (ids of one ms share them)
+        self._head = ""  # the first 24 digits of the last id, valid while rand >> 10 is _high
+        self._high = -1
 
     def next(self, now_ms: int | None = None) -> str:
         ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -72,8 +77,13 @@ class _Generator:
                 rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
             if ms != self._last_ms or not self._prefix:
                 self._prefix = encode_id(ms, 0)[:10]
+                self._high = -1
             self._last_ms, self._last_rand = ms, rand
-            return self._prefix + _rand_digits(rand)
+            # ids within one ms only increment: the last two digits change, the rest is reused
+            if rand >> 10 != self._high:
+                self._high = rand >> 10
+                self._head = self._prefix + _rand_digits(rand)[:14]
+            return self._head + _PAIRS[rand & 1023]
 
 
 _GENERATOR = _Generator()

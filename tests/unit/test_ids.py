@@ -45,3 +45,19 @@ def test_encode_id_matches_the_digit_by_digit_definition(ms: int, rand: int) -> 
         digits.append("0123456789ABCDEFGHJKMNPQRSTVWXYZ"[value & 31])
         value >>= 5
     assert encode_id(ms, rand) == "".join(reversed(digits))
+
+
+@given(st.integers(0, (1 << 48) - 2), st.integers(0, (1 << 79) - 3000), st.integers(1, 2500))
+def test_generated_ids_equal_the_reference_encoding(ms: int, rand: int, count: int) -> None:
+    """The generator's cached digits (per ms, per 1,024 increments) never differ from encode_id."""
+    from hactl.wire.ids import _Generator
+
+    gen = _Generator()
+    gen._last_ms, gen._last_rand = ms, rand  # as if an id of this ms was just made
+    last = ""
+    for _ in range(count):
+        ident = gen.next(ms)  # the same millisecond: increments, crossing 1,024 boundaries
+        assert ident == encode_id(gen._last_ms, gen._last_rand)
+        assert ident > last
+        last = ident
+    assert gen.next(ms + 1) == encode_id(ms + 1, gen._last_rand)  # a new ms: fresh digits
