@@ -90,6 +90,7 @@ class Hub:
         if self.reactor is not None and self.reactor.engine is not None:
             eng = self.reactor.engine
             result["reactor"] = {**eng.counts, "rules": len(eng.rules),
+                                 "skipped": self.reactor.skipped,
                                  "observe": self.reactor.options.observe}  # fmt: skip
         try:
             info = await self.bus.js.stream_info(self.stream.name)

@@ -5,7 +5,9 @@
   when every action it started has ended, so the events of a master that dies are redelivered
   to another after ``ack_wait``; actions are idempotent and the events they publish carry a
   Nats-Msg-Id derived from the trigger, so a redelivery stores nothing twice.
-- The consumer skips ``hactl.reactor.>`` (the reactor's own audit trail).
+- The consumer takes every subject (no filter: see ``master/reactor/interest.py`` for why);
+  what neither the view nor a rule can use -- the reactor's own audit trail, rule follow-ups,
+  job returns -- is acked unread.
 - The cluster view lives in KV ``HACTL_CLUSTER`` (``node.<id>.<aspect>``): each master writes
   what it folds in and watches the bucket, so all masters, ``hactl status`` and a restarted
   master see the same view.
@@ -37,7 +39,7 @@ from hactl.wire.envelope import Event, decode, new_event
 from hactl.wire.tags import MASTER_ID
 from master.reactor.actions import REGISTRY, Settings
 from master.reactor.engine import Engine
-from master.reactor.filters import consumer_filters
+from master.reactor.interest import Interest
 from master.reactor.rules import Rule, load_rules
 from master.reactor.view import ClusterView, kv_key, parse_kv_key
 
@@ -129,6 +131,8 @@ class ReactorRuntime:
         self._rules_stamp: tuple[tuple[str, float], ...] = ()
         self._tasks: list[asyncio.Task[Any]] = []
         self._sub: Any = None
+        self.interest = Interest([])
+        self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
 
     def _load_rules(self) -> list[Rule]:
         d = self.options.rules_dir
@@ -151,6 +155,7 @@ class ReactorRuntime:
         self.effects = NatsEffects(self.bus, leases, locks)
         self.engine = Engine(rules, self.effects, self.view, observe=self.options.observe,
                              settings=self.options.settings, persist=self._persist)  # fmt: skip
+        self.interest = Interest(rules)
         await self._load_view()
         self._tasks = [asyncio.create_task(self._watch_view(), name="view-watch"),
                        asyncio.create_task(self._liveness(), name="liveness"),
@@ -163,7 +168,6 @@ class ReactorRuntime:
         config = api.ConsumerConfig(
             durable_name=CONSUMER, deliver_group=CONSUMER, ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self.options.ack_wait, max_ack_pending=self.options.max_ack_pending,
-            filter_subjects=consumer_filters(self.engine.rules if self.engine else []),
             deliver_policy=api.DeliverPolicy.NEW,
         )  # fmt: skip
         try:
@@ -173,32 +177,33 @@ class ReactorRuntime:
             )  # fmt: skip
         except nats.js.errors.Error as exc:
             raise HactlError(f"reactor: cannot bind consumer {CONSUMER}: {exc}") from None
-        await self._update_filters()  # an existing consumer keeps its old settings otherwise
+        await self._update_consumer()  # an existing consumer keeps its old settings otherwise
 
-    async def _update_filters(self) -> None:
-        """Make the shared consumer ask for what these rules need (and use our ack settings)."""
-        assert self.engine is not None
-        want = consumer_filters(self.engine.rules)
+    async def _update_consumer(self) -> None:
+        """Make the shared consumer unfiltered (older hactl asked for filter subjects) and
+        use our ack settings."""
         try:
             info = await self.bus.js.consumer_info(EVENTS_STREAM, CONSUMER)
             config = info.config
-            have = sorted(
-                config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
-            )
-            if (have == want and config.ack_wait == self.options.ack_wait
+            if (not config.filter_subjects and not config.filter_subject
+                    and config.ack_wait == self.options.ack_wait
                     and config.max_ack_pending == self.options.max_ack_pending):  # fmt: skip
                 return
-            config.filter_subjects, config.filter_subject = want, None
+            config.filter_subjects, config.filter_subject = None, None
             config.ack_wait, config.max_ack_pending = (
                 self.options.ack_wait,
                 self.options.max_ack_pending,
             )
             await self.bus.js.add_consumer(EVENTS_STREAM, config)
-            log.info("consumer_updated", filters=want)
+            log.info("consumer_updated", filters="none", ack_wait=self.options.ack_wait)
         except nats.js.errors.Error as exc:
-            log.error("consumer_not_updated", error=str(exc), filters=want)
+            log.error("consumer_not_updated", error=str(exc))
 
     async def _on_msg(self, msg: Msg) -> None:
+        if not self.interest.wants(msg.subject):  # nobody can use it: ack unread
+            self.skipped += 1
+            await msg.ack()
+            return
         try:
             event = decode(msg.data, msg.subject)
         except DecodeError as exc:
@@ -279,10 +284,8 @@ class ReactorRuntime:
                 log.error("rules_not_reloaded", error=str(exc), keeping="the previous rules")
                 continue
             assert self.engine is not None
-            old = consumer_filters(self.engine.rules)
             self.engine.set_rules(rules)
-            if consumer_filters(rules) != old:
-                await self._update_filters()
+            self.interest = Interest(rules)
             log.info("rules_reloaded", rules=len(rules))
 
     async def stop(self) -> None:

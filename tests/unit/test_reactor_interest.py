@@ -1,0 +1,58 @@
+"""Which deliveries the master handles: what the view or a rule can use, never its own trail."""
+
+from __future__ import annotations
+
+from hactl import yamlsrc
+from master.reactor.actions import REGISTRY
+from master.reactor.interest import Interest
+from master.reactor.rules import Rule, parse_rules
+
+
+def _rules(*globs: str) -> list[Rule]:
+    text = "".join(f"- {{name: r{i}, on: '{g}', do: [{{event.fire: {{tag: hactl/event/o/x}}}}]}}\n"
+                   for i, g in enumerate(globs))  # fmt: skip
+    return parse_rules(yamlsrc.load(text, "t.yaml"), REGISTRY)
+
+
+def test_the_view_always_wants_beacons_and_minions() -> None:
+    """With no rule at all, beacon and minion events still feed the cluster view."""
+    interest = Interest([])
+    assert interest.wants("hactl.beacon.ctl1.vrrp")
+    assert interest.wants("hactl.minion.ctl2.heartbeat")
+    assert not interest.wants("hactl.event.t1.e")
+    assert not interest.wants("hactl.job.01M7YNBEFCAA2JBK697FXSPDYH.ret.ctl2")
+
+
+def test_event_rules_take_their_family_not_their_follow_ups() -> None:
+    """A rule on hactl/event/t1/* wants t1 events; its own follow-ups (hactl/event/o/x) not."""
+    interest = Interest(_rules("hactl/event/t1/*", "hactl/job/*/ret/ctl1"))
+    assert interest.wants("hactl.event.t1.e")
+    assert not interest.wants("hactl.event.t2.e")
+    assert not interest.wants("hactl.event.o.x")
+    assert interest.wants("hactl.job.01M7YNBEFCAA2JBK697FXSPDYH.ret.ctl1")
+    assert not interest.wants("hactl.job.01M7YNBEFCAA2JBK697FXSPDYH.ret.ctl2")
+
+
+def test_the_reactor_trail_is_never_handled() -> None:
+    """Even a rule on hactl/** cannot make the master react to its own decisions."""
+    interest = Interest(_rules("hactl/**"))
+    assert interest.wants("hactl.event.any.thing")
+    assert not interest.wants("hactl.reactor.r0.done")
+    assert not interest.wants("other.subject.x")
+    assert not interest.wants("hactl.x")
+
+
+def test_delivery_count_from_both_ack_subject_layouts() -> None:
+    """The redelivery count is read like nats-py reads it, from v1 and v2 ack subjects."""
+    from nats.aio.msg import Msg
+
+    from master.reactor.runtime import delivered
+
+    v1 = "$JS.ACK.HACTL_EVENTS.hactl-reactor.3.120.118.1795251616230000000.7"
+    v2 = "$JS.ACK.hub.ACCHASH.HACTL_EVENTS.hactl-reactor.2.120.118.1795251616230000000.7.tok"
+    for reply, want in ((v1, 3), (v2, 2)):
+        msg = Msg(_client=None, subject="x", reply=reply)  # type: ignore[arg-type]
+        assert delivered(reply) == want == msg.metadata.num_delivered
+    assert delivered("") == 0
+    assert delivered("_INBOX.abc.def") == 0
+    assert delivered("$JS.ACK.a.b.x.1.2.3.4") == 0
