@@ -39,8 +39,8 @@ def pillar(net: LabNet, lab: Path, components: set[str]) -> str:
 nodes: !replace
 {nodes}
 vips: !replace
-  internal: {{address: {net.vip(0)}, prefix: 24, interface: eth0, virtual_router_id: 51}}
-  external: {{address: {net.vip(1)}, prefix: 24, interface: eth0, virtual_router_id: 52}}
+  internal: {{address: {net.vip(0)}, prefix: 25, interface: eth0, virtual_router_id: 51}}
+  external: {{address: {net.vip(1)}, prefix: 25, interface: eth1, virtual_router_id: 52}}
 paths:
 {p}
 manage_services: true

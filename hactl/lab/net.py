@@ -1,13 +1,17 @@
-"""The lab network: a hub namespace with a bridge, one namespace per node, and a guarded link
-from the root namespace.
+"""The lab network: a hub namespace with two bridges (internal and external, as the seeds'
+controllers have), one namespace per node, and guarded links from the root namespace.
 
 The one rule (LAB-NOTES.md): no lab address may ever leave the machine. So, before any lab
 address exists, the root namespace gets ``unreachable <subnet>/24``; the lab then gives the
-root namespace its own veth into the bridge with a *more specific* connected route
-(``<subnet>.0/25``), so the CLI and a NATS server in the root namespace reach the nodes, while
-every other address of the /24 fails locally. Node namespaces have no default route.
+root namespace its own veth into each bridge with a *more specific* connected route
+(``<subnet>.0/25`` internal, ``<subnet>.128/26`` external), so the CLI and a client in the root
+namespace reach the nodes, while every other address of the /24 fails locally. Node
+namespaces have no default route.
 
-Addresses: nodes ``.11, .12, ...``, the root link ``.126``, VIPs ``.100``+ (all inside /25).
+Internal network (``br0``, the nodes' ``eth0``, ``<subnet>.0/25``): nodes ``.11, .12, ...``,
+the internal VIP ``.100``, the root link ``.126``. External network (``br1``, ``eth1``,
+``<subnet>.128/25``): nodes ``.139, .140, ...``, the external VIP ``.150``, the root link
+``.190``.
 Teardown removes only what this lab created: its namespaces (their veths go with them), its
 routes and its ``/etc/netns/<ns>`` folders.
 """
@@ -64,14 +68,35 @@ class LabNet:
         """``node``'s address (.11, .12, ...)."""
         return f"{self.subnet}.{11 + self.nodes.index(node)}"
 
+    def external_address(self, node: str) -> str:
+        """``node``'s address on the external network (.139, .140, ...)."""
+        return f"{self.subnet}.{139 + self.nodes.index(node)}"
+
     def vip(self, index: int) -> str:
-        """The ``index``-th VIP (.100, .101, ...)."""
-        return f"{self.subnet}.{100 + index}"
+        """VIP 0 is the internal one (.100, on eth0), VIP 1 the external one (.150, eth1)."""
+        if index not in (0, 1):
+            raise LabError(f"the lab has VIPs 0 (internal) and 1 (external), not {index}")
+        return f"{self.subnet}.{100 if index == 0 else 150}"
 
     @property
     def root_address(self) -> str:
-        """The root namespace's own address on the lab bridge."""
+        """The root namespace's own address on the internal bridge."""
         return f"{self.subnet}.126"
+
+    @property
+    def root_external_address(self) -> str:
+        """The root namespace's own address on the external bridge."""
+        return f"{self.subnet}.190"
+
+    @property
+    def outer(self) -> str:
+        """The part of the external /25 that the root namespace reaches."""
+        return f"{self.subnet}.128/26"
+
+    @property
+    def root_external_link(self) -> str:
+        """The root-side veth into the external bridge (<= 15 chars)."""
+        return f"{self.prefix[:9]}-rext"
 
     @property
     def guard(self) -> str:
@@ -127,28 +152,37 @@ def up(net: LabNet, *, hosts: bool = True) -> None:
     try:
         ip("netns", "add", net.hub)
         ip("-n", net.hub, "link", "set", "lo", "up")
-        ip("-n", net.hub, "link", "add", "br0", "type", "bridge")
-        ip("-n", net.hub, "link", "set", "br0", "up")
+        for bridge in ("br0", "br1"):
+            ip("-n", net.hub, "link", "add", bridge, "type", "bridge")
+            ip("-n", net.hub, "link", "set", bridge, "up")
         for node in net.nodes:
             ns = net.ns(node)
             ip("netns", "add", ns)
             ip("-n", ns, "link", "set", "lo", "up")
-            ip("link", "add", f"v-{node}"[:15], "netns", net.hub, "type", "veth",
-               "peer", "name", "eth0", "netns", ns)  # fmt: skip
-            ip("-n", net.hub, "link", "set", f"v-{node}"[:15], "master", "br0")
-            ip("-n", net.hub, "link", "set", f"v-{node}"[:15], "up")
-            ip("-n", ns, "addr", "add", f"{net.address(node)}/24", "dev", "eth0")
-            ip("-n", ns, "link", "set", "eth0", "up")
+            for dev, hub_end, bridge, addr in (
+                ("eth0", f"v-{node}"[:15], "br0", net.address(node)),
+                ("eth1", f"x-{node}"[:15], "br1", net.external_address(node)),
+            ):
+                ip("link", "add", hub_end, "netns", net.hub, "type", "veth",
+                   "peer", "name", dev, "netns", ns)  # fmt: skip
+                ip("-n", net.hub, "link", "set", hub_end, "master", bridge)
+                ip("-n", net.hub, "link", "set", hub_end, "up")
+                ip("-n", ns, "addr", "add", f"{addr}/25", "dev", dev)
+                ip("-n", ns, "link", "set", dev, "up")
             if hosts:
                 _write_hosts(net, node)
-        # the root namespace's own way in: a veth into the bridge, reaching only the /25
-        ip("link", "add", net.root_link, "type", "veth", "peer", "name", "r-root",
-           "netns", net.hub)  # fmt: skip
-        ip("-n", net.hub, "link", "set", "r-root", "master", "br0")
-        ip("-n", net.hub, "link", "set", "r-root", "up")
-        ip("addr", "add", f"{net.root_address}/32", "dev", net.root_link)
-        ip("link", "set", net.root_link, "up")
-        ip("route", "add", net.inner, "dev", net.root_link, "src", net.root_address)
+        # the root namespace's own ways in: a veth into each bridge, each reaching only its
+        # more specific route (the rest of the /24 stays unreachable)
+        for link, hub_end, bridge, addr, route in (
+            (net.root_link, "r-root", "br0", net.root_address, net.inner),
+            (net.root_external_link, "r-ext", "br1", net.root_external_address, net.outer),
+        ):
+            ip("link", "add", link, "type", "veth", "peer", "name", hub_end, "netns", net.hub)
+            ip("-n", net.hub, "link", "set", hub_end, "master", bridge)
+            ip("-n", net.hub, "link", "set", hub_end, "up")
+            ip("addr", "add", f"{addr}/32", "dev", link)
+            ip("link", "set", link, "up")
+            ip("route", "add", route, "dev", link, "src", addr)
     except LabError:
         down(net)
         raise
@@ -166,6 +200,7 @@ def down(net: LabNet) -> list[str]:
     problems: list[str] = []
     existing = set(ip("netns", "list", check=False).stdout.split())
     ip("link", "del", net.root_link, check=False)
+    ip("link", "del", net.root_external_link, check=False)
     for ns in reversed(net.namespaces()):
         if ns in existing:
             res = ip("netns", "del", ns, check=False)
@@ -173,6 +208,7 @@ def down(net: LabNet) -> list[str]:
                 problems.append(f"netns {ns}: {res.stderr.strip()}")
         shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
     ip("route", "del", net.inner, check=False)
+    ip("route", "del", net.outer, check=False)
     ip("route", "del", "unreachable", net.guard, check=False)
     return problems
 

@@ -51,13 +51,23 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
             lambda: (st := _servers_of(lab, new, holder)) and _out(st),
             20, f"{holder} drained on {new} (now: {_servers_of(lab, new, holder)})",
         ))  # fmt: skip
+        # the external VIP (eth1, the second bridge) left the dead holder too, and answers
+        ext = lab.net.vip(1)
+        t_ext = wait_until(
+            lambda: (h := L.holders(lab)[ext]) and holder not in h, 20, "external VIP moved"
+        )
+        ext_holder = L.holders(lab)[ext][0]
+        with HttpLoop(ext) as ext_client:
+            wait_until(lambda: ext_client.samples and ext_client.samples[-1][1], 10,
+                       f"a GET through the external VIP {ext}")  # fmt: skip
         time.sleep(1.5)
     drained = _servers_of(lab, new, holder)
     assert len(drained) >= 14 and _out(drained)
     report(f"e2e1 haproxy kill -9 on {holder}: VIP on {new} after {t_vip - t0:.2f} s; "
            f"{holder} drained in {len(drained)} backends on {new} after {t_drain - t0:.2f} s; "
            f"client GET every 20 ms: {client.failures()} failed, longest gap "
-           f"{client.longest_gap():.2f} s")  # fmt: skip
+           f"{client.longest_gap():.2f} s; external VIP {ext} (eth1) on {ext_holder} after "
+           f"{t_ext - t0:.2f} s, answering")  # fmt: skip
 
     # recovery: apply restarts HAProxy there; keepalived is healthy again -> servers ready
     t1 = time.monotonic()

@@ -41,6 +41,7 @@ def test_lab_down_leaves_nothing() -> None:
     assert "10.99.2." not in routes
     links = subprocess.run(["ip", "link"], capture_output=True, text=True, check=True).stdout
     assert lab.net.root_link not in links
+    assert lab.net.root_external_link not in links
     assert (
         not any(Path("/etc/netns").glob(f"{lab.net.prefix}-*"))
         if Path("/etc/netns").exists()
