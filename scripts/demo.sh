@@ -23,7 +23,9 @@ step "hactl lab status"
 "$HACTL" lab status --dir "$LAB"
 
 step "hactl status (the cluster view the masters keep, from the minions' beacons)"
-"$HACTL" status | grep -v -E '^│ ctl[23] +│ (be_|galera|rabbitmq)' | head -40
+# (into a file first: with pipefail, `| head` would kill hactl with SIGPIPE and the demo)
+"$HACTL" status > "$LAB/status.txt"
+grep -v -E '^│ ctl[23] +│ (be_|galera|rabbitmq)' "$LAB/status.txt" | sed -n '1,40p'
 
 step "the tour: break the real daemons, watch the reactor repair them"
 .venv/bin/python -m hactl.lab.tour --dir "$LAB"
