@@ -37,6 +37,11 @@ async def _until(pred: Callable[[], object], timeout: float) -> float | None:
     return None
 
 
+def _secs(value: float | None) -> str:
+    """``1.23 s``, or what a wait that ran out means."""
+    return "(not within the wait)" if value is None else f"{value:.2f} s"
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -88,7 +93,7 @@ async def tour(lab: L.Lab) -> None:
             30,
         )
         _say(
-            f"  hactl apply restarted HAProxy on {holder}: its servers UP everywhere after {back} s"
+            f"  hactl apply restarted HAProxy on {holder}: its servers UP everywhere after {_secs(back)}"
         )
 
         _say(f"\n{BOLD}2. kill -9 mariadbd on ctl2{END}")
@@ -106,7 +111,7 @@ async def tour(lab: L.Lab) -> None:
             lambda: {_status(lab, n).get("galera/ctl2") for n in lab.net.nodes} == {"UP"}, 30
         )
         _say(
-            f"  out of every galera backend after {out} s; rejoined (IST) and Synced after {synced} s; back in after {ready} s more"
+            f"  out of every galera backend after {_secs(out)}; rejoined (IST) and Synced after {_secs(synced)}; back in after {_secs(ready)} more"
         )
 
         _say(f"\n{BOLD}3. kill -9 all three mariadbd{END}")
@@ -116,7 +121,7 @@ async def tour(lab: L.Lab) -> None:
         all_synced = await _until(lambda: all(d.galera_state(lab.node_dir(n) / "mysql/mysqld.sock") == ("Primary", "Synced")
                                               for n in lab.net.nodes), 180)  # fmt: skip
         _say(
-            f"  Primary with 3 Synced nodes {all_synced} s after the crash ({time.monotonic() - t0:.1f} s)"
+            f"  Primary with 3 Synced nodes {_secs(all_synced)} after the crash ({time.monotonic() - t0:.1f} s)"
         )
 
         _say(f"\n{BOLD}4. kill -9 RabbitMQ on ctl3{END}")
@@ -125,7 +130,7 @@ async def tour(lab: L.Lab) -> None:
             lambda: {_status(lab, n).get("rabbitmq/ctl3") for n in lab.net.nodes} == {"MAINT"}, 20
         )
         _say(
-            f"  maint + client sessions cut on every HAProxy after {maint} s (health checks alone: 2 s here, 15 s with inter 5s fall 3)"
+            f"  maint + client sessions cut on every HAProxy after {_secs(maint)} (health checks alone: 2 s here, 15 s with inter 5s fall 3)"
         )
         await asyncio.sleep(1.0)
     finally:
