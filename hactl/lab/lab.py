@@ -188,7 +188,7 @@ def _hactl(lab: Lab) -> None:
               "--pillar", str(lab.dir / "lab-pillar.yaml"), "--lost-after", "10s",
               "--ack-wait", "5s"]  # fmt: skip
     lab.pids["master"] = d.spawn(master, lab.dir / "master.log", env)
-    d.wait_for(lambda: "master_ready" in _read(lab.dir / "master.log"), 30, "the master")
+    d.wait_for(lambda: "master_ready" in _read(lab.dir / "master.log"), 60, "the master")
     for n in net.nodes:
         nd = lab.node_dir(n)
         for sub in ("etc", "run"):

@@ -56,3 +56,29 @@ def test_delivery_count_from_both_ack_subject_layouts() -> None:
     assert delivered("") == 0
     assert delivered("_INBOX.abc.def") == 0
     assert delivered("$JS.ACK.a.b.x.1.2.3.4") == 0
+
+
+async def test_start_up_waits_out_a_busy_jetstream_then_says_so() -> None:
+    """A consumer request that times out while a raft group elects is retried; bounded."""
+    import nats.errors
+    import pytest
+
+    from hactl.errors import HactlError
+    from master.reactor.runtime import patient
+
+    calls: list[int] = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise nats.errors.TimeoutError
+        return "bound"
+
+    assert await patient(flaky, "binding", wait=10) == "bound"
+    assert len(calls) == 3
+
+    async def never() -> str:
+        raise nats.errors.TimeoutError
+
+    with pytest.raises(HactlError, match=r"binding: JetStream did not answer within 0\.1s"):
+        await patient(never, "binding", wait=0.1)
