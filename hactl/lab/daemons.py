@@ -64,10 +64,9 @@ def wait_for(check: object, timeout: float, what: str) -> None:
     raise LabError(f"{what} not ready after {timeout:g}s")
 
 
-def haproxy_servers(sock: Path) -> dict[str, str]:
-    """backend/server -> settled status (``UP``, ``DRAIN``, ``MAINT``, ``DOWN``: the beacon's
-    ``status``, so ``DRAIN (agent)`` is ``DRAIN`` and ``UP 1/2`` is ``UP``) on one node's admin
-    socket; {} when HAProxy does not answer. Blocking (lab probes)."""
+def haproxy_items(sock: Path) -> dict[str, dict[str, object]]:
+    """backend/server -> the haproxy beacon's item (status, weight, scur ...) on one node's
+    admin socket; {} when HAProxy does not answer. Blocking (lab probes)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(2)
@@ -77,7 +76,14 @@ def haproxy_servers(sock: Path) -> dict[str, str]:
         items = parse_show_stat(text)
     except (OSError, ValueError):
         return {}
-    return {k: str(v["status"]) for k, v in items.items() if v["server"] != "BACKEND"}
+    return {k: dict(v) for k, v in items.items() if v["server"] != "BACKEND"}
+
+
+def haproxy_servers(sock: Path) -> dict[str, str]:
+    """backend/server -> settled status (``UP``, ``DRAIN``, ``MAINT``, ``DOWN``: the beacon's
+    ``status``, so ``DRAIN (agent)`` is ``DRAIN`` and ``UP 1/2`` is ``UP``) on one node's admin
+    socket; {} when HAProxy does not answer. Blocking (lab probes)."""
+    return {k: str(v["status"]) for k, v in haproxy_items(sock).items()}
 
 
 def galera_sql(socket: Path, query: str) -> list[tuple[object, ...]]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pika
 import pika.exceptions
 
+from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from tests.lab.conftest import report
 from tests.lab.helpers import server_status, wait_until
@@ -83,7 +84,13 @@ def test_rabbitmq_node_killed_clients_move_nothing_lost(lab: L.Lab) -> None:
     for t in threads:
         t.start()
     time.sleep(3.0)
-    victim = "ctl3"
+    # the victim is the broker with the most of our clients (HAProxy's current sessions on the
+    # VIP holder): killing a broker nobody uses would prove nothing about the clients
+    holder = L.holders(lab)[lab.net.vip(0)][0]
+    items = d.haproxy_items(lab.node_dir(holder) / "run/haproxy.sock")
+    on = {n: int(str(items.get(f"rabbitmq/{n}", {}).get("scur", 0))) for n in lab.net.nodes}
+    victim = max(on, key=lambda n: on[n])
+    assert on[victim] > 0, f"no client session on any broker: {on}"
     pid = lab.daemon_pid(victim, "rabbitmq")
     assert pid
     t0 = time.monotonic()
@@ -115,9 +122,10 @@ def test_rabbitmq_node_killed_clients_move_nothing_lost(lab: L.Lab) -> None:
     lost = want - got
     assert not lost, f"{len(lost)} confirmed messages lost"
     assert all(c.confirmed for c in clients)
+    assert moved, f"none of the clients on {victim} ({on[victim]} sessions) reconnected"
     report(
         f"e2e4 kill -9 RabbitMQ on {victim}: maint + sessions cut on every HAProxy after "
-        f"{t_maint - t0:.2f} s; {len(moved)} of {CLIENTS} clients were on it and reconnected "
+        f"{t_maint - t0:.2f} s; {len(moved)} of {CLIENTS} clients were on it ({on}) and reconnected "
         f"to a live broker after {max(moved, default=0):.2f} s (max); "
         f"{len(want)} confirmed messages, 0 lost (quorum queue)"
     )
