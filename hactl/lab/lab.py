@@ -143,6 +143,10 @@ def up(folder: Path, nodes: int = 3, components: set[str] | None = None, subnet:
             t = time.monotonic()
             _rabbit(lab)
             _step(lab, "RabbitMQ (3 nodes clustered)", t, say)
+        if "haproxy" in comps and comps & {"galera", "rabbitmq"}:
+            t = time.monotonic()
+            _backends_up(lab)
+            _step(lab, "every Galera and RabbitMQ server UP in every HAProxy", t, say)
         _step(lab, "total", t0, say)
     except BaseException:
         teardown(lab, say=lambda _: None, keep_logs=True)  # the logs say why
@@ -256,6 +260,22 @@ def _rabbit(lab: Lab) -> None:
     for n in net.nodes:
         log = lab.node_dir(n) / "rabbit/console.log"
         d.wait_for(lambda p=log: "Server startup complete" in _read(p), 90, f"RabbitMQ on {n}")
+
+
+def _backends_up(lab: Lab) -> None:
+    """Ready for clients: HAProxy's checks (rise 2 x 1 s) see the daemons that just started, so
+    a client connecting at once is not put on two brokers out of three."""
+    wanted = [b for b in ("galera", "rabbitmq") if b in lab.components]
+
+    def all_up() -> bool:
+        for n in lab.net.nodes:
+            st = d.haproxy_servers(lab.node_dir(n) / "run/haproxy.sock")
+            mine = [v for k, v in st.items() if k.split("/", 1)[0] in wanted]
+            if len(mine) != len(wanted) * len(lab.net.nodes) or set(mine) != {"UP"}:
+                return False
+        return True
+
+    d.wait_for(all_up, 60, "every galera/rabbitmq server UP in every HAProxy")
 
 
 def _signal_all(pids: list[int], sig: int) -> None:
