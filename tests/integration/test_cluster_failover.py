@@ -15,9 +15,10 @@ from pathlib import Path
 from hactl.bus import EVENTS_STREAM, Bus, StreamSettings, ensure_stream
 from hactl.bus.embedded import EmbeddedServer, ServerOptions
 from hactl.errors import BusError
-from hactl.wire.envelope import Event, new_event
+from hactl.wire.envelope import new_event
 from minion.outbox import Outbox
 from tests.integration.daemons import free_port
+from tests.integration.test_minion_outage import _stored
 
 EVENTS = 200
 
@@ -90,21 +91,7 @@ async def test_outbox_survives_the_stream_leader_being_killed(tmp_path: Path) ->
             await bus.close()
 
         survivors = ",".join(u for u in urls if u != victim.url)
-        reader = await Bus.connect(survivors, name="test-reader", timeout=5)
-        got: list[Event] = []
-        done = asyncio.Event()
-
-        async def on_event(e: Event) -> None:
-            got.append(e)
-            if len(got) >= EVENTS:
-                done.set()
-
-        try:
-            await reader.replay("hactl/minion/fo1/heartbeat", since, on_event, EVENTS_STREAM)
-            await asyncio.wait_for(done.wait(), 20)
-            await asyncio.sleep(0.3)  # a duplicate would arrive here
-        finally:
-            await reader.close()
+        got = await _stored(survivors, since, "hactl/minion/fo1/heartbeat", EVENTS)
         assert [e.data["n"] for e in got] == list(range(EVENTS)), "all stored, once, in order"
         assert outbox.dropped == 0
     finally:
