@@ -49,3 +49,4 @@ def test_lab_down_leaves_nothing() -> None:
     )
     assert f"/run/netns/{lab.net.prefix}" not in Path("/proc/self/mountinfo").read_text()
     assert not folder.exists()
+    folder.parent.rmdir()  # the test's own temporary parent (empty: nothing else was there)
