@@ -11,6 +11,7 @@ Usage: .venv/bin/python benchmarks/minion_idle.py [DURATION_S]
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,7 @@ beacons:
         haproxy.terminate()
         haproxy.wait(10)
         server.stop()
+        shutil.rmtree(d, ignore_errors=True)  # the socket, FIFO, configs and NATS store
 
 
 if __name__ == "__main__":
