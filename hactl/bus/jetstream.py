@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -12,11 +15,19 @@ from nats.js import api
 from nats.js.kv import KeyValue
 
 from hactl.bus.client import Bus
-from hactl.errors import BusError
+from hactl.errors import BusError, HactlError
+from hactl.log import get_logger
 from hactl.wire.envelope import MAX_EVENT_BYTES
 from hactl.wire.tags import STREAM_SUBJECTS
 
 EVENTS_STREAM = "HACTL_EVENTS"
+log = get_logger("hactl.bus")
+T = TypeVar("T")
+
+# what JetStream answers while it elects a leader (a cluster that just started, a server that
+# died, a stream or bucket whose raft group is new): worth waiting out, not an error yet
+JETSTREAM_BUSY = (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError,
+                  nats.js.errors.ServiceUnavailableError)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +61,13 @@ async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
     """Create the stream, or update it when its limits differ; idempotent."""
     wanted = settings.config()
     info: api.StreamInfo | None = None
-    unavailable = (nats.errors.NoRespondersError, nats.errors.TimeoutError,
-                   nats.js.errors.ServiceUnavailableError)  # fmt: skip
     for attempt in range(10):  # a NATS cluster that just started may still elect its leader
         try:
             info = await bus.js.stream_info(settings.name)
             break
         except nats.js.errors.NotFoundError:
             break
-        except unavailable:
+        except JETSTREAM_BUSY:
             if attempt == 9:
                 raise BusError(bus.url, "JetStream is not enabled on this server") from None
             await asyncio.sleep(0.3)
@@ -110,3 +119,19 @@ async def kv_bucket(
             with contextlib.suppress(nats.js.errors.BucketNotFoundError, nats.errors.TimeoutError):
                 return await bus.js.key_value(bucket)  # it may have been created after all
     raise BusError(bus.url, f"cannot create KV bucket {bucket}")
+
+
+async def patient(call: Callable[[], Awaitable[T]], what: str, wait: float = 60.0) -> T:
+    """``call()``, retried while JetStream is busy (:data:`JETSTREAM_BUSY`), bounded by
+    ``wait``; then one clear :class:`HactlError` naming ``what``."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return await call()
+        except JETSTREAM_BUSY as exc:
+            if time.monotonic() >= deadline:
+                raise HactlError(
+                    f"{what}: JetStream did not answer within {wait:g}s ({type(exc).__name__})"
+                ) from None
+            log.info("jetstream_busy_retrying", what=what, error=type(exc).__name__)
+            await asyncio.sleep(0.5)

@@ -21,10 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import msgpack
 import nats.errors
@@ -33,6 +32,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from hactl.bus import EVENTS_STREAM, Bus, kv_bucket
+from hactl.bus.jetstream import patient
 from hactl.errors import DecodeError, HactlError
 from hactl.log import get_logger
 from hactl.wire.commands import CommandReply
@@ -45,7 +45,6 @@ from master.reactor.rules import Rule, load_rules
 from master.reactor.view import ClusterView, kv_key, parse_kv_key
 
 log = get_logger("hactl.reactor")
-T = TypeVar("T")
 CONSUMER = "hactl-reactor"
 VIEW_BUCKET = "HACTL_CLUSTER"
 LEASE_BUCKET = "HACTL_LEASES"
@@ -158,7 +157,7 @@ class ReactorRuntime:
         self.engine = Engine(rules, self.effects, self.view, observe=self.options.observe,
                              settings=self.options.settings, persist=self._persist)  # fmt: skip
         self.interest = Interest(rules)
-        await patient(self._load_view, "loading the cluster view")
+        await patient(self._load_view, "reactor: loading the cluster view")
         self._tasks = [asyncio.create_task(self._watch_view(), name="view-watch"),
                        asyncio.create_task(self._liveness(), name="liveness"),
                        asyncio.create_task(self._reload_loop(), name="rules-reload")]  # fmt: skip
@@ -180,7 +179,7 @@ class ReactorRuntime:
             )  # fmt: skip
 
         try:
-            self._sub = await patient(bind, f"binding consumer {CONSUMER}")
+            self._sub = await patient(bind, f"reactor: binding consumer {CONSUMER}")
         except nats.js.errors.Error as exc:
             raise HactlError(f"reactor: cannot bind consumer {CONSUMER}: {exc}") from None
         await self._update_consumer()  # an existing consumer keeps its old settings otherwise
@@ -253,7 +252,7 @@ class ReactorRuntime:
 
     async def _watch_view(self) -> None:
         watcher = await patient(
-            lambda: self.kv.watchall(include_history=False), "watching the cluster view"
+            lambda: self.kv.watchall(include_history=False), "reactor: watching the cluster view"
         )
         async for entry in watcher:
             if entry is None or not entry.key:
@@ -309,27 +308,6 @@ class ReactorRuntime:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-
-
-_BUSY = (nats.errors.TimeoutError, TimeoutError, nats.errors.NoRespondersError,
-         nats.js.errors.ServiceUnavailableError)  # fmt: skip
-
-
-async def patient(call: Callable[[], Awaitable[T]], what: str, wait: float = 60.0) -> T:
-    """``call()``, retried while JetStream is busy electing (a cluster that just started, or a
-    bucket whose raft group is new: a consumer request then times out); bounded by ``wait``."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return await call()
-        except _BUSY as exc:
-            if time.monotonic() >= deadline:
-                raise HactlError(
-                    f"reactor: {what}: JetStream did not answer within {wait:g}s "
-                    f"({type(exc).__name__})"
-                ) from None
-            log.info("jetstream_busy_retrying", what=what, error=type(exc).__name__)
-            await asyncio.sleep(0.5)
 
 
 def delivered(reply: str) -> int:

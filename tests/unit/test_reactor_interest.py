@@ -63,8 +63,8 @@ async def test_start_up_waits_out_a_busy_jetstream_then_says_so() -> None:
     import nats.errors
     import pytest
 
+    from hactl.bus.jetstream import patient
     from hactl.errors import HactlError
-    from master.reactor.runtime import patient
 
     calls: list[int] = []
 
@@ -74,11 +74,13 @@ async def test_start_up_waits_out_a_busy_jetstream_then_says_so() -> None:
             raise nats.errors.TimeoutError
         return "bound"
 
-    assert await patient(flaky, "binding", wait=10) == "bound"
+    assert await patient(flaky, "reactor: binding", wait=10) == "bound"
     assert len(calls) == 3
 
     async def never() -> str:
         raise nats.errors.TimeoutError
 
-    with pytest.raises(HactlError, match=r"binding: JetStream did not answer within 0\.1s"):
-        await patient(never, "binding", wait=0.1)
+    with pytest.raises(
+        HactlError, match=r"reactor: binding: JetStream did not answer within 0\.1s"
+    ):
+        await patient(never, "reactor: binding", wait=0.1)
