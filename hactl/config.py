@@ -1,7 +1,10 @@
 """Where things live and which NATS to talk to.
 
-Resolution of the NATS URL, first match wins: ``--nats`` > ``$HACTL_NATS`` > the URL recorded
-by a running ``hactl master`` in ``<data-dir>/nats.json`` (only if that master's pid is alive).
+Resolution of the NATS URL, first match wins: ``--nats`` > ``$HACTL_NATS`` > ``$NATS_URL`` > the
+URL recorded by a running ``hactl master`` in ``<data-dir>/nats.json`` (only if that master's pid
+is alive). Credentials likewise: ``--creds`` > ``$HACTL_CREDS`` > ``$NATS_CREDS`` > the embedded
+master's ``admin`` identity (its auth directory is in the same record); the CA: ``--tls-ca`` >
+``$HACTL_TLS_CA`` > ``$NATS_CA`` > the recorded auth directory's CA > the system trust store.
 The data dir is ``--data-dir`` > ``$HACTL_DATA_DIR`` > ``$XDG_STATE_HOME/hactl`` >
 ``~/.local/state/hactl``.
 """
@@ -14,11 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from hactl.auth.client import ClientAuth
 from hactl.errors import ConfigError
 
 LogFormat = Literal["json", "console", "auto"]
 URL_FILE = "nats.json"
 ENV_NATS = "HACTL_NATS"
+ENV_CREDS = "HACTL_CREDS"
+ENV_TLS_CA = "HACTL_TLS_CA"
+#: the identity a local CLI uses against the master's embedded server
+LOCAL_ADMIN = "admin"
 ENV_DATA_DIR = "HACTL_DATA_DIR"
 DEFAULT_CONNECT_TIMEOUT = 3.0
 
@@ -32,6 +40,10 @@ class Settings:
     log_format: LogFormat = "auto"
     verbosity: int = 0
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    creds: Path | None = None
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 def default_data_dir(env: dict[str, str] | None = None) -> Path:
@@ -50,6 +62,7 @@ class UrlRecord:
     url: str
     pid: int
     server_pid: int
+    auth_dir: str = ""
 
 
 def parse_url_record(text: str, source: str) -> UrlRecord:
@@ -57,7 +70,10 @@ def parse_url_record(text: str, source: str) -> UrlRecord:
     try:
         obj = json.loads(text)
         return UrlRecord(
-            url=str(obj["url"]), pid=int(obj["pid"]), server_pid=int(obj["server_pid"])
+            url=str(obj["url"]),
+            pid=int(obj["pid"]),
+            server_pid=int(obj["server_pid"]),
+            auth_dir=str(obj.get("auth_dir", "")),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"unreadable ({exc})", file=source) from None
@@ -65,7 +81,14 @@ def parse_url_record(text: str, source: str) -> UrlRecord:
 
 def format_url_record(record: UrlRecord) -> str:
     """Serialize a :class:`UrlRecord`."""
-    return json.dumps({"url": record.url, "pid": record.pid, "server_pid": record.server_pid})
+    return json.dumps(
+        {
+            "url": record.url,
+            "pid": record.pid,
+            "server_pid": record.server_pid,
+            "auth_dir": record.auth_dir,
+        }
+    )
 
 
 def pid_alive(pid: int) -> bool:
@@ -105,6 +128,8 @@ def resolve_nats_url(settings: Settings, env: dict[str, str] | None = None) -> s
         return settings.nats_url
     if env.get(ENV_NATS):
         return env[ENV_NATS]
+    if env.get("NATS_URL"):
+        return env["NATS_URL"]
     record = recorded_url(settings.data_dir)
     if record is not None:
         return record.url
@@ -112,3 +137,33 @@ def resolve_nats_url(settings: Settings, env: dict[str, str] | None = None) -> s
         "no NATS to talk to: start `hactl master` (it runs an embedded server and records its "
         f"URL in {settings.data_dir / URL_FILE}), or pass --nats URL / set {ENV_NATS}"
     )
+
+
+def resolve_auth(settings: Settings, env: dict[str, str] | None = None) -> ClientAuth:
+    """The credentials and TLS settings a client command connects with (see the module
+    docstring for the order); a clear error when there are no credentials."""
+    env = dict(os.environ) if env is None else env
+    record = recorded_url(settings.data_dir)
+    local = Path(record.auth_dir) if record is not None and record.auth_dir else None
+    creds = settings.creds or _env_path(env, ENV_CREDS) or _env_path(env, "NATS_CREDS")
+    if creds is None and local is not None:
+        creds = local / "creds" / f"{LOCAL_ADMIN}.nk"
+    if creds is None:
+        raise ConfigError(
+            f"no credentials: pass --creds FILE or set {ENV_CREDS} (an nkey seed or .creds "
+            "file from `hactl auth`), or run on the host of an embedded `hactl master`"
+        )
+    ca = settings.tls_ca or _env_path(env, ENV_TLS_CA) or _env_path(env, "NATS_CA")
+    if ca is None and local is not None:
+        ca = local / "ca.crt"
+    return ClientAuth(creds=creds, tls_ca=ca, tls_cert=settings.tls_cert, tls_key=settings.tls_key)
+
+
+def resolve_connection(settings: Settings) -> tuple[str, ClientAuth]:
+    """URL and credentials of a client command."""
+    return resolve_nats_url(settings), resolve_auth(settings)
+
+
+def _env_path(env: dict[str, str], name: str) -> Path | None:
+    value = env.get(name, "")
+    return Path(value) if value else None

@@ -45,6 +45,7 @@ class RejectReason(StrEnum):
     BAD_TAG = "bad_tag"
     SUBJECT_MISMATCH = "subject_mismatch"  # the tag does not map to the subject it came on
     ORIGIN_MISMATCH = "origin_mismatch"  # `minion` is not the id the subject names
+    UNTRUSTED = "untrusted"  # on a command subject, but not a master's or admin's request
 
 
 class DecodeError(HactlError):
@@ -73,6 +74,14 @@ class BusError(HactlError):
         super().__init__(f"NATS at {url}: {detail}")
         self.url = url
         self.detail = detail
+
+
+class PermissionRefused(BusError):
+    """nats-server refused an operation: this identity may not do it (hactl/auth/perms.py)."""
+
+    def __init__(self, url: str, subject: str) -> None:
+        super().__init__(url, f"permission denied: this identity may not publish to {subject}")
+        self.subject = subject
 
 
 class CommandError(HactlError):

@@ -44,7 +44,13 @@ def configure(fmt: LogFormat = "auto", verbosity: int = 0, *, stream: Any = None
         force=True,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("asyncio").addFilter(_ssl_eof_noise)
     _configured = True
+
+
+def _ssl_eof_noise(record: logging.LogRecord) -> bool:
+    """asyncio's SSL transport warns on every peer close (a CPython quirk, not a problem)."""
+    return "eof_received()" not in record.getMessage()
 
 
 def get_logger(name: str) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 from hactl import __version__
 from hactl.bus import Bus, StreamSettings, ensure_stream
+from hactl.bus.jetstream import ensure_audit_stream
 from hactl.log import get_logger
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
 from hactl.wire.envelope import Event
@@ -51,6 +52,7 @@ class Hub:
     async def start(self) -> None:
         """Ensure the stream, start auditing and answering commands."""
         info = await ensure_stream(self.bus, self.stream)
+        await ensure_audit_stream(self.bus, self.stream.replicas)
         log.info("stream_ready", stream=self.stream.name, messages=info.state.messages)
         # With a reactor, its consumer decodes (and counts, and rejects) every minion, beacon,
         # job and event message already: no second copy of each is decoded here. Its own

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from hactl import __version__
+from hactl.auth.client import ClientAuth
 from hactl.bus import Bus
 from hactl.errors import BusError, MinionFailed, TagError
 from hactl.log import get_logger
@@ -58,9 +59,12 @@ def daemon_versions() -> dict[str, str]:
 class Minion:
     """One node agent."""
 
-    def __init__(self, cfg: MinionConfig, url: str, connect_timeout: float = 3.0) -> None:
+    def __init__(
+        self, cfg: MinionConfig, url: str, auth: ClientAuth, connect_timeout: float = 3.0
+    ) -> None:
         self.cfg = cfg
         self.url = url
+        self.auth = auth
         self.connect_timeout = connect_timeout
         self.outbox = Outbox(cfg.buffer_limit)
         self.runners = [
@@ -118,6 +122,7 @@ class Minion:
             try:
                 bus = await Bus.connect(
                     self.url,
+                    self.auth,
                     name=f"hactl-minion-{self.cfg.id}",
                     timeout=self.connect_timeout,
                     reconnect=True,

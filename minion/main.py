@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from hactl.config import DEFAULT_CONNECT_TIMEOUT, Settings, default_data_dir, resolve_nats_url
+from hactl.config import DEFAULT_CONNECT_TIMEOUT, Settings, default_data_dir, resolve_connection
 from hactl.errors import HactlError
 from hactl.log import configure
 from minion.agent import Minion
@@ -24,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="count", default=0)
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT)
+    p.add_argument("--creds", type=Path, default=os.environ.get("HACTL_CREDS"))
+    p.add_argument("--tls-ca", type=Path, default=os.environ.get("HACTL_TLS_CA"))
+    p.add_argument("--tls-cert", type=Path)
+    p.add_argument("--tls-key", type=Path)
     p.add_argument("command", choices=("minion",))
     p.add_argument("--id", dest="ident")
     p.add_argument("--config", "-c", type=Path)
@@ -41,16 +45,20 @@ def run_minion(argv: list[str]) -> None:
         log_format=args.log_format,
         verbosity=verbosity,
         connect_timeout=args.connect_timeout,
+        creds=args.creds,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
 
     async def body() -> None:
         cfg = load_config(args.config, args.ident)
-        url = resolve_nats_url(settings)
+        url, auth = resolve_connection(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        await Minion(cfg, url, settings.connect_timeout).run(stop)
+        await Minion(cfg, url, auth, settings.connect_timeout).run(stop)
 
     try:
         asyncio.run(body())

@@ -27,12 +27,20 @@ step "tail the bus (replays from $START, then follows live; exits after 5 events
 "$HACTL" events tail --since "$START" --count 5 &
 TAIL=$!
 
-step "fire events the way minions will"
-"$HACTL" fire hactl/minion/ctl1/start roles='["controller"]'
-"$HACTL" fire hactl/beacon/ctl1/vrrp instance=VI_INTERNAL state=MASTER priority=150 vip_here=true
-"$HACTL" fire hactl/beacon/ctl2/vrrp instance=VI_INTERNAL state=BACKUP priority=100 vip_here=false
-"$HACTL" fire hactl/beacon/ctl3/galera wsrep_cluster_status=non-Primary wsrep_local_state_comment=Initialized
-"$HACTL" fire hactl/beacon/ctl3/rabbitmq running=false prev='{"running": true}'
+step "give three minions an identity each (hactl auth add-minion; the embedded server reloads)"
+for n in ctl1 ctl2 ctl3; do "$HACTL" auth add-minion "$n" >/dev/null; done
+"$HACTL" auth list
+as() { echo --creds "$DATA/auth/creds/$1.nk"; }
+
+step "an admin may not speak for a minion: the server refuses a forged beacon event"
+"$HACTL" fire hactl/beacon/ctl1/vrrp state=BACKUP || echo "(refused, as it must be)"
+
+step "fire events the way minions will, each with its own key"
+"$HACTL" $(as ctl1) fire hactl/minion/ctl1/start roles='["controller"]'
+"$HACTL" $(as ctl1) fire hactl/beacon/ctl1/vrrp instance=VI_INTERNAL state=MASTER priority=150 vip_here=true
+"$HACTL" $(as ctl2) fire hactl/beacon/ctl2/vrrp instance=VI_INTERNAL state=BACKUP priority=100 vip_here=false
+"$HACTL" $(as ctl3) fire hactl/beacon/ctl3/galera wsrep_cluster_status=non-Primary wsrep_local_state_comment=Initialized
+"$HACTL" $(as ctl3) fire hactl/beacon/ctl3/rabbitmq running=false prev='{"running": true}'
 wait "$TAIL"
 
 step "only VRRP events, as JSON lines (events tail --tag 'hactl/beacon/*/vrrp' --json)"

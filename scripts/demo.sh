@@ -18,6 +18,8 @@ trap cleanup EXIT
 step "hactl lab up: 3 controllers in network namespaces, then hactl apply states/ with the lab pillar"
 "$HACTL" lab up --dir "$LAB"
 export HACTL_NATS=$(python3 -c "import json,sys; print(json.load(open('$LAB/lab.json'))['nats'])")
+# the lab's admin identity and CA (hactl lab up made them; docs/security.md)
+export HACTL_CREDS=$LAB/auth/creds/lab-admin.nk HACTL_TLS_CA=$LAB/auth/ca.crt
 
 step "hactl lab status"
 "$HACTL" lab status --dir "$LAB"

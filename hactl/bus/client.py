@@ -21,13 +21,23 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext, api
+from nats.js import JetStreamContext
 
+from hactl.auth.client import ClientAuth
+from hactl.auth.perms import INBOX_ROOT
+from hactl.bus import history
 from hactl.bus.rejects import RejectStats
-from hactl.errors import BusError, CommandError, DecodeError, HactlError
+from hactl.errors import (
+    BusError,
+    CommandError,
+    DecodeError,
+    HactlError,
+    PermissionRefused,
+    RejectReason,
+)
 from hactl.log import get_logger
 from hactl.wire import commands as wcmd
-from hactl.wire.envelope import Event, decode, encode
+from hactl.wire.envelope import Event, decode, encode, new_event
 from hactl.wire.tags import TagGlob, command_subject
 
 log = get_logger("hactl.bus")
@@ -39,6 +49,21 @@ CommandHandler = Callable[[wcmd.CommandRequest], Awaitable[wcmd.CommandReply]]
 SERVE_CONCURRENCY = 16
 
 
+def untrusted_request(reply: str, headers: dict[str, str] | None) -> str:
+    """Why a message on a command subject is not a real request ('' when it is one).
+
+    Only masters and admins may publish on ``hactl.cmd.*`` (hactl/auth/perms.py), and each of
+    them asks for its reply on its own inbox (``_HI.<key>.``). Anything else there was delivered
+    by the server on someone's behalf -- a JetStream delivery (reply ``$JS.ACK...``), a direct
+    get or API answer whose reply subject an operator pointed at a minion (no reply, stream
+    headers) -- and is refused unread."""
+    if not reply.startswith(INBOX_ROOT + "."):
+        return f"reply subject {reply[:40]!r} is not an identity inbox"
+    if headers and any(k.startswith("Nats-") for k in headers):
+        return "a JetStream delivery, not a request"
+    return ""
+
+
 class Bus:
     """A connected NATS client speaking hactl's wire format."""
 
@@ -48,17 +73,22 @@ class Bus:
         self.js: JetStreamContext = nc.jetstream()
         self.rejects = RejectStats()
         self._closing: list[bool] = []
+        self._errors: list[str] = []
+        self.identity = ""  # the nkey public key this connection authenticated with
 
     @classmethod
     async def connect(
         cls,
         url: str,
+        auth: ClientAuth,
         *,
         name: str = "hactl",
         timeout: float = 3.0,
         reconnect: bool = False,
     ) -> Bus:
-        """Connect within ``timeout`` seconds or raise :class:`BusError`.
+        """Connect as ``auth``'s identity, over verified TLS, within ``timeout`` seconds or raise
+        :class:`BusError`. A dead or partitioned server is noticed within ~3 s (a PING a
+        second, three outstanding) and the client moves to another member of ``url``.
 
         ``reconnect=True`` (daemons) keeps reconnecting after a later loss of the server;
         the *first* connect is bounded either way.
@@ -68,6 +98,7 @@ class Bus:
 
         async def on_error(exc: Exception) -> None:
             last_error.append(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            del last_error[:-50]
             log.debug("nats_error", url=url, error=last_error[-1])
 
         async def on_disconnect() -> None:
@@ -77,7 +108,9 @@ class Bus:
         async def on_reconnect() -> None:
             log.info("nats_reconnected", url=url)
 
+        options = auth.connect_options()  # ConfigError on unreadable credentials: not retried
         connect = nats.connect(
+            **options,
             servers=[u.strip() for u in url.split(",") if u.strip()],  # a cluster: a,b,c
             name=name,
             connect_timeout=max(1, int(timeout)),
@@ -97,7 +130,9 @@ class Bus:
             why = last_error[-1] if last_error else f"{type(exc).__name__}: {exc}"
             raise BusError(url, f"cannot connect ({why})") from None
         bus = cls(nc, url)
+        bus.identity = auth.public_key()
         bus._closing = closing
+        bus._errors = last_error
         return bus
 
     async def close(self) -> None:
@@ -148,13 +183,28 @@ class Bus:
                 self.url, f"no JetStream stream answered for {event.subject} (none, or electing)"
             ) from None
         except (nats.errors.TimeoutError, TimeoutError):
-            raise BusError(self.url, f"JetStream did not ack within {timeout:g}s") from None
+            raise self._refusal(event.subject) or BusError(
+                self.url, f"JetStream did not ack within {timeout:g}s"
+            ) from None
         except nats.js.errors.APIError as exc:
             raise BusError(self.url, f"JetStream refused the event: {exc.description}") from None
         except nats.errors.Error as exc:  # reconnecting, closed, buffer full, ...: retryable
             why = str(exc) or type(exc).__name__
             raise BusError(self.url, f"cannot publish to JetStream ({why})") from None
         return int(ack.seq)
+
+    async def audit(self, action: str, data: dict[str, Any]) -> None:
+        """Record a person's action in the audit stream, under the key the server checked
+        (``hactl/audit/<key>/<action>``). Raises :class:`BusError` if it cannot be stored:
+        an action that cannot be audited is not taken."""
+        await self.persist(new_event(f"hactl/audit/{self.identity}/{action}", self.identity, data))
+
+    def _refusal(self, subject: str) -> PermissionRefused | None:
+        """The server's permission violation for ``subject``, if it reported one."""
+        for err in reversed(self._errors[-20:]):
+            if "permissions violation" in err.lower() and subject.lower() in err.lower():
+                return PermissionRefused(self.url, subject)
+        return None
 
     def _dispatcher(self, glob: TagGlob, handler: EventHandler) -> Callable[[Msg], Awaitable[None]]:
         async def on_msg(msg: Msg) -> None:
@@ -198,43 +248,37 @@ class Bus:
         handler: EventHandler,
         stream: str,
         wait: float = 10.0,
-    ) -> Subscription:
-        """Stored events from ``since`` onwards, then live ones, in order (ordered consumer).
-
-        While a cluster elects a leader the consumer cannot be created; that is retried for up
-        to ``wait`` seconds before it becomes a :class:`BusError`.
-        """
+    ) -> list[Subscription]:
+        """Stored events from ``since`` onwards, then live ones, in order and without a
+        consumer (hactl/bus/history.py). Raises :class:`BusError` if ``stream`` cannot be read
+        within ``wait`` seconds."""
         compiled = glob if isinstance(glob, TagGlob) else TagGlob.parse(glob)
-        config = api.ConsumerConfig(
-            deliver_policy=api.DeliverPolicy.BY_START_TIME, opt_start_time=since
-        )
-        deadline = asyncio.get_running_loop().time() + wait
-        while True:
+        return await history.replay(self, compiled, since, handler, stream, timeout=wait)
+
+    async def read_bucket(self, bucket: str) -> dict[str, bytes]:
+        """Every live key of KV ``bucket`` with its latest value, read by stream info and direct
+        gets only: no consumer is created (operators may not create any, see
+        hactl/auth/perms.py). Raises :class:`BusError` when the bucket does not exist."""
+        stream = f"KV_{bucket}"
+        prefix = f"$KV.{bucket}."
+        try:
+            info = await self.js.stream_info(stream, subjects_filter=f"{prefix}>")
+        except nats.js.errors.NotFoundError:
+            raise BusError(self.url, f"no KV bucket {bucket}") from None
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise BusError(self.url, f"cannot read KV bucket {bucket} ({exc})") from None
+        out: dict[str, bytes] = {}
+        for subject in sorted((info.state.subjects or {}) if info.state else {}):
             try:
-                return await self.js.subscribe(
-                    compiled.subject(),
-                    stream=stream,
-                    ordered_consumer=True,
-                    config=config,
-                    cb=self._dispatcher(compiled, handler),
-                )
+                msg = await self.js.get_last_msg(stream, subject, direct=True)
             except nats.js.errors.NotFoundError:
-                raise BusError(
-                    self.url, f"stream {stream} does not exist (is a master running?)"
-                ) from None
-            except nats.errors.NoRespondersError:
-                raise BusError(self.url, "JetStream is not enabled on this server") from None
-            except (
-                nats.errors.TimeoutError,
-                TimeoutError,
-                nats.js.errors.ServiceUnavailableError,
-            ) as exc:
-                if asyncio.get_running_loop().time() >= deadline:
-                    why = str(exc) or type(exc).__name__
-                    raise BusError(
-                        self.url, f"JetStream did not create a consumer within {wait:g}s ({why})"
-                    ) from None
-                await asyncio.sleep(0.25)
+                continue
+            except (nats.errors.Error, nats.js.errors.Error) as exc:
+                raise BusError(self.url, f"cannot read {subject} ({exc})") from None
+            if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
+                continue
+            out[subject[len(prefix) :]] = msg.data
+        return out
 
     # -- commands -----------------------------------------------------------------------
 
@@ -261,8 +305,12 @@ class Bus:
                 target, cmd, "nobody serves it (is it running?)", kind="unanswered"
             ) from None
         except (nats.errors.TimeoutError, TimeoutError):
+            refused = self._refusal(command_subject(target))
             raise CommandError(
-                target, cmd, f"no reply within {timeout:g}s", kind="timed out"
+                target,
+                cmd,
+                str(refused) if refused else f"no reply within {timeout:g}s",
+                kind="refused" if refused else "timed out",
             ) from None
         try:
             return wcmd.decode_reply(msg.data)
@@ -286,6 +334,10 @@ class Bus:
             task.add_done_callback(lambda _: gate.release())
 
         async def answer(msg: Msg) -> None:
+            why = untrusted_request(msg.reply, msg.headers)
+            if why:  # the server delivered it, no master or admin sent it: refuse, no reply
+                self.rejects.reject(DecodeError(RejectReason.UNTRUSTED, why), msg.subject)
+                return
             try:
                 req = wcmd.decode_request(msg.data)
             except DecodeError as exc:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from hactl.auth.store import write_secret
 from hactl.errors import EmbeddedServerError
 
 _LISTEN = re.compile(r"Listening for client connections on ([\d.]+|\[[0-9a-f:]+\]):(\d+)")
@@ -46,10 +47,47 @@ def find_binary() -> Path:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerAuth:
+    """What a hactl-run server needs for auth and TLS: an auth directory (hactl/auth/store.py).
+    Clients must present an nkey of the directory's active identities over TLS; cluster routes
+    use mutual TLS and the route password. There is no server without it."""
+
+    auth_dir: Path
+
+    def config_lines(self, conf_dir: Path) -> list[str]:
+        """The ``tls`` block and the include of the rendered ``authorization`` block (nats-server
+        resolves includes relative to the config file: a reload after ``hactl auth revoke``
+        reads the new block)."""
+        d = self.auth_dir.resolve()
+        include = os.path.relpath(d / "nats-auth.conf", conf_dir.resolve())
+        return [
+            f'tls {{ cert_file: "{d / "server.crt"}", key_file: "{d / "server.key"}", '
+            f'ca_file: "{d / "ca.crt"}", handshake_first: "300ms", timeout: 2 }}',
+            f'include "{include}"',
+        ]
+
+    def cluster_lines(self) -> list[str]:
+        """Route authentication and mutual TLS, inside the ``cluster`` block."""
+        d = self.auth_dir
+        secret = (d / "route.secret").read_text(encoding="utf-8").strip()
+        return [
+            f'authorization {{ user: "route", password: "{secret}", timeout: 2 }}',
+            f'tls {{ cert_file: "{d / "server.crt"}", key_file: "{d / "server.key"}", '
+            f'ca_file: "{d / "ca.crt"}", verify: true, timeout: 2 }}',
+        ]
+
+    def route_url(self, hostport: str) -> str:
+        """A route URL that authenticates (goes into the 0600 config file, never argv)."""
+        secret = (self.auth_dir / "route.secret").read_text(encoding="utf-8").strip()
+        return f"nats-route://route:{secret}@{hostport.split('://', 1)[-1]}"
+
+
+@dataclass(frozen=True, slots=True)
 class ServerOptions:
     """How to run the embedded server. ``port=-1`` picks a free port (the server reports it)."""
 
     data_dir: Path
+    auth: ServerAuth
     host: str = "127.0.0.1"
     port: int = 4222
     name: str = "hactl-embedded"
@@ -65,15 +103,18 @@ class ServerOptions:
             f'listen: "{self.host}:{self.port}"',
             f'server_name: "{self.name}"',
             f"max_payload: {self.max_payload}",
+            *self.auth.config_lines(self.data_dir),
         ]
         if self.jetstream:
             store = self.data_dir / "jetstream"
             lines.append(f'jetstream {{ store_dir: "{store}" }}')
         if self.cluster_port > 0:
-            routes = ", ".join(f'"{r}"' for r in self.routes)
+            routes = ", ".join(f'"{self.auth.route_url(r)}"' for r in self.routes)
             lines.append(
                 f'cluster {{ name: "{self.cluster_name}", '
-                f'listen: "{self.host}:{self.cluster_port}", routes: [{routes}] }}'
+                f'listen: "{self.host}:{self.cluster_port}", routes: [{routes}]\n  '
+                + "\n  ".join(self.auth.cluster_lines())
+                + "\n}"
             )
         return "\n".join(lines) + "\n"
 
@@ -112,7 +153,7 @@ class EmbeddedServer:
         data_dir = self.options.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         conf = data_dir / "nats-server.conf"
-        conf.write_text(self.options.config_text(), encoding="utf-8")
+        write_secret(conf, self.options.config_text().encode())  # the route password
         try:
             self._proc = subprocess.Popen(
                 [str(binary), "-c", str(conf)],

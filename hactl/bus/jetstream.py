@@ -18,7 +18,7 @@ from hactl.bus.client import Bus
 from hactl.errors import BusError, HactlError
 from hactl.log import get_logger
 from hactl.wire.envelope import MAX_EVENT_BYTES
-from hactl.wire.tags import STREAM_SUBJECTS
+from hactl.wire.tags import AUDIT_SUBJECTS, STREAM_SUBJECTS
 
 EVENTS_STREAM = "HACTL_EVENTS"
 log = get_logger("hactl.bus")
@@ -39,6 +39,9 @@ class StreamSettings:
     max_bytes: int = 1024**3
     replicas: int = 1
     duplicate_window_s: float = 120.0
+    #: a subject (one minion's one beacon) keeps at most this many events, so one identity
+    #: flooding its own subjects cannot push everyone else's history out by count
+    max_msgs_per_subject: int = 200_000
 
     def config(self) -> api.StreamConfig:
         """The JetStream stream config for these settings."""
@@ -54,23 +57,29 @@ class StreamSettings:
             num_replicas=self.replicas,
             duplicate_window=self.duplicate_window_s,
             discard=api.DiscardPolicy.OLD,
+            allow_direct=True,  # operators read history by direct get, never by a consumer
+            max_msgs_per_subject=self.max_msgs_per_subject,
         )
+
+
+async def _stream_info(bus: Bus, name: str) -> api.StreamInfo | None:
+    """The stream's info, None if it does not exist; waits out a cluster that just started."""
+    for attempt in range(10):  # a NATS cluster that just started may still elect its leader
+        try:
+            return await bus.js.stream_info(name)
+        except nats.js.errors.NotFoundError:
+            return None
+        except JETSTREAM_BUSY:
+            if attempt == 9:
+                raise BusError(bus.url, "JetStream is not enabled on this server") from None
+            await asyncio.sleep(0.3)
+    return None
 
 
 async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
     """Create the stream, or update it when its limits differ; idempotent."""
     wanted = settings.config()
-    info: api.StreamInfo | None = None
-    for attempt in range(10):  # a NATS cluster that just started may still elect its leader
-        try:
-            info = await bus.js.stream_info(settings.name)
-            break
-        except nats.js.errors.NotFoundError:
-            break
-        except JETSTREAM_BUSY:
-            if attempt == 9:
-                raise BusError(bus.url, "JetStream is not enabled on this server") from None
-            await asyncio.sleep(0.3)
+    info = await _stream_info(bus, settings.name)
     if info is None:
         try:
             return await bus.js.add_stream(wanted)
@@ -86,6 +95,8 @@ async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
         or have.max_msg_size != wanted.max_msg_size
         or have.duplicate_window != wanted.duplicate_window
         or have.num_replicas != wanted.num_replicas
+        or have.allow_direct != wanted.allow_direct
+        or have.max_msgs_per_subject != wanted.max_msgs_per_subject
     ):
         try:
             return await bus.js.update_stream(wanted)
@@ -94,6 +105,39 @@ async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
                 bus.url, f"cannot update stream {settings.name}: {exc.description}"
             ) from None
     return info
+
+
+AUDIT_STREAM = "HACTL_AUDIT"
+
+
+def audit_config(replicas: int = 1, max_age_s: float = 400 * 86400.0) -> api.StreamConfig:
+    """The audit trail: every person's action, kept ~13 months; nobody can delete or purge a
+    record (``deny_delete``/``deny_purge`` cannot be turned off later, and the permission
+    table denies every identity the stream's delete, purge, update and restore)."""
+    return api.StreamConfig(
+        name=AUDIT_STREAM,
+        description="hactl audit trail: hactl/audit/<identity key>/<action>",
+        subjects=list(AUDIT_SUBJECTS),
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        max_age=max_age_s,
+        max_msg_size=MAX_EVENT_BYTES + 4096,
+        num_replicas=replicas,
+        deny_delete=True,
+        deny_purge=True,
+        allow_direct=True,
+        discard=api.DiscardPolicy.OLD,
+    )
+
+
+async def ensure_audit_stream(bus: Bus, replicas: int = 1) -> None:
+    """Create the audit stream if it is missing (never updated: nobody may)."""
+    if await _stream_info(bus, AUDIT_STREAM) is not None:
+        return
+    try:
+        await bus.js.add_stream(audit_config(replicas))
+    except nats.js.errors.APIError as exc:
+        raise BusError(bus.url, f"cannot create stream {AUDIT_STREAM}: {exc.description}") from None
 
 
 async def kv_bucket(
@@ -106,7 +150,9 @@ async def kv_bucket(
         pass
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
         raise BusError(bus.url, "JetStream is not enabled on this server") from None
-    config = api.KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s, replicas=replicas)
+    config = api.KeyValueConfig(
+        bucket=bucket, history=history, ttl=ttl_s, replicas=replicas, direct=True
+    )
     for attempt in range(4):  # a fresh cluster may still be electing the bucket's raft group
         try:
             return await bus.js.create_key_value(config)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hactl.cli import apply, events, fire, lab, master, minion, misc, reactor
+from hactl.cli import apply, auth, events, fire, lab, master, minion, misc, reactor
 from hactl.config import DEFAULT_CONNECT_TIMEOUT, LogFormat, Settings, default_data_dir
 from hactl.log import configure
 
@@ -44,6 +44,22 @@ def root(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for NATS before giving up")
     ] = DEFAULT_CONNECT_TIMEOUT,
+    creds: Annotated[
+        Path | None,
+        typer.Option(
+            "--creds",
+            envvar="HACTL_CREDS",
+            help="Identity: nkey seed file from `hactl auth` (or a .creds file)",
+        ),
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option("--tls-ca", envvar="HACTL_TLS_CA", help="CA that signed the NATS servers"),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Client certificate (servers that ask)")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Its private key")] = None,
 ) -> None:
     """Global options."""
     if log_format not in ("json", "console", "auto"):
@@ -57,6 +73,10 @@ def root(
         log_format=fmt,
         verbosity=verbosity,
         connect_timeout=connect_timeout,
+        creds=creds,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
 
 
@@ -71,6 +91,7 @@ app.command()(apply.render)
 app.add_typer(events.app, name="events")
 app.add_typer(reactor.app, name="reactors")
 app.add_typer(lab.app, name="lab")
+app.add_typer(auth.app, name="auth")
 app.command()(reactor.status)
 
 

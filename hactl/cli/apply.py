@@ -15,7 +15,7 @@ from rich.table import Table
 
 from hactl.bus import Bus
 from hactl.cli.runner import fail, print_json, run, settings_of
-from hactl.config import resolve_nats_url
+from hactl.config import resolve_connection
 from hactl.errors import ConfigError, HactlError
 from master.apply import ApplyReport, MinionResult, apply_plans
 from master.states.compile import Plan, compile_tree
@@ -85,7 +85,7 @@ def apply(
     show = not as_json and sys.stderr.isatty()
 
     async def body() -> ApplyReport:
-        bus = await Bus.connect(resolve_nats_url(settings), name="hactl-apply",
+        bus = await Bus.connect(*resolve_connection(settings), name="hactl-apply",
                                 timeout=settings.connect_timeout)  # fmt: skip
         try:
             progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(),
@@ -97,6 +97,8 @@ def apply(
                 def done(_: MinionResult) -> None:
                     progress.advance(task)
 
+                await bus.audit("apply", {"targets": sorted(plans), "test": test,
+                                          "states": str(states)})  # fmt: skip
                 return await apply_plans(bus, plans, test=test, timeout=timeout, on_done=done)
         finally:
             await bus.close()

@@ -12,8 +12,9 @@ import typer
 from rich.console import Console
 
 from hactl.bus import EVENTS_STREAM, Bus
+from hactl.bus.jetstream import AUDIT_STREAM
 from hactl.cli.runner import print_json, run, settings_of
-from hactl.config import resolve_nats_url
+from hactl.config import resolve_connection
 from hactl.errors import UsageError
 from hactl.timeparse import parse_since
 from hactl.wire.envelope import Event
@@ -54,7 +55,7 @@ def tail(
         glob = TagGlob.parse(tag)
         start = parse_since(since, datetime.now(UTC)) if since else None
         bus = await Bus.connect(
-            resolve_nats_url(settings),
+            *resolve_connection(settings),
             name="hactl-tail",
             timeout=settings.connect_timeout,
             reconnect=True,
@@ -67,7 +68,8 @@ def tail(
         console = Console(highlight=True, soft_wrap=True) if sys.stdout.isatty() else None
         try:
             if start is not None:
-                await bus.replay(glob, start, on_event, EVENTS_STREAM)
+                stream = AUDIT_STREAM if glob.pattern.startswith("hactl/audit/") else EVENTS_STREAM
+                await bus.replay(glob, start, on_event, stream)
             else:
                 await bus.subscribe(glob, on_event)
             seen = 0

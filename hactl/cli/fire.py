@@ -9,7 +9,7 @@ import typer
 
 from hactl.bus import Bus
 from hactl.cli.runner import print_json, run, settings_of
-from hactl.config import resolve_nats_url
+from hactl.config import resolve_connection
 from hactl.errors import UsageError
 from hactl.wire.envelope import new_event
 from hactl.wire.tags import MASTER_ID, expected_origin, validate_tag
@@ -59,9 +59,11 @@ def fire(
         origin = minion or expected_origin(tag) or MASTER_ID
         event = new_event(tag, origin, data)
         bus = await Bus.connect(
-            resolve_nats_url(settings), name="hactl-fire", timeout=settings.connect_timeout
+            *resolve_connection(settings), name="hactl-fire", timeout=settings.connect_timeout
         )
         try:
+            if tag.startswith("hactl/event/"):  # a person's event: audited before it is sent
+                await bus.audit("fire", {"tag": tag, "id": event.id})
             seq = await bus.persist(event)
         finally:
             await bus.close()

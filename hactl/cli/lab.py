@@ -45,6 +45,8 @@ def up(
         fail(exc)
     typer.echo(f"lab up in {folder}; NATS {lab.nats_url}")
     typer.echo(f"  export HACTL_NATS={lab.nats_url}")
+    typer.echo(f"  export HACTL_CREDS={lab.auth_dir / 'creds' / (L.LAB_ADMIN + '.nk')}")
+    typer.echo(f"  export HACTL_TLS_CA={lab.auth_dir / 'ca.crt'}")
 
 
 @app.command("down")

@@ -6,18 +6,30 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from hactl.auth import store
+from hactl.auth.client import ClientAuth, for_identity
 from hactl.bus import Bus, StreamSettings
-from hactl.bus.embedded import EmbeddedServer, ServerOptions
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 from hactl.cli.runner import fail, run, settings_of
-from hactl.config import ENV_NATS, URL_FILE, UrlRecord, format_url_record, recorded_url
+from hactl.config import (
+    ENV_NATS,
+    LOCAL_ADMIN,
+    URL_FILE,
+    UrlRecord,
+    format_url_record,
+    recorded_url,
+    resolve_auth,
+)
 from hactl.errors import EmbeddedServerError, HactlError
 from hactl.log import get_logger
 from hactl.timeparse import parse_duration
+from hactl.wire.tags import MASTER_ID
 from master.hub import Hub
 from master.reactor.actions import REGISTRY, Settings
 from master.reactor.rules import load_rules
@@ -76,6 +88,7 @@ def master(
     server: EmbeddedServer | None = None
     record_path = settings.data_dir / URL_FILE
     try:
+        auth = None if not url else resolve_auth(settings)
         if not url:
             existing = recorded_url(settings.data_dir)
             if existing is not None:
@@ -83,15 +96,19 @@ def master(
                     f"a master (pid {existing.pid}) already runs an embedded server at "
                     f"{existing.url} for {settings.data_dir}; stop it or use another --data-dir"
                 )
+            auth_dir = embedded_auth(settings.data_dir, host)
+            auth = for_identity(auth_dir, MASTER_ID)
             candidate = EmbeddedServer(
-                ServerOptions(data_dir=settings.data_dir / "nats", host=host, port=port)
-            )
+                ServerOptions(data_dir=settings.data_dir / "nats", auth=ServerAuth(auth_dir),
+                              host=host, port=port)
+            )  # fmt: skip
             url = candidate.start()  # stops its own child if it fails
             server = candidate
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             tmp = record_path.with_suffix(".tmp")
             tmp.write_text(
-                format_url_record(UrlRecord(url, os.getpid(), server.pid)), encoding="utf-8"
+                format_url_record(UrlRecord(url, os.getpid(), server.pid, str(auth_dir))),
+                encoding="utf-8",
             )
             tmp.replace(record_path)
             log.info(
@@ -99,8 +116,10 @@ def master(
                 url=url,
                 server_pid=server.pid,
                 data_dir=str(settings.data_dir),
+                auth_dir=str(auth_dir),
             )
-        run(_serve(url, stream, settings.connect_timeout, reactor))
+        assert auth is not None
+        run(_serve(url, auth, stream, settings.connect_timeout, reactor))
     except HactlError as exc:
         fail(exc)
     finally:
@@ -111,10 +130,24 @@ def master(
             log.info("embedded_nats_stopped")
 
 
+def embedded_auth(data_dir: Path, host: str) -> Path:
+    """The embedded server's auth directory, created on first start: a CA, a certificate for
+    ``host`` and loopback, the ``master`` and a local ``admin`` identity (what the CLI on this
+    host uses). Later starts reuse it; ``hactl auth --dir`` manages it."""
+    root = data_dir / "auth"
+    if not (root / "identities.json").exists():
+        hosts = list(dict.fromkeys([host, "127.0.0.1", "localhost", socket.gethostname()]))
+        hosts = [h for h in hosts if h not in ("0.0.0.0", "::")]  # noqa: S104 - not a bind
+        store.init(root, nodes=[], masters=[MASTER_ID], admins=[LOCAL_ADMIN], operators=[],
+                   hosts=hosts)  # fmt: skip
+    return root
+
+
 async def _serve(
-    url: str, stream: StreamSettings, timeout: float, reactor: ReactorOptions | None
-) -> None:
-    bus = await Bus.connect(url, name="hactl-master", timeout=timeout, reconnect=True)
+    url: str, auth: ClientAuth, stream: StreamSettings, timeout: float,
+    reactor: ReactorOptions | None,
+) -> None:  # fmt: skip
+    bus = await Bus.connect(url, auth, name="hactl-master", timeout=timeout, reconnect=True)
     hub = Hub(bus, stream, ReactorRuntime(bus, reactor) if reactor is not None else None)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, hub.stop)

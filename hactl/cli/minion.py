@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from hactl.cli.runner import run, settings_of
-from hactl.config import resolve_nats_url
+from hactl.config import resolve_connection
 from minion.agent import Minion
 from minion.config import load_config
 
@@ -27,10 +27,10 @@ def minion(
 
     async def body() -> None:
         cfg = load_config(config, ident)
-        url = resolve_nats_url(settings)
+        url, auth = resolve_connection(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        await Minion(cfg, url, settings.connect_timeout).run(stop)
+        await Minion(cfg, url, auth, settings.connect_timeout).run(stop)
 
     run(body())

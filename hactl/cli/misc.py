@@ -13,7 +13,7 @@ from rich.table import Table
 from hactl import __version__
 from hactl.bus import Bus
 from hactl.cli.runner import print_json, run, settings_of
-from hactl.config import Settings, resolve_nats_url
+from hactl.config import Settings, resolve_connection
 from hactl.errors import CommandError, ConfigError, HactlError
 from hactl.wire.commands import CommandReply
 from hactl.wire.tags import MASTER_ID, validate_id
@@ -35,7 +35,7 @@ async def _ask(settings: Settings, target: str, cmd: str, wait: float) -> Comman
     while True:
         try:
             bus = await Bus.connect(
-                resolve_nats_url(settings), name="hactl-cli", timeout=settings.connect_timeout
+                *resolve_connection(settings), name="hactl-cli", timeout=settings.connect_timeout
             )
             try:
                 return await bus.request(target, cmd, timeout=max(1.0, settings.connect_timeout))

@@ -6,18 +6,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgpack
-import nats.js.errors
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from hactl.auth.perms import VIEW_BUCKET
 from hactl.bus import Bus
 from hactl.cli.runner import fail, print_json, run, settings_of
-from hactl.config import resolve_nats_url
+from hactl.config import Settings, resolve_connection
 from hactl.errors import BusError, HactlError
 from master.reactor.actions import REGISTRY
 from master.reactor.rules import load_rules
-from master.reactor.runtime import VIEW_BUCKET
 from master.reactor.view import ClusterView, parse_kv_key
 
 app = typer.Typer(help="Reactor rules.", no_args_is_help=True)
@@ -43,27 +42,23 @@ def check(
     typer.echo(f"{len(rules)} rule(s) OK")
 
 
-async def _read_view(url: str, timeout: float) -> ClusterView:
-    bus = await Bus.connect(url, name="hactl-status", timeout=timeout)
+async def _read_view(settings: Settings) -> ClusterView:
+    url, auth = resolve_connection(settings)
+    bus = await Bus.connect(url, auth, name="hactl-status", timeout=settings.connect_timeout)
     view = ClusterView()
     try:
         try:
-            kv = await bus.js.key_value(VIEW_BUCKET)
-        except nats.js.errors.BucketNotFoundError:
-            raise BusError(
-                url, "no cluster view yet (is a master with --reactors running?)"
-            ) from None
-        try:
-            keys = await kv.keys()
-        except nats.js.errors.NoKeysError:
-            keys = []
-        for key in keys:
+            values = await bus.read_bucket(VIEW_BUCKET)
+        except BusError as exc:
+            if "no KV bucket" in exc.detail:
+                raise BusError(
+                    url, "no cluster view yet (is a master with --reactors running?)"
+                ) from None
+            raise
+        for key, value in values.items():
             where = parse_kv_key(key)
-            if where is None:
-                continue
-            entry = await kv.get(key)
-            if entry.value:
-                view.set(*where, msgpack.unpackb(entry.value, raw=False))
+            if where is not None:
+                view.set(*where, msgpack.unpackb(value, raw=False))
     finally:
         await bus.close()
     return view
@@ -146,7 +141,7 @@ def status(
 ) -> None:
     """The cluster view the masters keep: VIP holders, HAProxy, Galera, RabbitMQ, minions."""
     settings = settings_of(ctx)
-    view = run(_read_view(resolve_nats_url(settings), settings.connect_timeout))
+    view = run(_read_view(settings))
     facts = view.facts()
     if as_json:
         print_json(facts)

@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hactl.auth import store
+from hactl.auth.client import ClientAuth, for_identity
+from hactl.auth.store import write_secret
+from hactl.bus.embedded import ServerAuth, ServerOptions
 from hactl.lab import daemons as d
 from hactl.lab.config import minion_yaml, pillar
 from hactl.lab.net import LabError, LabNet, exec_argv, ip
@@ -33,6 +37,10 @@ ROOT = Path(__file__).resolve().parents[2]
 HACTL = str(Path(sys.executable).parent / "hactl")
 NATS_SERVER = str(Path(sys.executable).parent / "nats-server")
 COMPONENTS = ("haproxy", "keepalived", "galera", "rabbitmq")
+LAB_ADMIN = "lab-admin"
+LAB_OPERATOR = "lab-operator"
+#: masters the lab and its tests may start (each its own identity)
+LAB_MASTERS = ("master", "master-b", "master-c")
 REQUIRED = {"haproxy": "haproxy", "keepalived": "keepalived", "galera": "mariadbd",
             "rabbitmq": "rabbitmq-server", "rsync": "rsync"}  # fmt: skip
 PACKAGES = "haproxy keepalived mariadb-server galera-4 rsync rabbitmq-server curl"
@@ -52,6 +60,21 @@ class Lab:
     def nats_url(self) -> str:
         """All three servers, for clients anywhere in the lab (root namespace included)."""
         return ",".join(f"nats://{self.net.address(n)}:4222" for n in self.net.nodes)
+
+    @property
+    def auth_dir(self) -> Path:
+        """The lab's identities, CA and server certificate (hactl/auth/store.py)."""
+        return self.dir / "auth"
+
+    def client_auth(self, name: str = LAB_ADMIN) -> ClientAuth:
+        """Credentials of a lab identity (default: the lab's admin)."""
+        return for_identity(self.auth_dir, name)
+
+    def cli_env(self, name: str = LAB_ADMIN) -> dict[str, str]:
+        """The environment a ``hactl`` command in the lab runs with, as identity ``name``."""
+        return {**os.environ, "HACTL_NATS": self.nats_url,
+                "HACTL_CREDS": str(self.auth_dir / "creds" / f"{name}.nk"),
+                "HACTL_TLS_CA": str(self.auth_dir / "ca.crt")}  # fmt: skip
 
     def node_dir(self, node: str) -> Path:
         """The node's folder."""
@@ -127,6 +150,7 @@ def up(folder: Path, nodes: int = 3, components: set[str] | None = None, subnet:
         lab.save()
         _step(lab, "network (guard route, hub bridge, namespaces)", t0, say)
         t = time.monotonic()
+        _auth(lab)
         _nats(lab)
         _step(lab, "NATS cluster (3 servers, JetStream)", t, say)
         t = time.monotonic()
@@ -154,21 +178,49 @@ def up(folder: Path, nodes: int = 3, components: set[str] | None = None, subnet:
     return lab
 
 
+def _auth(lab: Lab) -> None:
+    """Identities for every node, the masters, a lab admin and a lab operator; one server
+    certificate for the three node addresses."""
+    net = lab.net
+    if not (lab.auth_dir / "identities.json").exists():
+        store.init(lab.auth_dir, nodes=list(net.nodes), masters=list(LAB_MASTERS),
+                   admins=[LAB_ADMIN], operators=[LAB_OPERATOR],
+                   hosts=[*(net.address(n) for n in net.nodes), "127.0.0.1"])  # fmt: skip
+
+
+def _nats_argv(lab: Lab, node: str) -> list[str]:
+    """One server of the lab's cluster: auth, TLS, authenticated mutual-TLS routes, all in a
+    0600 config file (no credential on a command line)."""
+    net = lab.net
+    options = ServerOptions(
+        data_dir=lab.node_dir(node) / "nats", auth=ServerAuth(lab.auth_dir),
+        host=net.address(node), port=4222, name=node, cluster_port=6222,
+        routes=tuple(f"{net.address(n)}:6222" for n in net.nodes), cluster_name="hactl-lab",
+    )  # fmt: skip
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    conf = options.data_dir / "nats-server.conf"
+    write_secret(conf, options.config_text().encode())
+    return exec_argv(net, node, [NATS_SERVER, "-c", str(conf)])
+
+
 def _nats(lab: Lab) -> None:
     net = lab.net
-    routes = ",".join(f"nats://{net.address(n)}:6222" for n in net.nodes)
     for n in net.nodes:
-        store = lab.node_dir(n) / "nats"
-        store.mkdir(parents=True, exist_ok=True)
-        argv = exec_argv(net, n, [NATS_SERVER, "-n", n, "-a", net.address(n), "-p", "4222", "-js",
-                                  "-sd", str(store), "--cluster_name", "hactl-lab", "--cluster",
-                                  f"nats://{net.address(n)}:6222", "--routes", routes])  # fmt: skip
-        lab.pids[f"nats:{n}"] = d.spawn(argv, lab.node_dir(n) / "nats.log")
+        lab.pids[f"nats:{n}"] = d.spawn(_nats_argv(lab, n), lab.node_dir(n) / "nats.log")
     lab.save()
     for n in net.nodes:
         d.wait_for(
             lambda n=n: "Server is ready" in _read(lab.node_dir(n) / "nats.log"), 20, f"NATS on {n}"
         )
+
+
+def reload_nats(lab: Lab) -> None:
+    """SIGHUP every lab NATS server: they re-read the authorization block (after ``hactl auth
+    revoke`` or ``rotate`` on the lab's auth directory)."""
+    for n in lab.net.nodes:
+        pid = lab.pids.get(f"nats:{n}")
+        if pid and d.alive(pid):
+            os.kill(pid, signal.SIGHUP)
 
 
 def _read(path: Path) -> str:
@@ -184,7 +236,7 @@ def _hactl(lab: Lab) -> None:
         (lab.dir / secret).write_text(os.urandom(9).hex() + "\n")
         (lab.dir / secret).chmod(0o600)
     (lab.dir / "lab-pillar.yaml").write_text(pillar(net, lab.dir, lab.components))
-    env = {**os.environ, "HACTL_NATS": lab.nats_url}
+    env = lab.cli_env("master")
     replicas = str(min(3, len(net.nodes)))
     master = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "master",
               "--replicas", replicas,
@@ -200,15 +252,16 @@ def _hactl(lab: Lab) -> None:
         (nd / "minion.yaml").write_text(minion_yaml(net, lab.dir, n, lab.components))
         argv = exec_argv(net, n, [HACTL, "--nats", lab.nats_url, "--log-format", "json", "minion",
                                   "--config", str(nd / "minion.yaml")])  # fmt: skip
-        lab.pids[f"minion:{n}"] = d.spawn(argv, nd / "minion.log", env)
+        lab.pids[f"minion:{n}"] = d.spawn(argv, nd / "minion.log", lab.cli_env(n))
         ports = [str(p) for p in d.API_PORTS]
         stand = exec_argv(net, n, [sys.executable, "-m", "hactl.lab.standin", "--bind",
                                    net.address(n), "--name", n, *ports])  # fmt: skip
-        lab.pids[f"standin:{n}"] = d.spawn(stand, nd / "standin.log", env)
+        lab.pids[f"standin:{n}"] = d.spawn(stand, nd / "standin.log")
     lab.save()
     for n in net.nodes:
         res = subprocess.run([HACTL, "--nats", lab.nats_url, "ping", n, "--wait", "30"],
-                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+                             capture_output=True, text=True, timeout=60, check=False,
+                             env=lab.cli_env())  # fmt: skip
         if res.returncode != 0:
             raise LabError(f"minion {n} does not answer: {res.stderr.strip()}")
 
@@ -216,7 +269,8 @@ def _hactl(lab: Lab) -> None:
 def _apply(lab: Lab, say: Any) -> None:
     res = subprocess.run([HACTL, "--nats", lab.nats_url, "apply", str(ROOT / "states"), "--pillar",
                           str(lab.dir / "lab-pillar.yaml"), "--timeout", "120"],
-                         capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+                         capture_output=True, text=True, timeout=300, check=False,
+                         env=lab.cli_env())  # fmt: skip
     (lab.dir / "apply.log").write_text(res.stdout + res.stderr)
     if res.returncode != 0:
         failed = [line for line in res.stdout.splitlines() if "FAILED" in line][:3]
@@ -335,22 +389,17 @@ def start_rabbit(lab: Lab, node: str) -> None:
 
 def start_nats(lab: Lab, node: str) -> None:
     """(Re)start one NATS server of the cluster (same store, same routes)."""
-    net = lab.net
-    routes = ",".join(f"nats://{net.address(n)}:6222" for n in net.nodes)
     log = lab.node_dir(node) / "nats.log"
     mark = len(_read(log))
-    argv = exec_argv(net, node, [NATS_SERVER, "-n", node, "-a", net.address(node), "-p", "4222",
-                                 "-js", "-sd", str(lab.node_dir(node) / "nats"), "--cluster_name",
-                                 "hactl-lab", "--cluster", f"nats://{net.address(node)}:6222",
-                                 "--routes", routes])  # fmt: skip
-    lab.pids[f"nats:{node}"] = d.spawn(argv, log)
+    lab.pids[f"nats:{node}"] = d.spawn(_nats_argv(lab, node), log)
     lab.save()
     d.wait_for(lambda: "Server is ready" in _read(log)[mark:], 20, f"NATS on {node}")
 
 
 def start_master(lab: Lab, name: str) -> int:
-    """Another master (root namespace), recorded as ``name`` so ``down`` ends it too."""
-    env = {**os.environ, "HACTL_NATS": lab.nats_url}
+    """Another master (root namespace), recorded as ``name`` so ``down`` ends it too; ``name``
+    is one of :data:`LAB_MASTERS` (its identity)."""
+    env = lab.cli_env(name)
     argv = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "master",
             "--replicas", str(min(3, len(lab.net.nodes))),
             "--reactors", str(ROOT / "reactors"), "--ack-wait", "5s",

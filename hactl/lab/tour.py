@@ -48,7 +48,9 @@ def _say(text: str) -> None:
 
 async def tour(lab: L.Lab) -> None:
     """The four scenes."""
-    bus = await Bus.connect(lab.nats_url, name="hactl-tour", timeout=5, reconnect=True)
+    bus = await Bus.connect(
+        lab.nats_url, lab.client_auth(), name="hactl-tour", timeout=5, reconnect=True
+    )
 
     async def on_decision(e: Event) -> None:
         rule, what = e.tag.split("/")[2:4]
@@ -82,7 +84,7 @@ async def tour(lab: L.Lab) -> None:
         )
         await asyncio.to_thread(subprocess.run, [L.HACTL, "--nats", lab.nats_url, "-q", "apply", str(L.ROOT / "states"),
                                                  "--target", holder, "--pillar", str(lab.dir / "lab-pillar.yaml")],
-                                capture_output=True, timeout=120)  # fmt: skip
+                                capture_output=True, timeout=120, env=lab.cli_env())  # fmt: skip
         back = await _until(
             lambda: all(
                 v == "UP"

@@ -13,6 +13,7 @@ hactl/job/<jid>/new                   master                      4
 hactl/job/<jid>/ret/<id>              minion <id>                 5
 hactl/reactor/<rule>/fired|done|failed|suppressed  master         4
 hactl/event/<anything...>             anyone (operator events)    >= 3
+hactl/audit/<key>/<action>           the person with nkey <key>  4
 ====================================  ==========================  =====================
 
 Commands travel on ``hactl.cmd.<id>`` (request/reply) and are not events: they are deliberately
@@ -44,10 +45,17 @@ _GLOB_LEVEL = re.compile(r"^[A-Za-z0-9_\-*?\[\]!]{1,64}$")
 
 MINION_EVENTS = frozenset({"start", "heartbeat", "stop", "lost"})
 REACTOR_EVENTS = frozenset({"fired", "done", "failed", "suppressed"})
-KINDS = ("minion", "beacon", "job", "reactor", "event")
+KINDS = ("minion", "beacon", "job", "reactor", "event", "audit")
+#: The beacons a minion may publish (its NATS permissions name each one; the minion's beacon
+#: registry must match, a unit test checks it).
+BEACON_KINDS = ("vrrp", "haproxy", "service", "galera", "rabbitmq")
 
-#: Subjects the HACTL_EVENTS stream captures: every event kind, and nothing else.
-STREAM_SUBJECTS = tuple(f"{ROOT}.{kind}.>" for kind in KINDS)
+#: Subjects the HACTL_EVENTS stream captures: every event kind but the audit trail (which has
+#: its own stream that nobody may purge), and nothing else.
+STREAM_SUBJECTS = tuple(f"{ROOT}.{kind}.>" for kind in KINDS if kind != "audit")
+#: Subjects of the HACTL_AUDIT stream: ``hactl/audit/<nkey public key>/<action>``; only the
+#: identity holding that key may publish there, so the subject names who did it.
+AUDIT_SUBJECTS = (f"{ROOT}.audit.>",)
 #: Subject prefix for request/reply commands: ``hactl.cmd.<id>``.
 COMMAND_PREFIX = f"{ROOT}.cmd."
 
@@ -101,6 +109,9 @@ def validate_tag(tag: str) -> str:
     elif kind == "reactor":
         if n != 4 or levels[3] not in REACTOR_EVENTS:
             raise TagError(tag, "expected hactl/reactor/<rule>/" + "|".join(sorted(REACTOR_EVENTS)))
+    elif kind == "audit":
+        if n != 4:
+            raise TagError(tag, "expected hactl/audit/<identity key>/<action>")
     elif kind != "event":
         raise TagError(tag, f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
     return tag
@@ -118,6 +129,8 @@ def expected_origin(tag: str) -> str | None:
         return levels[4] if levels[3] == "ret" else MASTER_ID
     if kind == "reactor":
         return MASTER_ID
+    if kind == "audit":
+        return levels[2]
     return None
 
 

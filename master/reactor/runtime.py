@@ -31,6 +31,13 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
+from hactl.auth.perms import (
+    LEASE_BUCKET,
+    LOCK_BUCKET,
+    REACTOR_CONSUMER,
+    REACTOR_DELIVER,
+    VIEW_BUCKET,
+)
 from hactl.bus import EVENTS_STREAM, Bus, kv_bucket
 from hactl.bus.jetstream import patient
 from hactl.errors import DecodeError, HactlError
@@ -45,10 +52,7 @@ from master.reactor.rules import Rule, load_rules
 from master.reactor.view import ClusterView, kv_key, parse_kv_key
 
 log = get_logger("hactl.reactor")
-CONSUMER = "hactl-reactor"
-VIEW_BUCKET = "HACTL_CLUSTER"
-LEASE_BUCKET = "HACTL_LEASES"
-LOCK_BUCKET = "HACTL_LOCKS"
+CONSUMER = REACTOR_CONSUMER
 LOCK_TTL = 15.0  # a held lock is re-put every 5 s; a dead master's lock expires by itself
 
 
@@ -169,7 +173,7 @@ class ReactorRuntime:
         config = api.ConsumerConfig(
             durable_name=CONSUMER, deliver_group=CONSUMER, ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self.options.ack_wait, max_ack_pending=self.options.max_ack_pending,
-            deliver_policy=api.DeliverPolicy.NEW,
+            deliver_policy=api.DeliverPolicy.NEW, deliver_subject=REACTOR_DELIVER,
         )  # fmt: skip
 
         async def bind() -> Any:
@@ -178,23 +182,29 @@ class ReactorRuntime:
                 manual_ack=True, cb=self._on_msg, pending_msgs_limit=200_000,
             )  # fmt: skip
 
+        await self._update_consumer()  # an existing consumer keeps its old settings otherwise
         try:
             self._sub = await patient(bind, f"reactor: binding consumer {CONSUMER}")
         except nats.js.errors.Error as exc:
             raise HactlError(f"reactor: cannot bind consumer {CONSUMER}: {exc}") from None
-        await self._update_consumer()  # an existing consumer keeps its old settings otherwise
 
     async def _update_consumer(self) -> None:
-        """Make the shared consumer unfiltered (older hactl asked for filter subjects) and
-        use our ack settings."""
+        """Make an existing shared consumer unfiltered (older hactl asked for filter subjects),
+        deliver to the fixed subject every master may bind, and use our ack settings."""
         try:
-            info = await self.bus.js.consumer_info(EVENTS_STREAM, CONSUMER)
+            info = await patient(lambda: self.bus.js.consumer_info(EVENTS_STREAM, CONSUMER),
+                                 f"reactor: reading consumer {CONSUMER}")  # fmt: skip
+        except nats.js.errors.NotFoundError:
+            return  # created by the bind
+        try:
             config = info.config
             if (not config.filter_subjects and not config.filter_subject
+                    and config.deliver_subject == REACTOR_DELIVER
                     and config.ack_wait == self.options.ack_wait
                     and config.max_ack_pending == self.options.max_ack_pending):  # fmt: skip
                 return
             config.filter_subjects, config.filter_subject = None, None
+            config.deliver_subject = REACTOR_DELIVER
             config.ack_wait, config.max_ack_pending = (
                 self.options.ack_wait,
                 self.options.max_ack_pending,

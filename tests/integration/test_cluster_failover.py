@@ -13,23 +13,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hactl.bus import EVENTS_STREAM, Bus, StreamSettings, ensure_stream
-from hactl.bus.embedded import EmbeddedServer, ServerOptions
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 from hactl.errors import BusError
 from hactl.wire.envelope import new_event
 from minion.outbox import Outbox
+from tests.integration.conftest import NatsHandle
 from tests.integration.daemons import free_port
 from tests.integration.test_minion_outage import _stored
 
 EVENTS = 200
 
 
-def _cluster(tmp: Path) -> list[EmbeddedServer]:
+def _cluster(tmp: Path, auth_dir: Path) -> list[EmbeddedServer]:
     ports = [free_port() for _ in range(3)]
     routes = tuple(f"nats://127.0.0.1:{p}" for p in ports)
     return [
         EmbeddedServer(
             ServerOptions(
                 data_dir=tmp / f"n{i}",
+                auth=ServerAuth(auth_dir),
                 port=-1,
                 name=f"n{i}",
                 cluster_port=p,
@@ -51,12 +53,14 @@ async def _leader(bus: Bus) -> str:
     raise AssertionError("the stream never got a leader")
 
 
-async def test_outbox_survives_the_stream_leader_being_killed(tmp_path: Path) -> None:
+async def test_outbox_survives_the_stream_leader_being_killed(
+    tmp_path: Path, nats: NatsHandle
+) -> None:
     """kill -9 the server leading the R3 stream mid-flow: every queued event is stored once."""
-    servers = _cluster(tmp_path)
+    servers = _cluster(tmp_path, nats.auth_dir)
     try:
         urls = await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
-        admin = await Bus.connect(",".join(urls), name="test-admin", timeout=10)
+        admin = await Bus.connect(",".join(urls), nats.auth("admin"), name="test-admin", timeout=10)
         try:
             for attempt in range(50):  # the meta group elects its leader first
                 try:
@@ -71,7 +75,9 @@ async def test_outbox_survives_the_stream_leader_being_killed(tmp_path: Path) ->
         victim = next(s for s in servers if s.options.name == leader)
         # the minion talks to the leader's server first, as the unlucky node in the lab did
         order = [victim.url] + [u for u in urls if u != victim.url]
-        bus = await Bus.connect(",".join(order), name="test-minion", timeout=5, reconnect=True)
+        bus = await Bus.connect(
+            ",".join(order), nats.auth(), name="test-minion", timeout=5, reconnect=True
+        )
         outbox = Outbox(10_000)
         outbox.attach(bus)
         sender = asyncio.create_task(outbox.run())
@@ -91,7 +97,7 @@ async def test_outbox_survives_the_stream_leader_being_killed(tmp_path: Path) ->
             await bus.close()
 
         survivors = ",".join(u for u in urls if u != victim.url)
-        got = await _stored(survivors, since, "hactl/minion/fo1/heartbeat", EVENTS)
+        got = await _stored(survivors, since, "hactl/minion/fo1/heartbeat", EVENTS, nats.auth())
         assert [e.data["n"] for e in got] == list(range(EVENTS)), "all stored, once, in order"
         assert outbox.dropped == 0
     finally:

@@ -31,7 +31,7 @@ async def _next(q: asyncio.Queue[Event], pred: object, timeout: float = 15.0) ->
 async def test_galera_crash_position_and_bootstrap(nats: NatsHandle) -> None:
     """Crash -> beacon reports the grastate; position recovered; stale plan refused; bootstrap."""
     node = await asyncio.to_thread(galera.GaleraNode)
-    bus = await Bus.connect(nats.url, name="test-galera")
+    bus = await Bus.connect(nats.url, nats.auth(), name="test-galera")
     stop = asyncio.Event()
     task: asyncio.Task[None] | None = None
     try:
@@ -55,7 +55,7 @@ galera: {{defaults_file: {node.cnf}, datadir: {node.datadir}, socket: {node.sock
 """,
             "test",
         )
-        task = asyncio.create_task(Minion(conf, nats.url).run(stop))
+        task = asyncio.create_task(Minion(conf, nats.url, nats.auth()).run(stop))
         await _until_serving(bus, "itg1")
         first = await _next(events, lambda i: i["running"])
         local = first.data["items"]["local"]

@@ -68,7 +68,7 @@ async def rig(nats: NatsHandle, tmp_path: Path) -> AsyncIterator[Rig]:
     cfg = etc / "haproxy.cfg"
     cfg.write_text(haproxy_config(sock, free_port(), {n: b.port for n, b in web.items()}))
     proxy = Haproxy(cfg)
-    bus = await Bus.connect(nats.url, name="test-minion-haproxy")
+    bus = await Bus.connect(nats.url, nats.auth(), name="test-minion-haproxy")
     stop = asyncio.Event()
     task: asyncio.Task[None] | None = None
     try:
@@ -92,7 +92,7 @@ beacons:
 """,
             "test",
         )
-        minion = Minion(conf, nats.url)
+        minion = Minion(conf, nats.url, nats.auth())
         task = asyncio.create_task(minion.run(stop))
         await _until_serving(bus, "itm1")
         yield Rig(sock, cfg, web, minion, events, bus)

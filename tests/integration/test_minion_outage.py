@@ -10,17 +10,19 @@ from typing import Any
 
 import pytest
 
+from hactl.auth.client import ClientAuth
 from hactl.bus import EVENTS_STREAM, Bus, StreamSettings, ensure_stream
-from hactl.bus.embedded import EmbeddedServer, ServerOptions
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 from hactl.errors import MinionFailed
 from hactl.wire.envelope import Event
 from minion.agent import Minion
 from minion.config import parse_config
+from tests.integration.conftest import NatsHandle
 from tests.integration.daemons import Backend
 from tests.integration.test_minion_haproxy import _until_serving
 
 
-async def _stored(url: str, since: datetime, tag: str, want: int) -> list[Event]:
+async def _stored(url: str, since: datetime, tag: str, want: int, auth: ClientAuth) -> list[Event]:
     """Events stored in the stream under ``tag`` since ``since`` (waits for ``want`` of them)."""
     got: list[Event] = []
     done = asyncio.Event()
@@ -30,7 +32,7 @@ async def _stored(url: str, since: datetime, tag: str, want: int) -> list[Event]
         if len(got) >= want:
             done.set()
 
-    bus = await Bus.connect(url, name="test-outage-reader", timeout=5)
+    bus = await Bus.connect(url, auth, name="test-outage-reader", timeout=5)
     try:
         await bus.replay(tag, since, on_event, EVENTS_STREAM)
         with contextlib.suppress(TimeoutError):
@@ -41,24 +43,24 @@ async def _stored(url: str, since: datetime, tag: str, want: int) -> list[Event]
         await bus.close()
 
 
-async def _server(data: Path, port: int) -> tuple[EmbeddedServer, str]:
-    server = EmbeddedServer(ServerOptions(data_dir=data, port=port))
+async def _server(data: Path, port: int, auth_dir: Path) -> tuple[EmbeddedServer, str]:
+    server = EmbeddedServer(ServerOptions(data_dir=data, auth=ServerAuth(auth_dir), port=port))
     return server, await asyncio.to_thread(server.start)
 
 
-async def test_events_during_outage_are_flushed_in_order(tmp_path: Path) -> None:
+async def test_events_during_outage_are_flushed_in_order(tmp_path: Path, nats: NatsHandle) -> None:
     """Three backends die while NATS is down; once it is back all three are stored, in order."""
     web = [Backend() for _ in range(3)]
     endpoints = ", ".join(
         f"{{name: b{i}, url: 'tcp://127.0.0.1:{b.port}'}}" for i, b in enumerate(web)
     )
-    server, url = await _server(tmp_path / "js", -1)
+    server, url = await _server(tmp_path / "js", -1, nats.auth_dir)
     port = int(url.rsplit(":", 1)[1])
     stop = asyncio.Event()
     task: asyncio.Task[None] | None = None
     minion: Minion | None = None
     try:
-        admin = await Bus.connect(url, name="test-outage", timeout=5)
+        admin = await Bus.connect(url, nats.auth("admin"), name="test-outage", timeout=5)
         await ensure_stream(admin, StreamSettings())
         conf = parse_config(
             f"""
@@ -71,7 +73,7 @@ beacons:
 """,
             "test",
         )
-        minion = Minion(conf, url)
+        minion = Minion(conf, url, nats.auth())
         task = asyncio.create_task(minion.run(stop))
         await _until_serving(admin, "ito1")
         await admin.close()
@@ -85,9 +87,11 @@ beacons:
         assert len(minion.outbox.queue) >= 3, "changes are buffered, not lost"
         assert minion.outbox.dropped == 0
 
-        server, url = await _server(tmp_path / "js", port)  # back, same port, same store
+        server, url = await _server(
+            tmp_path / "js", port, nats.auth_dir
+        )  # back, same port, same store
         assert await minion.outbox.drain(20), "the outbox flushes after reconnect"
-        events = await _stored(url, since, "hactl/beacon/ito1/service", 3)
+        events = await _stored(url, since, "hactl/beacon/ito1/service", 3, nats.auth())
         changed = [c["item"] for e in events for c in e.data["changes"]]
         assert changed == ["b0", "b1", "b2"], [e.data["changes"] for e in events]
         ids = [e.id for e in events]
@@ -103,7 +107,7 @@ beacons:
                 b.stop()
 
 
-async def test_full_outbox_drops_oldest_and_counts(tmp_path: Path) -> None:
+async def test_full_outbox_drops_oldest_and_counts(tmp_path: Path, nats: NatsHandle) -> None:
     """A 2-event buffer with NATS never reachable drops the oldest events and counts them."""
     web = [Backend() for _ in range(4)]
     endpoints = ", ".join(
@@ -120,7 +124,7 @@ beacons:
 """,
         "test",
     )
-    minion = Minion(conf, "nats://127.0.0.1:1", connect_timeout=0.5)
+    minion = Minion(conf, "nats://127.0.0.1:1", nats.auth(), connect_timeout=0.5)
     stop = asyncio.Event()
     task = asyncio.create_task(minion.run(stop))
     try:
@@ -138,10 +142,10 @@ beacons:
             await asyncio.wait_for(task, 10)
 
 
-async def test_a_dead_task_stops_the_minion_loudly() -> None:
+async def test_a_dead_task_stops_the_minion_loudly(nats: NatsHandle) -> None:
     """A task that must run forever ends: the minion exits (MinionFailed, exit 1), never lingers."""
     conf = parse_config("id: ito3\nheartbeat_interval: 0.05\nbeacons: {}\n", "test")
-    minion = Minion(conf, "nats://127.0.0.1:1", connect_timeout=0.5)
+    minion = Minion(conf, "nats://127.0.0.1:1", nats.auth(), connect_timeout=0.5)
 
     real_grains = minion.grains
     calls: list[int] = []

@@ -138,7 +138,7 @@ async def test_vrrp_transitions_reach_the_bus(nats: NatsHandle, netns: str, tmp_
         ).returncode
         == 0
     )
-    bus = await Bus.connect(nats.url, name="test-vrrp")
+    bus = await Bus.connect(nats.url, nats.auth(), name="test-vrrp")
     events: asyncio.Queue[tuple[float, Event]] = asyncio.Queue()
 
     async def on_event(e: Event) -> None:
@@ -155,7 +155,7 @@ beacons:
 """,
         "test",
     )
-    minion = Minion(cfg, nats.url)
+    minion = Minion(cfg, nats.url, nats.auth())
     task = asyncio.create_task(minion.run(stop))
     keepalived: subprocess.Popen[bytes] | None = None
     try:

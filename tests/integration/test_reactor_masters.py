@@ -14,8 +14,9 @@ import nats.js.errors
 from nats.js import api
 
 from hactl.bus import EVENTS_STREAM, Bus, StreamSettings, ensure_stream
-from hactl.bus.embedded import EmbeddedServer, ServerOptions
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 from hactl.wire.envelope import Event, decode, new_event
+from tests.integration.conftest import NatsHandle
 from tests.integration.procs import Proc
 
 N = 10_000
@@ -56,15 +57,17 @@ async def _stored(bus: Bus, subject: str) -> list[Event]:
         await sub.unsubscribe()
 
 
-async def test_kill_one_master_mid_burst_exactly_once(tmp_path: Path) -> None:
+async def test_kill_one_master_mid_burst_exactly_once(tmp_path: Path, nats: NatsHandle) -> None:
     """10,000 events, two masters, one killed -9 midway: 10,000 done, one per event."""
     rules = tmp_path / "reactors"
     rules.mkdir()
     (rules / "burst.yaml").write_text(RULE)
-    server = EmbeddedServer(ServerOptions(data_dir=tmp_path / "nats", port=-1))
+    server = EmbeddedServer(
+        ServerOptions(data_dir=tmp_path / "nats", auth=ServerAuth(nats.auth_dir), port=-1)
+    )
     url = await asyncio.to_thread(server.start)
     masters: list[Proc] = []
-    bus = await Bus.connect(url, name="test-burst", timeout=5)
+    bus = await Bus.connect(url, nats.auth(), name="test-burst", timeout=5)
     try:
         await ensure_stream(bus, StreamSettings())
         args = ["--nats", url, "--log-format", "json", "master", "--reactors", str(rules),

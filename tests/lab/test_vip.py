@@ -73,7 +73,8 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
     t1 = time.monotonic()
     res = subprocess.run([L.HACTL, "--nats", lab.nats_url, "apply", ROOT_STATES, "--target",
                           holder, "--pillar", str(lab.dir / "lab-pillar.yaml")],
-                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+                         capture_output=True, text=True, timeout=120, check=False,
+                         env=lab.cli_env())  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     t_ready = wait_until(
         lambda: all(v == "UP" for n in lab.net.nodes for v in _servers_of(lab, n, holder).values()),

@@ -1,0 +1,1 @@
+"""Identities, the permission table, credentials and TLS for the NATS bus."""

@@ -1,0 +1,188 @@
+"""The one permission table: what each hactl identity may publish and subscribe on NATS.
+
+Pure data and pure functions (no I/O): :func:`permissions` gives the nats-server permission map
+of one identity, :func:`render_authorization` the ``authorization { users = [...] }`` block of a
+whole deployment. The embedded server, the lab, ``hactl auth export`` and the tests all render
+from here; a grant that is not in this file does not exist (docs/security.md explains each row).
+
+Identities (``Identity.kind``):
+
+- ``minion``: one per node. Publishes only its own events (the fixed beacon and lifecycle
+  subjects, and job returns), replies to the commands it receives, subscribes only to
+  ``hactl.cmd.<id>`` and its own inbox. No JetStream API at all: a JetStream publish is a core
+  publish whose PubAck comes back to the inbox.
+- ``master``: the reactor. Commands, the view/lease/lock buckets, the event stream and its
+  consumers; never the audit stream's delete/purge/update, never a person's audit subject.
+- ``admin`` (a person): what ``hactl apply`` needs -- commands, job events, the JetStream API
+  with the same denials as a master, and its own audit subject.
+- ``operator`` (a person): reads events live and from the stream (direct get: no consumer, so
+  it cannot make the server deliver onto any subject of its choosing through one), reads the
+  view, fires ``hactl/event/...``, writes its own audit subject. Nothing on ``hactl.cmd.*``.
+
+Every identity's replies arrive on an inbox prefix derived from its public key
+(:func:`inbox_prefix`), and only that identity may subscribe there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from hactl.errors import ConfigError
+from hactl.wire.tags import BEACON_KINDS, COMMAND_PREFIX, MASTER_ID
+
+EVENTS_STREAM = "HACTL_EVENTS"
+AUDIT_STREAM = "HACTL_AUDIT"  # (hactl/bus/jetstream.py creates it)
+AUDIT_PREFIX = "hactl.audit"
+VIEW_BUCKET = "HACTL_CLUSTER"
+LEASE_BUCKET = "HACTL_LEASES"
+LOCK_BUCKET = "HACTL_LOCKS"
+REACTOR_CONSUMER = "hactl-reactor"
+#: The shared push consumer's fixed deliver subject: every master may bind it (an inbox of
+#: the first master would lock the others out).
+REACTOR_DELIVER = "_HACTL.reactor"
+INBOX_ROOT = "_HI"
+
+KINDS = ("minion", "master", "admin", "operator")
+PERSON_ROLES = ("operator", "admin")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PUBKEY = re.compile(r"U[A-Z2-7]{55}")
+
+# what must never be done to the audit trail, by anyone
+_AUDIT_GUARD = (
+    *(
+        f"$JS.API.STREAM.{verb}.{AUDIT_STREAM}"
+        for verb in ("DELETE", "PURGE", "UPDATE", "MSG.DELETE")
+    ),
+    "$JS.API.STREAM.RESTORE.>",
+    "$JS.API.STREAM.SNAPSHOT.>",
+)
+# event kinds the view and the operators read (never commands)
+_EVENT_SUBJECTS = tuple(f"hactl.{k}.>" for k in ("minion", "beacon", "job", "reactor", "event"))
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """One authenticated principal: ``kind`` (see :data:`KINDS`), a unique ``name`` (the
+    minion id for minions) and its nkey public key."""
+
+    kind: str
+    name: str
+    public_key: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"identity {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+        if not _NAME.fullmatch(self.name):
+            raise ConfigError(f"identity name {self.name!r}: 1-64 characters of [A-Za-z0-9_-]")
+        if self.kind == "minion" and self.name == MASTER_ID:
+            raise ConfigError(f"a minion cannot be called {MASTER_ID!r}")
+        if not _PUBKEY.fullmatch(self.public_key):
+            raise ConfigError(f"identity {self.name!r}: not an nkey user public key")
+
+    @property
+    def label(self) -> str:
+        """``minion:ctl1``, ``admin:alice``."""
+        return f"{self.kind}:{self.name}"
+
+
+def inbox_prefix(public_key: str) -> str:
+    """The inbox prefix of the identity with this public key: replies to it arrive under
+    ``<prefix>.>`` and nobody else may subscribe there."""
+    return f"{INBOX_ROOT}.{public_key}"
+
+
+def _js(*parts: str) -> str:
+    return "$JS.API." + ".".join(parts)
+
+
+def _minion(ident: Identity) -> dict[str, Any]:
+    n = ident.name
+    publish = [f"hactl.beacon.{n}.{b}" for b in BEACON_KINDS]
+    publish += [f"hactl.minion.{n}.{e}" for e in ("start", "heartbeat", "stop")]
+    publish.append(f"hactl.job.*.ret.{n}")
+    return {
+        "publish": {"allow": publish},
+        "subscribe": {"allow": [f"{COMMAND_PREFIX}{n}", f"{inbox_prefix(ident.public_key)}.>"]},
+        "allow_responses": True,
+    }
+
+
+def _operator(ident: Identity) -> dict[str, Any]:
+    publish = [
+        "hactl.event.>",
+        f"{AUDIT_PREFIX}.{ident.public_key}.>",
+        _js("INFO"),
+        _js("STREAM.INFO", EVENTS_STREAM),
+        _js("DIRECT.GET", EVENTS_STREAM),
+        _js("STREAM.INFO", f"KV_{VIEW_BUCKET}"),
+        _js("DIRECT.GET", f"KV_{VIEW_BUCKET}"),
+        _js("STREAM.INFO", AUDIT_STREAM),
+        _js("DIRECT.GET", AUDIT_STREAM),
+    ]
+    subscribe = [*_EVENT_SUBJECTS, f"{AUDIT_PREFIX}.>", f"{inbox_prefix(ident.public_key)}.>"]
+    return {"publish": {"allow": publish}, "subscribe": {"allow": subscribe}}
+
+
+def _manager(ident: Identity) -> dict[str, Any]:
+    """Masters and admins: commands and the JetStream API, less the audit trail's destruction.
+    Neither may publish a minion's own events (that would forge a beacon)."""
+    publish = [
+        f"{COMMAND_PREFIX}>",
+        "hactl.job.*.new",
+        "hactl.event.>",
+        "$JS.API.>",
+        f"$JS.ACK.{EVENTS_STREAM}.>",
+        "$JS.FC.>",
+        f"$KV.{VIEW_BUCKET}.>",
+        f"$KV.{LEASE_BUCKET}.>",
+        f"$KV.{LOCK_BUCKET}.>",
+    ]
+    if ident.kind == "master":  # the reactor's trail and its liveness verdicts
+        publish += ["hactl.reactor.>", "hactl.minion.*.lost"]
+    else:  # a person's own audit records, under the key the server authenticated
+        publish.append(f"{AUDIT_PREFIX}.{ident.public_key}.>")
+    subscribe = [*_EVENT_SUBJECTS, f"{AUDIT_PREFIX}.>", f"{inbox_prefix(ident.public_key)}.>"]
+    if ident.kind == "master":
+        subscribe += [f"{COMMAND_PREFIX}{MASTER_ID}", REACTOR_DELIVER]
+    return {
+        "publish": {"allow": publish, "deny": list(_AUDIT_GUARD)},
+        "subscribe": {"allow": subscribe},
+        "allow_responses": True,
+    }
+
+
+def permissions(ident: Identity) -> dict[str, Any]:
+    """The nats-server permission map of ``ident`` (the single source of every grant)."""
+    if ident.kind == "minion":
+        return _minion(ident)
+    if ident.kind == "operator":
+        return _operator(ident)
+    return _manager(ident)
+
+
+def _value(obj: Any) -> str:
+    if isinstance(obj, bool):
+        return "true" if obj else "false"
+    if isinstance(obj, list):
+        return "[" + ", ".join(_value(v) for v in obj) + "]"
+    if isinstance(obj, dict):
+        return "{ " + ", ".join(f"{k}: {_value(v)}" for k, v in obj.items()) + " }"
+    return '"' + str(obj).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_authorization(identities: list[Identity], *, timeout_s: float = 2.0) -> str:
+    """The nats-server ``authorization`` block for these identities (one user per nkey)."""
+    names: set[str] = set()
+    lines = ["authorization {", f"  timeout: {timeout_s:g}", "  users: ["]
+    for ident in sorted(identities, key=lambda i: (KINDS.index(i.kind), i.name)):
+        if ident.name in names:
+            raise ConfigError(f"identity name {ident.name!r} is used twice")
+        names.add(ident.name)
+        lines.append(f"    # {ident.label}")
+        lines.append(
+            f"    {{ nkey: {_value(ident.public_key)}, permissions: {_value(permissions(ident))} }}"
+        )
+    lines += ["  ]", "}"]
+    return "\n".join(lines) + "\n"

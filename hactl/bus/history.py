@@ -1,0 +1,130 @@
+"""Stored events by batched direct gets, then live ones: ``hactl events tail --since``.
+
+Direct gets read a stream without creating a consumer, so an operator needs no right to
+create one (a push consumer's deliver subject is not checked against its creator's permissions
+by nats-server: hactl/auth/perms.py). The stream must allow direct gets (hactl's do).
+
+Order and gaps: the live subscription starts *before* the history is read; live events are held
+until the history is exhausted, then released without the ones the history already delivered
+(same event id). Nothing between the two is lost and nothing is shown twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from hactl.errors import BusError, DecodeError
+from hactl.wire.envelope import Event, decode
+from hactl.wire.tags import TagGlob
+
+if TYPE_CHECKING:
+    from hactl.bus.client import Bus
+
+EventHandler = Callable[[Event], Awaitable[None]]
+BATCH = 256
+_MAX_SEEN = 200_000
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def _batches(
+    bus: Bus, stream: str, subject: str, since: datetime, timeout: float
+) -> Any:  # an async iterator of stored messages
+    inbox = bus.nc.new_inbox()
+    got: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def put(msg: Msg) -> None:
+        await got.put(msg)
+
+    sub = await bus.nc.subscribe(inbox, cb=put)
+    await bus.sync()
+    request: dict[str, Any] = {"start_time": _iso(since), "next_by_subj": subject, "batch": BATCH}
+    try:
+        while True:
+            try:
+                await bus.nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(),
+                                     reply=inbox)  # fmt: skip
+            except nats.errors.Error as exc:
+                raise BusError(bus.url, f"cannot read stream {stream} ({exc})") from None
+            last = 0
+            while True:
+                try:
+                    msg = await asyncio.wait_for(got.get(), timeout)
+                except TimeoutError:
+                    raise BusError(
+                        bus.url, f"stream {stream} did not answer within {timeout:g}s "
+                        "(does it exist? may this identity read it?)"
+                    ) from None  # fmt: skip
+                headers = msg.headers or {}
+                status = headers.get("Status", "")
+                if status == "404":
+                    return  # nothing (more) after the start
+                if status == "503" or (not status and not headers and not msg.data):
+                    raise BusError(bus.url, f"stream {stream} does not exist")
+                if status == "204":  # end of this batch
+                    break
+                if status:
+                    raise BusError(bus.url, f"reading {stream}: status {status}")
+                last = int(headers.get("Nats-Sequence", "0"))
+                yield msg
+            if headers.get("Nats-Num-Pending", "0") == "0" or last == 0:
+                return
+            request = {"seq": last + 1, "next_by_subj": subject, "batch": BATCH}
+    finally:
+        await sub.unsubscribe()
+
+
+async def replay(
+    bus: Bus,
+    glob: TagGlob,
+    since: datetime,
+    handler: EventHandler,
+    stream: str,
+    timeout: float = 5.0,
+) -> list[Subscription]:
+    """Stored events matching ``glob`` from ``since`` on, in stream order, then live ones.
+    Returns the live subscriptions. Raises :class:`BusError` when the stream cannot be read."""
+    held: list[Event] = []
+    live = False
+
+    async def hold_or_pass(event: Event) -> None:
+        if live:
+            await handler(event)
+        else:
+            held.append(event)
+
+    subs = await bus.subscribe(glob, hold_or_pass)
+    seen: set[str] = set()
+    try:
+        async for msg in _batches(bus, stream, glob.subject(), since, timeout):
+            subject = (msg.headers or {}).get("Nats-Subject", "")
+            try:
+                event = decode(msg.data, subject)
+            except DecodeError as exc:
+                bus.rejects.reject(exc, subject)
+                continue
+            if not glob.match(event.tag):
+                continue
+            if len(seen) < _MAX_SEEN:
+                seen.add(event.id)
+            await handler(event)
+    except BaseException:
+        for s in subs:
+            await s.unsubscribe()
+        raise
+    live = True
+    for event in held:
+        if event.id not in seen:
+            await handler(event)
+    held.clear()
+    return subs
