@@ -118,6 +118,7 @@ def _operator(ident: Identity) -> dict[str, Any]:
         _js("DIRECT.GET", EVENTS_STREAM),
         _js("STREAM.INFO", f"KV_{VIEW_BUCKET}"),
         _js("DIRECT.GET", f"KV_{VIEW_BUCKET}"),
+        _js("DIRECT.GET", f"KV_{VIEW_BUCKET}", ">"),  # last-by-subject gets name the key
         _js("STREAM.INFO", AUDIT_STREAM),
         _js("DIRECT.GET", AUDIT_STREAM),
     ]

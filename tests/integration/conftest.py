@@ -8,6 +8,7 @@ when a Docker engine answered; it cannot load hactl's authorization, so it is go
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ import pytest
 
 from hactl.auth import store
 from hactl.auth.client import ClientAuth, for_identity
-from hactl.bus import Bus
+from hactl.bus import Bus, StreamSettings, ensure_stream
 from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
+from hactl.bus.jetstream import ensure_audit_stream
 
 HACTL = str(Path(sys.executable).parent / "hactl")
 TEST_MAX_PAYLOAD = 4 * 1024 * 1024  # above the 1 MiB event limit, so oversize reaches hactl
@@ -64,6 +66,15 @@ def make_auth_dir(root: Path, hosts: list[str] | None = None) -> Path:
     return root
 
 
+async def _streams(handle: NatsHandle) -> None:
+    bus = await Bus.connect(handle.url, handle.auth("admin"), name="test-setup", timeout=10)
+    try:
+        await ensure_stream(bus, StreamSettings())
+        await ensure_audit_stream(bus)
+    finally:
+        await bus.close()
+
+
 @pytest.fixture(scope="session")
 def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsHandle]:
     """The session's NATS server (JetStream on)."""
@@ -78,6 +89,7 @@ def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsHandle]:
     try:
         url = server.start()
         handle = NatsHandle(url, TEST_MAX_PAYLOAD, auth_dir)
+        asyncio.run(_streams(handle))  # what a master creates first
         from tests.integration import procs  # (procs imports this module)
 
         procs.SESSION_ENV.update(handle.env())

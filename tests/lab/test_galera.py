@@ -37,7 +37,9 @@ async def test_galera_partition_out_and_back(lab: L.Lab) -> None:
     """Galera traffic of ctl3 cut: non-Primary -> out of every HAProxy galera backend; healed: in."""
     node = "ctl3"
     seen: dict[str, float] = {}
-    bus = await Bus.connect(lab.nats_url, lab.client_auth(), name="lab-test-galera", timeout=5, reconnect=True)
+    bus = await Bus.connect(
+        lab.nats_url, lab.client_auth(), name="lab-test-galera", timeout=5, reconnect=True
+    )
 
     async def on_galera(e: Event) -> None:
         item = e.data.get("items", {}).get("local", {})

@@ -20,7 +20,9 @@ FLURRY = 600
 async def test_master_killed_during_flurry_nothing_lost_nothing_doubled(lab: L.Lab) -> None:
     """A second master runs; kill -9 the first mid-flurry: every event done exactly once."""
     await asyncio.to_thread(L.start_master, lab, "master-b")
-    bus = await Bus.connect(lab.nats_url, lab.client_auth(), name="lab-test-flurry", timeout=5, reconnect=True)
+    bus = await Bus.connect(
+        lab.nats_url, lab.client_auth(), name="lab-test-flurry", timeout=5, reconnect=True
+    )
     try:
         done = 0
         quarter = asyncio.Event()

@@ -21,7 +21,9 @@ FLURRY = 600
 async def test_nats_server_killed_events_keep_flowing(lab: L.Lab) -> None:
     """kill -9 one of the three NATS servers: heartbeats of all minions and reactions continue."""
     victim = "ctl2"
-    bus = await Bus.connect(lab.nats_url, lab.client_auth(), name="lab-test-nats", timeout=5, reconnect=True)
+    bus = await Bus.connect(
+        lab.nats_url, lab.client_auth(), name="lab-test-nats", timeout=5, reconnect=True
+    )
     seen: dict[str, float] = {}
     try:
         t0 = 0.0
