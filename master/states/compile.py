@@ -10,6 +10,7 @@ names the resources in it.
 from __future__ import annotations
 
 import heapq
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,13 +187,19 @@ def compile_minion(
     minion_id: str,
     env: ImmutableSandboxedEnvironment | None = None,
     site: dict[str, Any] | None = None,
+    derived: set[str] | None = None,
 ) -> Plan:
-    """The plan for one minion; every error names file, line and state/resource."""
+    """The plan for one minion; every error names file, line and state/resource.
+
+    The plan's secrets (what the minion masks in what it returns) are only those that appear
+    in this minion's own resources, and values derived from them (``derived``): a minion is
+    never sent a secret its files do not need, not even in the list of what to hide."""
     node = tree.nodes.get(minion_id)
     if node is None:
         raise ConfigError(f"minion {minion_id!r} is not in pillar.nodes "
                           f"(known: {', '.join(sorted(tree.nodes))})")  # fmt: skip
-    env = env or environment(tree.root)
+    derived = derived if derived is not None else set()
+    env = env or environment(tree.root, derived)
     ctx = context(tree, node, site)
     states = tree.states_for(node)
     resources: list[Resource] = []
@@ -205,7 +212,10 @@ def compile_minion(
                                  file=r.file, line=r.line, state=r.id)  # fmt: skip
             seen[r.id] = r
             resources.append(r)
-    return Plan(node.id, tuple(states), tuple(order(resources)), tree.secrets)
+    ordered = tuple(order(resources))
+    text = json.dumps([r.wire() for r in ordered], default=str)
+    mine = frozenset(x for x in tree.secrets | derived if x and x in text)
+    return Plan(node.id, tuple(states), ordered, mine)
 
 
 def compile_tree(tree: Tree, minion_ids: list[str]) -> dict[str, Plan]:
@@ -215,6 +225,7 @@ def compile_tree(tree: Tree, minion_ids: list[str]) -> dict[str, Plan]:
         first = findings[0]
         more = f" (and {len(findings) - 1} more finding(s))" if len(findings) > 1 else ""
         raise StateError(first.detail + more, file=first.file, line=first.line, state="lint")
-    env = environment(tree.root)
+    derived: set[str] = set()
+    env = environment(tree.root, derived)
     site = site_context(tree)
-    return {m: compile_minion(tree, m, env, site) for m in minion_ids}
+    return {m: compile_minion(tree, m, env, site, derived) for m in minion_ids}

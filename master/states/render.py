@@ -19,8 +19,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from hactl.errors import StateError
 
 
-def environment(root: Path) -> ImmutableSandboxedEnvironment:
-    """One environment per tree; templates are loaded relative to ``root`` (the tree)."""
+def environment(root: Path, derived: set[str] | None = None) -> ImmutableSandboxedEnvironment:
+    """One environment per tree; templates are loaded relative to ``root`` (the tree).
+
+    Values computed from secrets (a RabbitMQ password hash is an offline brute-force target)
+    are added to ``derived``, so they are masked in diffs and logs like the secrets are."""
     env = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(root)),
         undefined=jinja2.StrictUndefined,
@@ -30,7 +33,14 @@ def environment(root: Path) -> ImmutableSandboxedEnvironment:
         autoescape=False,
     )
     env.tests["contains"] = lambda seq, item: item in seq
-    env.filters["rabbitmq_password_hash"] = rabbitmq_password_hash
+    sink = derived if derived is not None else set()
+
+    def password_hash(password: str, salt_from: str = "") -> str:
+        out = rabbitmq_password_hash(password, salt_from)
+        sink.add(out)
+        return out
+
+    env.filters["rabbitmq_password_hash"] = password_hash
     return env
 
 

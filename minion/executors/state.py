@@ -158,6 +158,27 @@ async def _one(
     return {"result": False, "changes": {}, "comment": f"unknown resource type {rtype!r} ({rid})"}
 
 
+def mask_diff(diff: str, secrets: list[str]) -> str:
+    """Mask the secrets of a diff, including the *old* ones the minion was never told: a line
+    that starts like a line holding a current secret (``stats auth admin:``) has its rest
+    masked, so a rotated password on the removed line does not show either."""
+    lines = diff.splitlines(keepends=True)
+    prefixes: set[str] = set()
+    for line in lines:
+        if line.startswith("+") and not line.startswith("+++"):
+            for secret in secrets:
+                at = line.find(secret)
+                if at > 1 and line[1:at].strip():
+                    prefixes.add(line[1:at])
+    out = []
+    for line in lines:
+        body = line[1:]
+        hit = next((p for p in prefixes if body.startswith(p)), None)
+        changed = line[:1] in ("-", "+", " ") and not line.startswith(("---", "+++"))
+        out.append(f"{line[0]}{hit}***\n" if hit is not None and changed else line)
+    return "".join(out)
+
+
 async def state_apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     """Run every resource of the plan in order; the overall result is False if any failed."""
     plan, test, secrets = args["plan"], args["test"], [str(s) for s in args["redact"] if s]
@@ -170,6 +191,14 @@ async def state_apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
         out = await _one(ctx, res, test, done)
         done[res["id"]] = out
         rargs = res.get("args") or {}
+        if secrets and "diff" in (out.get("changes") or {}):
+            out = {
+                **out,
+                "changes": {
+                    **out["changes"],
+                    "diff": mask_diff(str(out["changes"]["diff"]), secrets),
+                },
+            }
         results.append({"id": res["id"], "type": res.get("type"), "state": res.get("state"),
                         "name": rargs.get("path") or rargs.get("name"),
                         "duration_ms": round((time.perf_counter() - start) * 1000, 1),

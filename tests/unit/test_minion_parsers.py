@@ -154,3 +154,18 @@ def test_argument_schema() -> None:
     ):
         with pytest.raises(CommandRefused):
             validate_args(ex, bad)
+
+
+def test_a_rotated_secret_is_masked_on_the_removed_line_too() -> None:
+    """The minion only knows the new password; the old one on the '-' line is masked as well."""
+    from minion.executors.state import mask_diff
+
+    diff = (
+        "--- a/haproxy.cfg\n+++ b/haproxy.cfg\n@@ -1,3 +1,3 @@\n"
+        " global\n-    stats auth admin:OLDsecret\n+    stats auth admin:NEWsecret\n"
+        "     bind 10.0.0.1:80\n"
+    )
+    out = mask_diff(diff, ["NEWsecret"])
+    assert "OLDsecret" not in out and "NEWsecret" not in out
+    assert "-    stats auth admin:***\n" in out and "+    stats auth admin:***\n" in out
+    assert "     bind 10.0.0.1:80\n" in out  # the rest of the diff is intact
