@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import msgpack
 import nats as natspy
-import nats.errors
 import pytest
+from nats import errors as nats_errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
@@ -121,14 +121,14 @@ AUDIT_ABUSE = [
 
 async def test_no_credentials_or_no_ca_cannot_connect(nats: NatsHandle) -> None:
     """No nkey: authorization violation; no CA (system trust only) or plain TCP: no session."""
-    with pytest.raises((natspy.errors.Error, OSError, TimeoutError)):
+    with pytest.raises((nats_errors.Error, OSError, TimeoutError)):
         await asyncio.wait_for(natspy.connect(nats.url, allow_reconnect=False,
                                             max_reconnect_attempts=0), 5)  # fmt: skip
     no_ca = ClientAuth(creds=nats.auth("admin").creds, tls_ca=None)
     with pytest.raises(BusError, match=r"cannot connect|not reachable"):
         await Bus.connect(nats.url, no_ca, name="no-ca", timeout=3)
     plain = {**nats.auth("admin").connect_options(), "tls": None, "tls_handshake_first": False}
-    with pytest.raises((natspy.errors.Error, OSError, TimeoutError)):
+    with pytest.raises((nats_errors.Error, OSError, TimeoutError)):
         await asyncio.wait_for(natspy.connect(nats.url, allow_reconnect=False, **plain), 5)
 
 

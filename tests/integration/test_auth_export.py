@@ -1,0 +1,79 @@
+"""`hactl auth init` and `hactl auth export` for an existing NATS deployment: the exported
+authorization block loads in a stock nats-server config a site writes itself, and hactl's
+identities work against it with their least privilege."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hactl.auth.client import for_identity
+from hactl.bus import Bus, StreamSettings, ensure_stream
+from hactl.bus.embedded import find_binary
+from hactl.errors import PermissionRefused
+from hactl.wire.envelope import new_event
+from tests.integration.daemons import free_port
+from tests.integration.procs import run_cli
+
+
+def _site_config(tmp: Path, auth: Path, port: int, exported: str) -> Path:
+    """A plain nats-server config as a site would write it, pasting hactl's export."""
+    conf = tmp / "site-nats.conf"
+    conf.write_text(
+        f'listen: "127.0.0.1:{port}"\n'
+        f'jetstream {{ store_dir: "{tmp / "js"}" }}\n'
+        f'tls {{ cert_file: "{auth / "server.crt"}", key_file: "{auth / "server.key"}", '
+        f'handshake_first: "300ms" }}\n' + exported
+    )
+    conf.chmod(0o600)
+    return conf
+
+
+@contextlib.contextmanager
+def _stock_server(conf: Path, log_path: Path) -> Iterator[None]:
+    """nats-server -c conf, ready when its log says so; always ended, by its pid."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([str(find_binary()), "-c", str(conf)], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 15
+            while "Server is ready" not in log_path.read_text():
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "stock server not ready"
+                time.sleep(0.05)
+            yield
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+async def test_exported_authorization_loads_in_a_stock_server(tmp_path: Path) -> None:
+    """auth init -> auth export -> a stock nats-server -c site.conf: ready; a minion stores its
+    own event, is refused another's; the admin creates the stream."""
+    auth = tmp_path / "auth"
+    init = run_cli(["auth", "init", "--dir", str(auth), "--nodes", "ctl1,ctl2",
+                    "--operators", "alice", "--host", "127.0.0.1"])  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    assert (auth / "creds" / "ctl1.nk").stat().st_mode & 0o777 == 0o600
+    exported = run_cli(["auth", "export", "--dir", str(auth)])
+    assert exported.returncode == 0, exported.stderr
+    assert "SU" not in exported.stdout  # public keys only, never a seed
+    port = free_port()
+    conf = _site_config(tmp_path, auth, port, exported.stdout)
+    with _stock_server(conf, tmp_path / "server.log"):
+        url = f"nats://127.0.0.1:{port}"
+        admin = await Bus.connect(url, for_identity(auth, "admin"), name="site-admin")
+        minion = await Bus.connect(url, for_identity(auth, "ctl1"), name="site-ctl1")
+        try:
+            await ensure_stream(admin, StreamSettings())
+            assert await minion.persist(new_event("hactl/beacon/ctl1/vrrp", "ctl1", {})) > 0
+            with pytest.raises(PermissionRefused):
+                await minion.persist(new_event("hactl/beacon/ctl2/vrrp", "ctl2", {}), timeout=2)
+        finally:
+            await admin.close()
+            await minion.close()
