@@ -77,19 +77,17 @@ def _change(ctx: typer.Context, folder: Path | None, what: str, name: str, role:
     root = _dir(ctx, folder)
     auth = store.AuthDir(root)
     try:
-        if what == "add":
-            ident = (
-                auth.add_person(name, role)
-                if role in ("operator", "admin")
-                else auth.add(role, name)
-            )
+        if what == "person":
+            ident = auth.add_person(name, role)
+        elif what == "add":
+            ident = auth.add(role, name)
         elif what == "revoke":
             ident = auth.revoke(name)
         else:
             ident = auth.rotate(name)
     except HactlError as exc:
         fail(exc)
-    done = {"add": "added", "revoke": "revoked", "rotate": "rotated"}[what]
+    done = {"add": "added", "person": "added", "revoke": "revoked", "rotate": "rotated"}[what]
     typer.echo(f"{done} {ident.label} ({ident.public_key})")
     if what != "revoke":
         typer.echo(f"  credentials: {auth.creds(name)}")
@@ -116,7 +114,7 @@ def add_person(
     folder: DirOpt = None,
 ) -> None:
     """A named person with a role."""
-    _change(ctx, folder, "add", name, role)
+    _change(ctx, folder, "person", name, role)
 
 
 @app.command("revoke")
