@@ -27,8 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import bench_auth, client  # noqa: E402
+from benchmarks.common import env as bench_env  # noqa: E402
 from hactl.bus import Bus  # noqa: E402
-from hactl.bus.embedded import EmbeddedServer, ServerOptions  # noqa: E402
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions  # noqa: E402
 from hactl.lab.net import LabNet, down, exec_argv, up  # noqa: E402
 from master.states.compile import compile_tree  # noqa: E402
 from master.states.tree import load_tree  # noqa: E402
@@ -49,7 +51,7 @@ async def host(url: str, n: int, root: Path) -> None:
 
     configure("json", -1)  # warnings only: 1,000 command_done lines per run are noise here
 
-    bus = await Bus.connect(url, name="bench-host", timeout=10)
+    bus = await Bus.connect(url, client(AUTH[0]), name="bench-host", timeout=10)
     for mid in ids(n):
         (root / mid).mkdir(parents=True, exist_ok=True)
         ctx = ExecContext(minion_id=mid, allowed_roots=(root / mid,), command_timeout=120)
@@ -90,7 +92,7 @@ def pillar(n: int, root: Path) -> str:
 
 async def ping_all(url: str, n: int) -> float:
     """Baseline: one test.ping to every endpoint, all at once; seconds."""
-    bus = await Bus.connect(url, name="bench-ping", timeout=10)
+    bus = await Bus.connect(url, client(AUTH[0]), name="bench-ping", timeout=10)
     try:
         start = time.perf_counter()
         replies = await asyncio.gather(*(bus.request(m, "test.ping", timeout=60) for m in ids(n)))
@@ -116,6 +118,9 @@ def run_apply(url: str, pillar_path: Path, env: dict[str, str], *extra: str) -> 
     return took, json.loads(res.stdout)
 
 
+AUTH: list[ServerAuth] = []  # this run's auth directory (set by main, or --host in the child)
+
+
 def main() -> None:
     """Build, measure, print, tear down."""
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
@@ -139,18 +144,21 @@ def main() -> None:
         plans = compile_tree(tree, ids(n))
         compile_s = time.perf_counter() - t0
         size = sum(len(json.dumps([r.wire() for r in p.resources])) for p in plans.values())
+        AUTH.append(bench_auth(root, [net.root_address]))
         server = EmbeddedServer(
-            ServerOptions(data_dir=root / "nats", host=net.root_address, port=-1)
+            ServerOptions(data_dir=root / "nats", auth=AUTH[0], host=net.root_address, port=-1)
         )
         url = server.start()
         hostp = subprocess.Popen(
             exec_argv(net, "bench",
-                      [sys.executable, __file__, "--host", url, str(n), str(root / "nodes")]),
+                      [sys.executable, __file__, "--host", url, str(n), str(root / "nodes"),
+                       str(AUTH[0].auth_dir)]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert hostp.stdout is not None
         if hostp.stdout.readline().strip() != "ready":
             raise SystemExit("host did not start")
+        env = {**env, **bench_env(AUTH[0], "admin")}  # apply as a real admin
         ping_s = asyncio.run(ping_all(url, n))
         test_s, test_r = run_apply(url, pillar_path, env, "--test")
         apply_s, apply_r = run_apply(url, pillar_path, env)
@@ -189,6 +197,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--host":
+        AUTH.append(ServerAuth(Path(sys.argv[5])))
         asyncio.run(host(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])))
     else:
         main()

@@ -18,7 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from hactl.bus.embedded import EmbeddedServer, ServerOptions
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import bench_auth, env  # noqa: E402
+from hactl.bus.embedded import EmbeddedServer, ServerOptions  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -60,7 +64,8 @@ beacons:
   galera: {{socket: {d}/mysqld.sock, datadir: {d}/mysql}}
   rabbitmq: {{node: rabbit@bench, amqp: "127.0.0.1:3", api: "http://127.0.0.1:4"}}
 """)
-    server = EmbeddedServer(ServerOptions(data_dir=d / "nats", port=-1))
+    auth = bench_auth(d)
+    server = EmbeddedServer(ServerOptions(data_dir=d / "nats", auth=auth, port=-1))
     url = server.start()
     haproxy = subprocess.Popen(
         ["haproxy", "-db", "-f", str(d / "haproxy.cfg")],
@@ -72,6 +77,7 @@ beacons:
         [hactl, "--nats", url, "-q", "minion", "-c", str(d / "minion.yaml")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env(auth),
     )
     try:
         time.sleep(5.0)  # warm-up: imports, first polls, daemon versions

@@ -23,9 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import bench_auth, client, env  # noqa: E402
 from hactl.bus import Bus, StreamSettings, ensure_stream  # noqa: E402
-from hactl.bus.embedded import EmbeddedServer, ServerOptions  # noqa: E402
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions  # noqa: E402
 from hactl.wire.envelope import Event, new_event  # noqa: E402
+from tests.integration.conftest import HARNESS  # noqa: E402
 
 HACTL = str(Path(sys.executable).parent / "hactl")
 RULES = """
@@ -46,9 +48,9 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * len(s) + 0.5) - 1)] * 1000
 
 
-async def measure(url: str, n: int) -> dict[str, list[float]]:
+async def measure(url: str, n: int, auth: ServerAuth) -> dict[str, list[float]]:
     """Three series of round trips, one at a time."""
-    bus = await Bus.connect(url, name="bench-latency", timeout=10)
+    bus = await Bus.connect(url, client(auth), name="bench-latency", timeout=10)
     waiting: dict[str, asyncio.Future[float]] = {}
 
     async def on_pong(e: Event) -> None:
@@ -91,22 +93,24 @@ def main() -> None:
     d = Path(tempfile.mkdtemp(prefix="hactl-lat-"))
     (d / "reactors").mkdir()
     (d / "reactors" / "lat.yaml").write_text(RULES)
-    server = EmbeddedServer(ServerOptions(data_dir=d / "nats", port=-1))
+    auth = bench_auth(d)
+    server = EmbeddedServer(ServerOptions(data_dir=d / "nats", auth=auth, port=-1))
     url = server.start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
 
         async def prep() -> None:
-            bus = await Bus.connect(url, name="prep", timeout=10)
+            bus = await Bus.connect(url, client(auth), name="prep", timeout=10)
             await ensure_stream(bus, StreamSettings())
             await bus.close()
 
         asyncio.run(prep())
         for argv in (["master", "--reactors", str(d / "reactors")], ["minion", "--id", "benchm"]):
             procs.append(subprocess.Popen([HACTL, "--nats", url, "-q", *argv],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          env=env(auth, "master" if argv[0] == "master" else HARNESS)))  # fmt: skip
         time.sleep(4.0)
-        res = asyncio.run(measure(url, n))
+        res = asyncio.run(measure(url, n, auth))
         base = statistics.median(res["baseline"]) * 1000
         print(f"reactor latency, {n} events one at a time (real master and minion)")
         for name, label in (("baseline", "raw NATS request/reply (test.ping)"),

@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 import nats  # noqa: E402
 from nats.js import api  # noqa: E402
 
+from benchmarks.common import bench_auth, client, env  # noqa: E402
 from hactl.bus import EVENTS_STREAM, Bus, StreamSettings, ensure_stream  # noqa: E402
-from hactl.bus.embedded import EmbeddedServer, ServerOptions  # noqa: E402
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions  # noqa: E402
 from hactl.wire.envelope import decode, new_event  # noqa: E402
 
 HACTL = str(Path(sys.executable).parent / "hactl")
@@ -58,9 +59,10 @@ def rules_yaml(n: int) -> str:
     )
 
 
-async def baseline(url: str, events: int) -> float:
+async def baseline(url: str, events: int, auth: ServerAuth) -> float:
     """Raw NATS: publish the burst, an echo subscriber republishes each; seconds to the last."""
-    a, b = await nats.connect(url), await nats.connect(url)
+    opts = client(auth).connect_options()
+    a, b = await nats.connect(url, **opts), await nats.connect(url, **opts)
     got = 0
     done = asyncio.Event()
 
@@ -109,10 +111,10 @@ async def stored_done(bus: Bus, rules: int) -> list[str]:
 
 
 async def burst(
-    url: str, events: int, rules: int, master_pid: int, server_pid: int
+    url: str, events: int, rules: int, master_pid: int, server_pid: int, auth: ServerAuth
 ) -> dict[str, Any]:
     """Publish, wait for every done, verify; returns the figures."""
-    bus = await Bus.connect(url, name="bench-burst", timeout=10)
+    bus = await Bus.connect(url, client(auth), name="bench-burst", timeout=10)
     peak = [rss_mb(master_pid)]
     stop = threading.Event()
 
@@ -155,15 +157,16 @@ def main() -> None:
     d = Path(tempfile.mkdtemp(prefix="hactl-rbench-"))
     (d / "reactors").mkdir()
     (d / "reactors" / "bench.yaml").write_text(rules_yaml(nrules))
+    auth = bench_auth(d)
     server = EmbeddedServer(
-        ServerOptions(data_dir=d / "nats", port=-1, max_payload=4 * 1024 * 1024)
+        ServerOptions(data_dir=d / "nats", auth=auth, port=-1, max_payload=4 * 1024 * 1024)
     )
     url = server.start()
     master = None
     try:
 
         async def prep() -> None:
-            bus = await Bus.connect(url, name="bench-prep", timeout=10)
+            bus = await Bus.connect(url, client(auth), name="bench-prep", timeout=10)
             await ensure_stream(bus, StreamSettings(max_bytes=8 * 1024**3))
             await bus.close()
 
@@ -171,13 +174,13 @@ def main() -> None:
         cmd = os.environ.get("HACTL_BENCH_MASTER_CMD", HACTL).split()
         master = subprocess.Popen(
             [*cmd, "--nats", url, "-q", "master", "--reactors", str(d / "reactors")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(auth, "master"),
         )  # fmt: skip
         time.sleep(4.0)
         idle = rss_mb(master.pid)
-        base = asyncio.run(baseline(url, events))
+        base = asyncio.run(baseline(url, events, auth))
         c0 = (cpu_s(master.pid), cpu_s(server.pid), time.process_time())
-        res = asyncio.run(burst(url, events, nrules, master.pid, server.pid))
+        res = asyncio.run(burst(url, events, nrules, master.pid, server.pid, auth))
         c1 = res.pop("cpu")  # type: ignore[assignment]
         rate, base_rate = events / res["seconds"], events / base
         print(f"reactor throughput: {events} events against {nrules} rules (real hactl master)")

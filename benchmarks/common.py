@@ -1,0 +1,31 @@
+"""What every benchmark shares: a server with auth and TLS as in production.
+
+Benchmarks speak for many made-up minions and publish baseline traffic on their own subjects,
+so their clients use the tests' harness identity (tests/integration/conftest.py); masters run
+as the real ``master`` identity, so the reactor is measured with its production permissions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hactl.auth.client import ClientAuth, for_identity
+from hactl.bus.embedded import ServerAuth
+from tests.integration.conftest import HARNESS, make_auth_dir
+
+
+def bench_auth(root: Path, hosts: list[str] | None = None) -> ServerAuth:
+    """An auth directory under ``root`` (production identities plus the harness)."""
+    return ServerAuth(make_auth_dir(root / "auth", hosts))
+
+
+def client(auth: ServerAuth, name: str = HARNESS) -> ClientAuth:
+    """Credentials of ``name`` (default: the harness)."""
+    return for_identity(auth.auth_dir, name)
+
+
+def env(auth: ServerAuth, name: str = HARNESS) -> dict[str, str]:
+    """The environment of a ``hactl`` child connecting as ``name``."""
+    creds = auth.auth_dir / "creds" / f"{name}.nk"
+    return {**os.environ, "HACTL_CREDS": str(creds), "HACTL_TLS_CA": str(auth.auth_dir / "ca.crt")}
