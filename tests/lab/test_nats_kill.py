@@ -24,6 +24,9 @@ async def test_nats_server_killed_events_keep_flowing(lab: L.Lab) -> None:
     bus = await Bus.connect(
         lab.nats_url, lab.client_auth(), name="lab-test-nats", timeout=5, reconnect=True
     )
+    ctl1 = await Bus.connect(  # ctl1's synthetic event goes out with ctl1's own key
+        lab.nats_url, lab.client_auth("ctl1"), name="lab-test-ctl1", timeout=5, reconnect=True
+    )
     seen: dict[str, float] = {}
     try:
         t0 = 0.0
@@ -49,7 +52,7 @@ async def test_nats_server_killed_events_keep_flowing(lab: L.Lab) -> None:
         t1 = time.monotonic()
         while True:  # the stream may be electing a new leader if it was on the dead server
             try:
-                await bus.persist(ev, timeout=5)
+                await ctl1.persist(ev, timeout=5)
                 break
             except HactlError:
                 assert time.monotonic() - t1 < 30, "the stream never accepted the event"
@@ -64,4 +67,5 @@ async def test_nats_server_killed_events_keep_flowing(lab: L.Lab) -> None:
         )
     finally:
         await bus.close()
+        await ctl1.close()
         await asyncio.to_thread(L.start_nats, lab, victim)
