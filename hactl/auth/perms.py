@@ -183,7 +183,8 @@ def render_authorization(identities: list[Identity], *, timeout_s: float = 2.0) 
         names.add(ident.name)
         lines.append(f"    # {ident.label}")
         lines.append(
-            f"    {{ nkey: {_value(ident.public_key)}, permissions: {_value(permissions(ident))} }}"
+            f"    {{ nkey: {_value(ident.public_key)}, allowed_connection_types: "
+            f'["STANDARD"], permissions: {_value(permissions(ident))} }}'
         )
     lines += ["  ]", "}"]
     return "\n".join(lines) + "\n"

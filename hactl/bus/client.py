@@ -49,6 +49,12 @@ CommandHandler = Callable[[wcmd.CommandRequest], Awaitable[wcmd.CommandReply]]
 SERVE_CONCURRENCY = 16
 
 
+def _server_of(ref: list[Client]) -> str:
+    """host:port of the server a client is connected to ('' when unknown)."""
+    url = ref[0].connected_url if ref else None
+    return f"{url.hostname}:{url.port}" if url is not None else ""
+
+
 def untrusted_request(reply: str, headers: dict[str, str] | None) -> str:
     """Why a message on a command subject is not a real request ('' when it is one).
 
@@ -95,6 +101,7 @@ class Bus:
         """
         last_error: list[str] = []
         closing: list[bool] = []  # set by close(): our own disconnect is not news
+        nc_ref: list[Client] = []
 
         async def on_error(exc: Exception) -> None:
             last_error.append(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
@@ -106,7 +113,7 @@ class Bus:
                 log.warning("nats_disconnected", url=url)
 
         async def on_reconnect() -> None:
-            log.info("nats_reconnected", url=url)
+            log.info("nats_reconnected", url=url, server=_server_of(nc_ref))
 
         options = auth.connect_options()  # ConfigError on unreadable credentials: not retried
         connect = nats.connect(
@@ -129,6 +136,9 @@ class Bus:
         except (OSError, nats.errors.Error) as exc:
             why = last_error[-1] if last_error else f"{type(exc).__name__}: {exc}"
             raise BusError(url, f"cannot connect ({why})") from None
+        nc_ref.append(nc)
+        if reconnect:  # a daemon: say which server of the cluster it uses
+            log.info("nats_connected", url=url, server=_server_of(nc_ref))
         bus = cls(nc, url)
         bus.identity = auth.public_key()
         bus._closing = closing

@@ -111,10 +111,8 @@ def stop(node: str, folder: DirOpt = DEFAULT_DIR) -> None:
 
 
 def _link(lab: L.Lab, node: str, attach: bool) -> None:
-    veth = f"v-{node}"[:15]
-    args = ["master", "br0"] if attach else ["nomaster"]
     try:
-        ip("-n", lab.net.hub, "link", "set", veth, *args)
+        L.set_link(lab, node, attach)
     except HactlError as exc:
         fail(exc)
 

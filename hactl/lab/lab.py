@@ -214,6 +214,13 @@ def _nats(lab: Lab) -> None:
         )
 
 
+def set_link(lab: Lab, node: str, attached: bool) -> None:
+    """Put ``node``'s internal link on the bridge, or take it off (a silent partition: the
+    carrier stays up, packets just stop)."""
+    ip("-n", lab.net.hub, "link", "set", f"v-{node}"[:15], *(["master", "br0"] if attached
+                                                              else ["nomaster"]))  # fmt: skip
+
+
 def reload_nats(lab: Lab) -> None:
     """SIGHUP every lab NATS server: they re-read the authorization block (after ``hactl auth
     revoke`` or ``rotate`` on the lab's auth directory)."""

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ import pytest
 
 from hactl.auth.store import AuthDir
 from hactl.bus import Bus
-from hactl.errors import CommandError, PermissionRefused
+from hactl.errors import BusError, CommandError, PermissionRefused
 from hactl.lab import lab as L
 from hactl.wire.envelope import Event, new_event
 from master.states.render import rabbitmq_password_hash
@@ -34,15 +35,18 @@ def _ctl2_everywhere(lab: L.Lab) -> dict[str, str]:
             if k.endswith("/ctl2")}  # fmt: skip
 
 
-async def _decisions_since(lab: L.Lab, since: datetime) -> list[Event]:
-    bus = await Bus.connect(lab.nats_url, lab.client_auth(), name="trust-audit", timeout=5)
+async def _stored(
+    lab: L.Lab, glob: str, since: datetime, stream: str = "HACTL_EVENTS", who: str = L.LAB_ADMIN
+) -> list[Event]:
+    """Events matching ``glob`` stored since ``since`` (read as ``who``)."""
+    bus = await Bus.connect(lab.nats_url, lab.client_auth(who), name="trust-read", timeout=5)
     got: list[Event] = []
 
     async def on_event(e: Event) -> None:
         got.append(e)
 
     try:
-        await bus.replay("hactl/reactor/**", since, on_event, "HACTL_EVENTS")
+        await bus.replay(glob, since, on_event, stream, wait=15)
         await asyncio.sleep(0.5)
     finally:
         await bus.close()
@@ -75,7 +79,7 @@ async def test_forged_command_and_event_are_refused(lab: L.Lab) -> None:
     await asyncio.sleep(3)  # the reactor acted 0.14 s after the forged event in the open bus
     states = _ctl2_everywhere(lab)
     assert set(states.values()) == {"UP"}, states
-    acted = [e for e in await _decisions_since(lab, start)
+    acted = [e for e in await _stored(lab, "hactl/reactor/**", start)
              if "ctl2" in str(e.data) or e.data.get("event_id") == forged_event.id]  # fmt: skip
     assert acted == [], [e.tag for e in acted]
     report(f"trust: forged command and event from {L.LAB_OPERATOR} and ctl1 refused; "
@@ -121,17 +125,7 @@ async def test_apply_shows_an_operator_no_secret_and_is_audited(lab: L.Lab) -> N
     assert b"haproxy.cfg" in blob, "the operator heard the job returns"
     leaked = [n[:6] + "..." for n in needles if n.encode() in blob]
     assert leaked == [], leaked
-    audit: list[Event] = []
-    bus = await Bus.connect(lab.nats_url, auth, name="trust-audit-reader")
-    try:
-
-        async def on_audit(e: Event) -> None:
-            audit.append(e)
-
-        await bus.replay("hactl/audit/**", started, on_audit, "HACTL_AUDIT")
-        await asyncio.sleep(0.5)
-    finally:
-        await bus.close()
+    audit = await _stored(lab, "hactl/audit/**", started, "HACTL_AUDIT", L.LAB_OPERATOR)
     admin_key = AuthDir(lab.auth_dir).find(L.LAB_ADMIN).identity.public_key
     assert any(e.tag == f"hactl/audit/{admin_key}/apply" for e in audit), [e.tag for e in audit]
     report(f"trust: apply heard by an operator: {len(heard)} messages, 0 of {len(needles)} "
@@ -174,3 +168,82 @@ async def test_a_revoked_person_is_cut_off_by_a_reload(lab: L.Lab) -> None:
         await nc.close()
     report(f"trust: revoked person disconnected {cut:.2f} s after the reload; master and "
            f"{len(lab.net.nodes)} minions stayed connected")  # fmt: skip
+
+
+def _master_server(lab: L.Lab) -> str:
+    """The node whose NATS server the master's connection uses now (from its own log)."""
+    server = ""
+    for line in (lab.dir / "master.log").read_text().splitlines():
+        if '"nats_connected"' in line or '"nats_reconnected"' in line:
+            server = json.loads(line).get("server", "") or server
+    host = server.split(":")[0]
+    return next(n for n in lab.net.nodes if lab.net.address(n) == host)
+
+
+async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
+    """Silently partition the node whose NATS server holds the master's connection: the master
+    notices (keepalive) and moves; core NATS round trips through it resume within ~3 s; a
+    JetStream reaction resumes after the raft failover; no other minion is declared lost
+    because the master could not hear."""
+    node = _master_server(lab)
+    others = [n for n in lab.net.nodes if n != node]
+    since = datetime.now(UTC)
+    env = {**lab.cli_env(), "HACTL_NATS": ",".join(
+        f"nats://{lab.net.address(n)}:4222" for n in others)}  # fmt: skip
+    t0 = time.monotonic()
+    L.set_link(lab, node, attached=False)
+    try:
+        core = await asyncio.to_thread(_until_ok, [L.HACTL, "ping", "master", "--wait", "1"],
+                                       env, 30)  # fmt: skip
+        core_s = core - t0
+        # a JetStream-dependent step: an event through the stream, the reactor, an action
+        bus = await Bus.connect(env["HACTL_NATS"], lab.client_auth(others[0]), name="pt-ev",
+                                timeout=5, reconnect=True)  # fmt: skip
+        done = asyncio.Event()
+        ev = new_event(f"hactl/beacon/{others[0]}/galera", others[0], {
+            "items": {"local": {"running": True, "synced": True, "cluster_status": "Primary",
+                                "cluster_size": 3}},
+            "resync": False,
+            "changes": [{"item": "local", "field": "synced", "value": True, "prev": False,
+                         "n": 99}],
+        })  # fmt: skip
+
+        async def on_done(e: Event) -> None:
+            if e.data.get("event_id") == ev.id:
+                done.set()
+
+        try:
+            await bus.subscribe("hactl/reactor/*/done", on_done)
+            while True:
+                try:
+                    await bus.persist(ev, timeout=2)
+                    break
+                except BusError:
+                    assert time.monotonic() - t0 < 60, "the stream never took the event"
+                    await asyncio.sleep(0.2)
+            stored_s = time.monotonic() - t0
+            await asyncio.wait_for(done.wait(), 60)
+            js_s = time.monotonic() - t0
+        finally:
+            await bus.close()
+        await asyncio.sleep(max(0.0, 12 - (time.monotonic() - t0)))  # past lost_after (10 s)
+    finally:
+        L.set_link(lab, node, attached=True)
+    lost = [e.tag for e in await _stored(lab, "hactl/minion/*/lost", since)]
+    wrongly = [t for t in lost if t.split("/")[2] != node]
+    assert wrongly == [], wrongly
+    report(
+        f"trust: partition of {node} (the master's NATS server): master answering again "
+        f"after {core_s:.2f} s; an event stored after {stored_s:.2f} s and reacted to after "
+        f"{js_s:.2f} s (raft failover); lost declared: {lost or 'none'} (only {node} may be)"
+    )
+
+
+def _until_ok(argv: list[str], env: dict[str, str], timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30,
+                             check=False)  # fmt: skip
+        if res.returncode == 0:
+            return time.monotonic()
+    raise AssertionError(f"{' '.join(argv[1:])} never succeeded within {timeout:g}s")
