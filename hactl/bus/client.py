@@ -21,6 +21,7 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.aio.transport import TcpTransport
 from nats.js import JetStreamContext
 
 from hactl.auth.client import ClientAuth
@@ -47,6 +48,35 @@ CommandHandler = Callable[[wcmd.CommandRequest], Awaitable[wcmd.CommandReply]]
 
 
 SERVE_CONCURRENCY = 16
+#: one connection attempt (TCP + TLS to one server of the list); the whole first connect is
+#: bounded by ``timeout``. A silently partitioned server never answers, so every reconnect
+#: that picks it first loses this much before it tries the next.
+ATTEMPT_TIMEOUT_S = 1.0
+
+
+def _abort_on_close() -> None:
+    """Make nats-py drop a TLS connection at once when it closes it.
+
+    nats-py closes the old transport and awaits ``wait_closed()`` before it reconnects; on TLS
+    that sends close_notify and waits for the peer up to asyncio's ssl_shutdown_timeout (30 s).
+    Measured in the lab: a master whose server was silently partitioned declared it dead after
+    2 s (pings) and then sat 30 s more in that wait, blind. hactl has flushed (``drain``) or
+    given up on a connection by the time it closes it, so aborting loses nothing."""
+    if getattr(TcpTransport.close, "_hactl_abort", False):
+        return
+    original = TcpTransport.close
+
+    def close(self: TcpTransport) -> Any:
+        writer = getattr(self, "_io_writer", None)
+        if writer is not None:
+            writer.transport.abort()
+        return original(self)  # type: ignore[no-untyped-call]  # nats-py is untyped
+
+    close._hactl_abort = True  # type: ignore[attr-defined]  # marks the patch as applied
+    TcpTransport.close = close  # type: ignore[method-assign]  # nats-py has no hook for this
+
+
+_abort_on_close()
 
 
 def _server_of(ref: list[Client]) -> str:
@@ -120,7 +150,7 @@ class Bus:
             **options,
             servers=[u.strip() for u in url.split(",") if u.strip()],  # a cluster: a,b,c
             name=name,
-            connect_timeout=max(1, int(timeout)),
+            connect_timeout=min(timeout, ATTEMPT_TIMEOUT_S),  # per server: a dead one is left fast
             allow_reconnect=reconnect,
             max_reconnect_attempts=-1 if reconnect else 0,
             reconnect_time_wait=0.5,

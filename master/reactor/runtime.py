@@ -70,6 +70,48 @@ class ReactorOptions:
     settings: Settings = field(default_factory=Settings)
 
 
+@dataclass(slots=True)
+class FeedHealth:
+    """Whether this master can trust the silence of a minion.
+
+    A minion is declared lost only while the master itself hears the bus: its consumer
+    delivered something recently (other minions' heartbeats), the backlog after a stall had
+    time to arrive, and not every minion is silent at once. Measured in the lab: a master
+    whose NATS server was partitioned got no delivery for ~10 s (reconnect, then the stream's
+    raft failover) and declared all three healthy minions lost."""
+
+    last: float = 0.0
+    resumed: float = 0.0
+    _said: float = 0.0
+
+    def delivered(self, now: float) -> None:
+        """A message came in through the consumer."""
+        if now - self.last > FEED_GAP_S:
+            self.resumed = now
+        self.last = now
+
+    def blind(self, now: float, lost_after: float, silent: list[str], known: int) -> str:
+        """Why silence proves nothing right now ('' when it does)."""
+        if now - self.last > lost_after / 2:  # a live minion heartbeats more often than this
+            return f"no delivery for {now - self.last:.1f} s: this master may be cut off"
+        if now - self.resumed < FEED_GRACE_S:
+            return "deliveries just resumed: the backlog is still arriving"
+        if known > 1 and len(silent) >= known:
+            return "every minion fell silent at once"
+        return ""
+
+    def suspended(self, why: str, silent: list[str]) -> None:
+        """Say so, at most every 5 s."""
+        now = time.monotonic()
+        if now - self._said >= 5.0:
+            self._said = now
+            log.warning("liveness_suspended", reason=why, silent=silent)
+
+
+FEED_GAP_S = 3.0  # a gap in deliveries this long, then a delivery: a stall has ended ...
+FEED_GRACE_S = 3.0  # ... and its backlog gets this long to arrive before silence counts
+
+
 class NatsEffects:
     """:class:`master.reactor.actions.Effects` over NATS and the lease bucket."""
 
@@ -138,6 +180,7 @@ class ReactorRuntime:
         self._sub: Any = None
         self.interest = Interest([])
         self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
+        self.feed = FeedHealth()
 
     def _load_rules(self) -> list[Rule]:
         d = self.options.rules_dir
@@ -215,6 +258,7 @@ class ReactorRuntime:
             log.error("consumer_not_updated", error=str(exc))
 
     async def _on_msg(self, msg: Msg) -> None:
+        self.feed.delivered(time.monotonic())
         if not self.interest.wants(msg.subject):  # nobody can use it: ack unread
             self.skipped += 1
             await msg.ack()
@@ -277,11 +321,19 @@ class ReactorRuntime:
     async def _liveness(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            for node in self.view.silent(time.time(), self.options.lost_after):
+            silent = self.view.silent(time.time(), self.options.lost_after)
+            if not silent:
+                continue
+            why = self.feed.blind(time.monotonic(), self.options.lost_after, silent,
+                                  self.view.watched())  # fmt: skip
+            if why:  # silence is not evidence: the master may be the one who cannot hear
+                self.feed.suspended(why, silent)
+                continue
+            for node in silent:
                 seen = float(self.view.nodes[node]["minion"].get("last_seen", 0))
                 if await self.effects.lease(f"lost.{node}.{int(seen)}"):
-                    silent = round(time.time() - seen, 1)
-                    data = {"last_seen": seen, "silent_s": silent}
+                    silent_s = round(time.time() - seen, 1)
+                    data = {"last_seen": seen, "silent_s": silent_s}
                     event = new_event(f"hactl/minion/{node}/lost", MASTER_ID, data)
                     log.warning("minion_lost", node=node, silent_s=event.data["silent_s"])
                     await self.bus.publish(event, msg_id=f"lost.{node}.{int(seen)}")

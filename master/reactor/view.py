@@ -112,6 +112,13 @@ class ClusterView:
                                                   "base": base, "healthy": healthy}  # fmt: skip
         return out
 
+    def watched(self) -> int:
+        """Minions whose liveness is watched (seen, not lost, not cleanly stopped)."""
+        return sum(
+            1 for aspects in self.nodes.values()
+            if (rec := aspects.get("minion")) and not rec.get("lost") and not rec.get("stopped")
+        )  # fmt: skip
+
     def silent(self, now: float, after: float) -> list[str]:
         """Minions not seen for ``after`` seconds, not already lost and not cleanly stopped."""
         out = []

@@ -27,7 +27,7 @@ from hactl.lab import lab as L
 from hactl.wire.envelope import Event, new_event
 from master.states.render import rabbitmq_password_hash
 from tests.lab.conftest import report
-from tests.lab.helpers import server_status, wait_until
+from tests.lab.helpers import server_status, synced_event, wait_until
 
 
 def _ctl2_everywhere(lab: L.Lab) -> dict[str, str]:
@@ -193,27 +193,31 @@ async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
     t0 = time.monotonic()
     L.set_link(lab, node, attached=False)
     try:
-        core = await asyncio.to_thread(_until_ok, [L.HACTL, "ping", "master", "--wait", "1"],
-                                       env, 30)  # fmt: skip
-        core_s = core - t0
+        core_s = await _until_master_answers(env["HACTL_NATS"], lab, t0)
         # a JetStream-dependent step: an event through the stream, the reactor, an action
         bus = await Bus.connect(env["HACTL_NATS"], lab.client_auth(others[0]), name="pt-ev",
                                 timeout=5, reconnect=True)  # fmt: skip
+        watcher = await Bus.connect(env["HACTL_NATS"], lab.client_auth(), name="pt-watch",
+                                    timeout=5, reconnect=True)  # fmt: skip
         done = asyncio.Event()
-        ev = new_event(f"hactl/beacon/{others[0]}/galera", others[0], {
-            "items": {"local": {"running": True, "synced": True, "cluster_status": "Primary",
-                                "cluster_size": 3}},
-            "resync": False,
-            "changes": [{"item": "local", "field": "synced", "value": True, "prev": False,
-                         "n": 99}],
-        })  # fmt: skip
+        outcome: list[str] = []
+        ev = synced_event(others[0], 99)
+
+        fired: list[float] = []
 
         async def on_done(e: Event) -> None:
             if e.data.get("event_id") == ev.id:
+                outcome.append(e.tag.rsplit("/", 1)[1])
                 done.set()
 
-        try:
-            await bus.subscribe("hactl/reactor/*/done", on_done)
+        async def on_fired(e: Event) -> None:
+            if e.data.get("event_id") == ev.id and not fired:
+                fired.append(time.monotonic() - t0)
+
+        try:  # done, or failed: the partitioned node's HAProxy cannot be reached, rightly
+            await watcher.subscribe("hactl/reactor/*/done", on_done)
+            await watcher.subscribe("hactl/reactor/*/failed", on_done)
+            await watcher.subscribe("hactl/reactor/*/fired", on_fired)
             while True:
                 try:
                     await bus.persist(ev, timeout=2)
@@ -226,6 +230,7 @@ async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
             js_s = time.monotonic() - t0
         finally:
             await bus.close()
+            await watcher.close()
         await asyncio.sleep(max(0.0, 12 - (time.monotonic() - t0)))  # past lost_after (10 s)
     finally:
         L.set_link(lab, node, attached=True)
@@ -235,15 +240,20 @@ async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
     report(
         f"trust: partition of {node} (the master's NATS server): master answering again "
         f"after {core_s:.2f} s; an event stored after {stored_s:.2f} s and reacted to after "
-        f"{js_s:.2f} s (raft failover); lost declared: {lost or 'none'} (only {node} may be)"
+        f"{js_s:.2f} s (raft failover; outcome {outcome[0]}); lost declared: {lost or 'none'} (only {node} may be)"
     )
 
 
-def _until_ok(argv: list[str], env: dict[str, str], timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30,
-                             check=False)  # fmt: skip
-        if res.returncode == 0:
-            return time.monotonic()
-    raise AssertionError(f"{' '.join(argv[1:])} never succeeded within {timeout:g}s")
+async def _until_master_answers(url: str, lab: L.Lab, t0: float) -> float:
+    """Seconds from ``t0`` until a core request/reply through the master works again."""
+    bus = await Bus.connect(url, lab.client_auth(), name="pt-ping", timeout=5, reconnect=True)
+    try:
+        while time.monotonic() - t0 < 30:
+            try:
+                await bus.request("master", "test.ping", timeout=0.25)
+                return time.monotonic() - t0
+            except CommandError:
+                await asyncio.sleep(0.05)
+    finally:
+        await bus.close()
+    raise AssertionError("the master never answered again within 30 s")

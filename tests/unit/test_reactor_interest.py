@@ -84,3 +84,21 @@ async def test_start_up_waits_out_a_busy_jetstream_then_says_so() -> None:
         HactlError, match=r"reactor: binding: JetStream did not answer within 0\.1s"
     ):
         await patient(never, "reactor: binding", wait=0.1)
+
+
+def test_silence_is_no_evidence_while_the_master_cannot_hear() -> None:
+    """FeedHealth: no verdict while deliveries stall, right after they resume (backlog), or
+    when every minion is silent at once; a verdict once the feed is live and others talk."""
+    from master.reactor.runtime import FEED_GRACE_S, FeedHealth
+
+    feed = FeedHealth()
+    assert "no delivery" in feed.blind(100.0, 10.0, ["ctl1"], 3)  # never heard anything yet
+    feed.delivered(100.0)
+    assert "backlog" in feed.blind(101.0, 10.0, ["ctl1"], 3)
+    for t in range(101, 110):
+        feed.delivered(float(t))
+    assert feed.blind(110.0, 10.0, ["ctl1"], 3) == ""
+    assert "at once" in feed.blind(110.0, 10.0, ["ctl1", "ctl2", "ctl3"], 3)
+    assert "no delivery" in feed.blind(116.0, 10.0, ["ctl1"], 3)  # 7 s quiet > lost_after / 2
+    feed.delivered(117.0)  # the stall ends: the backlog gets its grace
+    assert "backlog" in feed.blind(117.0 + FEED_GRACE_S / 2, 10.0, ["ctl1"], 3)
