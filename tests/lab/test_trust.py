@@ -236,12 +236,24 @@ async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
         L.set_link(lab, node, attached=True)
     lost = [e.tag for e in await _stored(lab, "hactl/minion/*/lost", since)]
     wrongly = [t for t in lost if t.split("/")[2] != node]
-    assert wrongly == [], wrongly
+    assert wrongly == [], f"partitioned {node}; lost {wrongly}\n" + _log_tail(lab, node)
     report(
-        f"trust: partition of {node} (the master's NATS server): master answering again "
-        f"after {core_s:.2f} s; an event stored after {stored_s:.2f} s and reacted to after "
-        f"{js_s:.2f} s (raft failover; outcome {outcome[0]}); lost declared: {lost or 'none'} (only {node} may be)"
+        f"trust: partition of {node} (the master's NATS server): master answering again after "
+        f"{core_s:.2f} s; an event stored after {stored_s:.2f} s, its rule fired after "
+        f"{fired[0]:.2f} s (raft failover), outcome {outcome[0]} after {js_s:.2f} s (the cut "
+        f"node's HAProxy cannot answer); lost declared: {lost or 'none'} (only {node} may be)"
     )
+
+
+def _log_tail(lab: L.Lab, node: str) -> str:
+    """Warnings and connection changes of the master and the minions (diagnostics)."""
+    out = []
+    for name, path in [("master", lab.dir / "master.log"),
+                       *((n, lab.node_dir(n) / "minion.log") for n in lab.net.nodes)]:  # fmt: skip
+        for line in path.read_text().splitlines()[-400:]:
+            if any(k in line for k in ('"warning"', '"error"', "nats_")):
+                out.append(f"{name}: {line[:230]}")
+    return "\n".join(out[-60:])
 
 
 async def _until_master_answers(url: str, lab: L.Lab, t0: float) -> float:
