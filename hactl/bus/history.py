@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 EventHandler = Callable[[Event], Awaitable[None]]
 BATCH = 256
+ASK_S = 2.0  # one request's wait; a stream electing a leader is asked again until the timeout
 _MAX_SEEN = 200_000
 
 
@@ -37,9 +38,9 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def _batches(
-    bus: Bus, stream: str, subject: str, since: datetime, timeout: float
-) -> Any:  # an async iterator of stored messages
+async def _ask(bus: Bus, stream: str, request: dict[str, Any], wait: float) -> list[Msg] | None:
+    """One batched direct get on a fresh inbox: its messages up to the end-of-batch or
+    not-found marker, or None when nothing answered within ``wait`` (a replica electing)."""
     inbox = bus.nc.new_inbox()
     got: asyncio.Queue[Msg] = asyncio.Queue()
 
@@ -47,41 +48,56 @@ async def _batches(
         await got.put(msg)
 
     sub = await bus.nc.subscribe(inbox, cb=put)
-    await bus.sync()
-    request: dict[str, Any] = {"start_time": _iso(since), "next_by_subj": subject, "batch": BATCH}
     try:
+        await bus.nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(),
+                             reply=inbox)  # fmt: skip
+        out: list[Msg] = []
         while True:
             try:
-                await bus.nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(),
-                                     reply=inbox)  # fmt: skip
-            except nats.errors.Error as exc:
-                raise BusError(bus.url, f"cannot read stream {stream} ({exc})") from None
-            last = 0
-            while True:
-                try:
-                    msg = await asyncio.wait_for(got.get(), timeout)
-                except TimeoutError:
-                    raise BusError(
-                        bus.url, f"stream {stream} did not answer within {timeout:g}s "
-                        "(does it exist? may this identity read it?)"
-                    ) from None  # fmt: skip
-                headers = msg.headers or {}
-                status = headers.get("Status", "")
-                if status == "404":
-                    return  # nothing (more) after the start
-                if status == "503" or (not status and not headers and not msg.data):
-                    raise BusError(bus.url, f"stream {stream} does not exist")
-                if status == "204":  # end of this batch
-                    break
-                if status:
-                    raise BusError(bus.url, f"reading {stream}: status {status}")
-                last = int(headers.get("Nats-Sequence", "0"))
-                yield msg
-            if headers.get("Nats-Num-Pending", "0") == "0" or last == 0:
-                return
-            request = {"seq": last + 1, "next_by_subj": subject, "batch": BATCH}
+                msg = await asyncio.wait_for(got.get(), wait)
+            except TimeoutError:
+                return out or None  # a batch cut short is continued from its last one
+            out.append(msg)
+            if (msg.headers or {}).get("Status") in ("204", "404", "503") or not msg.headers:
+                return out
+    except nats.errors.Error as exc:
+        raise BusError(bus.url, f"cannot read stream {stream} ({exc})") from None
     finally:
         await sub.unsubscribe()
+
+
+async def _batches(
+    bus: Bus, stream: str, subject: str, since: datetime, timeout: float
+) -> Any:  # an async iterator of stored messages
+    request: dict[str, Any] = {"start_time": _iso(since), "next_by_subj": subject, "batch": BATCH}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        msgs = await _ask(bus, stream, request, min(ASK_S, max(0.05, deadline - loop.time())))
+        if msgs is None:
+            if loop.time() >= deadline:
+                raise BusError(bus.url, f"stream {stream} did not answer within {timeout:g}s "
+                               "(does it exist? may this identity read it?)")  # fmt: skip
+            continue
+        last, pending = 0, "?"  # "?": no end-of-batch marker came; ask on from the last one
+        for msg in msgs:
+            headers = msg.headers or {}
+            status = headers.get("Status", "")
+            if status == "404":
+                return  # nothing (more) after the start
+            if status == "503" or not headers:
+                raise BusError(bus.url, f"stream {stream} does not exist")
+            if status == "204":
+                pending = headers.get("Nats-Num-Pending", "0")
+                break
+            if status:
+                raise BusError(bus.url, f"reading {stream}: status {status}")
+            last = int(headers.get("Nats-Sequence", "0"))
+            yield msg
+        if pending == "0" or (last == 0 and pending != "?"):
+            return
+        request = {"seq": last + 1, "next_by_subj": subject, "batch": BATCH}
+        deadline = loop.time() + timeout
 
 
 async def replay(

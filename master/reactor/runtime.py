@@ -48,6 +48,7 @@ from hactl.wire.tags import MASTER_ID
 from master.reactor.actions import REGISTRY, Settings
 from master.reactor.engine import Engine
 from master.reactor.interest import Interest
+from master.reactor.liveness import LIVENESS_ASK_S, FeedHealth
 from master.reactor.rules import Rule, load_rules
 from master.reactor.view import ClusterView, kv_key, parse_kv_key
 
@@ -68,48 +69,6 @@ class ReactorOptions:
     max_ack_pending: int = 20_000
     replicas: int = 1  # of the KV buckets (3 on a 3-node NATS cluster)
     settings: Settings = field(default_factory=Settings)
-
-
-@dataclass(slots=True)
-class FeedHealth:
-    """Whether this master can trust the silence of a minion.
-
-    A minion is declared lost only while the master itself hears the bus: its consumer
-    delivered something recently (other minions' heartbeats), the backlog after a stall had
-    time to arrive, and not every minion is silent at once. Measured in the lab: a master
-    whose NATS server was partitioned got no delivery for ~10 s (reconnect, then the stream's
-    raft failover) and declared all three healthy minions lost."""
-
-    last: float = 0.0
-    resumed: float = 0.0
-    _said: float = 0.0
-
-    def delivered(self, now: float) -> None:
-        """A message came in through the consumer."""
-        if now - self.last > FEED_GAP_S:
-            self.resumed = now
-        self.last = now
-
-    def blind(self, now: float, lost_after: float, silent: list[str], known: int) -> str:
-        """Why silence proves nothing right now ('' when it does)."""
-        if now - self.last > lost_after / 2:  # a live minion heartbeats more often than this
-            return f"no delivery for {now - self.last:.1f} s: this master may be cut off"
-        if now - self.resumed < FEED_GRACE_S:
-            return "deliveries just resumed: the backlog is still arriving"
-        if known > 1 and len(silent) >= known:
-            return "every minion fell silent at once"
-        return ""
-
-    def suspended(self, why: str, silent: list[str]) -> None:
-        """Say so, at most every 5 s."""
-        now = time.monotonic()
-        if now - self._said >= 5.0:
-            self._said = now
-            log.warning("liveness_suspended", reason=why, silent=silent)
-
-
-FEED_GAP_S = 3.0  # a gap in deliveries this long, then a delivery: a stall has ended ...
-FEED_GRACE_S = 3.0  # ... and its backlog gets this long to arrive before silence counts
 
 
 class NatsEffects:
@@ -325,7 +284,7 @@ class ReactorRuntime:
             if not silent:
                 continue
             why = self.feed.blind(time.monotonic(), self.options.lost_after, silent,
-                                  self.view.watched())  # fmt: skip
+                                  self.view.watched()) or await self._behind()  # fmt: skip
             if why:  # silence is not evidence: the master may be the one who cannot hear
                 self.feed.suspended(why, silent)
                 continue
@@ -339,6 +298,20 @@ class ReactorRuntime:
                     await self.bus.publish(event, msg_id=f"lost.{node}.{int(seen)}")
                 # mark locally at once so the loop does not re-check it every second
                 self.view.nodes[node]["minion"] = {**self.view.nodes[node]["minion"], "lost": True}
+
+    async def _behind(self) -> str:
+        """Why the view may be behind the stream ('' when it has read everything stored): a
+        node's heartbeats may sit unread behind a stall, and silence read too early is not
+        silence."""
+        try:
+            info = await asyncio.wait_for(
+                self.bus.js.consumer_info(EVENTS_STREAM, CONSUMER), LIVENESS_ASK_S
+            )
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+            return f"JetStream does not answer ({type(exc).__name__}): cannot tell silence"
+        if info.num_pending:
+            return f"{info.num_pending} stored events not yet read"
+        return ""
 
     async def _reload_loop(self) -> None:
         while True:

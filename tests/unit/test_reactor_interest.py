@@ -89,7 +89,7 @@ async def test_start_up_waits_out_a_busy_jetstream_then_says_so() -> None:
 def test_silence_is_no_evidence_while_the_master_cannot_hear() -> None:
     """FeedHealth: no verdict while deliveries stall, right after they resume (backlog), or
     when every minion is silent at once; a verdict once the feed is live and others talk."""
-    from master.reactor.runtime import FEED_GRACE_S, FeedHealth
+    from master.reactor.liveness import FEED_GRACE_S, FeedHealth
 
     feed = FeedHealth()
     assert "no delivery" in feed.blind(100.0, 10.0, ["ctl1"], 3)  # never heard anything yet
