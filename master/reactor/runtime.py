@@ -54,6 +54,7 @@ from master.reactor.view import ClusterView, kv_key, parse_kv_key
 
 log = get_logger("hactl.reactor")
 CONSUMER = REACTOR_CONSUMER
+MAX_HEARD = 10_000  # minions tracked by live heartbeat (the inventory is far smaller)
 LOCK_TTL = 15.0  # a held lock is re-put every 5 s; a dead master's lock expires by itself
 
 
@@ -140,6 +141,9 @@ class ReactorRuntime:
         self.interest = Interest([])
         self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
         self.feed = FeedHealth()
+        # heartbeats heard live (core NATS, the master's receive time): a minion whose events
+        # wait for the stream (a raft failover) is still heard here within seconds
+        self.heard: dict[str, float] = {}
 
     def _load_rules(self) -> list[Rule]:
         d = self.options.rules_dir
@@ -167,6 +171,7 @@ class ReactorRuntime:
         self._tasks = [asyncio.create_task(self._watch_view(), name="view-watch"),
                        asyncio.create_task(self._liveness(), name="liveness"),
                        asyncio.create_task(self._reload_loop(), name="rules-reload")]  # fmt: skip
+        await self.bus.subscribe("hactl/minion/*/heartbeat", self._heard)
         await self._subscribe()
         log.info("reactor_started", rules=len(rules), observe=self.options.observe,
                  nodes=len(self.view.nodes))  # fmt: skip
@@ -280,7 +285,9 @@ class ReactorRuntime:
     async def _liveness(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            silent = self.view.silent(time.time(), self.options.lost_after)
+            now = time.time()
+            silent = [n for n in self.view.silent(now, self.options.lost_after)
+                      if now - self.heard.get(n, 0.0) > self.options.lost_after]  # fmt: skip
             if not silent:
                 continue
             why = self.feed.blind(time.monotonic(), self.options.lost_after, silent,
@@ -298,6 +305,10 @@ class ReactorRuntime:
                     await self.bus.publish(event, msg_id=f"lost.{node}.{int(seen)}")
                 # mark locally at once so the loop does not re-check it every second
                 self.view.nodes[node]["minion"] = {**self.view.nodes[node]["minion"], "lost": True}
+
+    async def _heard(self, event: Event) -> None:
+        if event.minion in self.view.nodes or len(self.heard) < MAX_HEARD:
+            self.heard[event.minion] = time.time()
 
     async def _behind(self) -> str:
         """Why the view may be behind the stream ('' when it has read everything stored): a
