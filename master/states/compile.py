@@ -215,7 +215,20 @@ def compile_minion(
     ordered = tuple(order(resources))
     text = json.dumps([r.wire() for r in ordered], default=str)
     mine = frozenset(x for x in tree.secrets | derived if x and x in text)
+    for r in ordered:
+        _secret_mode(r, mine)
     return Plan(node.id, tuple(states), ordered, mine)
+
+
+def _secret_mode(r: Resource, secrets: frozenset[str]) -> None:
+    """A file that carries a secret gives others no access (0640 or stricter)."""
+    if r.type != "file.managed" or not secrets:
+        return
+    contents = str(r.args.get("contents") or "")
+    mode = str(r.args.get("mode") or "0644")
+    if any(x in contents for x in secrets) and int(mode, 8) & 0o007:
+        raise StateError(f"file holds a secret but mode {mode} lets others read it: use 0640 "
+                         "or stricter", file=r.file, line=r.line, state=r.id)  # fmt: skip
 
 
 def compile_tree(tree: Tree, minion_ids: list[str]) -> dict[str, Plan]:

@@ -144,3 +144,23 @@ def test_redact_longest_first() -> None:
     assert (
         redact("auth admin:s3cret-long s3cret", {"s3cret", "s3cret-long"}) == "auth admin:*** ***"
     )
+
+
+def test_a_world_readable_file_with_a_secret_is_refused(tree_dir: Path) -> None:
+    """haproxy.cfg carries the stats password: mode 0644 is refused at compile, naming it."""
+    _replace(tree_dir / "haproxy/init.yaml", 'mode: "0640"', 'mode: "0644"')
+    with pytest.raises(StateError, match="holds a secret") as err:
+        _compile(tree_dir)
+    assert err.value.file is not None and err.value.file.endswith("haproxy/init.yaml")
+
+
+def test_each_minion_is_sent_only_its_own_secrets(tree_dir: Path) -> None:
+    """A plan's secret list holds what its files carry, and the password hash derived from it."""
+    from master.states.render import rabbitmq_password_hash
+
+    tree = load_tree(tree_dir)
+    plans = compile_tree(tree, sorted(tree.nodes))
+    for plan in plans.values():
+        text = repr([r.wire() for r in plan.resources])
+        assert all(s in text for s in plan.secrets)
+        assert rabbitmq_password_hash("os-in-test", "openstack") in plan.secrets
