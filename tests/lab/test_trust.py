@@ -82,6 +82,11 @@ async def test_forged_command_and_event_are_refused(lab: L.Lab) -> None:
     acted = [e for e in await _stored(lab, "hactl/reactor/**", start)
              if "ctl2" in str(e.data) or e.data.get("event_id") == forged_event.id]  # fmt: skip
     assert acted == [], [e.tag for e in acted]
+    for argv in (["status", "--json"], ["events", "tail", "--since", "2m", "--count", "3"]):
+        res = await asyncio.to_thread(subprocess.run, [L.HACTL, *argv], capture_output=True,
+                                      text=True, timeout=30, env=lab.cli_env(L.LAB_OPERATOR),
+                                      check=False)  # fmt: skip
+        assert res.returncode == 0, (argv, res.stderr)  # what an operator needs still works
     report(f"trust: forged command and event from {L.LAB_OPERATOR} and ctl1 refused; "
            f"ctl2 UP in {len(states)} server entries; 0 reactor decisions")  # fmt: skip
 
