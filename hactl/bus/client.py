@@ -123,8 +123,8 @@ class Bus:
         reconnect: bool = False,
     ) -> Bus:
         """Connect as ``auth``'s identity, over verified TLS, within ``timeout`` seconds or raise
-        :class:`BusError`. A dead or partitioned server is noticed within ~3 s (a PING a
-        second, three outstanding) and the client moves to another member of ``url``.
+        :class:`BusError`. A dead or partitioned server is noticed within 2-3 s (a PING a
+        second, two unanswered) and the client moves to another member of ``url``.
 
         ``reconnect=True`` (daemons) keeps reconnecting after a later loss of the server;
         the *first* connect is bounded either way.
