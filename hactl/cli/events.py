@@ -25,10 +25,14 @@ app = typer.Typer(help="Watch the event bus.", no_args_is_help=True)
 
 def render_text(event: Event) -> str:
     """Salt-like: the tag, then the data (with _stamp, _minion, _id) as indented JSON."""
-    stamp = datetime.fromtimestamp(event.ts, UTC).isoformat(timespec="milliseconds")
+    try:
+        stamp = datetime.fromtimestamp(event.ts, UTC).isoformat(timespec="milliseconds")
+        stamp = stamp.replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):  # a sender's absurd clock is shown, not fatal
+        stamp = f"(ts {event.ts!r} out of range)"
     body = {
         **event.as_json()["data"],
-        "_stamp": stamp.replace("+00:00", "Z"),
+        "_stamp": stamp,
         "_minion": event.minion,
         "_id": event.id,
     }

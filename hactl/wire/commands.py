@@ -18,7 +18,7 @@ from hactl.errors import DecodeError, EncodeError, RejectReason
 from hactl.wire.envelope import MAX_EVENT_BYTES, SCHEMA_VERSION, _check_value
 from hactl.wire.ids import is_id, new_id
 
-_CMD = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+_CMD = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\Z")
 
 
 @dataclass(frozen=True, slots=True)

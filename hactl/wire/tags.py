@@ -40,8 +40,8 @@ ROOT = "hactl"
 MAX_TAG_LENGTH = 256
 MAX_LEVEL_LENGTH = 64
 
-_LEVEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_GLOB_LEVEL = re.compile(r"^[A-Za-z0-9_\-*?\[\]!]{1,64}$")
+_LEVEL = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+_GLOB_LEVEL = re.compile(r"^[A-Za-z0-9_\-*?\[\]!]{1,64}\Z")
 
 MINION_EVENTS = frozenset({"start", "heartbeat", "stop", "lost"})
 REACTOR_EVENTS = frozenset({"fired", "done", "failed", "suppressed"})

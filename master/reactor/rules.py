@@ -33,7 +33,7 @@ from hactl.errors import ConfigError, StateError, TagError
 from hactl.timeparse import parse_duration
 from hactl.wire.tags import TagGlob
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 _KEYS = {"name", "on", "when", "key", "debounce", "cooldown", "max_per", "lock", "do", "doc"}
 
 

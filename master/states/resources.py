@@ -69,8 +69,8 @@ REGISTRY: dict[str, ResourceType] = {
 }
 
 REQUISITES = ("require", "watch")
-_SYSCTL = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")
-_MODE = re.compile(r"^0?[0-7]{3,4}$")
+_SYSCTL = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)+\Z")
+_MODE = re.compile(r"^0?[0-7]{3,4}\Z")
 
 
 def check_args(
@@ -110,6 +110,8 @@ def check_args(
             raise bad(f"file.managed: path must be absolute, got {out['path']!r}")
         if not _MODE.match(out["mode"]):
             raise bad(f"file.managed: mode must be octal like '0644', got {out['mode']!r}")
+        if int(out["mode"], 8) & 0o7000:
+            raise bad(f"file.managed: mode {out['mode']}: setuid, setgid and sticky are refused")
         cmd = out["check_cmd"]
         if cmd is not None and (not cmd or not all(isinstance(a, str) for a in cmd)):
             raise bad("file.managed: check_cmd must be a non-empty list of strings (no shell)")

@@ -24,7 +24,7 @@ from minion.executors.proc import run_argv
 
 NAME = "file.apply"
 BACKUP_SUFFIX = ".hactl-bak"
-_MODE = re.compile(r"^0?[0-7]{3,4}$")
+_MODE = re.compile(r"^0?[0-7]{3,4}\Z")
 MAX_DIFF_LINES = 2000
 
 
@@ -77,6 +77,8 @@ async def apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     if not _MODE.match(mode_text):
         raise CommandRefused(NAME, f"mode must be octal like 0644, got {mode_text!r}")
     mode = int(mode_text, 8)
+    if mode & 0o7000:
+        raise CommandRefused(NAME, f"mode {mode_text}: setuid, setgid and sticky bits are refused")
     uid, gid = _ids(args["owner"], args["group"])
     check = None
     if args["check_cmd"] is not None:

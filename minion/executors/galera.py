@@ -27,7 +27,7 @@ from minion.beacons.galera import parse_recovered, read_grastate, sql_client
 from minion.executors.base import Arg, CommandRefused, ExecContext, Executor, GaleraSettings
 from minion.executors.proc import run_argv
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 def _settings(ctx: ExecContext, cmd: str) -> GaleraSettings:

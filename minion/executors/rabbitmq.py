@@ -12,7 +12,7 @@ from typing import Any
 from minion.executors.base import Arg, CommandRefused, ExecContext, Executor
 from minion.executors.proc import run_argv
 
-_NODE = re.compile(r"^[A-Za-z0-9_-]{1,64}@[A-Za-z0-9_.-]{1,253}$")
+_NODE = re.compile(r"^[A-Za-z0-9_-]{1,64}@[A-Za-z0-9_.-]{1,253}\Z")
 
 
 async def forget_node(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:

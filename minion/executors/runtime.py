@@ -18,7 +18,7 @@ from minion.beacons.haproxy import admin_command
 from minion.executors.base import Arg, CommandRefused, ExecContext, Executor
 from minion.executors.proc import run_argv
 
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 STATES = ("ready", "drain", "maint")
 _ADMIN_LOCK = asyncio.Lock()
 

@@ -271,3 +271,15 @@ def test_fuzzed_commands_never_crash(tmp_path: Path, cmd: str, args: dict[str, o
     )
     reply = asyncio.run(dispatch(conf.exec_context(), CommandRequest(cmd=cmd, args=args)))
     assert reply.ok or reply.error_type in {"CommandRefused", "UnknownCommand", "OSError"}
+
+
+@pytest.mark.parametrize("mode", ["4755", "2755", "1777", "6755"])
+async def test_file_apply_refuses_setuid_setgid_sticky(rig: Rig, mode: str) -> None:
+    """A setuid/setgid/sticky mode is refused and nothing is written."""
+    target = rig.cfg.parent / f"suid-{mode}"
+    reply = await rig.bus.request(
+        "itm1", "file.apply", {"path": str(target), "content": "x", "mode": mode}, timeout=10
+    )
+    assert not reply.ok and reply.error_type == "CommandRefused", reply
+    assert "setuid" in reply.error_message
+    assert not target.exists()

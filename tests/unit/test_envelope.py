@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 import msgpack
@@ -182,3 +183,13 @@ def test_arbitrary_maps_only_raise_decode_error(obj: dict[str, Any]) -> None:
     """Well-formed msgpack maps with any fields and values never crash the decoder."""
     with contextlib.suppress(DecodeError):
         decode(msgpack.packb(obj, use_bin_type=True), "hactl.beacon.ctl1.vrrp")
+
+
+@pytest.mark.parametrize("ts", [1e308, -1e308, 1e20])
+def test_an_absurd_timestamp_renders_without_crashing(ts: float) -> None:
+    """`events tail` shows an event whose ts is out of range instead of dying on it."""
+    from hactl.cli.events import render_text
+
+    event = new_event("hactl/event/x", "master", {})
+    text = render_text(dataclasses.replace(event, ts=ts))
+    assert "out of range" in text

@@ -164,3 +164,10 @@ def test_each_minion_is_sent_only_its_own_secrets(tree_dir: Path) -> None:
         text = repr([r.wire() for r in plan.resources])
         assert all(s in text for s in plan.secrets)
         assert rabbitmq_password_hash("os-in-test", "openstack") in plan.secrets
+
+
+def test_a_setuid_mode_is_refused_at_compile(tree_dir: Path) -> None:
+    """file.managed with mode 4755 is refused with its file and line, before any push."""
+    _replace(tree_dir / "galera/init.yaml", '    mode: "0644"', '    mode: "4755"')
+    with pytest.raises(StateError, match="setuid"):
+        _compile(tree_dir)

@@ -15,6 +15,7 @@ from hactl.wire.tags import (
     expected_origin,
     subject_to_tag,
     tag_to_subject,
+    validate_id,
     validate_tag,
 )
 
@@ -161,3 +162,12 @@ def test_glob_subject_always_covers_its_matches(
     subject = tag_to_subject(tag)
     assert any(_nats_match(s, subject) for s in glob.subjects())
     assert _nats_match(glob.subject(), subject)
+
+
+@pytest.mark.parametrize("bad", ["ctl1\n", "ctl1\n\n", "master\n"])
+def test_a_trailing_newline_is_not_an_id(bad: str) -> None:
+    """`$` would accept 'ctl1\\n'; ids, tags and command names match in full."""
+    with pytest.raises(TagError):
+        validate_id(bad)
+    with pytest.raises(TagError):
+        validate_tag(f"hactl/beacon/{bad}/vrrp")
