@@ -34,6 +34,9 @@ class Arg:
     required: bool = True
     default: Any = None
     choices: tuple[Any, ...] = ()
+    #: numbers only: the accepted range (a caller-supplied timeout has a ceiling, so no
+    #: request can hold one of the minion's command slots for ever)
+    between: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,11 @@ def validate_args(ex: Executor, given: Mapping[str, Any]) -> dict[str, Any]:
             raise CommandRefused(
                 ex.name, f"{arg.name} must be one of {', '.join(map(str, arg.choices))}"
             )
+        if arg.between is not None and not (
+            isinstance(value, int | float) and arg.between[0] <= value <= arg.between[1]
+        ):
+            low, high = arg.between
+            raise CommandRefused(ex.name, f"{arg.name} must be from {low:g} to {high:g}")
         out[arg.name] = value
     return out
 

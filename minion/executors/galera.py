@@ -240,6 +240,8 @@ async def start(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+MAX_WAIT = (1.0, 600.0)  # seconds a bootstrap or join may wait to be Synced
+
 GALERA_POSITION = Executor(
     name="galera.position", args=(Arg("recover", (bool,), required=False, default=False),),
     body=position,
@@ -247,13 +249,13 @@ GALERA_POSITION = Executor(
 GALERA_BOOTSTRAP = Executor(
     name="galera.bootstrap",
     args=(Arg("uuid", (str,)), Arg("seqno", (int,)),
-          Arg("timeout", (int, float), required=False, default=30)),
+          Arg("timeout", (int, float), required=False, default=30, between=MAX_WAIT)),
     body=bootstrap,
 )  # fmt: skip
 GALERA_START = Executor(
     name="galera.start",
     args=(Arg("uuid", (str,), required=False, default=""),
           Arg("seqno", (int,), required=False, default=-1),
-          Arg("timeout", (int, float), required=False, default=60)),
+          Arg("timeout", (int, float), required=False, default=60, between=MAX_WAIT)),
     body=start,
 )  # fmt: skip

@@ -58,7 +58,7 @@ HAPROXY_RUNTIME = Executor(
         Arg("backend", (str,)),
         Arg("server", (str,)),
         Arg("state", (str,), required=False, choices=STATES),
-        Arg("weight", (int,), required=False),
+        Arg("weight", (int,), required=False, between=(0, 256)),  # HAProxy's weight range
     ),
     body=haproxy_runtime,
 )

@@ -156,3 +156,11 @@ async def test_forget_node_refusals(node: str, why: str) -> None:
         await forget_node(ctx, {"node": node})
     with pytest.raises(CommandRefused, match="no rabbitmq section"):
         await forget_node(ExecContext("ctl1"), {"node": "rabbit@ctl2"})
+
+
+@pytest.mark.parametrize("timeout", [1e9, 0, -5, float("nan"), float("inf")])
+def test_a_caller_supplied_timeout_has_a_ceiling(timeout: float) -> None:
+    """No request can hold a command slot for ever: timeouts outside 1-600 s are refused."""
+    with pytest.raises(CommandRefused, match="timeout must be from 1 to 600"):
+        validate_args(GALERA_START, {"timeout": timeout})
+    assert validate_args(GALERA_START, {"timeout": 600})["timeout"] == 600
