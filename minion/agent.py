@@ -126,6 +126,7 @@ class Minion:
                     name=f"hactl-minion-{self.cfg.id}",
                     timeout=self.connect_timeout,
                     reconnect=True,
+                    announce=True,
                 )
             except BusError as exc:
                 log.warning(

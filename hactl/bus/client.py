@@ -121,13 +121,15 @@ class Bus:
         name: str = "hactl",
         timeout: float = 3.0,
         reconnect: bool = False,
+        announce: bool = False,
     ) -> Bus:
         """Connect as ``auth``'s identity, over verified TLS, within ``timeout`` seconds or raise
         :class:`BusError`. A dead or partitioned server is noticed within 2-3 s (a PING a
         second, two unanswered) and the client moves to another member of ``url``.
 
         ``reconnect=True`` (daemons) keeps reconnecting after a later loss of the server;
-        the *first* connect is bounded either way.
+        the *first* connect is bounded either way. ``announce=True`` (the master, a minion)
+        logs which server of the cluster it uses.
         """
         last_error: list[str] = []
         closing: list[bool] = []  # set by close(): our own disconnect is not news
@@ -167,7 +169,7 @@ class Bus:
             why = last_error[-1] if last_error else f"{type(exc).__name__}: {exc}"
             raise BusError(url, f"cannot connect ({why})") from None
         nc_ref.append(nc)
-        if reconnect:  # a daemon: say which server of the cluster it uses
+        if announce:
             log.info("nats_connected", url=url, server=_server_of(nc_ref))
         bus = cls(nc, url)
         bus.identity = auth.public_key()

@@ -147,7 +147,8 @@ async def _serve(
     url: str, auth: ClientAuth, stream: StreamSettings, timeout: float,
     reactor: ReactorOptions | None,
 ) -> None:  # fmt: skip
-    bus = await Bus.connect(url, auth, name="hactl-master", timeout=timeout, reconnect=True)
+    bus = await Bus.connect(url, auth, name="hactl-master", timeout=timeout, reconnect=True,
+                            announce=True)  # fmt: skip
     hub = Hub(bus, stream, ReactorRuntime(bus, reactor) if reactor is not None else None)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, hub.stop)
