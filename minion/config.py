@@ -8,7 +8,9 @@ Example::
     resync_interval: 30
     buffer_limit: 10000
     allowed_roots: [/etc/haproxy, /etc/keepalived]
-    check_commands: [haproxy, keepalived]
+    check_commands:    # by name; a request names one, never sends a command line
+      haproxy: [/usr/sbin/haproxy, -c, -f, "{path}"]
+      keepalived: [/usr/sbin/keepalived, -t, -f, "{path}"]
     haproxy_socket: /run/haproxy/admin.sock
     services:
       haproxy: {reload: [systemctl, reload, haproxy]}
@@ -42,7 +44,13 @@ import yaml
 from hactl.errors import ConfigError, TagError
 from hactl.wire.tags import validate_id
 from minion.beacons import REGISTRY as BEACONS
-from minion.executors.base import ExecContext, GaleraSettings, RabbitSettings, ServiceCommands
+from minion.executors.base import (
+    DEFAULT_CHECKS,
+    ExecContext,
+    GaleraSettings,
+    RabbitSettings,
+    ServiceCommands,
+)
 
 _TOP = {
     "id",
@@ -72,7 +80,9 @@ class MinionConfig:
     resync_interval: float = 30.0
     buffer_limit: int = 10_000
     allowed_roots: tuple[Path, ...] = ()
-    check_commands: frozenset[str] = frozenset({"haproxy", "keepalived"})
+    check_commands: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_CHECKS)
+    )
     haproxy_socket: str = ""
     services: Mapping[str, ServiceCommands] = field(default_factory=dict)
     beacons: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -197,7 +207,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             resync_interval=float(raw.get("resync_interval", 30.0)),
             buffer_limit=int(raw.get("buffer_limit", 10_000)),
             allowed_roots=tuple(Path(p) for p in raw.get("allowed_roots") or ()),
-            check_commands=frozenset(raw.get("check_commands") or ("haproxy", "keepalived")),
+            check_commands=_checks(raw.get("check_commands"), source),
             haproxy_socket=str(raw.get("haproxy_socket") or ""),
             services=services,
             beacons={str(k): dict(v) for k, v in beacons.items()},
@@ -207,6 +217,30 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value: {exc}", file=source) from None
+
+
+def _checks(raw: Any, source: str) -> dict[str, tuple[str, ...]]:
+    """``check_commands``: a mapping name -> argv (an absolute program, ``{path}`` once), or a
+    list of the built-in names (haproxy, keepalived)."""
+    if raw is None:
+        return dict(DEFAULT_CHECKS)
+    if isinstance(raw, list):
+        unknown = [n for n in raw if n not in DEFAULT_CHECKS]
+        if unknown:
+            why = f"check_commands: no built-in check {unknown[0]!r} (give its argv)"
+            raise ConfigError(why, file=source)
+        return {str(n): DEFAULT_CHECKS[n] for n in raw}
+    if not isinstance(raw, dict):
+        raise ConfigError("check_commands: a mapping name -> argv", file=source)
+    out: dict[str, tuple[str, ...]] = {}
+    for name, argv in raw.items():
+        ok = (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)
+              and argv[0].startswith("/") and argv.count("{path}") == 1)  # fmt: skip
+        if not ok:
+            raise ConfigError(f"check_commands.{name}: a list starting with an absolute program "
+                              "and holding '{path}' exactly once", file=source)  # fmt: skip
+        out[str(name)] = tuple(argv)
+    return out
 
 
 def load_config(path: Path | None, minion_id: str | None) -> MinionConfig:

@@ -46,7 +46,7 @@ REGISTRY: dict[str, ResourceType] = {
             Param("mode", _STR, default="0644"),
             Param("owner", _STR),
             Param("group", _STR),
-            Param("check_cmd", _LIST),
+            Param("check", _STR),
             Param("makedirs", _BOOL, default=False),
             Param("backup", _BOOL, default=True),
         ),
@@ -70,6 +70,7 @@ REGISTRY: dict[str, ResourceType] = {
 
 REQUISITES = ("require", "watch")
 _SYSCTL = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)+\Z")
+_CHECK = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
 _MODE = re.compile(r"^0?[0-7]{3,4}\Z")
 
 
@@ -112,9 +113,10 @@ def check_args(
             raise bad(f"file.managed: mode must be octal like '0644', got {out['mode']!r}")
         if int(out["mode"], 8) & 0o7000:
             raise bad(f"file.managed: mode {out['mode']}: setuid, setgid and sticky are refused")
-        cmd = out["check_cmd"]
-        if cmd is not None and (not cmd or not all(isinstance(a, str) for a in cmd)):
-            raise bad("file.managed: check_cmd must be a non-empty list of strings (no shell)")
+        check = out["check"]
+        if check is not None and not _CHECK.match(check):
+            raise bad(f"file.managed: check is the name of one of the minion's check commands "
+                      f"(haproxy, keepalived, ...), got {check!r}")  # fmt: skip
     if rtype.name == "sysctl.present" and not _SYSCTL.match(out["name"]):
         raise bad(f"sysctl.present: bad sysctl name {out['name']!r}")
     return out

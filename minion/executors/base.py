@@ -92,13 +92,23 @@ class RabbitSettings:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+#: Config checks by name (minion.yaml ``check_commands`` may replace or add): exact argv, an
+#: absolute program, ``{path}`` the staged file. A request names one; it never sends an argv.
+DEFAULT_CHECKS: Mapping[str, tuple[str, ...]] = {
+    "haproxy": ("/usr/sbin/haproxy", "-c", "-f", "{path}"),
+    "keepalived": ("/usr/sbin/keepalived", "-t", "-f", "{path}"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ExecContext:
     """What executors may touch on this minion (from minion.yaml)."""
 
     minion_id: str
     allowed_roots: tuple[Path, ...] = ()
-    check_commands: frozenset[str] = frozenset({"haproxy", "keepalived"})
+    check_commands: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_CHECKS)
+    )
     services: Mapping[str, ServiceCommands] = field(default_factory=dict)
     haproxy_socket: str = ""
     use_systemd: bool = False

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from minion.executors.base import Arg, CommandRefused, ExecContext, Executor, require_argv
+from minion.executors.base import Arg, CommandRefused, ExecContext, Executor
 from minion.executors.proc import run_argv
 
 NAME = "file.apply"
@@ -81,14 +81,15 @@ async def apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
         raise CommandRefused(NAME, f"mode {mode_text}: setuid, setgid and sticky bits are refused")
     uid, gid = _ids(args["owner"], args["group"])
     check = None
-    if args["check_cmd"] is not None:
-        check = require_argv(NAME, args["check_cmd"], "check_cmd")
-        if os.path.basename(check[0]) not in ctx.check_commands:
+    if args["check"] is not None:  # a name from this minion's own list, never an argv
+        template = ctx.check_commands.get(args["check"])
+        if template is None:
             raise CommandRefused(
                 NAME,
-                f"check command {check[0]!r} is not allowed "
-                f"(allowed: {', '.join(sorted(ctx.check_commands))})",
+                f"check {args['check']!r} is not one of this minion's check commands "
+                f"({', '.join(sorted(ctx.check_commands)) or 'none'})",
             )
+        check = list(template)
     content = args["content"]
     new = content.encode("utf-8") if isinstance(content, str) else bytes(content)
     if target.exists() and not target.is_file():
@@ -145,7 +146,7 @@ async def _commit(
         if ids != (-1, -1):
             os.chown(staged, *ids)
         if check is not None:
-            argv = [a.replace("{path}", staged) for a in check]
+            argv = [staged if a == "{path}" else a for a in check]
             res = await run_argv(argv, ctx.command_timeout)
             if res.code != 0:
                 return {
@@ -211,7 +212,7 @@ FILE_APPLY = Executor(
         Arg("mode", (str,), required=False, default="0644"),
         Arg("owner", (str,), required=False),
         Arg("group", (str,), required=False),
-        Arg("check_cmd", (list,), required=False),
+        Arg("check", (str,), required=False),
         Arg("backup", (bool,), required=False, default=True),
         Arg("makedirs", (bool,), required=False, default=False),
         Arg("test", (bool,), required=False, default=False),

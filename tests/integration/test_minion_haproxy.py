@@ -167,7 +167,7 @@ async def test_file_apply_refuses_invalid_config_and_keeps_old_bytes(rig: Rig) -
     reply = await rig.bus.request(
         "itm1",
         "file.apply",
-        {"path": str(rig.cfg), "content": broken, "check_cmd": ["haproxy", "-c", "-f", "{path}"]},
+        {"path": str(rig.cfg), "content": broken, "check": "haproxy"},
         timeout=20,
     )
     assert reply.ok, reply
@@ -184,7 +184,7 @@ async def test_file_apply_refuses_invalid_config_and_keeps_old_bytes(rig: Rig) -
             "path": str(rig.cfg),
             "content": fixed,
             "test": True,
-            "check_cmd": ["haproxy", "-c", "-f", "{path}"],
+            "check": "haproxy",
         },
         timeout=20,
     )
@@ -194,7 +194,7 @@ async def test_file_apply_refuses_invalid_config_and_keeps_old_bytes(rig: Rig) -
     good = await rig.bus.request(
         "itm1",
         "file.apply",
-        {"path": str(rig.cfg), "content": fixed, "check_cmd": ["haproxy", "-c", "-f", "{path}"]},
+        {"path": str(rig.cfg), "content": fixed, "check": "haproxy"},
         timeout=20,
     )
     assert good.result["result"] is True
@@ -221,10 +221,14 @@ async def test_refusals(rig: Rig) -> None:
     checker = await rig.bus.request(
         "itm1",
         "file.apply",
-        {"path": str(rig.cfg), "content": "x", "check_cmd": ["sh", "-c", "id"]},
+        {"path": str(rig.cfg), "content": "x", "check": "sh"},
     )
     assert not checker.ok
-    assert "not allowed" in checker.error_message
+    assert "not one of this minion's check commands" in checker.error_message
+    argv = await rig.bus.request(  # the old form, an argv, is refused as a wrong type
+        "itm1", "file.apply", {"path": str(rig.cfg), "content": "x", "check": ["sh", "-c", "id"]}
+    )
+    assert not argv.ok and argv.error_type == "CommandRefused"
     ping = await rig.bus.request("itm1", "test.ping")
     assert ping.ok
     assert ping.result["id"] == "itm1"
@@ -256,7 +260,7 @@ json_values = st.recursive(
                 "state",
                 "weight",
                 "name",
-                "check_cmd",
+                "check",
                 "x",
             ]
         ),

@@ -61,3 +61,21 @@ def test_fire_pairs_parse_json_values() -> None:
         parse_pairs(["novalue"], None)
     with pytest.raises(UsageError):
         parse_pairs([], "[1]")
+
+
+def test_check_commands_are_exact_argv_by_name() -> None:
+    """check_commands: names of built-ins, or name -> [/absolute, ..., '{path}' once]."""
+    import pytest
+
+    from hactl.errors import ConfigError
+    from minion.config import parse_config
+    from minion.executors.base import DEFAULT_CHECKS
+
+    assert parse_config("id: a\n", "m").check_commands == DEFAULT_CHECKS
+    only = parse_config("id: a\ncheck_commands: [haproxy]\n", "m").check_commands
+    assert only == {"haproxy": DEFAULT_CHECKS["haproxy"]}
+    own = parse_config('id: a\ncheck_commands: {hx: [/opt/hx, -c, "{path}"]}\n', "m")
+    assert own.check_commands == {"hx": ("/opt/hx", "-c", "{path}")}
+    for bad in ('{hx: [hx, -c, "{path}"]}', "{hx: [/opt/hx, -c]}", "[sh]", "oops"):
+        with pytest.raises(ConfigError, match="check_commands"):
+            parse_config(f"id: a\ncheck_commands: {bad}\n", "m")
