@@ -34,6 +34,7 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,12 +47,14 @@ from hactl.wire.tags import validate_id
 from minion.beacons import REGISTRY as BEACONS
 from minion.executors.base import (
     DEFAULT_CHECKS,
+    DEFAULT_SYSCTLS,
     ExecContext,
     GaleraSettings,
     RabbitSettings,
     ServiceCommands,
 )
 
+_SYSCTL = re.compile(r"[a-z0-9_]+(\.[a-z0-9_-]+)+")
 _TOP = {
     "id",
     "roles",
@@ -60,6 +63,7 @@ _TOP = {
     "buffer_limit",
     "allowed_roots",
     "check_commands",
+    "sysctls",
     "haproxy_socket",
     "services",
     "beacons",
@@ -83,6 +87,7 @@ class MinionConfig:
     check_commands: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_CHECKS)
     )
+    sysctls: frozenset[str] = DEFAULT_SYSCTLS
     haproxy_socket: str = ""
     services: Mapping[str, ServiceCommands] = field(default_factory=dict)
     beacons: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -96,6 +101,7 @@ class MinionConfig:
             minion_id=self.id,
             allowed_roots=self.allowed_roots,
             check_commands=self.check_commands,
+            sysctls=self.sysctls,
             services=self.services,
             haproxy_socket=self.haproxy_socket,
             use_systemd=os.path.isdir("/run/systemd/system"),
@@ -208,6 +214,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             buffer_limit=int(raw.get("buffer_limit", 10_000)),
             allowed_roots=tuple(Path(p) for p in raw.get("allowed_roots") or ()),
             check_commands=_checks(raw.get("check_commands"), source),
+            sysctls=_sysctls(raw.get("sysctls"), source),
             haproxy_socket=str(raw.get("haproxy_socket") or ""),
             services=services,
             beacons={str(k): dict(v) for k, v in beacons.items()},
@@ -217,6 +224,17 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value: {exc}", file=source) from None
+
+
+def _sysctls(raw: Any, source: str) -> frozenset[str]:
+    """``sysctls``: the kernel settings ``sysctl.present`` may set on this node."""
+    if raw is None:
+        return DEFAULT_SYSCTLS
+    if not isinstance(raw, list) or not all(
+        isinstance(n, str) and _SYSCTL.fullmatch(n) for n in raw
+    ):
+        raise ConfigError("sysctls: a list of names like net.ipv4.ip_nonlocal_bind", file=source)
+    return frozenset(raw)
 
 
 def _checks(raw: Any, source: str) -> dict[str, tuple[str, ...]]:

@@ -100,6 +100,11 @@ DEFAULT_CHECKS: Mapping[str, tuple[str, ...]] = {
 }
 
 
+#: the kernel settings ``sysctl.present`` may set (what the shipped states need); minion.yaml
+#: ``sysctls`` replaces the list
+DEFAULT_SYSCTLS = frozenset({"net.ipv4.ip_nonlocal_bind"})
+
+
 @dataclass(frozen=True, slots=True)
 class ExecContext:
     """What executors may touch on this minion (from minion.yaml)."""
@@ -110,6 +115,7 @@ class ExecContext:
         default_factory=lambda: dict(DEFAULT_CHECKS)
     )
     services: Mapping[str, ServiceCommands] = field(default_factory=dict)
+    sysctls: frozenset[str] = DEFAULT_SYSCTLS
     haproxy_socket: str = ""
     use_systemd: bool = False
     command_timeout: float = 30.0

@@ -57,7 +57,10 @@ def _sysctl_path(name: str) -> Path:
     return Path("/proc/sys") / name.replace(".", "/")
 
 
-async def _sysctl(args: dict[str, Any], test: bool) -> Result:
+async def _sysctl(ctx: ExecContext, args: dict[str, Any], test: bool) -> Result:
+    if str(args["name"]) not in ctx.sysctls:  # kernel.core_pattern=|/x would be root exec
+        raise CommandRefused("state.apply", f"sysctl {args['name']!r} is not in this minion's "
+                             f"allowlist ({', '.join(sorted(ctx.sysctls)) or 'none'})")  # fmt: skip
     path = _sysctl_path(str(args["name"]))
     want = str(args["value"])
     try:
@@ -113,7 +116,7 @@ async def _service(
     ctx: ExecContext, args: dict[str, Any], test: bool, triggered: list[str]
 ) -> Result:
     name = str(args["name"])
-    if not ctx.use_systemd and name not in ctx.services:
+    if name not in ctx.services:  # under systemd too: never poweroff.target
         why = f"service {name!r} is not configured on this minion"
         return {"result": False, "changes": {}, "comment": why}
     running = await _running(ctx, name)
@@ -147,7 +150,7 @@ async def _one(
         if rtype == "file.managed":
             return await _file(ctx, args, test)
         if rtype == "sysctl.present":
-            return await _sysctl(args, test)
+            return await _sysctl(ctx, args, test)
         if rtype == "service.running":
             triggered = [w for w in watch if done.get(w, {}).get("changes")]
             return await _service(ctx, args, test, triggered)
