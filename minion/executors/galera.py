@@ -15,16 +15,25 @@ master's planner decides; these only act on the local node and refuse anything u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from minion.beacons.galera import parse_recovered, read_grastate, sql_client
-from minion.executors.base import Arg, CommandRefused, ExecContext, Executor, GaleraSettings
+from minion.executors.base import (
+    Arg,
+    Body,
+    CommandRefused,
+    ExecContext,
+    Executor,
+    GaleraSettings,
+)
 from minion.executors.proc import run_argv
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
@@ -140,15 +149,43 @@ async def position(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _set_safe_to_bootstrap(datadir: str) -> None:
-    path = Path(datadir) / "grastate.dat"
-    text = path.read_text(encoding="utf-8")
-    new = re.sub(r"(?m)^safe_to_bootstrap:\s*\d+", "safe_to_bootstrap: 1", text)
-    tmp = path.with_name(".grastate.dat.hactl")
-    tmp.write_text(new, encoding="utf-8")
-    st = path.stat()
-    os.chown(tmp, st.st_uid, st.st_gid)
-    os.chmod(tmp, st.st_mode & 0o7777)
-    os.replace(tmp, path)
+    """Rewrite grastate.dat with ``safe_to_bootstrap: 1``, following no symlink anywhere.
+
+    The datadir belongs to mysql: a grastate.dat (or a datadir) that is a symlink would make
+    this root process rewrite and chown a file of the attacker's choosing. Every component of
+    the datadir is a real directory, the file is opened O_NOFOLLOW relative to the directory's
+    descriptor, and ownership is copied with fchown on the descriptor itself."""
+    where = os.path.abspath(datadir)
+    if os.path.realpath(where) != where:
+        raise CommandRefused("galera.bootstrap", f"{datadir} goes through a symlink: refused")
+    dfd = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        try:
+            fd = os.open("grastate.dat", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
+        except OSError as exc:
+            raise CommandRefused("galera.bootstrap", f"grastate.dat: {exc.strerror} (a symlink "
+                                 "is refused)") from None  # fmt: skip
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise CommandRefused("galera.bootstrap", "grastate.dat is not a regular file")
+            text = fh.read(1 << 16).decode("utf-8", "replace")
+        new = re.sub(r"(?m)^safe_to_bootstrap:\s*\d+", "safe_to_bootstrap: 1", text)
+        tmp = ".grastate.dat.hactl"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dfd)
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                      st.st_mode & 0o777, dir_fd=dfd)  # fmt: skip
+        try:
+            os.write(out, new.encode("utf-8"))
+            os.fchown(out, st.st_uid, st.st_gid)
+            os.fchmod(out, st.st_mode & 0o777)
+            os.fsync(out)
+        finally:
+            os.close(out)
+        os.replace(tmp, "grastate.dat", src_dir_fd=dfd, dst_dir_fd=dfd)
+    finally:
+        os.close(dfd)
 
 
 async def _spawn(g: GaleraSettings, extra: list[str]) -> int:
@@ -242,20 +279,35 @@ async def start(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
 
 MAX_WAIT = (1.0, 600.0)  # seconds a bootstrap or join may wait to be Synced
 
+_LOCKS: dict[str, asyncio.Lock] = {}
+
+
+def _one_at_a_time(body: Body) -> Body:
+    """Position, bootstrap and start of one datadir run one at a time: two concurrent starts
+    would otherwise both see mariadbd stopped and start two on the same datadir."""
+
+    async def serialized(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
+        key = ctx.galera.datadir if ctx.galera is not None else ""
+        async with _LOCKS.setdefault(key, asyncio.Lock()):
+            return await body(ctx, args)
+
+    return serialized
+
+
 GALERA_POSITION = Executor(
     name="galera.position", args=(Arg("recover", (bool,), required=False, default=False),),
-    body=position,
+    body=_one_at_a_time(position),
 )  # fmt: skip
 GALERA_BOOTSTRAP = Executor(
     name="galera.bootstrap",
     args=(Arg("uuid", (str,)), Arg("seqno", (int,)),
           Arg("timeout", (int, float), required=False, default=30, between=MAX_WAIT)),
-    body=bootstrap,
+    body=_one_at_a_time(bootstrap),
 )  # fmt: skip
 GALERA_START = Executor(
     name="galera.start",
     args=(Arg("uuid", (str,), required=False, default=""),
           Arg("seqno", (int,), required=False, default=-1),
           Arg("timeout", (int, float), required=False, default=60, between=MAX_WAIT)),
-    body=start,
+    body=_one_at_a_time(start),
 )  # fmt: skip
