@@ -93,6 +93,7 @@ class Hub:
             eng = self.reactor.engine
             result["reactor"] = {**eng.counts, "rules": len(eng.rules),
                                  "skipped": self.reactor.skipped,
+                                 "view_rejected": dict(self.reactor.view.rejected),
                                  "observe": self.reactor.options.observe}  # fmt: skip
         try:
             info = await self.bus.js.stream_info(self.stream.name)

@@ -266,7 +266,17 @@ class ReactorRuntime:
             with contextlib.suppress(nats.js.errors.KeyNotFoundError):
                 entry = await self.kv.get(key)
                 if entry.value:
-                    self.view.set(*where, msgpack.unpackb(entry.value, raw=False))
+                    self._from_kv(where, entry.value)
+
+    def _from_kv(self, where: tuple[str, str], raw: bytes) -> None:
+        """A KV value into the view; garbage is ignored and reported, never fatal."""
+        try:
+            value = msgpack.unpackb(raw, raw=False)
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            log.warning("view_value_ignored", key=".".join(where), reason=f"not msgpack: {exc}")
+            return
+        if not self.view.set(*where, value):
+            log.warning("view_value_ignored", key=".".join(where), reason=self.view.last_rejection)
 
     async def _watch_view(self) -> None:
         watcher = await patient(
@@ -278,7 +288,7 @@ class ReactorRuntime:
             where = parse_kv_key(entry.key)
             if where is None or not entry.value:
                 continue
-            self.view.set(*where, msgpack.unpackb(entry.value, raw=False))
+            self._from_kv(where, entry.value)
             if self.engine is not None:
                 self.engine.invalidate()
 

@@ -31,6 +31,48 @@ def parse_kv_key(key: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
+def _opt(value: Any, *types: type) -> bool:
+    return value is None or (isinstance(value, types) and not (
+        isinstance(value, bool) and bool not in types))  # fmt: skip
+
+
+def admissible(aspect: str, value: Any) -> str:
+    """Why ``value`` may not enter the view as ``aspect`` ('' when it may).
+
+    The view is typed at its boundary for the fields its facts read: one malformed beacon
+    event (``vips: [[1]]``) once made every later event's facts raise, and the bad value,
+    saved in KV, came back after a restart. Whatever fails here is not stored (from an event
+    or from KV) and is counted by the caller."""
+    if not isinstance(value, Mapping):
+        return f"{aspect}: not a map"
+    if not all(isinstance(k, str) for k in value):
+        return f"{aspect}: keys must be strings"
+    if aspect == "minion":
+        ok = _opt(value.get("last_seen"), int, float) and all(
+            _opt(value.get(k), bool) for k in ("lost", "stopped"))  # fmt: skip
+        return "" if ok else "minion: last_seen a number, lost/stopped booleans"
+    for name, item in value.items():
+        if name.startswith("_"):
+            continue  # the beacon's own status entries (e.g. _haproxy)
+        if not isinstance(item, Mapping):
+            return f"{aspect}.{name}: not a map"
+        if aspect == "vrrp":
+            vips = item.get("vips")
+            ok = (_opt(item.get("state"), str) and _opt(item.get("priority"), int)
+                  and _opt(item.get("vip_here"), bool)
+                  and (vips is None or (isinstance(vips, list)
+                                        and all(isinstance(v, str) for v in vips))))  # fmt: skip
+            if not ok:
+                return f"vrrp.{name}: state a string, priority an integer, vips strings"
+        if aspect in ("galera", "rabbitmq", "haproxy") and not all(
+            _opt(item.get(k), bool) for k in ("running", "synced")
+        ):
+            return f"{aspect}.{name}: running/synced must be booleans"
+        if aspect == "galera" and not _opt(item.get("cluster_status"), str):
+            return f"galera.{name}: cluster_status must be a string"
+    return ""
+
+
 @dataclass
 class ClusterView:
     """node -> aspect -> value (the beacon's items, or the minion's liveness record)."""
@@ -41,12 +83,21 @@ class ClusterView:
     # (node, instance) -> highest priority seen: a lower one means a failed track script
     # (keepalived subtracts the weight; the node stays BACKUP, it does not go FAULT)
     base_priority: dict[tuple[str, str], int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)  # refused values, by aspect/item
+    last_rejection: str = ""
 
-    def set(self, node: str, aspect: str, value: Any) -> None:
-        """Store one fact (from the KV or an event)."""
-        if aspect == "vrrp" and isinstance(value, dict):
+    def set(self, node: str, aspect: str, value: Any) -> bool:
+        """Store one fact (from the KV or an event); False (nothing stored, counted in
+        ``rejected``) when it is not :func:`admissible`."""
+        why = admissible(aspect, value)
+        if why:
+            self.rejected[why.split(":")[0]] = self.rejected.get(why.split(":")[0], 0) + 1
+            self.last_rejection = f"{node}: {why}"
+            return False
+        if aspect == "vrrp":
             self._track_masters(node, value)  # a master that starts late learns who held what
         self.nodes.setdefault(node, {})[aspect] = value
+        return True
 
     def update(self, event: Event, now: float | None = None) -> list[tuple[str, str]]:
         """Fold ``event`` in; the (node, aspect) pairs whose value changed."""
@@ -58,8 +109,7 @@ class ClusterView:
                 return []
             if self.nodes.get(node, {}).get(levels[3]) == items:
                 return []
-            self.set(node, levels[3], items)
-            return [(node, levels[3])]
+            return [(node, levels[3])] if self.set(node, levels[3], items) else []
         if kind == "minion" and len(levels) == 4:
             what = levels[3]
             rec = dict(self.nodes.get(node, {}).get("minion") or {})
@@ -69,16 +119,14 @@ class ClusterView:
                     rec["roles"] = event.data["roles"]
                 # every heartbeat is persisted: another master (or one that starts later)
                 # must know this minion is alive, or it would declare it lost
-                self.set(node, "minion", rec)
-                return [(node, "minion")]
+                return [(node, "minion")] if self.set(node, "minion", rec) else []
             if what == "stop":
                 rec.update(stopped=True, last_seen=event.ts)
             elif what == "lost":
                 rec.update(lost=True)
             else:
                 return []
-            self.set(node, "minion", rec)
-            return [(node, "minion")]
+            return [(node, "minion")] if self.set(node, "minion", rec) else []
         return []
 
     def _track_masters(self, node: str, items: dict[str, Any]) -> None:
