@@ -18,11 +18,11 @@ from hactl.auth.perms import inbox_prefix
 from hactl.auth.store import public_key_of
 from hactl.errors import ConfigError
 
-#: Keepalive: a PING every second; the third tick with two PINGs unanswered declares the server
-#: dead (2-3 s after a silent partition) and the client moves to another member. nats-py's
+#: Keepalive: a PING every 0.5 s; the fourth tick with three PINGs unanswered declares the server
+#: dead (1.5-2 s after a silent partition) and the client moves to another member. nats-py's
 #: defaults (120 s x 2) let a partitioned server hold a master blind for minutes.
-PING_INTERVAL_S = 1
-MAX_OUTSTANDING_PINGS = 2
+PING_INTERVAL_S = 0.5
+MAX_OUTSTANDING_PINGS = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,8 +124,8 @@ class Bus:
         announce: bool = False,
     ) -> Bus:
         """Connect as ``auth``'s identity, over verified TLS, within ``timeout`` seconds or raise
-        :class:`BusError`. A dead or partitioned server is noticed within 2-3 s (a PING a
-        second, two unanswered) and the client moves to another member of ``url``.
+        :class:`BusError`. A dead or partitioned server is noticed within 1.5-2 s (a PING
+        every 0.5 s, three unanswered) and the client moves to another member of ``url``.
 
         ``reconnect=True`` (daemons) keeps reconnecting after a later loss of the server;
         the *first* connect is bounded either way. ``announce=True`` (the master, a minion)
