@@ -30,10 +30,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from hactl.errors import ConfigError
-from hactl.wire.tags import BEACON_KINDS, COMMAND_PREFIX, MASTER_ID
+from hactl.wire.tags import (
+    AUDIT_SUBJECTS,
+    BEACON_KINDS,
+    COMMAND_PREFIX,
+    MASTER_ID,
+    STREAM_SUBJECTS,
+)
 
 EVENTS_STREAM = "HACTL_EVENTS"
-AUDIT_STREAM = "HACTL_AUDIT"  # (hactl/bus/jetstream.py creates it)
+AUDIT_STREAM = "HACTL_AUDIT"  # (hactl/bus/jetstream.py creates both streams)
 AUDIT_PREFIX = "hactl.audit"
 VIEW_BUCKET = "HACTL_CLUSTER"
 LEASE_BUCKET = "HACTL_LEASES"
@@ -58,8 +64,6 @@ _AUDIT_GUARD = (
     "$JS.API.STREAM.RESTORE.>",
     "$JS.API.STREAM.SNAPSHOT.>",
 )
-# event kinds the view and the operators read (never commands)
-_EVENT_SUBJECTS = tuple(f"hactl.{k}.>" for k in ("minion", "beacon", "job", "reactor", "event"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,7 @@ def _operator(ident: Identity) -> dict[str, Any]:
         _js("STREAM.INFO", AUDIT_STREAM),
         _js("DIRECT.GET", AUDIT_STREAM),
     ]
-    subscribe = [*_EVENT_SUBJECTS, f"{AUDIT_PREFIX}.>", f"{inbox_prefix(ident.public_key)}.>"]
+    subscribe = [*STREAM_SUBJECTS, *AUDIT_SUBJECTS, f"{inbox_prefix(ident.public_key)}.>"]
     return {"publish": {"allow": publish}, "subscribe": {"allow": subscribe}}
 
 
@@ -144,7 +148,7 @@ def _manager(ident: Identity) -> dict[str, Any]:
         publish += ["hactl.reactor.>", "hactl.minion.*.lost"]
     else:  # a person's own audit records, under the key the server authenticated
         publish.append(f"{AUDIT_PREFIX}.{ident.public_key}.>")
-    subscribe = [*_EVENT_SUBJECTS, f"{AUDIT_PREFIX}.>", f"{inbox_prefix(ident.public_key)}.>"]
+    subscribe = [*STREAM_SUBJECTS, *AUDIT_SUBJECTS, f"{inbox_prefix(ident.public_key)}.>"]
     if ident.kind == "master":
         subscribe += [f"{COMMAND_PREFIX}{MASTER_ID}", REACTOR_DELIVER]
     return {

@@ -14,13 +14,14 @@ import nats.js.errors
 from nats.js import api
 from nats.js.kv import KeyValue
 
+from hactl.auth.perms import AUDIT_STREAM as AUDIT_STREAM
+from hactl.auth.perms import EVENTS_STREAM as EVENTS_STREAM
 from hactl.bus.client import Bus
 from hactl.errors import BusError, HactlError
 from hactl.log import get_logger
 from hactl.wire.envelope import MAX_EVENT_BYTES
 from hactl.wire.tags import AUDIT_SUBJECTS, STREAM_SUBJECTS
 
-EVENTS_STREAM = "HACTL_EVENTS"
 log = get_logger("hactl.bus")
 T = TypeVar("T")
 
@@ -105,9 +106,6 @@ async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
                 bus.url, f"cannot update stream {settings.name}: {exc.description}"
             ) from None
     return info
-
-
-AUDIT_STREAM = "HACTL_AUDIT"
 
 
 def audit_config(replicas: int = 1, max_age_s: float = 400 * 86400.0) -> api.StreamConfig:
