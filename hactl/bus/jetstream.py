@@ -14,8 +14,7 @@ import nats.js.errors
 from nats.js import api
 from nats.js.kv import KeyValue
 
-from hactl.auth.perms import AUDIT_STREAM as AUDIT_STREAM
-from hactl.auth.perms import EVENTS_STREAM as EVENTS_STREAM
+from hactl.auth.perms import AUDIT_STREAM, EVENTS_STREAM
 from hactl.bus.client import Bus
 from hactl.errors import BusError, HactlError
 from hactl.log import get_logger

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from hactl.auth.perms import AUDIT_STREAM
 from hactl.bus import EVENTS_STREAM, Bus
-from hactl.bus.jetstream import AUDIT_STREAM
 from hactl.cli.runner import print_json, run, settings_of
 from hactl.config import resolve_connection
 from hactl.errors import UsageError
