@@ -14,6 +14,10 @@ Example::
     haproxy_socket: /run/haproxy/admin.sock
     services:
       haproxy: {reload: [systemctl, reload, haproxy]}
+    content_policy:    # what rendered configs may make a root daemon run (docs/security.md)
+      programs: ["/usr/bin/curl -fsS -m 0.5 -o /dev/null http://127.0.0.1:8405/healthz"]
+      providers: [/usr/lib/galera/libgalera_smm.so]
+      sst_methods: [rsync, mariabackup]
     beacons:
       vrrp: {fifo: /run/hactl/keepalived.fifo, instances: {VI_INTERNAL: {vips: [10.0.0.10]}}}
       haproxy: {socket: /run/haproxy/admin.sock}
@@ -40,8 +44,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from hactl import yamlsrc
 from hactl.errors import ConfigError, TagError
 from hactl.wire.tags import validate_id
 from minion.beacons import REGISTRY as BEACONS
@@ -53,6 +56,7 @@ from minion.executors.base import (
     RabbitSettings,
     ServiceCommands,
 )
+from minion.executors.policy import ContentPolicy
 
 _SYSCTL = re.compile(r"[a-z0-9_]+(\.[a-z0-9_-]+)+")
 _TOP = {
@@ -64,6 +68,7 @@ _TOP = {
     "allowed_roots",
     "check_commands",
     "sysctls",
+    "content_policy",
     "haproxy_socket",
     "services",
     "beacons",
@@ -88,6 +93,7 @@ class MinionConfig:
         default_factory=lambda: dict(DEFAULT_CHECKS)
     )
     sysctls: frozenset[str] = DEFAULT_SYSCTLS
+    content_policy: ContentPolicy = field(default_factory=ContentPolicy)
     haproxy_socket: str = ""
     services: Mapping[str, ServiceCommands] = field(default_factory=dict)
     beacons: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -102,6 +108,7 @@ class MinionConfig:
             allowed_roots=self.allowed_roots,
             check_commands=self.check_commands,
             sysctls=self.sysctls,
+            content_policy=self.content_policy,
             services=self.services,
             haproxy_socket=self.haproxy_socket,
             use_systemd=os.path.isdir("/run/systemd/system"),
@@ -109,16 +116,6 @@ class MinionConfig:
             galera=self.galera,
             rabbitmq=self.rabbitmq,
         )
-
-
-def _lines(text: str) -> dict[str, int]:
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
 
 
 def _section(
@@ -144,21 +141,13 @@ def _section(
 
 def parse_config(text: str, source: str, *, minion_id: str | None = None) -> MinionConfig:
     """Parse and validate minion.yaml content; errors name ``source`` and the line."""
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(
-            f"YAML syntax: {getattr(exc, 'problem', exc)}",
-            file=source,
-            line=mark.line + 1 if mark else None,
-        ) from None
+    doc = yamlsrc.load(text, source)  # aliases and duplicate keys refused, with the line
+    raw = {} if doc.data is None else doc.data
     if not isinstance(raw, dict):
         raise ConfigError("the top level must be a mapping", file=source, line=1)
-    lines = _lines(text)
 
     def bad(key: str, detail: str) -> ConfigError:
-        return ConfigError(f"{key}: {detail}", file=source, line=lines.get(key))
+        return ConfigError(f"{key}: {detail}", file=source, line=doc.line(key))
 
     for key in raw:
         if key not in _TOP:
@@ -215,6 +204,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             allowed_roots=tuple(Path(p) for p in raw.get("allowed_roots") or ()),
             check_commands=_checks(raw.get("check_commands"), source),
             sysctls=_sysctls(raw.get("sysctls"), source),
+            content_policy=_policy(raw.get("content_policy"), bad),
             haproxy_socket=str(raw.get("haproxy_socket") or ""),
             services=services,
             beacons={str(k): dict(v) for k, v in beacons.items()},
@@ -224,6 +214,23 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value: {exc}", file=source) from None
+
+
+def _policy(raw: Any, bad: Callable[[str, str], ConfigError]) -> ContentPolicy:
+    """``content_policy``: each key a list of strings, replacing that key's default."""
+    if raw is None:
+        return ContentPolicy()
+    if not isinstance(raw, dict):
+        raise bad("content_policy", "must be a mapping")
+    names = {f.name for f in fields(ContentPolicy)}
+    values: dict[str, frozenset[str]] = {}
+    for key, items in raw.items():
+        if key not in names:
+            raise bad("content_policy", f"unknown key {key!r} (known: {', '.join(sorted(names))})")
+        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+            raise bad("content_policy", f"{key}: a list of strings")
+        values[str(key)] = frozenset(items)
+    return ContentPolicy(**values)
 
 
 def _sysctls(raw: Any, source: str) -> frozenset[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hactl.errors import HactlError
+from minion.executors.policy import ContentPolicy
 
 
 class CommandRefused(HactlError):
@@ -116,6 +117,7 @@ class ExecContext:
     )
     services: Mapping[str, ServiceCommands] = field(default_factory=dict)
     sysctls: frozenset[str] = DEFAULT_SYSCTLS
+    content_policy: ContentPolicy = field(default_factory=ContentPolicy)
     haproxy_socket: str = ""
     use_systemd: bool = False
     command_timeout: float = 30.0

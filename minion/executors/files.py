@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from minion.executors.base import Arg, CommandRefused, ExecContext, Executor
+from minion.executors.policy import PolicyViolation, check_content
 from minion.executors.proc import run_argv
 
 NAME = "file.apply"
@@ -92,6 +93,10 @@ async def apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
         check = list(template)
     content = args["content"]
     new = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    try:  # before anything is staged: a daemon running as root would execute it
+        check_content(new, ctx.content_policy)
+    except PolicyViolation as exc:
+        raise CommandRefused(NAME, f"{target}: {exc} (content policy)") from None
     if target.exists() and not target.is_file():
         raise CommandRefused(NAME, f"{target} exists and is not a regular file")
     old = target.read_bytes() if target.exists() else None

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from minion.beacons.haproxy import admin_command
-from minion.executors.base import Arg, CommandRefused, ExecContext, Executor
+from minion.executors.base import Arg, CommandRefused, ExecContext, Executor, validate_args
 from minion.executors.files import FILE_APPLY, allowed_path
 from minion.executors.files import apply as file_apply
+from minion.executors.policy import PolicyViolation, check_content
 from minion.executors.proc import run_argv
 
 Result = dict[str, Any]
@@ -41,13 +42,67 @@ def _redact(value: Any, secrets: list[str]) -> Any:
     return value
 
 
+#: each resource type's arguments, checked (types, unknown names) before any resource runs:
+#: ``contents: 4096`` would otherwise become a zero-filled file of that size
+_FILE_ARGS = tuple(Arg(a.name, a.types, a.required, a.default, a.choices, a.between)
+                   for a in FILE_APPLY.args if a.name not in ("content", "test"))  # fmt: skip
+RESOURCE_ARGS: dict[str, Executor] = {
+    "file.managed": Executor("file.managed", (*_FILE_ARGS, Arg("contents", (str,))), file_apply),
+    "sysctl.present": Executor(
+        "sysctl.present", (Arg("name", (str,)), Arg("value", (str, int))), file_apply
+    ),
+    "service.running": Executor(
+        "service.running",
+        (
+            Arg("name", (str,)),
+            Arg("reload", (bool,), required=False, default=True),
+            Arg("save_state", (str,), required=False),
+        ),
+        file_apply,
+    ),
+}
+
+
+def _preflight(ctx: ExecContext, plan: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every resource checked before the first one runs; a bad one refuses the whole plan, so
+    nothing is half-applied: argument types, the content policy, the sysctl and service
+    allowlists, paths under the allowed roots."""
+    checked = []
+    for res in plan:
+        rid, rtype = res["id"], res.get("type")
+        schema = RESOURCE_ARGS.get(str(rtype))
+        if schema is None:
+            raise CommandRefused("state.apply", f"{rid}: unknown resource type {rtype!r}")
+        for key in ("require", "watch"):
+            deps = res.get(key) or []
+            if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+                raise CommandRefused("state.apply", f"{rid}: {key} must be a list of ids")
+        try:
+            args = validate_args(schema, dict(res.get("args") or {}))
+        except CommandRefused as exc:
+            raise CommandRefused("state.apply", f"{rid}: {exc.reason}") from None
+        if rtype == "file.managed":
+            allowed_path(ctx, args["path"])
+            try:
+                check_content(args["contents"], ctx.content_policy)
+            except PolicyViolation as exc:
+                raise CommandRefused("state.apply", f"{rid} ({args['path']}): {exc} (content "
+                                     "policy)") from None  # fmt: skip
+        elif rtype == "sysctl.present" and args["name"] not in ctx.sysctls:
+            known = ", ".join(sorted(ctx.sysctls))
+            raise CommandRefused("state.apply", f"{rid}: sysctl {args['name']!r} is not in "
+                                 f"this minion's allowlist ({known})")  # fmt: skip
+        elif rtype == "service.running" and args["name"] not in ctx.services:
+            raise CommandRefused("state.apply", f"{rid}: service {args['name']!r} is not "
+                                 "configured on this minion")  # fmt: skip
+        checked.append({**res, "args": args})
+    return checked
+
+
 async def _file(ctx: ExecContext, args: dict[str, Any], test: bool) -> Result:
-    wanted = {a.name for a in FILE_APPLY.args}
-    given = {k: v for k, v in args.items() if k in wanted}
-    given["content"] = args.get("contents", "")
+    given = {k: v for k, v in args.items() if k != "contents"}
+    given["content"] = args["contents"]
     given["test"] = test
-    for a in FILE_APPLY.args:
-        given.setdefault(a.name, a.default)
     return await file_apply(ctx, given)
 
 
@@ -187,6 +242,7 @@ async def state_apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     plan, test, secrets = args["plan"], args["test"], [str(s) for s in args["redact"] if s]
     if not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in plan):
         raise CommandRefused("state.apply", "plan must be a list of resources with ids")
+    plan = _preflight(ctx, plan)
     done: dict[str, Result] = {}
     results = []
     for res in plan:
