@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import platform
 import shutil
 import subprocess
@@ -17,6 +19,7 @@ from typing import Any
 
 from hactl import __version__
 from hactl.auth.client import ClientAuth
+from hactl.auth.perms import LEASE_BUCKET
 from hactl.bus import Bus
 from hactl.errors import BusError, MinionFailed, TagError
 from hactl.log import get_logger
@@ -134,6 +137,9 @@ class Minion:
                 )
                 await asyncio.sleep(1.0)
                 continue
+            self.ctx = dataclasses.replace(
+                self.ctx, leases=functools.partial(bus.read_key, LEASE_BUCKET)
+            )
             await bus.serve(self.cfg.id, self._command)
             self.bus = bus
             self.outbox.attach(bus)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hactl.errors import ConfigError
+from hactl.wire.leases import BOOTSTRAP_PREFIX
 from hactl.wire.tags import (
     AUDIT_SUBJECTS,
     BEACON_KINDS,
@@ -106,6 +107,11 @@ def _minion(ident: Identity) -> dict[str, Any]:
     publish = [f"hactl.beacon.{n}.{b}" for b in BEACON_KINDS]
     publish += [f"hactl.minion.{n}.{e}" for e in ("start", "heartbeat", "stop")]
     publish.append(f"hactl.job.*.ret.{n}")
+    # the one JetStream call a minion makes: read (never write) a Galera bootstrap lease, so
+    # galera.bootstrap runs only where the master's planner took the epoch's lease
+    publish.append(
+        _js("DIRECT.GET", f"KV_{LEASE_BUCKET}", f"$KV.{LEASE_BUCKET}.{BOOTSTRAP_PREFIX}.>")
+    )
     return {
         "publish": {"allow": publish},
         "subscribe": {"allow": [f"{COMMAND_PREFIX}{n}", f"{inbox_prefix(ident.public_key)}.>"]},

@@ -26,7 +26,7 @@ from nats.js import JetStreamContext
 
 from hactl.auth.client import ClientAuth
 from hactl.auth.perms import INBOX_ROOT
-from hactl.bus import history
+from hactl.bus import history, kvread
 from hactl.bus.rejects import RejectStats
 from hactl.errors import (
     BusError,
@@ -298,29 +298,12 @@ class Bus:
         return await history.replay(self, compiled, since, handler, stream, timeout=wait)
 
     async def read_bucket(self, bucket: str) -> dict[str, bytes]:
-        """Every live key of KV ``bucket`` with its latest value, read by stream info and direct
-        gets only: no consumer is created (operators may not create any, see
-        hactl/auth/perms.py). Raises :class:`BusError` when the bucket does not exist."""
-        stream = f"KV_{bucket}"
-        prefix = f"$KV.{bucket}."
-        try:
-            info = await self.js.stream_info(stream, subjects_filter=f"{prefix}>")
-        except nats.js.errors.NotFoundError:
-            raise BusError(self.url, f"no KV bucket {bucket}") from None
-        except (nats.errors.Error, nats.js.errors.Error) as exc:
-            raise BusError(self.url, f"cannot read KV bucket {bucket} ({exc})") from None
-        out: dict[str, bytes] = {}
-        for subject in sorted((info.state.subjects or {}) if info.state else {}):
-            try:
-                msg = await self.js.get_last_msg(stream, subject, direct=True)
-            except nats.js.errors.NotFoundError:
-                continue
-            except (nats.errors.Error, nats.js.errors.Error) as exc:
-                raise BusError(self.url, f"cannot read {subject} ({exc})") from None
-            if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
-                continue
-            out[subject[len(prefix) :]] = msg.data
-        return out
+        """Every live key of KV ``bucket`` (hactl/bus/kvread.py: direct gets, no consumer)."""
+        return await kvread.read_bucket(self, bucket)
+
+    async def read_key(self, bucket: str, key: str) -> bytes | None:
+        """The live value of one key, or None (absent or deleted): one direct get."""
+        return await kvread.read_key(self, bucket, key)
 
     # -- commands -----------------------------------------------------------------------
 

@@ -94,12 +94,12 @@ class NatsEffects:
         """A command to a minion, sent as the master."""
         return await self.bus.request(target, cmd, args, timeout=timeout, sender=MASTER_ID)
 
-    async def lease(self, name: str) -> bool:
+    async def lease(self, name: str, value: bytes | None = None) -> bool:
         """Create-once. Rule locks (``lock.*``) live in a short-TTL bucket and are kept alive
         while held, so the lock of a master that dies frees itself within LOCK_TTL."""
         bucket = self._bucket(name)
         try:
-            await bucket.create(name, str(time.time()).encode())
+            await bucket.create(name, value if value is not None else str(time.time()).encode())
         except nats.js.errors.KeyWrongLastSequenceError:
             return False
         except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:

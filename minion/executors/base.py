@@ -106,6 +106,9 @@ DEFAULT_CHECKS: Mapping[str, tuple[str, ...]] = {
 DEFAULT_SYSCTLS = frozenset({"net.ipv4.ip_nonlocal_bind"})
 
 
+LeaseReader = Callable[[str], Awaitable[bytes | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class ExecContext:
     """What executors may touch on this minion (from minion.yaml)."""
@@ -123,6 +126,9 @@ class ExecContext:
     command_timeout: float = 30.0
     galera: GaleraSettings | None = None
     rabbitmq: RabbitSettings | None = None
+    #: reads one key of the lease bucket (a direct get over the minion's connection); None
+    #: until connected. galera.bootstrap checks its lease with it (hactl/wire/leases.py).
+    leases: LeaseReader | None = None
 
 
 Body = Callable[[ExecContext, dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hactl.errors import DecodeError, HactlError
+from hactl.wire.leases import bootstrap_key, decode_bootstrap
 from minion.beacons.galera import parse_recovered, read_grastate, sql_client
 from minion.executors.base import (
     Arg,
@@ -224,10 +226,34 @@ def _check_position(cmd: str, uuid: str, seqno: int) -> str:
     return f"{uuid}:{seqno}"
 
 
+async def _check_lease(ctx: ExecContext, uuid: str, seqno: int) -> None:
+    """Refuse unless the master's planner took this epoch's bootstrap lease for this node: a
+    bootstrap sent by anything else (an admin key, a stale master) could split the cluster or
+    lose transactions. Read-only; the minion never writes a lease."""
+    cmd, key = "galera.bootstrap", bootstrap_key(uuid, seqno)
+    if ctx.leases is None:
+        raise CommandRefused(cmd, "not connected to the bus: cannot check the bootstrap lease")
+    try:
+        data = await ctx.leases(key)
+    except HactlError as exc:
+        raise CommandRefused(cmd, f"cannot read the bootstrap lease {key}: {exc}") from None
+    if data is None:
+        raise CommandRefused(cmd, f"no bootstrap lease {key}: only the master's recovery plan "
+                             "bootstraps (hactl galera recover)")  # fmt: skip
+    try:
+        lease = decode_bootstrap(data)
+    except DecodeError as exc:
+        raise CommandRefused(cmd, f"bootstrap lease {key} is not valid: {exc.detail}") from None
+    if (lease.node, lease.uuid, lease.seqno) != (ctx.minion_id, uuid, seqno):
+        raise CommandRefused(cmd, f"bootstrap lease {key} names {lease.node} at "
+                             f"{lease.uuid}:{lease.seqno}, not this node")  # fmt: skip
+
+
 async def bootstrap(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     """Start a new Primary component from this node, at the position the planner chose."""
     g = _settings(ctx, "galera.bootstrap")
     pos = _check_position("galera.bootstrap", args["uuid"], args["seqno"])
+    await _check_lease(ctx, args["uuid"], args["seqno"])
     if why := await _running(g):
         raise CommandRefused("galera.bootstrap", f"{why}; stop it before bootstrapping")
     here = await position(ctx, {"recover": False})

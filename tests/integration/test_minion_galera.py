@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import pytest
 
-from hactl.bus import Bus, StreamSettings, ensure_stream
+from hactl.auth.perms import LEASE_BUCKET
+from hactl.bus import Bus, StreamSettings, ensure_stream, kv_bucket
 from hactl.wire.envelope import Event
+from hactl.wire.leases import BootstrapLease, bootstrap_key, encode_bootstrap
 from minion.agent import Minion
 from minion.config import parse_config
 from tests.integration import galera
@@ -71,7 +74,14 @@ galera: {{defaults_file: {node.cnf}, datadir: {node.datadir}, socket: {node.sock
         status = await asyncio.to_thread(node.sql, "SHOW STATUS LIKE 'wsrep_last_committed'")
         committed = int(str(status[0][1]))
 
-        # a running node: its position is live, and bootstrap is refused
+        leases = await kv_bucket(bus, LEASE_BUCKET, ttl_s=600)
+
+        async def grant(node_id: str, seqno: int) -> None:
+            record = BootstrapLease(node_id, uuid, seqno, "master", time.time())
+            await leases.put(bootstrap_key(uuid, seqno), encode_bootstrap(record))
+
+        # a running node: its position is live, and bootstrap is refused even with a lease
+        await grant("itg1", committed)
         pos = await bus.request("itg1", "galera.position", timeout=10)
         assert pos.ok and pos.result["source"] == "live" and pos.result["seqno"] == committed
         refused = await bus.request(
@@ -91,12 +101,27 @@ galera: {{defaults_file: {node.cnf}, datadir: {node.datadir}, socket: {node.sock
         assert pos.ok and pos.result["source"] == "recover", pos
         assert (pos.result["uuid"], pos.result["seqno"]) == (uuid, committed)
 
+        # a bootstrap without the planner's lease, or with another node's, is refused
+        await leases.delete(bootstrap_key(uuid, committed))
+        alone = await bus.request(
+            "itg1", "galera.bootstrap", {"uuid": uuid, "seqno": committed}, timeout=10
+        )
+        assert not alone.ok and "no bootstrap lease" in alone.error_message, alone
+        await grant("itg2", committed)
+        other = await bus.request(
+            "itg1", "galera.bootstrap", {"uuid": uuid, "seqno": committed}, timeout=10
+        )
+        assert not other.ok and "names itg2" in other.error_message, other
+        assert node.pid() is None
+
+        await grant("itg1", committed + 5)
         stale = await bus.request(
             "itg1", "galera.bootstrap", {"uuid": uuid, "seqno": committed + 5}, timeout=60
         )
         assert not stale.ok and "stale plan" in stale.error_message
         assert node.pid() is None
 
+        await grant("itg1", committed)
         boot = await bus.request(
             "itg1", "galera.bootstrap", {"uuid": uuid, "seqno": committed}, timeout=90
         )

@@ -29,6 +29,7 @@ from hactl.bus import Bus, kv_bucket
 from hactl.errors import BusError, PermissionRefused
 from hactl.wire import commands as wcmd
 from hactl.wire.envelope import new_event
+from hactl.wire.leases import BootstrapLease, bootstrap_key, encode_bootstrap
 from tests.integration.conftest import NatsHandle
 
 REFUSAL_WAIT = 2.0
@@ -146,6 +147,34 @@ async def test_minion_is_refused_everything_but_its_own(conns: dict[str, Conn]) 
     for subject in ("hactl.cmd.ctl2", "hactl.beacon.>", "hactl.cmd.*", REACTOR_DELIVER,
                     f"{inbox_prefix(conns['admin'].key)}.>", "_INBOX.>", ">"):  # fmt: skip
         assert await m.sub_refused(subject), subject
+
+
+async def test_a_minion_reads_bootstrap_leases_and_nothing_else(
+    nats: NatsHandle, conns: dict[str, Conn]
+) -> None:
+    """The minion's one JetStream call: a direct get of a Galera bootstrap lease. Writing a
+    lease, reading a rule lock or the view, or a by-sequence get are all refused."""
+    admin = await Bus.connect(nats.url, nats.auth("admin"), name="lease-admin")
+    minion = await Bus.connect(nats.url, nats.auth("ctl1"), name="lease-minion")
+    try:
+        leases = await kv_bucket(admin, LEASE_BUCKET, ttl_s=600)
+        key = bootstrap_key("6f0d2c3e-0000-4000-8000-000000000001", 7)
+        record = encode_bootstrap(BootstrapLease("ctl1", key.split(".")[1], 7, "master", 1.0))
+        await leases.put(key, record)
+        await leases.put("lock.r.x", b"1")
+        assert await minion.read_key(LEASE_BUCKET, key) == record
+        assert await minion.read_key(LEASE_BUCKET, bootstrap_key(key.split(".")[1], 8)) is None
+        with pytest.raises(BusError):
+            await minion.read_key(LEASE_BUCKET, "lock.r.x")
+        with pytest.raises(BusError):
+            await minion.read_key(VIEW_BUCKET, "node.ctl1.vrrp")
+        probe = conns["ctl1"]
+        assert await probe.pub_refused(f"$KV.{LEASE_BUCKET}.{key}", record)
+        assert await probe.pub_refused(f"$JS.API.DIRECT.GET.KV_{LEASE_BUCKET}", b'{"seq": 1}')
+        assert await minion.read_key(LEASE_BUCKET, key) == record  # unchanged
+    finally:
+        await minion.close()
+        await admin.close()
 
 
 async def test_operator_reads_and_fires_only(conns: dict[str, Conn]) -> None:

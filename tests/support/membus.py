@@ -25,6 +25,7 @@ class MemBus:
     published: list[tuple[Event, str | None]] = field(default_factory=list)
     requests: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     leases: set[str] = field(default_factory=set)
+    lease_values: dict[str, bytes | None] = field(default_factory=dict)
     stored_ids: set[str] = field(default_factory=set)
 
     async def publish(self, event: Event, msg_id: str | None = None) -> None:
@@ -48,11 +49,12 @@ class MemBus:
             return out
         return CommandReply(jid="j", ok=True, result=out)
 
-    async def lease(self, name: str) -> bool:
-        """Create-once."""
+    async def lease(self, name: str, value: bytes | None = None) -> bool:
+        """Create-once; the record is kept for the tests to read."""
         if name in self.leases:
             return False
         self.leases.add(name)
+        self.lease_values[name] = value
         return True
 
     async def release(self, name: str) -> None:

@@ -32,8 +32,9 @@ class Effects(Protocol):
         """A command to a minion; raises CommandError when nobody answers."""
         ...
 
-    async def lease(self, name: str) -> bool:
-        """Take the cluster-wide lease ``name`` once (False if someone holds or held it)."""
+    async def lease(self, name: str, value: bytes | None = None) -> bool:
+        """Take the cluster-wide lease ``name`` once (False if someone holds or held it);
+        ``value`` is the record a minion may check (hactl/wire/leases.py)."""
         ...
 
     async def release(self, name: str) -> None:

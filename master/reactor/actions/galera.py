@@ -14,10 +14,12 @@ recover_cluster, step by step, each step an event ``hactl/event/galera/<step>``:
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from hactl.errors import CommandError
 from hactl.wire.envelope import new_event
+from hactl.wire.leases import BootstrapLease, bootstrap_key, encode_bootstrap
 from hactl.wire.tags import MASTER_ID
 from master.reactor.actions.base import Action, ActionContext, ActionFailed
 from master.reactor.galera_plan import Decision, Member, plan
@@ -98,8 +100,9 @@ async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str,
         raise ActionFailed(f"refused: {decision.reason}", {"decision": _d(decision)})
     if ctx.observe:
         return {"observe": True, "decision": _d(decision)}
-    lease = f"galera-bootstrap.{decision.uuid}.{decision.seqno}"
-    if not await ctx.effects.lease(lease):
+    lease = bootstrap_key(decision.uuid, decision.seqno)
+    record = BootstrapLease(decision.node, decision.uuid, decision.seqno, MASTER_ID, time.time())
+    if not await ctx.effects.lease(lease, encode_bootstrap(record)):  # the minion checks it
         raise ActionFailed(f"lease {lease} already taken: this epoch was bootstrapped once")
     await _cmd(ctx, decision.node, "galera.bootstrap",
                {"uuid": decision.uuid, "seqno": decision.seqno})  # fmt: skip

@@ -1,0 +1,57 @@
+"""Reading KV buckets by direct gets only: no consumer is created.
+
+Operators may not create consumers and minions have no JetStream API but one read-only direct
+get (hactl/auth/perms.py), so everything a reader needs from a bucket goes through
+``$JS.API.DIRECT.GET``: a stream info for the key list, then one last-by-subject get per key.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import nats.errors
+import nats.js.errors
+
+from hactl.errors import BusError
+
+if TYPE_CHECKING:
+    from hactl.bus.client import Bus
+
+_DELETED = ("DEL", "PURGE")
+
+
+async def read_bucket(bus: Bus, bucket: str) -> dict[str, bytes]:
+    """Every live key of KV ``bucket`` with its latest value. Raises :class:`BusError` when
+    the bucket does not exist or cannot be read."""
+    stream = f"KV_{bucket}"
+    prefix = f"$KV.{bucket}."
+    try:
+        info = await bus.js.stream_info(stream, subjects_filter=f"{prefix}>")
+    except nats.js.errors.NotFoundError:
+        raise BusError(bus.url, f"no KV bucket {bucket}") from None
+    except (nats.errors.Error, nats.js.errors.Error) as exc:
+        raise BusError(bus.url, f"cannot read KV bucket {bucket} ({exc})") from None
+    out: dict[str, bytes] = {}
+    for subject in sorted((info.state.subjects or {}) if info.state else {}):
+        value = await _last(bus, stream, subject)
+        if value is not None:
+            out[subject[len(prefix) :]] = value
+    return out
+
+
+async def read_key(bus: Bus, bucket: str, key: str) -> bytes | None:
+    """The live value of ``key``: None when it was never written, was deleted or purged, or
+    expired (the bucket's TTL). Raises :class:`BusError` when the server does not answer."""
+    return await _last(bus, f"KV_{bucket}", f"$KV.{bucket}.{key}")
+
+
+async def _last(bus: Bus, stream: str, subject: str) -> bytes | None:
+    try:
+        msg = await bus.js.get_last_msg(stream, subject, direct=True)
+    except nats.js.errors.NotFoundError:
+        return None
+    except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+        raise BusError(bus.url, f"cannot read {subject} ({type(exc).__name__}: {exc})") from None
+    if (msg.headers or {}).get("KV-Operation") in _DELETED or not msg.data:
+        return None
+    return bytes(msg.data)
