@@ -36,6 +36,9 @@ log = get_logger("hactl.reactor")
 Persist = Callable[[str, str, Any], Awaitable[None]]
 
 
+MAX_KEYS = 10_000  # per-(rule, key) damping states and per-key run locks kept in memory
+
+
 @dataclass
 class _KeyState:
     last_fired: float | None = None
@@ -119,23 +122,25 @@ class Engine:
         rules = self._rules_for(event.tag)
         if not rules:
             return []
-        ctx = self._context(event)
+        try:
+            ctx = self._context(event)
+        except Exception as exc:  # a fact that cannot be computed must not stop the reactor
+            log.exception("reactor_facts_failed", tag=event.tag, id=event.id)
+            self.counts["rule_errors"] = self.counts.get("rule_errors", 0) + 1
+            for rule in rules:
+                await self._audit(rule, "failed", event, {"error": f"facts: {exc!r}"[:500]})
+            return []
         started: list[asyncio.Task[None]] = []
         for rule in rules:
             try:
                 if not self._true(rule.when, ctx):
                     continue
                 key = self._render(rule.key, ctx) if rule.key else event.tag
-            except (
-                jinja2.TemplateError,
-                TypeError,
-                ValueError,
-                ArithmeticError,
-                LookupError,
-            ) as exc:
-                await self._audit(rule, "failed", event, {"error": f"when/key: {exc}"})
+            except Exception as exc:  # this rule and this event only (Trust II)
+                self.counts["rule_errors"] = self.counts.get("rule_errors", 0) + 1
+                await self._audit(rule, "failed", event, {"error": f"when/key: {exc!r}"[:500]})
                 continue
-            task = await self._damp(rule, str(key), event, ctx)
+            task = await self._damp(rule, str(key)[:200], event, ctx)
             if task is not None:
                 started.append(task)
         return started
@@ -176,9 +181,24 @@ class Engine:
             return [self._args(v, ctx) for v in value]
         return value
 
+    def _prune(self) -> None:
+        """Per-key state is bounded: past MAX_KEYS, keys with nothing pending and no recent
+        firing are forgotten (a rule keyed by an attacker-chosen value cannot grow it)."""
+        now = self.clock()
+        horizon = max([0.0, *(max(r.cooldown, r.max_window) for r in self.rules)])
+        for k, st in list(self._state.items()):
+            idle = st.pending is None and (st.timer is None or st.timer.done())
+            if idle and (st.last_fired is None or now - st.last_fired > horizon):
+                del self._state[k]
+        for name, lock in list(self._locks.items()):
+            if not lock.locked():
+                del self._locks[name]
+
     async def _damp(
         self, rule: Rule, key: str, event: Event, ctx: dict[str, Any]
     ) -> asyncio.Task[None] | None:
+        if len(self._state) >= MAX_KEYS or len(self._locks) >= MAX_KEYS:
+            self._prune()
         st = self._state.setdefault((rule.name, key), _KeyState())
         if rule.debounce > 0:
             if st.pending is not None:
@@ -202,10 +222,11 @@ class Engine:
         if seen is None:
             return
         # the quiet period is over: fire only if the condition still holds on today's view
-        ctx = self._context(seen)
+        ctx: dict[str, Any] = {}
         try:
+            ctx = self._context(seen)
             still = self._true(rule.when, ctx)
-        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError):
+        except Exception:  # this rule and this event only
             still = False
         if not still:
             await self._audit(rule, "suppressed", seen, {"reason": "cleared", "key": key})
@@ -232,8 +253,13 @@ class Engine:
                 return None
             st.fires.append(now)
         st.last_fired = now
-        lock = str(self._render(rule.lock, ctx)) if rule.lock else ""
-        calls = [(c.action, self._args(dict(c.args), ctx)) for c in rule.do]
+        try:
+            lock = str(self._render(rule.lock, ctx)) if rule.lock else ""
+            calls = [(c.action, self._args(dict(c.args), ctx)) for c in rule.do]
+        except Exception as exc:  # a bad argument template: this rule and this event only
+            self.counts["rule_errors"] = self.counts.get("rule_errors", 0) + 1
+            await self._audit(rule, "failed", event, {"error": f"arguments: {exc!r}"[:500]})
+            return None
         acts = [{"action": a, "args": args} for a, args in calls]
         fired = {"key": key, "lock": lock, "observe": self.observe, "actions": acts}
         await self._audit(rule, "fired", event, fired)

@@ -238,9 +238,11 @@ class ReactorRuntime:
             self.engine.counts["redelivered"] = self.engine.counts.get("redelivered", 0) + 1
         try:
             tasks = await self.engine.handle(event)
-        except Exception:  # a bug must not stop the consumer; the event is redelivered
+        except Exception:  # a bug must not stop the consumer: redelivered a few times, then
+            # dropped (terminated) so one poison event cannot loop for ever
             log.exception("reactor_handle_crashed", tag=event.tag, id=event.id)
-            await msg.nak(delay=1.0)
+            self.engine.counts["crashed"] = self.engine.counts.get("crashed", 0) + 1
+            await (msg.term() if delivered(msg.reply) >= 3 else msg.nak(delay=1.0))
             return
         if not tasks:
             await msg.ack()

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hactl.wire.beacons import check_items
 from hactl.wire.envelope import Event
 
 ASPECTS = ("vrrp", "haproxy", "galera", "rabbitmq", "service", "minion")
@@ -39,38 +40,30 @@ def _opt(value: Any, *types: type) -> bool:
 def admissible(aspect: str, value: Any) -> str:
     """Why ``value`` may not enter the view as ``aspect`` ('' when it may).
 
-    The view is typed at its boundary for the fields its facts read: one malformed beacon
-    event (``vips: [[1]]``) once made every later event's facts raise, and the bad value,
-    saved in KV, came back after a restart. Whatever fails here is not stored (from an event
-    or from KV) and is counted by the caller."""
-    if not isinstance(value, Mapping):
-        return f"{aspect}: not a map"
-    if not all(isinstance(k, str) for k in value):
-        return f"{aspect}: keys must be strings"
+    The view is typed at its boundary: a beacon's items by the beacon contract
+    (hactl/wire/beacons.py), the minion's liveness record here. One malformed beacon event
+    (``vips: [[1]]``) once made every later event's facts raise, and the bad value, saved in
+    KV, came back after a restart. Whatever fails here is not stored (from an event or from
+    KV) and is counted by the caller."""
     if aspect == "minion":
-        ok = _opt(value.get("last_seen"), int, float) and all(
-            _opt(value.get(k), bool) for k in ("lost", "stopped"))  # fmt: skip
-        return "" if ok else "minion: last_seen a number, lost/stopped booleans"
-    for name, item in value.items():
-        if name.startswith("_"):
-            continue  # the beacon's own status entries (e.g. _haproxy)
-        if not isinstance(item, Mapping):
-            return f"{aspect}.{name}: not a map"
-        if aspect == "vrrp":
-            vips = item.get("vips")
-            ok = (_opt(item.get("state"), str) and _opt(item.get("priority"), int)
-                  and _opt(item.get("vip_here"), bool)
-                  and (vips is None or (isinstance(vips, list)
-                                        and all(isinstance(v, str) for v in vips))))  # fmt: skip
-            if not ok:
-                return f"vrrp.{name}: state a string, priority an integer, vips strings"
-        if aspect in ("galera", "rabbitmq", "haproxy") and not all(
-            _opt(item.get(k), bool) for k in ("running", "synced")
-        ):
-            return f"{aspect}.{name}: running/synced must be booleans"
-        if aspect == "galera" and not _opt(item.get("cluster_status"), str):
-            return f"galera.{name}: cluster_status must be a string"
-    return ""
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            return "minion: not a map"
+        if unknown := sorted(set(value) - _MINION_FIELDS):
+            return f"minion: unknown field {unknown[0][:40]!r}"
+        roles = value.get("roles")
+        ok = (_opt(value.get("last_seen"), int, float)
+              and all(_opt(value.get(k), bool) for k in ("lost", "stopped", "skewed"))
+              and _opt(value.get("skew"), int, float)
+              and (roles is None or (isinstance(roles, list) and len(roles) <= 64
+                                     and all(isinstance(r, str) for r in roles))))  # fmt: skip
+        return "" if ok else "minion: last_seen/skew numbers, lost/stopped booleans, roles strings"
+    if aspect not in ASPECTS:
+        return f"{aspect}: not an aspect"
+    return check_items(aspect, value)
+
+
+_MINION_FIELDS = frozenset({"last_seen", "lost", "stopped", "roles", "skew", "skewed"})
+MAX_NODES = 1024  # nodes in the view (the inventory is the set of minion identities)
 
 
 @dataclass
@@ -83,15 +76,18 @@ class ClusterView:
     # (node, instance) -> highest priority seen: a lower one means a failed track script
     # (keepalived subtracts the weight; the node stays BACKUP, it does not go FAULT)
     base_priority: dict[tuple[str, str], int] = field(default_factory=dict)
-    rejected: dict[str, int] = field(default_factory=dict)  # refused values, by aspect/item
+    rejected: dict[str, int] = field(default_factory=dict)  # refused values, by aspect
     last_rejection: str = ""
 
     def set(self, node: str, aspect: str, value: Any) -> bool:
         """Store one fact (from the KV or an event); False (nothing stored, counted in
         ``rejected``) when it is not :func:`admissible`."""
         why = admissible(aspect, value)
+        if not why and node not in self.nodes and len(self.nodes) >= MAX_NODES:
+            why = f"nodes: already {MAX_NODES} nodes in the view"
         if why:
-            self.rejected[why.split(":")[0]] = self.rejected.get(why.split(":")[0], 0) + 1
+            label = why.split(":")[0].split(".")[0]  # the aspect: a bounded set of counters
+            self.rejected[label] = self.rejected.get(label, 0) + 1
             self.last_rejection = f"{node}: {why}"
             return False
         if aspect == "vrrp":

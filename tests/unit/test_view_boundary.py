@@ -25,7 +25,7 @@ def test_the_vips_poison_is_refused_and_facts_still_compute() -> None:
     assert view.update(_vrrp("ctl1", GOOD_VRRP)) == [("ctl1", "vrrp")]
     poison = {"VI_1": {"state": "MASTER", "priority": 150, "vips": [[1]], "vip_here": True}}
     assert view.update(_vrrp("ctl2", poison)) == []
-    assert view.rejected == {"vrrp.VI_1": 1}
+    assert view.rejected == {"vrrp": 1}
     assert view.facts()["vips"] == {"10.0.0.10": ["ctl1"]}
     assert view.update(_vrrp("ctl3", GOOD_VRRP)) == [("ctl3", "vrrp")]  # later events fine
     assert view.facts()["split_brain"] == ["10.0.0.10"]
@@ -54,10 +54,18 @@ def test_a_poisoned_kv_value_is_ignored_across_a_restart() -> None:
         ("haproxy", "up"),
         ("minion", {"lost": 1}),
         ("vrrp", {1: {}}),
+        ("vrrp", {"VI_1": {"state": "MASTER", "shell": "id"}}),
+        ("haproxy", {f"be/s{i}": {"status": "UP"} for i in range(5000)}),
+        ("service", {"x" * 300: {"up": True}}),
+        ("service", {"keystone": {"detail": "x" * 5000}}),
+        ("rabbitmq", {"local": {"members": ["a"] * 300}}),
+        ("galera", {"_made_up": {"error": "x"}}),
+        ("minion", {"last_seen": 1.0, "extra": {"deep": [1]}}),
     ],
 )
 def test_malformed_values_are_refused_with_a_reason(aspect: str, value: Any) -> None:
-    """Wrong types in the fields facts read are refused with the aspect and item named."""
+    """Wrong types, unknown fields, too many items, over-long names and strings are refused
+    with the aspect named first."""
     assert admissible(aspect, value).startswith(aspect)
 
 
