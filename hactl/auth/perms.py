@@ -151,7 +151,7 @@ def _manager(ident: Identity) -> dict[str, Any]:
         f"$KV.{LOCK_BUCKET}.>",
     ]
     if ident.kind == "master":  # the reactor's trail and its liveness verdicts
-        publish += ["hactl.reactor.>", "hactl.minion.*.lost"]
+        publish += ["hactl.reactor.>", "hactl.minion.*.lost", "hactl.minion.*.skew"]
     else:  # a person's own audit records, under the key the server authenticated
         publish.append(f"{AUDIT_PREFIX}.{ident.public_key}.>")
     subscribe = [*STREAM_SUBJECTS, *AUDIT_SUBJECTS, f"{inbox_prefix(ident.public_key)}.>"]

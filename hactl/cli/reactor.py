@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -117,7 +118,7 @@ def _tables(console: Console, facts: dict[str, Any]) -> None:
                         ", ".join(r.get("alarms") or []) or "-")  # fmt: skip
     console.print(rab)
     mins = Table(title="Minions")
-    for col in ("node", "state", "last seen (epoch s)", "roles"):
+    for col in ("node", "state", "last seen", "clock", "roles"):
         mins.add_column(col)
     for node, aspects in sorted(nodes.items()):
         m = aspects.get("minion")
@@ -129,9 +130,11 @@ def _tables(console: Console, facts: dict[str, Any]) -> None:
                 if m.get("stopped")
                 else "[green]alive[/]"
             )
-            mins.add_row(
-                node, state, f"{m.get('last_seen', 0):.1f}", ", ".join(m.get("roles") or [])
-            )
+            ago = max(0.0, time.time() - float(m.get("last_seen") or 0))
+            skew = float(m.get("skew") or 0.0)
+            clock = f"[yellow]skewed {skew:+.1f} s[/]" if m.get("skewed") else f"{skew:+.1f} s"
+            mins.add_row(node, state, f"{ago:.1f} s ago" if ago < 1e6 else "never", clock,
+                         ", ".join(m.get("roles") or []))  # fmt: skip
     console.print(mins)
 
 

@@ -7,7 +7,7 @@ A tag is ``hactl/<kind>/...`` with levels of ``[A-Za-z0-9_-]``; its subject is t
 tag                                   who may send it             levels
 ====================================  ==========================  =====================
 hactl/minion/<id>/start|heartbeat|stop  minion <id>               4
-hactl/minion/<id>/lost                master                      4
+hactl/minion/<id>/lost|skew           master                      4
 hactl/beacon/<id>/<beacon>            minion <id>                 4
 hactl/job/<jid>/new                   master                      4
 hactl/job/<jid>/ret/<id>              minion <id>                 5
@@ -43,7 +43,9 @@ MAX_LEVEL_LENGTH = 64
 _LEVEL = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 _GLOB_LEVEL = re.compile(r"^[A-Za-z0-9_\-*?\[\]!]{1,64}\Z")
 
-MINION_EVENTS = frozenset({"start", "heartbeat", "stop", "lost"})
+MINION_EVENTS = frozenset({"start", "heartbeat", "stop", "lost", "skew"})
+#: minion events only the master sends (about a minion, not from it)
+MASTER_MINION_EVENTS = frozenset({"lost", "skew"})
 REACTOR_EVENTS = frozenset({"fired", "done", "failed", "suppressed"})
 KINDS = ("minion", "beacon", "job", "reactor", "event", "audit")
 #: The beacons a minion may publish (its NATS permissions name each one; the minion's beacon
@@ -122,7 +124,7 @@ def expected_origin(tag: str) -> str | None:
     levels = tag.split("/")
     kind = levels[1]
     if kind == "minion":
-        return MASTER_ID if levels[3] == "lost" else levels[2]
+        return MASTER_ID if levels[3] in MASTER_MINION_EVENTS else levels[2]
     if kind == "beacon":
         return levels[2]
     if kind == "job":

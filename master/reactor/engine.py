@@ -108,12 +108,13 @@ class Engine:
         """The view changed from outside (another master, via the KV)."""
         self._facts = None
 
-    async def handle(self, event: Event) -> list[asyncio.Task[None]]:
-        """Process one event; returns the action tasks it started (ack when they end)."""
+    async def handle(self, event: Event, stored: float | None = None) -> list[asyncio.Task[None]]:
+        """Process one event; returns the action tasks it started (ack when they end).
+        ``stored`` is when the stream stored it (server time): liveness is timed by it."""
         self.counts["events"] += 1
         kind = event.tag.split("/", 2)[1]
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
-        changed = self.view.update(event)
+        changed = self.view.update(event, stored)
         if changed:
             self._facts = None
             if self.persist is not None:

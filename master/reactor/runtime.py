@@ -50,7 +50,7 @@ from master.reactor.engine import Engine
 from master.reactor.interest import Interest
 from master.reactor.liveness import LIVENESS_ASK_S, FeedHealth
 from master.reactor.rules import Rule, load_rules
-from master.reactor.view import ClusterView, kv_key, parse_kv_key
+from master.reactor.view import SKEW_LIMIT_S, ClusterView, kv_key, parse_kv_key
 
 log = get_logger("hactl.reactor")
 CONSUMER = REACTOR_CONSUMER
@@ -144,6 +144,7 @@ class ReactorRuntime:
         # heartbeats heard live (core NATS, the master's receive time): a minion whose events
         # wait for the stream (a raft failover) is still heard here within seconds
         self.heard: dict[str, float] = {}
+        self.skew_reported: dict[str, bool] = {}  # bounded by the view's nodes
 
     def _load_rules(self) -> list[Rule]:
         d = self.options.rules_dir
@@ -237,7 +238,11 @@ class ReactorRuntime:
         if delivered(msg.reply) > 1:
             self.engine.counts["redelivered"] = self.engine.counts.get("redelivered", 0) + 1
         try:
-            tasks = await self.engine.handle(event)
+            tasks = await self.engine.handle(event, _stored(msg))
+            if event.tag.startswith("hactl/minion/") and event.tag.endswith(
+                ("/start", "/heartbeat")
+            ):
+                await self._skew(event)  # fmt: skip
         except Exception:  # a bug must not stop the consumer: redelivered a few times, then
             # dropped (terminated) so one poison event cannot loop for ever
             log.exception("reactor_handle_crashed", tag=event.tag, id=event.id)
@@ -318,6 +323,22 @@ class ReactorRuntime:
                 # mark locally at once so the loop does not re-check it every second
                 self.view.nodes[node]["minion"] = {**self.view.nodes[node]["minion"], "lost": True}
 
+    async def _skew(self, event: Event) -> None:
+        """Report a minion whose clock is off (and when it is back in step): visible in
+        ``hactl status`` and on the bus; its liveness is timed by the server either way."""
+        rec = (self.view.nodes.get(event.minion) or {}).get("minion") or {}
+        skewed = bool(rec.get("skewed"))
+        if skewed == self.skew_reported.get(event.minion, False):
+            return
+        self.skew_reported[event.minion] = skewed
+        data = {"skewed": skewed, "skew_s": rec.get("skew"), "minion_ts": event.ts,
+                "server_ts": rec.get("last_seen"), "limit_s": SKEW_LIMIT_S}  # fmt: skip
+        log.warning("minion_clock_skew" if skewed else "minion_clock_ok", node=event.minion,
+                    skew_s=rec.get("skew"))  # fmt: skip
+        skew_event = new_event(f"hactl/minion/{event.minion}/skew", MASTER_ID, data)
+        with contextlib.suppress(HactlError):
+            await self.bus.publish(skew_event, msg_id=f"skew.{event.id}")
+
     async def _heard(self, event: Event) -> None:
         if event.minion in self.view.nodes or len(self.heard) < MAX_HEARD:
             self.heard[event.minion] = time.time()
@@ -378,6 +399,14 @@ def delivered(reply: str) -> int:
         return 0
     token = tokens[4] if len(tokens) == 9 else tokens[6]
     return int(token) if token.isdigit() else 0
+
+
+def _stored(msg: Msg) -> float | None:
+    """When the stream stored the message (server time), from its ack subject."""
+    try:
+        return msg.metadata.timestamp.timestamp()
+    except (ValueError, TypeError, AttributeError, IndexError):
+        return None
 
 
 async def _ack(msg: Msg) -> None:

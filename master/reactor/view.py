@@ -8,6 +8,7 @@ it. :meth:`ClusterView.facts` is what rules see as ``cluster``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,7 +64,9 @@ def admissible(aspect: str, value: Any) -> str:
 
 
 _MINION_FIELDS = frozenset({"last_seen", "lost", "stopped", "roles", "skew", "skewed"})
-MAX_NODES = 1024  # nodes in the view (the inventory is the set of minion identities)
+MAX_NODES = 1024
+#: a minion whose event time is further than this from the server's is reported as skewed
+SKEW_LIMIT_S = 5.0  # nodes in the view (the inventory is the set of minion identities)
 
 
 @dataclass
@@ -110,14 +113,22 @@ class ClusterView:
             what = levels[3]
             rec = dict(self.nodes.get(node, {}).get("minion") or {})
             if what in ("start", "heartbeat"):
-                rec.update(last_seen=event.ts if now is None else now, lost=False, stopped=False)
-                if isinstance(event.data.get("roles"), list):
-                    rec["roles"] = event.data["roles"]
+                # liveness is timed on the server's clock (the time the stream stored the
+                # event), never the minion's own: a clock 30 s behind was declared lost after
+                # every heartbeat, one ahead hid a dead minion
+                seen = event.ts if now is None else now
+                skew = event.ts - seen if now is not None else 0.0
+                skew = round(skew, 3) if math.isfinite(skew) and abs(skew) < 1e12 else 1e12
+                rec.update(last_seen=seen, lost=False, stopped=False, skew=skew,
+                           skewed=abs(skew) > SKEW_LIMIT_S)  # fmt: skip
+                roles = event.data.get("roles")
+                if isinstance(roles, list) and all(isinstance(r, str) for r in roles[:64]):
+                    rec["roles"] = roles[:64]
                 # every heartbeat is persisted: another master (or one that starts later)
                 # must know this minion is alive, or it would declare it lost
                 return [(node, "minion")] if self.set(node, "minion", rec) else []
             if what == "stop":
-                rec.update(stopped=True, last_seen=event.ts)
+                rec.update(stopped=True, last_seen=event.ts if now is None else now)
             elif what == "lost":
                 rec.update(lost=True)
             else:
