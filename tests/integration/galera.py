@@ -102,7 +102,7 @@ socket={self.socket}
         last: object = None
         while time.monotonic() < deadline:
             try:
-                rows = dict(self.sql("SHOW STATUS LIKE 'wsrep_%'"))  # type: ignore[arg-type]
+                rows: dict[object, object] = dict(self.sql("SHOW STATUS LIKE 'wsrep_%'"))  # type: ignore[arg-type]  # rows are 2-tuples
                 last = (rows.get("wsrep_cluster_status"), rows.get("wsrep_local_state_comment"))
                 if last == ("Primary", "Synced"):
                     return
