@@ -198,9 +198,9 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
         return MinionConfig(
             id=ident,
             roles=tuple(str(r) for r in raw.get("roles") or ()),
-            heartbeat_interval=float(raw.get("heartbeat_interval", 10.0)),
-            resync_interval=float(raw.get("resync_interval", 30.0)),
-            buffer_limit=int(raw.get("buffer_limit", 10_000)),
+            heartbeat_interval=_number(raw, "heartbeat_interval", 10.0, (0.05, 3600), bad),
+            resync_interval=_number(raw, "resync_interval", 30.0, (0.1, 86_400), bad),
+            buffer_limit=int(_number(raw, "buffer_limit", 10_000, (1, 10_000_000), bad)),
             allowed_roots=tuple(Path(p) for p in raw.get("allowed_roots") or ()),
             check_commands=_checks(raw.get("check_commands"), source),
             sysctls=_sysctls(raw.get("sysctls"), source),
@@ -208,12 +208,25 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             haproxy_socket=str(raw.get("haproxy_socket") or ""),
             services=services,
             beacons={str(k): dict(v) for k, v in beacons.items()},
-            command_timeout=float(raw.get("command_timeout", 30.0)),
+            command_timeout=_number(raw, "command_timeout", 30.0, (0.1, 3600), bad),
             galera=galera,
             rabbitmq=rabbitmq,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value: {exc}", file=source) from None
+
+
+def _number(
+    raw: dict[str, Any], key: str, default: float, bounds: tuple[float, float],
+    bad: Callable[[str, str], ConfigError],
+) -> float:  # fmt: skip
+    """A number within ``bounds`` (``interval: fast`` or ``command_timeout: 1e9`` refused)."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad(key, f"must be a number, got {value!r}")
+    if not bounds[0] <= value <= bounds[1]:
+        raise bad(key, f"must be from {bounds[0]:g} to {bounds[1]:g}, got {value:g}")
+    return float(value)
 
 
 def _policy(raw: Any, bad: Callable[[str, str], ConfigError]) -> ContentPolicy:

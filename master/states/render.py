@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +46,25 @@ def environment(root: Path, derived: set[str] | None = None) -> ImmutableSandbox
     return env
 
 
+_OVERLAYS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _yaml_values(env: ImmutableSandboxedEnvironment) -> ImmutableSandboxedEnvironment:
+    """The overlay of ``env`` whose expressions render as YAML values (one per env)."""
+    overlay = _OVERLAYS.get(env)
+    if overlay is None:
+        overlay = _OVERLAYS[env] = env.overlay(finalize=_yaml_value)
+    return overlay
+
+
+def _yaml_value(value: Any) -> str:
+    """One expression's output as a YAML flow value (JSON is a subset YAML reads)."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return json.dumps(str(value))
+
+
 def rabbitmq_password_hash(password: str, salt_from: str = "") -> str:
     """RabbitMQ's ``rabbit_password_hashing_sha256``: base64(salt + sha256(salt + password)).
 
@@ -67,7 +88,13 @@ def _template_line(tb: TracebackType | None, filename: str) -> int | None:
 def render(
     env: ImmutableSandboxedEnvironment, name: str, context: Mapping[str, Any], *, state: str
 ) -> str:
-    """Render the template ``name`` (a path relative to the tree) or raise a StateError."""
+    """Render the template ``name`` (a path relative to the tree) or raise a StateError.
+
+    In a state's ``init.yaml`` every ``{{ expression }}`` becomes one YAML value (a JSON
+    scalar, list or map, which YAML reads as is): a pillar value with a newline or a colon
+    cannot add keys or resources. Build strings inside the expression (``{{ a ~ "/b" }}``)."""
+    if name.endswith("init.yaml"):
+        env = _yaml_values(env)
     try:
         template = env.get_template(name)
     except jinja2.TemplateNotFound:

@@ -171,3 +171,19 @@ def test_a_setuid_mode_is_refused_at_compile(tree_dir: Path) -> None:
     _replace(tree_dir / "galera/init.yaml", '    mode: "0644"', '    mode: "4755"')
     with pytest.raises(StateError, match="setuid"):
         _compile(tree_dir)
+
+
+def test_a_pillar_value_cannot_add_resources(tree_dir: Path) -> None:
+    """A path with a newline and a YAML mapping in it stays one string value: it adds no
+    resource and no key (pillar values reach init.yaml as YAML values, not text)."""
+    evil = ('/etc/mysql/x.cnf\\n  mode: \\"4755\\"\\nevil:\\n  sysctl.present: '
+            '{name: kernel.core_pattern, value: \\"|/tmp/x\\"}')  # fmt: skip
+    _replace(tree_dir / "pillar/site.yaml", "  galera_cnf: /etc/mysql/mariadb.conf.d/60-galera.cnf",
+             f'  galera_cnf: "{evil}"')  # fmt: skip
+    tree = load_tree(tree_dir)
+    plans = compile_tree(tree, sorted(tree.nodes))
+    for plan in plans.values():
+        ids = [r.id for r in plan.resources]
+        assert "evil" not in ids
+        cnf = next(r for r in plan.resources if r.id == "galera_cnf")
+        assert cnf.args["path"].startswith("/etc/mysql/x.cnf\n") and cnf.args["mode"] == "0644"
