@@ -180,6 +180,9 @@ def _check_templates(env: ImmutableSandboxedEnvironment, value: Any, bad: Any, j
             _check_templates(env, v, bad, j)
 
 
+MAX_RULE_FILE = 1024 * 1024
+
+
 def load_rules(folder: Path, actions: Mapping[str, Any]) -> list[Rule]:
     """Every ``*.yaml`` of ``folder`` in name order; names must be unique across files."""
     if not folder.is_dir():
@@ -188,9 +191,13 @@ def load_rules(folder: Path, actions: Mapping[str, Any]) -> list[Rule]:
     seen: dict[str, Rule] = {}
     for path in sorted(folder.glob("*.yaml")):
         try:
+            if path.stat().st_size > MAX_RULE_FILE:
+                raise ConfigError(f"larger than {MAX_RULE_FILE // 1024} KiB", file=str(path))
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
+        except UnicodeDecodeError:
+            raise ConfigError("not UTF-8 text", file=str(path)) from None
         for rule in parse_rules(yamlsrc.load(text, str(path)), actions):
             if rule.name in seen:
                 other = seen[rule.name]

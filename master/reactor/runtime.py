@@ -13,7 +13,8 @@
   master see the same view.
 - Leases (KV ``HACTL_LEASES``, create-once): rule locks, one Galera bootstrap per epoch, and
   one ``hactl/minion/<id>/lost`` per silence.
-- Rule files are re-read when they change; a bad edit keeps the old rules (and says why).
+- Rule files are re-read when they change, in a thread (never on the event loop); a bad edit
+  keeps the old rules (and says why). Liveness and clock skew: master/reactor/watch.py.
 """
 
 from __future__ import annotations
@@ -43,18 +44,17 @@ from hactl.bus.jetstream import patient
 from hactl.errors import DecodeError, HactlError
 from hactl.log import get_logger
 from hactl.wire.commands import CommandReply
-from hactl.wire.envelope import Event, decode, new_event
+from hactl.wire.envelope import Event, decode
 from hactl.wire.tags import MASTER_ID
 from master.reactor.actions import REGISTRY, Settings
 from master.reactor.engine import Engine
 from master.reactor.interest import Interest
-from master.reactor.liveness import LIVENESS_ASK_S, FeedHealth
 from master.reactor.rules import Rule, load_rules
-from master.reactor.view import SKEW_LIMIT_S, ClusterView, kv_key, parse_kv_key
+from master.reactor.view import ClusterView, kv_key, parse_kv_key
+from master.reactor.watch import Watch
 
 log = get_logger("hactl.reactor")
 CONSUMER = REACTOR_CONSUMER
-MAX_HEARD = 10_000  # minions tracked by live heartbeat (the inventory is far smaller)
 LOCK_TTL = 15.0  # a held lock is re-put every 5 s; a dead master's lock expires by itself
 
 
@@ -140,11 +140,7 @@ class ReactorRuntime:
         self._sub: Any = None
         self.interest = Interest([])
         self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
-        self.feed = FeedHealth()
-        # heartbeats heard live (core NATS, the master's receive time): a minion whose events
-        # wait for the stream (a raft failover) is still heard here within seconds
-        self.heard: dict[str, float] = {}
-        self.skew_reported: dict[str, bool] = {}  # bounded by the view's nodes
+        self.watch: Watch | None = None  # liveness and clock skew (master/reactor/watch.py)
 
     def _load_rules(self) -> list[Rule]:
         d = self.options.rules_dir
@@ -169,10 +165,11 @@ class ReactorRuntime:
                              settings=self.options.settings, persist=self._persist)  # fmt: skip
         self.interest = Interest(rules)
         await patient(self._load_view, "reactor: loading the cluster view")
+        self.watch = Watch(self.bus, self.view, self.effects, self.options.lost_after)
         self._tasks = [asyncio.create_task(self._watch_view(), name="view-watch"),
-                       asyncio.create_task(self._liveness(), name="liveness"),
+                       asyncio.create_task(self.watch.run(), name="liveness"),
                        asyncio.create_task(self._reload_loop(), name="rules-reload")]  # fmt: skip
-        await self.bus.subscribe("hactl/minion/*/heartbeat", self._heard)
+        await self.bus.subscribe("hactl/minion/*/heartbeat", self.watch.heard_live)
         await self._subscribe()
         log.info("reactor_started", rules=len(rules), observe=self.options.observe,
                  nodes=len(self.view.nodes))  # fmt: skip
@@ -223,7 +220,8 @@ class ReactorRuntime:
             log.error("consumer_not_updated", error=str(exc))
 
     async def _on_msg(self, msg: Msg) -> None:
-        self.feed.delivered(time.monotonic())
+        if self.watch is not None:
+            self.watch.feed.delivered(time.monotonic())
         if not self.interest.wants(msg.subject):  # nobody can use it: ack unread
             self.skipped += 1
             await msg.ack()
@@ -242,7 +240,8 @@ class ReactorRuntime:
             if event.tag.startswith("hactl/minion/") and event.tag.endswith(
                 ("/start", "/heartbeat")
             ):
-                await self._skew(event)  # fmt: skip
+                assert self.watch is not None
+                await self.watch.skew(event)  # fmt: skip
         except Exception:  # a bug must not stop the consumer: redelivered a few times, then
             # dropped (terminated) so one poison event cannot loop for ever
             log.exception("reactor_handle_crashed", tag=event.tag, id=event.id)
@@ -299,79 +298,27 @@ class ReactorRuntime:
             if self.engine is not None:
                 self.engine.invalidate()
 
-    async def _liveness(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            now = time.time()
-            silent = [n for n in self.view.silent(now, self.options.lost_after)
-                      if now - self.heard.get(n, 0.0) > self.options.lost_after]  # fmt: skip
-            if not silent:
-                continue
-            why = self.feed.blind(time.monotonic(), self.options.lost_after, silent,
-                                  self.view.watched()) or await self._behind()  # fmt: skip
-            if why:  # silence is not evidence: the master may be the one who cannot hear
-                self.feed.suspended(why, silent)
-                continue
-            for node in silent:
-                seen = float(self.view.nodes[node]["minion"].get("last_seen", 0))
-                if await self.effects.lease(f"lost.{node}.{int(seen)}"):
-                    silent_s = round(time.time() - seen, 1)
-                    data = {"last_seen": seen, "silent_s": silent_s}
-                    event = new_event(f"hactl/minion/{node}/lost", MASTER_ID, data)
-                    log.warning("minion_lost", node=node, silent_s=event.data["silent_s"])
-                    await self.bus.publish(event, msg_id=f"lost.{node}.{int(seen)}")
-                # mark locally at once so the loop does not re-check it every second
-                self.view.nodes[node]["minion"] = {**self.view.nodes[node]["minion"], "lost": True}
-
-    async def _skew(self, event: Event) -> None:
-        """Report a minion whose clock is off (and when it is back in step): visible in
-        ``hactl status`` and on the bus; its liveness is timed by the server either way."""
-        rec = (self.view.nodes.get(event.minion) or {}).get("minion") or {}
-        skewed = bool(rec.get("skewed"))
-        if skewed == self.skew_reported.get(event.minion, False):
-            return
-        self.skew_reported[event.minion] = skewed
-        data = {"skewed": skewed, "skew_s": rec.get("skew"), "minion_ts": event.ts,
-                "server_ts": rec.get("last_seen"), "limit_s": SKEW_LIMIT_S}  # fmt: skip
-        log.warning("minion_clock_skew" if skewed else "minion_clock_ok", node=event.minion,
-                    skew_s=rec.get("skew"))  # fmt: skip
-        skew_event = new_event(f"hactl/minion/{event.minion}/skew", MASTER_ID, data)
-        with contextlib.suppress(HactlError):
-            await self.bus.publish(skew_event, msg_id=f"skew.{event.id}")
-
-    async def _heard(self, event: Event) -> None:
-        if event.minion in self.view.nodes or len(self.heard) < MAX_HEARD:
-            self.heard[event.minion] = time.time()
-
-    async def _behind(self) -> str:
-        """Why the view may be behind the stream ('' when it has read everything stored): a
-        node's heartbeats may sit unread behind a stall, and silence read too early is not
-        silence."""
-        try:
-            info = await asyncio.wait_for(
-                self.bus.js.consumer_info(EVENTS_STREAM, CONSUMER), LIVENESS_ASK_S
-            )
-        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-            return f"JetStream does not answer ({type(exc).__name__}): cannot tell silence"
-        if info.num_pending:
-            return f"{info.num_pending} stored events not yet read"
-        return ""
-
     async def _reload_loop(self) -> None:
         while True:
             await asyncio.sleep(2.0)
-            stamp = self._stamp()
+            # read and parsed in a thread: a large or slow rule file never stalls the events
+            try:
+                stamp = await asyncio.to_thread(self._stamp)
+            except OSError as exc:
+                log.error("rules_not_reloaded", error=str(exc), keeping="the previous rules")
+                continue
             if stamp == self._rules_stamp:
                 continue
             self._rules_stamp = stamp
             try:
-                rules = self._load_rules()
+                rules = await asyncio.to_thread(self._load_rules)
+                interest = await asyncio.to_thread(Interest, rules)
             except HactlError as exc:
                 log.error("rules_not_reloaded", error=str(exc), keeping="the previous rules")
                 continue
             assert self.engine is not None
             self.engine.set_rules(rules)
-            self.interest = Interest(rules)
+            self.interest = interest
             log.info("rules_reloaded", rules=len(rules))
 
     async def stop(self) -> None:
