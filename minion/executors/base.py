@@ -152,7 +152,7 @@ def validate_args(ex: Executor, given: Mapping[str, Any]) -> dict[str, Any]:
         raise CommandRefused(ex.name, f"unknown argument(s): {', '.join(unknown)}")
     out: dict[str, Any] = {}
     for arg in ex.args:
-        if arg.name not in given:
+        if arg.name not in given or (given[arg.name] is None and not arg.required):
             if arg.required:
                 raise CommandRefused(ex.name, f"missing argument {arg.name!r}")
             out[arg.name] = arg.default

@@ -47,7 +47,12 @@ def _redact(value: Any, secrets: list[str]) -> Any:
 _FILE_ARGS = tuple(Arg(a.name, a.types, a.required, a.default, a.choices, a.between)
                    for a in FILE_APPLY.args if a.name not in ("content", "test"))  # fmt: skip
 RESOURCE_ARGS: dict[str, Executor] = {
-    "file.managed": Executor("file.managed", (*_FILE_ARGS, Arg("contents", (str,))), file_apply),
+    "file.managed": Executor(
+        "file.managed",
+        # source: the template the master rendered contents from (shown, never read here)
+        (*_FILE_ARGS, Arg("contents", (str,)), Arg("source", (str,), required=False)),
+        file_apply,
+    ),
     "sysctl.present": Executor(
         "sysctl.present", (Arg("name", (str,)), Arg("value", (str, int))), file_apply
     ),
@@ -100,7 +105,7 @@ def _preflight(ctx: ExecContext, plan: list[dict[str, Any]]) -> list[dict[str, A
 
 
 async def _file(ctx: ExecContext, args: dict[str, Any], test: bool) -> Result:
-    given = {k: v for k, v in args.items() if k != "contents"}
+    given = {k: v for k, v in args.items() if k not in ("contents", "source")}
     given["content"] = args["contents"]
     given["test"] = test
     return await file_apply(ctx, given)
