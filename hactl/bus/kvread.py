@@ -7,6 +7,7 @@ get (hactl/auth/perms.py), so everything a reader needs from a bucket goes throu
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import nats.errors
@@ -39,10 +40,15 @@ async def read_bucket(bus: Bus, bucket: str) -> dict[str, bytes]:
     return out
 
 
-async def read_key(bus: Bus, bucket: str, key: str) -> bytes | None:
+async def read_key(bus: Bus, bucket: str, key: str, timeout: float = 2.0) -> bytes | None:
     """The live value of ``key``: None when it was never written, was deleted or purged, or
-    expired (the bucket's TTL). Raises :class:`BusError` when the server does not answer."""
-    return await _last(bus, f"KV_{bucket}", f"$KV.{bucket}.{key}")
+    expired (the bucket's TTL). Raises :class:`BusError` when the server does not answer
+    within ``timeout`` (a refused read gets no answer at all)."""
+    try:
+        return await asyncio.wait_for(_last(bus, f"KV_{bucket}", f"$KV.{bucket}.{key}"), timeout)
+    except TimeoutError:
+        raise BusError(bus.url, f"no answer reading {key} from {bucket} in {timeout:g} s "
+                       "(not allowed, or JetStream busy)") from None  # fmt: skip
 
 
 async def _last(bus: Bus, stream: str, subject: str) -> bytes | None:

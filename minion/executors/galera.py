@@ -226,6 +226,9 @@ def _check_position(cmd: str, uuid: str, seqno: int) -> str:
     return f"{uuid}:{seqno}"
 
 
+LEASE_READS = 8  # tries over ~2 s before "no lease"
+
+
 async def _check_lease(ctx: ExecContext, uuid: str, seqno: int) -> None:
     """Refuse unless the master's planner took this epoch's bootstrap lease for this node: a
     bootstrap sent by anything else (an admin key, a stale master) could split the cluster or
@@ -233,10 +236,16 @@ async def _check_lease(ctx: ExecContext, uuid: str, seqno: int) -> None:
     cmd, key = "galera.bootstrap", bootstrap_key(uuid, seqno)
     if ctx.leases is None:
         raise CommandRefused(cmd, "not connected to the bus: cannot check the bootstrap lease")
-    try:
-        data = await ctx.leases(key)
-    except HactlError as exc:
-        raise CommandRefused(cmd, f"cannot read the bootstrap lease {key}: {exc}") from None
+    data = None
+    for attempt in range(LEASE_READS):
+        # direct gets may be answered by a replica a moment behind the master's write
+        try:
+            data = await ctx.leases(key)
+        except HactlError as exc:
+            raise CommandRefused(cmd, f"cannot read the bootstrap lease {key}: {exc}") from None
+        if data is not None or attempt == LEASE_READS - 1:
+            break
+        await asyncio.sleep(0.25)
     if data is None:
         raise CommandRefused(cmd, f"no bootstrap lease {key}: only the master's recovery plan "
                              "bootstraps (hactl galera recover)")  # fmt: skip
