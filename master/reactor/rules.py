@@ -4,15 +4,17 @@ A file holds a list of rules::
 
     - name: galera-node-out            # unique; [a-z0-9_-]
       on: hactl/beacon/*/galera        # tag glob
-      when: "event.data.items.local.synced == false"   # sandboxed Jinja expression
-      key: "{{ event.minion }}"        # damping/lock key (default: the event tag)
+      when: event.changed.synced.to == false   # an expression (or {all: [...]}/{any: [...]})
+      key: event.node                  # an expression: damping/lock key (default: the tag)
       debounce: 0                      # seconds of quiet before firing (latest event wins)
       cooldown: 5s                     # at least this long between firings per key
       max_per: {count: 3, window: 60s} # at most count firings per key per window
       lock: "galera"                   # cluster-wide: one action run at a time per lock name
       do:
-        - haproxy.set_state: {node: all, backend: galera, server: "{{ event.minion }}",
+        - haproxy.set_state: {node: all, backend: galera, server: "{{ event.node }}",
                               state: maint}
+
+The vocabulary (``event.changed``, ``event.node``, ``cluster.*``) is in docs/reactor.md.
 
 Errors name the file, the line and the rule.
 """
@@ -20,8 +22,8 @@ Errors name the file, the line and the rule.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,9 @@ class ActionCall:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A validated rule; ``when``/``key``/``lock`` and action args are compiled lazily."""
+    """A validated rule: ``when`` and ``key`` are expressions compiled at load; ``lock`` and
+    action arguments are templates (``{{ ... }}``), their rendered values checked when the
+    rule fires."""
 
     name: str
     on: TagGlob
@@ -70,6 +74,9 @@ class Rule:
     lock: str = ""
     file: str = ""
     line: int | None = None
+    #: ``when`` and ``key`` compiled when the rule loads (evaluated on the engine's context)
+    when_fn: Expr | None = field(default=None, compare=False, repr=False)
+    key_fn: Expr | None = field(default=None, compare=False, repr=False)
 
 
 def _duration(value: Any, what: str, bad: Any) -> float:
@@ -121,14 +128,13 @@ def _rule(
         glob = TagGlob.parse(str(raw.get("on", "")))
     except TagError as exc:
         raise bad(f"on: {exc.reason}", "on") from None
-    when = str(raw.get("when", "true"))
-    try:
-        env.compile_expression(when)
-    except jinja2.TemplateSyntaxError as exc:
-        raise bad(f"when: {exc.message}", "when") from None
+    when = _condition(raw.get("when", "true"), lambda d: bad(f"when: {d}", "when"))
+    when_fn = _compile(env, when, lambda d: bad(f"when: {d}", "when"))
     for field_name in ("key", "lock"):
         if field_name in raw and not isinstance(raw[field_name], str):
-            raise bad(f"{field_name}: a string (may be templated)", field_name)
+            raise bad(f"{field_name}: a string", field_name)
+    key = str(raw.get("key", ""))
+    key_fn = _compile(env, key, lambda d: bad(f"key: {d}", "key")) if key else None
     count, window = 0, 0.0
     if (max_per := raw.get("max_per")) is not None:
         if not isinstance(max_per, dict) or set(max_per) != {"count", "window"}:
@@ -138,10 +144,56 @@ def _rule(
         count, window = max_per["count"], _duration(max_per["window"], "max_per.window", bad)
     return Rule(
         name=name, on=glob, when=when, do=_calls(env, raw.get("do"), actions, bad),
-        key=str(raw.get("key", "")), debounce=_duration(raw.get("debounce"), "debounce", bad),
+        key=key, when_fn=when_fn, key_fn=key_fn,
+        debounce=_duration(raw.get("debounce"), "debounce", bad),
         cooldown=_duration(raw.get("cooldown"), "cooldown", bad), max_count=count,
         max_window=window, lock=str(raw.get("lock", "")), file=doc.source, line=doc.line(*path),
     )  # fmt: skip
+
+
+def _condition(raw: Any, bad: Callable[[str], RuleError]) -> str:
+    """``when``: one expression, or ``{all: [...]}`` / ``{any: [...]}`` of conditions (nested
+    as deep as needed), joined into one expression."""
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, str) and raw.strip():
+        return raw.strip()
+    if isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in ("all", "any"):
+        ((kind, parts),) = raw.items()
+        if not isinstance(parts, list) or not parts:
+            raise bad(f"{kind}: a non-empty list of conditions")
+        joiner = " and " if kind == "all" else " or "
+        return joiner.join(f"({_condition(p, bad)})" for p in parts)
+    raise bad("an expression, or {all: [...]} / {any: [...]} of expressions")
+
+
+def _compile(env: ImmutableSandboxedEnvironment, source: str,
+             bad: Callable[[str], RuleError]) -> Expr:  # fmt: skip
+    if "{{" in source or "{%" in source:
+        raise bad(f"an expression, not a template: write {source.strip(' {}')!r}")
+    try:
+        return Expr(env, source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise bad(exc.message or "syntax error") from None
+
+
+class Expr:
+    """A sandboxed Jinja expression compiled once, evaluated on a shared context.
+
+    Jinja's ``compile_expression`` result merges the environment's globals into a new dict on
+    every call (a ChainMap walk: 9 % of the reactor's time at 6,000 events/s); here the
+    globals are merged once per event by the caller and the context is shared.
+    """
+
+    def __init__(self, env: Any, source: str) -> None:
+        self.source = source
+        self.tmpl = env.compile_expression(source, undefined_to_none=False)._template
+
+    def __call__(self, ctx: dict[str, Any]) -> Any:
+        context = self.tmpl.new_context(ctx, shared=True)
+        for _ in self.tmpl.root_render_func(context):
+            pass
+        return context.vars["result"]
 
 
 def _calls(

@@ -167,6 +167,21 @@ class ClusterView:
                                                   "base": base, "healthy": healthy}  # fmt: skip
         return out
 
+    def _maint(self) -> dict[str, list[str]]:
+        """backend -> servers in MAINT on at least one HAProxy (every backend listed)."""
+        out: dict[str, set[str]] = {}
+        for aspects in self.nodes.values():
+            for name, item in (aspects.get("haproxy") or {}).items():
+                if name.startswith("_") or not isinstance(item, Mapping):
+                    continue
+                backend, server = item.get("backend"), item.get("server")
+                if not isinstance(backend, str) or server == "BACKEND":
+                    continue
+                servers = out.setdefault(backend, set())
+                if item.get("status") == "MAINT" and isinstance(server, str):
+                    servers.add(server)
+        return {b: sorted(s) for b, s in sorted(out.items())}
+
     def watched(self) -> int:
         """Minions whose liveness is watched (seen, not lost, not cleanly stopped)."""
         return sum(
@@ -216,23 +231,32 @@ class ClusterView:
                 haproxy_nodes.append(node)
             if (aspects.get("minion") or {}).get("lost"):
                 lost.append(node)
+        lost_primary = bool(galera["members"] and not galera["primary"]
+                            and len(galera["positioned"]) == len(galera["members"]))  # fmt: skip
+        health = self._health()
+        moves = {
+            inst: {"instance": inst, "master": rec["master"], "lost": rec["previous"]}
+            for inst, rec in sorted(self.vrrp.items())
+            if rec["master"] and rec["previous"] and rec["master"] != rec["previous"]
+            and not (health.get(rec["previous"] or "", {}).get(inst) or {}).get("healthy")
+        }  # fmt: skip
         return {
             "nodes": self.nodes,
             "vips": vips,
             "split_brain": sorted(v for v, holders in vips.items() if len(holders) > 1),
-            "galera": galera,
+            "galera": {**galera, "lost_primary": lost_primary},
             "rabbitmq": rabbit,
             "haproxy_nodes": haproxy_nodes,
             "vrrp": {k: dict(v) for k, v in self.vrrp.items()},
-            "vrrp_health": (health := self._health()),
-            "vrrp_moves": {
-                inst: {"master": rec["master"], "lost": rec["previous"]}
-                for inst, rec in sorted(self.vrrp.items())
-                if rec["master"]
-                and rec["previous"]
-                and rec["master"] != rec["previous"]
-                and not (health.get(rec["previous"] or "", {}).get(inst) or {}).get("healthy")
-            },
+            "vrrp_health": health,
+            "vrrp_healthy": sorted(
+                n
+                for n, insts in health.items()
+                if insts and all(i["healthy"] for i in insts.values())
+            ),
+            "vrrp_moves": moves,
+            "vip_move": next(iter(moves.values()), None),
+            "haproxy_maint": self._maint(),
             "lost": lost,
             "ts": time.time(),
         }

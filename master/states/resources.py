@@ -13,16 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hactl.errors import StateError
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One argument of a resource type."""
-
-    name: str
-    types: tuple[type, ...]
-    required: bool = False
-    default: Any = None
+from hactl.schema import Field, SchemaError
+from hactl.schema import check as check_schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +22,7 @@ class ResourceType:
     """A resource type: its name (``file.managed``), its parameters and its name argument."""
 
     name: str
-    params: tuple[Param, ...]
+    params: tuple[Field, ...]
     name_arg: str
 
 
@@ -40,30 +32,30 @@ REGISTRY: dict[str, ResourceType] = {
     "file.managed": ResourceType(
         "file.managed",
         (
-            Param("path", _STR, required=True),
-            Param("source", _STR),
-            Param("contents", _STR),
-            Param("mode", _STR, default="0644"),
-            Param("owner", _STR),
-            Param("group", _STR),
-            Param("check", _STR),
-            Param("makedirs", _BOOL, default=False),
-            Param("backup", _BOOL, default=True),
+            Field("path", _STR),
+            Field("source", _STR, required=False),
+            Field("contents", _STR, required=False),
+            Field("mode", _STR, default="0644", required=False),
+            Field("owner", _STR, required=False),
+            Field("group", _STR, required=False),
+            Field("check", _STR, required=False),
+            Field("makedirs", _BOOL, default=False, required=False),
+            Field("backup", _BOOL, default=True, required=False),
         ),
         "path",
     ),
     "service.running": ResourceType(
         "service.running",
         (
-            Param("name", _STR, required=True),
-            Param("reload", _BOOL, default=True),
-            Param("save_state", _STR),
+            Field("name", _STR),
+            Field("reload", _BOOL, default=True, required=False),
+            Field("save_state", _STR, required=False),
         ),
         "name",
     ),
     "sysctl.present": ResourceType(
         "sysctl.present",
-        (Param("name", _STR, required=True), Param("value", (str, int), required=True)),
+        (Field("name", _STR), Field("value", (str, int))),
         "name",
     ),
 }
@@ -82,28 +74,12 @@ def check_args(
     def bad(detail: str) -> StateError:
         return StateError(detail, file=file, line=line, state=rid)
 
-    known = {p.name for p in rtype.params}
-    unknown = sorted(set(args) - known - set(REQUISITES))
-    if unknown:
-        raise bad(
-            f"{rtype.name}: unknown argument(s) {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(known | set(REQUISITES)))})"
-        )
-    out: dict[str, Any] = {}
-    for p in rtype.params:
-        if p.name not in args or args[p.name] is None:
-            if p.required:
-                raise bad(f"{rtype.name}: missing argument {p.name!r}")
-            out[p.name] = p.default
-            continue
-        value = args[p.name]
-        if isinstance(value, bool) and bool not in p.types:
-            raise bad(f"{rtype.name}: {p.name} must be {_names(p.types)}, got a boolean")
-        if not isinstance(value, p.types):
-            raise bad(
-                f"{rtype.name}: {p.name} must be {_names(p.types)}, got {type(value).__name__}"
-            )
-        out[p.name] = value
+    extra = {k: v for k, v in args.items() if k not in REQUISITES}
+    try:
+        out = check_schema(rtype.name, rtype.params, extra)
+    except SchemaError as exc:
+        why = f"{exc.field} {exc.reason}" if exc.field else exc.reason
+        raise bad(f"{rtype.name}: {why}") from None
     if rtype.name == "file.managed":
         if (out["source"] is None) == (out["contents"] is None):
             raise bad("file.managed: give exactly one of 'source' (a template) or 'contents'")

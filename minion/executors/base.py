@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hactl.errors import HactlError
+from hactl.schema import Field, SchemaError, check
 from minion.executors.policy import ContentPolicy
 
 
@@ -26,18 +27,8 @@ class CommandRefused(HactlError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Arg:
-    """One argument: name, accepted Python types, required or default, allowed values."""
-
-    name: str
-    types: tuple[type, ...]
-    required: bool = True
-    default: Any = None
-    choices: tuple[Any, ...] = ()
-    #: numbers only: the accepted range (a caller-supplied timeout has a ceiling, so no
-    #: request can hold one of the minion's command slots for ever)
-    between: tuple[float, float] | None = None
+#: an executor argument: the project's one schema field (hactl/schema.py)
+Arg = Field
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,39 +137,11 @@ class Executor:
 
 def validate_args(ex: Executor, given: Mapping[str, Any]) -> dict[str, Any]:
     """Checked arguments with defaults filled in, or :class:`CommandRefused`."""
-    known = {a.name for a in ex.args}
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise CommandRefused(ex.name, f"unknown argument(s): {', '.join(unknown)}")
-    out: dict[str, Any] = {}
-    for arg in ex.args:
-        if arg.name not in given or (given[arg.name] is None and not arg.required):
-            if arg.required:
-                raise CommandRefused(ex.name, f"missing argument {arg.name!r}")
-            out[arg.name] = arg.default
-            continue
-        value = given[arg.name]
-        if isinstance(value, bool) and bool not in arg.types:
-            raise CommandRefused(ex.name, f"{arg.name} must be {_names(arg.types)}")
-        if not isinstance(value, arg.types):
-            raise CommandRefused(
-                ex.name, f"{arg.name} must be {_names(arg.types)}, got {type(value).__name__}"
-            )
-        if arg.choices and value not in arg.choices:
-            raise CommandRefused(
-                ex.name, f"{arg.name} must be one of {', '.join(map(str, arg.choices))}"
-            )
-        if arg.between is not None and not (
-            isinstance(value, int | float) and arg.between[0] <= value <= arg.between[1]
-        ):
-            low, high = arg.between
-            raise CommandRefused(ex.name, f"{arg.name} must be from {low:g} to {high:g}")
-        out[arg.name] = value
-    return out
-
-
-def _names(types: tuple[type, ...]) -> str:
-    return " or ".join(t.__name__ for t in types)
+    try:
+        return check(ex.name, ex.args, given)
+    except SchemaError as exc:
+        why = f"{exc.field} {exc.reason}" if exc.field else exc.reason
+        raise CommandRefused(ex.name, why) from None
 
 
 def require_argv(cmd: str, value: Any, what: str) -> list[str]:

@@ -9,39 +9,28 @@ configured per service in minion.yaml; an unconfigured service is refused.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
 from hactl import __version__
+from hactl.schema import SchemaError
+from hactl.wire.haproxy import COMMAND, FIELDS, HaproxyRuntime
 from minion.beacons.haproxy import admin_command
 from minion.executors.base import Arg, CommandRefused, ExecContext, Executor
 from minion.executors.proc import run_argv
 
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
-STATES = ("ready", "drain", "maint")
 _ADMIN_LOCK = asyncio.Lock()
 
 
 async def haproxy_runtime(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     """Change one server at runtime through the admin socket."""
-    backend, server, verb = args["backend"], args["server"], args["verb"]
-    for what, value in (("backend", backend), ("server", server)):
-        if not _NAME.match(value):
-            raise CommandRefused("haproxy.runtime", f"bad {what} name {value!r}")
+    try:
+        change = HaproxyRuntime.from_args(args)
+    except SchemaError as exc:
+        raise CommandRefused(COMMAND, f"{exc.field} {exc.reason}".strip()) from None
     if not ctx.haproxy_socket:
-        raise CommandRefused("haproxy.runtime", "no haproxy admin socket configured")
-    if verb == "set_state":
-        if args["state"] not in STATES:
-            raise CommandRefused("haproxy.runtime", f"state must be one of {', '.join(STATES)}")
-        line = f"set server {backend}/{server} state {args['state']}"
-    elif verb == "set_weight":
-        weight = args["weight"]
-        if not isinstance(weight, int) or not 0 <= weight <= 256:
-            raise CommandRefused("haproxy.runtime", "weight must be an integer 0..256")
-        line = f"set server {backend}/{server} weight {weight}"
-    else:
-        line = f"shutdown sessions server {backend}/{server}"
+        raise CommandRefused(COMMAND, "no haproxy admin socket configured")
+    line = change.admin_line()
     try:
         async with _ADMIN_LOCK:  # one admin-socket session at a time (HAProxy's stats maxconn)
             answer = (await admin_command(ctx.haproxy_socket, line)).strip()
@@ -51,17 +40,7 @@ async def haproxy_runtime(ctx: ExecContext, args: dict[str, Any]) -> dict[str, A
     return {"result": ok, "changes": {"command": line} if ok else {}, "comment": answer or "done"}
 
 
-HAPROXY_RUNTIME = Executor(
-    name="haproxy.runtime",
-    args=(
-        Arg("verb", (str,), choices=("set_state", "set_weight", "shutdown_sessions")),
-        Arg("backend", (str,)),
-        Arg("server", (str,)),
-        Arg("state", (str,), required=False, choices=STATES),
-        Arg("weight", (int,), required=False, between=(0, 256)),  # HAProxy's weight range
-    ),
-    body=haproxy_runtime,
-)
+HAPROXY_RUNTIME = Executor(name=COMMAND, args=FIELDS, body=haproxy_runtime)
 
 
 def _service(action: str) -> Executor:

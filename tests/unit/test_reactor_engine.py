@@ -445,7 +445,25 @@ def test_rules_errors_name_file_line_and_rule(tmp_path: Path) -> None:
         ),
         (
             "- name: d\n  on: hactl/event/*\n  do: [{haproxy.set_state: {backend: b}}]\n",
-            "missing argument(s) server, state",
+            "missing argument 'server'",
+            3,
+        ),
+        (
+            "- name: e\n  on: hactl/event/*\n  do:\n"
+            "    - haproxy.set_state: {backend: b, server: s, state: drian}\n",
+            "haproxy.set_state: state must be one of ready, drain, maint, got 'drian'",
+            4,
+        ),
+        (
+            "- name: f\n  on: hactl/event/*\n  do:\n"
+            "    - haproxy.set_weight: {backend: b, server: s, weight: heavy}\n",
+            "weight must be int, got str",
+            4,
+        ),
+        (
+            "- name: g\n  on: hactl/event/*\n  key: '{{ event.node }}'\n"
+            "  do: [{event.fire: {tag: x}}]\n",
+            "key: an expression, not a template",
             3,
         ),
     ):

@@ -93,7 +93,7 @@ def test_unknown_requisite_and_bad_argument(tree_dir: Path) -> None:
 def test_wrong_argument_type(tree_dir: Path) -> None:
     """mode must be a quoted octal string, not a YAML integer."""
     _replace(tree_dir / "galera/init.yaml", '    mode: "0644"', "    mode: 644")
-    with pytest.raises(StateError, match="mode must be a string, got int"):
+    with pytest.raises(StateError, match="mode must be str, got int"):
         _compile(tree_dir)
 
 

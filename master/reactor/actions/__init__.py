@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from master.reactor.actions import galera, haproxy, misc
+from master.reactor.actions import galera, haproxy, misc, rabbitmq
 from master.reactor.actions.base import Action, ActionContext, ActionFailed, Effects, Settings
 
 REGISTRY: dict[str, Action] = {
-    a.name: a for a in (*haproxy.ACTIONS, *galera.ACTIONS, *misc.ACTIONS)
+    a.name: a for a in (*haproxy.ACTIONS, *rabbitmq.ACTIONS, *galera.ACTIONS, *misc.ACTIONS)
 }
 
 __all__ = ["REGISTRY", "Action", "ActionContext", "ActionFailed", "Effects", "Settings"]

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from hactl.errors import HactlError
+from hactl.schema import Field, SchemaError, check
 from hactl.wire.commands import CommandReply
 from hactl.wire.envelope import Event
 from master.reactor.view import ClusterView
@@ -75,27 +77,37 @@ Run = Callable[[ActionContext, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """A registered action: argument names (required/optional) and the body."""
+    """A registered action: its typed arguments (the one schema mechanism) and its body."""
 
     name: str
-    required: tuple[str, ...]
-    optional: tuple[str, ...]
+    fields: tuple[Field, ...]
     run: Run
     doc: str = ""
     inline: bool = False  # only publishes (never waits on a minion): run on the event path
 
     def check(self, args: Mapping[str, Any]) -> str | None:
-        """A problem with ``args`` found at rule-load time, or None."""
-        unknown = sorted(set(args) - set(self.required) - set(self.optional))
-        if unknown:
-            return f"unknown argument(s) {', '.join(unknown)}"
-        missing = [a for a in self.required if a not in args]
-        if missing:
-            return f"missing argument(s) {', '.join(missing)}"
+        """A problem with a rule's ``args`` found when the rule loads, or None. A template
+        (``{{ ... }}``) passes here; its rendered value is checked when the rule fires."""
+        try:
+            check(self.name, self.fields, args, rendered=False)
+        except SchemaError as exc:
+            return f"{exc.field} {exc.reason}" if exc.field else exc.reason
         return None
 
+    def checked(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The rendered arguments, checked with defaults; :class:`ActionFailed` otherwise."""
+        try:
+            return check(self.name, self.fields, args)
+        except SchemaError as exc:
+            raise ActionFailed(str(exc)) from None
 
-class ActionFailed(Exception):
+
+def arg(name: str, types: tuple[type, ...], **kw: Any) -> Field:
+    """An action argument: may be a template in the rule (checked once rendered)."""
+    return Field(name, types, templated=True, **kw)
+
+
+class ActionFailed(HactlError):
     """An action could not do what it was asked (the reason goes into the failed event)."""
 
     def __init__(self, reason: str, result: dict[str, Any] | None = None) -> None:

@@ -21,7 +21,7 @@ from hactl.errors import CommandError
 from hactl.wire.envelope import new_event
 from hactl.wire.leases import BootstrapLease, bootstrap_key, encode_bootstrap
 from hactl.wire.tags import MASTER_ID
-from master.reactor.actions.base import Action, ActionContext, ActionFailed
+from master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
 from master.reactor.galera_plan import Decision, Member, plan
 
 
@@ -91,7 +91,8 @@ async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str,
         found = list(await asyncio.gather(*(position(ctx, n) for n in nodes)))
     members = {m.node: m for m in found}
     await _step(ctx, "positions", {"members": {n: _m(m) for n, m in members.items()}})
-    allow = bool(args.get("allow_unreachable", ctx.settings.allow_unreachable))
+    allow = args.get("allow_unreachable")
+    allow = ctx.settings.allow_unreachable if allow is None else bool(allow)
     decision = plan(members, allow_unreachable=allow)
     await _step(ctx, "decision", _d(decision))
     if decision.kind == "nothing":
@@ -145,6 +146,13 @@ def _d(d: Decision) -> dict[str, Any]:
 
 
 ACTIONS = (
-    Action("galera.recover_cluster", (), ("members", "allow_unreachable"), recover_cluster),
-    Action("galera.rejoin", ("node",), (), rejoin),
+    Action(
+        "galera.recover_cluster",
+        (
+            arg("members", (list,), required=False, doc="node ids (default: the view's)"),
+            arg("allow_unreachable", (bool,), required=False),
+        ),
+        recover_cluster,
+    ),
+    Action("galera.rejoin", (arg("node", (str,)),), rejoin),
 )

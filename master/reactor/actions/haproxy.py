@@ -2,7 +2,8 @@
 
 ``node: all`` means every node whose minion reports an ``haproxy`` beacon (from the cluster
 view), concurrently. ``backend: "*"`` means every backend in which that server exists (from
-the same view), which is how a whole node is drained at once.
+the same view), which is how a whole node is drained at once. Each call is one
+:class:`hactl.wire.haproxy.HaproxyRuntime`, the contract the minion checks again.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import asyncio
 from typing import Any
 
 from hactl.errors import CommandError
-from master.reactor.actions.base import Action, ActionContext, ActionFailed
-
-STATES = ("ready", "drain", "maint")
+from hactl.schema import SchemaError
+from hactl.wire.haproxy import COMMAND, STATES, WEIGHT, HaproxyRuntime
+from master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
 
 
 def targets(ctx: ActionContext, node: str) -> list[str]:
@@ -32,33 +33,35 @@ def backends_of(ctx: ActionContext, node: str, server: str, backend: str) -> lis
                    if isinstance(v, dict) and v.get("server") == server})  # fmt: skip
 
 
-async def _runtime(ctx: ActionContext, node: str, args: dict[str, Any]) -> dict[str, Any]:
+async def _runtime(ctx: ActionContext, node: str, change: HaproxyRuntime) -> dict[str, Any]:
+    where = {"node": node, "backend": change.backend}
     try:
-        reply = await ctx.effects.request(
-            node, "haproxy.runtime", args, ctx.settings.command_timeout
-        )
+        reply = await ctx.effects.request(node, COMMAND, change.args(),
+                                          ctx.settings.command_timeout)  # fmt: skip
     except CommandError as exc:
-        return {"node": node, "backend": args["backend"], "ok": False, "detail": exc.detail}
+        return {**where, "ok": False, "detail": exc.detail}
     ok = reply.ok and bool(reply.result.get("result"))
     detail = reply.result.get("comment", "") if reply.ok else reply.error_message
-    return {"node": node, "backend": args["backend"], "ok": ok, "detail": detail}
+    return {**where, "ok": ok, "detail": detail}
 
 
 async def on_servers(
-    ctx: ActionContext, args: dict[str, Any], runtime: dict[str, Any]
+    ctx: ActionContext, node: str, backend: str, server: str, verb: str, **value: Any
 ) -> dict[str, Any]:
-    """Run one runtime verb for ``args.server`` on the targeted nodes/backends."""
-    server = str(args["server"])
-    calls = [
-        (node, {**runtime, "backend": be, "server": server})
-        for node in targets(ctx, str(args.get("node", "all")))
-        for be in backends_of(ctx, node, server, str(args["backend"]))
-    ]
+    """Run one runtime verb for ``server`` on the targeted nodes/backends."""
+    try:
+        calls = [
+            (n, HaproxyRuntime(verb, be, server, **value))
+            for n in targets(ctx, node)
+            for be in backends_of(ctx, n, server, backend)
+        ]
+    except SchemaError as exc:
+        raise ActionFailed(str(exc)) from None
     if ctx.observe:
-        return {"observe": True, "would": [{"node": n, **a} for n, a in calls]}
+        return {"observe": True, "would": [{"node": n, **c.args()} for n, c in calls]}
     if not calls:
         raise ActionFailed(f"no HAProxy node/backend for server {server}")
-    results = await asyncio.gather(*(_runtime(ctx, n, a) for n, a in calls))
+    results = await asyncio.gather(*(_runtime(ctx, n, c) for n, c in calls))
     failed = [r for r in results if not r["ok"]]
     out = {"calls": list(results)}
     if failed:
@@ -68,39 +71,30 @@ async def on_servers(
 
 async def set_state(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """``set server B/S state ready|drain|maint``."""
-    if args["state"] not in STATES:
-        raise ActionFailed(f"state must be one of {', '.join(STATES)}")
-    return await on_servers(ctx, args, {"verb": "set_state", "state": args["state"]})
+    return await on_servers(ctx, args["node"], args["backend"], args["server"], "set_state",
+                            state=args["state"])  # fmt: skip
 
 
 async def set_weight(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """``set server B/S weight W`` (0..256)."""
-    try:
-        weight = int(args["weight"])
-    except (TypeError, ValueError):
-        raise ActionFailed(f"weight must be an integer, got {args['weight']!r}") from None
-    return await on_servers(ctx, args, {"verb": "set_weight", "weight": weight})
+    return await on_servers(ctx, args["node"], args["backend"], args["server"], "set_weight",
+                            weight=args["weight"])  # fmt: skip
 
 
 async def shutdown_sessions(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """``shutdown sessions server B/S``: clients reconnect elsewhere at once."""
-    return await on_servers(ctx, args, {"verb": "shutdown_sessions"})
+    return await on_servers(ctx, args["node"], args["backend"], args["server"],
+                            "shutdown_sessions")  # fmt: skip
 
 
-async def rabbitmq_failover(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
-    """A dead broker: maint + shutdown sessions for it in the rabbit backend on every HAProxy."""
-    base = {"node": "all", "backend": args.get("backend", "rabbitmq"), "server": args["node"]}
-    if args.get("state", "maint") == "ready":
-        return {"ready": await on_servers(ctx, base, {"verb": "set_state", "state": "ready"})}
-    maint = await on_servers(ctx, base, {"verb": "set_state", "state": "maint"})
-    cut = await on_servers(ctx, base, {"verb": "shutdown_sessions"})
-    return {"maint": maint, "shutdown_sessions": cut}
-
-
-SERVER_ARGS = ("backend", "server")
+NODE = arg("node", (str,), required=False, default="all", doc="a node id, or all")
+SERVER = (
+    NODE,
+    arg("backend", (str,), doc="a backend name, or * for every backend holding the server"),
+    arg("server", (str,), doc="the server (a node id in the shipped states)"),
+)
 ACTIONS = (
-    Action("haproxy.set_state", (*SERVER_ARGS, "state"), ("node",), set_state),
-    Action("haproxy.set_weight", (*SERVER_ARGS, "weight"), ("node",), set_weight),
-    Action("haproxy.shutdown_sessions", SERVER_ARGS, ("node",), shutdown_sessions),
-    Action("rabbitmq.failover", ("node",), ("backend", "state"), rabbitmq_failover),
+    Action("haproxy.set_state", (*SERVER, arg("state", (str,), choices=STATES)), set_state),
+    Action("haproxy.set_weight", (*SERVER, arg("weight", (int,), between=WEIGHT)), set_weight),
+    Action("haproxy.shutdown_sessions", SERVER, shutdown_sessions),
 )

@@ -7,7 +7,7 @@ from typing import Any
 from hactl.errors import HactlError
 from hactl.wire.envelope import new_event
 from hactl.wire.tags import MASTER_ID
-from master.reactor.actions.base import Action, ActionContext, ActionFailed
+from master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
 
 
 async def fire(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +65,16 @@ async def state_apply(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any
 
 
 ACTIONS = (
-    Action("event.fire", ("tag",), ("data",), fire, inline=True),
-    Action("state.apply", (), ("target", "test"), state_apply),
-    Action("minion.ping", ("node",), (), minion_ping),
+    Action(
+        "event.fire", (arg("tag", (str,)), arg("data", (dict,), required=False)), fire, inline=True
+    ),
+    Action(
+        "state.apply",
+        (
+            arg("target", (str,), required=False, default="*"),
+            arg("test", (bool,), required=False, default=False),
+        ),
+        state_apply,
+    ),
+    Action("minion.ping", (arg("node", (str,)),), minion_ping),
 )
