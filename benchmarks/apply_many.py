@@ -32,8 +32,8 @@ from benchmarks.common import env as bench_env  # noqa: E402
 from hactl.bus import Bus  # noqa: E402
 from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions  # noqa: E402
 from hactl.lab.net import LabNet, down, exec_argv, up  # noqa: E402
-from master.states.compile import compile_tree  # noqa: E402
-from master.states.tree import load_tree  # noqa: E402
+from hactl.master.states.compile import compile_tree  # noqa: E402
+from hactl.master.states.tree import load_tree  # noqa: E402
 
 HACTL = str(Path(sys.executable).parent / "hactl")
 
@@ -46,8 +46,8 @@ def ids(n: int) -> list[str]:
 async def host(url: str, n: int, root: Path) -> None:
     """Serve N minion endpoints with the real executors until stdin closes."""
     from hactl.log import configure  # noqa: PLC0415
-    from minion.executors import dispatch  # noqa: PLC0415
-    from minion.executors.base import ExecContext  # noqa: PLC0415
+    from hactl.minion.executors import dispatch  # noqa: PLC0415
+    from hactl.minion.executors.base import ExecContext  # noqa: PLC0415
 
     configure("json", -1)  # warnings only: 1,000 command_done lines per run are noise here
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from hactl.bus import Bus
 from hactl.errors import CommandError
+from hactl.master.states.compile import Plan
+from hactl.master.states.tree import redact
 from hactl.wire.envelope import new_event
 from hactl.wire.ids import new_id
 from hactl.wire.tags import MASTER_ID
-from master.states.compile import Plan
-from master.states.tree import redact
 
 
 @dataclass(frozen=True, slots=True)

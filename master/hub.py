@@ -17,10 +17,10 @@ from hactl import __version__
 from hactl.bus import Bus, StreamSettings, ensure_stream
 from hactl.bus.jetstream import ensure_audit_stream
 from hactl.log import get_logger
+from hactl.master.reactor.runtime import ReactorRuntime
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
 from hactl.wire.envelope import Event
 from hactl.wire.tags import MASTER_ID, TagGlob
-from master.reactor.runtime import ReactorRuntime
 
 log = get_logger("hactl.master")
 

@@ -23,15 +23,15 @@ from hactl.auth.perms import LEASE_BUCKET
 from hactl.bus import Bus
 from hactl.errors import BusError, MinionFailed, TagError
 from hactl.log import get_logger
+from hactl.minion.beacons import REGISTRY as BEACONS
+from hactl.minion.beacons.base import BeaconContext
+from hactl.minion.beacons.runner import BeaconRunner
+from hactl.minion.beacons.vrrp import local_addresses
+from hactl.minion.config import MinionConfig
+from hactl.minion.executors import dispatch
+from hactl.minion.outbox import Outbox
 from hactl.wire.commands import CommandReply, CommandRequest
 from hactl.wire.envelope import new_event
-from minion.beacons import REGISTRY as BEACONS
-from minion.beacons.base import BeaconContext
-from minion.beacons.runner import BeaconRunner
-from minion.beacons.vrrp import local_addresses
-from minion.config import MinionConfig
-from minion.executors import dispatch
-from minion.outbox import Outbox
 
 log = get_logger("hactl.minion")
 

@@ -46,9 +46,8 @@ from typing import Any
 
 from hactl import yamlsrc
 from hactl.errors import ConfigError, TagError
-from hactl.wire.tags import validate_id
-from minion.beacons import REGISTRY as BEACONS
-from minion.executors.base import (
+from hactl.minion.beacons import REGISTRY as BEACONS
+from hactl.minion.executors.base import (
     DEFAULT_CHECKS,
     DEFAULT_SYSCTLS,
     ExecContext,
@@ -56,7 +55,8 @@ from minion.executors.base import (
     RabbitSettings,
     ServiceCommands,
 )
-from minion.executors.policy import ContentPolicy
+from hactl.minion.executors.policy import ContentPolicy
+from hactl.wire.tags import validate_id
 
 _SYSCTL = re.compile(r"[a-z0-9_]+(\.[a-z0-9_-]+)+")
 _TOP = {

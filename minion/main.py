@@ -12,8 +12,8 @@ from pathlib import Path
 from hactl.config import DEFAULT_CONNECT_TIMEOUT, Settings, default_data_dir, resolve_connection
 from hactl.errors import HactlError
 from hactl.log import configure
-from minion.agent import Minion
-from minion.config import load_config
+from hactl.minion.agent import Minion
+from hactl.minion.config import load_config
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -17,9 +17,9 @@ from hactl.bus import Bus
 from hactl.cli.runner import fail, print_json, run, settings_of
 from hactl.config import resolve_connection
 from hactl.errors import ConfigError, HactlError
-from master.apply import ApplyReport, MinionResult, apply_plans
-from master.states.compile import Plan, compile_tree
-from master.states.tree import load_tree, redact
+from hactl.master.apply import ApplyReport, MinionResult, apply_plans
+from hactl.master.states.compile import Plan, compile_tree
+from hactl.master.states.tree import load_tree, redact
 
 PillarOpt = Annotated[
     list[Path] | None,

@@ -33,7 +33,7 @@ def main() -> None:
     argv = sys.argv[1:]
     if _command(argv) == "minion" and not {"--help", "-h"} & set(argv):
         sys.modules.setdefault("rich", None)  # type: ignore[arg-type]  # structlog: plain console
-        from minion.main import run_minion  # noqa: PLC0415 - after blocking rich
+        from hactl.minion.main import run_minion  # noqa: PLC0415 - after blocking rich
 
         run_minion(argv)
         return

@@ -28,12 +28,12 @@ from hactl.config import (
 )
 from hactl.errors import EmbeddedServerError, HactlError
 from hactl.log import get_logger
+from hactl.master.hub import Hub
+from hactl.master.reactor.actions import REGISTRY, Settings
+from hactl.master.reactor.rules import load_rules
+from hactl.master.reactor.runtime import ReactorOptions, ReactorRuntime
 from hactl.timeparse import parse_duration
 from hactl.wire.tags import MASTER_ID
-from master.hub import Hub
-from master.reactor.actions import REGISTRY, Settings
-from master.reactor.rules import load_rules
-from master.reactor.runtime import ReactorOptions, ReactorRuntime
 
 log = get_logger("hactl.master")
 

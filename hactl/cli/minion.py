@@ -11,8 +11,8 @@ import typer
 
 from hactl.cli.runner import run, settings_of
 from hactl.config import resolve_connection
-from minion.agent import Minion
-from minion.config import load_config
+from hactl.minion.agent import Minion
+from hactl.minion.config import load_config
 
 
 def minion(

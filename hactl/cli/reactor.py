@@ -16,9 +16,9 @@ from hactl.bus import Bus
 from hactl.cli.runner import fail, print_json, run, settings_of
 from hactl.config import Settings, resolve_connection
 from hactl.errors import BusError, HactlError
-from master.reactor.actions import REGISTRY
-from master.reactor.rules import load_rules
-from master.reactor.view import ClusterView, parse_kv_key
+from hactl.master.reactor.actions import REGISTRY
+from hactl.master.reactor.rules import load_rules
+from hactl.master.reactor.view import ClusterView, parse_kv_key
 
 app = typer.Typer(help="Reactor rules.", no_args_is_help=True)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pymysql
 
 from hactl.lab.net import LabError, LabNet, exec_argv
-from minion.beacons.haproxy import parse_show_stat
+from hactl.minion.beacons.haproxy import parse_show_stat
 
 API_PORTS = (5000, 35357, 9292, 9191, 8774, 8775, 6080, 9696, 8776, 8004, 8000, 8080, 80, 443)
 

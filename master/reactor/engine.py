@@ -26,11 +26,18 @@ from typing import Any
 import jinja2
 
 from hactl.log import get_logger
+from hactl.master.reactor.actions import (
+    REGISTRY,
+    Action,
+    ActionContext,
+    ActionFailed,
+    Effects,
+    Settings,
+)
+from hactl.master.reactor.rules import Expr, Rule, environment
+from hactl.master.reactor.view import ClusterView
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.tags import MASTER_ID
-from master.reactor.actions import REGISTRY, Action, ActionContext, ActionFailed, Effects, Settings
-from master.reactor.rules import Expr, Rule, environment
-from master.reactor.view import ClusterView
 
 log = get_logger("hactl.reactor")
 Persist = Callable[[str, str, Any], Awaitable[None]]

@@ -43,15 +43,15 @@ from hactl.bus import EVENTS_STREAM, Bus, kv_bucket
 from hactl.bus.jetstream import patient
 from hactl.errors import DecodeError, HactlError
 from hactl.log import get_logger
+from hactl.master.reactor.actions import REGISTRY, Settings
+from hactl.master.reactor.engine import Engine
+from hactl.master.reactor.interest import Interest
+from hactl.master.reactor.rules import Rule, load_rules
+from hactl.master.reactor.view import ClusterView, kv_key, parse_kv_key
+from hactl.master.reactor.watch import Watch
 from hactl.wire.commands import CommandReply
 from hactl.wire.envelope import Event, decode
 from hactl.wire.tags import MASTER_ID
-from master.reactor.actions import REGISTRY, Settings
-from master.reactor.engine import Engine
-from master.reactor.interest import Interest
-from master.reactor.rules import Rule, load_rules
-from master.reactor.view import ClusterView, kv_key, parse_kv_key
-from master.reactor.watch import Watch
 
 log = get_logger("hactl.reactor")
 CONSUMER = REACTOR_CONSUMER

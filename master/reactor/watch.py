@@ -20,11 +20,11 @@ from hactl.auth.perms import EVENTS_STREAM, REACTOR_CONSUMER
 from hactl.bus import Bus
 from hactl.errors import HactlError
 from hactl.log import get_logger
+from hactl.master.reactor.actions.base import Effects
+from hactl.master.reactor.liveness import LIVENESS_ASK_S, FeedHealth
+from hactl.master.reactor.view import SKEW_LIMIT_S, ClusterView
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.tags import MASTER_ID
-from master.reactor.actions.base import Effects
-from master.reactor.liveness import LIVENESS_ASK_S, FeedHealth
-from master.reactor.view import SKEW_LIMIT_S, ClusterView
 
 log = get_logger("hactl.reactor")
 

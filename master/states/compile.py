@@ -19,10 +19,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hactl import yamlsrc
 from hactl.errors import ConfigError, StateError
-from master.states.lint import lint
-from master.states.render import environment, render
-from master.states.resources import REGISTRY, REQUISITES, check_args
-from master.states.tree import Node, Tree
+from hactl.master.states.lint import lint
+from hactl.master.states.render import environment, render
+from hactl.master.states.resources import REGISTRY, REQUISITES, check_args
+from hactl.master.states.tree import Node, Tree
 
 
 @dataclass(frozen=True, slots=True)

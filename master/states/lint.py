@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hactl.errors import StateError
-from master.states.tree import Tree
+from hactl.master.states.tree import Tree
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from minion.beacons.base import Beacon, BeaconContext
-from minion.beacons.galera import GaleraBeacon
-from minion.beacons.haproxy import HaproxyBeacon
-from minion.beacons.rabbitmq import RabbitmqBeacon
-from minion.beacons.service import ServiceBeacon
-from minion.beacons.vrrp import VrrpBeacon
+from hactl.minion.beacons.base import Beacon, BeaconContext
+from hactl.minion.beacons.galera import GaleraBeacon
+from hactl.minion.beacons.haproxy import HaproxyBeacon
+from hactl.minion.beacons.rabbitmq import RabbitmqBeacon
+from hactl.minion.beacons.service import ServiceBeacon
+from hactl.minion.beacons.vrrp import VrrpBeacon
 
 BeaconFactory = Callable[[BeaconContext], Beacon]
 

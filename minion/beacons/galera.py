@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pymysql
 
-from minion.beacons.base import BeaconContext, Item, Snapshot
+from hactl.minion.beacons.base import BeaconContext, Item, Snapshot
 
 ITEM = "local"
 _RECOVERED = re.compile(r"WSREP: Recovered position:?\s+([0-9a-f-]{36}):(-?\d+)")

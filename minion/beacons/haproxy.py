@@ -15,7 +15,7 @@ import io
 import re
 from typing import Any
 
-from minion.beacons.base import BeaconContext, Item, Snapshot
+from hactl.minion.beacons.base import BeaconContext, Item, Snapshot
 
 _SETTLED = re.compile(
     r"^(UP|DOWN|NOLB|MAINT|DRAIN)(?:\s+\((?:agent|via|resolution)\))?(?:\s+\d+/\d+)?$"

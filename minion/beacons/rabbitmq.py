@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from minion.beacons.base import BeaconContext, Item, Snapshot, close_quietly, open_bounded
+from hactl.minion.beacons.base import BeaconContext, Item, Snapshot, close_quietly, open_bounded
 
 ITEM = "local"
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 
 from hactl.log import get_logger
+from hactl.minion.beacons.base import Beacon, Snapshot, diff, event_data
 from hactl.wire.envelope import Event, new_event
-from minion.beacons.base import Beacon, Snapshot, diff, event_data
 
 log = get_logger("hactl.minion")
 

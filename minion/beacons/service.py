@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
-from minion.beacons.base import BeaconContext, Snapshot, close_quietly, open_bounded
+from hactl.minion.beacons.base import BeaconContext, Snapshot, close_quietly, open_bounded
 
 
 async def check_endpoint(url: str, timeout: float) -> tuple[bool, str]:

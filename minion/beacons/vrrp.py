@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from minion.beacons.base import BeaconContext, Snapshot
+from hactl.minion.beacons.base import BeaconContext, Snapshot
 
 _LINE = re.compile(
     r'^(INSTANCE|GROUP)\s+"?([^"\s]+)"?\s+'

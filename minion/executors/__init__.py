@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from hactl.log import get_logger
+from hactl.minion.executors.base import CommandRefused, ExecContext, Executor, validate_args
+from hactl.minion.executors.files import FILE_APPLY
+from hactl.minion.executors.galera import GALERA_BOOTSTRAP, GALERA_POSITION, GALERA_START
+from hactl.minion.executors.rabbitmq import RABBITMQ_FORGET_NODE
+from hactl.minion.executors.runtime import HAPROXY_RUNTIME, SERVICE_EXECUTORS, TEST_PING
+from hactl.minion.executors.state import STATE_APPLY
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
-from minion.executors.base import CommandRefused, ExecContext, Executor, validate_args
-from minion.executors.files import FILE_APPLY
-from minion.executors.galera import GALERA_BOOTSTRAP, GALERA_POSITION, GALERA_START
-from minion.executors.rabbitmq import RABBITMQ_FORGET_NODE
-from minion.executors.runtime import HAPROXY_RUNTIME, SERVICE_EXECUTORS, TEST_PING
-from minion.executors.state import STATE_APPLY
 
 log = get_logger("hactl.minion")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from hactl.errors import HactlError
+from hactl.minion.executors.policy import ContentPolicy
 from hactl.schema import Field, SchemaError, check
-from minion.executors.policy import ContentPolicy
 
 
 class CommandRefused(HactlError):

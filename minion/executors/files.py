@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from minion.executors.base import Arg, CommandRefused, ExecContext, Executor
-from minion.executors.policy import PolicyViolation, check_content
-from minion.executors.proc import run_argv
+from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor
+from hactl.minion.executors.policy import PolicyViolation, check_content
+from hactl.minion.executors.proc import run_argv
 
 NAME = "file.apply"
 BACKUP_SUFFIX = ".hactl-bak"

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from hactl.errors import DecodeError, HactlError
-from hactl.wire.leases import bootstrap_key, decode_bootstrap
-from minion.beacons.galera import parse_recovered, read_grastate, sql_client
-from minion.executors.base import (
+from hactl.minion.beacons.galera import parse_recovered, read_grastate, sql_client
+from hactl.minion.executors.base import (
     Arg,
     Body,
     CommandRefused,
@@ -36,7 +35,8 @@ from minion.executors.base import (
     Executor,
     GaleraSettings,
 )
-from minion.executors.proc import run_argv
+from hactl.minion.executors.proc import run_argv
+from hactl.wire.leases import bootstrap_key, decode_bootstrap
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from minion.executors.base import Arg, CommandRefused, ExecContext, Executor
-from minion.executors.proc import run_argv
+from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor
+from hactl.minion.executors.proc import run_argv
 
 _NODE = re.compile(r"^[A-Za-z0-9_-]{1,64}@[A-Za-z0-9_.-]{1,253}\Z")
 

@@ -13,11 +13,11 @@ import time
 from typing import Any
 
 from hactl import __version__
+from hactl.minion.beacons.haproxy import admin_command
+from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor
+from hactl.minion.executors.proc import run_argv
 from hactl.schema import SchemaError
 from hactl.wire.haproxy import COMMAND, FIELDS, HaproxyRuntime
-from minion.beacons.haproxy import admin_command
-from minion.executors.base import Arg, CommandRefused, ExecContext, Executor
-from minion.executors.proc import run_argv
 
 _ADMIN_LOCK = asyncio.Lock()
 

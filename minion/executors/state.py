@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from minion.beacons.haproxy import admin_command
-from minion.executors.base import Arg, CommandRefused, ExecContext, Executor, validate_args
-from minion.executors.files import FILE_APPLY, allowed_path
-from minion.executors.files import apply as file_apply
-from minion.executors.policy import PolicyViolation, check_content
-from minion.executors.proc import run_argv
+from hactl.minion.beacons.haproxy import admin_command
+from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor, validate_args
+from hactl.minion.executors.files import FILE_APPLY, allowed_path
+from hactl.minion.executors.files import apply as file_apply
+from hactl.minion.executors.policy import PolicyViolation, check_content
+from hactl.minion.executors.proc import run_argv
 
 Result = dict[str, Any]
 

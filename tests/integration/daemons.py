@@ -12,7 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from minion.beacons.haproxy import admin_command, parse_show_stat
+from hactl.minion.beacons.haproxy import admin_command, parse_show_stat
 
 
 class _Ok(BaseHTTPRequestHandler):

@@ -15,8 +15,8 @@ from pathlib import Path
 from hactl.bus import EVENTS_STREAM, Bus, StreamSettings, ensure_stream
 from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 from hactl.errors import BusError
+from hactl.minion.outbox import Outbox
 from hactl.wire.envelope import new_event
-from minion.outbox import Outbox
 from tests.integration.conftest import NatsHandle
 from tests.integration.daemons import free_port
 from tests.integration.test_minion_outage import _stored

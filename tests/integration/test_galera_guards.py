@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from minion.executors.base import CommandRefused, ExecContext, GaleraSettings
-from minion.executors.galera import _one_at_a_time, _set_safe_to_bootstrap
+from hactl.minion.executors.base import CommandRefused, ExecContext, GaleraSettings
+from hactl.minion.executors.galera import _one_at_a_time, _set_safe_to_bootstrap
 
 GRASTATE = "# GALERA saved state\nversion: 2.1\nuuid: x\nseqno: -1\nsafe_to_bootstrap: 0\n"
 

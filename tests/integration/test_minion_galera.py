@@ -10,10 +10,10 @@ import pytest
 
 from hactl.auth.perms import LEASE_BUCKET
 from hactl.bus import Bus, StreamSettings, ensure_stream, kv_bucket
+from hactl.minion.agent import Minion
+from hactl.minion.config import parse_config
 from hactl.wire.envelope import Event
 from hactl.wire.leases import BootstrapLease, bootstrap_key, encode_bootstrap
-from minion.agent import Minion
-from minion.config import parse_config
 from tests.integration import galera
 from tests.integration.conftest import NatsHandle
 from tests.integration.test_minion_haproxy import _until_serving

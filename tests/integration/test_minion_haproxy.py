@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from hactl.bus import Bus, StreamSettings, ensure_stream
 from hactl.errors import CommandError
+from hactl.minion.agent import Minion
+from hactl.minion.config import parse_config
+from hactl.minion.executors import dispatch
 from hactl.wire.commands import CommandRequest
 from hactl.wire.envelope import Event
-from minion.agent import Minion
-from minion.config import parse_config
-from minion.executors import dispatch
 from tests.integration.conftest import NatsHandle
 from tests.integration.daemons import (
     HAPROXY,

@@ -14,9 +14,9 @@ from hactl.auth.client import ClientAuth
 from hactl.bus import EVENTS_STREAM, Bus, StreamSettings, ensure_stream
 from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 from hactl.errors import MinionFailed
+from hactl.minion.agent import Minion
+from hactl.minion.config import parse_config
 from hactl.wire.envelope import Event
-from minion.agent import Minion
-from minion.config import parse_config
 from tests.integration.conftest import NatsHandle
 from tests.integration.daemons import Backend
 from tests.integration.test_minion_haproxy import _until_serving

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from hactl.bus import Bus, StreamSettings, ensure_stream
+from hactl.minion.agent import Minion
+from hactl.minion.config import parse_config
 from hactl.wire.envelope import Event
-from minion.agent import Minion
-from minion.config import parse_config
 from tests.integration.conftest import NatsHandle
 
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"

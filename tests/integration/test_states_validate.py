@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from master.states.compile import compile_tree
-from master.states.tree import load_tree
+from hactl.master.states.compile import compile_tree
+from hactl.master.states.tree import load_tree
 
 STATES = Path(__file__).resolve().parents[2] / "states"
 NODES = ("ctl1", "ctl2", "ctl3")

@@ -24,8 +24,8 @@ from hactl.auth.store import AuthDir
 from hactl.bus import Bus
 from hactl.errors import BusError, CommandError, PermissionRefused
 from hactl.lab import lab as L
+from hactl.master.states.render import rabbitmq_password_hash
 from hactl.wire.envelope import Event, new_event
-from master.states.render import rabbitmq_password_hash
 from tests.lab.conftest import report
 from tests.lab.helpers import server_status, synced_event, wait_until
 

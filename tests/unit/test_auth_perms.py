@@ -12,8 +12,8 @@ from hactl.auth.perms import (
     render_authorization,
 )
 from hactl.errors import ConfigError
+from hactl.minion.beacons import REGISTRY
 from hactl.wire.tags import BEACON_KINDS
-from minion.beacons import REGISTRY
 
 KEY = "U" + "A" * 55
 KEY2 = "U" + "B" * 55

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hactl.minion.beacons import REGISTRY
+from hactl.minion.beacons.galera import down_item, parse_grastate, parse_status_tsv, status_item
+from hactl.minion.beacons.haproxy import parse_show_stat
+from hactl.minion.beacons.rabbitmq import parse_nodes
+from hactl.minion.beacons.vrrp import agreement
 from hactl.wire.beacons import ITEM_FIELDS, check_items
-from minion.beacons import REGISTRY
-from minion.beacons.galera import down_item, parse_grastate, parse_status_tsv, status_item
-from minion.beacons.haproxy import parse_show_stat
-from minion.beacons.rabbitmq import parse_nodes
-from minion.beacons.vrrp import agreement
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -68,8 +68,8 @@ def test_check_commands_are_exact_argv_by_name() -> None:
     import pytest
 
     from hactl.errors import ConfigError
-    from minion.config import parse_config
-    from minion.executors.base import DEFAULT_CHECKS
+    from hactl.minion.config import parse_config
+    from hactl.minion.executors.base import DEFAULT_CHECKS
 
     assert parse_config("id: a\n", "m").check_commands == DEFAULT_CHECKS
     only = parse_config("id: a\ncheck_commands: [haproxy]\n", "m").check_commands

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from minion.executors.policy import SHIPPED_CHECK, ContentPolicy, PolicyViolation, check_content
+from hactl.minion.executors.policy import (
+    SHIPPED_CHECK,
+    ContentPolicy,
+    PolicyViolation,
+    check_content,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "states"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from minion.beacons.base import diff
-from minion.beacons.galera import (
+from hactl.minion.beacons.base import diff
+from hactl.minion.beacons.galera import (
     GaleraBeacon,
     down_item,
     parse_grastate,
@@ -20,10 +20,10 @@ from minion.beacons.galera import (
     parse_status_tsv,
     status_item,
 )
-from minion.beacons.rabbitmq import parse_amqp_start, parse_nodes
-from minion.executors.base import CommandRefused, ExecContext, RabbitSettings, validate_args
-from minion.executors.galera import GALERA_BOOTSTRAP, GALERA_START, _check_position
-from minion.executors.rabbitmq import forget_node
+from hactl.minion.beacons.rabbitmq import parse_amqp_start, parse_nodes
+from hactl.minion.executors.base import CommandRefused, ExecContext, RabbitSettings, validate_args
+from hactl.minion.executors.galera import GALERA_BOOTSTRAP, GALERA_START, _check_position
+from hactl.minion.executors.rabbitmq import forget_node
 
 GOLDEN = Path(__file__).parent / "golden"
 UUID = "fb16f3eb-e56e-11f1-aa8d-d6179edf788c"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from minion.beacons.base import diff, event_data
-from minion.beacons.haproxy import normalize_status, parse_show_stat
-from minion.beacons.vrrp import Notify, agreement, parse_ip_addr_json, parse_notify
-from minion.executors.base import Arg, CommandRefused, Executor, validate_args
+from hactl.minion.beacons.base import diff, event_data
+from hactl.minion.beacons.haproxy import normalize_status, parse_show_stat
+from hactl.minion.beacons.vrrp import Notify, agreement, parse_ip_addr_json, parse_notify
+from hactl.minion.executors.base import Arg, CommandRefused, Executor, validate_args
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -158,7 +158,7 @@ def test_argument_schema() -> None:
 
 def test_a_rotated_secret_is_masked_on_the_removed_line_too() -> None:
     """The minion only knows the new password; the old one on the '-' line is masked as well."""
-    from minion.executors.state import mask_diff
+    from hactl.minion.executors.state import mask_diff
 
     diff = (
         "--- a/haproxy.cfg\n+++ b/haproxy.cfg\n@@ -1,3 +1,3 @@\n"

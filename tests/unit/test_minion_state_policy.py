@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from minion.executors.base import CommandRefused, ExecContext
-from minion.executors.state import state_apply
+from hactl.minion.executors.base import CommandRefused, ExecContext
+from hactl.minion.executors.state import state_apply
 
 
 def _apply(ctx: ExecContext, *plan: dict[str, Any]) -> dict[str, Any]:

@@ -14,10 +14,10 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hactl.master.reactor.engine import Engine
+from hactl.master.reactor.view import ASPECTS
 from hactl.wire.beacons import ITEM_FIELDS
 from hactl.wire.envelope import decode, encode, new_event
-from master.reactor.engine import Engine
-from master.reactor.view import ASPECTS
 from tests.support.membus import MemBus
 from tests.unit.test_reactor_engine import NODES, engine_with, galera, runtime_calls
 

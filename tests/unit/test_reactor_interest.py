@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from hactl import yamlsrc
-from master.reactor.actions import REGISTRY
-from master.reactor.interest import Interest
-from master.reactor.rules import Rule, parse_rules
+from hactl.master.reactor.actions import REGISTRY
+from hactl.master.reactor.interest import Interest
+from hactl.master.reactor.rules import Rule, parse_rules
 
 
 def _rules(*globs: str) -> list[Rule]:
@@ -46,7 +46,7 @@ def test_delivery_count_from_both_ack_subject_layouts() -> None:
     """The redelivery count is read like nats-py reads it, from v1 and v2 ack subjects."""
     from nats.aio.msg import Msg
 
-    from master.reactor.runtime import delivered
+    from hactl.master.reactor.runtime import delivered
 
     v1 = "$JS.ACK.HACTL_EVENTS.hactl-reactor.3.120.118.1795251616230000000.7"
     v2 = "$JS.ACK.hub.ACCHASH.HACTL_EVENTS.hactl-reactor.2.120.118.1795251616230000000.7.tok"
@@ -89,7 +89,7 @@ async def test_start_up_waits_out_a_busy_jetstream_then_says_so() -> None:
 def test_silence_is_no_evidence_while_the_master_cannot_hear() -> None:
     """FeedHealth: no verdict while deliveries stall, right after they resume (backlog), or
     when every minion is silent at once; a verdict once the feed is live and others talk."""
-    from master.reactor.liveness import FEED_GRACE_S, FeedHealth
+    from hactl.master.reactor.liveness import FEED_GRACE_S, FeedHealth
 
     feed = FeedHealth()
     assert "no delivery" in feed.blind(100.0, 10.0, ["ctl1"], 3)  # never heard anything yet

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hactl.errors import ConfigError, StateError
-from master.states.compile import Resource, compile_tree, order
-from master.states.tree import load_tree, redact
+from hactl.master.states.compile import Resource, compile_tree, order
+from hactl.master.states.tree import load_tree, redact
 
 SHIPPED = Path(__file__).resolve().parents[2] / "states"
 
@@ -156,7 +156,7 @@ def test_a_world_readable_file_with_a_secret_is_refused(tree_dir: Path) -> None:
 
 def test_each_minion_is_sent_only_its_own_secrets(tree_dir: Path) -> None:
     """A plan's secret list holds what its files carry, and the password hash derived from it."""
-    from master.states.render import rabbitmq_password_hash
+    from hactl.master.states.render import rabbitmq_password_hash
 
     tree = load_tree(tree_dir)
     plans = compile_tree(tree, sorted(tree.nodes))

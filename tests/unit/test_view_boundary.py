@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from hactl.master.reactor.view import ClusterView, admissible
 from hactl.wire.envelope import new_event
-from master.reactor.view import ClusterView, admissible
 
 GOOD_VRRP = {"VI_1": {"state": "MASTER", "priority": 150, "vips": ["10.0.0.10"],
                       "vip_here": True}}  # fmt: skip

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hactl.errors import HactlError
+from hactl.master.reactor.view import ClusterView
 from hactl.schema import Field, SchemaError, check
 from hactl.wire.commands import CommandReply
 from hactl.wire.envelope import Event
-from master.reactor.view import ClusterView
 
 
 class Effects(Protocol):

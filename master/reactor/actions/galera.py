@@ -18,11 +18,11 @@ import time
 from typing import Any
 
 from hactl.errors import CommandError
+from hactl.master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
+from hactl.master.reactor.galera_plan import Decision, Member, plan
 from hactl.wire.envelope import new_event
 from hactl.wire.leases import BootstrapLease, bootstrap_key, encode_bootstrap
 from hactl.wire.tags import MASTER_ID
-from master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
-from master.reactor.galera_plan import Decision, Member, plan
 
 
 def members_of(ctx: ActionContext, given: Any) -> list[str]:

@@ -12,9 +12,9 @@ import asyncio
 from typing import Any
 
 from hactl.errors import CommandError
+from hactl.master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
 from hactl.schema import SchemaError
 from hactl.wire.haproxy import COMMAND, STATES, WEIGHT, HaproxyRuntime
-from master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
 
 
 def targets(ctx: ActionContext, node: str) -> list[str]:

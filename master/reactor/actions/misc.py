@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from hactl.errors import HactlError
+from hactl.master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
 from hactl.wire.envelope import new_event
 from hactl.wire.tags import MASTER_ID
-from master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
 
 
 async def fire(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -41,9 +41,9 @@ async def minion_ping(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any
 
 async def state_apply(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """Apply the master's state tree (``hactl master --states``) to ``target``."""
-    from master.apply import apply_plans  # noqa: PLC0415 - the compiler only when used
-    from master.states.compile import compile_tree  # noqa: PLC0415
-    from master.states.tree import load_tree  # noqa: PLC0415
+    from hactl.master.apply import apply_plans  # noqa: PLC0415 - the compiler only when used
+    from hactl.master.states.compile import compile_tree  # noqa: PLC0415
+    from hactl.master.states.tree import load_tree  # noqa: PLC0415
 
     if ctx.settings.states is None:
         raise ActionFailed("the master runs without --states: no tree to apply")

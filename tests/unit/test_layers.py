@@ -1,0 +1,71 @@
+"""The layers point one way, proven from the source (every module's imports parsed, none
+imported): the core imports nothing above it; master and minion never import each other;
+only the CLI and the lab sit on top. And the package is one namespace: no top-level
+``master`` or ``minion`` package in the wheel."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HACTL = ROOT / "hactl"
+ABOVE_CORE = ("hactl.master", "hactl.minion", "hactl.cli", "hactl.lab")
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute module names imported by one file (relative imports resolved)."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                found.add(f"{base}.{node.module}" if node.module else base)
+            elif node.module:
+                found.add(node.module)
+    return found
+
+
+def _layer(folder: Path, package: str) -> dict[str, set[str]]:
+    return {f"{package}/{p.relative_to(folder)}": _imports(p) for p in folder.rglob("*.py")}
+
+
+def _offenders(modules: dict[str, set[str]], forbidden: tuple[str, ...]) -> list[str]:
+    bad = [(m, i) for m, imps in modules.items() for i in imps
+           if i.startswith(forbidden) or i.split(".")[0] in ("master", "minion")]  # fmt: skip
+    return sorted(f"{m} imports {i}" for m, i in bad)
+
+
+def test_the_core_imports_nothing_above_it() -> None:
+    """wire, bus, auth, errors, config, log, schema, ...: no master, minion, CLI or lab."""
+    core = {
+        name: imps
+        for name, imps in _layer(HACTL, "hactl").items()
+        if not name.startswith(("hactl/master/", "hactl/minion/", "hactl/cli/", "hactl/lab/"))
+    }
+    assert len(core) > 20  # the walk found the core
+    assert _offenders(core, ABOVE_CORE) == []
+    planted = {"hactl/errors.py": {"hactl.master.reactor.view"}, "hactl/x.py": {"minion.agent"}}
+    assert len(_offenders(planted, ABOVE_CORE)) == 2  # the check itself sees a violation
+
+
+def test_master_and_minion_never_import_each_other_or_the_cli() -> None:
+    """The master and the minion are siblings on the core; the CLI and lab sit on top."""
+    master = _layer(ROOT / "master", "master")
+    minion = _layer(ROOT / "minion", "minion")
+    assert _offenders(master, ("hactl.minion", "hactl.cli", "hactl.lab")) == []
+    assert _offenders(minion, ("hactl.master", "hactl.cli", "hactl.lab")) == []
+
+
+def test_one_namespace_in_the_package() -> None:
+    """The build maps master/ and minion/ under hactl (symlinks); nothing else is top level."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert config["tool"]["setuptools"]["packages"]["find"]["include"] == ["hactl*"]
+    for name in ("master", "minion"):
+        link = HACTL / name
+        assert link.is_symlink() and link.resolve() == (ROOT / name).resolve()
