@@ -27,13 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import bench_auth, client  # noqa: E402
-from benchmarks.common import env as bench_env  # noqa: E402
-from hactl.bus import Bus  # noqa: E402
-from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions  # noqa: E402
-from hactl.lab.net import LabNet, down, exec_argv, up  # noqa: E402
-from hactl.master.states.compile import compile_tree  # noqa: E402
-from hactl.master.states.tree import load_tree  # noqa: E402
+from benchmarks.common import bench_auth, client
+from benchmarks.common import env as bench_env
+from hactl.bus import Bus
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
+from hactl.lab.net import LabNet, down, exec_argv, up
+from hactl.master.states.compile import compile_tree
+from hactl.master.states.tree import load_tree
 
 HACTL = str(Path(sys.executable).parent / "hactl")
 
@@ -45,9 +45,9 @@ def ids(n: int) -> list[str]:
 
 async def host(url: str, n: int, root: Path) -> None:
     """Serve N minion endpoints with the real executors until stdin closes."""
-    from hactl.log import configure  # noqa: PLC0415
-    from hactl.minion.executors import dispatch  # noqa: PLC0415
-    from hactl.minion.executors.base import ExecContext  # noqa: PLC0415
+    from hactl.log import configure  # noqa: PLC0415 - after sys.path is set
+    from hactl.minion.executors import dispatch  # noqa: PLC0415 - after sys.path is set
+    from hactl.minion.executors.base import ExecContext  # noqa: PLC0415 - after sys.path is set
 
     configure("json", -1)  # warnings only: 1,000 command_done lines per run are noise here
 
@@ -73,11 +73,17 @@ def pillar(n: int, root: Path) -> str:
         prio = f", priority: {150 - 50 * i}" if i < 3 else ""
         lines.append(f"  {mid}: {{address: 10.99.7.{11 + i % 3}{prio}, roles: {roles}}}")
     paths = {
-        "haproxy_cfg": "haproxy.cfg", "haproxy_pid": "haproxy.pid", "haproxy_socket": "h.sock",
-        "haproxy_state": "h.state", "keepalived_conf": "keepalived.conf",
-        "keepalived_fifo": "k.fifo", "galera_cnf": "galera.cnf", "rabbitmq_conf": "rabbit.conf",
-        "rabbitmq_definitions": "defs.json", "sysctl_conf": "sysctl.conf",
-    }  # fmt: skip
+        "haproxy_cfg": "haproxy.cfg",
+        "haproxy_pid": "haproxy.pid",
+        "haproxy_socket": "h.sock",
+        "haproxy_state": "h.state",
+        "keepalived_conf": "keepalived.conf",
+        "keepalived_fifo": "k.fifo",
+        "galera_cnf": "galera.cnf",
+        "rabbitmq_conf": "rabbit.conf",
+        "rabbitmq_definitions": "defs.json",
+        "sysctl_conf": "sysctl.conf",
+    }
     lines.append("paths:")
     lines += [f"  {k}: {root}/{{id}}/{v}" for k, v in paths.items()]
     lines += [
@@ -106,10 +112,25 @@ async def ping_all(url: str, n: int) -> float:
 def run_apply(url: str, pillar_path: Path, env: dict[str, str], *extra: str) -> tuple[float, dict]:  # type: ignore[type-arg]
     start = time.perf_counter()
     res = subprocess.run(
-        [HACTL, "--nats", url, "apply", str(ROOT / "states"), "--pillar", str(pillar_path),
-         "--timeout", "600", "--json", *extra],
-        capture_output=True, text=True, env=env, timeout=1800, check=False,
-    )  # fmt: skip
+        [
+            HACTL,
+            "--nats",
+            url,
+            "apply",
+            str(ROOT / "states"),
+            "--pillar",
+            str(pillar_path),
+            "--timeout",
+            "600",
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+        check=False,
+    )
     took = time.perf_counter() - start
     if res.returncode != 0:
         raise SystemExit(
@@ -150,11 +171,23 @@ def main() -> None:
         )
         url = server.start()
         hostp = subprocess.Popen(
-            exec_argv(net, "bench",
-                      [sys.executable, __file__, "--host", url, str(n), str(root / "nodes"),
-                       str(AUTH[0].auth_dir)]),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            exec_argv(
+                net,
+                "bench",
+                [
+                    sys.executable,
+                    __file__,
+                    "--host",
+                    url,
+                    str(n),
+                    str(root / "nodes"),
+                    str(AUTH[0].auth_dir),
+                ],
+            ),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert hostp.stdout is not None
         if hostp.stdout.readline().strip() != "ready":
             raise SystemExit("host did not start")
@@ -177,8 +210,11 @@ def main() -> None:
             f" = {compile_s / n * 1000:.2f} ms/minion"
         )
         print(f"  baseline raw NATS: test.ping to all {n}: {ping_s:.3f} s")
-        for label, took in (("apply --test", test_s), ("apply (writes)", apply_s),
-                            ("apply again (no change)", again_s)):  # fmt: skip
+        for label, took in (
+            ("apply --test", test_s),
+            ("apply (writes)", apply_s),
+            ("apply again (no change)", again_s),
+        ):
             print(
                 f"  {label:<24} {took:7.2f} s = {took / n * 1000:6.2f} ms/minion"
                 f"  ({took / ping_s:7.1f}x baseline)"

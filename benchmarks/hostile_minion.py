@@ -23,11 +23,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import bench_auth, client, env  # noqa: E402
-from hactl.auth.perms import EVENTS_STREAM, REACTOR_CONSUMER  # noqa: E402
-from hactl.bus import Bus, StreamSettings, ensure_stream  # noqa: E402
-from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions  # noqa: E402
-from hactl.wire.envelope import Event, encode, new_event  # noqa: E402
+from benchmarks.common import bench_auth, client, env
+from hactl.auth.perms import EVENTS_STREAM, REACTOR_CONSUMER
+from hactl.bus import Bus, StreamSettings, ensure_stream
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
+from hactl.wire.envelope import Event, encode, new_event
 
 HACTL = str(Path(sys.executable).parent / "hactl")
 RSS_LIMIT_MB = 150
@@ -166,9 +166,12 @@ def main() -> int:
             await bus.close()
 
         asyncio.run(prep())
-        master = subprocess.Popen([HACTL, "--nats", url, "-q", "master", "--reactors",
-                                   str(d / "reactors")], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, env=env(auth, "master"))  # fmt: skip
+        master = subprocess.Popen(
+            [HACTL, "--nats", url, "-q", "master", "--reactors", str(d / "reactors")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env(auth, "master"),
+        )
         time.sleep(4.0)
         asyncio.run(_reactions(url, auth, 50, 0))  # warm-up
         before = asyncio.run(_reactions(url, auth, 300, 1000))
@@ -180,19 +183,27 @@ def main() -> int:
         stats = asyncio.run(_stats(url, auth))
         rejects = {k: v for k, v in stats.items() if k.startswith("rejected")}
         view = stats.get("reactor", {}).get("view_rejected", {})
-        print(f"hostile minion: {n} malformed/oversized/flooding events from ctl1's own key, "
-              f"stored in {took:.1f} s")  # fmt: skip
+        print(
+            f"hostile minion: {n} malformed/oversized/flooding events from ctl1's own key, "
+            f"stored in {took:.1f} s"
+        )
         print(f"  refused by the wire layer: {rejects}")
         print(f"  refused at the view's boundary: {view} (total {sum(view.values())})")
-        print(f"  master RSS before {rss0[0]:.1f} MB, after {rss1[0]:.1f} MB, peak "
-              f"{rss1[1]:.1f} MB (limit {RSS_LIMIT_MB} MB): "
-              f"{'ok' if rss1[1] < RSS_LIMIT_MB else 'OVER'}")  # fmt: skip
+        print(
+            f"  master RSS before {rss0[0]:.1f} MB, after {rss1[0]:.1f} MB, peak "
+            f"{rss1[1]:.1f} MB (limit {RSS_LIMIT_MB} MB): "
+            f"{'ok' if rss1[1] < RSS_LIMIT_MB else 'OVER'}"
+        )
         b50, b99, a50, a99 = pct(before, 50), pct(before, 99), pct(after, 50), pct(after, 99)
-        print(f"  reaction to a real event (300 each): before p50 {b50:.3f} ms p99 {b99:.3f} ms"
-              f" (baseline); right after p50 {a50:.3f} ms p99 {a99:.3f} ms "
-              f"({a50 / b50:.2f}x / {a99 / b99:.2f}x baseline)")  # fmt: skip
-        print(f"  medians {statistics.median(before) * 1000:.3f} -> "
-              f"{statistics.median(after) * 1000:.3f} ms")  # fmt: skip
+        print(
+            f"  reaction to a real event (300 each): before p50 {b50:.3f} ms p99 {b99:.3f} ms"
+            f" (baseline); right after p50 {a50:.3f} ms p99 {a99:.3f} ms "
+            f"({a50 / b50:.2f}x / {a99 / b99:.2f}x baseline)"
+        )
+        print(
+            f"  medians {statistics.median(before) * 1000:.3f} -> "
+            f"{statistics.median(after) * 1000:.3f} ms"
+        )
         return 0 if rss1[1] < RSS_LIMIT_MB else 1
     finally:
         if master is not None:

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import bench_auth, env  # noqa: E402
-from hactl.bus.embedded import EmbeddedServer, ServerOptions  # noqa: E402
+from benchmarks.common import bench_auth, env
+from hactl.bus.embedded import EmbeddedServer, ServerOptions
 
 TICK = os.sysconf("SC_CLK_TCK")
 

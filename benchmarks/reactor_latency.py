@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import bench_auth, client, env  # noqa: E402
-from hactl.bus import Bus, StreamSettings, ensure_stream  # noqa: E402
-from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions  # noqa: E402
-from hactl.wire.envelope import Event, new_event  # noqa: E402
-from tests.integration.conftest import HARNESS  # noqa: E402
+from benchmarks.common import bench_auth, client, env
+from hactl.bus import Bus, StreamSettings, ensure_stream
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
+from hactl.wire.envelope import Event, new_event
+from tests.integration.conftest import HARNESS
 
 HACTL = str(Path(sys.executable).parent / "hactl")
 RULES = """
@@ -106,16 +106,23 @@ def main() -> None:
 
         asyncio.run(prep())
         for argv in (["master", "--reactors", str(d / "reactors")], ["minion", "--id", "benchm"]):
-            procs.append(subprocess.Popen([HACTL, "--nats", url, "-q", *argv],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          env=env(auth, "master" if argv[0] == "master" else HARNESS)))  # fmt: skip
+            procs.append(
+                subprocess.Popen(
+                    [HACTL, "--nats", url, "-q", *argv],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=env(auth, "master" if argv[0] == "master" else HARNESS),
+                )
+            )
         time.sleep(4.0)
         res = asyncio.run(measure(url, n, auth))
         base = statistics.median(res["baseline"]) * 1000
         print(f"reactor latency, {n} events one at a time (real master and minion)")
-        for name, label in (("baseline", "raw NATS request/reply (test.ping)"),
-                            ("fire", "beacon -> rule -> event.fire -> seen"),
-                            ("action", "beacon -> rule -> minion.ping -> done seen")):  # fmt: skip
+        for name, label in (
+            ("baseline", "raw NATS request/reply (test.ping)"),
+            ("fire", "beacon -> rule -> event.fire -> seen"),
+            ("action", "beacon -> rule -> minion.ping -> done seen"),
+        ):
             p50, p99 = pct(res[name], 50), pct(res[name], 99)
             print(
                 f"  {label:<44} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  (p50 {p50 / base:5.1f}x baseline)"

@@ -25,13 +25,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import nats  # noqa: E402
-from nats.js import api  # noqa: E402
+import nats
+from nats.js import api
 
-from benchmarks.common import bench_auth, client, env  # noqa: E402
-from hactl.bus import EVENTS_STREAM, Bus, StreamSettings, ensure_stream  # noqa: E402
-from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions  # noqa: E402
-from hactl.wire.envelope import decode, new_event  # noqa: E402
+from benchmarks.common import bench_auth, client, env
+from hactl.bus import EVENTS_STREAM, Bus, StreamSettings, ensure_stream
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
+from hactl.wire.envelope import decode, new_event
 
 HACTL = str(Path(sys.executable).parent / "hactl")
 
@@ -82,7 +82,7 @@ async def baseline(url: str, events: int, auth: ServerAuth) -> float:
     await b.flush()
     await b.flush()
     payload = [new_event(f"hactl/event/t{i % 200}/e", "bench", {"n": i}) for i in range(events)]
-    from hactl.wire.envelope import encode  # noqa: PLC0415
+    from hactl.wire.envelope import encode  # noqa: PLC0415 - after sys.path is set
 
     start = time.perf_counter()
     for ev in payload:
@@ -96,8 +96,11 @@ async def baseline(url: str, events: int, auth: ServerAuth) -> float:
 
 async def stored_done(bus: Bus, rules: int) -> list[str]:
     """Every done event's trigger id, from the stream."""
-    sub = await bus.js.pull_subscribe("hactl.reactor.*.done", stream=EVENTS_STREAM,
-                                      config=api.ConsumerConfig(ack_policy=api.AckPolicy.NONE))  # fmt: skip
+    sub = await bus.js.pull_subscribe(
+        "hactl.reactor.*.done",
+        stream=EVENTS_STREAM,
+        config=api.ConsumerConfig(ack_policy=api.AckPolicy.NONE),
+    )
     ids: list[str] = []
     try:
         while True:
@@ -145,9 +148,16 @@ async def burst(
     ids = await stored_done(bus, rules)
     await bus.close()
     want = {e.id for e in evs}
-    return {"seconds": took, "publish_s": published, "done": len(ids), "distinct": len(set(ids)),
-            "lost": len(want - set(ids)), "dup": len(ids) - len(set(ids)), "peak_rss": peak[0],
-            "cpu": cpu}  # fmt: skip
+    return {
+        "seconds": took,
+        "publish_s": published,
+        "done": len(ids),
+        "distinct": len(set(ids)),
+        "lost": len(want - set(ids)),
+        "dup": len(ids) - len(set(ids)),
+        "peak_rss": peak[0],
+        "cpu": cpu,
+    }
 
 
 def main() -> None:
@@ -174,8 +184,10 @@ def main() -> None:
         cmd = os.environ.get("HACTL_BENCH_MASTER_CMD", HACTL).split()
         master = subprocess.Popen(
             [*cmd, "--nats", url, "-q", "master", "--reactors", str(d / "reactors")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(auth, "master"),
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env(auth, "master"),
+        )
         time.sleep(4.0)
         idle = rss_mb(master.pid)
         base = asyncio.run(baseline(url, events, auth))

@@ -74,8 +74,11 @@ def check(
     known = {f.name for f in fields}
     unknown = sorted(str(k) for k in given if k not in known)
     if unknown:
-        raise SchemaError(owner, "", f"unknown argument(s) {', '.join(unknown)} "
-                          f"(known: {', '.join(sorted(known))})")  # fmt: skip
+        raise SchemaError(
+            owner,
+            "",
+            f"unknown argument(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})",
+        )
     out: dict[str, Any] = {}
     for f in fields:
         value = given.get(f.name)

@@ -48,21 +48,31 @@ REPLACE_TAG = "!replace"
 
 
 def _build(
-    node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str, replace: set[Path_],
+    node: yaml.Node,
+    path: Path_,
+    lines: dict[Path_, int],
+    source: str,
+    replace: set[Path_],
     seen: set[int],
-) -> Any:  # fmt: skip
+) -> Any:
     if id(node) in seen:  # the composer hands an alias back as the anchored node itself
-        where = next((lines[path[:i]] for i in range(len(path), -1, -1) if path[:i] in lines),
-                     node.start_mark.line + 1)  # fmt: skip
-        raise ConfigError("YAML aliases (*name) are not allowed: write the value out (an "
-                          "alias can expand without limit or refer to itself)", file=source,
-                          line=where)  # fmt: skip
+        where = next(
+            (lines[path[:i]] for i in range(len(path), -1, -1) if path[:i] in lines),
+            node.start_mark.line + 1,
+        )
+        raise ConfigError(
+            "YAML aliases (*name) are not allowed: write the value out (an "
+            "alias can expand without limit or refer to itself)",
+            file=source,
+            line=where,
+        )
     seen.add(id(node))
     lines.setdefault(path, node.start_mark.line + 1)
     if node.tag == REPLACE_TAG:
         if not isinstance(node, yaml.MappingNode):
-            raise ConfigError("!replace applies to a mapping", file=source,
-                              line=node.start_mark.line + 1)  # fmt: skip
+            raise ConfigError(
+                "!replace applies to a mapping", file=source, line=node.start_mark.line + 1
+            )
         replace.add(path)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}

@@ -91,10 +91,13 @@ class Hub:
         }
         if self.reactor is not None and self.reactor.engine is not None:
             eng = self.reactor.engine
-            result["reactor"] = {**eng.counts, "rules": len(eng.rules),
-                                 "skipped": self.reactor.skipped,
-                                 "view_rejected": dict(self.reactor.view.rejected),
-                                 "observe": self.reactor.options.observe}  # fmt: skip
+            result["reactor"] = {
+                **eng.counts,
+                "rules": len(eng.rules),
+                "skipped": self.reactor.skipped,
+                "view_rejected": dict(self.reactor.view.rejected),
+                "observe": self.reactor.options.observe,
+            }
         try:
             info = await self.bus.js.stream_info(self.stream.name)
             result["stream"] = {

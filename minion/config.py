@@ -182,8 +182,11 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
     services: dict[str, ServiceCommands] = {}
     for name, spec in dict(raw.get("services") or {}).items():
         if not isinstance(spec, dict) or set(spec) - {*_SERVICE_ACTIONS, "pidfile"}:
-            raise bad("services", f"{name}: give argument lists for {', '.join(_SERVICE_ACTIONS)}"
-                      " and optionally a pidfile")  # fmt: skip
+            raise bad(
+                "services",
+                f"{name}: give argument lists for {', '.join(_SERVICE_ACTIONS)}"
+                " and optionally a pidfile",
+            )
         for action, argv in spec.items():
             if action == "pidfile":
                 if not isinstance(argv, str):
@@ -217,9 +220,12 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
 
 
 def _number(
-    raw: dict[str, Any], key: str, default: float, bounds: tuple[float, float],
+    raw: dict[str, Any],
+    key: str,
+    default: float,
+    bounds: tuple[float, float],
     bad: Callable[[str, str], ConfigError],
-) -> float:  # fmt: skip
+) -> float:
     """A number within ``bounds`` (``interval: fast`` or ``command_timeout: 1e9`` refused)."""
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -272,11 +278,19 @@ def _checks(raw: Any, source: str) -> dict[str, tuple[str, ...]]:
         raise ConfigError("check_commands: a mapping name -> argv", file=source)
     out: dict[str, tuple[str, ...]] = {}
     for name, argv in raw.items():
-        ok = (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)
-              and argv[0].startswith("/") and argv.count("{path}") == 1)  # fmt: skip
+        ok = (
+            isinstance(argv, list)
+            and argv
+            and all(isinstance(a, str) for a in argv)
+            and argv[0].startswith("/")
+            and argv.count("{path}") == 1
+        )
         if not ok:
-            raise ConfigError(f"check_commands.{name}: a list starting with an absolute program "
-                              "and holding '{path}' exactly once", file=source)  # fmt: skip
+            raise ConfigError(
+                f"check_commands.{name}: a list starting with an absolute program "
+                "and holding '{path}' exactly once",
+                file=source,
+            )
         out[str(name)] = tuple(argv)
     return out
 

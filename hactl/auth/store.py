@@ -120,10 +120,12 @@ class AuthDir:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
             return [
-                Entry(Identity(str(e["kind"]), str(e["name"]), str(e["public_key"])),
-                      bool(e.get("revoked", False)))
+                Entry(
+                    Identity(str(e["kind"]), str(e["name"]), str(e["public_key"])),
+                    bool(e.get("revoked", False)),
+                )
                 for e in raw["identities"]
-            ]  # fmt: skip
+            ]
         except FileNotFoundError:
             raise ConfigError(
                 "no auth directory here (create one with `hactl auth init`)", file=str(path)
@@ -145,11 +147,15 @@ class AuthDir:
     def _save(self, entries: list[Entry]) -> None:
         body = {
             "identities": [
-                {"kind": e.identity.kind, "name": e.identity.name,
-                 "public_key": e.identity.public_key, "revoked": e.revoked}
+                {
+                    "kind": e.identity.kind,
+                    "name": e.identity.name,
+                    "public_key": e.identity.public_key,
+                    "revoked": e.revoked,
+                }
                 for e in entries
             ]
-        }  # fmt: skip
+        }
         tmp = self.root / f".{REGISTRY}.tmp"
         tmp.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
         tmp.replace(self.root / REGISTRY)
@@ -195,9 +201,14 @@ class AuthDir:
 
 
 def init(
-    root: Path, *, nodes: list[str], masters: list[str], admins: list[str],
-    operators: list[str], hosts: list[str],
-) -> AuthDir:  # fmt: skip
+    root: Path,
+    *,
+    nodes: list[str],
+    masters: list[str],
+    admins: list[str],
+    operators: list[str],
+    hosts: list[str],
+) -> AuthDir:
     """Create an auth directory: CA, server certificate for ``hosts``, identities, config."""
     if (root / REGISTRY).exists():
         raise ConfigError(f"an auth directory exists already in {root} (add to it instead)")
@@ -212,8 +223,12 @@ def init(
     write_secret(root / "route.secret", secrets.token_urlsafe(32).encode() + b"\n")
     auth = AuthDir(root)
     auth._save([])
-    for kind, names in (("master", masters), ("minion", nodes), ("admin", admins),
-                        ("operator", operators)):  # fmt: skip
+    for kind, names in (
+        ("master", masters),
+        ("minion", nodes),
+        ("admin", admins),
+        ("operator", operators),
+    ):
         for name in names:
             auth.add(kind, name)
     return auth
@@ -228,8 +243,12 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "hactl"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])  # fmt: skip
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "hactl"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
 
 
 _CA_USAGE = x509.KeyUsage(

@@ -49,8 +49,9 @@ async def _ask(bus: Bus, stream: str, request: dict[str, Any], wait: float) -> l
 
     sub = await bus.nc.subscribe(inbox, cb=put)
     try:
-        await bus.nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(),
-                             reply=inbox)  # fmt: skip
+        await bus.nc.publish(
+            f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
+        )
         out: list[Msg] = []
         while True:
             try:
@@ -76,8 +77,11 @@ async def _batches(
         msgs = await _ask(bus, stream, request, min(ASK_S, max(0.05, deadline - loop.time())))
         if msgs is None:
             if loop.time() >= deadline:
-                raise BusError(bus.url, f"stream {stream} did not answer within {timeout:g}s "
-                               "(does it exist? may this identity read it?)")  # fmt: skip
+                raise BusError(
+                    bus.url,
+                    f"stream {stream} did not answer within {timeout:g}s "
+                    "(does it exist? may this identity read it?)",
+                )
             continue
         last, pending = 0, "?"  # "?": no end-of-batch marker came; ask on from the last one
         for msg in msgs:

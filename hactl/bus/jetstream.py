@@ -26,8 +26,12 @@ T = TypeVar("T")
 
 # what JetStream answers while it elects a leader (a cluster that just started, a server that
 # died, a stream or bucket whose raft group is new): worth waiting out, not an error yet
-JETSTREAM_BUSY = (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError,
-                  nats.js.errors.ServiceUnavailableError)  # fmt: skip
+JETSTREAM_BUSY = (
+    nats.errors.NoRespondersError,
+    nats.errors.TimeoutError,
+    TimeoutError,
+    nats.js.errors.ServiceUnavailableError,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,8 +47,11 @@ async def read_key(bus: Bus, bucket: str, key: str, timeout: float = 2.0) -> byt
     try:
         return await asyncio.wait_for(_last(bus, f"KV_{bucket}", f"$KV.{bucket}.{key}"), timeout)
     except TimeoutError:
-        raise BusError(bus.url, f"no answer reading {key} from {bucket} in {timeout:g} s "
-                       "(not allowed, or JetStream busy)") from None  # fmt: skip
+        raise BusError(
+            bus.url,
+            f"no answer reading {key} from {bucket} in {timeout:g} s "
+            "(not allowed, or JetStream busy)",
+        ) from None
 
 
 async def _last(bus: Bus, stream: str, subject: str) -> bytes | None:

@@ -32,8 +32,9 @@ def _compile(states: Path, target: str, pillar: list[Path] | None) -> dict[str, 
     tree = load_tree(states, pillar)
     nodes = tree.targets(target)
     if not nodes:
-        raise ConfigError(f"no node of pillar.nodes matches {target!r} "
-                          f"(nodes: {', '.join(sorted(tree.nodes))})")  # fmt: skip
+        raise ConfigError(
+            f"no node of pillar.nodes matches {target!r} (nodes: {', '.join(sorted(tree.nodes))})"
+        )
     return compile_tree(tree, sorted(n.id for n in nodes))
 
 
@@ -45,8 +46,11 @@ def _print_report(console: Console, report: ApplyReport) -> None:
                 continue
             mark = {True: "[green]ok[/]", None: "[yellow]test[/]", False: "[red]FAILED[/]"}
             what = escape(f"{r['id']} ({r['type']} {r.get('name') or ''})")
-            console.print(f"[bold]{res.minion}[/] {what}: {mark.get(r.get('result'), '?')} - "
-                          f"{escape(str(r.get('comment', '')))}", highlight=False)  # fmt: skip
+            console.print(
+                f"[bold]{res.minion}[/] {what}: {mark.get(r.get('result'), '?')} - "
+                f"{escape(str(r.get('comment', '')))}",
+                highlight=False,
+            )
             changes = dict(r.get("changes") or {})
             diff = changes.pop("diff", None)
             if diff:
@@ -61,8 +65,14 @@ def _print_report(console: Console, report: ApplyReport) -> None:
     colors = {"ok": "green", "failed": "red", "no_answer": "red", "error": "red"}
     for res in report.results:
         status = escape(res.status.replace("_", " ") + (f": {res.detail}" if res.detail else ""))
-        table.add_row(res.minion, f"[{colors[res.status]}]{status}[/]", str(len(res.resources)),
-                      str(res.changed), str(res.failed), f"{res.seconds:.2f}")  # fmt: skip
+        table.add_row(
+            res.minion,
+            f"[{colors[res.status]}]{status}[/]",
+            str(len(res.resources)),
+            str(res.changed),
+            str(res.failed),
+            f"{res.seconds:.2f}",
+        )
     console.print(table)
 
 
@@ -85,20 +95,28 @@ def apply(
     show = not as_json and sys.stderr.isatty()
 
     async def body() -> ApplyReport:
-        bus = await Bus.connect(*resolve_connection(settings), name="hactl-apply",
-                                timeout=settings.connect_timeout)  # fmt: skip
+        bus = await Bus.connect(
+            *resolve_connection(settings), name="hactl-apply", timeout=settings.connect_timeout
+        )
         try:
-            progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), console=Console(stderr=True),
-                                disable=not show, transient=True)  # fmt: skip
+            progress = Progress(
+                TextColumn("applying"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                disable=not show,
+                transient=True,
+            )
             with progress:
                 task = progress.add_task("apply", total=len(plans))
 
                 def done(_: MinionResult) -> None:
                     progress.advance(task)
 
-                await bus.audit("apply", {"targets": sorted(plans), "test": test,
-                                          "states": str(states)})  # fmt: skip
+                await bus.audit(
+                    "apply", {"targets": sorted(plans), "test": test, "states": str(states)}
+                )
                 return await apply_plans(bus, plans, test=test, timeout=timeout, on_done=done)
         finally:
             await bus.close()
@@ -134,10 +152,21 @@ def render(
         return text if show_secrets else redact(text, plan.secrets)
 
     if as_json:
-        print_json({"minion": plan.minion, "states": list(plan.states),
-                    "resources": [{**r.wire(), "args": {k: shown(v) if isinstance(v, str) else v
-                                                         for k, v in r.args.items()}}
-                                  for r in plan.resources]})  # fmt: skip
+        print_json(
+            {
+                "minion": plan.minion,
+                "states": list(plan.states),
+                "resources": [
+                    {
+                        **r.wire(),
+                        "args": {
+                            k: shown(v) if isinstance(v, str) else v for k, v in r.args.items()
+                        },
+                    }
+                    for r in plan.resources
+                ],
+            }
+        )
         return
     if out is not None:
         for path, content in plan.files().items():

@@ -21,14 +21,18 @@ from hactl.config import LOCAL_ADMIN, recorded_url
 from hactl.errors import ConfigError, HactlError
 from hactl.wire.tags import MASTER_ID
 
-app = typer.Typer(help="Identities, keys and NATS permissions (docs/security.md).",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="Identities, keys and NATS permissions (docs/security.md).", no_args_is_help=True
+)
 
 DirOpt = Annotated[
     Path | None,
-    typer.Option("--dir", envvar="HACTL_AUTH_DIR",
-                 help="Auth directory (default: the embedded master's, <data-dir>/auth)"),
-]  # fmt: skip
+    typer.Option(
+        "--dir",
+        envvar="HACTL_AUTH_DIR",
+        help="Auth directory (default: the embedded master's, <data-dir>/auth)",
+    ),
+]
 
 
 def _dir(ctx: typer.Context, given: Path | None) -> Path:
@@ -46,8 +50,11 @@ def _reload(ctx: typer.Context, root: Path) -> None:
         os.kill(record.server_pid, signal.SIGHUP)
         typer.echo(f"reloaded the embedded nats-server (pid {record.server_pid})", err=True)
     else:
-        typer.echo(f"now reload every nats-server that includes {root / 'nats-auth.conf'} "
-                   "(nats-server --signal reload)", err=True)  # fmt: skip
+        typer.echo(
+            f"now reload every nats-server that includes {root / 'nats-auth.conf'} "
+            "(nats-server --signal reload)",
+            err=True,
+        )
 
 
 @app.command("init")
@@ -65,9 +72,14 @@ def init(
     """Create an auth directory: CA, server certificate, one identity each."""
     root = _dir(ctx, folder)
     try:
-        store.init(root, nodes=_split(nodes), masters=_split(masters), admins=_split(admins),
-                   operators=_split(operators),
-                   hosts=host or ["127.0.0.1", "localhost"])  # fmt: skip
+        store.init(
+            root,
+            nodes=_split(nodes),
+            masters=_split(masters),
+            admins=_split(admins),
+            operators=_split(operators),
+            hosts=host or ["127.0.0.1", "localhost"],
+        )
     except HactlError as exc:
         fail(exc)
     typer.echo(f"auth directory {root}: credentials in {root / 'creds'} (mode 0600)")
@@ -141,10 +153,14 @@ def list_(
     except HactlError as exc:
         fail(exc)
     rows = [
-        {"kind": e.identity.kind, "name": e.identity.name, "public_key": e.identity.public_key,
-         "revoked": e.revoked}
+        {
+            "kind": e.identity.kind,
+            "name": e.identity.name,
+            "public_key": e.identity.public_key,
+            "revoked": e.revoked,
+        }
         for e in entries
-    ]  # fmt: skip
+    ]
     if as_json:
         print_json(rows)
         return

@@ -66,8 +66,14 @@ def status(
     """Which processes live on which node, and who holds the VIPs."""
     lab = _load(folder)
     nodes = {n: {c: bool(lab.daemon_pid(n, c)) for c in KILLABLE} for n in lab.net.nodes}
-    out = {"dir": str(folder), "nats": lab.nats_url, "master": alive(lab.pids.get("master")),
-           "nodes": nodes, "vips": L.holders(lab), "timings": lab.timings}  # fmt: skip
+    out = {
+        "dir": str(folder),
+        "nats": lab.nats_url,
+        "master": alive(lab.pids.get("master")),
+        "nodes": nodes,
+        "vips": L.holders(lab),
+        "timings": lab.timings,
+    }
     if as_json:
         print_json(out)
         return

@@ -71,12 +71,20 @@ def master(
     """Run the master. Without --nats / $HACTL_NATS it starts an embedded nats-server."""
     settings = settings_of(ctx)
     try:
-        reactor = ReactorOptions(
-            rules_dir=reactors, observe=observe, ack_wait=parse_duration(ack_wait),
-            lost_after=parse_duration(lost_after), replicas=replicas,
-            settings=Settings(states=states, pillar=tuple(pillar or ()),
-                              allow_unreachable=allow_unreachable),
-        ) if reactors is not None else None  # fmt: skip
+        reactor = (
+            ReactorOptions(
+                rules_dir=reactors,
+                observe=observe,
+                ack_wait=parse_duration(ack_wait),
+                lost_after=parse_duration(lost_after),
+                replicas=replicas,
+                settings=Settings(
+                    states=states, pillar=tuple(pillar or ()), allow_unreachable=allow_unreachable
+                ),
+            )
+            if reactors is not None
+            else None
+        )
         if reactors is not None:
             load_rules(reactors, REGISTRY)  # refuse to start on a bad rule file
     except HactlError as exc:
@@ -99,9 +107,13 @@ def master(
             auth_dir = embedded_auth(settings.data_dir, host)
             auth = for_identity(auth_dir, MASTER_ID)
             candidate = EmbeddedServer(
-                ServerOptions(data_dir=settings.data_dir / "nats", auth=ServerAuth(auth_dir),
-                              host=host, port=port)
-            )  # fmt: skip
+                ServerOptions(
+                    data_dir=settings.data_dir / "nats",
+                    auth=ServerAuth(auth_dir),
+                    host=host,
+                    port=port,
+                )
+            )
             url = candidate.start()  # stops its own child if it fails
             server = candidate
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -138,17 +150,22 @@ def embedded_auth(data_dir: Path, host: str) -> Path:
     if not (root / "identities.json").exists():
         hosts = list(dict.fromkeys([host, "127.0.0.1", "localhost", socket.gethostname()]))
         hosts = [h for h in hosts if h not in ("0.0.0.0", "::")]  # noqa: S104 - not a bind
-        store.init(root, nodes=[], masters=[MASTER_ID], admins=[LOCAL_ADMIN], operators=[],
-                   hosts=hosts)  # fmt: skip
+        store.init(
+            root, nodes=[], masters=[MASTER_ID], admins=[LOCAL_ADMIN], operators=[], hosts=hosts
+        )
     return root
 
 
 async def _serve(
-    url: str, auth: ClientAuth, stream: StreamSettings, timeout: float,
+    url: str,
+    auth: ClientAuth,
+    stream: StreamSettings,
+    timeout: float,
     reactor: ReactorOptions | None,
-) -> None:  # fmt: skip
-    bus = await Bus.connect(url, auth, name="hactl-master", timeout=timeout, reconnect=True,
-                            announce=True)  # fmt: skip
+) -> None:
+    bus = await Bus.connect(
+        url, auth, name="hactl-master", timeout=timeout, reconnect=True, announce=True
+    )
     hub = Hub(bus, stream, ReactorRuntime(bus, reactor) if reactor is not None else None)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, hub.stop)

@@ -34,12 +34,23 @@ def check(
     except HactlError as exc:
         fail(exc)
     if as_json:
-        print_json([{"name": r.name, "on": r.on.pattern, "actions": [c.action for c in r.do],
-                     "file": r.file, "line": r.line} for r in rules])  # fmt: skip
+        print_json(
+            [
+                {
+                    "name": r.name,
+                    "on": r.on.pattern,
+                    "actions": [c.action for c in r.do],
+                    "file": r.file,
+                    "line": r.line,
+                }
+                for r in rules
+            ]
+        )
         return
     for r in rules:
-        typer.echo(f"{r.file}:{r.line}: {r.name}: on {r.on.pattern} -> "
-                   f"{', '.join(c.action for c in r.do)}")  # fmt: skip
+        typer.echo(
+            f"{r.file}:{r.line}: {r.name}: on {r.on.pattern} -> {', '.join(c.action for c in r.do)}"
+        )
     typer.echo(f"{len(rules)} rule(s) OK")
 
 
@@ -102,8 +113,12 @@ def _tables(console: Console, facts: dict[str, Any]) -> None:
                 pos = f"{g.get('cluster_state_uuid', '')}:{g.get('last_committed')}"
             else:
                 pos = f"{g.get('uuid')}:{g.get('seqno')} safe={g.get('safe_to_bootstrap')}"
-            cells = [g.get("running"), g.get("cluster_status", "-"),
-                     g.get("local_state_comment", "-"), g.get("cluster_size", "-")]  # fmt: skip
+            cells = [
+                g.get("running"),
+                g.get("cluster_status", "-"),
+                g.get("local_state_comment", "-"),
+                g.get("cluster_size", "-"),
+            ]
             gal.add_row(node, *map(str, cells), pos)
     console.print(gal)
     rab = Table(title="RabbitMQ")
@@ -114,8 +129,9 @@ def _tables(console: Console, facts: dict[str, Any]) -> None:
         if isinstance(r, dict):
             members = ", ".join(r.get("running_members") or [])
             parts = ", ".join(r.get("partitions") or []) or "-"
-            rab.add_row(node, str(r.get("running")), members, parts,
-                        ", ".join(r.get("alarms") or []) or "-")  # fmt: skip
+            rab.add_row(
+                node, str(r.get("running")), members, parts, ", ".join(r.get("alarms") or []) or "-"
+            )
     console.print(rab)
     mins = Table(title="Minions")
     for col in ("node", "state", "last seen", "clock", "roles"):
@@ -133,8 +149,13 @@ def _tables(console: Console, facts: dict[str, Any]) -> None:
             ago = max(0.0, time.time() - float(m.get("last_seen") or 0))
             skew = float(m.get("skew") or 0.0)
             clock = f"[yellow]skewed {skew:+.1f} s[/]" if m.get("skewed") else f"{skew:+.1f} s"
-            mins.add_row(node, state, f"{ago:.1f} s ago" if ago < 1e6 else "never", clock,
-                         ", ".join(m.get("roles") or []))  # fmt: skip
+            mins.add_row(
+                node,
+                state,
+                f"{ago:.1f} s ago" if ago < 1e6 else "never",
+                clock,
+                ", ".join(m.get("roles") or []),
+            )
     console.print(mins)
 
 

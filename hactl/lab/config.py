@@ -14,14 +14,17 @@ def paths(lab: Path) -> dict[str, str]:
     """Per-node paths (``{id}`` = node): what the shipped states write and the daemons use."""
     base = f"{lab}/{{id}}"
     return {
-        "haproxy_cfg": f"{base}/etc/haproxy.cfg", "haproxy_pid": f"{base}/run/haproxy.pid",
-        "haproxy_socket": f"{base}/run/haproxy.sock", "haproxy_state": f"{base}/run/haproxy.state",
+        "haproxy_cfg": f"{base}/etc/haproxy.cfg",
+        "haproxy_pid": f"{base}/run/haproxy.pid",
+        "haproxy_socket": f"{base}/run/haproxy.sock",
+        "haproxy_state": f"{base}/run/haproxy.state",
         "keepalived_conf": f"{base}/etc/keepalived.conf",
         "keepalived_fifo": f"{base}/run/keepalived.fifo",
-        "galera_cnf": f"{base}/etc/galera.cnf", "rabbitmq_conf": f"{base}/etc/rabbitmq.conf",
+        "galera_cnf": f"{base}/etc/galera.cnf",
+        "rabbitmq_conf": f"{base}/etc/rabbitmq.conf",
         "rabbitmq_definitions": f"{base}/etc/definitions.json",
         "sysctl_conf": f"{base}/etc/sysctl.conf",
-    }  # fmt: skip
+    }
 
 
 def pillar(net: LabNet, lab: Path, components: set[str]) -> str:
@@ -94,16 +97,21 @@ def minion_yaml(net: LabNet, lab: Path, node: str, components: set[str]) -> str:
         f"  service: {{endpoints: [{endpoints}], interval: 2}}",
     ]
     if "galera" in components:
-        beacons.append(f"  galera: {{socket: {d}/mysql/mysqld.sock, datadir: {d}/mysql/data, "
-                       "interval: 0.3}")  # fmt: skip
+        beacons.append(
+            f"  galera: {{socket: {d}/mysql/mysqld.sock, datadir: {d}/mysql/data, interval: 0.3}}"
+        )
     if "rabbitmq" in components:
         pw = lab / "rabbit-monitor.pw"
-        beacons.append(f"  rabbitmq: {{node: rabbit@{node}, amqp: '{addr}:5672', interval: 0.3, "
-                       f"timeout: 0.5, user: hactl-monitor, password_file: {pw}}}")  # fmt: skip
+        beacons.append(
+            f"  rabbitmq: {{node: rabbit@{node}, amqp: '{addr}:5672', interval: 0.3, "
+            f"timeout: 0.5, user: hactl-monitor, password_file: {pw}}}"
+        )
     galera = ""
     if "galera" in components:
-        galera = (f"galera: {{defaults_file: {d}/etc/galera.cnf, datadir: {d}/mysql/data, "
-                  f"socket: {d}/mysql/mysqld.sock, pid_file: {d}/mysql/mysqld.pid}}\n")  # fmt: skip
+        galera = (
+            f"galera: {{defaults_file: {d}/etc/galera.cnf, datadir: {d}/mysql/data, "
+            f"socket: {d}/mysql/mysqld.sock, pid_file: {d}/mysql/mysqld.pid}}\n"
+        )
     return f"""# written by hactl lab up
 id: {node}
 roles: [controller]

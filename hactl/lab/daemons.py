@@ -27,8 +27,9 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
     """Start ``argv`` detached (own session, stdin closed, output to ``log``); its pid."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                env=env, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True
+        )
     # reap it the moment it dies: a zombie would still look alive to kill(pid, 0) checks
     threading.Thread(target=proc.wait, daemon=True, name=f"reap-{proc.pid}").start()
     return proc.pid
@@ -88,8 +89,14 @@ def haproxy_servers(sock: Path) -> dict[str, str]:
 
 def galera_sql(socket: Path, query: str) -> list[tuple[object, ...]]:
     """One statement on a node's socket (root, unix_socket auth)."""
-    conn = pymysql.connect(unix_socket=str(socket), user="root", connect_timeout=1,
-                           read_timeout=5, ssl_disabled=True, autocommit=True)  # fmt: skip
+    conn = pymysql.connect(
+        unix_socket=str(socket),
+        user="root",
+        connect_timeout=1,
+        read_timeout=5,
+        ssl_disabled=True,
+        autocommit=True,
+    )
     try:
         with conn.cursor() as cur:
             cur.execute(query)
@@ -113,9 +120,13 @@ def galera_init(node_dir: Path, cnf: Path) -> None:
         (node_dir / sub).mkdir(parents=True, exist_ok=True)
     for p in (node_dir / "mysql", node_dir / "mysql/data", node_dir / "mysql/tmp"):
         shutil.chown(p, "mysql", "mysql")
-    res = subprocess.run(["mariadb-install-db", f"--defaults-file={cnf}", "--user=mysql",
-                          "--skip-test-db"], capture_output=True, text=True, timeout=120,
-                         check=False)  # fmt: skip
+    res = subprocess.run(
+        ["mariadb-install-db", f"--defaults-file={cnf}", "--user=mysql", "--skip-test-db"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if res.returncode != 0:
         raise LabError(f"mariadb-install-db for {node_dir.name}: {res.stderr[-500:]}")
 

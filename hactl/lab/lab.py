@@ -41,8 +41,13 @@ LAB_ADMIN = "lab-admin"
 LAB_OPERATOR = "lab-operator"
 #: masters the lab and its tests may start (each its own identity)
 LAB_MASTERS = ("master", "master-b", "master-c")
-REQUIRED = {"haproxy": "haproxy", "keepalived": "keepalived", "galera": "mariadbd",
-            "rabbitmq": "rabbitmq-server", "rsync": "rsync"}  # fmt: skip
+REQUIRED = {
+    "haproxy": "haproxy",
+    "keepalived": "keepalived",
+    "galera": "mariadbd",
+    "rabbitmq": "rabbitmq-server",
+    "rsync": "rsync",
+}
 PACKAGES = "haproxy keepalived mariadb-server galera-4 rsync rabbitmq-server curl"
 
 
@@ -72,9 +77,12 @@ class Lab:
 
     def cli_env(self, name: str = LAB_ADMIN) -> dict[str, str]:
         """The environment a ``hactl`` command in the lab runs with, as identity ``name``."""
-        return {**os.environ, "HACTL_NATS": self.nats_url,
-                "HACTL_CREDS": str(self.auth_dir / "creds" / f"{name}.nk"),
-                "HACTL_TLS_CA": str(self.auth_dir / "ca.crt")}  # fmt: skip
+        return {
+            **os.environ,
+            "HACTL_NATS": self.nats_url,
+            "HACTL_CREDS": str(self.auth_dir / "creds" / f"{name}.nk"),
+            "HACTL_TLS_CA": str(self.auth_dir / "ca.crt"),
+        }
 
     def node_dir(self, node: str) -> Path:
         """The node's folder."""
@@ -82,9 +90,15 @@ class Lab:
 
     def save(self) -> None:
         """Write lab.json (what ``down``, ``status`` and ``kill`` read)."""
-        state = {"subnet": self.net.subnet, "prefix": self.net.prefix,
-                 "nodes": list(self.net.nodes), "components": sorted(self.components),
-                 "pids": self.pids, "timings": self.timings, "nats": self.nats_url}  # fmt: skip
+        state = {
+            "subnet": self.net.subnet,
+            "prefix": self.net.prefix,
+            "nodes": list(self.net.nodes),
+            "components": sorted(self.components),
+            "pids": self.pids,
+            "timings": self.timings,
+            "nats": self.nats_url,
+        }
         tmp = self.dir / "lab.json.tmp"
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.dir / "lab.json")
@@ -104,9 +118,12 @@ class Lab:
     def daemon_pid(self, node: str, component: str) -> int | None:
         """The live pid of one component on one node."""
         nd = self.node_dir(node)
-        files = {"haproxy": nd / "run/haproxy.pid", "keepalived": nd / "run/keepalived.pid",
-                 "galera": nd / "mysql/mysqld.pid",
-                 "rabbitmq": nd / "rabbit/rabbit.pid"}  # fmt: skip
+        files = {
+            "haproxy": nd / "run/haproxy.pid",
+            "keepalived": nd / "run/keepalived.pid",
+            "galera": nd / "mysql/mysqld.pid",
+            "rabbitmq": nd / "rabbit/rabbit.pid",
+        }
         if component in files:
             return d.pid_from(files[component])
         pid = self.pids.get(f"{component}:{node}")
@@ -131,8 +148,14 @@ def _step(lab: Lab, name: str, start: float, say: Any) -> None:
     say(f"{name}: {lab.timings[name]:.2f} s")
 
 
-def up(folder: Path, nodes: int = 3, components: set[str] | None = None, subnet: str = "10.99.0",
-       prefix: str = "hlab", say: Any = print) -> Lab:  # fmt: skip
+def up(
+    folder: Path,
+    nodes: int = 3,
+    components: set[str] | None = None,
+    subnet: str = "10.99.0",
+    prefix: str = "hlab",
+    say: Any = print,
+) -> Lab:
     """Bring the whole lab up; on failure everything started so far is torn down."""
     comps = set(components or COMPONENTS)
     preflight(comps)
@@ -183,9 +206,14 @@ def _auth(lab: Lab) -> None:
     certificate for the three node addresses."""
     net = lab.net
     if not (lab.auth_dir / "identities.json").exists():
-        store.init(lab.auth_dir, nodes=list(net.nodes), masters=list(LAB_MASTERS),
-                   admins=[LAB_ADMIN], operators=[LAB_OPERATOR],
-                   hosts=[*(net.address(n) for n in net.nodes), "127.0.0.1"])  # fmt: skip
+        store.init(
+            lab.auth_dir,
+            nodes=list(net.nodes),
+            masters=list(LAB_MASTERS),
+            admins=[LAB_ADMIN],
+            operators=[LAB_OPERATOR],
+            hosts=[*(net.address(n) for n in net.nodes), "127.0.0.1"],
+        )
 
 
 def _nats_argv(lab: Lab, node: str) -> list[str]:
@@ -193,10 +221,15 @@ def _nats_argv(lab: Lab, node: str) -> list[str]:
     0600 config file (no credential on a command line)."""
     net = lab.net
     options = ServerOptions(
-        data_dir=lab.node_dir(node) / "nats", auth=ServerAuth(lab.auth_dir),
-        host=net.address(node), port=4222, name=node, cluster_port=6222,
-        routes=tuple(f"{net.address(n)}:6222" for n in net.nodes), cluster_name="hactl-lab",
-    )  # fmt: skip
+        data_dir=lab.node_dir(node) / "nats",
+        auth=ServerAuth(lab.auth_dir),
+        host=net.address(node),
+        port=4222,
+        name=node,
+        cluster_port=6222,
+        routes=tuple(f"{net.address(n)}:6222" for n in net.nodes),
+        cluster_name="hactl-lab",
+    )
     options.data_dir.mkdir(parents=True, exist_ok=True)
     conf = options.data_dir / "nats-server.conf"
     write_secret(conf, options.config_text().encode())
@@ -217,8 +250,14 @@ def _nats(lab: Lab) -> None:
 def set_link(lab: Lab, node: str, attached: bool) -> None:
     """Put ``node``'s internal link on the bridge, or take it off (a silent partition: the
     carrier stays up, packets just stop)."""
-    ip("-n", lab.net.hub, "link", "set", f"v-{node}"[:15], *(["master", "br0"] if attached
-                                                              else ["nomaster"]))  # fmt: skip
+    ip(
+        "-n",
+        lab.net.hub,
+        "link",
+        "set",
+        f"v-{node}"[:15],
+        *(["master", "br0"] if attached else ["nomaster"]),
+    )
 
 
 def reload_nats(lab: Lab) -> None:
@@ -245,11 +284,26 @@ def _hactl(lab: Lab) -> None:
     (lab.dir / "lab-pillar.yaml").write_text(pillar(net, lab.dir, lab.components))
     env = lab.cli_env("master")
     replicas = str(min(3, len(net.nodes)))
-    master = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "master",
-              "--replicas", replicas,
-              "--reactors", str(ROOT / "reactors"), "--states", str(ROOT / "states"),
-              "--pillar", str(lab.dir / "lab-pillar.yaml"), "--lost-after", "10s",
-              "--ack-wait", "5s"]  # fmt: skip
+    master = [
+        HACTL,
+        "--nats",
+        lab.nats_url,
+        "--log-format",
+        "json",
+        "master",
+        "--replicas",
+        replicas,
+        "--reactors",
+        str(ROOT / "reactors"),
+        "--states",
+        str(ROOT / "states"),
+        "--pillar",
+        str(lab.dir / "lab-pillar.yaml"),
+        "--lost-after",
+        "10s",
+        "--ack-wait",
+        "5s",
+    ]
     lab.pids["master"] = d.spawn(master, lab.dir / "master.log", env)
     d.wait_for(lambda: "master_ready" in _read(lab.dir / "master.log"), 60, "the master")
     for n in net.nodes:
@@ -257,32 +311,77 @@ def _hactl(lab: Lab) -> None:
         for sub in ("etc", "run"):
             (nd / sub).mkdir(parents=True, exist_ok=True)
         (nd / "minion.yaml").write_text(minion_yaml(net, lab.dir, n, lab.components))
-        argv = exec_argv(net, n, [HACTL, "--nats", lab.nats_url, "--log-format", "json", "minion",
-                                  "--config", str(nd / "minion.yaml")])  # fmt: skip
+        argv = exec_argv(
+            net,
+            n,
+            [
+                HACTL,
+                "--nats",
+                lab.nats_url,
+                "--log-format",
+                "json",
+                "minion",
+                "--config",
+                str(nd / "minion.yaml"),
+            ],
+        )
         lab.pids[f"minion:{n}"] = d.spawn(argv, nd / "minion.log", lab.cli_env(n))
         ports = [str(p) for p in d.API_PORTS]
-        stand = exec_argv(net, n, [sys.executable, "-m", "hactl.lab.standin", "--bind",
-                                   net.address(n), "--name", n, *ports])  # fmt: skip
+        stand = exec_argv(
+            net,
+            n,
+            [
+                sys.executable,
+                "-m",
+                "hactl.lab.standin",
+                "--bind",
+                net.address(n),
+                "--name",
+                n,
+                *ports,
+            ],
+        )
         lab.pids[f"standin:{n}"] = d.spawn(stand, nd / "standin.log")
     lab.save()
     for n in net.nodes:
-        res = subprocess.run([HACTL, "--nats", lab.nats_url, "ping", n, "--wait", "30"],
-                             capture_output=True, text=True, timeout=60, check=False,
-                             env=lab.cli_env())  # fmt: skip
+        res = subprocess.run(
+            [HACTL, "--nats", lab.nats_url, "ping", n, "--wait", "30"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=lab.cli_env(),
+        )
         if res.returncode != 0:
             raise LabError(f"minion {n} does not answer: {res.stderr.strip()}")
 
 
 def _apply(lab: Lab, say: Any) -> None:
-    res = subprocess.run([HACTL, "--nats", lab.nats_url, "apply", str(ROOT / "states"), "--pillar",
-                          str(lab.dir / "lab-pillar.yaml"), "--timeout", "120"],
-                         capture_output=True, text=True, timeout=300, check=False,
-                         env=lab.cli_env())  # fmt: skip
+    res = subprocess.run(
+        [
+            HACTL,
+            "--nats",
+            lab.nats_url,
+            "apply",
+            str(ROOT / "states"),
+            "--pillar",
+            str(lab.dir / "lab-pillar.yaml"),
+            "--timeout",
+            "120",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=lab.cli_env(),
+    )
     (lab.dir / "apply.log").write_text(res.stdout + res.stderr)
     if res.returncode != 0:
         failed = [line for line in res.stdout.splitlines() if "FAILED" in line][:3]
-        raise LabError(f"hactl apply failed (exit {res.returncode}): {' | '.join(failed)}"
-                       f" (all of it: {lab.dir / 'apply.log'})")  # fmt: skip
+        raise LabError(
+            f"hactl apply failed (exit {res.returncode}): {' | '.join(failed)}"
+            f" (all of it: {lab.dir / 'apply.log'})"
+        )
     d.wait_for(lambda: _vip_holders(lab), 15, "a VIP holder")
 
 
@@ -407,10 +506,22 @@ def start_master(lab: Lab, name: str) -> int:
     """Another master (root namespace), recorded as ``name`` so ``down`` ends it too; ``name``
     is one of :data:`LAB_MASTERS` (its identity)."""
     env = lab.cli_env(name)
-    argv = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "master",
-            "--replicas", str(min(3, len(lab.net.nodes))),
-            "--reactors", str(ROOT / "reactors"), "--ack-wait", "5s",
-            "--lost-after", "10s"]  # fmt: skip
+    argv = [
+        HACTL,
+        "--nats",
+        lab.nats_url,
+        "--log-format",
+        "json",
+        "master",
+        "--replicas",
+        str(min(3, len(lab.net.nodes))),
+        "--reactors",
+        str(ROOT / "reactors"),
+        "--ack-wait",
+        "5s",
+        "--lost-after",
+        "10s",
+    ]
     log = lab.dir / f"{name}.log"
     lab.pids[name] = d.spawn(argv, log, env)
     lab.save()

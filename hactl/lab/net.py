@@ -163,8 +163,20 @@ def up(net: LabNet, *, hosts: bool = True) -> None:
                 ("eth0", f"v-{node}"[:15], "br0", net.address(node)),
                 ("eth1", f"x-{node}"[:15], "br1", net.external_address(node)),
             ):
-                ip("link", "add", hub_end, "netns", net.hub, "type", "veth",
-                   "peer", "name", dev, "netns", ns)  # fmt: skip
+                ip(
+                    "link",
+                    "add",
+                    hub_end,
+                    "netns",
+                    net.hub,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    dev,
+                    "netns",
+                    ns,
+                )
                 ip("-n", net.hub, "link", "set", hub_end, "master", bridge)
                 ip("-n", net.hub, "link", "set", hub_end, "up")
                 ip("-n", ns, "addr", "add", f"{addr}/25", "dev", dev)

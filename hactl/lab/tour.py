@@ -82,9 +82,24 @@ async def tour(lab: L.Lab) -> None:
         _say(
             f"  VIP {vip} moved to {new} after {moved:.2f} s; {holder} drained on {new} after {drained:.2f} s"
         )
-        await asyncio.to_thread(subprocess.run, [L.HACTL, "--nats", lab.nats_url, "-q", "apply", str(L.ROOT / "states"),
-                                                 "--target", holder, "--pillar", str(lab.dir / "lab-pillar.yaml")],
-                                capture_output=True, timeout=120, env=lab.cli_env())  # fmt: skip
+        await asyncio.to_thread(
+            subprocess.run,
+            [
+                L.HACTL,
+                "--nats",
+                lab.nats_url,
+                "-q",
+                "apply",
+                str(L.ROOT / "states"),
+                "--target",
+                holder,
+                "--pillar",
+                str(lab.dir / "lab-pillar.yaml"),
+            ],
+            capture_output=True,
+            timeout=120,
+            env=lab.cli_env(),
+        )
         back = await _until(
             lambda: all(
                 v == "UP"
@@ -120,8 +135,13 @@ async def tour(lab: L.Lab) -> None:
         t0 = time.monotonic()
         for n in lab.net.nodes:
             os.kill(lab.daemon_pid(n, "galera") or 0, signal.SIGKILL)
-        all_synced = await _until(lambda: all(d.galera_state(lab.node_dir(n) / "mysql/mysqld.sock") == ("Primary", "Synced")
-                                              for n in lab.net.nodes), 180)  # fmt: skip
+        all_synced = await _until(
+            lambda: all(
+                d.galera_state(lab.node_dir(n) / "mysql/mysqld.sock") == ("Primary", "Synced")
+                for n in lab.net.nodes
+            ),
+            180,
+        )
         _say(
             f"  Primary with 3 Synced nodes {_secs(all_synced)} after the crash ({time.monotonic() - t0:.1f} s)"
         )
@@ -142,7 +162,7 @@ async def tour(lab: L.Lab) -> None:
 def main() -> None:
     """Entry point."""
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--dir", type=Path, default=Path("/tmp/hactl-lab"))  # noqa: S108
+    p.add_argument("--dir", type=Path, default=Path("/tmp/hactl-lab"))  # noqa: S108 - a root-only lab folder
     args = p.parse_args()
     asyncio.run(tour(L.Lab.load(args.dir)))
 

@@ -22,23 +22,60 @@ _NUM = (int, float)
 Spec = tuple[Any, ...]
 
 ITEM_FIELDS: Final[dict[str, dict[str, Spec]]] = {
-    "vrrp": {"state": _S, "priority": _I + _NONE, "since": _NUM + _NONE, "vips": (STRS,),
-             "vip_here": _B, "agreement": _S},
-    "haproxy": {"backend": _S, "server": _S, "status": _S, "raw_status": _S,
-                "weight": _I + _NONE, "total_weight": _I + _NONE, "scur": _I,
-                "check_status": _S, "active": _B, "backup": _B, "chkfail": _I + _NONE,
-                "lastchg": _I + _NONE, "addr": _S},
-    "galera": {"running": _B, "cluster_status": _S, "local_state": _I + _NONE,
-               "local_state_comment": _S, "cluster_size": _I, "cluster_state_uuid": _S,
-               "last_committed": _I + _NONE, "ready": _B, "connected": _B, "synced": _B,
-               "detail": _S, "uuid": _S + _NONE, "seqno": _I + _NONE,
-               "safe_to_bootstrap": _B + _NONE, "grastate": _B},
-    "rabbitmq": {"node": _S, "running": _B, "detail": _S, "api": _B, "api_detail": _S,
-                 "members": (STRS, type(None)), "running_members": (STRS, type(None)),
-                 "partitions": (STRS, type(None)), "alarms": (STRS, type(None)),
-                 "local_listed": _B},
+    "vrrp": {
+        "state": _S,
+        "priority": _I + _NONE,
+        "since": _NUM + _NONE,
+        "vips": (STRS,),
+        "vip_here": _B,
+        "agreement": _S,
+    },
+    "haproxy": {
+        "backend": _S,
+        "server": _S,
+        "status": _S,
+        "raw_status": _S,
+        "weight": _I + _NONE,
+        "total_weight": _I + _NONE,
+        "scur": _I,
+        "check_status": _S,
+        "active": _B,
+        "backup": _B,
+        "chkfail": _I + _NONE,
+        "lastchg": _I + _NONE,
+        "addr": _S,
+    },
+    "galera": {
+        "running": _B,
+        "cluster_status": _S,
+        "local_state": _I + _NONE,
+        "local_state_comment": _S,
+        "cluster_size": _I,
+        "cluster_state_uuid": _S,
+        "last_committed": _I + _NONE,
+        "ready": _B,
+        "connected": _B,
+        "synced": _B,
+        "detail": _S,
+        "uuid": _S + _NONE,
+        "seqno": _I + _NONE,
+        "safe_to_bootstrap": _B + _NONE,
+        "grastate": _B,
+    },
+    "rabbitmq": {
+        "node": _S,
+        "running": _B,
+        "detail": _S,
+        "api": _B,
+        "api_detail": _S,
+        "members": (STRS, type(None)),
+        "running_members": (STRS, type(None)),
+        "partitions": (STRS, type(None)),
+        "alarms": (STRS, type(None)),
+        "local_listed": _B,
+    },
     "service": {"url": _S, "up": _B, "detail": _S},
-}  # fmt: skip
+}
 
 #: a beacon's own status entries (names start with ``_``)
 STATUS_FIELDS: Final[dict[str, dict[str, Spec]]] = {
@@ -71,8 +108,9 @@ def _type_ok(value: Any, spec: Spec) -> bool:
 
 
 def _spec_name(spec: Spec) -> str:
-    return " or ".join("null" if t is type(None) else str(t) if t == STRS else t.__name__
-                       for t in spec)  # fmt: skip
+    return " or ".join(
+        "null" if t is type(None) else str(t) if t == STRS else t.__name__ for t in spec
+    )
 
 
 def check_items(kind: str, items: Any) -> str:

@@ -41,10 +41,15 @@ def bootstrap_key(uuid: str, seqno: int) -> str:
 def encode_bootstrap(lease: BootstrapLease) -> bytes:
     """JSON, so ``nats kv get HACTL_LEASES ...`` is readable by an operator."""
     return json.dumps(
-        {"node": lease.node, "uuid": lease.uuid, "seqno": lease.seqno,
-         "granted_by": lease.granted_by, "granted_at": lease.granted_at},
+        {
+            "node": lease.node,
+            "uuid": lease.uuid,
+            "seqno": lease.seqno,
+            "granted_by": lease.granted_by,
+            "granted_at": lease.granted_at,
+        },
         sort_keys=True,
-    ).encode()  # fmt: skip
+    ).encode()
 
 
 def decode_bootstrap(data: bytes) -> BootstrapLease:

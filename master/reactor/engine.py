@@ -249,8 +249,16 @@ class Engine:
     ) -> asyncio.Task[None] | None:
         now = self.clock()
         if rule.cooldown > 0 and st.last_fired is not None and now - st.last_fired < rule.cooldown:
-            await self._audit(rule, "suppressed", event, {"reason": "cooldown", "key": key,
-                              "wait": round(rule.cooldown - (now - st.last_fired), 3)})  # fmt: skip
+            await self._audit(
+                rule,
+                "suppressed",
+                event,
+                {
+                    "reason": "cooldown",
+                    "key": key,
+                    "wait": round(rule.cooldown - (now - st.last_fired), 3),
+                },
+            )
             return None
         if rule.max_count:
             while st.fires and now - st.fires[0] >= rule.max_window:
@@ -308,8 +316,11 @@ class Engine:
         local = self._locks.setdefault(lock, asyncio.Lock())
         async with local:
             if not self.observe and not await self._take(f"lock.{lock}"):
-                why = {"reason": "lock", "lock": lock,
-                       "detail": f"held by another master for {self.lock_wait:g}s"}  # fmt: skip
+                why = {
+                    "reason": "lock",
+                    "lock": lock,
+                    "detail": f"held by another master for {self.lock_wait:g}s",
+                }
                 await self._audit(rule, "suppressed", event, why)
                 return
             try:
@@ -331,8 +342,9 @@ class Engine:
     async def _actions(self, rule: Rule, event: Event, calls: list[tuple[str, Any]]) -> None:
         results: list[dict[str, Any]] = []
         for i, (name, args) in enumerate(calls):
-            ctx = ActionContext(self.effects, self.view, event, rule.name, i, self.observe,
-                                self.settings)  # fmt: skip
+            ctx = ActionContext(
+                self.effects, self.view, event, rule.name, i, self.observe, self.settings
+            )
             start = time.perf_counter()
             try:
                 out = await self.actions[name].run(ctx, args)
@@ -358,8 +370,9 @@ class Engine:
         msg_id = f"{rule.name}.{event.id}.{what}"
         if what == "suppressed":
             msg_id += f".{data.get('reason')}"
-        await self.effects.publish(new_event(f"hactl/reactor/{rule.name}/{what}", MASTER_ID, body),
-                                   msg_id=msg_id)  # fmt: skip
+        await self.effects.publish(
+            new_event(f"hactl/reactor/{rule.name}/{what}", MASTER_ID, body), msg_id=msg_id
+        )
 
     async def idle(self) -> None:
         """Wait until no action or debounce timer is running (tests, shutdown)."""
@@ -375,11 +388,18 @@ def _event_dict(event: Event) -> dict[str, Any]:
     for c in changes:
         changed.setdefault(c["field"], c)  # the first change of each field
     items = event.data.get("items")
-    return {"id": event.id, "tag": event.tag, "minion": event.minion, "ts": event.ts,
-            "data": event.data, "levels": levels,
-            "node": levels[2] if levels[1] in ("beacon", "minion") else event.minion,
-            "items": items if isinstance(items, dict) else {},
-            "changes": changes, "changed": changed}  # fmt: skip
+    return {
+        "id": event.id,
+        "tag": event.tag,
+        "minion": event.minion,
+        "ts": event.ts,
+        "data": event.data,
+        "levels": levels,
+        "node": levels[2] if levels[1] in ("beacon", "minion") else event.minion,
+        "items": items if isinstance(items, dict) else {},
+        "changes": changes,
+        "changed": changed,
+    }
 
 
 def _changes(raw: Any) -> list[dict[str, Any]]:
@@ -387,5 +407,7 @@ def _changes(raw: Any) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
         return []
     ok = [c for c in raw[:1000] if isinstance(c, dict) and isinstance(c.get("field"), str)]
-    return [{"item": c.get("item"), "field": c["field"], "from": c.get("prev"),
-             "to": c.get("value")} for c in ok]  # fmt: skip
+    return [
+        {"item": c.get("item"), "field": c["field"], "from": c.get("prev"), "to": c.get("value")}
+        for c in ok
+    ]

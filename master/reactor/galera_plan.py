@@ -60,23 +60,31 @@ def plan(members: Mapping[str, Member], *, allow_unreachable: bool = False) -> D
     if primary:
         if all(m.reachable and m.running and m.synced for m in ms):
             return Decision("nothing", f"all {len(ms)} members are Synced in a Primary component")
-        return _refuse(f"a Primary component exists ({', '.join(primary)}): "
-                       "rejoin the others instead of bootstrapping")  # fmt: skip
+        return _refuse(
+            f"a Primary component exists ({', '.join(primary)}): "
+            "rejoin the others instead of bootstrapping"
+        )
     unreachable = [m.node for m in ms if not m.reachable]
     if unreachable and not allow_unreachable:
-        return _refuse(f"position unknown for {', '.join(unreachable)} (unreachable): its data "
-                       "may be the newest; refusing (allow_unreachable overrides)")  # fmt: skip
+        return _refuse(
+            f"position unknown for {', '.join(unreachable)} (unreachable): its data "
+            "may be the newest; refusing (allow_unreachable overrides)"
+        )
     known = [m for m in ms if m.reachable]
     # an empty node (zero uuid: freshly installed or wiped) has no history to lose
     unknown = [m.node for m in known if m.uuid != ZERO_UUID and not _positioned(m)]
     histories = {m.uuid for m in known if m.uuid and m.uuid != ZERO_UUID}
     if len(histories) > 1:
         by = {u: [m.node for m in known if m.uuid == u] for u in sorted(histories)}
-        return _refuse("members have different cluster uuids: " + "; ".join(
-            f"{u} on {', '.join(nodes)}" for u, nodes in by.items()))  # fmt: skip
+        return _refuse(
+            "members have different cluster uuids: "
+            + "; ".join(f"{u} on {', '.join(nodes)}" for u, nodes in by.items())
+        )
     if unknown:
-        return _refuse(f"no recovered position for {', '.join(unknown)} "
-                       "(seqno -1 after --wsrep-recover): it may be the most advanced")  # fmt: skip
+        return _refuse(
+            f"no recovered position for {', '.join(unknown)} "
+            "(seqno -1 after --wsrep-recover): it may be the most advanced"
+        )
     if not histories:
         return _refuse("no member has a cluster history (all uuids empty or zero)")
     (uuid,) = histories
@@ -86,8 +94,10 @@ def plan(members: Mapping[str, Member], *, allow_unreachable: bool = False) -> D
     if safe:
         best = max(safe, key=lambda m: (m.seqno if m.seqno is not None else -1, _neg(m.node)))
         if best.seqno is not None and 0 <= best.seqno < top:
-            return _refuse(f"{best.node} is marked safe_to_bootstrap at seqno {best.seqno} but "
-                           f"another member is at {top}: contradictory positions")  # fmt: skip
+            return _refuse(
+                f"{best.node} is marked safe_to_bootstrap at seqno {best.seqno} but "
+                f"another member is at {top}: contradictory positions"
+            )
         why = f"{best.node} is marked safe_to_bootstrap"
     elif ours:
         best = max(ours, key=lambda m: (m.seqno or 0, _neg(m.node)))
@@ -95,8 +105,10 @@ def plan(members: Mapping[str, Member], *, allow_unreachable: bool = False) -> D
     else:
         return _refuse("no usable position")
     seqno = best.seqno if best.seqno is not None and best.seqno >= 0 else -1
-    others = sorted((m for m in known if m.node != best.node),
-                    key=lambda m: (-(m.seqno if m.seqno is not None else -1), m.node))  # fmt: skip
+    others = sorted(
+        (m for m in known if m.node != best.node),
+        key=lambda m: (-(m.seqno if m.seqno is not None else -1), m.node),
+    )
     return Decision("bootstrap", why, best.node, uuid, seqno, tuple(m.node for m in others))
 
 

@@ -120,8 +120,9 @@ def _rule(
     if not isinstance(raw, dict):
         raise bad("a rule is a mapping")
     if unknown := sorted(set(raw) - _KEYS):
-        raise bad(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_KEYS))})",
-                  unknown[0])  # fmt: skip
+        raise bad(
+            f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_KEYS))})", unknown[0]
+        )
     if not isinstance(name, str) or not _NAME.match(name):
         raise bad("name: required, [a-z0-9_-], at most 64 characters", "name")
     try:
@@ -143,12 +144,21 @@ def _rule(
             raise bad("max_per.count: a positive integer", "max_per")
         count, window = max_per["count"], _duration(max_per["window"], "max_per.window", bad)
     return Rule(
-        name=name, on=glob, when=when, do=_calls(env, raw.get("do"), actions, bad),
-        key=key, when_fn=when_fn, key_fn=key_fn,
+        name=name,
+        on=glob,
+        when=when,
+        do=_calls(env, raw.get("do"), actions, bad),
+        key=key,
+        when_fn=when_fn,
+        key_fn=key_fn,
         debounce=_duration(raw.get("debounce"), "debounce", bad),
-        cooldown=_duration(raw.get("cooldown"), "cooldown", bad), max_count=count,
-        max_window=window, lock=str(raw.get("lock", "")), file=doc.source, line=doc.line(*path),
-    )  # fmt: skip
+        cooldown=_duration(raw.get("cooldown"), "cooldown", bad),
+        max_count=count,
+        max_window=window,
+        lock=str(raw.get("lock", "")),
+        file=doc.source,
+        line=doc.line(*path),
+    )
 
 
 def _condition(raw: Any, bad: Callable[[str], RuleError]) -> str:
@@ -167,8 +177,9 @@ def _condition(raw: Any, bad: Callable[[str], RuleError]) -> str:
     raise bad("an expression, or {all: [...]} / {any: [...]} of expressions")
 
 
-def _compile(env: ImmutableSandboxedEnvironment, source: str,
-             bad: Callable[[str], RuleError]) -> Expr:  # fmt: skip
+def _compile(
+    env: ImmutableSandboxedEnvironment, source: str, bad: Callable[[str], RuleError]
+) -> Expr:
     if "{{" in source or "{%" in source:
         raise bad(f"an expression, not a template: write {source.strip(' {}')!r}")
     try:
@@ -253,8 +264,12 @@ def load_rules(folder: Path, actions: Mapping[str, Any]) -> list[Rule]:
         for rule in parse_rules(yamlsrc.load(text, str(path)), actions):
             if rule.name in seen:
                 other = seen[rule.name]
-                raise RuleError(f"name also used at {other.file}:{other.line}", file=rule.file,
-                                line=rule.line, state=rule.name)  # fmt: skip
+                raise RuleError(
+                    f"name also used at {other.file}:{other.line}",
+                    file=rule.file,
+                    line=rule.line,
+                    state=rule.name,
+                )
             seen[rule.name] = rule
             rules.append(rule)
     return rules

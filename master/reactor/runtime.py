@@ -161,31 +161,53 @@ class ReactorRuntime:
         leases = await kv_bucket(self.bus, LEASE_BUCKET, ttl_s=self.options.lease_ttl, replicas=r)
         locks = await kv_bucket(self.bus, LOCK_BUCKET, ttl_s=LOCK_TTL, replicas=r)
         self.effects = NatsEffects(self.bus, leases, locks)
-        self.engine = Engine(rules, self.effects, self.view, observe=self.options.observe,
-                             settings=self.options.settings, persist=self._persist)  # fmt: skip
+        self.engine = Engine(
+            rules,
+            self.effects,
+            self.view,
+            observe=self.options.observe,
+            settings=self.options.settings,
+            persist=self._persist,
+        )
         self.interest = Interest(rules)
         await patient(self._load_view, "reactor: loading the cluster view")
         self.watch = Watch(self.bus, self.view, self.effects, self.options.lost_after)
-        self._tasks = [asyncio.create_task(self._watch_view(), name="view-watch"),
-                       asyncio.create_task(self.watch.run(), name="liveness"),
-                       asyncio.create_task(self._reload_loop(), name="rules-reload")]  # fmt: skip
+        self._tasks = [
+            asyncio.create_task(self._watch_view(), name="view-watch"),
+            asyncio.create_task(self.watch.run(), name="liveness"),
+            asyncio.create_task(self._reload_loop(), name="rules-reload"),
+        ]
         await self.bus.subscribe("hactl/minion/*/heartbeat", self.watch.heard_live)
         await self._subscribe()
-        log.info("reactor_started", rules=len(rules), observe=self.options.observe,
-                 nodes=len(self.view.nodes))  # fmt: skip
+        log.info(
+            "reactor_started",
+            rules=len(rules),
+            observe=self.options.observe,
+            nodes=len(self.view.nodes),
+        )
 
     async def _subscribe(self) -> None:
         config = api.ConsumerConfig(
-            durable_name=CONSUMER, deliver_group=CONSUMER, ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=self.options.ack_wait, max_ack_pending=self.options.max_ack_pending,
-            deliver_policy=api.DeliverPolicy.NEW, deliver_subject=REACTOR_DELIVER,
-        )  # fmt: skip
+            durable_name=CONSUMER,
+            deliver_group=CONSUMER,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self.options.ack_wait,
+            max_ack_pending=self.options.max_ack_pending,
+            deliver_policy=api.DeliverPolicy.NEW,
+            deliver_subject=REACTOR_DELIVER,
+        )
 
         async def bind() -> Any:
             return await self.bus.js.subscribe(
-                "", queue=CONSUMER, durable=CONSUMER, stream=EVENTS_STREAM, config=config,
-                manual_ack=True, cb=self._on_msg, pending_msgs_limit=200_000,
-            )  # fmt: skip
+                "",
+                queue=CONSUMER,
+                durable=CONSUMER,
+                stream=EVENTS_STREAM,
+                config=config,
+                manual_ack=True,
+                cb=self._on_msg,
+                pending_msgs_limit=200_000,
+            )
 
         await self._update_consumer()  # an existing consumer keeps its old settings otherwise
         try:
@@ -197,16 +219,21 @@ class ReactorRuntime:
         """Make an existing shared consumer unfiltered (older hactl asked for filter subjects),
         deliver to the fixed subject every master may bind, and use our ack settings."""
         try:
-            info = await patient(lambda: self.bus.js.consumer_info(EVENTS_STREAM, CONSUMER),
-                                 f"reactor: reading consumer {CONSUMER}")  # fmt: skip
+            info = await patient(
+                lambda: self.bus.js.consumer_info(EVENTS_STREAM, CONSUMER),
+                f"reactor: reading consumer {CONSUMER}",
+            )
         except nats.js.errors.NotFoundError:
             return  # created by the bind
         try:
             config = info.config
-            if (not config.filter_subjects and not config.filter_subject
-                    and config.deliver_subject == REACTOR_DELIVER
-                    and config.ack_wait == self.options.ack_wait
-                    and config.max_ack_pending == self.options.max_ack_pending):  # fmt: skip
+            if (
+                not config.filter_subjects
+                and not config.filter_subject
+                and config.deliver_subject == REACTOR_DELIVER
+                and config.ack_wait == self.options.ack_wait
+                and config.max_ack_pending == self.options.max_ack_pending
+            ):
                 return
             config.filter_subjects, config.filter_subject = None, None
             config.deliver_subject = REACTOR_DELIVER
@@ -241,7 +268,7 @@ class ReactorRuntime:
                 ("/start", "/heartbeat")
             ):
                 assert self.watch is not None
-                await self.watch.skew(event)  # fmt: skip
+                await self.watch.skew(event)
         except Exception:  # a bug must not stop the consumer: redelivered a few times, then
             # dropped (terminated) so one poison event cannot loop for ever
             log.exception("reactor_handle_crashed", tag=event.tag, id=event.id)

@@ -34,8 +34,9 @@ def parse_kv_key(key: str) -> tuple[str, str] | None:
 
 
 def _opt(value: Any, *types: type) -> bool:
-    return value is None or (isinstance(value, types) and not (
-        isinstance(value, bool) and bool not in types))  # fmt: skip
+    return value is None or (
+        isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    )
 
 
 def admissible(aspect: str, value: Any) -> str:
@@ -52,11 +53,19 @@ def admissible(aspect: str, value: Any) -> str:
         if unknown := sorted(set(value) - _MINION_FIELDS):
             return f"minion: unknown field {unknown[0][:40]!r}"
         roles = value.get("roles")
-        ok = (_opt(value.get("last_seen"), int, float)
-              and all(_opt(value.get(k), bool) for k in ("lost", "stopped", "skewed"))
-              and _opt(value.get("skew"), int, float)
-              and (roles is None or (isinstance(roles, list) and len(roles) <= 64
-                                     and all(isinstance(r, str) for r in roles))))  # fmt: skip
+        ok = (
+            _opt(value.get("last_seen"), int, float)
+            and all(_opt(value.get(k), bool) for k in ("lost", "stopped", "skewed"))
+            and _opt(value.get("skew"), int, float)
+            and (
+                roles is None
+                or (
+                    isinstance(roles, list)
+                    and len(roles) <= 64
+                    and all(isinstance(r, str) for r in roles)
+                )
+            )
+        )
         return "" if ok else "minion: last_seen/skew numbers, lost/stopped booleans, roles strings"
     if aspect not in ASPECTS:
         return f"{aspect}: not an aspect"
@@ -119,8 +128,13 @@ class ClusterView:
                 seen = event.ts if now is None else now
                 skew = event.ts - seen if now is not None else 0.0
                 skew = round(skew, 3) if math.isfinite(skew) and abs(skew) < 1e12 else 1e12
-                rec.update(last_seen=seen, lost=False, stopped=False, skew=skew,
-                           skewed=abs(skew) > SKEW_LIMIT_S)  # fmt: skip
+                rec.update(
+                    last_seen=seen,
+                    lost=False,
+                    stopped=False,
+                    skew=skew,
+                    skewed=abs(skew) > SKEW_LIMIT_S,
+                )
                 roles = event.data.get("roles")
                 if isinstance(roles, list) and all(isinstance(r, str) for r in roles[:64]):
                     rec["roles"] = roles[:64]
@@ -163,8 +177,12 @@ class ClusterView:
                 healthy = item.get("state") in ("MASTER", "BACKUP") and (
                     prio is None or base is None or prio >= base
                 )
-                out.setdefault(node, {})[inst] = {"state": item.get("state"), "priority": prio,
-                                                  "base": base, "healthy": healthy}  # fmt: skip
+                out.setdefault(node, {})[inst] = {
+                    "state": item.get("state"),
+                    "priority": prio,
+                    "base": base,
+                    "healthy": healthy,
+                }
         return out
 
     def _maint(self) -> dict[str, list[str]]:
@@ -185,9 +203,10 @@ class ClusterView:
     def watched(self) -> int:
         """Minions whose liveness is watched (seen, not lost, not cleanly stopped)."""
         return sum(
-            1 for aspects in self.nodes.values()
+            1
+            for aspects in self.nodes.values()
             if (rec := aspects.get("minion")) and not rec.get("lost") and not rec.get("stopped")
-        )  # fmt: skip
+        )
 
     def silent(self, now: float, after: float) -> list[str]:
         """Minions not seen for ``after`` seconds, not already lost and not cleanly stopped."""
@@ -203,8 +222,13 @@ class ClusterView:
     def facts(self) -> dict[str, Any]:
         """What a rule's ``cluster`` is: raw nodes plus derived, ready-to-test facts."""
         vips: dict[str, list[str]] = {}
-        galera: dict[str, list[str]] = {"members": [], "synced": [], "primary": [], "down": [],
-                                        "positioned": []}  # fmt: skip
+        galera: dict[str, list[str]] = {
+            "members": [],
+            "synced": [],
+            "primary": [],
+            "down": [],
+            "positioned": [],
+        }
         rabbit: dict[str, list[str]] = {"members": [], "running": [], "down": []}
         haproxy_nodes, lost = [], []
         for node, aspects in sorted(self.nodes.items()):
@@ -231,15 +255,20 @@ class ClusterView:
                 haproxy_nodes.append(node)
             if (aspects.get("minion") or {}).get("lost"):
                 lost.append(node)
-        lost_primary = bool(galera["members"] and not galera["primary"]
-                            and len(galera["positioned"]) == len(galera["members"]))  # fmt: skip
+        lost_primary = bool(
+            galera["members"]
+            and not galera["primary"]
+            and len(galera["positioned"]) == len(galera["members"])
+        )
         health = self._health()
         moves = {
             inst: {"instance": inst, "master": rec["master"], "lost": rec["previous"]}
             for inst, rec in sorted(self.vrrp.items())
-            if rec["master"] and rec["previous"] and rec["master"] != rec["previous"]
+            if rec["master"]
+            and rec["previous"]
+            and rec["master"] != rec["previous"]
             and not (health.get(rec["previous"] or "", {}).get(inst) or {}).get("healthy")
-        }  # fmt: skip
+        }
         return {
             "nodes": self.nodes,
             "vips": vips,

@@ -51,12 +51,17 @@ class Watch:
         while True:
             await asyncio.sleep(1.0)
             now = time.time()
-            silent = [n for n in self.view.silent(now, self.lost_after)
-                      if now - self.heard.get(n, 0.0) > self.lost_after]  # fmt: skip
+            silent = [
+                n
+                for n in self.view.silent(now, self.lost_after)
+                if now - self.heard.get(n, 0.0) > self.lost_after
+            ]
             if not silent:
                 continue
-            why = self.feed.blind(time.monotonic(), self.lost_after, silent,
-                                  self.view.watched()) or await self._behind()  # fmt: skip
+            why = (
+                self.feed.blind(time.monotonic(), self.lost_after, silent, self.view.watched())
+                or await self._behind()
+            )
             if why:  # silence is not evidence: the master may be the one who cannot hear
                 self.feed.suspended(why, silent)
                 continue
@@ -79,10 +84,18 @@ class Watch:
         if skewed == self.skew_reported.get(event.minion, False):
             return
         self.skew_reported[event.minion] = skewed
-        data = {"skewed": skewed, "skew_s": rec.get("skew"), "minion_ts": event.ts,
-                "server_ts": rec.get("last_seen"), "limit_s": SKEW_LIMIT_S}  # fmt: skip
-        log.warning("minion_clock_skew" if skewed else "minion_clock_ok", node=event.minion,
-                    skew_s=rec.get("skew"))  # fmt: skip
+        data = {
+            "skewed": skewed,
+            "skew_s": rec.get("skew"),
+            "minion_ts": event.ts,
+            "server_ts": rec.get("last_seen"),
+            "limit_s": SKEW_LIMIT_S,
+        }
+        log.warning(
+            "minion_clock_skew" if skewed else "minion_clock_ok",
+            node=event.minion,
+            skew_s=rec.get("skew"),
+        )
         skew_event = new_event(f"hactl/minion/{event.minion}/skew", MASTER_ID, data)
         with contextlib.suppress(HactlError):
             await self.bus.publish(skew_event, msg_id=f"skew.{event.id}")

@@ -40,8 +40,14 @@ class Resource:
 
     def wire(self) -> dict[str, Any]:
         """What the minion's ``state.apply`` receives."""
-        return {"id": self.id, "type": self.type, "state": self.state, "args": dict(self.args),
-                "require": list(self.require), "watch": list(self.watch)}  # fmt: skip
+        return {
+            "id": self.id,
+            "type": self.type,
+            "state": self.state,
+            "args": dict(self.args),
+            "require": list(self.require),
+            "watch": list(self.watch),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,29 +103,38 @@ def _resources_of(
     try:
         doc = yamlsrc.load(text, source)
     except ConfigError as exc:
-        raise StateError(f"{exc.detail} (in the rendered init.yaml)", file=source, line=exc.line,
-                         state=state) from None  # fmt: skip
+        raise StateError(
+            f"{exc.detail} (in the rendered init.yaml)", file=source, line=exc.line, state=state
+        ) from None
     if doc.data is None:
         return []
     if not isinstance(doc.data, dict):
-        raise StateError("init.yaml must map resource ids to {type: {args}}", file=source, line=1,
-                         state=state)  # fmt: skip
+        raise StateError(
+            "init.yaml must map resource ids to {type: {args}}", file=source, line=1, state=state
+        )
     out = []
     for rid, body in doc.data.items():
         line = doc.line(rid)
         if not isinstance(body, dict) or len(body) != 1:
-            raise StateError("a resource is {<type>: {args}} with exactly one type",
-                             file=source, line=line, state=str(rid))  # fmt: skip
+            raise StateError(
+                "a resource is {<type>: {args}} with exactly one type",
+                file=source,
+                line=line,
+                state=str(rid),
+            )
         ((rtype_name, raw_args),) = body.items()
         rtype = REGISTRY.get(rtype_name)
         if rtype is None:
             raise StateError(
                 f"unknown resource type {rtype_name!r} (known: {', '.join(sorted(REGISTRY))})",
-                file=source, line=doc.line(rid, rtype_name), state=str(rid),
-            )  # fmt: skip
+                file=source,
+                line=doc.line(rid, rtype_name),
+                state=str(rid),
+            )
         if not isinstance(raw_args, dict):
-            raise StateError(f"{rtype_name}: arguments must be a mapping", file=source,
-                             line=line, state=str(rid))  # fmt: skip
+            raise StateError(
+                f"{rtype_name}: arguments must be a mapping", file=source, line=line, state=str(rid)
+            )
         args = check_args(rtype, raw_args, rid=str(rid), file=source, line=line)
         reqs: dict[str, tuple[str, ...]] = {}
         for key in REQUISITES:
@@ -127,13 +142,20 @@ def _resources_of(
             if isinstance(value, str):
                 value = [value]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise StateError(f"{key} must be a list of resource ids", file=source,
-                                 line=doc.line(rid, rtype_name, key), state=str(rid))  # fmt: skip
+                raise StateError(
+                    f"{key} must be a list of resource ids",
+                    file=source,
+                    line=doc.line(rid, rtype_name, key),
+                    state=str(rid),
+                )
             reqs[key] = tuple(value)
         if rtype_name == "file.managed" and args["source"] is not None:
             args["contents"] = render(env, f"{state}/{args['source']}", ctx, state=str(rid))
-        out.append(Resource(str(rid), rtype_name, state, args, reqs["require"], reqs["watch"],
-                            source, line))  # fmt: skip
+        out.append(
+            Resource(
+                str(rid), rtype_name, state, args, reqs["require"], reqs["watch"], source, line
+            )
+        )
     return out
 
 
@@ -144,8 +166,12 @@ def order(resources: list[Resource]) -> list[Resource]:
     for r in resources:
         for dep in (*r.require, *r.watch):
             if dep not in by_id:
-                raise StateError(f"requisite {dep!r} is not a resource of this plan",
-                                 file=r.file, line=r.line, state=r.id)  # fmt: skip
+                raise StateError(
+                    f"requisite {dep!r} is not a resource of this plan",
+                    file=r.file,
+                    line=r.line,
+                    state=r.id,
+                )
     indegree = {r.id: len(set(r.require) | set(r.watch)) for r in resources}
     users: dict[str, list[str]] = {r.id: [] for r in resources}
     for r in resources:
@@ -164,8 +190,12 @@ def order(resources: list[Resource]) -> list[Resource]:
     if len(out) != len(resources):
         cycle = _find_cycle(by_id, {rid for rid, n in indegree.items() if n > 0})
         first = by_id[cycle[0]]
-        raise StateError("requisite cycle: " + " -> ".join([*cycle, cycle[0]]), file=first.file,
-                         line=first.line, state=first.id)  # fmt: skip
+        raise StateError(
+            "requisite cycle: " + " -> ".join([*cycle, cycle[0]]),
+            file=first.file,
+            line=first.line,
+            state=first.id,
+        )
     return out
 
 
@@ -196,8 +226,9 @@ def compile_minion(
     never sent a secret its files do not need, not even in the list of what to hide."""
     node = tree.nodes.get(minion_id)
     if node is None:
-        raise ConfigError(f"minion {minion_id!r} is not in pillar.nodes "
-                          f"(known: {', '.join(sorted(tree.nodes))})")  # fmt: skip
+        raise ConfigError(
+            f"minion {minion_id!r} is not in pillar.nodes (known: {', '.join(sorted(tree.nodes))})"
+        )
     derived = derived if derived is not None else set()
     env = env or environment(tree.root, derived)
     ctx = context(tree, node, site)
@@ -208,8 +239,12 @@ def compile_minion(
         for r in _resources_of(env, tree, state, ctx):
             if r.id in seen:
                 other = seen[r.id]
-                raise StateError(f"resource id also declared in {other.file}:{other.line}",
-                                 file=r.file, line=r.line, state=r.id)  # fmt: skip
+                raise StateError(
+                    f"resource id also declared in {other.file}:{other.line}",
+                    file=r.file,
+                    line=r.line,
+                    state=r.id,
+                )
             seen[r.id] = r
             resources.append(r)
     ordered = tuple(order(resources))
@@ -227,8 +262,12 @@ def _secret_mode(r: Resource, secrets: frozenset[str]) -> None:
     contents = str(r.args.get("contents") or "")
     mode = str(r.args.get("mode") or "0644")
     if any(x in contents for x in secrets) and int(mode, 8) & 0o007:
-        raise StateError(f"file holds a secret but mode {mode} lets others read it: use 0640 "
-                         "or stricter", file=r.file, line=r.line, state=r.id)  # fmt: skip
+        raise StateError(
+            f"file holds a secret but mode {mode} lets others read it: use 0640 or stricter",
+            file=r.file,
+            line=r.line,
+            state=r.id,
+        )
 
 
 def compile_tree(tree: Tree, minion_ids: list[str]) -> dict[str, Plan]:

@@ -50,27 +50,43 @@ def lint(tree: Tree) -> list[Finding]:
     for name, vip in sorted(vips.items()):
         vrid = vip.get("virtual_router_id")
         if vrid in vrids:
-            add(f"vips.{name}: virtual_router_id {vrid} is also used by vips.{vrids[vrid]}",
-                "vips", name, "virtual_router_id")  # fmt: skip
+            add(
+                f"vips.{name}: virtual_router_id {vrid} is also used by vips.{vrids[vrid]}",
+                "vips",
+                name,
+                "virtual_router_id",
+            )
         vrids[vrid] = name
         prios: dict[Any, str] = {}
         for node_id in sorted(keepers):
             prio = _priority(tree, vip, node_id)
             if not isinstance(prio, int) or not 1 <= prio <= 254:
-                add(f"nodes.{node_id}: VRRP priority must be an integer 1..254 (vips.{name})",
-                    "nodes", node_id)  # fmt: skip
+                add(
+                    f"nodes.{node_id}: VRRP priority must be an integer 1..254 (vips.{name})",
+                    "nodes",
+                    node_id,
+                )
                 continue
             if prio in prios:
-                add(f"vips.{name}: priority {prio} of {node_id} is also {prios[prio]}'s; "
-                    "priorities must be unique", "nodes", node_id, "priority")  # fmt: skip
+                add(
+                    f"vips.{name}: priority {prio} of {node_id} is also {prios[prio]}'s; "
+                    "priorities must be unique",
+                    "nodes",
+                    node_id,
+                    "priority",
+                )
             prios[prio] = node_id
         weight = (p.get("keepalived") or {}).get("check_weight")
         if len(prios) > 1 and isinstance(weight, int):
             spread = max(prios) - min(prios)
             if weight <= spread:
-                add(f"keepalived.check_weight {weight} must exceed the priority spread {spread} "
+                add(
+                    f"keepalived.check_weight {weight} must exceed the priority spread {spread} "
                     f"of vips.{name} ({min(prios)}..{max(prios)}): a node whose HAProxy failed "
-                    "would keep the VIP", "keepalived", "check_weight")  # fmt: skip
+                    "would keep the VIP",
+                    "keepalived",
+                    "check_weight",
+                )
     binds: dict[tuple[str, int], str] = {}
 
     def bind(addr: str, port: Any, owner: str, *path: str | int) -> None:

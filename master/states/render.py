@@ -101,9 +101,11 @@ def render(
         raise StateError(f"template {name} not found", file=name, state=state) from None
     except jinja2.TemplateSyntaxError as exc:
         raise StateError(
-            f"template syntax: {exc.message}", file=exc.filename or name, line=exc.lineno,
+            f"template syntax: {exc.message}",
+            file=exc.filename or name,
+            line=exc.lineno,
             state=state,
-        ) from None  # fmt: skip
+        ) from None
     try:
         return template.render(**context)
     except jinja2.UndefinedError as exc:
@@ -119,6 +121,8 @@ def render(
     except (TypeError, ValueError, ArithmeticError, LookupError) as exc:  # from filters/tests
         line = _template_line(exc.__traceback__, template.filename or "")
         raise StateError(
-            f"template error: {type(exc).__name__}: {exc}", file=template.filename, line=line,
+            f"template error: {type(exc).__name__}: {exc}",
+            file=template.filename,
+            line=line,
             state=state,
-        ) from None  # fmt: skip
+        ) from None

@@ -91,13 +91,19 @@ def check_args(
             raise bad(f"file.managed: mode {out['mode']}: setuid, setgid and sticky are refused")
         check = out["check"]
         if check is not None and not _CHECK.match(check):
-            raise bad(f"file.managed: check is the name of one of the minion's check commands "
-                      f"(haproxy, keepalived, ...), got {check!r}")  # fmt: skip
+            raise bad(
+                f"file.managed: check is the name of one of the minion's check commands "
+                f"(haproxy, keepalived, ...), got {check!r}"
+            )
     if rtype.name == "sysctl.present" and not _SYSCTL.match(out["name"]):
         raise bad(f"sysctl.present: bad sysctl name {out['name']!r}")
     return out
 
 
 def _names(types: tuple[type, ...]) -> str:
-    return " or ".join({"str": "a string", "int": "an integer", "bool": "true/false",
-                        "list": "a list"}.get(t.__name__, t.__name__) for t in types)  # fmt: skip
+    return " or ".join(
+        {"str": "a string", "int": "an integer", "bool": "true/false", "list": "a list"}.get(
+            t.__name__, t.__name__
+        )
+        for t in types
+    )

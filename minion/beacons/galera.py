@@ -32,7 +32,7 @@ _STATUS_SQL = "SHOW GLOBAL STATUS LIKE 'wsrep\\_%'"
 
 def sql_client() -> Any:
     """PyMySQL, imported on first use (a minion without Galera never pays for it)."""
-    import pymysql  # noqa: PLC0415
+    import pymysql  # noqa: PLC0415 - only on nodes that run Galera
 
     return pymysql
 

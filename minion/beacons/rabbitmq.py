@@ -136,9 +136,13 @@ class RabbitmqBeacon:
             item.update(parse_nodes(nodes, self.node), api=True)
         except (OSError, TimeoutError, ValueError) as exc:
             item.update(
-                api=False, api_detail=f"{type(exc).__name__}: {exc}"[:200],
-                members=None, running_members=None, partitions=None, alarms=None,
-            )  # fmt: skip
+                api=False,
+                api_detail=f"{type(exc).__name__}: {exc}"[:200],
+                members=None,
+                running_members=None,
+                partitions=None,
+                alarms=None,
+            )
         return {ITEM: item}
 
     async def close(self) -> None:

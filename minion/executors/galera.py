@@ -141,13 +141,25 @@ async def position(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     stb = bool(grastate.get("safe_to_bootstrap"))
     seqno = grastate.get("seqno")
     if grastate.get("uuid") and isinstance(seqno, int) and seqno >= 0 and not args["recover"]:
-        return {"result": True, "running": False, "source": "grastate", "uuid": grastate["uuid"],
-                "seqno": seqno, "safe_to_bootstrap": stb}  # fmt: skip
+        return {
+            "result": True,
+            "running": False,
+            "source": "grastate",
+            "uuid": grastate["uuid"],
+            "seqno": seqno,
+            "safe_to_bootstrap": stb,
+        }
     found = await _recover(ctx, g)
     if isinstance(found, str):
         return {"result": False, "running": False, "source": "recover", "comment": found}
-    return {"result": True, "running": False, "source": "recover", "uuid": found[0],
-            "seqno": found[1], "safe_to_bootstrap": stb}  # fmt: skip
+    return {
+        "result": True,
+        "running": False,
+        "source": "recover",
+        "uuid": found[0],
+        "seqno": found[1],
+        "safe_to_bootstrap": stb,
+    }
 
 
 def _set_safe_to_bootstrap(datadir: str) -> None:
@@ -165,8 +177,9 @@ def _set_safe_to_bootstrap(datadir: str) -> None:
         try:
             fd = os.open("grastate.dat", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
         except OSError as exc:
-            raise CommandRefused("galera.bootstrap", f"grastate.dat: {exc.strerror} (a symlink "
-                                 "is refused)") from None  # fmt: skip
+            raise CommandRefused(
+                "galera.bootstrap", f"grastate.dat: {exc.strerror} (a symlink is refused)"
+            ) from None
         with os.fdopen(fd, "rb") as fh:
             st = os.fstat(fh.fileno())
             if not stat.S_ISREG(st.st_mode):
@@ -176,8 +189,12 @@ def _set_safe_to_bootstrap(datadir: str) -> None:
         tmp = ".grastate.dat.hactl"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=dfd)
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                      st.st_mode & 0o777, dir_fd=dfd)  # fmt: skip
+        out = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+            st.st_mode & 0o777,
+            dir_fd=dfd,
+        )
         try:
             os.write(out, new.encode("utf-8"))
             os.fchown(out, st.st_uid, st.st_gid)
@@ -247,15 +264,21 @@ async def _check_lease(ctx: ExecContext, uuid: str, seqno: int) -> None:
             break
         await asyncio.sleep(0.25)
     if data is None:
-        raise CommandRefused(cmd, f"no bootstrap lease {key}: only the master's recovery plan "
-                             "bootstraps (hactl galera recover)")  # fmt: skip
+        raise CommandRefused(
+            cmd,
+            f"no bootstrap lease {key}: only the master's recovery plan "
+            "bootstraps (hactl galera recover)",
+        )
     try:
         lease = decode_bootstrap(data)
     except DecodeError as exc:
         raise CommandRefused(cmd, f"bootstrap lease {key} is not valid: {exc.detail}") from None
     if (lease.node, lease.uuid, lease.seqno) != (ctx.minion_id, uuid, seqno):
-        raise CommandRefused(cmd, f"bootstrap lease {key} names {lease.node} at "
-                             f"{lease.uuid}:{lease.seqno}, not this node")  # fmt: skip
+        raise CommandRefused(
+            cmd,
+            f"bootstrap lease {key} names {lease.node} at "
+            f"{lease.uuid}:{lease.seqno}, not this node",
+        )
 
 
 async def bootstrap(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -330,19 +353,25 @@ def _one_at_a_time(body: Body) -> Body:
 
 
 GALERA_POSITION = Executor(
-    name="galera.position", args=(Arg("recover", (bool,), required=False, default=False),),
+    name="galera.position",
+    args=(Arg("recover", (bool,), required=False, default=False),),
     body=_one_at_a_time(position),
-)  # fmt: skip
+)
 GALERA_BOOTSTRAP = Executor(
     name="galera.bootstrap",
-    args=(Arg("uuid", (str,)), Arg("seqno", (int,)),
-          Arg("timeout", (int, float), required=False, default=30, between=MAX_WAIT)),
+    args=(
+        Arg("uuid", (str,)),
+        Arg("seqno", (int,)),
+        Arg("timeout", (int, float), required=False, default=30, between=MAX_WAIT),
+    ),
     body=_one_at_a_time(bootstrap),
-)  # fmt: skip
+)
 GALERA_START = Executor(
     name="galera.start",
-    args=(Arg("uuid", (str,), required=False, default=""),
-          Arg("seqno", (int,), required=False, default=-1),
-          Arg("timeout", (int, float), required=False, default=60, between=MAX_WAIT)),
+    args=(
+        Arg("uuid", (str,), required=False, default=""),
+        Arg("seqno", (int,), required=False, default=-1),
+        Arg("timeout", (int, float), required=False, default=60, between=MAX_WAIT),
+    ),
     body=_one_at_a_time(start),
-)  # fmt: skip
+)

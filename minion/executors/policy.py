@@ -48,20 +48,51 @@ class ContentPolicy:
     db_users: frozenset[str] = frozenset({"mysql"})
 
 
-_KEEPALIVED_EXEC = frozenset({
-    "script", "notify", "notify_master", "notify_backup", "notify_fault", "notify_stop",
-    "notify_deleted", "notify_master_rx_lower_pri", "notify_up", "notify_down", "misc_path",
-    "quorum_up", "quorum_down", "vrrp_notify_fifo_script", "lvs_notify_fifo_script",
-    "notify_fifo_script",
-})  # fmt: skip
+_KEEPALIVED_EXEC = frozenset(
+    {
+        "script",
+        "notify",
+        "notify_master",
+        "notify_backup",
+        "notify_fault",
+        "notify_stop",
+        "notify_deleted",
+        "notify_master_rx_lower_pri",
+        "notify_up",
+        "notify_down",
+        "misc_path",
+        "quorum_up",
+        "quorum_down",
+        "vrrp_notify_fifo_script",
+        "lvs_notify_fifo_script",
+        "notify_fifo_script",
+    }
+)
 _KEEPALIVED_REFUSED = frozenset({"include"})
-_HAPROXY_REFUSED = frozenset({
-    "lua-load", "lua-load-per-thread", "lua-prepend-path", "external-check", "program",
-    "insecure-fork-wanted", "insecure-setuid-wanted", "ssl-engine", "ssl-provider",
-    "ssl-provider-path",
-})  # fmt: skip
-_MYSQL_REFUSED = ("wsrep_notify_cmd", "plugin_load", "plugin_load_add", "plugin_dir",
-                  "init_file", "malloc_lib", "ledir", "mysqld")  # fmt: skip
+_HAPROXY_REFUSED = frozenset(
+    {
+        "lua-load",
+        "lua-load-per-thread",
+        "lua-prepend-path",
+        "external-check",
+        "program",
+        "insecure-fork-wanted",
+        "insecure-setuid-wanted",
+        "ssl-engine",
+        "ssl-provider",
+        "ssl-provider-path",
+    }
+)
+_MYSQL_REFUSED = (
+    "wsrep_notify_cmd",
+    "plugin_load",
+    "plugin_load_add",
+    "plugin_dir",
+    "init_file",
+    "malloc_lib",
+    "ledir",
+    "mysqld",
+)
 _MYSQL_VALUED = ("wsrep_provider", "wsrep_sst_method", "user")
 _MYSQL_PREFIXES = ("loose_", "enable_", "maximum_")
 _JSON_MEMBER = re.compile(r'"[^"$]*"\s*:')
@@ -106,17 +137,24 @@ def _keepalived(no: int, line: str, policy: ContentPolicy) -> None:
         if not body:
             continue
         if body[0] in "$~":
-            raise PolicyViolation(no, f"keepalived {body.split()[0]!r}: definitions and line "
-                                  "generators are refused (they can hide a script)")  # fmt: skip
+            raise PolicyViolation(
+                no,
+                f"keepalived {body.split()[0]!r}: definitions and line "
+                "generators are refused (they can hide a script)",
+            )
         word, _, rest = body.partition(" ")
         if word in _KEEPALIVED_REFUSED:
-            raise PolicyViolation(no, f"keepalived {word!r} is refused (an included file is "
-                                  "not checked)")  # fmt: skip
+            raise PolicyViolation(
+                no, f"keepalived {word!r} is refused (an included file is not checked)"
+            )
         if word in _KEEPALIVED_EXEC:
             command = _unquote(rest.strip())
             if command not in policy.programs:
-                raise PolicyViolation(no, f"keepalived {word} {command!r}: not one of this "
-                                      "minion's content_policy.programs")  # fmt: skip
+                raise PolicyViolation(
+                    no,
+                    f"keepalived {word} {command!r}: not one of this "
+                    "minion's content_policy.programs",
+                )
 
 
 def _unquote(text: str) -> str:
@@ -152,7 +190,7 @@ def _mysql_key(line: str) -> tuple[str, str] | None:
         return None
     for prefix in _MYSQL_PREFIXES:
         if key.startswith(prefix):
-            key = key[len(prefix):]  # fmt: skip
+            key = key[len(prefix) :]
     return key, _unquote(value.split("#", 1)[0].strip()) if sep else ""
 
 
@@ -174,8 +212,11 @@ def _mysql(no: int, line: str, policy: ContentPolicy) -> None:
     if (name := _names(key, _MYSQL_REFUSED)) is not None:
         raise PolicyViolation(no, f"mariadb option {name} runs or loads code: refused")
     name = _names(key, _MYSQL_VALUED)
-    allowed = {"wsrep_provider": policy.providers, "wsrep_sst_method": policy.sst_methods,
-               "user": policy.db_users}  # fmt: skip
+    allowed = {
+        "wsrep_provider": policy.providers,
+        "wsrep_sst_method": policy.sst_methods,
+        "user": policy.db_users,
+    }
     if name is not None and value not in allowed[name]:
         raise PolicyViolation(
             no,

@@ -44,8 +44,11 @@ def _redact(value: Any, secrets: list[str]) -> Any:
 
 #: each resource type's arguments, checked (types, unknown names) before any resource runs:
 #: ``contents: 4096`` would otherwise become a zero-filled file of that size
-_FILE_ARGS = tuple(Arg(a.name, a.types, a.required, a.default, a.choices, a.between)
-                   for a in FILE_APPLY.args if a.name not in ("content", "test"))  # fmt: skip
+_FILE_ARGS = tuple(
+    Arg(a.name, a.types, a.required, a.default, a.choices, a.between)
+    for a in FILE_APPLY.args
+    if a.name not in ("content", "test")
+)
 RESOURCE_ARGS: dict[str, Executor] = {
     "file.managed": Executor(
         "file.managed",
@@ -91,15 +94,19 @@ def _preflight(ctx: ExecContext, plan: list[dict[str, Any]]) -> list[dict[str, A
             try:
                 check_content(args["contents"], ctx.content_policy)
             except PolicyViolation as exc:
-                raise CommandRefused("state.apply", f"{rid} ({args['path']}): {exc} (content "
-                                     "policy)") from None  # fmt: skip
+                raise CommandRefused(
+                    "state.apply", f"{rid} ({args['path']}): {exc} (content policy)"
+                ) from None
         elif rtype == "sysctl.present" and args["name"] not in ctx.sysctls:
             known = ", ".join(sorted(ctx.sysctls))
-            raise CommandRefused("state.apply", f"{rid}: sysctl {args['name']!r} is not in "
-                                 f"this minion's allowlist ({known})")  # fmt: skip
+            raise CommandRefused(
+                "state.apply",
+                f"{rid}: sysctl {args['name']!r} is not in this minion's allowlist ({known})",
+            )
         elif rtype == "service.running" and args["name"] not in ctx.services:
-            raise CommandRefused("state.apply", f"{rid}: service {args['name']!r} is not "
-                                 "configured on this minion")  # fmt: skip
+            raise CommandRefused(
+                "state.apply", f"{rid}: service {args['name']!r} is not configured on this minion"
+            )
         checked.append({**res, "args": args})
     return checked
 
@@ -119,8 +126,11 @@ def _sysctl_path(name: str) -> Path:
 
 async def _sysctl(ctx: ExecContext, args: dict[str, Any], test: bool) -> Result:
     if str(args["name"]) not in ctx.sysctls:  # kernel.core_pattern=|/x would be root exec
-        raise CommandRefused("state.apply", f"sysctl {args['name']!r} is not in this minion's "
-                             f"allowlist ({', '.join(sorted(ctx.sysctls)) or 'none'})")  # fmt: skip
+        raise CommandRefused(
+            "state.apply",
+            f"sysctl {args['name']!r} is not in this minion's "
+            f"allowlist ({', '.join(sorted(ctx.sysctls)) or 'none'})",
+        )
     path = _sysctl_path(str(args["name"]))
     want = str(args["value"])
     try:
@@ -263,15 +273,22 @@ async def state_apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
                     "diff": mask_diff(str(out["changes"]["diff"]), secrets),
                 },
             }
-        results.append({"id": res["id"], "type": res.get("type"), "state": res.get("state"),
-                        "name": rargs.get("path") or rargs.get("name"),
-                        "duration_ms": round((time.perf_counter() - start) * 1000, 1),
-                        **out})  # fmt: skip
+        results.append(
+            {
+                "id": res["id"],
+                "type": res.get("type"),
+                "state": res.get("state"),
+                "name": rargs.get("path") or rargs.get("name"),
+                "duration_ms": round((time.perf_counter() - start) * 1000, 1),
+                **out,
+            }
+        )
     failed = sum(1 for r in results if r["result"] is False)
     changed = sum(1 for r in results if r["changes"])
     summary = {"total": len(results), "failed": failed, "changed": changed}
-    reply: dict[str, Any] = _redact({"result": failed == 0, "test": test, "resources": results,
-                                     "summary": summary}, secrets)  # fmt: skip
+    reply: dict[str, Any] = _redact(
+        {"result": failed == 0, "test": test, "resources": results, "summary": summary}, secrets
+    )
     return reply
 
 

@@ -48,15 +48,22 @@ class NatsHandle:
 
     def env(self, name: str = HARNESS) -> dict[str, str]:
         """Environment variables for a ``hactl`` child connecting as ``name``."""
-        return {"HACTL_CREDS": str(self.auth_dir / "creds" / f"{name}.nk"),
-                "HACTL_TLS_CA": str(self.auth_dir / "ca.crt")}  # fmt: skip
+        return {
+            "HACTL_CREDS": str(self.auth_dir / "creds" / f"{name}.nk"),
+            "HACTL_TLS_CA": str(self.auth_dir / "ca.crt"),
+        }
 
 
 def make_auth_dir(root: Path, hosts: list[str] | None = None) -> Path:
     """A production auth directory plus the test harness identity (publish/subscribe ``>``)."""
-    auth = store.init(root, nodes=list(TEST_NODES), masters=list(TEST_MASTERS),
-                      admins=["admin"], operators=["operator"],
-                      hosts=hosts or ["127.0.0.1", "localhost"])  # fmt: skip
+    auth = store.init(
+        root,
+        nodes=list(TEST_NODES),
+        masters=list(TEST_MASTERS),
+        admins=["admin"],
+        operators=["operator"],
+        hosts=hosts or ["127.0.0.1", "localhost"],
+    )
     seed, public = store.new_seed()
     store.write_secret(auth.creds(HARNESS), seed.encode() + b"\n")
     text = auth.auth_conf.read_text()
@@ -82,10 +89,12 @@ def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsHandle]:
     auth_dir = make_auth_dir(root / "auth")
     server = EmbeddedServer(
         ServerOptions(
-            data_dir=root / "srv", auth=ServerAuth(auth_dir), port=-1,
+            data_dir=root / "srv",
+            auth=ServerAuth(auth_dir),
+            port=-1,
             max_payload=TEST_MAX_PAYLOAD,
         )
-    )  # fmt: skip
+    )
     try:
         url = server.start()
         handle = NatsHandle(url, TEST_MAX_PAYLOAD, auth_dir)

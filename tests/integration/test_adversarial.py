@@ -94,12 +94,24 @@ async def rig(tmp_path_factory: pytest.TempPathFactory, nats: NatsHandle) -> Asy
     admin = await Bus.connect(url, nats.auth("admin"), name="attacker", timeout=5)
     try:
         await ensure_stream(admin, StreamSettings())
-        master = Proc(["--nats", url, "--log-format", "json", "master", "--reactors", str(rules)],
-                      env=clean_env(**nats.env("master")))  # fmt: skip
+        master = Proc(
+            ["--nats", url, "--log-format", "json", "master", "--reactors", str(rules)],
+            env=clean_env(**nats.env("master")),
+        )
         procs.append(master)
         await _wait_log(master, "reactor_started")
-        minion = Proc(["--nats", url, "--log-format", "json", "minion", "--config",
-                       str(root / "minion.yaml")], env=clean_env(**nats.env("ctl1")))  # fmt: skip
+        minion = Proc(
+            [
+                "--nats",
+                url,
+                "--log-format",
+                "json",
+                "minion",
+                "--config",
+                str(root / "minion.yaml"),
+            ],
+            env=clean_env(**nats.env("ctl1")),
+        )
         procs.append(minion)
         await _until_serving(admin, "ctl1")
         rig = Rig(url, root, admin, minion, master, rules, nats)
@@ -153,36 +165,64 @@ def _plan(*resources: dict[str, Any]) -> dict[str, Any]:
 async def test_check_commands_are_names_never_argv(rig: Rig) -> None:
     """A path as check (the basename trick), an argv, or the old check_cmd: refused."""
     base = {"path": f"{rig.root}/etc/haproxy.cfg", "content": "global\n"}
-    await _refused(rig, "file.apply", {**base, "check": f"{rig.root}/etc/haproxy"},
-                   "not one of this minion's check commands")  # fmt: skip
-    await _refused(rig, "file.apply", {**base, "check": ["haproxy", "-D", "-f", "/tmp/e"]},
-                   "check must be str")  # fmt: skip
-    await _refused(rig, "file.apply", {**base, "check_cmd": ["/bin/sh", "-c", "id"]},
-                   "unknown argument")  # fmt: skip
+    await _refused(
+        rig,
+        "file.apply",
+        {**base, "check": f"{rig.root}/etc/haproxy"},
+        "not one of this minion's check commands",
+    )
+    await _refused(
+        rig, "file.apply", {**base, "check": ["haproxy", "-D", "-f", "/tmp/e"]}, "check must be str"
+    )
+    await _refused(
+        rig, "file.apply", {**base, "check_cmd": ["/bin/sh", "-c", "id"]}, "unknown argument"
+    )
 
 
 async def test_setuid_modes_and_paths_outside_the_roots(rig: Rig) -> None:
     """Modes 4755/6755/1777 and a path outside allowed_roots are refused."""
     for mode in ("4755", "6755", "1777", "02755"):
-        await _refused(rig, "file.apply", {"path": f"{rig.root}/etc/x", "content": "x",
-                                           "mode": mode}, "refused")  # fmt: skip
-    await _refused(rig, "file.apply", {"path": "/etc/cron.d/evil", "content": "x"},
-                   "outside the allowed roots")  # fmt: skip
+        await _refused(
+            rig,
+            "file.apply",
+            {"path": f"{rig.root}/etc/x", "content": "x", "mode": mode},
+            "refused",
+        )
+    await _refused(
+        rig, "file.apply", {"path": "/etc/cron.d/evil", "content": "x"}, "outside the allowed roots"
+    )
 
 
 async def test_state_apply_refuses_the_whole_plan(rig: Rig) -> None:
     """A forbidden sysctl, a unit not configured, contents of the wrong type, each after a
     harmless file in the same plan: refused before the first resource runs."""
-    good = {"id": "ok", "type": "file.managed",
-            "args": {"path": f"{rig.root}/etc/ok.cfg", "contents": "x\n"}}  # fmt: skip
+    good = {
+        "id": "ok",
+        "type": "file.managed",
+        "args": {"path": f"{rig.root}/etc/ok.cfg", "contents": "x\n"},
+    }
     for bad, why in (
-        ({"id": "core", "type": "sysctl.present",
-          "args": {"name": "kernel.core_pattern", "value": "|/tmp/x"}}, "allowlist"),
-        ({"id": "off", "type": "service.running", "args": {"name": "poweroff.target"}},
-         "not configured on this minion"),
-        ({"id": "zeros", "type": "file.managed",
-          "args": {"path": f"{rig.root}/etc/z", "contents": 4096}}, "contents must be str"),
-    ):  # fmt: skip
+        (
+            {
+                "id": "core",
+                "type": "sysctl.present",
+                "args": {"name": "kernel.core_pattern", "value": "|/tmp/x"},
+            },
+            "allowlist",
+        ),
+        (
+            {"id": "off", "type": "service.running", "args": {"name": "poweroff.target"}},
+            "not configured on this minion",
+        ),
+        (
+            {
+                "id": "zeros",
+                "type": "file.managed",
+                "args": {"path": f"{rig.root}/etc/z", "contents": 4096},
+            },
+            "contents must be str",
+        ),
+    ):
         await _refused(rig, "state.apply", _plan(good, bad), why)
 
 
@@ -243,8 +283,9 @@ heartbeat_interval: 300
 galera: {{defaults_file: {node.cnf}, datadir: {node.datadir}, socket: {node.socket},
           pid_file: {node.pid_file}}}
 """)
-    minion = Proc(["--nats", rig.url, "minion", "--config", str(cfg)],
-                  env=clean_env(**nats.env("ctl2")))  # fmt: skip
+    minion = Proc(
+        ["--nats", rig.url, "minion", "--config", str(cfg)], env=clean_env(**nats.env("ctl2"))
+    )
     leases = await kv_bucket(rig.admin, LEASE_BUCKET, ttl_s=600)
     key = ""
     try:
@@ -311,8 +352,10 @@ async def test_poisoned_events_and_kv_do_not_stop_the_master(rig: Rig) -> None:
     await view.put("node.ctl3.minion", msgpack.packb(["not", "a", "map"]))
     await _probe(rig, 1)
     rig.master.stop()
-    restarted = Proc(["--nats", rig.url, "--log-format", "json", "master", "--reactors",
-                      str(rig.rules)], env=clean_env(**rig.nats.env("master")))  # fmt: skip
+    restarted = Proc(
+        ["--nats", rig.url, "--log-format", "json", "master", "--reactors", str(rig.rules)],
+        env=clean_env(**rig.nats.env("master")),
+    )
     rig.master = restarted
     await _wait_log(restarted, "reactor_started")
     await _probe(rig, 2)

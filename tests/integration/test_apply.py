@@ -45,8 +45,21 @@ class Site:
 
     def apply(self, *args: str, tree: Path = SHIPPED) -> subprocess.CompletedProcess[str]:
         """Run `hactl apply` against the site (bounded)."""
-        return run_cli(["--nats", self.url, "apply", str(tree), "--pillar", str(self.pillar),
-                        "--timeout", "30", *args], env=self.env, timeout=90)  # fmt: skip
+        return run_cli(
+            [
+                "--nats",
+                self.url,
+                "apply",
+                str(tree),
+                "--pillar",
+                str(self.pillar),
+                "--timeout",
+                "30",
+                *args,
+            ],
+            env=self.env,
+            timeout=90,
+        )
 
 
 def _pillar(net: LabNet, root: Path) -> str:
@@ -56,12 +69,17 @@ def _pillar(net: LabNet, root: Path) -> str:
         for i, n in enumerate(NODES)
     )
     paths = {
-        "haproxy_cfg": "etc/haproxy.cfg", "haproxy_pid": "run/haproxy.pid",
-        "haproxy_socket": "run/haproxy.sock", "haproxy_state": "run/haproxy.state",
-        "keepalived_conf": "etc/keepalived.conf", "keepalived_fifo": "run/keepalived.fifo",
-        "galera_cnf": "etc/galera.cnf", "rabbitmq_conf": "etc/rabbitmq.conf",
-        "rabbitmq_definitions": "etc/definitions.json", "sysctl_conf": "etc/sysctl.conf",
-    }  # fmt: skip
+        "haproxy_cfg": "etc/haproxy.cfg",
+        "haproxy_pid": "run/haproxy.pid",
+        "haproxy_socket": "run/haproxy.sock",
+        "haproxy_state": "run/haproxy.state",
+        "keepalived_conf": "etc/keepalived.conf",
+        "keepalived_fifo": "run/keepalived.fifo",
+        "galera_cnf": "etc/galera.cnf",
+        "rabbitmq_conf": "etc/rabbitmq.conf",
+        "rabbitmq_definitions": "etc/definitions.json",
+        "sysctl_conf": "etc/sysctl.conf",
+    }
     path_lines = "\n".join(f"  {k}: {root}/{{id}}/{v}" for k, v in paths.items())
     return f"""nodes: !replace
 {nodes}
@@ -86,17 +104,26 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     try:
         # production identities end to end: a master, a minion each, apply as an admin
         auth_dir = root / "auth"
-        store.init(auth_dir, nodes=list(NODES), masters=["master"], admins=["admin"],
-                   operators=[], hosts=[net.root_address])  # fmt: skip
+        store.init(
+            auth_dir,
+            nodes=list(NODES),
+            masters=["master"],
+            admins=["admin"],
+            operators=[],
+            hosts=[net.root_address],
+        )
         server = EmbeddedServer(
-            ServerOptions(data_dir=root / "nats", auth=ServerAuth(auth_dir),
-                          host=net.root_address, port=-1)
-        )  # fmt: skip
+            ServerOptions(
+                data_dir=root / "nats", auth=ServerAuth(auth_dir), host=net.root_address, port=-1
+            )
+        )
         url = server.start()
 
         def as_(name: str) -> dict[str, str]:
-            return {"HACTL_CREDS": str(auth_dir / "creds" / f"{name}.nk"),
-                    "HACTL_TLS_CA": str(auth_dir / "ca.crt")}  # fmt: skip
+            return {
+                "HACTL_CREDS": str(auth_dir / "creds" / f"{name}.nk"),
+                "HACTL_TLS_CA": str(auth_dir / "ca.crt"),
+            }
 
         env = clean_env(
             HACTL_HAPROXY_STATS_PASSWORD="it-stats-secret",
@@ -106,8 +133,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )
         mlog = (root / "master.log").open("wb")
         argv = [HACTL, "--nats", url, "--log-format", "json", "master"]
-        procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=mlog, stderr=mlog,
-                                      env={**env, **as_("master")}))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=mlog,
+                stderr=mlog,
+                env={**env, **as_("master")},
+            )
+        )
         res = run_cli(["--nats", url, "ping", "master", "--wait", "20"], env=env, timeout=30)
         assert res.returncode == 0, res.stderr
         for node in NODES:
@@ -116,11 +150,28 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             cfg = root / f"{node}.yaml"
             cfg.write_text(f"id: {node}\nallowed_roots: [{root / node}]\nheartbeat_interval: 60\n")
             log = (root / f"{node}.log").open("wb")
-            procs.append(subprocess.Popen(
-                exec_argv(net, node, [HACTL, "--nats", url, "--log-format", "json", "minion",
-                                      "--config", str(cfg)]),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                env={**env, **as_(node)}))  # fmt: skip
+            procs.append(
+                subprocess.Popen(
+                    exec_argv(
+                        net,
+                        node,
+                        [
+                            HACTL,
+                            "--nats",
+                            url,
+                            "--log-format",
+                            "json",
+                            "minion",
+                            "--config",
+                            str(cfg),
+                        ],
+                    ),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    env={**env, **as_(node)},
+                )
+            )
         pillar = root / "test-pillar.yaml"
         pillar.write_text(_pillar(net, root))
         for node in NODES:
@@ -229,8 +280,11 @@ def test_bad_tree_exits_2_and_pushes_nothing(site: Site, tmp_path: Path) -> None
     argv = ["events", "tail", "--tag", "hactl/job/**", "--since", ago, "--json"]
     tail = subprocess.Popen(
         [HACTL, "--nats", site.url, *argv],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=site.env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=site.env,
+    )
     time.sleep(2.0)
     alive = tail.poll() is None
     tail.terminate()
@@ -248,8 +302,19 @@ def test_minion_that_does_not_answer_is_reported(site: Site, tmp_path: Path) -> 
     """A pillar node with no running minion is 'no answer' after --timeout; the others apply."""
     extra = tmp_path / "extra.yaml"
     extra.write_text("nodes:\n  itc: {address: 10.99.6.13, priority: 20, roles: [haproxy]}\n")
-    args = ["--nats", site.url, "apply", str(SHIPPED), "--pillar", str(site.pillar),
-            "--pillar", str(extra), "--timeout", "2", "--json"]  # fmt: skip
+    args = [
+        "--nats",
+        site.url,
+        "apply",
+        str(SHIPPED),
+        "--pillar",
+        str(site.pillar),
+        "--pillar",
+        str(extra),
+        "--timeout",
+        "2",
+        "--json",
+    ]
     res = run_cli(args, env=site.env, timeout=60)  # the hang guard; --timeout bounds the wait
     assert res.returncode == 1, res.stderr
     report = json.loads(res.stdout)

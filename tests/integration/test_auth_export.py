@@ -38,8 +38,9 @@ def _site_config(tmp: Path, auth: Path, port: int, exported: str) -> Path:
 def _stock_server(conf: Path, log_path: Path) -> Iterator[None]:
     """nats-server -c conf, ready when its log says so; always ended, by its pid."""
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([str(find_binary()), "-c", str(conf)], stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen(
+            [str(find_binary()), "-c", str(conf)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
         try:
             deadline = time.monotonic() + 15
             while "Server is ready" not in log_path.read_text():
@@ -56,8 +57,20 @@ async def test_exported_authorization_loads_in_a_stock_server(tmp_path: Path) ->
     """auth init -> auth export -> a stock nats-server -c site.conf: ready; a minion stores its
     own event, is refused another's; the admin creates the stream."""
     auth = tmp_path / "auth"
-    init = run_cli(["auth", "init", "--dir", str(auth), "--nodes", "ctl1,ctl2",
-                    "--operators", "alice", "--host", "127.0.0.1"])  # fmt: skip
+    init = run_cli(
+        [
+            "auth",
+            "init",
+            "--dir",
+            str(auth),
+            "--nodes",
+            "ctl1,ctl2",
+            "--operators",
+            "alice",
+            "--host",
+            "127.0.0.1",
+        ]
+    )
     assert init.returncode == 0, init.stderr
     assert (auth / "creds" / "ctl1.nk").stat().st_mode & 0o777 == 0o600
     exported = run_cli(["auth", "export", "--dir", str(auth)])

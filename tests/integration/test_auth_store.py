@@ -20,11 +20,22 @@ def _mode(p: Path) -> int:
 def test_init_writes_secrets_0600_and_keys_only_in_the_registry(tmp_path: Path) -> None:
     """Seeds, keys, route secret and the rendered block are 0600, the folder 0700; the
     registry and the rendered block carry public keys, never a seed."""
-    auth = store.init(tmp_path / "a", nodes=["ctl1"], masters=["master"], admins=["root"],
-                      operators=["alice"], hosts=["127.0.0.1"])  # fmt: skip
+    auth = store.init(
+        tmp_path / "a",
+        nodes=["ctl1"],
+        masters=["master"],
+        admins=["root"],
+        operators=["alice"],
+        hosts=["127.0.0.1"],
+    )
     assert _mode(auth.root) == 0o700
-    for p in (auth.creds("ctl1"), auth.root / "ca.key", auth.server_key, auth.auth_conf,
-              auth.root / "route.secret"):  # fmt: skip
+    for p in (
+        auth.creds("ctl1"),
+        auth.root / "ca.key",
+        auth.server_key,
+        auth.auth_conf,
+        auth.root / "route.secret",
+    ):
         assert _mode(p) == 0o600, p
     seed = auth.creds("ctl1").read_text().strip()
     assert seed.startswith("SU")
@@ -35,8 +46,14 @@ def test_init_writes_secrets_0600_and_keys_only_in_the_registry(tmp_path: Path) 
 
 def test_revoke_and_rotate_change_the_rendered_block(tmp_path: Path) -> None:
     """revoke drops the key from the block and the seed file; rotate swaps the key."""
-    auth = store.init(tmp_path / "a", nodes=["ctl1", "ctl2"], masters=["master"], admins=[],
-                      operators=["alice"], hosts=["127.0.0.1"])  # fmt: skip
+    auth = store.init(
+        tmp_path / "a",
+        nodes=["ctl1", "ctl2"],
+        masters=["master"],
+        admins=[],
+        operators=["alice"],
+        hosts=["127.0.0.1"],
+    )
     alice = auth.find("alice").identity.public_key
     auth.revoke("alice")
     assert alice not in auth.auth_conf.read_text()

@@ -100,8 +100,9 @@ def test_embedded_master_fire_and_tail_since(tmp_path: Path) -> None:
         added = run_cli([*base, "auth", "add-minion", "ctl1"])  # reloads the embedded server
         assert added.returncode == 0, added.stderr
         as_ctl1 = ["--creds", str(tmp_path / "auth" / "creds" / "ctl1.nk")]
-        fired = run_cli([*base, *as_ctl1, "fire", "hactl/beacon/ctl1/vrrp", "state=MASTER",
-                         "--json"])  # fmt: skip
+        fired = run_cli(
+            [*base, *as_ctl1, "fire", "hactl/beacon/ctl1/vrrp", "state=MASTER", "--json"]
+        )
         assert fired.returncode == 0, fired.stderr
         event_id = json.loads(fired.stdout)["id"]
         tail = run_cli([*base, "events", "tail", "--since", "1m", "--count", "1", "--json"])

@@ -47,9 +47,20 @@ async def test_skewed_minions_are_timed_by_the_server(tmp_path: Path, nats: Nats
         await ensure_stream(bus, StreamSettings())
         await bus.subscribe("hactl/minion/*/lost", on_event)
         await bus.subscribe("hactl/minion/*/skew", on_event)
-        master = Proc(["--nats", url, "--log-format", "json", "master", "--reactors",
-                       str(rules), "--lost-after", f"{LOST_AFTER:g}s"],
-                      env=clean_env(**nats.env("master")))  # fmt: skip
+        master = Proc(
+            [
+                "--nats",
+                url,
+                "--log-format",
+                "json",
+                "master",
+                "--reactors",
+                str(rules),
+                "--lost-after",
+                f"{LOST_AFTER:g}s",
+            ],
+            env=clean_env(**nats.env("master")),
+        )
         procs.append(master)
         await _wait_log(master, "reactor_started")
         minions = {}
@@ -58,14 +69,18 @@ async def test_skewed_minions_are_timed_by_the_server(tmp_path: Path, nats: Nats
         for node, offset in (("ctl1", "-60s"), ("ctl2", "+60s"), ("ctl3", "+0s")):
             cfg = tmp_path / f"{node}.yaml"
             cfg.write_text(f"id: {node}\nheartbeat_interval: 0.5\nbeacons: {{}}\n")
-            minions[node] = Proc(["--nats", url, "minion", "--config", str(cfg)],
-                                 env=clean_env(**nats.env(node), FAKETIME=offset,
-                                               LD_PRELOAD=str(LIBFAKETIME)))  # fmt: skip
+            minions[node] = Proc(
+                ["--nats", url, "minion", "--config", str(cfg)],
+                env=clean_env(**nats.env(node), FAKETIME=offset, LD_PRELOAD=str(LIBFAKETIME)),
+            )
             procs.append(minions[node])
 
         def skews() -> dict[str, float]:
-            return {e.tag.split("/")[2]: e.data["skew_s"] for e in seen
-                    if e.tag.endswith("/skew") and e.data["skewed"]}  # fmt: skip
+            return {
+                e.tag.split("/")[2]: e.data["skew_s"]
+                for e in seen
+                if e.tag.endswith("/skew") and e.data["skewed"]
+            }
 
         for _ in range(300):
             if len(skews()) == 2:

@@ -123,8 +123,9 @@ AUDIT_ABUSE = [
 async def test_no_credentials_or_no_ca_cannot_connect(nats: NatsHandle) -> None:
     """No nkey: authorization violation; no CA (system trust only) or plain TCP: no session."""
     with pytest.raises((nats_errors.Error, OSError, TimeoutError)):
-        await asyncio.wait_for(natspy.connect(nats.url, allow_reconnect=False,
-                                            max_reconnect_attempts=0), 5)  # fmt: skip
+        await asyncio.wait_for(
+            natspy.connect(nats.url, allow_reconnect=False, max_reconnect_attempts=0), 5
+        )
     no_ca = ClientAuth(creds=nats.auth("admin").creds, tls_ca=None)
     with pytest.raises(BusError, match=r"cannot connect|not reachable"):
         await Bus.connect(nats.url, no_ca, name="no-ca", timeout=3)
@@ -138,14 +139,31 @@ async def test_minion_is_refused_everything_but_its_own(conns: dict[str, Conn]) 
     m = conns["ctl1"]
     assert not await m.pub_refused("hactl.beacon.ctl1.vrrp")  # the probe itself is not blind
     assert not await m.sub_refused("hactl.cmd.ctl1")
-    for subject in ("hactl.beacon.ctl2.vrrp", "hactl.minion.ctl2.heartbeat",
-                    "hactl.minion.ctl1.lost", "hactl.beacon.ctl1.made-up", "hactl.cmd.ctl2",
-                    "hactl.cmd.master", "hactl.reactor.x.done", "hactl.event.x",
-                    "hactl.job.j1.new", "hactl.job.j1.ret.ctl2", *STREAM_ABUSE, *AUDIT_ABUSE,
-                    f"$JS.API.DIRECT.GET.{EVENTS_STREAM}"):  # fmt: skip
+    for subject in (
+        "hactl.beacon.ctl2.vrrp",
+        "hactl.minion.ctl2.heartbeat",
+        "hactl.minion.ctl1.lost",
+        "hactl.beacon.ctl1.made-up",
+        "hactl.cmd.ctl2",
+        "hactl.cmd.master",
+        "hactl.reactor.x.done",
+        "hactl.event.x",
+        "hactl.job.j1.new",
+        "hactl.job.j1.ret.ctl2",
+        *STREAM_ABUSE,
+        *AUDIT_ABUSE,
+        f"$JS.API.DIRECT.GET.{EVENTS_STREAM}",
+    ):
         assert await m.pub_refused(subject), subject
-    for subject in ("hactl.cmd.ctl2", "hactl.beacon.>", "hactl.cmd.*", REACTOR_DELIVER,
-                    f"{inbox_prefix(conns['admin'].key)}.>", "_INBOX.>", ">"):  # fmt: skip
+    for subject in (
+        "hactl.cmd.ctl2",
+        "hactl.beacon.>",
+        "hactl.cmd.*",
+        REACTOR_DELIVER,
+        f"{inbox_prefix(conns['admin'].key)}.>",
+        "_INBOX.>",
+        ">",
+    ):
         assert await m.sub_refused(subject), subject
 
 
@@ -181,13 +199,26 @@ async def test_operator_reads_and_fires_only(conns: dict[str, Conn]) -> None:
     """An operator commands nobody, forges nothing, creates no consumer (so no push consumer
     can deliver onto hactl.cmd.*), and cannot read leases or others' inboxes."""
     op = conns["operator"]
-    for subject in ("hactl.cmd.ctl1", "hactl.cmd.master", "hactl.beacon.ctl1.vrrp",
-                    "hactl.minion.ctl1.lost", "hactl.reactor.x.done", "hactl.job.j.new",
-                    f"hactl.audit.{conns['admin'].key}.fire", *STREAM_ABUSE, *AUDIT_ABUSE,
-                    f"$JS.API.CONSUMER.CREATE.{EVENTS_STREAM}"):  # fmt: skip
+    for subject in (
+        "hactl.cmd.ctl1",
+        "hactl.cmd.master",
+        "hactl.beacon.ctl1.vrrp",
+        "hactl.minion.ctl1.lost",
+        "hactl.reactor.x.done",
+        "hactl.job.j.new",
+        f"hactl.audit.{conns['admin'].key}.fire",
+        *STREAM_ABUSE,
+        *AUDIT_ABUSE,
+        f"$JS.API.CONSUMER.CREATE.{EVENTS_STREAM}",
+    ):
         assert await op.pub_refused(subject, _consumer("hactl.cmd.ctl1")), subject
-    for subject in ("hactl.cmd.ctl1", "hactl.cmd.>", REACTOR_DELIVER,
-                    f"{inbox_prefix(conns['master'].key)}.>", "_INBOX.>"):  # fmt: skip
+    for subject in (
+        "hactl.cmd.ctl1",
+        "hactl.cmd.>",
+        REACTOR_DELIVER,
+        f"{inbox_prefix(conns['master'].key)}.>",
+        "_INBOX.>",
+    ):
         assert await op.sub_refused(subject), subject
 
 
@@ -196,9 +227,13 @@ async def test_admin_and_master_cannot_forge_or_erase(conns: dict[str, Conn]) ->
     (secrets), write another person's audit records, or erase the audit trail."""
     for name in ("admin", "master"):
         c = conns[name]
-        for subject in ("hactl.beacon.ctl1.vrrp", "hactl.minion.ctl1.heartbeat",
-                        "hactl.job.j.ret.ctl1", f"hactl.audit.{conns['operator'].key}.fire",
-                        *AUDIT_ABUSE):  # fmt: skip
+        for subject in (
+            "hactl.beacon.ctl1.vrrp",
+            "hactl.minion.ctl1.heartbeat",
+            "hactl.job.j.ret.ctl1",
+            f"hactl.audit.{conns['operator'].key}.fire",
+            *AUDIT_ABUSE,
+        ):
             assert await c.pub_refused(subject), (name, subject)
         for subject in ("hactl.cmd.ctl1", f"{inbox_prefix(conns['operator'].key)}.>"):
             assert await c.sub_refused(subject), (name, subject)
@@ -248,8 +283,9 @@ async def test_what_each_identity_needs_works(nats: NatsHandle) -> None:
 
         from datetime import UTC, datetime, timedelta
 
-        await op.replay("hactl/event/drill", datetime.now(UTC) - timedelta(minutes=5), on_event,
-                        EVENTS_STREAM)  # fmt: skip
+        await op.replay(
+            "hactl/event/drill", datetime.now(UTC) - timedelta(minutes=5), on_event, EVENTS_STREAM
+        )
         assert "hactl/event/drill" in got
         delivered: list[Msg] = []
 
@@ -293,8 +329,11 @@ async def test_a_server_delivery_aimed_at_a_minion_is_never_run(
         await minion.serve("ctl1", handler)
         payload = wcmd.encode_request(wcmd.CommandRequest(cmd="haproxy.runtime", args={}))
         seq = await op.persist(new_event("hactl/event/bait", "master", {"p": payload.hex()}))
-        await op.nc.publish(f"$JS.API.DIRECT.GET.{EVENTS_STREAM}",
-                            json.dumps({"seq": seq}).encode(), reply="hactl.cmd.ctl1")  # fmt: skip
+        await op.nc.publish(
+            f"$JS.API.DIRECT.GET.{EVENTS_STREAM}",
+            json.dumps({"seq": seq}).encode(),
+            reply="hactl.cmd.ctl1",
+        )
         await op.sync()
         for _ in range(40):
             if minion.rejects.counts.get("untrusted"):

@@ -70,8 +70,17 @@ async def test_kill_one_master_mid_burst_exactly_once(tmp_path: Path, nats: Nats
     bus = await Bus.connect(url, nats.auth(), name="test-burst", timeout=5)
     try:
         await ensure_stream(bus, StreamSettings())
-        args = ["--nats", url, "--log-format", "json", "master", "--reactors", str(rules),
-                "--ack-wait", "3s"]  # fmt: skip
+        args = [
+            "--nats",
+            url,
+            "--log-format",
+            "json",
+            "master",
+            "--reactors",
+            str(rules),
+            "--ack-wait",
+            "3s",
+        ]
         for _ in range(2):
             masters.append(Proc(args))
             await _wait_log(masters[-1], "reactor_started")
@@ -111,9 +120,11 @@ async def test_kill_one_master_mid_burst_exactly_once(tmp_path: Path, nats: Nats
         redelivered = stats.result["reactor"].get("redelivered", 0)
         assert redelivered > 0, "the killed master's unacked events were redelivered to B"
         assert killed_at < N
-        print(f"\nmaster A killed -9 after {killed_at} done; done events seen live (redeliveries"
-              f" included): {done_live}; redelivered to the survivor: {redelivered};"
-              f" stored in the stream: {len(handled)}")  # fmt: skip
+        print(
+            f"\nmaster A killed -9 after {killed_at} done; done events seen live (redeliveries"
+            f" included): {done_live}; redelivered to the survivor: {redelivered};"
+            f" stored in the stream: {len(handled)}"
+        )
     finally:
         for m in masters:
             m.stop()

@@ -36,8 +36,10 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pa
     for node, plan in compile_tree(tree, list(NODES)).items():
         files = plan.files()
         out[node] = {}
-        for name, path in (("haproxy", "/etc/haproxy/haproxy.cfg"),
-                           ("keepalived", "/etc/keepalived/keepalived.conf")):  # fmt: skip
+        for name, path in (
+            ("haproxy", "/etc/haproxy/haproxy.cfg"),
+            ("keepalived", "/etc/keepalived/keepalived.conf"),
+        ):
             dest = root / node / Path(path).name
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(files[path])
@@ -54,8 +56,23 @@ def netns() -> Iterator[str]:
     subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
     try:
         for i in (0, 1):
-            subprocess.run(["ip", "-n", name, "link", "add", f"eth{i}", "type", "veth", "peer",
-                            "name", f"p{i}"], check=True, timeout=10)  # fmt: skip
+            subprocess.run(
+                [
+                    "ip",
+                    "-n",
+                    name,
+                    "link",
+                    "add",
+                    f"eth{i}",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    f"p{i}",
+                ],
+                check=True,
+                timeout=10,
+            )
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
@@ -64,8 +81,13 @@ def netns() -> Iterator[str]:
 @pytest.mark.parametrize("node", NODES)
 def test_haproxy_accepts_rendered_config(rendered: dict[str, dict[str, Path]], node: str) -> None:
     """`haproxy -c -f` says the rendered haproxy.cfg is valid."""
-    res = subprocess.run(["haproxy", "-c", "-f", str(rendered[node]["haproxy"])],
-                         capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    res = subprocess.run(
+        ["haproxy", "-c", "-f", str(rendered[node]["haproxy"])],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr + res.stdout
     assert "Configuration file is valid" in res.stdout
     assert "[ALERT]" not in res.stderr
@@ -77,7 +99,12 @@ def test_keepalived_accepts_rendered_config(
 ) -> None:
     """`keepalived -t -f` (inside a namespace with eth0/eth1) exits 0 with no warning."""
     conf = str(rendered[node]["keepalived"])
-    res = subprocess.run(["ip", "netns", "exec", netns, "keepalived", "-t", "-l", "-f", conf],
-                         capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    res = subprocess.run(
+        ["ip", "netns", "exec", netns, "keepalived", "-t", "-l", "-f", conf],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr + res.stdout
     assert "WARNING" not in res.stderr + res.stdout

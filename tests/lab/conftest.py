@@ -46,8 +46,9 @@ def lab() -> Iterator[L.Lab]:
         pytest.skip(why)
     folder = Path(tempfile.mkdtemp(prefix="hactl-labtest-"))
     shutil.rmtree(folder)
-    the_lab = L.up(folder, 3, set(L.COMPONENTS), subnet="10.99.1", prefix=f"hl{os.getpid() % 1000}",
-                   say=report)  # fmt: skip
+    the_lab = L.up(
+        folder, 3, set(L.COMPONENTS), subnet="10.99.1", prefix=f"hl{os.getpid() % 1000}", say=report
+    )
     try:
         yield the_lab
     finally:

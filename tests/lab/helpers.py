@@ -83,9 +83,14 @@ def recent_decisions(lab: L.Lab, since: str = "5m") -> str:
     import subprocess
 
     try:
-        res = subprocess.run([L.HACTL, "--nats", lab.nats_url, "events", "tail", "--since", since,
-                              "--json"], capture_output=True, text=True, timeout=6, check=False,
-                             env=lab.cli_env())  # fmt: skip
+        res = subprocess.run(
+            [L.HACTL, "--nats", lab.nats_url, "events", "tail", "--since", since, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=6,
+            check=False,
+            env=lab.cli_env(),
+        )
         out = res.stdout
     except subprocess.TimeoutExpired as exc:
         out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")

@@ -49,14 +49,18 @@ async def test_galera_partition_out_and_back(lab: L.Lab) -> None:
     await bus.subscribe(f"hactl/beacon/{node}/galera", on_galera)
     try:
         t0 = time.monotonic()
-        await asyncio.to_thread(_nft, lab, node,
-                                f"add table inet {NFT_TABLE}",
-                                f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0 ; }}",
-                                f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; }}",
-                                f"add rule inet {NFT_TABLE} in tcp dport 4567 drop",
-                                f"add rule inet {NFT_TABLE} in tcp sport 4567 drop",
-                                f"add rule inet {NFT_TABLE} out tcp dport 4567 drop",
-                                f"add rule inet {NFT_TABLE} out tcp sport 4567 drop")  # fmt: skip
+        await asyncio.to_thread(
+            _nft,
+            lab,
+            node,
+            f"add table inet {NFT_TABLE}",
+            f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0 ; }}",
+            f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; }}",
+            f"add rule inet {NFT_TABLE} in tcp dport 4567 drop",
+            f"add rule inet {NFT_TABLE} in tcp sport 4567 drop",
+            f"add rule inet {NFT_TABLE} out tcp dport 4567 drop",
+            f"add rule inet {NFT_TABLE} out tcp sport 4567 drop",
+        )
         await asyncio.to_thread(wait_until, lambda: "non_primary" in seen, 60, "ctl3 non-Primary")
         t_out = await asyncio.to_thread(
             wait_until, lambda: _galera_everywhere(lab, node) == {"MAINT"}, 30, "ctl3 out"
@@ -112,8 +116,11 @@ def test_galera_all_killed_recovers_every_row(lab: L.Lab) -> None:
         assert rows[0] == (300, 300), (n, rows)
         size = dict(d.galera_sql(_sock(lab, n), "SHOW STATUS LIKE 'wsrep_cluster_s%'"))  # type: ignore[arg-type]
         assert size["wsrep_cluster_size"] == "3" and size["wsrep_cluster_state_uuid"] == uuid
-    t_up = wait_until(lambda: all(_galera_everywhere(lab, n) == {"UP"} for n in lab.net.nodes),
-                      60, "galera servers UP again in HAProxy")  # fmt: skip
+    t_up = wait_until(
+        lambda: all(_galera_everywhere(lab, n) == {"UP"} for n in lab.net.nodes),
+        60,
+        "galera servers UP again in HAProxy",
+    )
     report(
         f"e2e3 kill -9 of all 3 mariadbd: Primary with 3 Synced after {t_done - t0:.2f} s "
         f"(hactl: positions, bootstrap, rejoin one by one); 300/300 rows, uuid {uuid} kept; "

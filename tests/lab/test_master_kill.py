@@ -24,8 +24,12 @@ async def test_master_killed_during_flurry_nothing_lost_nothing_doubled(lab: L.L
         lab.nats_url, lab.client_auth(), name="lab-test-flurry", timeout=5, reconnect=True
     )
     # each node's synthetic events go out with that node's own key (only it may speak for it)
-    as_node = {n: await Bus.connect(lab.nats_url, lab.client_auth(n), name=f"flurry-{n}",
-                                    timeout=5, reconnect=True) for n in lab.net.nodes}  # fmt: skip
+    as_node = {
+        n: await Bus.connect(
+            lab.nats_url, lab.client_auth(n), name=f"flurry-{n}", timeout=5, reconnect=True
+        )
+        for n in lab.net.nodes
+    }
     try:
         done = 0
         quarter = asyncio.Event()

@@ -61,8 +61,13 @@ class Client:
                 ch.confirm_delivery()
                 while not self.stop.is_set():
                     seq += 1
-                    ch.basic_publish("", QUEUE, f"{self.ident}:{seq}".encode(),
-                                     pika.BasicProperties(delivery_mode=2), mandatory=True)  # fmt: skip
+                    ch.basic_publish(
+                        "",
+                        QUEUE,
+                        f"{self.ident}:{seq}".encode(),
+                        pika.BasicProperties(delivery_mode=2),
+                        mandatory=True,
+                    )
                     self.confirmed.append(seq)  # confirm_delivery: returns once confirmed
                     time.sleep(0.02)
             except (pika.exceptions.AMQPError, OSError):

@@ -31,8 +31,12 @@ from tests.lab.helpers import server_status, synced_event, wait_until
 
 
 def _ctl2_everywhere(lab: L.Lab) -> dict[str, str]:
-    return {f"{n}:{k}": v for n in lab.net.nodes for k, v in server_status(lab, n).items()
-            if k.endswith("/ctl2")}  # fmt: skip
+    return {
+        f"{n}:{k}": v
+        for n in lab.net.nodes
+        for k, v in server_status(lab, n).items()
+        if k.endswith("/ctl2")
+    }
 
 
 async def _stored(
@@ -60,13 +64,21 @@ async def test_forged_command_and_event_are_refused(lab: L.Lab) -> None:
     servers = [f"nats://{lab.net.address(n)}:4222" for n in lab.net.nodes]
     with pytest.raises((nats.errors.Error, OSError, TimeoutError)):  # no credentials at all
         await asyncio.wait_for(nats.connect(servers, allow_reconnect=False), 5)
-    forged_cmd = {"verb": "set_state", "backend": "be_keystone_public", "server": "ctl2",
-                  "state": "maint"}  # fmt: skip
-    forged_event = new_event("hactl/beacon/ctl2/galera", "ctl2", {
-        "items": {"local": {"running": True, "synced": False, "cluster_status": "Primary"}},
-        "resync": False,
-        "changes": [{"item": "local", "field": "synced", "value": False, "prev": True, "n": 1}],
-    })  # fmt: skip
+    forged_cmd = {
+        "verb": "set_state",
+        "backend": "be_keystone_public",
+        "server": "ctl2",
+        "state": "maint",
+    }
+    forged_event = new_event(
+        "hactl/beacon/ctl2/galera",
+        "ctl2",
+        {
+            "items": {"local": {"running": True, "synced": False, "cluster_status": "Primary"}},
+            "resync": False,
+            "changes": [{"item": "local", "field": "synced", "value": False, "prev": True, "n": 1}],
+        },
+    )
     for who in (L.LAB_OPERATOR, "ctl1"):  # a person's key, and a compromised minion's
         bus = await Bus.connect(lab.nats_url, lab.client_auth(who), name=f"attacker-{who}")
         try:
@@ -79,36 +91,53 @@ async def test_forged_command_and_event_are_refused(lab: L.Lab) -> None:
     await asyncio.sleep(3)  # the reactor acted 0.14 s after the forged event in the open bus
     states = _ctl2_everywhere(lab)
     assert set(states.values()) == {"UP"}, states
-    acted = [e for e in await _stored(lab, "hactl/reactor/**", start)
-             if "ctl2" in str(e.data) or e.data.get("event_id") == forged_event.id]  # fmt: skip
+    acted = [
+        e
+        for e in await _stored(lab, "hactl/reactor/**", start)
+        if "ctl2" in str(e.data) or e.data.get("event_id") == forged_event.id
+    ]
     assert acted == [], [e.tag for e in acted]
     for argv in (["status", "--json"], ["events", "tail", "--since", "2m", "--count", "3"]):
-        res = await asyncio.to_thread(subprocess.run, [L.HACTL, *argv], capture_output=True,
-                                      text=True, timeout=30, env=lab.cli_env(L.LAB_OPERATOR),
-                                      check=False)  # fmt: skip
+        res = await asyncio.to_thread(
+            subprocess.run,
+            [L.HACTL, *argv],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=lab.cli_env(L.LAB_OPERATOR),
+            check=False,
+        )
         assert res.returncode == 0, (argv, res.stderr)  # what an operator needs still works
-    report(f"trust: forged command and event from {L.LAB_OPERATOR} and ctl1 refused; "
-           f"ctl2 UP in {len(states)} server entries; 0 reactor decisions")  # fmt: skip
+    report(
+        f"trust: forged command and event from {L.LAB_OPERATOR} and ctl1 refused; "
+        f"ctl2 UP in {len(states)} server entries; 0 reactor decisions"
+    )
 
 
 async def test_apply_shows_an_operator_no_secret_and_is_audited(lab: L.Lab) -> None:
     """An operator hears everything it may during an apply that rotates the HAProxy stats
     password: not one secret, not one password hash. The apply is audited with its key."""
-    secrets = {p: (lab.dir / p).read_text().strip() for p in
-               ("stats.pw", "rabbit-monitor.pw", "rabbit-openstack.pw")}  # fmt: skip
+    secrets = {
+        p: (lab.dir / p).read_text().strip()
+        for p in ("stats.pw", "rabbit-monitor.pw", "rabbit-openstack.pw")
+    }
     old_stats = secrets["stats.pw"]
     new_stats = "rotated" + old_stats[::-1]
     needles = [*secrets.values(), new_stats]
-    needles += [rabbitmq_password_hash(pw, user) for pw in secrets.values()
-                for user in ("openstack", "monitor", "hactl-monitor", "guest")]  # fmt: skip
+    needles += [
+        rabbitmq_password_hash(pw, user)
+        for pw in secrets.values()
+        for user in ("openstack", "monitor", "hactl-monitor", "guest")
+    ]
     auth = lab.client_auth(L.LAB_OPERATOR)
     heard: list[bytes] = []
 
     async def on_msg(msg: nats.aio.msg.Msg) -> None:
         heard.append(msg.subject.encode() + b" " + msg.data + repr(msg.headers).encode())
 
-    nc = await nats.connect(lab.nats_url.split(","), allow_reconnect=False,
-                            **auth.connect_options())  # fmt: skip
+    nc = await nats.connect(
+        lab.nats_url.split(","), allow_reconnect=False, **auth.connect_options()
+    )
     try:
         for kind in ("minion", "beacon", "job", "reactor", "event", "audit"):
             await nc.subscribe(f"hactl.{kind}.>", cb=on_msg)
@@ -117,10 +146,22 @@ async def test_apply_shows_an_operator_no_secret_and_is_audited(lab: L.Lab) -> N
         started = datetime.now(UTC) - timedelta(seconds=1)
         res = await asyncio.to_thread(
             subprocess.run,
-            [L.HACTL, "apply", str(L.ROOT / "states"), "--pillar", str(lab.dir / "lab-pillar.yaml"),
-             "--timeout", "120", "--json"],
-            capture_output=True, text=True, timeout=240, env=lab.cli_env(), check=False,
-        )  # fmt: skip
+            [
+                L.HACTL,
+                "apply",
+                str(L.ROOT / "states"),
+                "--pillar",
+                str(lab.dir / "lab-pillar.yaml"),
+                "--timeout",
+                "120",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=lab.cli_env(),
+            check=False,
+        )
         assert res.returncode == 0, res.stderr[-2000:]
         assert "rotated" not in res.stdout, "the admin's own report shows the new secret"
         await asyncio.sleep(2)
@@ -133,8 +174,10 @@ async def test_apply_shows_an_operator_no_secret_and_is_audited(lab: L.Lab) -> N
     audit = await _stored(lab, "hactl/audit/**", started, "HACTL_AUDIT", L.LAB_OPERATOR)
     admin_key = AuthDir(lab.auth_dir).find(L.LAB_ADMIN).identity.public_key
     assert any(e.tag == f"hactl/audit/{admin_key}/apply" for e in audit), [e.tag for e in audit]
-    report(f"trust: apply heard by an operator: {len(heard)} messages, 0 of {len(needles)} "
-           f"secrets or hashes; audit record hactl/audit/<{L.LAB_ADMIN} key>/apply stored")  # fmt: skip
+    report(
+        f"trust: apply heard by an operator: {len(heard)} messages, 0 of {len(needles)} "
+        f"secrets or hashes; audit record hactl/audit/<{L.LAB_ADMIN} key>/apply stored"
+    )
 
 
 async def test_a_revoked_person_is_cut_off_by_a_reload(lab: L.Lab) -> None:
@@ -150,9 +193,14 @@ async def test_a_revoked_person_is_cut_off_by_a_reload(lab: L.Lab) -> None:
         closed.set()
 
     auth = lab.client_auth("temp-operator")
-    nc = await nats.connect(lab.nats_url.split(","), allow_reconnect=True,
-                            max_reconnect_attempts=2, reconnect_time_wait=0.5,
-                            closed_cb=on_closed, **auth.connect_options())  # fmt: skip
+    nc = await nats.connect(
+        lab.nats_url.split(","),
+        allow_reconnect=True,
+        max_reconnect_attempts=2,
+        reconnect_time_wait=0.5,
+        closed_cb=on_closed,
+        **auth.connect_options(),
+    )
     try:
         logs = [lab.dir / "master.log", *(lab.node_dir(n) / "minion.log" for n in lab.net.nodes)]
         marks = {p: len(p.read_text()) for p in logs}
@@ -166,13 +214,21 @@ async def test_a_revoked_person_is_cut_off_by_a_reload(lab: L.Lab) -> None:
             assert "nats_disconnected" not in p.read_text()[mark:], p
         for n in lab.net.nodes:
             res = await asyncio.to_thread(
-                subprocess.run, [L.HACTL, "ping", n, "--wait", "5"], capture_output=True,
-                text=True, timeout=30, env=lab.cli_env(), check=False)  # fmt: skip
+                subprocess.run,
+                [L.HACTL, "ping", n, "--wait", "5"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env=lab.cli_env(),
+                check=False,
+            )
             assert res.returncode == 0, res.stderr
     finally:
         await nc.close()
-    report(f"trust: revoked person disconnected {cut:.2f} s after the reload; master and "
-           f"{len(lab.net.nodes)} minions stayed connected")  # fmt: skip
+    report(
+        f"trust: revoked person disconnected {cut:.2f} s after the reload; master and "
+        f"{len(lab.net.nodes)} minions stayed connected"
+    )
 
 
 def _master_server(lab: L.Lab) -> str:
@@ -193,17 +249,21 @@ async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
     node = _master_server(lab)
     others = [n for n in lab.net.nodes if n != node]
     since = datetime.now(UTC)
-    env = {**lab.cli_env(), "HACTL_NATS": ",".join(
-        f"nats://{lab.net.address(n)}:4222" for n in others)}  # fmt: skip
+    env = {
+        **lab.cli_env(),
+        "HACTL_NATS": ",".join(f"nats://{lab.net.address(n)}:4222" for n in others),
+    }
     t0 = time.monotonic()
     L.set_link(lab, node, attached=False)
     try:
         core_s = await _until_master_answers(env["HACTL_NATS"], lab, t0)
         # a JetStream-dependent step: an event through the stream, the reactor, an action
-        bus = await Bus.connect(env["HACTL_NATS"], lab.client_auth(others[0]), name="pt-ev",
-                                timeout=5, reconnect=True)  # fmt: skip
-        watcher = await Bus.connect(env["HACTL_NATS"], lab.client_auth(), name="pt-watch",
-                                    timeout=5, reconnect=True)  # fmt: skip
+        bus = await Bus.connect(
+            env["HACTL_NATS"], lab.client_auth(others[0]), name="pt-ev", timeout=5, reconnect=True
+        )
+        watcher = await Bus.connect(
+            env["HACTL_NATS"], lab.client_auth(), name="pt-watch", timeout=5, reconnect=True
+        )
         done = asyncio.Event()
         outcome: list[str] = []
         ev = synced_event(others[0], 99)
@@ -253,8 +313,10 @@ async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
 def _log_tail(lab: L.Lab, node: str) -> str:
     """Warnings and connection changes of the master and the minions (diagnostics)."""
     out = []
-    for name, path in [("master", lab.dir / "master.log"),
-                       *((n, lab.node_dir(n) / "minion.log") for n in lab.net.nodes)]:  # fmt: skip
+    for name, path in [
+        ("master", lab.dir / "master.log"),
+        *((n, lab.node_dir(n) / "minion.log") for n in lab.net.nodes),
+    ]:
         for line in path.read_text().splitlines()[-400:]:
             if any(k in line for k in ('"warning"', '"error"', "nats_")):
                 out.append(f"{name}: {line[:230]}")

@@ -47,10 +47,14 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
         os.kill(pid, signal.SIGKILL)
         t_vip = wait_until(lambda: (h := L.holders(lab)[vip]) and h != [holder], 20, "VIP moved")
         new = L.holders(lab)[vip][0]
-        t_drain = _or_explain(lab, lambda: wait_until(
-            lambda: (st := _servers_of(lab, new, holder)) and _out(st),
-            20, f"{holder} drained on {new} (now: {_servers_of(lab, new, holder)})",
-        ))  # fmt: skip
+        t_drain = _or_explain(
+            lab,
+            lambda: wait_until(
+                lambda: (st := _servers_of(lab, new, holder)) and _out(st),
+                20,
+                f"{holder} drained on {new} (now: {_servers_of(lab, new, holder)})",
+            ),
+        )
         # the external VIP (eth1, the second bridge) left the dead holder too, and answers
         ext = lab.net.vip(1)
         t_ext = wait_until(
@@ -58,28 +62,48 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
         )
         ext_holder = L.holders(lab)[ext][0]
         with HttpLoop(ext) as ext_client:
-            wait_until(lambda: ext_client.samples and ext_client.samples[-1][1], 10,
-                       f"a GET through the external VIP {ext}")  # fmt: skip
+            wait_until(
+                lambda: ext_client.samples and ext_client.samples[-1][1],
+                10,
+                f"a GET through the external VIP {ext}",
+            )
         time.sleep(1.5)
     drained = _servers_of(lab, new, holder)
     assert len(drained) >= 14 and _out(drained)
-    report(f"e2e1 haproxy kill -9 on {holder}: VIP on {new} after {t_vip - t0:.2f} s; "
-           f"{holder} drained in {len(drained)} backends on {new} after {t_drain - t0:.2f} s; "
-           f"client GET every 20 ms: {client.failures()} failed, longest gap "
-           f"{client.longest_gap():.2f} s; external VIP {ext} (eth1) on {ext_holder} after "
-           f"{t_ext - t0:.2f} s, answering")  # fmt: skip
+    report(
+        f"e2e1 haproxy kill -9 on {holder}: VIP on {new} after {t_vip - t0:.2f} s; "
+        f"{holder} drained in {len(drained)} backends on {new} after {t_drain - t0:.2f} s; "
+        f"client GET every 20 ms: {client.failures()} failed, longest gap "
+        f"{client.longest_gap():.2f} s; external VIP {ext} (eth1) on {ext_holder} after "
+        f"{t_ext - t0:.2f} s, answering"
+    )
 
     # recovery: apply restarts HAProxy there; keepalived is healthy again -> servers ready
     t1 = time.monotonic()
-    res = subprocess.run([L.HACTL, "--nats", lab.nats_url, "apply", ROOT_STATES, "--target",
-                          holder, "--pillar", str(lab.dir / "lab-pillar.yaml")],
-                         capture_output=True, text=True, timeout=120, check=False,
-                         env=lab.cli_env())  # fmt: skip
+    res = subprocess.run(
+        [
+            L.HACTL,
+            "--nats",
+            lab.nats_url,
+            "apply",
+            ROOT_STATES,
+            "--target",
+            holder,
+            "--pillar",
+            str(lab.dir / "lab-pillar.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=lab.cli_env(),
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     t_ready = wait_until(
         lambda: all(v == "UP" for n in lab.net.nodes for v in _servers_of(lab, n, holder).values()),
-        30, f"{holder} ready everywhere",
-    )  # fmt: skip
+        30,
+        f"{holder} ready everywhere",
+    )
     report(
         f"e2e1 recovery: hactl apply restarted HAProxy on {holder}; its servers UP on every "
         f"HAProxy after {t_ready - t1:.2f} s; VIP now on {', '.join(L.holders(lab)[vip])}"

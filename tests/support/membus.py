@@ -63,8 +63,11 @@ class MemBus:
 
     def audit(self, what: str | None = None) -> list[Event]:
         """Published reactor events (of one kind: fired/suppressed/done/failed)."""
-        return [e for e, _ in self.published if e.tag.startswith("hactl/reactor/")
-                and (what is None or e.tag.endswith("/" + what))]  # fmt: skip
+        return [
+            e
+            for e, _ in self.published
+            if e.tag.startswith("hactl/reactor/") and (what is None or e.tag.endswith("/" + what))
+        ]
 
 
 def ok_runtime(cmd: str, args: dict[str, Any]) -> dict[str, Any]:

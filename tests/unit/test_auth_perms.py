@@ -49,8 +49,10 @@ def test_managers_cannot_forge_minion_events_or_erase_the_audit() -> None:
     """Admin and master: no beacon/lifecycle publish, audit stream destruction denied."""
     for kind in ("admin", "master"):
         p = permissions(Identity(kind, "x", KEY))
-        assert not any(s.startswith(("hactl.beacon", "hactl.minion.*.heartbeat", "hactl.>"))
-                       for s in p["publish"]["allow"])  # fmt: skip
+        assert not any(
+            s.startswith(("hactl.beacon", "hactl.minion.*.heartbeat", "hactl.>"))
+            for s in p["publish"]["allow"]
+        )
         assert "$JS.API.STREAM.PURGE.HACTL_AUDIT" in p["publish"]["deny"]
         assert "hactl.cmd.ctl1" not in p["subscribe"]["allow"]
     assert REACTOR_DELIVER in permissions(Identity("master", "m", KEY))["subscribe"]["allow"]
@@ -67,9 +69,14 @@ def test_rendered_block_names_every_active_key_once() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "name", "key"),
-    [("minion", "master", KEY), ("root", "x", KEY), ("minion", "ctl1\n", KEY),
-     ("minion", "ctl1", "SU" + "A" * 54), ("admin", "a.b", KEY)],
-)  # fmt: skip
+    [
+        ("minion", "master", KEY),
+        ("root", "x", KEY),
+        ("minion", "ctl1\n", KEY),
+        ("minion", "ctl1", "SU" + "A" * 54),
+        ("admin", "a.b", KEY),
+    ],
+)
 def test_bad_identities_are_refused(kind: str, name: str, key: str) -> None:
     """Unknown kinds, names with dots or newlines, seeds instead of keys, a minion 'master'."""
     with pytest.raises(ConfigError):

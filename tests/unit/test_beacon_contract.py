@@ -42,22 +42,47 @@ def test_rabbitmq_items_with_and_without_the_api() -> None:
     """The broker item with the management API's node list, and with the API down."""
     nodes = json.loads((GOLDEN / "rabbitmq_api_nodes.json").read_text())
     first = nodes[0]["name"]
-    item = {"node": first, "running": True, "detail": "ok", **parse_nodes(nodes, first),
-            "api": True}  # fmt: skip
+    item = {
+        "node": first,
+        "running": True,
+        "detail": "ok",
+        **parse_nodes(nodes, first),
+        "api": True,
+    }
     assert check_items("rabbitmq", {"local": item}) == ""
-    down = {"node": first, "running": False, "detail": "refused", "api": False,
-            "api_detail": "OSError", "members": None, "running_members": None,
-            "partitions": None, "alarms": None}  # fmt: skip
+    down = {
+        "node": first,
+        "running": False,
+        "detail": "refused",
+        "api": False,
+        "api_detail": "OSError",
+        "members": None,
+        "running_members": None,
+        "partitions": None,
+        "alarms": None,
+    }
     assert check_items("rabbitmq", {"local": down}) == ""
 
 
 def test_vrrp_and_service_items() -> None:
     """The vrrp item as the beacon builds it, with keepalived's error entry; a service item."""
     vips = ["10.99.0.10"]
-    item = {"state": "MASTER", "priority": 150, "since": 1.5, "vips": vips, "vip_here": True,
-            "agreement": agreement("MASTER", vips, {"10.99.0.10"})}  # fmt: skip
-    unknown = {"state": "UNKNOWN", "priority": None, "since": None, "vips": [],
-               "vip_here": False, "agreement": "ok"}  # fmt: skip
+    item = {
+        "state": "MASTER",
+        "priority": 150,
+        "since": 1.5,
+        "vips": vips,
+        "vip_here": True,
+        "agreement": agreement("MASTER", vips, {"10.99.0.10"}),
+    }
+    unknown = {
+        "state": "UNKNOWN",
+        "priority": None,
+        "since": None,
+        "vips": [],
+        "vip_here": False,
+        "agreement": "ok",
+    }
     snap = {"VI_INTERNAL": item, "VI_X": unknown, "_keepalived": {"error": "fifo"}}
     assert check_items("vrrp", snap) == ""
     svc = {"keystone": {"url": "http://10.99.0.10:5000/", "up": False, "detail": "timeout"}}

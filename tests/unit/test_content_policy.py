@@ -86,20 +86,27 @@ def test_allowlisted_programs_and_values_pass() -> None:
     with pytest.raises(PolicyViolation):
         check_content('notify_master "/usr/local/bin/notify.sh ok; id"\n', policy)
     check_content(f'script "{SHIPPED_CHECK}"\n', ContentPolicy())
-    check_content("[mysqld]\nwsrep_provider=/usr/lib/galera/libgalera_smm.so\nuser=mysql\n"
-                  "wsrep_sst_method=rsync\nwsrep_provider_options=gcache.size=64M\n",
-                  ContentPolicy())  # fmt: skip
+    check_content(
+        "[mysqld]\nwsrep_provider=/usr/lib/galera/libgalera_smm.so\nuser=mysql\n"
+        "wsrep_sst_method=rsync\nwsrep_provider_options=gcache.size=64M\n",
+        ContentPolicy(),
+    )
 
 
 def test_ordinary_lines_are_not_refused() -> None:
     """Comments, JSON and ordinary directives that merely contain a word are accepted."""
-    text = ('# notify_master /tmp/x\n! script /tmp/x\nuserlist admins\n'
-            '{"users": [{"name": "script"}]}\nscript_user root\n')  # fmt: skip
+    text = (
+        "# notify_master /tmp/x\n! script /tmp/x\nuserlist admins\n"
+        '{"users": [{"name": "script"}]}\nscript_user root\n'
+    )
     check_content(text, ContentPolicy())
 
 
-@pytest.mark.parametrize("path", sorted(p for p in GOLDEN.rglob("*") if p.is_file()),
-                         ids=lambda p: str(p.relative_to(GOLDEN)))  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in GOLDEN.rglob("*") if p.is_file()),
+    ids=lambda p: str(p.relative_to(GOLDEN)),
+)
 def test_the_shipped_states_pass_the_default_policy(path: Path) -> None:
     """Every config the shipped states render passes a default minion's policy."""
     check_content(path.read_bytes(), ContentPolicy())

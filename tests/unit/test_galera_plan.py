@@ -63,8 +63,9 @@ def test_zero_uuid_member_does_not_count_as_a_history() -> None:
 
 def test_primary_still_alive_is_a_refusal() -> None:
     """A reachable Primary component exists: rejoin, never bootstrap a second one."""
-    alive = Member("ctl1", reachable=True, running=True, primary=True, synced=True, uuid=U,
-                   seqno=20)  # fmt: skip
+    alive = Member(
+        "ctl1", reachable=True, running=True, primary=True, synced=True, uuid=U, seqno=20
+    )
     d = plan(ms(alive, down("ctl2", 30), down("ctl3", 7)))
     assert d.kind == "refuse" and "Primary component exists (ctl1)" in d.reason
 
@@ -125,10 +126,15 @@ def test_invariants_hold_for_any_members(members: list[Member], override: bool) 
         assert all(x.reachable for x in m.values())
     chosen = m[d.node]
     assert chosen.reachable and chosen.uuid == d.uuid and d.uuid != ZERO_UUID
-    top = max((x.seqno for x in m.values() if x.reachable and x.uuid == d.uuid
-               and x.seqno is not None), default=-1)  # fmt: skip
+    top = max(
+        (x.seqno for x in m.values() if x.reachable and x.uuid == d.uuid and x.seqno is not None),
+        default=-1,
+    )
     assert chosen.seqno == top and top >= 0
-    assert all(x.uuid == ZERO_UUID or (x.seqno is not None and x.seqno >= 0)
-               for x in m.values() if x.reachable)  # every position was known  # fmt: skip
+    assert all(
+        x.uuid == ZERO_UUID or (x.seqno is not None and x.seqno >= 0)
+        for x in m.values()
+        if x.reachable
+    )  # every position was known
     assert set(d.rejoin) == {x.node for x in m.values() if x.reachable} - {d.node}
     assert plan(m, allow_unreachable=override) == d  # deterministic

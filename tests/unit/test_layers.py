@@ -36,8 +36,12 @@ def _layer(folder: Path, package: str) -> dict[str, set[str]]:
 
 
 def _offenders(modules: dict[str, set[str]], forbidden: tuple[str, ...]) -> list[str]:
-    bad = [(m, i) for m, imps in modules.items() for i in imps
-           if i.startswith(forbidden) or i.split(".")[0] in ("master", "minion")]  # fmt: skip
+    bad = [
+        (m, i)
+        for m, imps in modules.items()
+        for i in imps
+        if i.startswith(forbidden) or i.split(".")[0] in ("master", "minion")
+    ]
     return sorted(f"{m} imports {i}" for m, i in bad)
 
 

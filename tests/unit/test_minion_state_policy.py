@@ -17,14 +17,20 @@ def _apply(ctx: ExecContext, *plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def _file(path: Path, contents: Any) -> dict[str, Any]:
-    return {"id": path.name, "type": "file.managed", "args": {"path": str(path),
-            "contents": contents}}  # fmt: skip
+    return {
+        "id": path.name,
+        "type": "file.managed",
+        "args": {"path": str(path), "contents": contents},
+    }
 
 
 def test_a_sysctl_outside_the_allowlist_is_refused() -> None:
     """kernel.core_pattern=|/path is root code execution: refused, nothing written."""
-    res = {"id": "core", "type": "sysctl.present",
-           "args": {"name": "kernel.core_pattern", "value": "|/tmp/x"}}  # fmt: skip
+    res = {
+        "id": "core",
+        "type": "sysctl.present",
+        "args": {"name": "kernel.core_pattern", "value": "|/tmp/x"},
+    }
     with pytest.raises(CommandRefused, match="allowlist"):
         _apply(ExecContext(minion_id="m"), res)
 

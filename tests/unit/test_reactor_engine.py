@@ -23,12 +23,16 @@ def beacon(
     node: str, name: str, items: dict[str, Any], changes: list[dict[str, Any]] | None = None
 ) -> Event:
     """A beacon event as a minion publishes it."""
-    return new_event(f"hactl/beacon/{node}/{name}", node,
-                     {"items": items, "changes": changes or [], "resync": not changes})  # fmt: skip
+    return new_event(
+        f"hactl/beacon/{node}/{name}",
+        node,
+        {"items": items, "changes": changes or [], "resync": not changes},
+    )
 
 
-def galera(node: str, *, synced: bool, prev: bool | None = None, running: bool = True,
-           primary: bool = True) -> Event:  # fmt: skip
+def galera(
+    node: str, *, synced: bool, prev: bool | None = None, running: bool = True, primary: bool = True
+) -> Event:
     """A galera beacon event; ``prev`` set -> a synced change."""
     item = {
         "running": running,
@@ -74,8 +78,11 @@ async def engine_with(bus: MemBus, rules: Any = RULES, **kw: Any) -> Engine:
 
 def runtime_calls(bus: MemBus) -> list[tuple[str, str, str, str]]:
     """(node, verb, backend, server[/state]) of every haproxy.runtime request."""
-    return [(t, a["verb"], a["backend"], a["server"] + ("/" + a["state"] if "state" in a else ""))
-            for t, c, a in bus.requests if c == "haproxy.runtime"]  # fmt: skip
+    return [
+        (t, a["verb"], a["backend"], a["server"] + ("/" + a["state"] if "state" in a else ""))
+        for t, c, a in bus.requests
+        if c == "haproxy.runtime"
+    ]
 
 
 async def test_galera_node_out_goes_to_maint_everywhere_and_back() -> None:
@@ -540,8 +547,14 @@ async def test_blank_nodes_are_not_a_crash() -> None:
     eng = Engine([fast("galera-cluster-down", debounce=0.01)], bus)
     for n in NODES:
         blank = {"local": {"running": False, "synced": False, "uuid": None, "grastate": False}}
-        await eng.handle(beacon(n, "galera", blank, [{"item": "local", "field": "running",
-                                                      "value": False, "prev": None}]))  # fmt: skip
+        await eng.handle(
+            beacon(
+                n,
+                "galera",
+                blank,
+                [{"item": "local", "field": "running", "value": False, "prev": None}],
+            )
+        )
     await eng.idle()
     assert bus.audit() == [] and bus.requests == []
 

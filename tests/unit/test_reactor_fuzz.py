@@ -22,9 +22,14 @@ from tests.support.membus import MemBus
 from tests.unit.test_reactor_engine import NODES, engine_with, galera, runtime_calls
 
 KINDS = sorted(ITEM_FIELDS)
-SCALARS = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
-           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40)
-           | st.binary(max_size=20))  # fmt: skip
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40)
+    | st.binary(max_size=20)
+)
 VALUES = st.recursive(
     SCALARS,
     lambda inner: (
@@ -37,8 +42,9 @@ FIELD_NAMES = st.sampled_from(sorted({f for fs in ITEM_FIELDS.values() for f in 
 ITEM = st.dictionaries(FIELD_NAMES | st.text(max_size=8), VALUES, max_size=6)
 ITEM_NAMES = st.sampled_from(["local", "VI_INTERNAL", "galera/ctl2", "_haproxy", "_beacon"])
 ITEMS = st.dictionaries(ITEM_NAMES | st.text(max_size=12), ITEM | VALUES, max_size=5) | VALUES
-CHANGE = st.fixed_dictionaries({"item": ITEM_NAMES | VALUES, "field": FIELD_NAMES | VALUES,
-                                "value": VALUES, "prev": VALUES})  # fmt: skip
+CHANGE = st.fixed_dictionaries(
+    {"item": ITEM_NAMES | VALUES, "field": FIELD_NAMES | VALUES, "value": VALUES, "prev": VALUES}
+)
 PAYLOAD = st.fixed_dictionaries(
     {"items": ITEMS},
     optional={"changes": st.lists(CHANGE, max_size=3) | VALUES, "resync": VALUES},
@@ -82,8 +88,12 @@ async def _drop_tasks(eng: Engine) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(KINDS), node=st.sampled_from([*NODES, "ctl9"]), data=PAYLOAD,
-       kv=st.lists(st.tuples(st.sampled_from(ASPECTS), VALUES), max_size=3))  # fmt: skip
+@given(
+    kind=st.sampled_from(KINDS),
+    node=st.sampled_from([*NODES, "ctl9"]),
+    data=PAYLOAD,
+    kv=st.lists(st.tuples(st.sampled_from(ASPECTS), VALUES), max_size=3),
+)
 def test_fuzzed_beacons_and_kv_values_never_escape(
     kind: str, node: str, data: dict[str, Any], kv: list[tuple[str, Any]]
 ) -> None:
@@ -112,14 +122,18 @@ def test_vips_poison_regression_and_reaction_latency() -> None:
     async def run() -> tuple[list[float], list[float]]:
         clean_bus, dirty_bus = MemBus(), MemBus()
         clean, dirty = await engine_with(clean_bus), await engine_with(dirty_bus)
-        poison = {"VI_INTERNAL": {"state": "MASTER", "priority": 150, "vips": [[1]],
-                                  "vip_here": True}}  # fmt: skip
+        poison = {
+            "VI_INTERNAL": {"state": "MASTER", "priority": 150, "vips": [[1]], "vip_here": True}
+        }
         await dirty.handle(new_event("hactl/beacon/ctl1/vrrp", "ctl1", {"items": poison}))
         dirty.view.set("ctl2", "vrrp", poison)  # the bad value read back from KV
         for i in range(2000):
             items = {f"be/s{i}": {"status": i, "weight": "x" * (i % 50)}}
-            await dirty.handle(new_event(f"hactl/beacon/ctl{1 + i % 3}/haproxy",
-                                         f"ctl{1 + i % 3}", {"items": items}))  # fmt: skip
+            await dirty.handle(
+                new_event(
+                    f"hactl/beacon/ctl{1 + i % 3}/haproxy", f"ctl{1 + i % 3}", {"items": items}
+                )
+            )
         assert dirty.view.rejected.get("vrrp") == 2 and dirty.view.rejected.get("haproxy") == 2000
         base, after = [], []
         for _ in range(50):
@@ -135,7 +149,9 @@ def test_vips_poison_regression_and_reaction_latency() -> None:
     def p99(xs: list[float]) -> float:
         return sorted(xs)[int(0.99 * (len(xs) - 1))] * 1000
 
-    print(f"\nreaction to a real event (50 runs): clean engine p50 "
-          f"{statistics.median(base) * 1000:.3f} ms p99 {p99(base):.3f} ms; after the poison "
-          f"and 2,000 garbage events p50 {statistics.median(after) * 1000:.3f} ms "
-          f"p99 {p99(after):.3f} ms")  # fmt: skip
+    print(
+        f"\nreaction to a real event (50 runs): clean engine p50 "
+        f"{statistics.median(base) * 1000:.3f} ms p99 {p99(base):.3f} ms; after the poison "
+        f"and 2,000 garbage events p50 {statistics.median(after) * 1000:.3f} ms "
+        f"p99 {p99(after):.3f} ms"
+    )

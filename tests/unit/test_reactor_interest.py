@@ -9,8 +9,10 @@ from hactl.master.reactor.rules import Rule, parse_rules
 
 
 def _rules(*globs: str) -> list[Rule]:
-    text = "".join(f"- {{name: r{i}, on: '{g}', do: [{{event.fire: {{tag: hactl/event/o/x}}}}]}}\n"
-                   for i, g in enumerate(globs))  # fmt: skip
+    text = "".join(
+        f"- {{name: r{i}, on: '{g}', do: [{{event.fire: {{tag: hactl/event/o/x}}}}]}}\n"
+        for i, g in enumerate(globs)
+    )
     return parse_rules(yamlsrc.load(text, "t.yaml"), REGISTRY)
 
 

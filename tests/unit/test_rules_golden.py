@@ -27,8 +27,11 @@ FILES = sorted(p for p in CASES.glob("*.yaml") if not p.name.startswith("_"))
 def _event(spec: dict[str, Any]) -> Any:
     tag = spec["tag"]
     node = tag.split("/")[2]
-    data = spec.get("data") or {"items": spec.get("items", {}), "changes": spec.get("changes", []),
-                                 "resync": not spec.get("changes")}  # fmt: skip
+    data = spec.get("data") or {
+        "items": spec.get("items", {}),
+        "changes": spec.get("changes", []),
+        "resync": not spec.get("changes"),
+    }
     return new_event(tag, spec.get("minion", node), data)
 
 

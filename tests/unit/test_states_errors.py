@@ -134,8 +134,11 @@ def test_lint(tree_dir: Path, old: str, new: str, expect: str) -> None:
 
 def test_order_keeps_declaration_order_without_requisites() -> None:
     """Declaration order, except that a resource waits for its requisites (Salt's order)."""
-    rs = [Resource("c", "t", "s", {}, require=("a",)), Resource("a", "t", "s", {}),
-          Resource("b", "t", "s", {})]  # fmt: skip
+    rs = [
+        Resource("c", "t", "s", {}, require=("a",)),
+        Resource("a", "t", "s", {}),
+        Resource("b", "t", "s", {}),
+    ]
     assert [r.id for r in order(rs)] == ["a", "c", "b"]
 
 
@@ -176,10 +179,15 @@ def test_a_setuid_mode_is_refused_at_compile(tree_dir: Path) -> None:
 def test_a_pillar_value_cannot_add_resources(tree_dir: Path) -> None:
     """A path with a newline and a YAML mapping in it stays one string value: it adds no
     resource and no key (pillar values reach init.yaml as YAML values, not text)."""
-    evil = ('/etc/mysql/x.cnf\\n  mode: \\"4755\\"\\nevil:\\n  sysctl.present: '
-            '{name: kernel.core_pattern, value: \\"|/tmp/x\\"}')  # fmt: skip
-    _replace(tree_dir / "pillar/site.yaml", "  galera_cnf: /etc/mysql/mariadb.conf.d/60-galera.cnf",
-             f'  galera_cnf: "{evil}"')  # fmt: skip
+    evil = (
+        '/etc/mysql/x.cnf\\n  mode: \\"4755\\"\\nevil:\\n  sysctl.present: '
+        '{name: kernel.core_pattern, value: \\"|/tmp/x\\"}'
+    )
+    _replace(
+        tree_dir / "pillar/site.yaml",
+        "  galera_cnf: /etc/mysql/mariadb.conf.d/60-galera.cnf",
+        f'  galera_cnf: "{evil}"',
+    )
     tree = load_tree(tree_dir)
     plans = compile_tree(tree, sorted(tree.nodes))
     for plan in plans.values():

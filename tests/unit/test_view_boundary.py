@@ -11,8 +11,7 @@ import pytest
 from hactl.master.reactor.view import ClusterView, admissible
 from hactl.wire.envelope import new_event
 
-GOOD_VRRP = {"VI_1": {"state": "MASTER", "priority": 150, "vips": ["10.0.0.10"],
-                      "vip_here": True}}  # fmt: skip
+GOOD_VRRP = {"VI_1": {"state": "MASTER", "priority": 150, "vips": ["10.0.0.10"], "vip_here": True}}
 
 
 def _vrrp(node: str, items: Any) -> Any:
@@ -72,7 +71,11 @@ def test_malformed_values_are_refused_with_a_reason(aspect: str, value: Any) -> 
 def test_well_formed_values_pass() -> None:
     """The beacons' real shapes are admissible (status entries starting with _ are skipped)."""
     assert admissible("vrrp", GOOD_VRRP) == ""
-    assert admissible("galera", {"local": {"running": True, "synced": True,
-                                           "cluster_status": "Primary"}}) == ""  # fmt: skip
+    assert (
+        admissible(
+            "galera", {"local": {"running": True, "synced": True, "cluster_status": "Primary"}}
+        )
+        == ""
+    )
     assert admissible("haproxy", {"_haproxy": {"running": False}, "be/x": {"status": "UP"}}) == ""
     assert admissible("minion", {"last_seen": 1.5, "lost": False}) == ""

@@ -33,27 +33,32 @@ def members_of(ctx: ActionContext, given: Any) -> list[str]:
 
 
 async def _step(ctx: ActionContext, step: str, data: dict[str, Any]) -> None:
-    event = new_event(f"hactl/event/galera/{step}", MASTER_ID,
-                      {**data, "rule": ctx.rule, "trigger": ctx.event.id})  # fmt: skip
+    event = new_event(
+        f"hactl/event/galera/{step}", MASTER_ID, {**data, "rule": ctx.rule, "trigger": ctx.event.id}
+    )
     await ctx.effects.publish(event, msg_id=ctx.msg_id(f"galera-{step}"))
 
 
 async def position(ctx: ActionContext, node: str) -> Member:
     """One member's position from its minion (unreachable when it does not answer)."""
     try:
-        reply = await ctx.effects.request(node, "galera.position", {},
-                                          ctx.settings.galera_timeout)  # fmt: skip
+        reply = await ctx.effects.request(node, "galera.position", {}, ctx.settings.galera_timeout)
     except CommandError:
         return Member(node, reachable=False)
     r = reply.result if reply.ok else {}
     if not reply.ok or not r.get("result"):
         return Member(node, reachable=True)  # answered, but no position: unknown
     running = bool(r.get("running"))
-    return Member(node, reachable=True, running=running,
-                  primary=running and r.get("cluster_status") == "Primary",
-                  synced=running and r.get("cluster_status") == "Primary",
-                  uuid=r.get("uuid"), seqno=r.get("seqno"),
-                  safe_to_bootstrap=bool(r.get("safe_to_bootstrap")))  # fmt: skip
+    return Member(
+        node,
+        reachable=True,
+        running=running,
+        primary=running and r.get("cluster_status") == "Primary",
+        synced=running and r.get("cluster_status") == "Primary",
+        uuid=r.get("uuid"),
+        seqno=r.get("seqno"),
+        safe_to_bootstrap=bool(r.get("safe_to_bootstrap")),
+    )
 
 
 async def _cmd(ctx: ActionContext, node: str, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -76,10 +81,16 @@ def from_view(ctx: ActionContext, node: str) -> Member:
     running = bool(g.get("running"))
     seqno = g.get("last_committed") if running else g.get("seqno")
     uuid = g.get("cluster_state_uuid") if running else g.get("uuid")
-    return Member(node, reachable=True, running=running,
-                  primary=running and g.get("cluster_status") == "Primary",
-                  synced=bool(g.get("synced")), uuid=uuid, seqno=seqno,
-                  safe_to_bootstrap=bool(g.get("safe_to_bootstrap")))  # fmt: skip
+    return Member(
+        node,
+        reachable=True,
+        running=running,
+        primary=running and g.get("cluster_status") == "Primary",
+        synced=bool(g.get("synced")),
+        uuid=uuid,
+        seqno=seqno,
+        safe_to_bootstrap=bool(g.get("safe_to_bootstrap")),
+    )
 
 
 async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -105,8 +116,9 @@ async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str,
     record = BootstrapLease(decision.node, decision.uuid, decision.seqno, MASTER_ID, time.time())
     if not await ctx.effects.lease(lease, encode_bootstrap(record)):  # the minion checks it
         raise ActionFailed(f"lease {lease} already taken: this epoch was bootstrapped once")
-    await _cmd(ctx, decision.node, "galera.bootstrap",
-               {"uuid": decision.uuid, "seqno": decision.seqno})  # fmt: skip
+    await _cmd(
+        ctx, decision.node, "galera.bootstrap", {"uuid": decision.uuid, "seqno": decision.seqno}
+    )
     await _step(
         ctx, "bootstrap", {"node": decision.node, "position": f"{decision.uuid}:{decision.seqno}"}
     )
@@ -136,13 +148,25 @@ async def rejoin(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _m(m: Member) -> dict[str, Any]:
-    return {"reachable": m.reachable, "running": m.running, "primary": m.primary,
-            "uuid": m.uuid, "seqno": m.seqno, "safe_to_bootstrap": m.safe_to_bootstrap}  # fmt: skip
+    return {
+        "reachable": m.reachable,
+        "running": m.running,
+        "primary": m.primary,
+        "uuid": m.uuid,
+        "seqno": m.seqno,
+        "safe_to_bootstrap": m.safe_to_bootstrap,
+    }
 
 
 def _d(d: Decision) -> dict[str, Any]:
-    return {"kind": d.kind, "reason": d.reason, "node": d.node, "uuid": d.uuid,
-            "seqno": d.seqno, "rejoin": list(d.rejoin)}  # fmt: skip
+    return {
+        "kind": d.kind,
+        "reason": d.reason,
+        "node": d.node,
+        "uuid": d.uuid,
+        "seqno": d.seqno,
+        "rejoin": list(d.rejoin),
+    }
 
 
 ACTIONS = (

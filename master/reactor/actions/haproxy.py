@@ -29,15 +29,21 @@ def backends_of(ctx: ActionContext, node: str, server: str, backend: str) -> lis
     if backend != "*":
         return [backend]
     items = ctx.view.nodes.get(node, {}).get("haproxy") or {}
-    return sorted({str(v.get("backend")) for k, v in items.items()
-                   if isinstance(v, dict) and v.get("server") == server})  # fmt: skip
+    return sorted(
+        {
+            str(v.get("backend"))
+            for k, v in items.items()
+            if isinstance(v, dict) and v.get("server") == server
+        }
+    )
 
 
 async def _runtime(ctx: ActionContext, node: str, change: HaproxyRuntime) -> dict[str, Any]:
     where = {"node": node, "backend": change.backend}
     try:
-        reply = await ctx.effects.request(node, COMMAND, change.args(),
-                                          ctx.settings.command_timeout)  # fmt: skip
+        reply = await ctx.effects.request(
+            node, COMMAND, change.args(), ctx.settings.command_timeout
+        )
     except CommandError as exc:
         return {**where, "ok": False, "detail": exc.detail}
     ok = reply.ok and bool(reply.result.get("result"))
@@ -71,20 +77,21 @@ async def on_servers(
 
 async def set_state(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """``set server B/S state ready|drain|maint``."""
-    return await on_servers(ctx, args["node"], args["backend"], args["server"], "set_state",
-                            state=args["state"])  # fmt: skip
+    return await on_servers(
+        ctx, args["node"], args["backend"], args["server"], "set_state", state=args["state"]
+    )
 
 
 async def set_weight(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """``set server B/S weight W`` (0..256)."""
-    return await on_servers(ctx, args["node"], args["backend"], args["server"], "set_weight",
-                            weight=args["weight"])  # fmt: skip
+    return await on_servers(
+        ctx, args["node"], args["backend"], args["server"], "set_weight", weight=args["weight"]
+    )
 
 
 async def shutdown_sessions(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """``shutdown sessions server B/S``: clients reconnect elsewhere at once."""
-    return await on_servers(ctx, args["node"], args["backend"], args["server"],
-                            "shutdown_sessions")  # fmt: skip
+    return await on_servers(ctx, args["node"], args["backend"], args["server"], "shutdown_sessions")
 
 
 NODE = arg("node", (str,), required=False, default="all", doc="a node id, or all")

@@ -42,8 +42,8 @@ async def minion_ping(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any
 async def state_apply(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """Apply the master's state tree (``hactl master --states``) to ``target``."""
     from hactl.master.apply import apply_plans  # noqa: PLC0415 - the compiler only when used
-    from hactl.master.states.compile import compile_tree  # noqa: PLC0415
-    from hactl.master.states.tree import load_tree  # noqa: PLC0415
+    from hactl.master.states.compile import compile_tree  # noqa: PLC0415 - as above
+    from hactl.master.states.tree import load_tree  # noqa: PLC0415 - as above
 
     if ctx.settings.states is None:
         raise ActionFailed("the master runs without --states: no tree to apply")

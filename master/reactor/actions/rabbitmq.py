@@ -19,8 +19,7 @@ async def failover(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
 
 async def failback(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """The broker answers again: ready in the rabbit backend on every HAProxy."""
-    ready = await on_servers(ctx, "all", args["backend"], args["node"], "set_state",
-                             state="ready")  # fmt: skip
+    ready = await on_servers(ctx, "all", args["backend"], args["node"], "set_state", state="ready")
     return {"ready": ready}
 
 
