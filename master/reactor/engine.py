@@ -34,7 +34,7 @@ from hactl.master.reactor.actions import (
     Effects,
     Settings,
 )
-from hactl.master.reactor.rules import Expr, Rule, environment
+from hactl.master.reactor.rules import Expr, ExpressionError, Rule, environment
 from hactl.master.reactor.view import ClusterView
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.tags import MASTER_ID
@@ -140,13 +140,17 @@ class Engine:
             return []
         started: list[asyncio.Task[None]] = []
         for rule in rules:
+            source = rule.when
             try:
                 if not self._true(rule, ctx):
                     continue
+                source = rule.key
                 key = rule.key_fn(ctx) if rule.key_fn is not None else event.tag
             except Exception as exc:  # this rule and this event only (Trust II)
                 self.counts["rule_errors"] = self.counts.get("rule_errors", 0) + 1
-                await self._audit(rule, "failed", event, {"error": f"when/key: {exc!r}"[:500]})
+                err = ExpressionError(rule.name, source, exc)
+                what = "when" if source == rule.when else "key"
+                await self._audit(rule, "failed", event, {"error": f"{what}: {err}"[:500]})
                 continue
             task = await self._damp(rule, str(key)[:200], event, ctx)
             if task is not None:

@@ -31,7 +31,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hactl import yamlsrc
-from hactl.errors import ConfigError, StateError, TagError
+from hactl.errors import ConfigError, HactlError, TagError
 from hactl.timeparse import parse_duration
 from hactl.wire.tags import TagGlob
 
@@ -39,8 +39,24 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 _KEYS = {"name", "on", "when", "key", "debounce", "cooldown", "max_per", "lock", "do", "doc"}
 
 
-class RuleError(StateError):
-    """A rule file is invalid (file, line, rule)."""
+class RuleError(ConfigError):
+    """A rule file is invalid: the file, the line, the rule and why."""
+
+    def __init__(
+        self, detail: str, *, file: str | None = None, line: int | None = None, state: str = ""
+    ) -> None:
+        super().__init__(f"{state}: {detail}" if state else detail, file=file, line=line)
+        self.rule = state
+
+
+class ExpressionError(HactlError):
+    """A rule's expression or template failed when evaluated: names the rule and the source."""
+
+    def __init__(self, rule: str, source: str, error: BaseException) -> None:
+        super().__init__(f"rule {rule}: {source!r}: {type(error).__name__}: {error}")
+        self.rule = rule
+        self.source = source
+        self.error = f"{type(error).__name__}: {error}"
 
 
 def environment() -> ImmutableSandboxedEnvironment:

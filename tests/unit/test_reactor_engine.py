@@ -431,7 +431,8 @@ async def test_a_failing_when_is_reported_not_raised() -> None:
         bus,
     )
     await eng.handle(new_event("hactl/event/t/x", "cli", {"n": 1}))
-    assert "when/key" in bus.audit("failed")[0].data["error"]
+    error = bus.audit("failed")[0].data["error"]
+    assert error.startswith("when: rule bad: 'event.data.n / 0'") and "ZeroDivision" in error
 
 
 def test_rules_errors_name_file_line_and_rule(tmp_path: Path) -> None:
@@ -586,3 +587,21 @@ async def test_synced_node_left_in_maint_is_reconciled() -> None:
     await eng.handle(galera("ctl1", synced=True))  # ctl1 is UP everywhere: nothing to do
     await eng.idle()
     assert runtime_calls(bus) == []
+
+
+async def test_a_rendered_argument_outside_the_schema_fails_that_rule() -> None:
+    """state: "{{ event.data.s }}" rendering 'drian' is refused when the rule fires (the load
+    check cannot see it): a failed decision naming the action and the reason, no request."""
+    bus = MemBus()
+    eng = Engine(
+        rule(
+            "- {name: t, on: hactl/event/t/*, do: [{haproxy.set_state: {backend: b, server: s,"
+            " state: '{{ event.data.s }}'}}]}"
+        ),
+        bus,
+    )
+    await eng.handle(new_event("hactl/event/t/x", "cli", {"s": "drian"}))
+    await eng.idle()
+    error = bus.audit("failed")[0].data["error"]
+    assert "haproxy.set_state: state must be one of ready, drain, maint" in error
+    assert bus.requests == []
