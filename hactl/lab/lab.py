@@ -27,13 +27,13 @@ from hactl.auth import store
 from hactl.auth.client import ClientAuth, for_identity
 from hactl.auth.store import write_secret
 from hactl.bus.embedded import ServerAuth, ServerOptions
+from hactl.data import reactors_dir, states_dir
 from hactl.lab import daemons as d
 from hactl.lab.config import minion_yaml, pillar
 from hactl.lab.net import LabError, LabNet, exec_argv, ip
 from hactl.lab.net import down as net_down
 from hactl.lab.net import up as net_up
 
-ROOT = Path(__file__).resolve().parents[2]
 HACTL = str(Path(sys.executable).parent / "hactl")
 NATS_SERVER = str(Path(sys.executable).parent / "nats-server")
 COMPONENTS = ("haproxy", "keepalived", "galera", "rabbitmq")
@@ -294,9 +294,9 @@ def _hactl(lab: Lab) -> None:
         "--replicas",
         replicas,
         "--reactors",
-        str(ROOT / "reactors"),
+        str(reactors_dir()),
         "--states",
-        str(ROOT / "states"),
+        str(states_dir()),
         "--pillar",
         str(lab.dir / "lab-pillar.yaml"),
         "--lost-after",
@@ -363,7 +363,7 @@ def _apply(lab: Lab, say: Any) -> None:
             "--nats",
             lab.nats_url,
             "apply",
-            str(ROOT / "states"),
+            str(states_dir()),
             "--pillar",
             str(lab.dir / "lab-pillar.yaml"),
             "--timeout",
@@ -516,7 +516,7 @@ def start_master(lab: Lab, name: str) -> int:
         "--replicas",
         str(min(3, len(lab.net.nodes))),
         "--reactors",
-        str(ROOT / "reactors"),
+        str(reactors_dir()),
         "--ack-wait",
         "5s",
         "--lost-after",

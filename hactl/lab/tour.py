@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hactl.bus import Bus
+from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.wire.envelope import Event
@@ -90,7 +91,7 @@ async def tour(lab: L.Lab) -> None:
                 lab.nats_url,
                 "-q",
                 "apply",
-                str(L.ROOT / "states"),
+                str(states_dir()),
                 "--target",
                 holder,
                 "--pillar",

@@ -22,6 +22,7 @@ import pytest
 
 from hactl.auth.store import AuthDir
 from hactl.bus import Bus
+from hactl.data import states_dir
 from hactl.errors import BusError, CommandError, PermissionRefused
 from hactl.lab import lab as L
 from hactl.master.states.render import rabbitmq_password_hash
@@ -149,7 +150,7 @@ async def test_apply_shows_an_operator_no_secret_and_is_audited(lab: L.Lab) -> N
             [
                 L.HACTL,
                 "apply",
-                str(L.ROOT / "states"),
+                str(states_dir()),
                 "--pillar",
                 str(lab.dir / "lab-pillar.yaml"),
                 "--timeout",

@@ -7,11 +7,12 @@ import signal
 import subprocess
 import time
 
+from hactl.data import states_dir
 from hactl.lab import lab as L
 from tests.lab.conftest import report
 from tests.lab.helpers import HttpLoop, recent_decisions, server_status, wait_until
 
-ROOT_STATES = str(L.ROOT / "states")
+ROOT_STATES = str(states_dir())
 
 
 def _servers_of(lab: L.Lab, on: str, server: str) -> dict[str, str]:
