@@ -1,4 +1,5 @@
-"""``hactl minion`` without the full CLI: argparse over the same options (see hactl.cli.entry)."""
+"""``hactl minion``: its one body (:func:`serve`), and the lean entry without the full CLI
+(argparse over the same options, see hactl.cli.entry)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+async def serve(settings: Settings, config: Path | None, ident: str | None) -> None:
+    """The one body of ``hactl minion`` (lean path and full CLI alike): load minion.yaml, run
+    until SIGTERM or SIGINT, then stop cleanly (a ``stop`` event, the outbox flushed)."""
+    cfg = load_config(config, ident)
+    url, auth = resolve_connection(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await Minion(cfg, url, auth, settings.connect_timeout).run(stop)
+
+
 def run_minion(argv: list[str]) -> None:
     """Parse, configure logging, run until SIGTERM/SIGINT; errors are one line, exit 2."""
     args = _parser().parse_args(argv)
@@ -51,17 +64,8 @@ def run_minion(argv: list[str]) -> None:
         tls_key=args.tls_key,
     )
 
-    async def body() -> None:
-        cfg = load_config(args.config, args.ident)
-        url, auth = resolve_connection(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        await Minion(cfg, url, auth, settings.connect_timeout).run(stop)
-
     try:
-        asyncio.run(body())
+        asyncio.run(serve(settings, args.config, args.ident))
     except HactlError as exc:
         print(f"hactl: error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None

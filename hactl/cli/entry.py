@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import sys
 
-_GLOBAL_WITH_VALUE = {"--nats", "--data-dir", "--log-format", "--connect-timeout"}
+_GLOBAL_WITH_VALUE = {
+    "--nats",
+    "--data-dir",
+    "--log-format",
+    "--connect-timeout",
+    "--creds",
+    "--tls-ca",
+    "--tls-cert",
+    "--tls-key",
+}
 
 
 def _command(argv: list[str]) -> str | None:

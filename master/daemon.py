@@ -1,0 +1,134 @@
+"""The master's process lifecycle: the embedded nats-server (when no URL is given), the URL
+record the CLI on this host reads, the hub and the reactor, and a clean stop on SIGTERM.
+
+``hactl master`` (hactl/cli/master.py) only turns its options into :class:`MasterOptions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from hactl.auth import store
+from hactl.auth.client import ClientAuth, for_identity
+from hactl.bus import Bus, StreamSettings
+from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
+from hactl.config import (
+    ENV_NATS,
+    LOCAL_ADMIN,
+    URL_FILE,
+    Settings,
+    UrlRecord,
+    format_url_record,
+    recorded_url,
+    resolve_auth,
+)
+from hactl.errors import EmbeddedServerError
+from hactl.log import get_logger
+from hactl.master.hub import Hub
+from hactl.master.reactor.actions import REGISTRY
+from hactl.master.reactor.rules import load_rules
+from hactl.master.reactor.runtime import ReactorOptions, ReactorRuntime
+from hactl.wire.tags import MASTER_ID
+
+log = get_logger("hactl.master")
+
+
+@dataclass(frozen=True, slots=True)
+class MasterOptions:
+    """What ``hactl master`` was asked to run."""
+
+    stream: StreamSettings
+    reactor: ReactorOptions | None = None
+    host: str = "127.0.0.1"  # of the embedded server
+    port: int = 4222  # of the embedded server (-1: any free)
+
+
+def run_master(settings: Settings, options: MasterOptions) -> None:
+    """Run until SIGTERM. Raises :class:`hactl.errors.HactlError` on an expected failure (a
+    bad rule file, a second embedded master on one data dir, NATS unreachable)."""
+    if options.reactor is not None and options.reactor.rules_dir is not None:
+        load_rules(options.reactor.rules_dir, REGISTRY)  # refuse to start on a bad rule file
+    url = settings.nats_url or os.environ.get(ENV_NATS)
+    if url:
+        asyncio.run(serve(url, resolve_auth(settings), settings.connect_timeout, options))
+        return
+    server, url, auth = _start_embedded(settings, options)
+    record = settings.data_dir / URL_FILE
+    try:
+        asyncio.run(serve(url, auth, settings.connect_timeout, options))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            record.unlink()
+        server.stop()
+        log.info("embedded_nats_stopped")
+
+
+def _start_embedded(
+    settings: Settings, options: MasterOptions
+) -> tuple[EmbeddedServer, str, ClientAuth]:
+    """Start the embedded server and write the URL record (atomically)."""
+    existing = recorded_url(settings.data_dir)
+    if existing is not None:
+        raise EmbeddedServerError(
+            f"a master (pid {existing.pid}) already runs an embedded server at "
+            f"{existing.url} for {settings.data_dir}; stop it or use another --data-dir"
+        )
+    auth_dir = embedded_auth(settings.data_dir, options.host)
+    server = EmbeddedServer(
+        ServerOptions(
+            data_dir=settings.data_dir / "nats",
+            auth=ServerAuth(auth_dir),
+            host=options.host,
+            port=options.port,
+        )
+    )
+    url = server.start()  # stops its own child if it fails
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    record = settings.data_dir / URL_FILE
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(
+        format_url_record(UrlRecord(url, os.getpid(), server.pid, str(auth_dir))),
+        encoding="utf-8",
+    )
+    tmp.replace(record)
+    log.info("embedded_nats_started", url=url, server_pid=server.pid,
+             data_dir=str(settings.data_dir), auth_dir=str(auth_dir))  # fmt: skip
+    return server, url, for_identity(auth_dir, MASTER_ID)
+
+
+def embedded_auth(data_dir: Path, host: str) -> Path:
+    """The embedded server's auth directory, created on first start: a CA, a certificate for
+    ``host`` and loopback, the ``master`` and a local ``admin`` identity (what the CLI on this
+    host uses). Later starts reuse it; ``hactl auth --dir`` manages it."""
+    root = data_dir / "auth"
+    if not (root / "identities.json").exists():
+        hosts = list(dict.fromkeys([host, "127.0.0.1", "localhost", socket.gethostname()]))
+        hosts = [h for h in hosts if h not in ("0.0.0.0", "::")]  # noqa: S104 - not a bind
+        store.init(
+            root, nodes=[], masters=[MASTER_ID], admins=[LOCAL_ADMIN], operators=[], hosts=hosts
+        )
+    return root
+
+
+async def serve(url: str, auth: ClientAuth, timeout: float, options: MasterOptions) -> None:
+    """Connect as the master, run the hub (and the reactor) until SIGTERM."""
+    bus = await Bus.connect(
+        url, auth, name="hactl-master", timeout=timeout, reconnect=True, announce=True
+    )
+    reactor = options.reactor
+    hub = Hub(bus, options.stream, ReactorRuntime(bus, reactor) if reactor is not None else None)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, hub.stop)
+    try:
+        await hub.start()
+        await hub.run_forever()
+        log.info("master_stopping", reason="SIGTERM")
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        await bus.close()
