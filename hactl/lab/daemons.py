@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pymysql
 
 from hactl.lab.net import LabError, LabNet, exec_argv
+from hactl.minion.admin_socket import admin_command_blocking
 from hactl.minion.beacons.haproxy import parse_show_stat
 
 API_PORTS = (5000, 35357, 9292, 9191, 8774, 8775, 6080, 9696, 8776, 8004, 8000, 8080, 80, 443)
@@ -69,12 +69,7 @@ def haproxy_items(sock: Path) -> dict[str, dict[str, object]]:
     """backend/server -> the haproxy beacon's item (status, weight, scur ...) on one node's
     admin socket; {} when HAProxy does not answer. Blocking (lab probes)."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(2)
-            s.connect(str(sock))
-            s.sendall(b"show stat\n")
-            text = b"".join(iter(lambda: s.recv(65536), b"")).decode("utf-8", "replace")
-        items = parse_show_stat(text)
+        items = parse_show_stat(admin_command_blocking(str(sock), "show stat"))
     except (OSError, ValueError):
         return {}
     return {k: dict(v) for k, v in items.items() if v["server"] != "BACKEND"}

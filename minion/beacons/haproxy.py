@@ -9,12 +9,12 @@ with one word, ``raw_status`` keeps what HAProxy said.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import re
 from typing import Any
 
+from hactl.minion.admin_socket import admin_command
 from hactl.minion.beacons.base import BeaconContext, Item, Snapshot
 
 _SETTLED = re.compile(
@@ -66,22 +66,6 @@ def parse_show_stat(text: str) -> Snapshot:
         }
         items[f"{proxy}/{server}"] = item
     return items
-
-
-async def admin_command(path: str, command: str, timeout: float = 2.0) -> str:
-    """Send one command on the admin socket and return the whole answer."""
-
-    async def talk() -> str:
-        reader, writer = await asyncio.open_unix_connection(path)
-        try:
-            writer.write(command.encode() + b"\n")
-            await writer.drain()
-            data = await reader.read(-1)
-        finally:
-            writer.close()
-        return data.decode("utf-8", "replace")
-
-    return await asyncio.wait_for(talk(), timeout)
 
 
 class HaproxyBeacon:

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from hactl import __version__
-from hactl.minion.beacons.haproxy import admin_command
+from hactl.minion.admin_socket import admin_command
 from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor
 from hactl.minion.executors.proc import run_argv
 from hactl.schema import SchemaError

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hactl.minion.beacons.haproxy import admin_command
+from hactl.minion.admin_socket import admin_command
 from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor, validate_args
 from hactl.minion.executors.files import FILE_APPLY, allowed_path
 from hactl.minion.executors.files import apply as file_apply

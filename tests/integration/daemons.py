@@ -12,7 +12,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from hactl.minion.beacons.haproxy import admin_command, parse_show_stat
+from hactl.minion.admin_socket import admin_command
+from hactl.minion.beacons.haproxy import parse_show_stat
 
 
 class _Ok(BaseHTTPRequestHandler):
