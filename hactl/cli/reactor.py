@@ -6,19 +6,18 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import msgpack
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from hactl.auth.perms import VIEW_BUCKET
 from hactl.bus import Bus
+from hactl.bus.viewstore import ViewStore
 from hactl.cli.runner import fail, print_json, run, settings_of
 from hactl.config import Settings, resolve_connection
 from hactl.errors import BusError, HactlError
 from hactl.master.reactor.actions import REGISTRY
 from hactl.master.reactor.rules import load_rules
-from hactl.master.reactor.view import ClusterView, parse_kv_key
+from hactl.master.reactor.view import ClusterView
 
 app = typer.Typer(help="Reactor rules.", no_args_is_help=True)
 
@@ -60,17 +59,15 @@ async def _read_view(settings: Settings) -> ClusterView:
     view = ClusterView()
     try:
         try:
-            values = await bus.read_bucket(VIEW_BUCKET)
+            entries = await ViewStore(bus).load(lambda key, why: None)
         except BusError as exc:
             if "no KV bucket" in exc.detail:
                 raise BusError(
                     url, "no cluster view yet (is a master with --reactors running?)"
                 ) from None
             raise
-        for key, value in values.items():
-            where = parse_kv_key(key)
-            if where is not None:
-                view.set(*where, msgpack.unpackb(value, raw=False))
+        for node, aspect, value in entries:
+            view.set(node, aspect, value)  # refused values are counted, not shown
     finally:
         await bus.close()
     return view

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
@@ -37,17 +36,17 @@ from hactl.auth.perms import (
     LOCK_BUCKET,
     REACTOR_CONSUMER,
     REACTOR_DELIVER,
-    VIEW_BUCKET,
 )
 from hactl.bus import EVENTS_STREAM, Bus, kv_bucket
 from hactl.bus.jetstream import patient
-from hactl.errors import DecodeError, HactlError
+from hactl.bus.viewstore import ViewStore
+from hactl.errors import BusError, DecodeError, HactlError
 from hactl.log import get_logger
 from hactl.master.reactor.actions import REGISTRY, Settings
 from hactl.master.reactor.engine import Engine
 from hactl.master.reactor.interest import Interest
 from hactl.master.reactor.rules import Rule, load_rules
-from hactl.master.reactor.view import ClusterView, kv_key, parse_kv_key
+from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.watch import Watch
 from hactl.wire.commands import CommandReply
 from hactl.wire.envelope import Event, decode
@@ -157,7 +156,7 @@ class ReactorRuntime:
         rules = self._load_rules()
         self._rules_stamp = self._stamp()
         r = self.options.replicas
-        self.kv = await kv_bucket(self.bus, VIEW_BUCKET, replicas=r)
+        self.store = await ViewStore(self.bus).open(replicas=r)
         leases = await kv_bucket(self.bus, LEASE_BUCKET, ttl_s=self.options.lease_ttl, replicas=r)
         locks = await kv_bucket(self.bus, LOCK_BUCKET, ttl_s=LOCK_TTL, replicas=r)
         self.effects = NatsEffects(self.bus, leases, locks)
@@ -170,7 +169,7 @@ class ReactorRuntime:
             persist=self._persist,
         )
         self.interest = Interest(rules)
-        await patient(self._load_view, "reactor: loading the cluster view")
+        await self._load_view()
         self.watch = Watch(self.bus, self.view, self.effects, self.options.lost_after)
         self._tasks = [
             asyncio.create_task(self._watch_view(), name="view-watch"),
@@ -283,45 +282,38 @@ class ReactorRuntime:
 
     async def _persist(self, node: str, aspect: str, value: Any) -> None:
         try:
-            await self.kv.put(kv_key(node, aspect), msgpack.packb(value, use_bin_type=True))
-        except (nats.errors.Error, nats.js.errors.Error) as exc:
-            log.warning("view_not_saved", node=node, aspect=aspect, error=str(exc))
+            await self.store.put(node, aspect, value)
+        except BusError as exc:
+            log.warning("view_not_saved", node=node, aspect=aspect, error=exc.detail)
 
-    async def _load_view(self) -> None:
-        try:
-            keys = await self.kv.keys()
-        except nats.js.errors.NoKeysError:
-            return
-        for key in keys:
-            where = parse_kv_key(key)
-            if where is None:
-                continue
-            with contextlib.suppress(nats.js.errors.KeyNotFoundError):
-                entry = await self.kv.get(key)
-                if entry.value:
-                    self._from_kv(where, entry.value)
+    def _bad_value(self, key: str, reason: str) -> None:
+        log.warning("view_value_ignored", key=key, reason=reason)
 
-    def _from_kv(self, where: tuple[str, str], raw: bytes) -> None:
-        """A KV value into the view; garbage is ignored and reported, never fatal."""
-        try:
-            value = msgpack.unpackb(raw, raw=False)
-        except (ValueError, TypeError, msgpack.UnpackException) as exc:
-            log.warning("view_value_ignored", key=".".join(where), reason=f"not msgpack: {exc}")
-            return
-        if not self.view.set(*where, value):
-            log.warning("view_value_ignored", key=".".join(where), reason=self.view.last_rejection)
+    async def _load_view(self, wait: float = 60.0) -> None:
+        """The stored view, retried while JetStream is busy (a fresh cluster electing)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                entries = await self.store.load(self._bad_value)
+                break
+            except BusError as exc:
+                if "no KV bucket" in exc.detail:
+                    return
+                if time.monotonic() >= deadline:
+                    raise HactlError(f"reactor: loading the cluster view: {exc.detail}") from None
+                log.info("jetstream_busy_retrying", what="loading the view", error=exc.detail)
+                await asyncio.sleep(0.5)
+        for node, aspect, value in entries:
+            self._from_kv(node, aspect, value)
+
+    def _from_kv(self, node: str, aspect: str, value: Any) -> None:
+        """A stored value into the view; one it refuses is reported, never fatal."""
+        if not self.view.set(node, aspect, value):
+            self._bad_value(f"{node}.{aspect}", self.view.last_rejection)
 
     async def _watch_view(self) -> None:
-        watcher = await patient(
-            lambda: self.kv.watchall(include_history=False), "reactor: watching the cluster view"
-        )
-        async for entry in watcher:
-            if entry is None or not entry.key:
-                continue
-            where = parse_kv_key(entry.key)
-            if where is None or not entry.value:
-                continue
-            self._from_kv(where, entry.value)
+        async for node, aspect, value in self.store.watch(self._bad_value):
+            self._from_kv(node, aspect, value)
             if self.engine is not None:
                 self.engine.invalidate()
 

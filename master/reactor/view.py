@@ -1,9 +1,9 @@
 """The cluster view: the latest facts per node, built from beacon and minion events.
 
 Pure data (no I/O): :meth:`ClusterView.update` folds one event in and returns the keys that
-changed, which the runtime mirrors into the JetStream KV bucket ``HACTL_CLUSTER`` (key
-``node.<id>.<aspect>``) so that every master, ``hactl status`` and a restarted master share
-it. :meth:`ClusterView.facts` is what rules see as ``cluster``.
+changed, which the runtime mirrors into the JetStream KV bucket ``HACTL_CLUSTER``
+(hactl/bus/viewstore.py, key ``node.<id>.<aspect>``) so that every master, ``hactl status``
+and a restarted master share it. :meth:`ClusterView.facts` is what rules see as ``cluster``.
 """
 
 from __future__ import annotations
@@ -14,23 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hactl.bus.viewstore import ASPECTS
 from hactl.wire.beacons import check_items
 from hactl.wire.envelope import Event
-
-ASPECTS = ("vrrp", "haproxy", "galera", "rabbitmq", "service", "minion")
-
-
-def kv_key(node: str, aspect: str) -> str:
-    """The KV key of one node's aspect."""
-    return f"node.{node}.{aspect}"
-
-
-def parse_kv_key(key: str) -> tuple[str, str] | None:
-    """``node.ctl1.galera`` -> (ctl1, galera)."""
-    parts = key.split(".")
-    if len(parts) != 3 or parts[0] != "node" or parts[2] not in ASPECTS:
-        return None
-    return parts[1], parts[2]
 
 
 def _opt(value: Any, *types: type) -> bool:

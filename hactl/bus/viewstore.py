@@ -1,0 +1,93 @@
+"""The cluster view's store: KV ``HACTL_CLUSTER``, one key per node and aspect.
+
+``node.<id>.<aspect>`` holds the msgpack of what the view folded in (a beacon's items or the
+minion's liveness record). Masters write and watch it; a restarted master and ``hactl status``
+load it -- all through this one class, so the key format and the decoding live in one place.
+A value that is not msgpack is reported (``on_bad``), never fatal; what a value may hold is
+the view's business (master/reactor/view.py types it at its boundary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import nats.errors
+import nats.js.errors
+
+from hactl.auth.perms import VIEW_BUCKET
+from hactl.bus.jetstream import kv_bucket
+from hactl.errors import BusError
+
+if TYPE_CHECKING:
+    from nats.js.kv import KeyValue
+
+    from hactl.bus.client import Bus
+
+ASPECTS = ("vrrp", "haproxy", "galera", "rabbitmq", "service", "minion")
+Entry = tuple[str, str, Any]  # node, aspect, decoded value
+OnBad = Callable[[str, str], None]  # key, reason
+
+
+def kv_key(node: str, aspect: str) -> str:
+    """The KV key of one node's aspect."""
+    return f"node.{node}.{aspect}"
+
+
+def parse_kv_key(key: str) -> tuple[str, str] | None:
+    """``node.ctl1.galera`` -> (ctl1, galera); None for any other key."""
+    parts = key.split(".")
+    if len(parts) != 3 or parts[0] != "node" or parts[2] not in ASPECTS:
+        return None
+    return parts[1], parts[2]
+
+
+def _decode(key: str, raw: bytes, on_bad: OnBad) -> Entry | None:
+    where = parse_kv_key(key)
+    if where is None or not raw:
+        return None
+    try:
+        value = msgpack.unpackb(raw, raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        on_bad(key, f"not msgpack: {exc}")
+        return None
+    return where[0], where[1], value
+
+
+class ViewStore:
+    """Read (direct gets, no consumer: operators may read too), write and watch the view."""
+
+    def __init__(self, bus: Bus, kv: KeyValue | None = None) -> None:
+        self.bus = bus
+        self.kv = kv  # bound by :meth:`open` (writers and watchers)
+
+    async def open(self, replicas: int = 1) -> ViewStore:
+        """Bind the bucket, creating it on first use (masters)."""
+        self.kv = await kv_bucket(self.bus, VIEW_BUCKET, replicas=replicas)
+        return self
+
+    async def load(self, on_bad: OnBad) -> list[Entry]:
+        """Every stored value. Raises :class:`BusError` when the bucket does not exist."""
+        values = await self.bus.read_bucket(VIEW_BUCKET)
+        return [e for key, raw in values.items() if (e := _decode(key, raw, on_bad))]
+
+    async def put(self, node: str, aspect: str, value: Any) -> None:
+        """Store one value; a failure is a :class:`BusError` (the caller decides)."""
+        if self.kv is None:
+            raise BusError(self.bus.url, "view store not opened")
+        try:
+            await self.kv.put(kv_key(node, aspect), msgpack.packb(value, use_bin_type=True))
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise BusError(self.bus.url, f"view not saved ({exc})") from None
+
+    async def watch(self, on_bad: OnBad) -> AsyncIterator[Entry]:
+        """Every later change (another master's writes included)."""
+        if self.kv is None:
+            raise BusError(self.bus.url, "view store not opened")
+        watcher = await self.kv.watchall(include_history=False)
+        async for entry in watcher:
+            if entry is None or not entry.key or not entry.value:
+                continue
+            if (decoded := _decode(entry.key, entry.value, on_bad)) is not None:
+                yield decoded
