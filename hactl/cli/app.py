@@ -7,7 +7,21 @@ from typing import Annotated
 
 import typer
 
-from hactl.cli import apply, auth, events, fire, lab, master, minion, misc, reactor
+from hactl.cli import (
+    apply,
+    auth,
+    events,
+    fire,
+    lab,
+    master,
+    minion,
+    ping,
+    reactors,
+    render,
+    stats,
+    status,
+    version,
+)
 from hactl.config import DEFAULT_CONNECT_TIMEOUT, LogFormat, Settings, default_data_dir
 from hactl.log import configure
 
@@ -83,16 +97,16 @@ def root(
 app.command()(master.master)
 app.command()(minion.minion)
 app.command()(fire.fire)
-app.command()(misc.version)
-app.command()(misc.ping)
-app.command()(misc.stats)
+app.command()(version.version)
+app.command()(ping.ping)
+app.command()(stats.stats)
 app.command()(apply.apply)
-app.command()(apply.render)
+app.command()(render.render)
 app.add_typer(events.app, name="events")
-app.add_typer(reactor.app, name="reactors")
+app.add_typer(reactors.app, name="reactors")
 app.add_typer(lab.app, name="lab")
 app.add_typer(auth.app, name="auth")
-app.command()(reactor.status)
+app.command()(status.status)
 
 
 def main() -> None:

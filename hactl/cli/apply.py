@@ -1,4 +1,4 @@
-"""``hactl apply`` and ``hactl render``: the state tree, pushed or shown."""
+"""``hactl apply``: compile the state tree and push it to the minions, with progress."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hactl.config import resolve_connection
 from hactl.errors import ConfigError, HactlError
 from hactl.master.apply import ApplyReport, MinionResult, apply_plans
 from hactl.master.states.compile import Plan, compile_tree
-from hactl.master.states.tree import load_tree, redact
+from hactl.master.states.tree import load_tree
 
 PillarOpt = Annotated[
     list[Path] | None,
@@ -128,60 +128,3 @@ def apply(
         _print_report(console, report)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
-
-
-def render(
-    states: Annotated[Path, typer.Argument(help="The state tree")],
-    minion: Annotated[str, typer.Option("--minion", help="Render for this minion id")],
-    out: Annotated[Path | None, typer.Option(help="Write the files under OUT/<minion>/")] = None,
-    pillar: PillarOpt = None,
-    show_secrets: Annotated[bool, typer.Option(help="Do not mask secret values")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON")] = False,
-) -> None:
-    """Render offline (grains from the pillar) so the exact files can be reviewed."""
-    try:
-        plan = _compile(states, minion, pillar)[minion] if "*" not in minion else None
-    except KeyError:
-        plan = None
-    except HactlError as exc:
-        fail(exc)
-    if plan is None:
-        fail(ConfigError(f"--minion needs one node id of pillar.nodes, got {minion!r}"))
-
-    def shown(text: str) -> str:
-        return text if show_secrets else redact(text, plan.secrets)
-
-    if as_json:
-        print_json(
-            {
-                "minion": plan.minion,
-                "states": list(plan.states),
-                "resources": [
-                    {
-                        **r.wire(),
-                        "args": {
-                            k: shown(v) if isinstance(v, str) else v for k, v in r.args.items()
-                        },
-                    }
-                    for r in plan.resources
-                ],
-            }
-        )
-        return
-    if out is not None:
-        for path, content in plan.files().items():
-            dest = out / plan.minion / path.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(shown(content), encoding="utf-8")
-            typer.echo(str(dest))
-        return
-    for r in plan.resources:
-        typer.echo(f"# {r.id}: {r.type} ({r.state}/init.yaml)")
-        if r.type == "file.managed":
-            typer.echo(f"# --- {r.args['path']} (mode {r.args['mode']})")
-            typer.echo(shown(str(r.args["contents"])))
-        else:
-            typer.echo("#     " + ", ".join(f"{k}={v}" for k, v in r.args.items() if v is not None))
-
-
-__all__ = ["apply", "render"]

@@ -1,9 +1,8 @@
-"""``hactl status`` (the cluster view as tables) and ``hactl reactors check``."""
+"""``hactl status``: the cluster view the masters keep, as tables (or JSON)."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -12,45 +11,10 @@ from rich.table import Table
 
 from hactl.bus import Bus
 from hactl.bus.viewstore import ViewStore
-from hactl.cli.runner import fail, print_json, run, settings_of
+from hactl.cli.runner import print_json, run, settings_of
 from hactl.config import Settings, resolve_connection
-from hactl.errors import BusError, HactlError
-from hactl.master.reactor.actions import REGISTRY
-from hactl.master.reactor.rules import load_rules
+from hactl.errors import BusError
 from hactl.master.reactor.view import ClusterView
-
-app = typer.Typer(help="Reactor rules.", no_args_is_help=True)
-
-
-@app.command("check")
-def check(
-    folder: Annotated[Path, typer.Argument(help="Folder of rule files (reactors/)")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the rules as JSON")] = False,
-) -> None:
-    """Validate every rule file; exit 2 with file:line and the rule on the first error."""
-    try:
-        rules = load_rules(folder, REGISTRY)
-    except HactlError as exc:
-        fail(exc)
-    if as_json:
-        print_json(
-            [
-                {
-                    "name": r.name,
-                    "on": r.on.pattern,
-                    "actions": [c.action for c in r.do],
-                    "file": r.file,
-                    "line": r.line,
-                }
-                for r in rules
-            ]
-        )
-        return
-    for r in rules:
-        typer.echo(
-            f"{r.file}:{r.line}: {r.name}: on {r.on.pattern} -> {', '.join(c.action for c in r.do)}"
-        )
-    typer.echo(f"{len(rules)} rule(s) OK")
 
 
 async def _read_view(settings: Settings) -> ClusterView:
