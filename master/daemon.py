@@ -97,8 +97,13 @@ def _start_embedded(
         encoding="utf-8",
     )
     tmp.replace(record)
-    log.info("embedded_nats_started", url=url, server_pid=server.pid,
-             data_dir=str(settings.data_dir), auth_dir=str(auth_dir))  # fmt: skip
+    log.info(
+        "embedded_nats_started",
+        url=url,
+        server_pid=server.pid,
+        data_dir=str(settings.data_dir),
+        auth_dir=str(auth_dir),
+    )
     return server, url, for_identity(auth_dir, MASTER_ID)
 
 

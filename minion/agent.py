@@ -30,6 +30,7 @@ from hactl.minion.beacons.vrrp import local_addresses
 from hactl.minion.config import MinionConfig
 from hactl.minion.executors import dispatch
 from hactl.minion.outbox import Outbox
+from hactl.minion.supervisor import Supervisor, SupervisorBeacon
 from hactl.wire.commands import CommandReply, CommandRequest
 from hactl.wire.envelope import new_event
 
@@ -80,6 +81,14 @@ class Minion:
             for name, opts in cfg.beacons.items()
         ]
         self.ctx = cfg.exec_context()
+        self.supervisor: Supervisor | None = None
+        if cfg.supervision is not None:
+            self.supervisor = Supervisor(self.ctx, cfg.supervision)
+            self.runners.append(
+                BeaconRunner(
+                    SupervisorBeacon(self.supervisor), cfg.id, self.outbox.put, cfg.resync_interval
+                )
+            )
         self.bus: Bus | None = None
         self.versions: dict[str, str] = {}
         self.commands = 0
@@ -106,6 +115,8 @@ class Minion:
     async def _command(self, req: CommandRequest) -> CommandReply:
         self.commands += 1
         reply = await dispatch(self.ctx, req)
+        if self.supervisor is not None and req.cmd == "service.stop" and reply.ok:
+            self.supervisor.forget(str(req.args.get("name")))  # stopped on purpose
         if req.cmd != "test.ping":  # every job returns an event, like Salt's (pings are noise)
             data: dict[str, Any] = {"cmd": req.cmd, "ok": reply.ok}
             if reply.ok:

@@ -14,6 +14,10 @@ Example::
     haproxy_socket: /run/haproxy/admin.sock
     services:
       haproxy: {reload: [systemctl, reload, haproxy]}
+    supervision:       # started again by the minion when they die (docs/minion.md)
+      services: [haproxy, keepalived]
+      threshold: 5     # deaths within window before it is left stopped and alerted
+      window: 60
     content_policy:    # what rendered configs may make a root daemon run (docs/security.md)
       programs: ["/usr/bin/curl -fsS -m 0.5 -o /dev/null http://127.0.0.1:8405/healthz"]
       providers: [/usr/lib/galera/libgalera_smm.so]
@@ -56,6 +60,8 @@ from hactl.minion.executors.base import (
     ServiceCommands,
 )
 from hactl.minion.executors.policy import ContentPolicy
+from hactl.minion.supervisor import SupervisionPolicy
+from hactl.schema import SchemaError
 from hactl.wire.tags import validate_id
 
 _SYSCTL = re.compile(r"[a-z0-9_]+(\.[a-z0-9_-]+)+")
@@ -69,6 +75,7 @@ _TOP = {
     "check_commands",
     "sysctls",
     "content_policy",
+    "supervision",
     "haproxy_socket",
     "services",
     "beacons",
@@ -94,6 +101,7 @@ class MinionConfig:
     )
     sysctls: frozenset[str] = DEFAULT_SYSCTLS
     content_policy: ContentPolicy = field(default_factory=ContentPolicy)
+    supervision: SupervisionPolicy | None = None
     haproxy_socket: str = ""
     services: Mapping[str, ServiceCommands] = field(default_factory=dict)
     beacons: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -208,6 +216,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             check_commands=_checks(raw.get("check_commands"), source),
             sysctls=_sysctls(raw.get("sysctls"), source),
             content_policy=_policy(raw.get("content_policy"), bad),
+            supervision=_supervision(raw.get("supervision"), set(services), bad),
             haproxy_socket=str(raw.get("haproxy_socket") or ""),
             services=services,
             beacons={str(k): dict(v) for k, v in beacons.items()},
@@ -233,6 +242,20 @@ def _number(
     if not bounds[0] <= value <= bounds[1]:
         raise bad(key, f"must be from {bounds[0]:g} to {bounds[1]:g}, got {value:g}")
     return float(value)
+
+
+def _supervision(
+    raw: Any, services: set[str], bad: Callable[[str, str], ConfigError]
+) -> SupervisionPolicy | None:
+    """``supervision``: which services the minion keeps running, and how hard it tries."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise bad("supervision", "must be a mapping")
+    try:
+        return SupervisionPolicy.parse(raw, services)
+    except SchemaError as exc:
+        raise bad("supervision", f"{exc.field} {exc.reason}".strip()) from None
 
 
 def _policy(raw: Any, bad: Callable[[str, str], ConfigError]) -> ContentPolicy:

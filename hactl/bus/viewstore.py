@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from hactl.bus.client import Bus
 
-ASPECTS = ("vrrp", "haproxy", "galera", "rabbitmq", "service", "minion")
+ASPECTS = ("vrrp", "haproxy", "galera", "rabbitmq", "service", "supervisor", "minion")
 Entry = tuple[str, str, Any]  # node, aspect, decoded value
 OnBad = Callable[[str, str], None]  # key, reason
 

@@ -82,7 +82,9 @@ rabbitmq:
 """
 
 
-def minion_yaml(net: LabNet, lab: Path, node: str, components: set[str]) -> str:
+def minion_yaml(
+    net: LabNet, lab: Path, node: str, components: set[str], supervise: bool = False
+) -> str:
     """One node's minion.yaml: its beacons, its services (no systemd in the lab)."""
     d = lab / node
     run = d / "run"
@@ -112,6 +114,11 @@ def minion_yaml(net: LabNet, lab: Path, node: str, components: set[str]) -> str:
             f"galera: {{defaults_file: {d}/etc/galera.cnf, datadir: {d}/mysql/data, "
             f"socket: {d}/mysql/mysqld.sock, pid_file: {d}/mysql/mysqld.pid}}\n"
         )
+    supervision = (
+        "supervision: {services: [haproxy, keepalived], threshold: 5, window: 60, interval: 0.5}\n"
+        if supervise
+        else ""
+    )
     return f"""# written by hactl lab up
 id: {node}
 roles: [controller]
@@ -131,7 +138,7 @@ services:
             -c, {run}/checkers.pid]
     reload: [kill, -HUP, "{{pid}}"]
     pidfile: {run}/keepalived.pid
-{galera}beacons:
+{galera}{supervision}beacons:
 {chr(10).join(beacons)}
 """
 

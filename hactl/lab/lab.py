@@ -60,6 +60,7 @@ class Lab:
     components: set[str]
     pids: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    supervise: bool = False  # minions restart a dead HAProxy/keepalived (minion.yaml supervision)
 
     @property
     def nats_url(self) -> str:
@@ -95,6 +96,7 @@ class Lab:
             "prefix": self.net.prefix,
             "nodes": list(self.net.nodes),
             "components": sorted(self.components),
+            "supervise": self.supervise,
             "pids": self.pids,
             "timings": self.timings,
             "nats": self.nats_url,
@@ -111,7 +113,7 @@ class Lab:
         except (OSError, ValueError):
             raise LabError(f"no lab in {folder} (hactl lab up --dir {folder})") from None
         net = LabNet(s["prefix"], s["subnet"], tuple(s["nodes"]))
-        lab = cls(folder, net, set(s["components"]))
+        lab = cls(folder, net, set(s["components"]), supervise=bool(s.get("supervise")))
         lab.pids, lab.timings = dict(s["pids"]), dict(s.get("timings", {}))
         return lab
 
@@ -155,8 +157,10 @@ def up(
     subnet: str = "10.99.0",
     prefix: str = "hlab",
     say: Any = print,
+    supervise: bool = False,
 ) -> Lab:
-    """Bring the whole lab up; on failure everything started so far is torn down."""
+    """Bring the whole lab up; on failure everything started so far is torn down. With
+    ``supervise`` the minions restart a dead HAProxy or keepalived themselves."""
     comps = set(components or COMPONENTS)
     preflight(comps)
     if (folder / "lab.json").exists():
@@ -166,7 +170,7 @@ def up(
     if clash := sorted(existing & set(net.namespaces())):  # someone else's: never touch them
         raise LabError(f"namespaces already exist: {', '.join(clash)} (hactl lab down?)")
     folder.mkdir(parents=True, exist_ok=True)
-    lab = Lab(folder, net, comps)
+    lab = Lab(folder, net, comps, supervise=supervise)
     t0 = time.monotonic()
     try:
         net_up(net)
@@ -310,7 +314,7 @@ def _hactl(lab: Lab) -> None:
         nd = lab.node_dir(n)
         for sub in ("etc", "run"):
             (nd / sub).mkdir(parents=True, exist_ok=True)
-        (nd / "minion.yaml").write_text(minion_yaml(net, lab.dir, n, lab.components))
+        (nd / "minion.yaml").write_text(minion_yaml(net, lab.dir, n, lab.components, lab.supervise))
         argv = exec_argv(
             net,
             n,

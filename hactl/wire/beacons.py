@@ -75,6 +75,8 @@ ITEM_FIELDS: Final[dict[str, dict[str, Spec]]] = {
         "local_listed": _B,
     },
     "service": {"url": _S, "up": _B, "detail": _S},
+    # minion/supervisor.py: one item per supervised service
+    "supervisor": {"running": _B, "deaths": _I, "restarts": _I, "given_up": _B, "last_error": _S},
 }
 
 #: a beacon's own status entries (names start with ``_``)

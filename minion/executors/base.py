@@ -54,9 +54,11 @@ class ServiceCommands:
         try:
             pid = int(Path(self.pidfile).read_text().split()[0])
             os.kill(pid, 0)
+            # a killed daemon not yet reaped (a zombie) is not running
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, ValueError, IndexError):
             return None
-        return pid
+        return None if state == "Z" else pid
 
     def argv(self, action: str) -> list[str]:
         """The command for ``action`` with ``{pid}`` filled in ('' when there is no pid)."""

@@ -149,7 +149,8 @@ async def _sysctl(ctx: ExecContext, args: dict[str, Any], test: bool) -> Result:
     return {"result": True, "changes": change, "comment": f"{args['name']} set to {want}"}
 
 
-async def _running(ctx: ExecContext, name: str) -> bool:
+async def service_running(ctx: ExecContext, name: str) -> bool:
+    """Whether a configured service runs (systemd, its status command, or its pidfile)."""
     if ctx.use_systemd:
         return (await run_argv(["systemctl", "is-active", "--quiet", name], 10)).code == 0
     svc = ctx.services[name]
@@ -158,7 +159,8 @@ async def _running(ctx: ExecContext, name: str) -> bool:
     return svc.pid() is not None
 
 
-async def _do(ctx: ExecContext, name: str, action: str) -> tuple[bool, str]:
+async def service_action(ctx: ExecContext, name: str, action: str) -> tuple[bool, str]:
+    """Run a configured service's start/stop/reload/restart; (ok, output)."""
     if ctx.use_systemd:
         res = await run_argv(["systemctl", action, name], ctx.command_timeout)
     else:
@@ -189,11 +191,11 @@ async def _service(
     if name not in ctx.services:  # under systemd too: never poweroff.target
         why = f"service {name!r} is not configured on this minion"
         return {"result": False, "changes": {}, "comment": why}
-    running = await _running(ctx, name)
+    running = await service_running(ctx, name)
     if not running:
         if test:
             return {"result": None, "changes": {"start": name}, "comment": f"would start {name}"}
-        ok, out = await _do(ctx, name, "start")
+        ok, out = await service_action(ctx, name, "start")
         return {"result": ok, "changes": {"start": name} if ok else {}, "comment": out}
     if not triggered:
         return {"result": True, "changes": {}, "comment": f"{name} is running"}
@@ -202,7 +204,7 @@ async def _service(
     if test:
         return {"result": None, "changes": {action: name}, "comment": f"would {why}"}
     note = await _save_state(ctx, str(args["save_state"])) if args.get("save_state") else ""
-    ok, out = await _do(ctx, name, action)
+    ok, out = await service_action(ctx, name, action)
     comment = "; ".join(x for x in (why if ok else f"{why}: FAILED: {out}", note) if x)
     return {"result": ok, "changes": {action: name} if ok else {}, "comment": comment}
 

@@ -39,15 +39,22 @@ def _missing() -> str:
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[L.Lab]:
+def lab(request: pytest.FixtureRequest) -> Iterator[L.Lab]:
     """A fresh lab per test module (subnet 10.99.1, its own prefix), torn down after it: a
-    fault one module injects can never leak into another's measurement."""
+    fault one module injects can never leak into another's measurement. A module that sets
+    ``LAB_SUPERVISE = True`` gets minions that restart dead daemons themselves."""
     if why := _missing():
         pytest.skip(why)
     folder = Path(tempfile.mkdtemp(prefix="hactl-labtest-"))
     shutil.rmtree(folder)
     the_lab = L.up(
-        folder, 3, set(L.COMPONENTS), subnet="10.99.1", prefix=f"hl{os.getpid() % 1000}", say=report
+        folder,
+        3,
+        set(L.COMPONENTS),
+        subnet="10.99.1",
+        prefix=f"hl{os.getpid() % 1000}",
+        say=report,
+        supervise=bool(getattr(request.module, "LAB_SUPERVISE", False)),
     )
     try:
         yield the_lab

@@ -72,6 +72,10 @@ class HttpLoop:
         ok = [t for t, good in self.samples if good]
         return max((b - a for a, b in itertools.pairwise(ok)), default=0.0)
 
+    def ok_since(self, since: float) -> bool:
+        """A request succeeded after the monotonic time ``since``."""
+        return any(good and t > since for t, good in list(self.samples))
+
     def failures(self) -> int:
         """Requests that failed."""
         return sum(1 for _, good in self.samples if not good)

@@ -1,0 +1,160 @@
+"""The minion's supervision policy (Pacemaker's): restart at once, then back off, give up at
+the threshold within the window, try again when the window passes or someone starts it, never
+start what never ran; on a fake clock and fake services (no I/O)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hactl.errors import ConfigError
+from hactl.minion import supervisor as sup
+from hactl.minion.config import parse_config
+from hactl.minion.executors.base import ExecContext, ServiceCommands
+from hactl.wire.beacons import check_items
+
+
+class Fake:
+    """Services that run or not; start brings them up (or fails when told to)."""
+
+    def __init__(self) -> None:
+        self.up: dict[str, bool] = {"haproxy": True}
+        self.starts: list[float] = []
+        self.fail_start = False
+        self.now = 1000.0
+
+    async def running(self, ctx: ExecContext, name: str) -> bool:
+        return self.up.get(name, False)
+
+    async def action(self, ctx: ExecContext, name: str, action: str) -> tuple[bool, str]:
+        self.starts.append(self.now)
+        if self.fail_start:
+            return False, "exit 1: cannot bind"
+        self.up[name] = True
+        return True, ""
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Fake:
+    """The fake services wired in place of the real service commands."""
+    f = Fake()
+    monkeypatch.setattr(sup, "service_running", f.running)
+    monkeypatch.setattr(sup, "service_action", f.action)
+    return f
+
+
+def _supervisor(fake: Fake, threshold: int = 3, window: float = 60.0) -> sup.Supervisor:
+    policy = sup.SupervisionPolicy(("haproxy",), threshold=threshold, window=window)
+    return sup.Supervisor(ExecContext(minion_id="m"), policy, clock=lambda: fake.now)
+
+
+def _at(fake: Fake, s: sup.Supervisor, t: float) -> None:
+    fake.now = t
+    asyncio.run(s.step())
+
+
+def test_a_death_is_restarted_at_once_then_with_backoff(fake: Fake) -> None:
+    """First death: started in the same check; second: not before 1 s; third: 2 s."""
+    s = _supervisor(fake, threshold=5)
+    _at(fake, s, 1000.0)  # seen running
+    fake.up["haproxy"] = False
+    _at(fake, s, 1001.0)
+    assert fake.starts == [1001.0] and s.snapshot()["haproxy"]["running"]
+    fake.up["haproxy"] = False
+    _at(fake, s, 1002.0)  # second death: backoff 1 s
+    _at(fake, s, 1002.5)
+    assert fake.starts == [1001.0]
+    _at(fake, s, 1003.0)
+    assert fake.starts == [1001.0, 1003.0]
+    fake.up["haproxy"] = False
+    _at(fake, s, 1004.0)  # third: 2 s
+    _at(fake, s, 1005.0)
+    assert len(fake.starts) == 2
+    _at(fake, s, 1006.0)
+    assert len(fake.starts) == 3
+
+
+def test_threshold_deaths_in_the_window_give_up_until_it_passes(fake: Fake) -> None:
+    """Three deaths within 60 s (threshold 3): left stopped; tried again after the window."""
+    s = _supervisor(fake, threshold=3, window=60.0)
+    _at(fake, s, 1000.0)
+    for t in (1001.0, 1010.0, 1020.0):
+        fake.up["haproxy"] = False
+        _at(fake, s, t)
+        _at(fake, s, t + 1.0)  # after the backoff: started again (until the third death)
+    item = s.snapshot()["haproxy"]
+    assert item["given_up"] and not item["running"] and len(fake.starts) == 2
+    _at(fake, s, 1050.0)
+    assert len(fake.starts) == 2  # still inside the window
+    _at(fake, s, 1081.0)  # the last death is older than 60 s
+    assert len(fake.starts) == 3 and not s.snapshot()["haproxy"]["given_up"]
+
+
+def test_a_hand_start_clears_given_up(fake: Fake) -> None:
+    """An operator starts the given-up service: supervised again from a clean count."""
+    s = _supervisor(fake, threshold=1)
+    _at(fake, s, 1000.0)
+    fake.up["haproxy"] = False
+    _at(fake, s, 1001.0)
+    assert s.snapshot()["haproxy"]["given_up"] and fake.starts == []
+    fake.up["haproxy"] = True
+    _at(fake, s, 1002.0)
+    assert s.snapshot()["haproxy"] == {
+        "running": True,
+        "deaths": 0,
+        "restarts": 0,
+        "given_up": False,
+        "last_error": "",
+    }
+
+
+def test_failed_starts_count_and_what_never_ran_is_left_alone(fake: Fake) -> None:
+    """A start that fails is a failure; a service never seen running is never started."""
+    s = _supervisor(fake, threshold=3)
+    fake.up["haproxy"] = False
+    _at(fake, s, 1000.0)
+    assert fake.starts == []  # never ran since the minion started
+    fake.up["haproxy"] = True
+    _at(fake, s, 1001.0)
+    fake.up["haproxy"], fake.fail_start = False, True
+    for t in (1002.0, 1004.0, 1008.0, 1020.0):
+        _at(fake, s, t)
+    item = s.snapshot()["haproxy"]
+    assert item["given_up"] and "cannot bind" in item["last_error"]
+    assert check_items("supervisor", s.snapshot()) == ""
+
+
+def test_a_service_stopped_on_purpose_is_not_a_death(fake: Fake) -> None:
+    """service.stop makes the minion forget it: no restart until it runs again."""
+    s = _supervisor(fake)
+    _at(fake, s, 1000.0)
+    s.forget("haproxy")
+    fake.up["haproxy"] = False
+    _at(fake, s, 1001.0)
+    assert fake.starts == []
+
+
+@pytest.mark.parametrize(
+    ("section", "why"),
+    [
+        ("{services: [nginx]}", "not configured in services"),
+        ("{services: [haproxy], threshold: 0}", "threshold must be from 1"),
+        ("{services: [haproxy], window: soon}", "window must be int or float"),
+        ("{services: [mariadb]}", "never supervised"),
+    ],
+)
+def test_the_supervision_section_is_checked(section: str, why: str) -> None:
+    """Unknown services, mariadb, bad numbers: a config error naming supervision."""
+    services = "services: {haproxy: {start: [x], pidfile: /p}, mariadb: {start: [y]}}\n"
+    with pytest.raises(ConfigError, match=why):
+        parse_config(f"id: m\n{services}supervision: {section}\n", "minion.yaml")
+
+
+def test_the_policy_reaches_the_minion_config() -> None:
+    """A valid section is parsed into the frozen policy."""
+    cfg = parse_config(
+        "id: m\nservices: {haproxy: {start: [x]}}\nsupervision: {services: [haproxy]}\n", "t"
+    )
+    assert cfg.supervision == sup.SupervisionPolicy(("haproxy",))
+    assert isinstance(cfg.services["haproxy"], ServiceCommands)
