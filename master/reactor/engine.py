@@ -384,26 +384,43 @@ class Engine:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def _event_dict(event: Event) -> dict[str, Any]:
-    """What a rule sees as ``event`` (docs/reactor.md, "The vocabulary")."""
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """What a rule sees as ``event`` (docs/reactor.md, "The vocabulary"). An object, not a
+    dict: ``event.items`` is the beacon's items, never a dict method."""
+
+    id: str
+    tag: str
+    minion: str
+    ts: float
+    data: Any
+    levels: list[str]
+    node: str
+    items: Any
+    changes: list[dict[str, Any]]
+    changed: dict[str, Any]
+
+
+def _event_dict(event: Event) -> EventView:
     levels = event.tag.split("/")
     changes = _changes(event.data.get("changes"))
     changed: dict[str, Any] = {}
     for c in changes:
         changed.setdefault(c["field"], c)  # the first change of each field
     items = event.data.get("items")
-    return {
-        "id": event.id,
-        "tag": event.tag,
-        "minion": event.minion,
-        "ts": event.ts,
-        "data": event.data,
-        "levels": levels,
-        "node": levels[2] if levels[1] in ("beacon", "minion") else event.minion,
-        "items": items if isinstance(items, dict) else {},
-        "changes": changes,
-        "changed": changed,
-    }
+    node = levels[2] if levels[1] in ("beacon", "minion") else event.minion
+    return EventView(
+        event.id,
+        event.tag,
+        event.minion,
+        event.ts,
+        event.data,
+        levels,
+        node,
+        items if isinstance(items, dict) else {},
+        changes,
+        changed,
+    )
 
 
 def _changes(raw: Any) -> list[dict[str, Any]]:

@@ -70,6 +70,7 @@ async def run_case(case: dict[str, Any]) -> dict[str, Any]:
         "published": sorted(
             {e.tag for e, _ in bus.published if not e.tag.startswith("hactl/reactor/")}
         ),
+        "data": {e.tag: dict(e.data) for e, _ in bus.published},
     }
 
 
@@ -83,6 +84,8 @@ def test_golden_rule_case(path: Path) -> None:
     assert got["requests"] == want, got["requests"]
     assert got["leases"] == sorted(case.get("leases") or []), got
     assert set(case.get("published") or []) <= set(got["published"]), got
+    for tag, want_data in (case.get("published_data") or {}).items():
+        assert {k: got["data"][tag].get(k) for k in want_data} == want_data, got["data"][tag]
 
 
 def test_every_shipped_rule_has_a_positive_and_a_negative_case() -> None:
