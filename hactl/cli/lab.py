@@ -34,13 +34,18 @@ def up(
     folder: DirOpt = DEFAULT_DIR,
     nodes: Annotated[int, typer.Option(help="Controllers")] = 3,
     components: Annotated[str, typer.Option(help="Comma list")] = ",".join(L.COMPONENTS),
+    supervise: Annotated[
+        bool, typer.Option(help="Minions restart a dead HAProxy or keepalived themselves")
+    ] = False,
 ) -> None:
     """Build the lab: network, NATS cluster, master, minions, apply, Galera, RabbitMQ."""
     comps = {c.strip() for c in components.split(",") if c.strip()}
     if unknown := comps - set(L.COMPONENTS):
         fail(LabError(f"unknown component(s) {', '.join(sorted(unknown))}"))
     try:
-        lab = L.up(folder, nodes, comps, say=lambda m: typer.echo(f"  {m}", err=True))
+        lab = L.up(
+            folder, nodes, comps, say=lambda m: typer.echo(f"  {m}", err=True), supervise=supervise
+        )
     except HactlError as exc:
         fail(exc)
     typer.echo(f"lab up in {folder}; NATS {lab.nats_url}")
