@@ -45,6 +45,7 @@ AUDIT_PREFIX = "hactl.audit"
 VIEW_BUCKET = "HACTL_CLUSTER"
 LEASE_BUCKET = "HACTL_LEASES"
 LOCK_BUCKET = "HACTL_LOCKS"
+MAINT_BUCKET = "HACTL_MAINT"  # maintenance windows (hactl/wire/maint.py)
 REACTOR_CONSUMER = "hactl-reactor"
 #: The shared push consumer's fixed deliver subject: every master may bind it (an inbox of
 #: the first master would lock the others out).
@@ -149,6 +150,7 @@ def _manager(ident: Identity) -> dict[str, Any]:
         f"$KV.{VIEW_BUCKET}.>",
         f"$KV.{LEASE_BUCKET}.>",
         f"$KV.{LOCK_BUCKET}.>",
+        f"$KV.{MAINT_BUCKET}.>",
     ]
     if ident.kind == "master":  # the reactor's trail and its liveness verdicts
         publish += ["hactl.reactor.>", "hactl.minion.*.lost", "hactl.minion.*.skew"]

@@ -13,6 +13,7 @@ from hactl.cli import (
     events,
     fire,
     lab,
+    maint,
     master,
     minion,
     ping,
@@ -106,6 +107,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(reactors.app, name="reactors")
 app.add_typer(lab.app, name="lab")
 app.add_typer(auth.app, name="auth")
+app.add_typer(maint.app, name="maint")
 app.command()(status.status)
 
 

@@ -36,7 +36,9 @@ from hactl.master.reactor.actions import (
 )
 from hactl.master.reactor.rules import Expr, ExpressionError, Rule, environment
 from hactl.master.reactor.view import ClusterView
+from hactl.master.reactor.vocabulary import event_view
 from hactl.wire.envelope import Event, new_event
+from hactl.wire.maint import ALL, BEACON_COMPONENT, Maintenance, as_dict, covering
 from hactl.wire.tags import MASTER_ID
 
 log = get_logger("hactl.reactor")
@@ -90,6 +92,9 @@ class Engine:
         self._globals = dict(self.env.globals)
         self.counts = {"events": 0, "fired": 0, "suppressed": 0, "done": 0, "failed": 0}
         self.kinds: dict[str, int] = {}  # events handled by kind (hactl stats)
+        #: maintenance windows (KV HACTL_MAINT, kept current by the runtime): rules leave
+        #: what they cover alone and say so (suppressed, reason maintenance)
+        self.maintenance: list[Maintenance] = []
         self.set_rules(rules)
 
     def set_rules(self, rules: Iterable[Rule]) -> None:
@@ -104,6 +109,17 @@ class Engine:
                 self._match.clear()
             found = self._match[tag] = tuple(r for r in self.rules if r.on.match(tag))
         return found
+
+    def _maintenance(self, event: Event) -> Maintenance | None:
+        """The active maintenance window covering what ``event`` is about, if any: the node
+        and component of a beacon or minion event; only a cluster-wide window for others."""
+        if not self.maintenance:
+            return None
+        levels = event.tag.split("/")
+        if levels[1] in ("beacon", "minion") and len(levels) > 3:
+            component = BEACON_COMPONENT.get(levels[3], ALL) if levels[1] == "beacon" else ALL
+            return covering(self.maintenance, levels[2], component)
+        return covering(self.maintenance, "", ALL)
 
     def facts(self) -> dict[str, Any]:
         """The ``cluster`` of the templates (cached until the view changes)."""
@@ -152,6 +168,10 @@ class Engine:
                 what = "when" if source == rule.when else "key"
                 await self._audit(rule, "failed", event, {"error": f"{what}: {err}"[:500]})
                 continue
+            if (window := self._maintenance(event)) is not None:
+                why = {"reason": "maintenance", "key": str(key)[:200], "window": as_dict(window)}
+                await self._audit(rule, "suppressed", event, why)
+                continue
             task = await self._damp(rule, str(key)[:200], event, ctx)
             if task is not None:
                 started.append(task)
@@ -165,7 +185,7 @@ class Engine:
         return fn
 
     def _context(self, event: Event) -> dict[str, Any]:
-        return {**self._globals, "event": _event_dict(event), "cluster": self.facts()}
+        return {**self._globals, "event": event_view(event), "cluster": self.facts()}
 
     def _true(self, rule: Rule, ctx: dict[str, Any]) -> bool:
         fn = rule.when_fn if rule.when_fn is not None else self._expr(rule.when)
@@ -382,53 +402,3 @@ class Engine:
         """Wait until no action or debounce timer is running (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-
-@dataclass(frozen=True, slots=True)
-class EventView:
-    """What a rule sees as ``event`` (docs/reactor.md, "The vocabulary"). An object, not a
-    dict: ``event.items`` is the beacon's items, never a dict method."""
-
-    id: str
-    tag: str
-    minion: str
-    ts: float
-    data: Any
-    levels: list[str]
-    node: str
-    items: Any
-    changes: list[dict[str, Any]]
-    changed: dict[str, Any]
-
-
-def _event_dict(event: Event) -> EventView:
-    levels = event.tag.split("/")
-    changes = _changes(event.data.get("changes"))
-    changed: dict[str, Any] = {}
-    for c in changes:
-        changed.setdefault(c["field"], c)  # the first change of each field
-    items = event.data.get("items")
-    node = levels[2] if levels[1] in ("beacon", "minion") else event.minion
-    return EventView(
-        event.id,
-        event.tag,
-        event.minion,
-        event.ts,
-        event.data,
-        levels,
-        node,
-        items if isinstance(items, dict) else {},
-        changes,
-        changed,
-    )
-
-
-def _changes(raw: Any) -> list[dict[str, Any]]:
-    """A beacon's changes as ``{item, field, from, to}`` (malformed entries skipped)."""
-    if not isinstance(raw, list):
-        return []
-    ok = [c for c in raw[:1000] if isinstance(c, dict) and isinstance(c.get("field"), str)]
-    return [
-        {"item": c.get("item"), "field": c["field"], "from": c.get("prev"), "to": c.get("value")}
-        for c in ok
-    ]

@@ -34,6 +34,7 @@ from nats.js import api
 from hactl.auth.perms import (
     LEASE_BUCKET,
     LOCK_BUCKET,
+    MAINT_BUCKET,
     REACTOR_CONSUMER,
     REACTOR_DELIVER,
 )
@@ -50,6 +51,7 @@ from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.watch import Watch
 from hactl.wire.commands import CommandReply
 from hactl.wire.envelope import Event, decode
+from hactl.wire.maint import parse_records
 from hactl.wire.tags import MASTER_ID
 
 log = get_logger("hactl.reactor")
@@ -157,6 +159,7 @@ class ReactorRuntime:
         self._rules_stamp = self._stamp()
         r = self.options.replicas
         self.store = await ViewStore(self.bus).open(replicas=r)
+        self.maint_kv = await kv_bucket(self.bus, MAINT_BUCKET, replicas=r)
         leases = await kv_bucket(self.bus, LEASE_BUCKET, ttl_s=self.options.lease_ttl, replicas=r)
         locks = await kv_bucket(self.bus, LOCK_BUCKET, ttl_s=LOCK_TTL, replicas=r)
         self.effects = NatsEffects(self.bus, leases, locks)
@@ -173,6 +176,7 @@ class ReactorRuntime:
         self.watch = Watch(self.bus, self.view, self.effects, self.options.lost_after)
         self._tasks = [
             asyncio.create_task(self._watch_view(), name="view-watch"),
+            asyncio.create_task(self._watch_maintenance(), name="maint-watch"),
             asyncio.create_task(self.watch.run(), name="liveness"),
             asyncio.create_task(self._reload_loop(), name="rules-reload"),
         ]
@@ -316,6 +320,30 @@ class ReactorRuntime:
             self._from_kv(node, aspect, value)
             if self.engine is not None:
                 self.engine.invalidate()
+
+    async def _load_maintenance(self) -> None:
+        """All windows (a small bucket: re-read whole on every change)."""
+        try:
+            values = await self.bus.read_bucket(MAINT_BUCKET)
+        except BusError as exc:
+            log.warning("maintenance_not_read", error=exc.detail)
+            return
+        records, problems = parse_records(values)
+        for problem in problems:
+            log.warning("maintenance_value_ignored", reason=problem)
+        if self.engine is not None:
+            self.engine.maintenance = records
+        log.info("maintenance_windows", windows=[r.key() for r in records])
+
+    async def _watch_maintenance(self) -> None:
+        await self._load_maintenance()
+        watcher = await patient(
+            lambda: self.maint_kv.watchall(include_history=False),
+            "reactor: watching maintenance windows",
+        )
+        async for entry in watcher:
+            if entry is not None:
+                await self._load_maintenance()
 
     async def _reload_loop(self) -> None:
         while True:

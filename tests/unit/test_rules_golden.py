@@ -16,6 +16,7 @@ import yaml
 
 from hactl.master.reactor.engine import Engine
 from hactl.wire.envelope import new_event
+from hactl.wire.maint import Maintenance
 from tests.support.membus import MemBus
 from tests.unit.test_reactor_engine import RULES
 
@@ -49,6 +50,7 @@ async def run_case(case: dict[str, Any]) -> dict[str, Any]:
     bus = MemBus()
     rules = [dataclasses.replace(r, debounce=0.0) for r in RULES]
     eng = Engine(rules, bus)
+    eng.maintenance = [Maintenance(**m) for m in case.get("maintenance") or []]
     view = {n: dict(a) for n, a in BASE.items()}
     for node, aspects in (case.get("view") or {}).items():
         view.setdefault(node, {}).update(aspects)

@@ -1,0 +1,61 @@
+"""What a rule sees as ``event``: the vocabulary of docs/reactor.md (``event.node``,
+``event.changed.<field>.{item, from, to}``, ``event.changes``, ``event.items``). The
+``cluster`` facts are computed by the view (master/reactor/view.py: facts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hactl.wire.envelope import Event
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """What a rule sees as ``event`` (docs/reactor.md, "The vocabulary"). An object, not a
+    dict: ``event.items`` is the beacon's items, never a dict method."""
+
+    id: str
+    tag: str
+    minion: str
+    ts: float
+    data: Any
+    levels: list[str]
+    node: str
+    items: Any
+    changes: list[dict[str, Any]]
+    changed: dict[str, Any]
+
+
+def event_view(event: Event) -> EventView:
+    """The ``event`` a rule sees, built once per event."""
+    levels = event.tag.split("/")
+    changes = _changes(event.data.get("changes"))
+    changed: dict[str, Any] = {}
+    for c in changes:
+        changed.setdefault(c["field"], c)  # the first change of each field
+    items = event.data.get("items")
+    node = levels[2] if levels[1] in ("beacon", "minion") else event.minion
+    return EventView(
+        event.id,
+        event.tag,
+        event.minion,
+        event.ts,
+        event.data,
+        levels,
+        node,
+        items if isinstance(items, dict) else {},
+        changes,
+        changed,
+    )
+
+
+def _changes(raw: Any) -> list[dict[str, Any]]:
+    """A beacon's changes as ``{item, field, from, to}`` (malformed entries skipped)."""
+    if not isinstance(raw, list):
+        return []
+    ok = [c for c in raw[:1000] if isinstance(c, dict) and isinstance(c.get("field"), str)]
+    return [
+        {"item": c.get("item"), "field": c["field"], "from": c.get("prev"), "to": c.get("value")}
+        for c in ok
+    ]
