@@ -126,3 +126,46 @@ def test_galera_all_killed_recovers_every_row(lab: L.Lab) -> None:
         f"(hactl: positions, bootstrap, rejoin one by one); 300/300 rows, uuid {uuid} kept; "
         f"all galera servers UP in every HAProxy after {t_up - t0:.2f} s"
     )
+
+
+def _synced(lab: L.Lab, node: str) -> bool:
+    try:
+        rows = dict(d.galera_sql(_sock(lab, node), "SHOW STATUS LIKE 'wsrep_local_state_comment'"))
+    except Exception:  # not answering yet
+        return False
+    return rows.get("wsrep_local_state_comment") == "Synced"
+
+
+def _cli(lab: L.Lab, *args: str) -> None:
+    res = subprocess.run(
+        [L.HACTL, "--nats", lab.nats_url, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=lab.cli_env(),
+    )
+    assert res.returncode == 0, res.stderr
+
+
+def test_maintenance_is_left_alone_then_rejoined(lab: L.Lab) -> None:
+    """hactl maint on ctl2 -c galera, stop its mariadbd: nothing starts it again for 45 s (a
+    resync included) and the trail says maintenance; maint off: rejoined and Synced."""
+    wait_until(lambda: all(_synced(lab, n) for n in lab.net.nodes), 120, "all Synced")
+    _cli(lab, "maint", "on", "ctl2", "-c", "galera", "--reason", "lab: planned work")
+    pid = lab.daemon_pid("ctl2", "galera")
+    assert pid
+    os.kill(pid, signal.SIGTERM)  # a clean stop, as an operator would
+    wait_until(lambda: lab.daemon_pid("ctl2", "galera") is None, 60, "mariadbd on ctl2 stopped")
+    t_stop = time.monotonic()
+    time.sleep(45)  # longer than a resync (30 s) plus the rules' debounces
+    assert lab.daemon_pid("ctl2", "galera") is None, "nothing restarted it under maintenance"
+    trail = recent_decisions(lab, "2m")
+    assert "suppressed maintenance" in trail, trail
+    t_off = time.monotonic()
+    _cli(lab, "maint", "off", "ctl2", "-c", "galera")
+    took = wait_until(lambda: _synced(lab, "ctl2"), 120, "ctl2 rejoined and Synced") - t_off
+    report(
+        f"maintenance: ctl2's mariadbd left stopped for {t_off - t_stop:.0f} s under "
+        f"maintenance (trail: suppressed maintenance); after maint off Synced in {took:.1f} s"
+    )
