@@ -19,7 +19,7 @@ from typing import Any
 
 from hactl import __version__
 from hactl.auth.client import ClientAuth
-from hactl.auth.perms import LEASE_BUCKET
+from hactl.auth.perms import LEASE_BUCKET, MAINT_BUCKET
 from hactl.bus import Bus
 from hactl.errors import BusError, MinionFailed, TagError
 from hactl.log import get_logger
@@ -149,8 +149,12 @@ class Minion:
                 await asyncio.sleep(1.0)
                 continue
             self.ctx = dataclasses.replace(
-                self.ctx, leases=functools.partial(bus.read_key, LEASE_BUCKET)
+                self.ctx,
+                leases=functools.partial(bus.read_key, LEASE_BUCKET),
+                maint=functools.partial(bus.read_key, MAINT_BUCKET),
             )
+            if self.supervisor is not None:
+                self.supervisor.ctx = self.ctx
             await bus.serve(self.cfg.id, self._command)
             self.bus = bus
             self.outbox.attach(bus)

@@ -24,11 +24,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hactl.errors import HactlError
 from hactl.log import get_logger
 from hactl.minion.beacons.base import Snapshot
 from hactl.minion.executors.base import ExecContext
 from hactl.minion.executors.state import service_action, service_running
 from hactl.schema import Field, SchemaError, check
+from hactl.wire.maint import ALL, decode, maint_key
+
+#: which maintenance component a supervised service belongs to
+SERVICE_COMPONENT = {
+    "haproxy": "haproxy",
+    "keepalived": "keepalived",
+    "rabbitmq": "rabbitmq",
+    "rabbitmq-server": "rabbitmq",
+}
 
 log = get_logger("hactl.minion")
 
@@ -80,6 +90,7 @@ class SupervisionPolicy:
 class _Watch:
     running: bool = False  # seen running at the last check (only what ran is kept running)
     down: bool = False  # died after running: being brought back
+    maint: bool = False  # left alone: under a maintenance window
     deaths: deque[float] = field(default_factory=deque)
     restarts: int = 0
     next_try: float = 0.0
@@ -141,6 +152,14 @@ class Supervisor:
                 continue
             if now < w.next_try:
                 continue
+            if window := await self._maintenance(name):
+                if not w.maint:
+                    log.info(
+                        "service_left_alone", service=name, reason="maintenance", window=window
+                    )
+                w.maint = True
+                continue
+            w.maint = False
             ok, out = await service_action(self.ctx, name, "start")
             w.restarts += 1
             w.last_error = "" if ok else out[-200:]
@@ -155,6 +174,29 @@ class Supervisor:
             )
             if ok and await service_running(self.ctx, name):
                 w.running = True
+
+    async def _maintenance(self, name: str) -> str:
+        """The maintenance window covering service ``name`` on this node ('' when none): the
+        node's own keys and the cluster-wide ones, read from KV (unreadable counts as none:
+        the master's rules are the second guard)."""
+        if self.ctx.maint is None:
+            return ""
+        component = SERVICE_COMPONENT.get(name, "api")
+        node = self.ctx.minion_id
+        for key in (
+            maint_key(node, component),
+            maint_key(node, ALL),
+            maint_key(ALL, component),
+            maint_key(ALL, ALL),
+        ):
+            try:
+                data = await self.ctx.maint(key)
+                record = decode(data) if data is not None else None
+            except HactlError:
+                continue
+            if record is not None and record.active() and record.covers(node, component):
+                return key
+        return ""
 
     def forget(self, name: str) -> None:
         """The service was stopped on purpose (``service.stop``): not a death; it is kept

@@ -113,6 +113,12 @@ def _minion(ident: Identity) -> dict[str, Any]:
     publish.append(
         _js("DIRECT.GET", f"KV_{LEASE_BUCKET}", f"$KV.{LEASE_BUCKET}.{BOOTSTRAP_PREFIX}.>")
     )
+    # and its own maintenance windows and the cluster-wide ones (read, never write), so its
+    # supervisor leaves planned work alone while the master is away
+    for scope in (n, "all"):
+        publish.append(
+            _js("DIRECT.GET", f"KV_{MAINT_BUCKET}", f"$KV.{MAINT_BUCKET}.maint.{scope}.*")
+        )
     return {
         "publish": {"allow": publish},
         "subscribe": {"allow": [f"{COMMAND_PREFIX}{n}", f"{inbox_prefix(ident.public_key)}.>"]},

@@ -122,6 +122,8 @@ class ExecContext:
     #: reads one key of the lease bucket (a direct get over the minion's connection); None
     #: until connected. galera.bootstrap checks its lease with it (hactl/wire/leases.py).
     leases: LeaseReader | None = None
+    #: reads one key of the maintenance bucket (the supervisor's check); None until connected
+    maint: LeaseReader | None = None
 
 
 Body = Callable[[ExecContext, dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -20,6 +20,7 @@ from hactl.auth.perms import (
     AUDIT_STREAM,
     EVENTS_STREAM,
     LEASE_BUCKET,
+    MAINT_BUCKET,
     REACTOR_CONSUMER,
     REACTOR_DELIVER,
     VIEW_BUCKET,
@@ -170,8 +171,9 @@ async def test_minion_is_refused_everything_but_its_own(conns: dict[str, Conn]) 
 async def test_a_minion_reads_bootstrap_leases_and_nothing_else(
     nats: NatsHandle, conns: dict[str, Conn]
 ) -> None:
-    """The minion's one JetStream call: a direct get of a Galera bootstrap lease. Writing a
-    lease, reading a rule lock or the view, or a by-sequence get are all refused."""
+    """The minion's JetStream calls: direct gets of a Galera bootstrap lease and of its own
+    (and cluster-wide) maintenance windows. Writing either, reading a rule lock, the view or
+    another node's windows, or a by-sequence get are all refused."""
     admin = await Bus.connect(nats.url, nats.auth("admin"), name="lease-admin")
     minion = await Bus.connect(nats.url, nats.auth("ctl1"), name="lease-minion")
     try:
@@ -190,6 +192,14 @@ async def test_a_minion_reads_bootstrap_leases_and_nothing_else(
         assert await probe.pub_refused(f"$KV.{LEASE_BUCKET}.{key}", record)
         assert await probe.pub_refused(f"$JS.API.DIRECT.GET.KV_{LEASE_BUCKET}", b'{"seq": 1}')
         assert await minion.read_key(LEASE_BUCKET, key) == record  # unchanged
+        windows = await kv_bucket(admin, MAINT_BUCKET)
+        await windows.put("maint.ctl1.haproxy", b"{}")
+        await windows.put("maint.ctl2.haproxy", b"{}")
+        assert await minion.read_key(MAINT_BUCKET, "maint.ctl1.haproxy") == b"{}"
+        assert await minion.read_key(MAINT_BUCKET, "maint.all.all") is None
+        with pytest.raises(BusError):  # another node's windows are not its business
+            await minion.read_key(MAINT_BUCKET, "maint.ctl2.haproxy")
+        assert await probe.pub_refused(f"$KV.{MAINT_BUCKET}.maint.ctl1.haproxy", b"{}")
     finally:
         await minion.close()
         await admin.close()

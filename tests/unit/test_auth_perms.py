@@ -28,12 +28,15 @@ def test_beacon_subjects_match_the_minion_registry() -> None:
 
 def test_minion_grants_are_its_own_subjects_only() -> None:
     """A minion publishes only under its own id, hears only its commands and its inbox; its
-    one JetStream call is a direct get of a Galera bootstrap lease (read, never write)."""
+    JetStream calls are direct gets of a Galera bootstrap lease and of its own and the
+    cluster-wide maintenance windows (read, never write)."""
     p = permissions(Identity("minion", "ctl1", KEY))
     pub = p["publish"]["allow"]
     lease_read = "$JS.API.DIRECT.GET.KV_HACTL_LEASES.$KV.HACTL_LEASES.galera-bootstrap.>"
-    assert [s for s in pub if s.startswith(("$JS", "$KV"))] == [lease_read]
-    assert all(".ctl1." in s or s.endswith(".ctl1") for s in pub if s != lease_read)
+    maint = "$JS.API.DIRECT.GET.KV_HACTL_MAINT.$KV.HACTL_MAINT.maint."
+    reads = [lease_read, f"{maint}ctl1.*", f"{maint}all.*"]
+    assert [s for s in pub if s.startswith(("$JS", "$KV"))] == reads
+    assert all(".ctl1." in s or s.endswith(".ctl1") for s in pub if s not in reads)
     assert not any(s.startswith("hactl.cmd") for s in pub)
     assert p["subscribe"]["allow"] == ["hactl.cmd.ctl1", f"{inbox_prefix(KEY)}.>"]
     assert p["allow_responses"] is True

@@ -13,6 +13,7 @@ from hactl.minion import supervisor as sup
 from hactl.minion.config import parse_config
 from hactl.minion.executors.base import ExecContext, ServiceCommands
 from hactl.wire.beacons import check_items
+from hactl.wire.maint import Maintenance, encode, maint_key
 
 
 class Fake:
@@ -158,3 +159,29 @@ def test_the_policy_reaches_the_minion_config() -> None:
     )
     assert cfg.supervision == sup.SupervisionPolicy(("haproxy",))
     assert isinstance(cfg.services["haproxy"], ServiceCommands)
+
+
+def test_a_service_under_maintenance_is_left_alone(fake: Fake) -> None:
+    """A window on this node's haproxy (or the whole cluster): a death is not restarted; once
+    the window is off, it is."""
+    windows: dict[str, bytes] = {
+        maint_key("m", "haproxy"): encode(Maintenance("m", "haproxy", "swap", since=0.0))
+    }
+
+    async def read(key: str) -> bytes | None:
+        return windows.get(key)
+
+    policy = sup.SupervisionPolicy(("haproxy",), threshold=5)
+    ctx = ExecContext(minion_id="m", maint=read)
+    s = sup.Supervisor(ctx, policy, clock=lambda: fake.now)
+    _at(fake, s, 1000.0)
+    fake.up["haproxy"] = False
+    _at(fake, s, 1001.0)
+    assert fake.starts == []
+    windows.clear()
+    windows[maint_key("all", "all")] = encode(Maintenance("all", "all", "freeze", until=1e12))
+    _at(fake, s, 1002.0)
+    assert fake.starts == []
+    windows.clear()
+    _at(fake, s, 1003.0)
+    assert fake.starts == [1003.0]
