@@ -271,6 +271,10 @@ class Engine:
     async def _gatekeep(
         self, rule: Rule, key: str, event: Event, st: _KeyState, ctx: dict[str, Any]
     ) -> asyncio.Task[None] | None:
+        if (window := self._maintenance(event)) is not None:  # set during a debounce, too
+            why = {"reason": "maintenance", "key": key, "window": as_dict(window)}
+            await self._audit(rule, "suppressed", event, why)
+            return None
         now = self.clock()
         if rule.cooldown > 0 and st.last_fired is not None and now - st.last_fired < rule.cooldown:
             await self._audit(

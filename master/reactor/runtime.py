@@ -51,7 +51,7 @@ from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.watch import Watch
 from hactl.wire.commands import CommandReply
 from hactl.wire.envelope import Event, decode
-from hactl.wire.maint import parse_records
+from hactl.wire.maint import Maintenance, parse_records
 from hactl.wire.tags import MASTER_ID
 
 log = get_logger("hactl.reactor")
@@ -321,29 +321,28 @@ class ReactorRuntime:
             if self.engine is not None:
                 self.engine.invalidate()
 
-    async def _load_maintenance(self) -> None:
-        """All windows (a small bucket: re-read whole on every change)."""
-        try:
-            values = await self.bus.read_bucket(MAINT_BUCKET)
-        except BusError as exc:
-            log.warning("maintenance_not_read", error=exc.detail)
-            return
-        records, problems = parse_records(values)
-        for problem in problems:
-            log.warning("maintenance_value_ignored", reason=problem)
-        if self.engine is not None:
-            self.engine.maintenance = records
-        log.info("maintenance_windows", windows=[r.key() for r in records])
-
     async def _watch_maintenance(self) -> None:
-        await self._load_maintenance()
+        """The windows from the bucket's watch itself (current values first, then every
+        change): re-reading the bucket after a change could hit a replica a moment behind."""
+        windows: dict[str, Maintenance] = {}
         watcher = await patient(
             lambda: self.maint_kv.watchall(include_history=False),
             "reactor: watching maintenance windows",
         )
         async for entry in watcher:
-            if entry is not None:
-                await self._load_maintenance()
+            if entry is None or not entry.key:
+                continue
+            if entry.operation in ("DEL", "PURGE") or not entry.value:
+                windows.pop(entry.key, None)
+            else:
+                records, problems = parse_records({entry.key: entry.value})
+                for problem in problems:
+                    log.warning("maintenance_value_ignored", reason=problem)
+                if records:
+                    windows[entry.key] = records[0]
+            if self.engine is not None:
+                self.engine.maintenance = list(windows.values())
+            log.info("maintenance_windows", windows=sorted(windows))
 
     async def _reload_loop(self) -> None:
         while True:
