@@ -5,14 +5,14 @@ alert is stored; a hand start puts it back under supervision."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 
-from hactl.bus import Bus
+from hactl.bus import EVENTS_STREAM, Bus
 from hactl.lab import lab as L
+from hactl.wire.envelope import Event
 from tests.lab.conftest import report
 from tests.lab.helpers import HttpLoop, recent_decisions, server_status, wait_until
 
@@ -40,36 +40,26 @@ def _kill_and_wait_back(lab: L.Lab, node: str, component: str) -> float:
         raise AssertionError(f"{exc}\n" + "\n".join(said)) from None
 
 
-def _alerts(lab: L.Lab, since: str = "3m") -> list[dict[str, object]]:
-    """Stored ``hactl/event/alert/service-given-up`` events (events tail, bounded)."""
-    argv = [
-        L.HACTL,
-        "--nats",
-        lab.nats_url,
-        "events",
-        "tail",
-        "--tag",
-        "hactl/event/alert/**",
-        "--since",
-        since,
-        "--json",
-    ]
-    try:
-        res = subprocess.run(
-            argv, capture_output=True, text=True, timeout=5, check=False, env=lab.cli_env()
-        )
-        out = res.stdout
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-    found = []
-    for line in out.splitlines():
+def _alerts(lab: L.Lab, minutes: float = 3.0) -> list[dict[str, object]]:
+    """Stored ``hactl/event/alert/service-given-up`` events, read in-process from the stream
+    (a CLI tail killed by a timeout loses what it had not printed on a loaded machine)."""
+
+    async def read() -> list[dict[str, object]]:
+        bus = await Bus.connect(lab.nats_url, lab.client_auth(), name="test-alerts", timeout=5)
+        found: list[dict[str, object]] = []
+
+        async def on_event(e: Event) -> None:
+            if e.tag == "hactl/event/alert/service-given-up":
+                found.append(dict(e.data))
+
         try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("tag") == "hactl/event/alert/service-given-up":
-            found.append(event["data"])
-    return found
+            since = datetime.now(UTC) - timedelta(minutes=minutes)
+            await bus.replay("hactl/event/alert/**", since, on_event, EVENTS_STREAM)
+        finally:
+            await bus.close()
+        return found
+
+    return asyncio.run(read())
 
 
 async def _ask(lab: L.Lab, node: str, cmd: str, args: dict[str, object]) -> bool:
