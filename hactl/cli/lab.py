@@ -12,6 +12,7 @@ import typer
 
 from hactl.cli.runner import fail, print_json
 from hactl.errors import HactlError
+from hactl.lab import bus as lab_bus
 from hactl.lab import lab as L
 from hactl.lab.daemons import alive
 from hactl.lab.net import LabError, exec_argv, ip
@@ -50,7 +51,7 @@ def up(
         fail(exc)
     typer.echo(f"lab up in {folder}; NATS {lab.nats_url}")
     typer.echo(f"  export HACTL_NATS={lab.nats_url}")
-    typer.echo(f"  export HACTL_CREDS={lab.auth_dir / 'creds' / (L.LAB_ADMIN + '.nk')}")
+    typer.echo(f"  export HACTL_CREDS={lab.auth_dir / 'creds' / (lab_bus.LAB_ADMIN + '.nk')}")
     typer.echo(f"  export HACTL_TLS_CA={lab.auth_dir / 'ca.crt'}")
 
 
@@ -123,7 +124,7 @@ def stop(node: str, folder: DirOpt = DEFAULT_DIR) -> None:
 
 def _link(lab: L.Lab, node: str, attach: bool) -> None:
     try:
-        L.set_link(lab, node, attach)
+        lab_bus.set_link(lab, node, attach)
     except HactlError as exc:
         fail(exc)
 

@@ -23,24 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hactl.auth import store
 from hactl.auth.client import ClientAuth, for_identity
-from hactl.auth.store import write_secret
-from hactl.bus.embedded import ServerAuth, ServerOptions
 from hactl.data import reactors_dir, states_dir
 from hactl.lab import daemons as d
+from hactl.lab.bus import LAB_ADMIN, make_auth, start_cluster
 from hactl.lab.config import minion_yaml, pillar
 from hactl.lab.net import LabError, LabNet, exec_argv, ip
 from hactl.lab.net import down as net_down
 from hactl.lab.net import up as net_up
 
 HACTL = str(Path(sys.executable).parent / "hactl")
-NATS_SERVER = str(Path(sys.executable).parent / "nats-server")
 COMPONENTS = ("haproxy", "keepalived", "galera", "rabbitmq")
-LAB_ADMIN = "lab-admin"
-LAB_OPERATOR = "lab-operator"
-#: masters the lab and its tests may start (each its own identity)
-LAB_MASTERS = ("master", "master-b", "master-c")
 REQUIRED = {
     "haproxy": "haproxy",
     "keepalived": "keepalived",
@@ -177,8 +170,8 @@ def up(
         lab.save()
         _step(lab, "network (guard route, hub bridge, namespaces)", t0, say)
         t = time.monotonic()
-        _auth(lab)
-        _nats(lab)
+        make_auth(lab)
+        start_cluster(lab)
         _step(lab, "NATS cluster (3 servers, JetStream)", t, say)
         t = time.monotonic()
         _hactl(lab)
@@ -205,74 +198,6 @@ def up(
     return lab
 
 
-def _auth(lab: Lab) -> None:
-    """Identities for every node, the masters, a lab admin and a lab operator; one server
-    certificate for the three node addresses."""
-    net = lab.net
-    if not (lab.auth_dir / "identities.json").exists():
-        store.init(
-            lab.auth_dir,
-            nodes=list(net.nodes),
-            masters=list(LAB_MASTERS),
-            admins=[LAB_ADMIN],
-            operators=[LAB_OPERATOR],
-            hosts=[*(net.address(n) for n in net.nodes), "127.0.0.1"],
-        )
-
-
-def _nats_argv(lab: Lab, node: str) -> list[str]:
-    """One server of the lab's cluster: auth, TLS, authenticated mutual-TLS routes, all in a
-    0600 config file (no credential on a command line)."""
-    net = lab.net
-    options = ServerOptions(
-        data_dir=lab.node_dir(node) / "nats",
-        auth=ServerAuth(lab.auth_dir),
-        host=net.address(node),
-        port=4222,
-        name=node,
-        cluster_port=6222,
-        routes=tuple(f"{net.address(n)}:6222" for n in net.nodes),
-        cluster_name="hactl-lab",
-    )
-    options.data_dir.mkdir(parents=True, exist_ok=True)
-    conf = options.data_dir / "nats-server.conf"
-    write_secret(conf, options.config_text().encode())
-    return exec_argv(net, node, [NATS_SERVER, "-c", str(conf)])
-
-
-def _nats(lab: Lab) -> None:
-    net = lab.net
-    for n in net.nodes:
-        lab.pids[f"nats:{n}"] = d.spawn(_nats_argv(lab, n), lab.node_dir(n) / "nats.log")
-    lab.save()
-    for n in net.nodes:
-        d.wait_for(
-            lambda n=n: "Server is ready" in _read(lab.node_dir(n) / "nats.log"), 20, f"NATS on {n}"
-        )
-
-
-def set_link(lab: Lab, node: str, attached: bool) -> None:
-    """Put ``node``'s internal link on the bridge, or take it off (a silent partition: the
-    carrier stays up, packets just stop)."""
-    ip(
-        "-n",
-        lab.net.hub,
-        "link",
-        "set",
-        f"v-{node}"[:15],
-        *(["master", "br0"] if attached else ["nomaster"]),
-    )
-
-
-def reload_nats(lab: Lab) -> None:
-    """SIGHUP every lab NATS server: they re-read the authorization block (after ``hactl auth
-    revoke`` or ``rotate`` on the lab's auth directory)."""
-    for n in lab.net.nodes:
-        pid = lab.pids.get(f"nats:{n}")
-        if pid and d.alive(pid):
-            os.kill(pid, signal.SIGHUP)
-
-
 def _read(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
@@ -287,27 +212,9 @@ def _hactl(lab: Lab) -> None:
         (lab.dir / secret).chmod(0o600)
     (lab.dir / "lab-pillar.yaml").write_text(pillar(net, lab.dir, lab.components))
     env = lab.cli_env("master")
-    replicas = str(min(3, len(net.nodes)))
-    master = [
-        HACTL,
-        "--nats",
-        lab.nats_url,
-        "--log-format",
-        "json",
-        "master",
-        "--replicas",
-        replicas,
-        "--reactors",
-        str(reactors_dir()),
-        "--states",
-        str(states_dir()),
-        "--pillar",
-        str(lab.dir / "lab-pillar.yaml"),
-        "--lost-after",
-        "10s",
-        "--ack-wait",
-        "5s",
-    ]
+    master = _master_argv(
+        lab, "--states", str(states_dir()), "--pillar", str(lab.dir / "lab-pillar.yaml")
+    )
     lab.pids["master"] = d.spawn(master, lab.dir / "master.log", env)
     d.wait_for(lambda: "master_ready" in _read(lab.dir / "master.log"), 60, "the master")
     for n in net.nodes:
@@ -497,20 +404,9 @@ def start_rabbit(lab: Lab, node: str) -> None:
     d.wait_for(lambda: "Server startup complete" in _read(log)[mark:], 90, f"RabbitMQ on {node}")
 
 
-def start_nats(lab: Lab, node: str) -> None:
-    """(Re)start one NATS server of the cluster (same store, same routes)."""
-    log = lab.node_dir(node) / "nats.log"
-    mark = len(_read(log))
-    lab.pids[f"nats:{node}"] = d.spawn(_nats_argv(lab, node), log)
-    lab.save()
-    d.wait_for(lambda: "Server is ready" in _read(log)[mark:], 20, f"NATS on {node}")
-
-
-def start_master(lab: Lab, name: str) -> int:
-    """Another master (root namespace), recorded as ``name`` so ``down`` ends it too; ``name``
-    is one of :data:`LAB_MASTERS` (its identity)."""
-    env = lab.cli_env(name)
-    argv = [
+def _master_argv(lab: Lab, *extra: str) -> list[str]:
+    """A lab master: the shipped rules, fast redelivery and loss verdicts, R3 buckets."""
+    return [
         HACTL,
         "--nats",
         lab.nats_url,
@@ -521,11 +417,19 @@ def start_master(lab: Lab, name: str) -> int:
         str(min(3, len(lab.net.nodes))),
         "--reactors",
         str(reactors_dir()),
-        "--ack-wait",
-        "5s",
         "--lost-after",
         "10s",
+        "--ack-wait",
+        "5s",
+        *extra,
     ]
+
+
+def start_master(lab: Lab, name: str) -> int:
+    """Another master (root namespace), recorded as ``name`` so ``down`` ends it too; ``name``
+    is one of :data:`LAB_MASTERS` (its identity)."""
+    env = lab.cli_env(name)
+    argv = _master_argv(lab)
     log = lab.dir / f"{name}.log"
     lab.pids[name] = d.spawn(argv, log, env)
     lab.save()

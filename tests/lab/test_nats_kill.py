@@ -9,6 +9,7 @@ import time
 
 from hactl.bus import Bus
 from hactl.errors import HactlError
+from hactl.lab import bus as lab_bus
 from hactl.lab import lab as L
 from hactl.wire.envelope import Event
 from tests.lab.conftest import report
@@ -68,4 +69,4 @@ async def test_nats_server_killed_events_keep_flowing(lab: L.Lab) -> None:
     finally:
         await bus.close()
         await ctl1.close()
-        await asyncio.to_thread(L.start_nats, lab, victim)
+        await asyncio.to_thread(lab_bus.start_nats, lab, victim)

@@ -24,6 +24,7 @@ from hactl.auth.store import AuthDir
 from hactl.bus import Bus
 from hactl.data import states_dir
 from hactl.errors import BusError, CommandError, PermissionRefused
+from hactl.lab import bus as lab_bus
 from hactl.lab import lab as L
 from hactl.master.states.render import rabbitmq_password_hash
 from hactl.wire.envelope import Event, new_event
@@ -41,7 +42,11 @@ def _ctl2_everywhere(lab: L.Lab) -> dict[str, str]:
 
 
 async def _stored(
-    lab: L.Lab, glob: str, since: datetime, stream: str = "HACTL_EVENTS", who: str = L.LAB_ADMIN
+    lab: L.Lab,
+    glob: str,
+    since: datetime,
+    stream: str = "HACTL_EVENTS",
+    who: str = lab_bus.LAB_ADMIN,
 ) -> list[Event]:
     """Events matching ``glob`` stored since ``since`` (read as ``who``)."""
     bus = await Bus.connect(lab.nats_url, lab.client_auth(who), name="trust-read", timeout=5)
@@ -80,7 +85,7 @@ async def test_forged_command_and_event_are_refused(lab: L.Lab) -> None:
             "changes": [{"item": "local", "field": "synced", "value": False, "prev": True, "n": 1}],
         },
     )
-    for who in (L.LAB_OPERATOR, "ctl1"):  # a person's key, and a compromised minion's
+    for who in (lab_bus.LAB_OPERATOR, "ctl1"):  # a person's key, and a compromised minion's
         bus = await Bus.connect(lab.nats_url, lab.client_auth(who), name=f"attacker-{who}")
         try:
             with pytest.raises(CommandError, match="permission denied"):
@@ -105,12 +110,12 @@ async def test_forged_command_and_event_are_refused(lab: L.Lab) -> None:
             capture_output=True,
             text=True,
             timeout=30,
-            env=lab.cli_env(L.LAB_OPERATOR),
+            env=lab.cli_env(lab_bus.LAB_OPERATOR),
             check=False,
         )
         assert res.returncode == 0, (argv, res.stderr)  # what an operator needs still works
     report(
-        f"trust: forged command and event from {L.LAB_OPERATOR} and ctl1 refused; "
+        f"trust: forged command and event from {lab_bus.LAB_OPERATOR} and ctl1 refused; "
         f"ctl2 UP in {len(states)} server entries; 0 reactor decisions"
     )
 
@@ -130,7 +135,7 @@ async def test_apply_shows_an_operator_no_secret_and_is_audited(lab: L.Lab) -> N
         for pw in secrets.values()
         for user in ("openstack", "monitor", "hactl-monitor", "guest")
     ]
-    auth = lab.client_auth(L.LAB_OPERATOR)
+    auth = lab.client_auth(lab_bus.LAB_OPERATOR)
     heard: list[bytes] = []
 
     async def on_msg(msg: nats.aio.msg.Msg) -> None:
@@ -172,12 +177,12 @@ async def test_apply_shows_an_operator_no_secret_and_is_audited(lab: L.Lab) -> N
     assert b"haproxy.cfg" in blob, "the operator heard the job returns"
     leaked = [n[:6] + "..." for n in needles if n.encode() in blob]
     assert leaked == [], leaked
-    audit = await _stored(lab, "hactl/audit/**", started, "HACTL_AUDIT", L.LAB_OPERATOR)
-    admin_key = AuthDir(lab.auth_dir).find(L.LAB_ADMIN).identity.public_key
+    audit = await _stored(lab, "hactl/audit/**", started, "HACTL_AUDIT", lab_bus.LAB_OPERATOR)
+    admin_key = AuthDir(lab.auth_dir).find(lab_bus.LAB_ADMIN).identity.public_key
     assert any(e.tag == f"hactl/audit/{admin_key}/apply" for e in audit), [e.tag for e in audit]
     report(
         f"trust: apply heard by an operator: {len(heard)} messages, 0 of {len(needles)} "
-        f"secrets or hashes; audit record hactl/audit/<{L.LAB_ADMIN} key>/apply stored"
+        f"secrets or hashes; audit record hactl/audit/<{lab_bus.LAB_ADMIN} key>/apply stored"
     )
 
 
@@ -186,7 +191,7 @@ async def test_a_revoked_person_is_cut_off_by_a_reload(lab: L.Lab) -> None:
     and every minion stay connected."""
     auth_dir = AuthDir(lab.auth_dir)
     auth_dir.add_person("temp-operator", "operator")
-    L.reload_nats(lab)
+    lab_bus.reload_nats(lab)
     await asyncio.sleep(1)
     closed = asyncio.Event()
 
@@ -207,7 +212,7 @@ async def test_a_revoked_person_is_cut_off_by_a_reload(lab: L.Lab) -> None:
         marks = {p: len(p.read_text()) for p in logs}
         auth_dir.revoke("temp-operator")
         t0 = time.monotonic()
-        L.reload_nats(lab)
+        lab_bus.reload_nats(lab)
         await asyncio.wait_for(closed.wait(), 20)
         cut = time.monotonic() - t0
         await asyncio.sleep(2)
@@ -255,7 +260,7 @@ async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
         "HACTL_NATS": ",".join(f"nats://{lab.net.address(n)}:4222" for n in others),
     }
     t0 = time.monotonic()
-    L.set_link(lab, node, attached=False)
+    lab_bus.set_link(lab, node, attached=False)
     try:
         core_s = await _until_master_answers(env["HACTL_NATS"], lab, t0)
         # a JetStream-dependent step: an event through the stream, the reactor, an action
@@ -299,7 +304,7 @@ async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
             await watcher.close()
         await asyncio.sleep(max(0.0, 12 - (time.monotonic() - t0)))  # past lost_after (10 s)
     finally:
-        L.set_link(lab, node, attached=True)
+        lab_bus.set_link(lab, node, attached=True)
     lost = [e.tag for e in await _stored(lab, "hactl/minion/*/lost", since)]
     wrongly = [t for t in lost if t.split("/")[2] != node]
     assert wrongly == [], f"partitioned {node}; lost {wrongly}\n" + _log_tail(lab, node)
