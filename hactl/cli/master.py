@@ -12,6 +12,7 @@ from hactl.cli.runner import EXIT_INTERRUPTED, fail, settings_of
 from hactl.errors import HactlError
 from hactl.master.daemon import MasterOptions, run_master
 from hactl.master.reactor.actions import Settings
+from hactl.master.reactor.reconciler import ReconcileOptions
 from hactl.master.reactor.runtime import ReactorOptions
 from hactl.timeparse import parse_duration
 
@@ -45,6 +46,10 @@ def master(
     allow_unreachable: Annotated[
         bool, typer.Option(help="Let galera.recover_cluster proceed without every member")
     ] = False,
+    reconcile_interval: Annotated[
+        str,
+        typer.Option(help="Converge every HAProxy to the desired state this often (0: never)"),
+    ] = "5s",
 ) -> None:
     """Run the master. Without --nats / $HACTL_NATS it starts an embedded nats-server."""
     settings = settings_of(ctx)
@@ -56,6 +61,7 @@ def master(
                 observe=observe,
                 ack_wait=parse_duration(ack_wait),
                 lost_after=parse_duration(lost_after),
+                reconcile=ReconcileOptions(interval=parse_duration(reconcile_interval)),
                 replicas=replicas,
                 settings=Settings(
                     states=states, pillar=tuple(pillar or ()), allow_unreachable=allow_unreachable

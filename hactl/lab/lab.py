@@ -404,6 +404,34 @@ def start_rabbit(lab: Lab, node: str) -> None:
     d.wait_for(lambda: "Server startup complete" in _read(log)[mark:], 90, f"RabbitMQ on {node}")
 
 
+#: a lab-only site rule: a synthetic "Synced" beacon event -> one real HAProxy call on every
+#: node; the lab tests count its done events to prove the reactor acts on each event exactly
+#: once across master and NATS failures (the reconciler owns HAProxy states, so no shipped
+#: rule is an edge on Synced any more)
+LAB_RULES = """# Lab only (hactl/lab/lab.py): the exactly-once probe of the lab tests.
+- name: lab-synced-probe
+  doc: A galera report turning Synced (the lab tests send synthetic ones) -> make that node's
+    galera server ready on every HAProxy (the state the reconciler wants anyway).
+  on: hactl/beacon/*/galera
+  when: event.changed.synced.to == true
+  key: event.node
+  do:
+    - haproxy.set_state: {node: all, backend: galera, server: "{{ event.node }}", state: ready}
+"""
+
+
+def rules_dir(lab: Lab) -> Path:
+    """The lab master's rules: the shipped ones and the lab's probe (what a site does with
+    ``hactl init``: its own copy)."""
+    folder = lab.dir / "reactors"
+    if not folder.is_dir():
+        folder.mkdir()
+        for src in sorted(reactors_dir().glob("*.yaml")):
+            (folder / src.name).write_text(src.read_text())
+        (folder / "zz-lab.yaml").write_text(LAB_RULES)
+    return folder
+
+
 def _master_argv(lab: Lab, *extra: str) -> list[str]:
     """A lab master: the shipped rules, fast redelivery and loss verdicts, R3 buckets."""
     return [
@@ -416,7 +444,7 @@ def _master_argv(lab: Lab, *extra: str) -> list[str]:
         "--replicas",
         str(min(3, len(lab.net.nodes))),
         "--reactors",
-        str(reactors_dir()),
+        str(rules_dir(lab)),
         "--lost-after",
         "10s",
         "--ack-wait",

@@ -35,6 +35,7 @@ ITEM_FIELDS: Final[dict[str, dict[str, Spec]]] = {
         "server": _S,
         "status": _S,
         "raw_status": _S,
+        "admin": _S + _NONE,  # maint / drain / ready / disabled (show servers state)
         "weight": _I + _NONE,
         "total_weight": _I + _NONE,
         "scur": _I,

@@ -15,6 +15,8 @@
   one ``hactl/minion/<id>/lost`` per silence.
 - Rule files are re-read when they change, in a thread (never on the event loop); a bad edit
   keeps the old rules (and says why). Liveness and clock skew: master/reactor/watch.py.
+- The HAProxy reconciler (master/reactor/reconciler.py) runs beside the rules: poked on every
+  change of the view or of the maintenance windows, and every ``reconcile.interval``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from hactl.log import get_logger
 from hactl.master.reactor.actions import REGISTRY, Settings
 from hactl.master.reactor.engine import Engine
 from hactl.master.reactor.interest import Interest
+from hactl.master.reactor.reconciler import ReconcileOptions, Reconciler
 from hactl.master.reactor.rules import Rule, load_rules
 from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.watch import Watch
@@ -71,6 +74,7 @@ class ReactorOptions:
     max_ack_pending: int = 20_000
     replicas: int = 1  # of the KV buckets (3 on a 3-node NATS cluster)
     settings: Settings = field(default_factory=Settings)
+    reconcile: ReconcileOptions = field(default_factory=ReconcileOptions)
 
 
 class NatsEffects:
@@ -142,6 +146,7 @@ class ReactorRuntime:
         self.interest = Interest([])
         self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
         self.watch: Watch | None = None  # liveness and clock skew (master/reactor/watch.py)
+        self.reconciler: Reconciler | None = None
 
     def _load_rules(self) -> list[Rule]:
         d = self.options.rules_dir
@@ -174,7 +179,18 @@ class ReactorRuntime:
         self.interest = Interest(rules)
         await self._load_view()
         self.watch = Watch(self.bus, self.view, self.effects, self.options.lost_after)
-        self._tasks = [
+        if self.options.reconcile.interval > 0:
+            self.reconciler = Reconciler(
+                self.effects,
+                self.view,
+                locks,
+                maintenance=lambda: self.engine.maintenance if self.engine else [],
+                trust=self._trust,
+                options=self.options.reconcile,
+                observe=self.options.observe,
+            )
+            self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
+        self._tasks += [
             asyncio.create_task(self._watch_view(), name="view-watch"),
             asyncio.create_task(self._watch_maintenance(), name="maint-watch"),
             asyncio.create_task(self.watch.run(), name="liveness"),
@@ -284,7 +300,22 @@ class ReactorRuntime:
         done = asyncio.gather(*tasks, return_exceptions=True)
         done.add_done_callback(lambda _: asyncio.ensure_future(_ack(msg)))
 
+    def _trust(self) -> str:
+        """Why this master may not take anything out now ('' when it may): the liveness
+        verdict's own test -- its consumer silent, a backlog arriving, every minion silent."""
+        if self.watch is None:
+            return "starting"
+        silent = self.view.silent(time.time(), self.options.lost_after / 2)
+        return self.watch.feed.blind(
+            time.monotonic(), self.options.lost_after, silent, self.view.watched()
+        )
+
+    def _poke(self) -> None:
+        if self.reconciler is not None:
+            self.reconciler.poke()
+
     async def _persist(self, node: str, aspect: str, value: Any) -> None:
+        self._poke()
         try:
             await self.store.put(node, aspect, value)
         except BusError as exc:
@@ -320,6 +351,7 @@ class ReactorRuntime:
             self._from_kv(node, aspect, value)
             if self.engine is not None:
                 self.engine.invalidate()
+            self._poke()
 
     async def _watch_maintenance(self) -> None:
         """The windows from the bucket's watch itself (current values first, then every
@@ -342,6 +374,7 @@ class ReactorRuntime:
                     windows[entry.key] = records[0]
             if self.engine is not None:
                 self.engine.maintenance = list(windows.values())
+            self._poke()
             log.info("maintenance_windows", windows=sorted(windows))
 
     async def _reload_loop(self) -> None:
@@ -380,6 +413,8 @@ class ReactorRuntime:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self.reconciler is not None:
+            await self.reconciler.resign()
 
 
 def delivered(reply: str) -> int:

@@ -113,7 +113,7 @@ def recent_decisions(lab: L.Lab, since: str = "5m") -> str:
 
 
 def synced_event(node: str, n: int) -> Event:
-    """A galera beacon event of ``node`` turning Synced (fires galera-node-back)."""
+    """A galera beacon event of ``node`` turning Synced (fires the lab's lab-synced-probe rule)."""
     item = {"running": True, "synced": True, "cluster_status": "Primary", "cluster_size": 3}
     return new_event(
         f"hactl/beacon/{node}/galera",

@@ -40,7 +40,7 @@ async def test_master_killed_during_flurry_nothing_lost_nothing_doubled(lab: L.L
             if done >= FLURRY // 4:
                 quarter.set()
 
-        await bus.subscribe("hactl/reactor/galera-node-back/done", on_done)
+        await bus.subscribe("hactl/reactor/lab-synced-probe/done", on_done)
         ids = []
         t0 = time.monotonic()
         for i in range(FLURRY):
@@ -54,14 +54,14 @@ async def test_master_killed_during_flurry_nothing_lost_nothing_doubled(lab: L.L
                 killed = time.monotonic()
 
         async def complete() -> bool:
-            return len(set(await _stored_done(bus, "galera-node-back")) & set(ids)) >= FLURRY
+            return len(set(await _stored_done(bus, "lab-synced-probe")) & set(ids)) >= FLURRY
 
         deadline = time.monotonic() + 120
         while not await complete():
             assert time.monotonic() < deadline, "not every event was done"
             await asyncio.sleep(1.0)
         t_all = time.monotonic()
-        stored = [e for e in await _stored_done(bus, "galera-node-back") if e in set(ids)]
+        stored = [e for e in await _stored_done(bus, "lab-synced-probe") if e in set(ids)]
         assert len(stored) == FLURRY and len(set(stored)) == FLURRY, "each event done exactly once"
 
         # let the survivor finish the redeliveries before the next test breaks something else

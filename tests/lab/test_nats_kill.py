@@ -49,7 +49,7 @@ async def test_nats_server_killed_events_keep_flowing(lab: L.Lab) -> None:
             if e.data.get("event_id") == ev.id:
                 got.set()
 
-        await bus.subscribe("hactl/reactor/galera-node-back/done", on_done)
+        await bus.subscribe("hactl/reactor/lab-synced-probe/done", on_done)
         t1 = time.monotonic()
         while True:  # the stream may be electing a new leader if it was on the dead server
             try:

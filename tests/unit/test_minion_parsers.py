@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hactl.minion.beacons.base import diff, event_data
-from hactl.minion.beacons.haproxy import normalize_status, parse_show_stat
+from hactl.minion.beacons.haproxy import normalize_status, parse_servers_state, parse_show_stat
 from hactl.minion.beacons.vrrp import Notify, agreement, parse_ip_addr_json, parse_notify
 from hactl.minion.executors.base import Arg, CommandRefused, Executor, validate_args
 
@@ -45,6 +45,15 @@ def test_show_stat_rejects_other_answers() -> None:
     """An error answer from the socket is not mistaken for an empty proxy list."""
     with pytest.raises(ValueError, match="not a show stat"):
         parse_show_stat("Unknown command. Please enter one of the following commands only :\n")
+
+
+def test_servers_state_golden_admin_words() -> None:
+    """`show servers state` from HAProxy 2.6 (a maint, a drain, a ready, a config-disabled
+    server) gives each server's administrative state, whatever its checks say."""
+    admin = parse_servers_state((GOLDEN / "haproxy_servers_state.txt").read_text())
+    assert admin == {"b/a": "maint", "b/c": "drain", "b/d": "ready", "b/e": "disabled"}
+    with pytest.raises(ValueError, match="not a show servers state"):
+        parse_servers_state("Unknown command.\n")
 
 
 @pytest.mark.parametrize(

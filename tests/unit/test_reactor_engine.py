@@ -85,26 +85,6 @@ def runtime_calls(bus: MemBus) -> list[tuple[str, str, str, str]]:
     ]
 
 
-async def test_galera_node_out_goes_to_maint_everywhere_and_back() -> None:
-    """synced true->false: maint + shutdown sessions on all 3 HAProxies; false->true: ready."""
-    bus = MemBus()
-    eng = await engine_with(bus)
-    await eng.handle(galera("ctl2", synced=False, prev=True, primary=False))
-    await eng.idle()
-    calls = runtime_calls(bus)
-    assert sorted(c for c in calls if c[1] == "set_state") == [
-        (n, "set_state", "galera", "ctl2/maint") for n in NODES
-    ]
-    assert sorted(c for c in calls if c[1] == "shutdown_sessions") == [
-        (n, "shutdown_sessions", "galera", "ctl2") for n in NODES
-    ]
-    assert [e.data["rule"] for e in bus.audit("done")] == ["galera-node-out"]
-    bus.requests.clear()
-    await eng.handle(galera("ctl2", synced=True, prev=False))
-    await eng.idle()
-    assert sorted(runtime_calls(bus)) == [(n, "set_state", "galera", "ctl2/ready") for n in NODES]
-
-
 async def test_galera_rules_ignore_resyncs_and_other_fields() -> None:
     """A resync or a cluster_size change of a synced node fires nothing."""
     bus = MemBus()
@@ -188,86 +168,6 @@ async def test_recover_refuses_when_a_member_is_unreachable() -> None:
     assert not [c for _, c, _ in bus.requests if c in ("galera.bootstrap", "galera.start")]
 
 
-async def test_vip_moved_drains_the_old_holder_on_the_new_one_until_healthy() -> None:
-    """ctl1 loses the VIP to ctl2: ctl2 drains ctl1 in every backend; ctl1 BACKUP again: ready."""
-    bus = MemBus()
-    eng = await engine_with(bus)
-    inst = {"vips": ["10.0.0.100"]}
-    await eng.handle(
-        beacon("ctl1", "vrrp", {"VI_INTERNAL": {**inst, "state": "MASTER", "vip_here": True}})
-    )
-    await eng.handle(
-        beacon(
-            "ctl1",
-            "vrrp",
-            {"VI_INTERNAL": {**inst, "state": "FAULT", "vip_here": False}},
-            [{"item": "VI_INTERNAL", "field": "state", "value": "FAULT", "prev": "MASTER"}],
-        )
-    )
-    await eng.handle(
-        beacon(
-            "ctl2",
-            "vrrp",
-            {"VI_INTERNAL": {**inst, "state": "MASTER", "vip_here": True}},
-            [{"item": "VI_INTERNAL", "field": "state", "value": "MASTER", "prev": "BACKUP"}],
-        )
-    )
-    await eng.idle()
-    assert sorted(c for c in runtime_calls(bus) if c[3] == "ctl1/drain") == [
-        ("ctl2", "set_state", be, "ctl1/drain") for be in ("be_nova_api", "galera", "rabbitmq")
-    ]
-    # the new holder itself is healthy: its own servers are (idempotently) ready everywhere
-    assert {c[3] for c in runtime_calls(bus)} == {"ctl1/drain", "ctl2/ready"}
-    bus.requests.clear()
-    await eng.handle(
-        beacon(
-            "ctl1",
-            "vrrp",
-            {"VI_INTERNAL": {**inst, "state": "BACKUP", "vip_here": False}},
-            [{"item": "VI_INTERNAL", "field": "state", "value": "BACKUP", "prev": "FAULT"}],
-        )
-    )
-    await eng.idle()
-    assert len(runtime_calls(bus)) == 9
-    assert {c[3] for c in runtime_calls(bus)} == {"ctl1/ready"}
-
-
-async def test_first_master_is_not_a_move() -> None:
-    """The first MASTER of an instance (no previous holder) drains nothing."""
-    bus = MemBus()
-    eng = await engine_with(bus)
-    await eng.handle(
-        beacon(
-            "ctl1",
-            "vrrp",
-            {"VI_INTERNAL": {"vips": ["v"], "state": "MASTER", "vip_here": True}},
-            [{"item": "VI_INTERNAL", "field": "state", "value": "MASTER", "prev": "BACKUP"}],
-        )
-    )
-    await eng.idle()
-    assert not [c for c in runtime_calls(bus) if c[3].endswith("/drain")]
-    assert [e.data["rule"] for e in bus.audit("fired")] == ["node-healthy-again"]
-
-
-async def test_rabbitmq_down_and_back() -> None:
-    """Broker down: maint + shutdown sessions in the rabbit backend everywhere; back: ready."""
-    bus = MemBus()
-    eng = await engine_with(bus)
-    ch = [{"item": "local", "field": "running", "value": False, "prev": True}]
-    await eng.handle(beacon("ctl3", "rabbitmq", {"local": {"running": False}}, ch))
-    await eng.idle()
-    calls = runtime_calls(bus)
-    assert sorted(c for c in calls if c[1] == "set_state") == [
-        (n, "set_state", "rabbitmq", "ctl3/maint") for n in NODES
-    ]
-    assert len([c for c in calls if c[1] == "shutdown_sessions"]) == 3
-    bus.requests.clear()
-    ch = [{"item": "local", "field": "running", "value": True, "prev": False}]
-    await eng.handle(beacon("ctl3", "rabbitmq", {"local": {"running": True}}, ch))
-    await eng.idle()
-    assert sorted(runtime_calls(bus)) == [(n, "set_state", "rabbitmq", "ctl3/ready") for n in NODES]
-
-
 def fast(name: str, **changes: Any) -> Any:
     """A shipped rule with some fields changed (a short debounce for tests)."""
     r = next(r for r in RULES if r.name == name)
@@ -297,23 +197,29 @@ async def test_split_brain_alerts_only_when_it_persists() -> None:
     assert [e.data["reason"] for e in bus.audit("suppressed")] == ["cleared", "cooldown"]
 
 
-async def test_minion_lost_fails_its_brokers_over() -> None:
-    """hactl/minion/ctl2/lost: rabbit maint + shutdown and galera maint for ctl2 everywhere."""
-    bus = MemBus()
-    eng = await engine_with(bus)
-    await eng.handle(new_event("hactl/minion/ctl2/lost", "master", {"last_seen": 0}))
-    await eng.idle()
-    calls = runtime_calls(bus)
-    assert {(c[2], c[3]) for c in calls} == {
-        ("rabbitmq", "ctl2/maint"),
-        ("rabbitmq", "ctl2"),
-        ("galera", "ctl2/maint"),
-    }
-
-
 def rule(text: str) -> Any:
     """One rule from YAML text."""
     return parse_rules(yamlsrc.load(text, "test.yaml"), REGISTRY)
+
+
+#: a site's own edge rules (the shipped HAProxy states belong to the reconciler now): the
+#: engine's mechanics are tested with them
+SITE_RULES = rule(
+    """
+- name: site-out
+  on: hactl/beacon/*/galera
+  when: event.changed.synced.to == false
+  key: event.node
+  do:
+    - haproxy.set_state: {node: all, backend: galera, server: "{{ event.node }}", state: maint}
+- name: site-back
+  on: hactl/beacon/*/galera
+  when: event.changed.synced.to == true
+  key: event.node
+  do:
+    - haproxy.set_state: {node: all, backend: galera, server: "{{ event.node }}", state: ready}
+"""
+)
 
 
 async def test_cooldown_and_max_per_suppress_with_reasons() -> None:
@@ -395,7 +301,7 @@ async def test_lock_released_elsewhere_is_waited_for() -> None:
 async def test_observe_mode_reports_without_acting() -> None:
     """--observe: fired and done are published with what would happen; no command is sent."""
     bus = MemBus()
-    eng = await engine_with(bus, observe=True)
+    eng = await engine_with(bus, rules=SITE_RULES[:1], observe=True)
     await eng.handle(galera("ctl2", synced=False, prev=True, primary=False))
     await eng.idle()
     assert bus.requests == []
@@ -480,68 +386,6 @@ def test_rules_errors_name_file_line_and_rule(tmp_path: Path) -> None:
         assert expect in str(err.value) and err.value.line == line and err.value.file == "r.yaml"
 
 
-def vrrp(node: str, state: str, prio: int, changes: list[tuple[str, object, object]]) -> Event:
-    """A vrrp beacon event for VI_INTERNAL with the given (field, value, prev) changes."""
-    item = {"vips": ["v"], "state": state, "priority": prio, "vip_here": state == "MASTER"}
-    ch = [{"item": "VI_INTERNAL", "field": f, "value": v, "prev": p} for f, v, p in changes]
-    return beacon(node, "vrrp", {"VI_INTERNAL": item}, ch)
-
-
-async def test_reduced_priority_backup_is_unhealthy_and_drained() -> None:
-    """keepalived's weight makes a failed holder BACKUP at a lower priority (not FAULT): drained."""
-    bus = MemBus()
-    eng = await engine_with(bus)
-
-    await eng.handle(vrrp("ctl1", "MASTER", 150, []))
-    await eng.handle(vrrp("ctl2", "BACKUP", 100, []))
-    await eng.handle(
-        vrrp("ctl1", "BACKUP", 40, [("state", "BACKUP", "MASTER"), ("priority", 40, 150)])
-    )
-    await eng.handle(vrrp("ctl2", "MASTER", 100, [("state", "MASTER", "BACKUP")]))
-    await eng.idle()
-    assert {c[0] for c in runtime_calls(bus) if c[3] == "ctl1/drain"} == {"ctl2"}
-    assert not [c for c in runtime_calls(bus) if c[3] == "ctl1/ready"]
-    bus.requests.clear()
-    await eng.handle(vrrp("ctl1", "BACKUP", 150, [("priority", 150, 40)]))  # HAProxy back
-    await eng.idle()
-    assert {c[3] for c in runtime_calls(bus)} == {"ctl1/ready"}
-
-
-async def test_preemption_back_to_a_healthy_holder_drains_nothing() -> None:
-    """ctl2 held the VIP and is preempted (reports BACKUP): ctl1 taking it back drains nothing."""
-    bus = MemBus()
-    eng = await engine_with(bus)
-    inst = {"vips": ["10.0.0.100"]}
-
-    def vrrp(node: str, state: str, prev: str) -> Event:
-        ch = [{"item": "VI_INTERNAL", "field": "state", "value": state, "prev": prev}]
-        item = {**inst, "state": state, "vip_here": state == "MASTER"}
-        return beacon(node, "vrrp", {"VI_INTERNAL": item}, ch)
-
-    await eng.handle(vrrp("ctl2", "MASTER", "BACKUP"))
-    await eng.handle(vrrp("ctl2", "BACKUP", "MASTER"))
-    await eng.handle(vrrp("ctl1", "MASTER", "BACKUP"))
-    await eng.idle()
-    assert not [c for c in runtime_calls(bus) if c[3].endswith("/drain")], runtime_calls(bus)
-
-
-async def test_drain_whatever_order_the_two_reports_arrive_in() -> None:
-    """The new MASTER may be reported before the old holder's degraded BACKUP: still drained."""
-    bus = MemBus()
-    eng = await engine_with(bus)
-
-    await eng.handle(vrrp("ctl1", "MASTER", 150, []))
-    await eng.handle(vrrp("ctl2", "BACKUP", 100, []))
-    await eng.handle(vrrp("ctl2", "MASTER", 100, [("state", "MASTER", "BACKUP")]))  # first
-    await eng.idle()
-    assert not [c for c in runtime_calls(bus) if c[3] == "ctl1/drain"]  # ctl1 still looks fine
-    await eng.handle(
-        vrrp("ctl1", "BACKUP", 40, [("state", "BACKUP", "MASTER"), ("priority", 40, 150)])
-    )
-    await eng.idle()
-    assert {c[0] for c in runtime_calls(bus) if c[3] == "ctl1/drain"} == {"ctl2"}
-
-
 async def test_blank_nodes_are_not_a_crash() -> None:
     """Members that never ran (no grastate: a fresh install) do not trigger a recovery."""
     bus = MemBus()
@@ -571,22 +415,6 @@ async def test_one_crashed_node_rejoins_from_its_position() -> None:
     await eng.idle()
     starts = [(t, a) for t, c, a in bus.requests if c == "galera.start"]
     assert len(starts) == 1 and starts[0][0] == "ctl2" and starts[0][1]["seqno"] == 42
-
-
-async def test_synced_node_left_in_maint_is_reconciled() -> None:
-    """A Synced node that an HAProxy still reports in MAINT is made ready (out/back crossed)."""
-    bus = MemBus()
-    eng = await engine_with(bus, rules=[fast("galera-backend-reconcile")])
-    items = haproxy_items({"galera": list(NODES)})
-    items["galera/ctl2"]["status"] = "MAINT"
-    await eng.handle(beacon("ctl3", "haproxy", items))
-    await eng.handle(galera("ctl2", synced=True))  # a resync
-    await eng.idle()
-    assert {c[3] for c in runtime_calls(bus)} == {"ctl2/ready"}
-    bus.requests.clear()
-    await eng.handle(galera("ctl1", synced=True))  # ctl1 is UP everywhere: nothing to do
-    await eng.idle()
-    assert runtime_calls(bus) == []
 
 
 async def test_a_rendered_argument_outside_the_schema_fails_that_rule() -> None:

@@ -14,12 +14,13 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hactl.master.reactor.desired import desired
 from hactl.master.reactor.engine import Engine
 from hactl.master.reactor.view import ASPECTS
 from hactl.wire.beacons import ITEM_FIELDS
 from hactl.wire.envelope import decode, encode, new_event
 from tests.support.membus import MemBus
-from tests.unit.test_reactor_engine import NODES, engine_with, galera, runtime_calls
+from tests.unit.test_reactor_engine import NODES, SITE_RULES, engine_with, galera, runtime_calls
 
 KINDS = sorted(ITEM_FIELDS)
 SCALARS = (
@@ -101,14 +102,14 @@ def test_fuzzed_beacons_and_kv_values_never_escape(
 
     async def run() -> None:
         bus = MemBus()
-        eng = await engine_with(bus)
+        eng = await engine_with(bus, rules=SITE_RULES)
         for aspect, value in kv:  # as a (restarted) master loads the view from KV
             raw = msgpack.packb(value, use_bin_type=True)
             eng.view.set(node, aspect, msgpack.unpackb(raw, raw=False))
         event = _wire(node, kind, data)
         if event is not None:
             await eng.handle(event)
-        eng.facts()
+        desired(eng.view.nodes, eng.facts()["vrrp_health"])  # the reconciler's plan, too
         await _drop_tasks(eng)
         await _react(eng, bus)
 
@@ -121,7 +122,8 @@ def test_vips_poison_regression_and_reaction_latency() -> None:
 
     async def run() -> tuple[list[float], list[float]]:
         clean_bus, dirty_bus = MemBus(), MemBus()
-        clean, dirty = await engine_with(clean_bus), await engine_with(dirty_bus)
+        clean = await engine_with(clean_bus, rules=SITE_RULES)
+        dirty = await engine_with(dirty_bus, rules=SITE_RULES)
         poison = {
             "VI_INTERNAL": {"state": "MASTER", "priority": 150, "vips": [[1]], "vip_here": True}
         }

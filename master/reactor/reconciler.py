@@ -1,0 +1,251 @@
+"""The HAProxy reconciler: converge every HAProxy to the desired state (master/reactor/desired.py).
+
+Kubernetes' controllers and Pacemaker's policy engine are the model, Salt's reactor the
+counter-example: the desired state of every server is recomputed from the current view on
+every change and every ``interval``, compared with what each HAProxy's beacon says, and only
+the differences are sent -- idempotent and order-independent, so a restarted master, a stale
+event or a crossed out/back cannot leave residue.
+
+- **One leader**: a pass runs only in the master holding the ``reconciler`` key of the lock
+  bucket (TTL 15 s), renewed with a compare-and-set on its revision. A master whose JetStream
+  writes are not acknowledged cannot renew, so it stops correcting within seconds; another
+  master takes over when the key expires. Two masters never fight over a server.
+- **Trust**: nothing is taken out while the master cannot trust what it hears (its consumer
+  silent, a backlog still arriving, every minion silent at once: master/reactor/liveness.py).
+- **Damping**: a server goes back to ``ready`` only after its facts said so for
+  ``settle_back``; a correction is not repeated before the beacon had ``retry`` to show it
+  (backing off on failure); more than ``max_per_minute`` corrections of one server on one
+  HAProxy is flapping, and it is held for the rest of that minute.
+- **Audit**: every correction is a ``hactl/reactor/reconcile/done`` (or ``failed``) event
+  naming the fact that caused it; a needed correction that is held (maintenance, untrusted
+  facts, flapping, ...) is a ``suppressed`` event with the reason, once per change of reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+
+from hactl.errors import CommandError
+from hactl.log import get_logger
+from hactl.master.reactor.actions.base import Effects
+from hactl.master.reactor.desired import OUT, Want, desired
+from hactl.master.reactor.view import ClusterView
+from hactl.wire.envelope import new_event
+from hactl.wire.haproxy import COMMAND, HaproxyRuntime
+from hactl.wire.maint import Maintenance
+from hactl.wire.tags import MASTER_ID
+
+log = get_logger("hactl.reconciler")
+RULE = "reconcile"  # its name in the decision trail (hactl/reactor/reconcile/<outcome>)
+LEADER_KEY = "reconciler"
+LEADER_TTL = 15.0  # the lock bucket's TTL
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileOptions:
+    """How the reconciler paces itself (``hactl master --reconcile-interval``; 0 = off)."""
+
+    interval: float = 5.0
+    settle_back: float = 2.0
+    retry: float = 3.0
+    max_per_minute: int = 6
+    command_timeout: float = 5.0
+
+
+@dataclass
+class _Key:
+    want: str = ""
+    since: float = 0.0
+    next_try: float = 0.0
+    backoff: float = 0.0
+    sent: deque[float] = field(default_factory=deque)
+    said: str = ""  # the last held reason published
+
+
+class Reconciler:
+    """One master's reconciler (acts only while it leads)."""
+
+    def __init__(
+        self,
+        effects: Effects,
+        view: ClusterView,
+        locks: Any,
+        *,
+        maintenance: Callable[[], Sequence[Maintenance]],
+        trust: Callable[[], str],
+        options: ReconcileOptions | None = None,
+        observe: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.effects = effects
+        self.view = view
+        self.locks = locks
+        self.maintenance = maintenance
+        self.trust = trust
+        self.options = options or ReconcileOptions()
+        self.observe = observe
+        self.clock = clock
+        self.me = f"{MASTER_ID}-{secrets.token_hex(4)}".encode()
+        self._rev: int | None = None
+        self._renewed = -1e9
+        self._keys: dict[str, _Key] = {}
+        self._dirty = asyncio.Event()
+        self.counts = {"passes": 0, "corrections": 0, "failed": 0, "held": 0}
+        self.leading = False
+
+    def poke(self) -> None:
+        """The view or the maintenance windows changed: run a pass soon."""
+        self._dirty.set()
+
+    async def run(self) -> None:
+        """Passes on every change (at most every 0.2 s) and every ``interval``."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), self.options.interval)
+            await asyncio.sleep(0.2)  # let a burst of changes land in one pass
+            self._dirty.clear()
+            try:
+                if await self.lead():
+                    await self.once()
+            except Exception:  # a bug must not stop convergence for good
+                log.exception("reconcile_pass_crashed")
+
+    async def lead(self) -> bool:
+        """Hold (or take) the leader key; False while another master holds it or this one
+        cannot write. Renewed at most every 2 s, trusted for a third of its TTL."""
+        now = self.clock()
+        if self._rev is not None and now - self._renewed < 2.0:
+            return True
+        try:
+            if self._rev is None:
+                self._rev = await asyncio.wait_for(self.locks.create(LEADER_KEY, self.me), 2.0)
+            else:
+                self._rev = await asyncio.wait_for(
+                    self.locks.update(LEADER_KEY, self.me, last=self._rev), 2.0
+                )
+            self._renewed = now
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+            lost = self._rev is not None
+            self._rev = None
+            if lost or self.leading:
+                log.warning("reconciler_not_leading", error=f"{type(exc).__name__}: {exc}"[:200])
+        leading = self._rev is not None and now - self._renewed < LEADER_TTL / 3
+        if leading != self.leading:
+            log.info("reconciler_leading" if leading else "reconciler_standby")
+        self.leading = leading
+        return leading
+
+    async def resign(self) -> None:
+        """Give the leader key back (a clean stop): another master takes over at once."""
+        if self._rev is not None:
+            with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, TimeoutError):
+                await asyncio.wait_for(self.locks.delete(LEADER_KEY, last=self._rev), 2.0)
+        self._rev, self.leading = None, False
+
+    def plan(self) -> list[Want]:
+        """The desired state of every managed server, from the view as it is now."""
+        facts = self.view.facts()
+        return desired(self.view.nodes, facts["vrrp_health"], self.maintenance(), self.trust())
+
+    async def once(self) -> list[dict[str, Any]]:
+        """One pass: the corrections sent (or, observing, that would be sent)."""
+        self.counts["passes"] += 1
+        now = self.clock()
+        todo: list[Want] = []
+        for want in self.plan():
+            st = self._keys.setdefault(want.key, _Key())
+            if st.want != want.state:
+                st.want, st.since, st.next_try, st.backoff = want.state, now, 0.0, 0.0
+            if want.current == want.state:
+                st.said = ""
+                continue
+            if want.held:
+                await self._held(want, st, want.held)
+                continue
+            if want.state not in OUT and now - st.since < self.options.settle_back:
+                continue  # back in only once its facts held (damping)
+            if now < st.next_try:
+                continue
+            while st.sent and now - st.sent[0] >= 60.0:
+                st.sent.popleft()
+            if len(st.sent) >= self.options.max_per_minute:
+                await self._held(want, st, f"flapping: {len(st.sent)} corrections in a minute")
+                continue
+            st.sent.append(now)
+            todo.append(want)
+        results = await asyncio.gather(*(self._correct(w) for w in todo))
+        for want, result in zip(todo, results, strict=True):
+            st = self._keys[want.key]
+            if result["ok"]:
+                st.backoff = 0.0
+                st.next_try = now + self.options.retry
+            else:
+                st.backoff = min(30.0, max(self.options.retry, st.backoff * 2))
+                st.next_try = now + st.backoff
+        if len(self._keys) > 20_000:  # servers that left the view
+            live = {w.key for w in self.plan()}
+            self._keys = {k: v for k, v in self._keys.items() if k in live}
+        return results
+
+    async def _held(self, want: Want, st: _Key, why: str) -> None:
+        if st.said == why:
+            return
+        st.said = why
+        self.counts["held"] += 1
+        reason, _, detail = why.partition(": ")
+        await self._audit("suppressed", want, {"reason": reason, "detail": detail})
+
+    async def _correct(self, want: Want) -> dict[str, Any]:
+        changes = [HaproxyRuntime("set_state", want.backend, want.server, state=want.state)]
+        if want.cut and want.state == "maint":
+            changes.append(HaproxyRuntime("shutdown_sessions", want.backend, want.server))
+        if self.observe:
+            out = {"ok": True, "observe": True, "would": [c.args() for c in changes]}
+            await self._audit("done", want, out)
+            return out
+        start = time.perf_counter()
+        detail = ""
+        for change in changes:
+            try:
+                reply = await self.effects.request(
+                    want.haproxy, COMMAND, change.args(), self.options.command_timeout
+                )
+            except CommandError as exc:
+                detail = exc.detail
+                break
+            if not (reply.ok and reply.result.get("result")):
+                detail = reply.error_message if not reply.ok else str(reply.result)[:200]
+                break
+        ms = round((time.perf_counter() - start) * 1000, 2)
+        out = {"ok": not detail, "ms": ms, **({"error": detail} if detail else {})}
+        self.counts["corrections" if not detail else "failed"] += 1
+        await self._audit("done" if not detail else "failed", want, out)
+        return out
+
+    async def _audit(self, what: str, want: Want, data: dict[str, Any]) -> None:
+        body = {
+            "rule": RULE,
+            "event_id": "",
+            "event_tag": "hactl/reconcile",
+            "key": want.key,
+            "haproxy": want.haproxy,
+            "backend": want.backend,
+            "server": want.server,
+            "from": want.current,
+            "to": want.state,
+            "fact": want.fact,
+            **data,
+        }
+        log.info("reconcile_" + what, key=want.key, to=want.state, fact=want.fact)
+        with contextlib.suppress(Exception):  # the trail must not stop convergence
+            await self.effects.publish(new_event(f"hactl/reactor/{RULE}/{what}", MASTER_ID, body))

@@ -1,0 +1,342 @@
+"""The HAProxy reconciler on the in-memory bus: desired state from facts, only differences sent."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import nats.js.errors
+
+from hactl.master.reactor.desired import desired
+from hactl.master.reactor.reconciler import ReconcileOptions, Reconciler
+from hactl.master.reactor.view import ClusterView
+from hactl.wire.envelope import Event, new_event
+from hactl.wire.maint import Maintenance
+from tests.support.membus import MemBus, ok_runtime
+
+NODES = ("ctl1", "ctl2", "ctl3")
+BACKENDS = ("galera", "rabbitmq", "be_nova_api")
+
+
+class FakeLocks:
+    """The lock bucket's compare-and-set, in memory (another master may hold the key)."""
+
+    def __init__(self) -> None:
+        self.rev = 0
+        self.holder: bytes | None = None
+        self.broken = False
+
+    async def create(self, key: str, value: bytes) -> int:
+        """Create-once."""
+        if self.broken:
+            raise TimeoutError
+        if self.holder is not None:
+            raise nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence")
+        self.holder, self.rev = value, self.rev + 1
+        return self.rev
+
+    async def update(self, key: str, value: bytes, last: int) -> int:
+        """Compare-and-set on the revision."""
+        if self.broken:
+            raise TimeoutError
+        if last != self.rev or self.holder != value:
+            raise nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence")
+        self.rev += 1
+        return self.rev
+
+    async def delete(self, key: str, last: int) -> None:
+        """Give it back."""
+        self.holder = None
+
+
+class Clock:
+    """A hand-driven monotonic clock."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def ev(node: str, kind: str, items: dict[str, Any]) -> Event:
+    """A beacon event."""
+    return new_event(f"hactl/beacon/{node}/{kind}", node, {"items": items, "changes": []})
+
+
+def healthy_view(admin: str = "ready") -> ClusterView:
+    """Three heard nodes, each HAProxy holding every node in every backend, all healthy."""
+    view = ClusterView()
+    for n in NODES:
+        view.update(new_event(f"hactl/minion/{n}/heartbeat", n, {}), 1.0)
+        servers = {
+            f"{be}/{s}": {"backend": be, "server": s, "status": "UP", "admin": admin}
+            for be in BACKENDS
+            for s in NODES
+        }
+        view.update(ev(n, "haproxy", {**servers, "_haproxy": {"running": True, "error": ""}}))
+        view.update(ev(n, "galera", {"local": {"running": True, "synced": True}}))
+        view.update(ev(n, "rabbitmq", {"local": {"running": True, "alarms": []}}))
+        view.update(vrrp(n, "BACKUP", 100))
+    return view
+
+
+def vrrp(node: str, state: str, prio: int) -> Event:
+    """VI_INTERNAL of ``node``."""
+    item = {"vips": ["v"], "state": state, "priority": prio, "vip_here": state == "MASTER"}
+    return ev(node, "vrrp", {"VI_INTERNAL": item})
+
+
+def admin(view: ClusterView, haproxy: str, backend: str, server: str, state: str) -> None:
+    """What the HAProxy's beacon reports after a correction (or an operator's hand)."""
+    items = dict(view.nodes[haproxy]["haproxy"])
+    items[f"{backend}/{server}"] = {**items[f"{backend}/{server}"], "admin": state}
+    view.update(ev(haproxy, "haproxy", items))
+
+
+def reconciler(
+    view: ClusterView, bus: MemBus, **kw: Any
+) -> tuple[Reconciler, list[Maintenance], Clock]:
+    """A leading reconciler over ``view`` with no settle time unless asked."""
+    for n in NODES:
+        bus.minions[n] = ok_runtime
+    windows: list[Maintenance] = []
+    clock = Clock()
+    opts = ReconcileOptions(**{"settle_back": 0.0, **kw.pop("opts", {})})
+    rec = Reconciler(
+        bus,
+        view,
+        kw.pop("locks", FakeLocks()),
+        maintenance=lambda: windows,
+        trust=kw.pop("trust", lambda: ""),
+        options=opts,
+        clock=clock,
+        **kw,
+    )
+    return rec, windows, clock
+
+
+def sent(bus: MemBus) -> list[tuple[str, str, str, str]]:
+    """(haproxy, verb, backend, server[/state]) of every runtime request, sorted."""
+    return sorted(
+        (t, a["verb"], a["backend"], a["server"] + ("/" + a["state"] if "state" in a else ""))
+        for t, c, a in bus.requests
+        if c == "haproxy.runtime"
+    )
+
+
+async def once(rec: Reconciler) -> list[dict[str, Any]]:
+    """Lead, then one pass."""
+    assert await rec.lead()
+    return await rec.once()
+
+
+async def test_converged_cluster_sends_nothing() -> None:
+    """Every server already in its desired state: a pass sends nothing and audits nothing."""
+    bus = MemBus()
+    rec, _, _ = reconciler(healthy_view(), bus)
+    assert await once(rec) == [] and bus.requests == [] and bus.audit() == []
+
+
+async def test_desynced_galera_node_out_with_sessions_cut_then_back() -> None:
+    """ctl2 not Synced: maint + shutdown sessions on all 3 HAProxies, each audited with the
+    fact; Synced again: ready, after the settle time and only then."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, clock = reconciler(view, bus, opts={"settle_back": 2.0})
+    view.update(ev("ctl2", "galera", {"local": {"running": True, "synced": False}}))
+    await once(rec)
+    assert sent(bus) == sorted(
+        [(h, "set_state", "galera", "ctl2/maint") for h in NODES]
+        + [(h, "shutdown_sessions", "galera", "ctl2") for h in NODES]
+    )
+    done = bus.audit("done")
+    assert len(done) == 3 and all("ctl2: Galera not Synced" in e.data["fact"] for e in done)
+    for h in NODES:
+        admin(view, h, "galera", "ctl2", "maint")
+    bus.requests.clear()
+    view.update(ev("ctl2", "galera", {"local": {"running": True, "synced": True}}))
+    await once(rec)
+    assert bus.requests == []  # facts must hold for settle_back first
+    clock.t += 2.5
+    await once(rec)
+    assert sent(bus) == [(h, "set_state", "galera", "ctl2/ready") for h in NODES]
+
+
+async def test_a_crossed_out_and_back_leaves_no_residue() -> None:
+    """Whatever order the facts came in, the pass converges on today's facts: a server left in
+    maint by anyone while its node is Synced is made ready (the residue the edge rules left)."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, _ = reconciler(view, bus)
+    admin(view, "ctl3", "galera", "ctl2", "maint")
+    admin(view, "ctl1", "rabbitmq", "ctl2", "maint")
+    admin(view, "ctl1", "be_nova_api", "ctl1", "drain")
+    await once(rec)
+    assert sent(bus) == [
+        ("ctl1", "set_state", "be_nova_api", "ctl1/ready"),
+        ("ctl1", "set_state", "rabbitmq", "ctl2/ready"),
+        ("ctl3", "set_state", "galera", "ctl2/ready"),
+    ]
+
+
+async def test_broker_down_is_maint_an_alarm_is_drain() -> None:
+    """A broker that does not answer: maint with its sessions cut; a memory alarm: drain."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, _ = reconciler(view, bus)
+    view.update(ev("ctl3", "rabbitmq", {"local": {"running": False, "detail": "nodedown"}}))
+    view.update(ev("ctl2", "rabbitmq", {"local": {"running": True, "alarms": ["mem"]}}))
+    await once(rec)
+    calls = sent(bus)
+    assert [c for c in calls if c[3] == "ctl3/maint"] == [
+        (h, "set_state", "rabbitmq", "ctl3/maint") for h in NODES
+    ]
+    assert len([c for c in calls if c[1] == "shutdown_sessions"]) == 3
+    assert [c for c in calls if c[3] == "ctl2/drain"] == [
+        (h, "set_state", "rabbitmq", "ctl2/drain") for h in NODES
+    ]
+
+
+async def test_unhealthy_keepalived_drains_its_api_servers_until_healthy() -> None:
+    """ctl1 BACKUP at a reduced priority (its HAProxy check failed): its API servers drained on
+    every running HAProxy; galera and rabbitmq follow their own facts; priority back: ready."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, _ = reconciler(view, bus)
+    view.update(vrrp("ctl1", "MASTER", 150))
+    view.update(vrrp("ctl1", "BACKUP", 40))
+    await once(rec)
+    assert sent(bus) == [(h, "set_state", "be_nova_api", "ctl1/drain") for h in NODES]
+    for h in NODES:
+        admin(view, h, "be_nova_api", "ctl1", "drain")
+    bus.requests.clear()
+    view.update(vrrp("ctl1", "BACKUP", 150))
+    await once(rec)
+    assert sent(bus) == [(h, "set_state", "be_nova_api", "ctl1/ready") for h in NODES]
+
+
+async def test_silence_takes_nothing_out() -> None:
+    """A lost minion's last facts are not evidence: its servers are left ready (HAProxy's own
+    checks decide), and a stopped HAProxy or a lost minion's HAProxy gets no command."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, _ = reconciler(view, bus)
+    view.update(ev("ctl2", "galera", {"local": {"running": True, "synced": False}}))
+    view.update(new_event("hactl/minion/ctl2/lost", "master", {"last_seen": 1.0}))
+    items = {**view.nodes["ctl3"]["haproxy"], "_haproxy": {"running": False, "error": "x"}}
+    view.update(ev("ctl3", "haproxy", items))
+    await once(rec)
+    assert bus.requests == []
+    wants = {w.key: w for w in rec.plan()}
+    assert wants["ctl1:galera/ctl2"].state == "ready"
+    assert wants["ctl2:galera/ctl1"].held.startswith("not_heard")
+    assert wants["ctl3:galera/ctl1"].held.startswith("not_running")
+
+
+async def test_an_untrusting_master_puts_back_but_takes_nothing_out() -> None:
+    """While the master cannot trust what it hears, outs are held (suppressed, untrusted, once);
+    a put-back still goes."""
+    view, bus = healthy_view(), MemBus()
+    why = "every minion fell silent at once"
+    rec, _, _ = reconciler(view, bus, trust=lambda: why)
+    view.update(ev("ctl2", "galera", {"local": {"running": True, "synced": False}}))
+    admin(view, "ctl1", "rabbitmq", "ctl3", "maint")
+    await once(rec)
+    await once(rec)
+    assert sent(bus) == [("ctl1", "set_state", "rabbitmq", "ctl3/ready")]
+    held = bus.audit("suppressed")
+    assert len(held) == 3 and {e.data["reason"] for e in held} == {"untrusted"}
+    assert held[0].data["detail"] == why
+
+
+async def test_maintenance_is_left_alone_and_said_once() -> None:
+    """ctl2's galera under maintenance: its server is left as it is everywhere (suppressed,
+    reason maintenance, once); an HAProxy under maintenance gets no command at all."""
+    view, bus = healthy_view(), MemBus()
+    rec, windows, _ = reconciler(view, bus)
+    windows.append(Maintenance("ctl2", "galera", "disk swap"))
+    windows.append(Maintenance("ctl3", "haproxy", "upgrade"))
+    view.update(ev("ctl2", "galera", {"local": {"running": False, "synced": False}}))
+    admin(view, "ctl3", "rabbitmq", "ctl1", "maint")
+    await once(rec)
+    await once(rec)
+    assert bus.requests == []
+    reasons = sorted((e.data["key"], e.data["reason"]) for e in bus.audit("suppressed"))
+    assert reasons == [
+        ("ctl1:galera/ctl2", "maintenance"),
+        ("ctl2:galera/ctl2", "maintenance"),
+        ("ctl3:galera/ctl2", "maintenance"),
+        ("ctl3:rabbitmq/ctl1", "maintenance"),
+    ]
+
+
+async def test_only_the_leader_corrects_and_a_master_that_cannot_write_stops() -> None:
+    """Two masters: the one holding the leader key corrects, the other does not; a leader
+    whose writes fail stops within its renewal; the other takes over once the key is free."""
+    view, bus = healthy_view(), MemBus()
+    locks = FakeLocks()
+    a, _, clock_a = reconciler(view, bus, locks=locks)
+    b, _, clock_b = reconciler(view, bus, locks=locks)
+    assert await a.lead() and not await b.lead()
+    locks.broken = True
+    clock_a.t += 6.0  # past a third of the TTL: must renew, cannot
+    assert not await a.lead()
+    locks.broken = False
+    assert not await b.lead()  # a's key stands until the bucket's TTL removes it
+    locks.holder = None  # the TTL
+    clock_b.t += 6.0
+    assert await b.lead() and not await a.lead()
+    await b.resign()  # a clean stop frees it at once
+    assert await a.lead()
+
+
+async def test_flapping_server_is_held_and_failures_back_off() -> None:
+    """A server whose correction never shows is retried after `retry`, backing off; past
+    max_per_minute corrections it is held as flapping."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, clock = reconciler(view, bus, opts={"retry": 1.0, "max_per_minute": 3})
+    admin(view, "ctl1", "galera", "ctl3", "maint")  # never changes: HAProxy ignores us
+    for _ in range(6):
+        await once(rec)
+        clock.t += 1.1
+    assert len(bus.requests) == 3
+    assert [e.data["reason"] for e in bus.audit("suppressed")] == ["flapping"]
+
+
+async def test_desired_state_of_an_api_backend_keeps_one_ready_server() -> None:
+    """keepalived unhealthy on every node (a network problem, not three bad services): no API
+    backend is drained empty."""
+    view = healthy_view()
+    for n in NODES:
+        view.update(vrrp(n, "BACKUP", 150))
+        view.update(vrrp(n, "FAULT", 150))
+    wants = desired(view.nodes, view.facts()["vrrp_health"])
+    api = [w for w in wants if w.backend == "be_nova_api"]
+    assert api and all(w.held.startswith("last_ready") for w in api)
+
+
+async def test_observe_reports_corrections_without_sending() -> None:
+    """--observe: the correction is audited as it would be sent; nothing is sent."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, _ = reconciler(view, bus, observe=True)
+    admin(view, "ctl1", "galera", "ctl3", "drain")
+    await once(rec)
+    assert bus.requests == []
+    assert bus.audit("done")[0].data["would"] == [
+        {"verb": "set_state", "backend": "galera", "server": "ctl3", "state": "ready"}
+    ]
+
+
+def test_run_loop_is_poked_by_changes() -> None:
+    """The loop runs a pass soon after a poke (not only every interval)."""
+
+    async def go() -> int:
+        view, bus = healthy_view(), MemBus()
+        rec, _, _ = reconciler(view, bus, opts={"interval": 60.0})
+        task = asyncio.create_task(rec.run())
+        admin(view, "ctl1", "galera", "ctl3", "maint")
+        rec.poke()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if bus.requests:
+                break
+        task.cancel()
+        return len(bus.requests)
+
+    assert asyncio.run(go()) == 1
