@@ -29,6 +29,7 @@ from hactl.minion.beacons.runner import BeaconRunner
 from hactl.minion.beacons.vrrp import local_addresses
 from hactl.minion.config import MinionConfig
 from hactl.minion.executors import dispatch
+from hactl.minion.health_agent import HealthAgent
 from hactl.minion.outbox import Outbox
 from hactl.minion.supervisor import Supervisor, SupervisorBeacon
 from hactl.wire.commands import CommandReply, CommandRequest
@@ -89,6 +90,10 @@ class Minion:
                     SupervisorBeacon(self.supervisor), cfg.id, self.outbox.put, cfg.resync_interval
                 )
             )
+        self.health: HealthAgent | None = None
+        if cfg.health_agent is not None:
+            galera = next(r for r in self.runners if r.beacon.name == "galera")
+            self.health = HealthAgent(cfg.health_agent, lambda: (galera.last, galera.polled_at))
         self.bus: Bus | None = None
         self.versions: dict[str, str] = {}
         self.commands = 0
@@ -160,6 +165,22 @@ class Minion:
             self.outbox.attach(bus)
             log.info("minion_connected", url=self.url, id=self.cfg.id)
 
+    async def _serve_health(self) -> None:
+        """The health agent, bound as soon as the node's address exists (retried: at boot
+        the address may come up after the minion)."""
+        assert self.health is not None
+        while True:
+            try:
+                await self.health.start()
+                break
+            except OSError as exc:
+                log.error("health_agent_not_listening", error=str(exc), retry_s=5)
+                await asyncio.sleep(5.0)
+        try:
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            await self.health.close()
+
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.heartbeat_interval)
@@ -179,6 +200,8 @@ class Minion:
             asyncio.create_task(self._connect_loop(), name="connect"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]
+        if self.health is not None:
+            tasks.append(asyncio.create_task(self._serve_health(), name="health-agent"))
         log.info("minion_started", id=self.cfg.id, beacons=[r.beacon.name for r in self.runners])
         died: list[str] = []
 

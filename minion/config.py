@@ -14,6 +14,9 @@ Example::
     haproxy_socket: /run/haproxy/admin.sock
     services:
       haproxy: {reload: [systemctl, reload, haproxy]}
+    health_agent:      # HAProxy's agent-check on a Galera node: up only while Synced
+      address: 10.0.0.11
+      port: 9200
     supervision:       # started again by the minion when they die (docs/minion.md)
       services: [haproxy, keepalived]
       threshold: 5     # deaths within window before it is left stopped and alerted
@@ -60,6 +63,7 @@ from hactl.minion.executors.base import (
     ServiceCommands,
 )
 from hactl.minion.executors.policy import ContentPolicy
+from hactl.minion.health_agent import AgentPolicy
 from hactl.minion.supervisor import SupervisionPolicy
 from hactl.schema import SchemaError
 from hactl.wire.tags import validate_id
@@ -76,6 +80,7 @@ _TOP = {
     "sysctls",
     "content_policy",
     "supervision",
+    "health_agent",
     "haproxy_socket",
     "services",
     "beacons",
@@ -102,6 +107,7 @@ class MinionConfig:
     sysctls: frozenset[str] = DEFAULT_SYSCTLS
     content_policy: ContentPolicy = field(default_factory=ContentPolicy)
     supervision: SupervisionPolicy | None = None
+    health_agent: AgentPolicy | None = None
     haproxy_socket: str = ""
     services: Mapping[str, ServiceCommands] = field(default_factory=dict)
     beacons: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -217,6 +223,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             sysctls=_sysctls(raw.get("sysctls"), source),
             content_policy=_policy(raw.get("content_policy"), bad),
             supervision=_supervision(raw.get("supervision"), set(services), bad),
+            health_agent=_agent(raw.get("health_agent"), beacons, bad),
             haproxy_socket=str(raw.get("haproxy_socket") or ""),
             services=services,
             beacons={str(k): dict(v) for k, v in beacons.items()},
@@ -256,6 +263,22 @@ def _supervision(
         return SupervisionPolicy.parse(raw, services)
     except SchemaError as exc:
         raise bad("supervision", f"{exc.field} {exc.reason}".strip()) from None
+
+
+def _agent(
+    raw: Any, beacons: Mapping[str, Any], bad: Callable[[str, str], ConfigError]
+) -> AgentPolicy | None:
+    """``health_agent``: answers from the galera beacon, so that beacon must be configured."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise bad("health_agent", "must be a mapping")
+    if "galera" not in beacons:
+        raise bad("health_agent", "answers from the galera beacon: configure beacons.galera")
+    try:
+        return AgentPolicy.parse(raw)
+    except SchemaError as exc:
+        raise bad("health_agent", f"{exc.field} {exc.reason}".strip()) from None
 
 
 def _policy(raw: Any, bad: Callable[[str, str], ConfigError]) -> ContentPolicy:

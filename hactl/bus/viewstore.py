@@ -1,7 +1,10 @@
 """The cluster view's store: KV ``HACTL_CLUSTER``, one key per node and aspect.
 
 ``node.<id>.<aspect>`` holds the msgpack of what the view folded in (a beacon's items or the
-minion's liveness record). Masters write and watch it; a restarted master and ``hactl status``
+minion's liveness record), wrapped with ``at``: when the stream stored the event the fact came
+from (server time), so that an older report -- a redelivery after a master restart, another
+master's lagging write -- never overwrites a newer one. A bare value (older hactl) has no
+``at``. Masters write and watch it; a restarted master and ``hactl status``
 load it -- all through this one class, so the key format and the decoding live in one place.
 A value that is not msgpack is reported (``on_bad``), never fatal; what a value may hold is
 the view's business (master/reactor/view.py types it at its boundary).
@@ -26,7 +29,8 @@ if TYPE_CHECKING:
     from hactl.bus.client import Bus
 
 ASPECTS = ("vrrp", "haproxy", "galera", "rabbitmq", "service", "supervisor", "minion")
-Entry = tuple[str, str, Any]  # node, aspect, decoded value
+Entry = tuple[str, str, Any, float | None]  # node, aspect, decoded value, as of (server time)
+_WRAP = "__hactl_view__"  # marks a wrapped value (an item cannot be named so: names are ids)
 OnBad = Callable[[str, str], None]  # key, reason
 
 
@@ -52,7 +56,11 @@ def _decode(key: str, raw: bytes, on_bad: OnBad) -> Entry | None:
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         on_bad(key, f"not msgpack: {exc}")
         return None
-    return where[0], where[1], value
+    if isinstance(value, dict) and value.get(_WRAP) == 1 and "v" in value:
+        at = value.get("at")
+        at = float(at) if isinstance(at, int | float) and not isinstance(at, bool) else None
+        return where[0], where[1], value["v"], at
+    return where[0], where[1], value, None
 
 
 class ViewStore:
@@ -72,12 +80,14 @@ class ViewStore:
         values = await self.bus.read_bucket(VIEW_BUCKET)
         return [e for key, raw in values.items() if (e := _decode(key, raw, on_bad))]
 
-    async def put(self, node: str, aspect: str, value: Any) -> None:
-        """Store one value; a failure is a :class:`BusError` (the caller decides)."""
+    async def put(self, node: str, aspect: str, value: Any, at: float | None = None) -> None:
+        """Store one value (as of ``at``); a failure is a :class:`BusError` (the caller
+        decides)."""
         if self.kv is None:
             raise BusError(self.bus.url, "view store not opened")
+        packed = msgpack.packb({_WRAP: 1, "v": value, "at": at}, use_bin_type=True)
         try:
-            await self.kv.put(kv_key(node, aspect), msgpack.packb(value, use_bin_type=True))
+            await self.kv.put(kv_key(node, aspect), packed)
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise BusError(self.bus.url, f"view not saved ({exc})") from None
 

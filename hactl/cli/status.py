@@ -30,7 +30,7 @@ async def _read_view(settings: Settings) -> ClusterView:
                     url, "no cluster view yet (is a master with --reactors running?)"
                 ) from None
             raise
-        for node, aspect, value in entries:
+        for node, aspect, value, _ in entries:
             view.set(node, aspect, value)  # refused values are counted, not shown
     finally:
         await bus.close()

@@ -82,6 +82,9 @@ rabbitmq:
 """
 
 
+AGENT_PORT = 9200  # the pillar's haproxy.agent_port (states/pillar/site.yaml)
+
+
 def minion_yaml(
     net: LabNet, lab: Path, node: str, components: set[str], supervise: bool = False
 ) -> str:
@@ -113,6 +116,7 @@ def minion_yaml(
         galera = (
             f"galera: {{defaults_file: {d}/etc/galera.cnf, datadir: {d}/mysql/data, "
             f"socket: {d}/mysql/mysqld.sock, pid_file: {d}/mysql/mysqld.pid}}\n"
+            f"health_agent: {{address: {addr}, port: {AGENT_PORT}}}\n"
         )
     supervision = (
         "supervision: {services: [haproxy, keepalived], threshold: 5, window: 60, interval: 0.5}\n"

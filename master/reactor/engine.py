@@ -137,6 +137,9 @@ class Engine:
         self.counts["events"] += 1
         kind = event.tag.split("/", 2)[1]
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        if older := self.view.superseded(event, stored):
+            await self._superseded(event, older)
+            return []
         changed = self.view.update(event, stored)
         if changed:
             self._facts = None
@@ -176,6 +179,18 @@ class Engine:
             if task is not None:
                 started.append(task)
         return started
+
+    async def _superseded(self, event: Event, why: str) -> None:
+        """An event older than the view's facts changes nothing; a rule it would have fired is
+        reported ``suppressed``, reason ``stale`` (a restarted master handling redeliveries)."""
+        self.counts["stale"] = self.counts.get("stale", 0) + 1
+        for rule in self._rules_for(event.tag):
+            try:
+                fires = self._true(rule, self._context(event))
+            except Exception:  # this rule and this event only: it would not fire either
+                fires = False
+            if fires:
+                await self._audit(rule, "suppressed", event, {"reason": "stale", "detail": why})
 
     def _expr(self, source: str) -> Any:
         """A compiled expression; called with the full context (globals included)."""
@@ -368,6 +383,10 @@ class Engine:
         return True
 
     async def _actions(self, rule: Rule, event: Event, calls: list[tuple[str, Any]]) -> None:
+        if why := self.view.stale(event):  # the fact behind it changed while it waited
+            self.counts["stale"] = self.counts.get("stale", 0) + 1
+            await self._audit(rule, "suppressed", event, {"reason": "stale", "detail": why})
+            return
         results: list[dict[str, Any]] = []
         for i, (name, args) in enumerate(calls):
             ctx = ActionContext(

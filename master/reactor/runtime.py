@@ -46,20 +46,18 @@ from hactl.bus.viewstore import ViewStore
 from hactl.errors import BusError, DecodeError, HactlError
 from hactl.log import get_logger
 from hactl.master.reactor.actions import REGISTRY, Settings
+from hactl.master.reactor.effects import LOCK_TTL, NatsEffects
 from hactl.master.reactor.engine import Engine
 from hactl.master.reactor.interest import Interest
 from hactl.master.reactor.reconciler import ReconcileOptions, Reconciler
 from hactl.master.reactor.rules import Rule, load_rules
 from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.watch import Watch
-from hactl.wire.commands import CommandReply
-from hactl.wire.envelope import Event, decode
+from hactl.wire.envelope import decode
 from hactl.wire.maint import Maintenance, parse_records
-from hactl.wire.tags import MASTER_ID
 
 log = get_logger("hactl.reactor")
 CONSUMER = REACTOR_CONSUMER
-LOCK_TTL = 15.0  # a held lock is re-put every 5 s; a dead master's lock expires by itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,61 +73,6 @@ class ReactorOptions:
     replicas: int = 1  # of the KV buckets (3 on a 3-node NATS cluster)
     settings: Settings = field(default_factory=Settings)
     reconcile: ReconcileOptions = field(default_factory=ReconcileOptions)
-
-
-class NatsEffects:
-    """:class:`master.reactor.actions.Effects` over NATS and the lease bucket."""
-
-    def __init__(self, bus: Bus, leases: Any, locks: Any = None) -> None:
-        self.bus = bus
-        self.leases = leases
-        self.locks = locks if locks is not None else leases
-        self._held: dict[str, asyncio.Task[None]] = {}
-
-    def _bucket(self, name: str) -> Any:
-        return self.locks if name.startswith("lock.") else self.leases
-
-    async def publish(self, event: Event, msg_id: str | None = None) -> None:
-        """Core publish with a Nats-Msg-Id: the stream keeps one copy."""
-        await self.bus.publish(event, msg_id=msg_id)
-
-    async def request(
-        self, target: str, cmd: str, args: dict[str, Any], timeout: float
-    ) -> CommandReply:
-        """A command to a minion, sent as the master."""
-        return await self.bus.request(target, cmd, args, timeout=timeout, sender=MASTER_ID)
-
-    async def lease(self, name: str, value: bytes | None = None) -> bool:
-        """Create-once. Rule locks (``lock.*``) live in a short-TTL bucket and are kept alive
-        while held, so the lock of a master that dies frees itself within LOCK_TTL."""
-        bucket = self._bucket(name)
-        try:
-            await bucket.create(name, value if value is not None else str(time.time()).encode())
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False
-        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-            # "wrong last sequence" (taken), or JetStream busy electing a leader after a
-            # server died: not ours (yet); the caller retries within its lock_wait
-            if "wrong last sequence" not in str(exc).lower():
-                log.warning("lease_unavailable", lease=name, error=f"{type(exc).__name__}: {exc}")
-            return False
-        if bucket is self.locks and self.locks is not self.leases:
-            self._held[name] = asyncio.create_task(self._keep(name))
-        return True
-
-    async def _keep(self, name: str) -> None:
-        while True:
-            await asyncio.sleep(LOCK_TTL / 3)
-            with contextlib.suppress(nats.errors.Error, nats.js.errors.Error):
-                await self.locks.put(name, str(time.time()).encode())
-
-    async def release(self, name: str) -> None:
-        """Delete (a purge would forget the history; a delete marker is enough)."""
-        keeper = self._held.pop(name, None)
-        if keeper is not None:
-            keeper.cancel()
-        with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, TimeoutError):
-            await self._bucket(name).delete(name)  # if this fails, the TTL frees it
 
 
 class ReactorRuntime:
@@ -317,7 +260,7 @@ class ReactorRuntime:
     async def _persist(self, node: str, aspect: str, value: Any) -> None:
         self._poke()
         try:
-            await self.store.put(node, aspect, value)
+            await self.store.put(node, aspect, value, self.view.as_of.get((node, aspect)))
         except BusError as exc:
             log.warning("view_not_saved", node=node, aspect=aspect, error=exc.detail)
 
@@ -338,17 +281,26 @@ class ReactorRuntime:
                     raise HactlError(f"reactor: loading the cluster view: {exc.detail}") from None
                 log.info("jetstream_busy_retrying", what="loading the view", error=exc.detail)
                 await asyncio.sleep(0.5)
-        for node, aspect, value in entries:
-            self._from_kv(node, aspect, value)
+        for node, aspect, value, at in entries:
+            self._from_kv(node, aspect, value, at)
 
-    def _from_kv(self, node: str, aspect: str, value: Any) -> None:
-        """A stored value into the view; one it refuses is reported, never fatal."""
+    def _from_kv(self, node: str, aspect: str, value: Any, at: float | None) -> bool:
+        """A stored value into the view, unless the view holds a newer one (another master's
+        write that lags ours); one it refuses is reported, never fatal."""
+        known = self.view.as_of.get((node, aspect))
+        if at is not None and known is not None and at < known:
+            return False
         if not self.view.set(node, aspect, value):
             self._bad_value(f"{node}.{aspect}", self.view.last_rejection)
+            return False
+        if at is not None:
+            self.view.as_of[(node, aspect)] = at
+        return True
 
     async def _watch_view(self) -> None:
-        async for node, aspect, value in self.store.watch(self._bad_value):
-            self._from_kv(node, aspect, value)
+        async for node, aspect, value, at in self.store.watch(self._bad_value):
+            if not self._from_kv(node, aspect, value, at):
+                continue
             if self.engine is not None:
                 self.engine.invalidate()
             self._poke()

@@ -76,6 +76,8 @@ class ClusterView:
     base_priority: dict[tuple[str, str], int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)  # refused values, by aspect
     last_rejection: str = ""
+    # (node, aspect) -> when the stream stored the event its value came from (server time)
+    as_of: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def set(self, node: str, aspect: str, value: Any) -> bool:
         """Store one fact (from the KV or an event); False (nothing stored, counted in
@@ -93,17 +95,66 @@ class ClusterView:
         self.nodes.setdefault(node, {})[aspect] = value
         return True
 
+    def superseded(self, event: Event, now: float | None = None) -> str:
+        """Why ``event`` is older than what the view already knows ('' when it is not): a
+        beacon report stored before the one the view holds (a redelivery to a restarted
+        master), or a ``lost`` verdict about a minion heard since. Such an event is not folded
+        in and no rule acts on it."""
+        levels = event.tag.split("/")
+        if len(levels) != 4 or levels[1] not in ("beacon", "minion"):
+            return ""
+        node, what = levels[2], levels[3]
+        if levels[1] == "beacon":
+            at = self.as_of.get((node, what))
+            t = event.ts if now is None else now
+            if at is not None and t < at:
+                return f"a newer {what} report of {node} (stored {at - t:.1f} s later) holds"
+            return ""
+        rec = self.nodes.get(node, {}).get("minion") or {}
+        seen = event.data.get("last_seen")
+        if what == "lost" and isinstance(seen, int | float) and rec.get("last_seen", 0) > seen:
+            return f"{node}'s minion was heard after the silence this verdict is about"
+        return ""
+
+    def stale(self, event: Event) -> str:
+        """Why the fact that triggered a rule on ``event`` no longer holds ('' while it does):
+        a newer report changed a field the event changed (``synced`` went back to true), or
+        a lost minion is heard again. Checked again when the actions are about to run."""
+        levels = event.tag.split("/")
+        if len(levels) != 4:
+            return ""
+        node, what = levels[2], levels[3]
+        if levels[1] == "minion" and what == "lost":
+            rec = self.nodes.get(node, {}).get("minion") or {}
+            return "" if rec.get("lost") else f"{node}'s minion is heard again"
+        if levels[1] != "beacon" or what not in ASPECTS:
+            return ""
+        items = self.nodes.get(node, {}).get(what) or {}
+        changes = event.data.get("changes")
+        for ch in changes if isinstance(changes, list) else []:
+            if not isinstance(ch, dict) or not isinstance(ch.get("item"), str):
+                continue
+            item = items.get(ch["item"])
+            now = item.get(ch.get("field")) if isinstance(item, dict) else None
+            if "value" in ch and now != ch["value"]:
+                return f"{node} {ch['item']}.{ch.get('field')} is now {now!r}"[:200]
+        return ""
+
     def update(self, event: Event, now: float | None = None) -> list[tuple[str, str]]:
-        """Fold ``event`` in; the (node, aspect) pairs whose value changed."""
+        """Fold ``event`` in (``now``: when the stream stored it); the (node, aspect) pairs
+        whose value changed."""
         levels = event.tag.split("/")
         kind, node = levels[1], levels[2] if len(levels) > 2 else ""
         if kind == "beacon" and len(levels) == 4 and levels[3] in ASPECTS:
             items = event.data.get("items")
-            if not isinstance(items, dict):
+            if not isinstance(items, dict) or self.superseded(event, now):
                 return []
+            key = (node, levels[3])
+            if key in self.as_of or len(self.as_of) < MAX_NODES * len(ASPECTS):
+                self.as_of[key] = event.ts if now is None else now
             if self.nodes.get(node, {}).get(levels[3]) == items:
                 return []
-            return [(node, levels[3])] if self.set(node, levels[3], items) else []
+            return [key] if self.set(node, levels[3], items) else []
         if kind == "minion" and len(levels) == 4:
             what = levels[3]
             rec = dict(self.nodes.get(node, {}).get("minion") or {})
@@ -130,6 +181,8 @@ class ClusterView:
             if what == "stop":
                 rec.update(stopped=True, last_seen=event.ts if now is None else now)
             elif what == "lost":
+                if self.superseded(event, now):
+                    return []
                 rec.update(lost=True)
             else:
                 return []

@@ -30,6 +30,7 @@ class BeaconRunner:
         self.resync_interval = resync_interval
         self.tag = f"hactl/beacon/{minion_id}/{beacon.name}"
         self.last: Snapshot | None = None
+        self.polled_at = 0.0  # monotonic time of the last poll (the health agent's freshness)
         self.polls = 0
         self.errors = 0
 
@@ -44,6 +45,7 @@ class BeaconRunner:
     async def step(self, now: float, last_sent: float) -> float:
         """One poll; returns when the last event was sent."""
         snap = await self._snapshot()
+        self.polled_at = time.monotonic()
         self.polls += 1
         changes = diff(self.last, snap, self.beacon.significant)
         first = self.last is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -433,3 +434,66 @@ async def test_a_rendered_argument_outside_the_schema_fails_that_rule() -> None:
     error = bus.audit("failed")[0].data["error"]
     assert "haproxy.set_state: state must be one of ready, drain, maint" in error
     assert bus.requests == []
+
+
+async def test_an_older_report_is_not_folded_in_and_its_rule_is_stale() -> None:
+    """A redelivered report stored before the one the view holds (a restarted master) changes
+    nothing: the view keeps the newer fact, and the rule it would fire is suppressed, stale."""
+    bus = MemBus()
+    eng = await engine_with(bus, rules=SITE_RULES)
+    bus.requests.clear()
+    now = time.time()  # the healthy start was stored "now" (event time)
+    await eng.handle(galera("ctl2", synced=True, prev=False), stored=now + 20)
+    await eng.idle()
+    bus.requests.clear()
+    await eng.handle(galera("ctl2", synced=False, prev=True, primary=False), stored=now + 10)
+    await eng.idle()
+    assert bus.requests == []
+    assert eng.view.nodes["ctl2"]["galera"]["local"]["synced"] is True
+    stale = bus.audit("suppressed")
+    assert [(e.data["rule"], e.data["reason"]) for e in stale] == [("site-out", "stale")]
+
+
+async def test_a_lost_verdict_about_a_minion_heard_since_changes_nothing() -> None:
+    """hactl/minion/ctl2/lost about a silence before its last heartbeat: not lost."""
+    bus = MemBus()
+    eng = await engine_with(bus)
+    await eng.handle(new_event("hactl/minion/ctl2/heartbeat", "ctl2", {}), stored=500.0)
+    await eng.handle(new_event("hactl/minion/ctl2/lost", "master", {"last_seen": 400.0}))
+    assert not eng.view.nodes["ctl2"]["minion"].get("lost")
+    await eng.handle(new_event("hactl/minion/ctl2/lost", "master", {"last_seen": 500.0}))
+    assert eng.view.nodes["ctl2"]["minion"]["lost"] is True
+
+
+async def test_an_action_whose_fact_changed_while_it_waited_is_dropped() -> None:
+    """site-out waits on its lock; ctl2 is Synced again before it gets it: the out is dropped
+    (suppressed, stale, naming the fact); the back runs."""
+    bus = MemBus()
+    locked = rule(
+        """
+- name: out
+  on: hactl/beacon/*/galera
+  when: event.changed.synced.to == false
+  lock: galera
+  do:
+    - haproxy.set_state: {node: all, backend: galera, server: "{{ event.node }}", state: maint}
+- name: back
+  on: hactl/beacon/*/galera
+  when: event.changed.synced.to == true
+  lock: galera
+  do:
+    - haproxy.set_state: {node: all, backend: galera, server: "{{ event.node }}", state: ready}
+"""
+    )
+    eng = await engine_with(bus, rules=locked)
+    bus.requests.clear()
+    bus.leases.add("lock.galera")  # another master holds it
+    await eng.handle(galera("ctl2", synced=False, prev=True, primary=False))
+    await eng.handle(galera("ctl2", synced=True, prev=False))
+    await asyncio.sleep(0.05)
+    bus.leases.discard("lock.galera")
+    await eng.idle()
+    dropped = bus.audit("suppressed")
+    assert [(e.data["rule"], e.data["reason"]) for e in dropped] == [("out", "stale")]
+    assert "synced is now True" in dropped[0].data["detail"]
+    assert {a["state"] for _, c, a in bus.requests if c == "haproxy.runtime"} == {"ready"}
