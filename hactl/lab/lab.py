@@ -212,9 +212,7 @@ def _hactl(lab: Lab) -> None:
         (lab.dir / secret).chmod(0o600)
     (lab.dir / "lab-pillar.yaml").write_text(pillar(net, lab.dir, lab.components))
     env = lab.cli_env("master")
-    master = _master_argv(
-        lab, "--states", str(states_dir()), "--pillar", str(lab.dir / "lab-pillar.yaml")
-    )
+    master = _master_argv(lab)
     lab.pids["master"] = d.spawn(master, lab.dir / "master.log", env)
     d.wait_for(lambda: "master_ready" in _read(lab.dir / "master.log"), 60, "the master")
     for n in net.nodes:
@@ -433,7 +431,8 @@ def rules_dir(lab: Lab) -> Path:
 
 
 def _master_argv(lab: Lab, *extra: str) -> list[str]:
-    """A lab master: the shipped rules, fast redelivery and loss verdicts, R3 buckets."""
+    """A lab master: the lab's rules, fast redelivery and loss verdicts, R3 buckets, the
+    state tree and the lab's pillar (for state.apply)."""
     return [
         HACTL,
         "--nats",
@@ -449,6 +448,10 @@ def _master_argv(lab: Lab, *extra: str) -> list[str]:
         "10s",
         "--ack-wait",
         "5s",
+        "--states",
+        str(states_dir()),
+        "--pillar",
+        str(lab.dir / "lab-pillar.yaml"),
         *extra,
     ]
 
@@ -459,7 +462,16 @@ def start_master(lab: Lab, name: str) -> int:
     env = lab.cli_env(name)
     argv = _master_argv(lab)
     log = lab.dir / f"{name}.log"
+    mark = len(_read(log))  # a restarted master appends to its log
     lab.pids[name] = d.spawn(argv, log, env)
     lab.save()
-    d.wait_for(lambda: "reactor_started" in _read(log), 30, name)
+    d.wait_for(lambda: "reactor_started" in _read(log)[mark:], 30, name)
     return lab.pids[name]
+
+
+def stop_master(lab: Lab, name: str = "master", sig: int = signal.SIGTERM) -> None:
+    """Stop a lab master (by its pid) and wait until it is gone."""
+    pid = lab.pids.get(name)
+    if pid and d.alive(pid):
+        os.kill(pid, sig)
+        d.wait_for(lambda: not d.alive(pid), 20, f"{name} stopped")

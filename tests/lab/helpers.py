@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from nats.js import api
 
 from hactl.bus import EVENTS_STREAM, Bus
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
+from hactl.lab.bus import LAB_ADMIN
+from hactl.minion.admin_socket import admin_command_blocking
+from hactl.minion.beacons.haproxy import parse_servers_state
 from hactl.wire.envelope import Event, decode, new_event
 
 
@@ -143,3 +148,42 @@ async def stored_done(bus: Bus, rule: str) -> list[str]:
             out += [decode(m.data, m.subject).data["event_id"] for m in msgs]
     finally:
         await sub.unsubscribe()
+
+
+async def stored_events(
+    lab: L.Lab,
+    glob: str,
+    since: datetime,
+    stream: str = "HACTL_EVENTS",
+    who: str = LAB_ADMIN,
+) -> list[Event]:
+    """Events matching ``glob`` stored since ``since`` (read as ``who``), in-process: a CLI
+    tail killed by its timeout on a loaded machine can lose what it had not printed."""
+    bus = await Bus.connect(lab.nats_url, lab.client_auth(who), name="lab-read", timeout=5)
+    got: list[Event] = []
+
+    async def on_event(e: Event) -> None:
+        got.append(e)
+
+    try:
+        await bus.replay(glob, since, on_event, stream, wait=15)
+        await asyncio.sleep(0.5)
+    finally:
+        await bus.close()
+    return got
+
+
+def admin_states(lab: L.Lab, node: str) -> dict[str, str]:
+    """backend/server -> administrative state (ready/drain/maint) on ``node``'s HAProxy."""
+    try:
+        text = admin_command_blocking(
+            str(lab.node_dir(node) / "run/haproxy.sock"), "show servers state"
+        )
+        return parse_servers_state(text)
+    except (OSError, ValueError):
+        return {}
+
+
+def haproxy_cmd(lab: L.Lab, node: str, command: str) -> str:
+    """One admin command on ``node``'s HAProxy (a hand-made change, as an operator would)."""
+    return admin_command_blocking(str(lab.node_dir(node) / "run/haproxy.sock"), command)

@@ -29,7 +29,7 @@ from hactl.lab import lab as L
 from hactl.master.states.render import rabbitmq_password_hash
 from hactl.wire.envelope import Event, new_event
 from tests.lab.conftest import report
-from tests.lab.helpers import server_status, synced_event, wait_until
+from tests.lab.helpers import server_status, stored_events, synced_event, wait_until
 
 
 def _ctl2_everywhere(lab: L.Lab) -> dict[str, str]:
@@ -39,28 +39,6 @@ def _ctl2_everywhere(lab: L.Lab) -> dict[str, str]:
         for k, v in server_status(lab, n).items()
         if k.endswith("/ctl2")
     }
-
-
-async def _stored(
-    lab: L.Lab,
-    glob: str,
-    since: datetime,
-    stream: str = "HACTL_EVENTS",
-    who: str = lab_bus.LAB_ADMIN,
-) -> list[Event]:
-    """Events matching ``glob`` stored since ``since`` (read as ``who``)."""
-    bus = await Bus.connect(lab.nats_url, lab.client_auth(who), name="trust-read", timeout=5)
-    got: list[Event] = []
-
-    async def on_event(e: Event) -> None:
-        got.append(e)
-
-    try:
-        await bus.replay(glob, since, on_event, stream, wait=15)
-        await asyncio.sleep(0.5)
-    finally:
-        await bus.close()
-    return got
 
 
 async def test_forged_command_and_event_are_refused(lab: L.Lab) -> None:
@@ -99,7 +77,7 @@ async def test_forged_command_and_event_are_refused(lab: L.Lab) -> None:
     assert set(states.values()) == {"UP"}, states
     acted = [
         e
-        for e in await _stored(lab, "hactl/reactor/**", start)
+        for e in await stored_events(lab, "hactl/reactor/**", start)
         if "ctl2" in str(e.data) or e.data.get("event_id") == forged_event.id
     ]
     assert acted == [], [e.tag for e in acted]
@@ -177,7 +155,7 @@ async def test_apply_shows_an_operator_no_secret_and_is_audited(lab: L.Lab) -> N
     assert b"haproxy.cfg" in blob, "the operator heard the job returns"
     leaked = [n[:6] + "..." for n in needles if n.encode() in blob]
     assert leaked == [], leaked
-    audit = await _stored(lab, "hactl/audit/**", started, "HACTL_AUDIT", lab_bus.LAB_OPERATOR)
+    audit = await stored_events(lab, "hactl/audit/**", started, "HACTL_AUDIT", lab_bus.LAB_OPERATOR)
     admin_key = AuthDir(lab.auth_dir).find(lab_bus.LAB_ADMIN).identity.public_key
     assert any(e.tag == f"hactl/audit/{admin_key}/apply" for e in audit), [e.tag for e in audit]
     report(
@@ -305,7 +283,7 @@ async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
         await asyncio.sleep(max(0.0, 12 - (time.monotonic() - t0)))  # past lost_after (10 s)
     finally:
         lab_bus.set_link(lab, node, attached=True)
-    lost = [e.tag for e in await _stored(lab, "hactl/minion/*/lost", since)]
+    lost = [e.tag for e in await stored_events(lab, "hactl/minion/*/lost", since)]
     wrongly = [t for t in lost if t.split("/")[2] != node]
     assert wrongly == [], f"partitioned {node}; lost {wrongly}\n" + _log_tail(lab, node)
     report(

@@ -1,0 +1,127 @@
+"""Convergence: partitions, heals and a master restart leave no residue (issue 13).
+
+Each node in turn is cut off silently (its link off the bridge: NATS, VRRP, Galera, RabbitMQ
+traffic all stop) past the loss verdict, then healed; then the residue the old edge rules left
+in the lab (rabbitmq/ctl2 in MAINT on every HAProxy, ctl1 drained in every API backend of ctl2)
+is made by hand and the master restarted. The reconciler must bring every server on every
+HAProxy to its desired state, and the trail must show no stale action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+
+from hactl.lab import bus as lab_bus
+from hactl.lab import lab as L
+from tests.lab.conftest import report
+from tests.lab.helpers import (
+    admin_states,
+    haproxy_cmd,
+    recent_decisions,
+    server_status,
+    stored_events,
+    wait_until,
+)
+
+MANAGED = ("galera/", "rabbitmq/", "be_")
+
+
+def _not_desired(lab: L.Lab) -> list[str]:
+    """What differs from the healthy cluster's desired state: every managed server ready (admin)
+    on every HAProxy, and the Galera and RabbitMQ servers UP (checks and agent agree)."""
+    bad = []
+    for h in lab.net.nodes:
+        admin, status = admin_states(lab, h), server_status(lab, h)
+        if not admin:
+            bad.append(f"{h}: HAProxy does not answer")
+        for key, state in sorted(admin.items()):
+            if key.startswith(MANAGED) and state != "ready":
+                bad.append(f"{h}:{key}={state}")
+        for key, st in sorted(status.items()):
+            if key.startswith(("galera/", "rabbitmq/")) and st != "UP":
+                bad.append(f"{h}:{key} {st}")
+    return bad
+
+
+def _master_server(lab: L.Lab) -> str:
+    """The node whose NATS server the master's connection uses now (from its own log)."""
+    server = ""
+    for line in (lab.dir / "master.log").read_text().splitlines():
+        if '"nats_connected"' in line or '"nats_reconnected"' in line:
+            server = json.loads(line).get("server", "") or server
+    host = server.split(":")[0]
+    return next((n for n in lab.net.nodes if lab.net.address(n) == host), lab.net.nodes[0])
+
+
+def _converge(lab: L.Lab, timeout: float, what: str) -> float:
+    try:
+        return wait_until(lambda: not _not_desired(lab), timeout, what, step=0.2)
+    except AssertionError:
+        raise AssertionError(
+            f"{what}: still {_not_desired(lab)[:12]}\n{recent_decisions(lab, '90s')}"
+        ) from None
+
+
+def test_partitions_heals_and_master_restart_converge_without_residue(lab: L.Lab) -> None:
+    """Each node cut off for 14 s (the master's own NATS server first) and healed: the cluster
+    converges; hand-made residue plus a master restart: every server on every HAProxy in its
+    desired state within 30 s; no lost verdict about a node that was not cut, no stale action
+    run, nothing taken out after the restart."""
+    _converge(lab, 90, "the healthy start")
+    first = _master_server(lab)
+    order = [first, *(n for n in lab.net.nodes if n != first)]
+    since = datetime.now(UTC)
+    cut_at: dict[str, tuple[datetime, datetime]] = {}
+    healed_s = {}
+    for node in order:
+        t_cut = datetime.now(UTC)
+        lab_bus.set_link(lab, node, attached=False)
+        try:
+            time.sleep(14)  # past lost_after (10 s in the lab)
+        finally:
+            lab_bus.set_link(lab, node, attached=True)
+        t_heal = time.monotonic()
+        cut_at[node] = (t_cut, datetime.now(UTC))
+        healed_s[node] = _converge(lab, 150, f"converged after {node} healed") - t_heal
+    # the residue the edge rules once left, by hand
+    for h in lab.net.nodes:
+        haproxy_cmd(lab, h, "set server rabbitmq/ctl2 state maint")
+    api = sorted(k for k in admin_states(lab, "ctl2") if k.startswith("be_") and "/ctl1" in k)
+    for key in api:
+        haproxy_cmd(lab, "ctl2", f"set server {key} state drain")
+    wait_until(lambda: _not_desired(lab), 5, "the residue is there")
+    restart = datetime.now(UTC)
+    L.stop_master(lab)
+    t0 = time.monotonic()
+    L.start_master(lab, "master")
+    t_started = time.monotonic() - t0
+    converged_s = _converge(lab, 30 + t_started, "desired state after the master restart") - t0
+    trail = asyncio.run(stored_events(lab, "hactl/reactor/>", since))
+    lost = asyncio.run(stored_events(lab, "hactl/minion/*/lost", since))
+    # a lost verdict only about the node cut at that time
+    for e in lost:
+        node = e.tag.split("/")[2]
+        t_cut, t_healed = cut_at[node]
+        assert t_cut.timestamp() <= e.ts <= t_healed.timestamp() + 5, f"{node} lost at {e.ts}"
+    after = [e for e in trail if e.ts >= restart.timestamp()]
+    fixes = [e for e in after if e.tag == "hactl/reactor/reconcile/done"]
+    taken_out = [e.data["key"] for e in fixes if e.data.get("to") != "ready"]
+    assert taken_out == [], f"taken out after the restart: {taken_out}"
+    fixed = {e.data["key"] for e in fixes}
+    assert {f"{h}:rabbitmq/ctl2" for h in lab.net.nodes} <= fixed
+    assert {f"ctl2:{k}" for k in api} <= fixed
+    ran = [e for e in after if e.tag.endswith("/done") and e.data.get("rule") != "reconcile"]
+    assert ran == [], f"rules ran on old events after the restart: {[e.tag for e in ran]}"
+    stale = [e for e in trail if e.data.get("reason") == "stale"]
+    out_fixes = [e for e in trail if e.tag == "hactl/reactor/reconcile/done"]
+    report(
+        "convergence: each node cut 14 s and healed, converged after "
+        + ", ".join(f"{n} {s:.1f} s" for n, s in healed_s.items())
+        + f"; hand-made residue ({3 + len(api)} servers) + master restart: every server in its"
+        f" desired state {converged_s:.1f} s after the restart began (master up in "
+        f"{t_started:.1f} s); {len(out_fixes)} corrections in all, {len(stale)} stale decisions"
+        f" dropped, lost verdicts: {sorted({e.tag.split('/')[2] for e in lost}) or 'none'}"
+    )
