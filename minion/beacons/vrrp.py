@@ -135,8 +135,12 @@ class VrrpBeacon:
         note = parse_notify(line)
         if note is None or note.kind != "INSTANCE":
             return
+        # MASTER_RX_LOWER_PRI is an event, not a state: a MASTER heard a lower-priority master
+        # (a split brain ending) and stays MASTER. Taken as a state it made a healthy holder
+        # look unhealthy, and its API servers were drained after a heal (lab, issue 13).
+        state = "MASTER" if note.state == "MASTER_RX_LOWER_PRI" else note.state
         self.states[note.name] = {
-            "state": note.state,
+            "state": state,
             "priority": note.priority,
             "since": time.time(),
         }

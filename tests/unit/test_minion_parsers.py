@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
-from hactl.minion.beacons.base import diff, event_data
+from hactl.minion.beacons.base import BeaconContext, diff, event_data
 from hactl.minion.beacons.haproxy import normalize_status, parse_servers_state, parse_show_stat
-from hactl.minion.beacons.vrrp import Notify, agreement, parse_ip_addr_json, parse_notify
+from hactl.minion.beacons.vrrp import (
+    Notify,
+    VrrpBeacon,
+    agreement,
+    parse_ip_addr_json,
+    parse_notify,
+)
 from hactl.minion.executors.base import Arg, CommandRefused, Executor, validate_args
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -178,3 +185,16 @@ def test_a_rotated_secret_is_masked_on_the_removed_line_too() -> None:
     assert "OLDsecret" not in out and "NEWsecret" not in out
     assert "-    stats auth admin:***\n" in out and "+    stats auth admin:***\n" in out
     assert "     bind 10.0.0.1:80\n" in out  # the rest of the diff is intact
+
+
+def test_master_rx_lower_pri_is_still_master() -> None:
+    """keepalived's MASTER_RX_LOWER_PRI (a split brain ending) leaves the instance MASTER: as a
+    state it once made a healthy holder look unhealthy and drained its API servers."""
+
+    async def go() -> str:
+        beacon = VrrpBeacon(BeaconContext("ctl1", {"fifo": "/nonexistent/fifo"}))
+        beacon.feed('INSTANCE "VI_INTERNAL" MASTER 150')
+        beacon.feed('INSTANCE "VI_INTERNAL" MASTER_RX_LOWER_PRI 150')
+        return str(beacon.states["VI_INTERNAL"]["state"])
+
+    assert asyncio.run(go()) == "MASTER"
