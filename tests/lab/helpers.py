@@ -187,3 +187,45 @@ def admin_states(lab: L.Lab, node: str) -> dict[str, str]:
 def haproxy_cmd(lab: L.Lab, node: str, command: str) -> str:
     """One admin command on ``node``'s HAProxy (a hand-made change, as an operator would)."""
     return admin_command_blocking(str(lab.node_dir(node) / "run/haproxy.sock"), command)
+
+
+async def _settled_once(lab: L.Lab) -> str:
+    bus = await Bus.connect(lab.nats_url, lab.client_auth(), name="lab-settle", timeout=5)
+    try:
+        for name in STREAMS:
+            try:
+                info = await asyncio.wait_for(bus.js.stream_info(name), 2)
+            except Exception as exc:  # not found (a bucket no master made yet) or no answer
+                if "not found" in str(exc).lower():
+                    continue
+                return f"{name}: {type(exc).__name__}"
+            cl = info.cluster
+            if cl is not None and (not cl.leader or not all(r.current for r in cl.replicas or [])):
+                return f"{name}: leader {cl.leader!r}, replicas not all current"
+        return ""
+    finally:
+        await bus.close()
+
+
+STREAMS = (
+    "HACTL_EVENTS",
+    "KV_HACTL_CLUSTER",
+    "KV_HACTL_LEASES",
+    "KV_HACTL_LOCKS",
+    "KV_HACTL_MAINT",
+)
+
+
+def jetstream_settled(lab: L.Lab, timeout: float = 60) -> float:
+    """Wait until every hactl stream has a leader and current replicas (after a heal, the
+    raft groups catch up before a master can start)."""
+    why = ["?"]
+
+    def ok() -> bool:
+        why[0] = asyncio.run(_settled_once(lab))
+        return not why[0]
+
+    try:
+        return wait_until(ok, timeout, "JetStream settled", step=0.5)
+    except AssertionError:
+        raise AssertionError(f"JetStream not settled: {why[0]}") from None
