@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from hactl.bus import EVENTS_STREAM, Bus
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.lab.bus import LAB_ADMIN
+from hactl.lab.net import exec_argv
 from hactl.minion.admin_socket import admin_command_blocking
 from hactl.minion.beacons.haproxy import parse_servers_state
 from hactl.wire.envelope import Event, decode, new_event
@@ -229,3 +232,34 @@ def jetstream_settled(lab: L.Lab, timeout: float = 60) -> float:
         return wait_until(ok, timeout, "JetStream settled", step=0.5)
     except AssertionError:
         raise AssertionError(f"JetStream not settled: {why[0]}") from None
+
+
+NFT_TABLE = "hactl_lab_partition"
+
+
+def nft(lab: L.Lab, node: str, *script: str) -> None:
+    """nft commands inside ``node``'s namespace."""
+    for line in script:
+        subprocess.run(exec_argv(lab.net, node, ["nft", *line.split()]), check=True, timeout=10)
+
+
+def cut_galera(lab: L.Lab, node: str) -> None:
+    """Drop ``node``'s Galera replication traffic (port 4567) both ways: it goes non-Primary
+    while mariadbd keeps answering on 3306 (HAProxy's TCP check still passes)."""
+    nft(
+        lab,
+        node,
+        f"add table inet {NFT_TABLE}",
+        f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0 ; }}",
+        f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; }}",
+        f"add rule inet {NFT_TABLE} in tcp dport 4567 drop",
+        f"add rule inet {NFT_TABLE} in tcp sport 4567 drop",
+        f"add rule inet {NFT_TABLE} out tcp dport 4567 drop",
+        f"add rule inet {NFT_TABLE} out tcp sport 4567 drop",
+    )
+
+
+def heal_galera(lab: L.Lab, node: str) -> None:
+    """Undo :func:`cut_galera` (no error if it was not cut)."""
+    with contextlib.suppress(subprocess.CalledProcessError):
+        nft(lab, node, f"delete table inet {NFT_TABLE}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -12,12 +11,9 @@ import time
 from hactl.bus import Bus
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
-from hactl.lab.net import exec_argv
 from hactl.wire.envelope import Event
 from tests.lab.conftest import report
-from tests.lab.helpers import recent_decisions, server_status, wait_until
-
-NFT_TABLE = "hactl_lab_partition"
+from tests.lab.helpers import cut_galera, heal_galera, recent_decisions, server_status, wait_until
 
 
 def _sock(lab: L.Lab, node: str) -> object:
@@ -26,11 +22,6 @@ def _sock(lab: L.Lab, node: str) -> object:
 
 def _galera_everywhere(lab: L.Lab, server: str) -> set[str]:
     return {server_status(lab, n).get(f"galera/{server}", "?") for n in lab.net.nodes}
-
-
-def _nft(lab: L.Lab, node: str, *script: str) -> None:
-    for line in script:
-        subprocess.run(exec_argv(lab.net, node, ["nft", *line.split()]), check=True, timeout=10)
 
 
 async def test_galera_partition_out_and_back(lab: L.Lab) -> None:
@@ -49,18 +40,7 @@ async def test_galera_partition_out_and_back(lab: L.Lab) -> None:
     await bus.subscribe(f"hactl/beacon/{node}/galera", on_galera)
     try:
         t0 = time.monotonic()
-        await asyncio.to_thread(
-            _nft,
-            lab,
-            node,
-            f"add table inet {NFT_TABLE}",
-            f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0 ; }}",
-            f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; }}",
-            f"add rule inet {NFT_TABLE} in tcp dport 4567 drop",
-            f"add rule inet {NFT_TABLE} in tcp sport 4567 drop",
-            f"add rule inet {NFT_TABLE} out tcp dport 4567 drop",
-            f"add rule inet {NFT_TABLE} out tcp sport 4567 drop",
-        )
+        await asyncio.to_thread(cut_galera, lab, node)
         await asyncio.to_thread(wait_until, lambda: "non_primary" in seen, 60, "ctl3 non-Primary")
         t_out = await asyncio.to_thread(
             wait_until, lambda: _galera_everywhere(lab, node) == {"MAINT"}, 30, "ctl3 out"
@@ -71,7 +51,7 @@ async def test_galera_partition_out_and_back(lab: L.Lab) -> None:
             " s after non-Primary (a clustercheck HTTP check: ~10 s; the TCP check alone never)"
         )
         t1 = time.monotonic()
-        await asyncio.to_thread(_nft, lab, node, f"delete table inet {NFT_TABLE}")
+        await asyncio.to_thread(heal_galera, lab, node)
         t_back = await asyncio.to_thread(
             wait_until, lambda: _galera_everywhere(lab, node) == {"UP"}, 60, "ctl3 back in"
         )
@@ -80,8 +60,7 @@ async def test_galera_partition_out_and_back(lab: L.Lab) -> None:
         )
     finally:
         await bus.close()
-        with contextlib.suppress(subprocess.CalledProcessError):
-            await asyncio.to_thread(_nft, lab, node, f"delete table inet {NFT_TABLE}")
+        await asyncio.to_thread(heal_galera, lab, node)
 
 
 def test_galera_all_killed_recovers_every_row(lab: L.Lab) -> None:
