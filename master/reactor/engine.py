@@ -137,9 +137,7 @@ class Engine:
         self.counts["events"] += 1
         kind = event.tag.split("/", 2)[1]
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
-        if older := self.view.superseded(event, stored):
-            await self._superseded(event, older)
-            return []
+        older = self.view.older(event, stored)  # not folded in; rules check their facts
         changed = self.view.update(event, stored)
         if changed:
             self._facts = None
@@ -175,22 +173,18 @@ class Engine:
                 why = {"reason": "maintenance", "key": str(key)[:200], "window": as_dict(window)}
                 await self._audit(rule, "suppressed", event, why)
                 continue
+            if older and (stale := self.view.stale(event, rule.trigger_fields)):
+                await self._stale(rule, event, f"an older report: {stale}")
+                continue
             task = await self._damp(rule, str(key)[:200], event, ctx)
             if task is not None:
                 started.append(task)
         return started
 
-    async def _superseded(self, event: Event, why: str) -> None:
-        """An event older than the view's facts changes nothing; a rule it would have fired is
-        reported ``suppressed``, reason ``stale`` (a restarted master handling redeliveries)."""
+    async def _stale(self, rule: Rule, event: Event, why: str) -> None:
+        """The fact behind the rule's action no longer holds: dropped, and said."""
         self.counts["stale"] = self.counts.get("stale", 0) + 1
-        for rule in self._rules_for(event.tag):
-            try:
-                fires = self._true(rule, self._context(event))
-            except Exception:  # this rule and this event only: it would not fire either
-                fires = False
-            if fires:
-                await self._audit(rule, "suppressed", event, {"reason": "stale", "detail": why})
+        await self._audit(rule, "suppressed", event, {"reason": "stale", "detail": why})
 
     def _expr(self, source: str) -> Any:
         """A compiled expression; called with the full context (globals included)."""
@@ -383,9 +377,8 @@ class Engine:
         return True
 
     async def _actions(self, rule: Rule, event: Event, calls: list[tuple[str, Any]]) -> None:
-        if why := self.view.stale(event):  # the fact behind it changed while it waited
-            self.counts["stale"] = self.counts.get("stale", 0) + 1
-            await self._audit(rule, "suppressed", event, {"reason": "stale", "detail": why})
+        if why := self.view.stale(event, rule.trigger_fields):  # changed while it waited
+            await self._stale(rule, event, why)
             return
         results: list[dict[str, Any]] = []
         for i, (name, args) in enumerate(calls):

@@ -94,6 +94,15 @@ class Rule:
     when_fn: Expr | None = field(default=None, compare=False, repr=False)
     key_fn: Expr | None = field(default=None, compare=False, repr=False)
 
+    @property
+    def trigger_fields(self) -> frozenset[str]:
+        """The beacon fields whose change this rule's condition tests (``event.changed.X``):
+        the fact behind its action, which must still hold when the action runs."""
+        return frozenset(_CHANGED.findall(self.when))
+
+
+_CHANGED = re.compile(r"event\.changed\.([A-Za-z_][A-Za-z0-9_]*)")
+
 
 def _duration(value: Any, what: str, bad: Any) -> float:
     if value is None:

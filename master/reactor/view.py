@@ -95,44 +95,40 @@ class ClusterView:
         self.nodes.setdefault(node, {})[aspect] = value
         return True
 
-    def superseded(self, event: Event, now: float | None = None) -> str:
-        """Why ``event`` is older than what the view already knows ('' when it is not): a
-        beacon report stored before the one the view holds (a redelivery to a restarted
-        master), or a ``lost`` verdict about a minion heard since. Such an event is not folded
-        in and no rule acts on it."""
+    def older(self, event: Event, now: float | None = None) -> bool:
+        """``event`` was stored before the report the view holds for its node and beacon (a
+        redelivery to a restarted master): it is not folded in; rules may still act on it
+        while the facts they test still hold (:meth:`stale`)."""
         levels = event.tag.split("/")
-        if len(levels) != 4 or levels[1] not in ("beacon", "minion"):
-            return ""
-        node, what = levels[2], levels[3]
-        if levels[1] == "beacon":
-            at = self.as_of.get((node, what))
-            t = event.ts if now is None else now
-            if at is not None and t < at:
-                return f"a newer {what} report of {node} (stored {at - t:.1f} s later) holds"
-            return ""
-        rec = self.nodes.get(node, {}).get("minion") or {}
-        seen = event.data.get("last_seen")
-        if what == "lost" and isinstance(seen, int | float) and rec.get("last_seen", 0) > seen:
-            return f"{node}'s minion was heard after the silence this verdict is about"
-        return ""
+        if len(levels) != 4 or levels[1] != "beacon":
+            return False
+        at = self.as_of.get((levels[2], levels[3]))
+        return at is not None and (event.ts if now is None else now) < at
 
-    def stale(self, event: Event) -> str:
-        """Why the fact that triggered a rule on ``event`` no longer holds ('' while it does):
-        a newer report changed a field the event changed (``synced`` went back to true), or
-        a lost minion is heard again. Checked again when the actions are about to run."""
+    def stale(self, event: Event, fields: frozenset[str] | None = None) -> str:
+        """Why the fact behind an action on ``event`` no longer holds ('' while it does): a
+        change of one of ``fields`` (a rule's trigger fields; None: every field) that the
+        view now says otherwise (``synced`` went back to true), or a ``lost`` verdict about a
+        minion heard after the silence it is about. Checked before a rule acts on an older
+        event and again when its actions are about to run."""
         levels = event.tag.split("/")
         if len(levels) != 4:
             return ""
         node, what = levels[2], levels[3]
         if levels[1] == "minion" and what == "lost":
             rec = self.nodes.get(node, {}).get("minion") or {}
-            return "" if rec.get("lost") else f"{node}'s minion is heard again"
+            seen = event.data.get("last_seen")
+            if isinstance(seen, int | float) and rec.get("last_seen", 0) > seen:
+                return f"{node}'s minion was heard after the silence this verdict is about"
+            return ""
         if levels[1] != "beacon" or what not in ASPECTS:
             return ""
         items = self.nodes.get(node, {}).get(what) or {}
         changes = event.data.get("changes")
         for ch in changes if isinstance(changes, list) else []:
             if not isinstance(ch, dict) or not isinstance(ch.get("item"), str):
+                continue
+            if fields is not None and ch.get("field") not in fields:
                 continue
             item = items.get(ch["item"])
             now = item.get(ch.get("field")) if isinstance(item, dict) else None
@@ -147,7 +143,7 @@ class ClusterView:
         kind, node = levels[1], levels[2] if len(levels) > 2 else ""
         if kind == "beacon" and len(levels) == 4 and levels[3] in ASPECTS:
             items = event.data.get("items")
-            if not isinstance(items, dict) or self.superseded(event, now):
+            if not isinstance(items, dict) or self.older(event, now):
                 return []
             key = (node, levels[3])
             if key in self.as_of or len(self.as_of) < MAX_NODES * len(ASPECTS):
@@ -181,8 +177,8 @@ class ClusterView:
             if what == "stop":
                 rec.update(stopped=True, last_seen=event.ts if now is None else now)
             elif what == "lost":
-                if self.superseded(event, now):
-                    return []
+                if self.stale(event):
+                    return []  # heard after the silence this verdict is about
                 rec.update(lost=True)
             else:
                 return []

@@ -497,3 +497,21 @@ async def test_an_action_whose_fact_changed_while_it_waited_is_dropped() -> None
     assert [(e.data["rule"], e.data["reason"]) for e in dropped] == [("out", "stale")]
     assert "synced is now True" in dropped[0].data["detail"]
     assert {a["state"] for _, c, a in bus.requests if c == "haproxy.runtime"} == {"ready"}
+
+
+async def test_an_older_report_whose_trigger_still_holds_is_acted_on() -> None:
+    """A redelivered older report whose tested change (synced -> true) still holds in the view
+    fires its rule, though another field (cluster_size) changed since: only a rule's trigger
+    fields make an action stale (exactly once across a master's death needs this)."""
+    bus = MemBus()
+    eng = await engine_with(bus, rules=SITE_RULES)
+    now = time.time()
+    newer = galera("ctl2", synced=True)
+    newer.data["items"]["local"]["cluster_size"] = 2
+    await eng.handle(newer, stored=now + 20)
+    old = galera("ctl2", synced=True, prev=False)
+    old.data["changes"].append({"item": "local", "field": "cluster_size", "value": 3, "prev": 2})
+    await eng.handle(old, stored=now + 10)
+    await eng.idle()
+    assert [e.data["rule"] for e in bus.audit("done")] == ["site-back"]
+    assert eng.view.nodes["ctl2"]["galera"]["local"]["cluster_size"] == 2  # not folded in
