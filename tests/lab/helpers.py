@@ -114,9 +114,10 @@ def recent_decisions(lab: L.Lab, since: str = "5m") -> str:
             continue
         if e["tag"].startswith(("hactl/reactor/", "hactl/event/galera/")):
             d = e["data"]
-            lines.append(
-                f"{e['ts']:.2f} {e['tag']} {d.get('reason') or d.get('error') or d.get('kind') or ''}"
-            )
+            what = d.get("reason") or d.get("error") or d.get("kind") or ""
+            if d.get("key"):  # a reconciler decision: which server, to what, and why
+                what = f"{d['key']} {d.get('from')}->{d.get('to')} {what} ({d.get('fact')})"
+            lines.append(f"{e['ts']:.2f} {e['tag']} {what}"[:300])
     return "\n".join(lines[-60:])
 
 
