@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
-from hactl.lab.daemons import API_PORTS
+from hactl.lab.daemons import API_PORTS, rabbit_env
 from hactl.lab.net import LabNet
 
 VI_INTERNAL, VI_EXTERNAL = "VI_INTERNAL", "VI_EXTERNAL"
@@ -118,11 +120,19 @@ def minion_yaml(
             f"socket: {d}/mysql/mysqld.sock, pid_file: {d}/mysql/mysqld.pid}}\n"
             f"health_agent: {{address: {addr}, port: {AGENT_PORT}}}\n"
         )
+    supervised = [
+        "haproxy",
+        "keepalived",
+        "api",
+        *(["rabbitmq"] if "rabbitmq" in components else []),
+    ]
     supervision = (
-        "supervision: {services: [haproxy, keepalived], threshold: 5, window: 60, interval: 0.5}\n"
+        f"supervision: {{services: [{', '.join(supervised)}], threshold: 5, window: 60, "
+        "interval: 0.5}\n"
         if supervise
         else ""
     )
+    extra = _foreground_services(lab, node, addr, components)
     return f"""# written by hactl lab up
 id: {node}
 roles: [controller]
@@ -142,9 +152,64 @@ services:
             -c, {run}/checkers.pid]
     reload: [kill, -HUP, "{{pid}}"]
     pidfile: {run}/keepalived.pid
-{galera}{supervision}beacons:
+{extra}{galera}{supervision}beacons:
 {chr(10).join(beacons)}
 """
 
 
-__all__ = ["API_PORTS", "minion_yaml", "paths", "pillar"]
+def standin_argv(lab: Path, node: str, address: str) -> list[str]:
+    """The API stand-in of one node, started through the lab's launcher (it returns at once,
+    as a service manager's start does), with its pid in ``run/standin.pid``."""
+    d = lab / node
+    return [
+        *_launch(d / "standin.log", d / "run" / "standin.pid"),
+        sys.executable,
+        "-m",
+        "hactl.lab.standin",
+        "--bind",
+        address,
+        "--name",
+        node,
+        *(str(p) for p in API_PORTS),
+    ]
+
+
+def _launch(log: Path, pidfile: Path | None = None, env: dict[str, str] | None = None) -> list[str]:
+    pid = ["--pidfile", str(pidfile)] if pidfile else []
+    pairs = [a for k, v in sorted((env or {}).items()) for a in ("--env", f"{k}={v}")]
+    return [sys.executable, "-m", "hactl.lab.launch", "--log", str(log), *pid, *pairs, "--"]
+
+
+def _foreground_services(lab: Path, node: str, address: str, components: set[str]) -> str:
+    """minion.yaml ``services`` entries for what runs in the foreground: the API stand-in
+    (``api``) and the RabbitMQ node (``rabbitmq``), so the minion can start (and supervise)
+    them like the daemons that detach themselves."""
+    out = {
+        "api": {
+            "start": standin_argv(lab, node, address),
+            "pidfile": f"{lab / node}/run/standin.pid",
+        }
+    }
+    if "rabbitmq" in components:
+        env = {
+            k: v
+            for k, v in rabbit_env(lab, node, address).items()
+            if k.startswith("RABBITMQ_") or k == "HOME"
+        }
+        d = lab / node / "rabbit"
+        out["rabbitmq"] = {
+            "start": [
+                *_launch(d / "console.log", env=env),
+                "/usr/lib/rabbitmq/bin/rabbitmq-server",
+            ],
+            "pidfile": str(d / "rabbit.pid"),
+        }
+    lines = []
+    for name, spec in out.items():
+        lines.append(f"  {name}:")
+        lines.append(f"    start: {json.dumps(spec['start'])}")
+        lines.append(f"    pidfile: {json.dumps(spec['pidfile'])}")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["API_PORTS", "minion_yaml", "paths", "pillar", "standin_argv"]

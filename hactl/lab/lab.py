@@ -27,7 +27,7 @@ from hactl.auth.client import ClientAuth, for_identity
 from hactl.data import reactors_dir, states_dir
 from hactl.lab import daemons as d
 from hactl.lab.bus import LAB_ADMIN, make_auth, start_cluster
-from hactl.lab.config import minion_yaml, pillar
+from hactl.lab.config import minion_yaml, pillar, standin_argv
 from hactl.lab.net import LabError, LabNet, exec_argv, ip
 from hactl.lab.net import down as net_down
 from hactl.lab.net import up as net_up
@@ -118,6 +118,7 @@ class Lab:
             "keepalived": nd / "run/keepalived.pid",
             "galera": nd / "mysql/mysqld.pid",
             "rabbitmq": nd / "rabbit/rabbit.pid",
+            "api": nd / "run/standin.pid",
         }
         if component in files:
             return d.pid_from(files[component])
@@ -235,22 +236,12 @@ def _hactl(lab: Lab) -> None:
             ],
         )
         lab.pids[f"minion:{n}"] = d.spawn(argv, nd / "minion.log", lab.cli_env(n))
-        ports = [str(p) for p in d.API_PORTS]
-        stand = exec_argv(
-            net,
-            n,
-            [
-                sys.executable,
-                "-m",
-                "hactl.lab.standin",
-                "--bind",
-                net.address(n),
-                "--name",
-                n,
-                *ports,
-            ],
-        )
-        lab.pids[f"standin:{n}"] = d.spawn(stand, nd / "standin.log")
+        # the stand-in through the launcher the minion's `api` service uses (pid file included)
+        stand = exec_argv(net, n, standin_argv(lab.dir, n, net.address(n)))
+        subprocess.run(stand, check=True, timeout=30, capture_output=True)
+        pidfile = nd / "run/standin.pid"
+        d.wait_for(lambda f=pidfile: d.pid_from(f), 10, f"the API stand-in on {n}")
+        lab.pids[f"standin:{n}"] = d.pid_from(pidfile) or 0
     lab.save()
     for n in net.nodes:
         res = subprocess.run(

@@ -115,7 +115,7 @@ def recent_decisions(lab: L.Lab, since: str = "5m") -> str:
         if e["tag"].startswith(("hactl/reactor/", "hactl/event/galera/")):
             d = e["data"]
             what = d.get("reason") or d.get("error") or d.get("kind") or ""
-            if d.get("key"):  # a reconciler decision: which server, to what, and why
+            if d.get("rule") == "reconcile":  # which server, to what, and why
                 what = f"{d['key']} {d.get('from')}->{d.get('to')} {what} ({d.get('fact')})"
             lines.append(f"{e['ts']:.2f} {e['tag']} {what}"[:300])
     return "\n".join(lines[-60:])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +20,7 @@ from tests.lab.helpers import HttpLoop, recent_decisions, server_status, wait_un
 LAB_SUPERVISE = True  # the lab fixture writes minion.yaml `supervision` for this module
 
 
-def _kill_and_wait_back(lab: L.Lab, node: str, component: str) -> float:
+def _kill_and_wait_back(lab: L.Lab, node: str, component: str, timeout: float = 20) -> float:
     """kill -9 the daemon; seconds until a new process runs (and HAProxy answers)."""
     pid = lab.daemon_pid(node, component)
     assert pid, f"{component} runs on {node}"
@@ -33,7 +34,7 @@ def _kill_and_wait_back(lab: L.Lab, node: str, component: str) -> float:
         return component != "haproxy" or bool(server_status(lab, node))
 
     try:
-        return wait_until(back, 20, f"{component} on {node} started again") - t0
+        return wait_until(back, timeout, f"{component} on {node} started again") - t0
     except AssertionError as exc:
         log = (lab.node_dir(node) / "minion.log").read_text(errors="replace").splitlines()
         said = [line[:240] for line in log if '"service_' in line][-12:]
@@ -96,6 +97,41 @@ def test_keepalived_killed_comes_back(lab: L.Lab) -> None:
     took = _kill_and_wait_back(lab, backup, "keepalived")
     wait_until(lambda: len(L.holders(lab)[vip]) == 1, 20, "one VIP holder")
     report(f"supervision: keepalived kill -9 on a backup back in {took:.2f} s")
+
+
+def _answers(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_api_standin_and_broker_killed_come_back(lab: L.Lab) -> None:
+    """kill -9 of ctl2's API stand-in and of its RabbitMQ broker (foreground programs, started
+    through the lab's launcher like a service manager would): each started again by the
+    minion; the stand-in answers and the broker is UP in every HAProxy again."""
+    node, addr = "ctl2", lab.net.address("ctl2")
+    api = _kill_and_wait_back(lab, node, "api")
+    t0 = time.monotonic()
+    api_ok = wait_until(lambda: _answers(addr, 5000), 20, "the stand-in answers") - t0 + api
+    wait_until(
+        lambda: all(server_status(lab, h).get("rabbitmq/ctl2") == "UP" for h in lab.net.nodes),
+        60,
+        "rabbitmq/ctl2 UP everywhere before the kill",
+    )
+    broker = _kill_and_wait_back(lab, node, "rabbitmq", timeout=60)
+    t1 = time.monotonic()
+    up = wait_until(
+        lambda: all(server_status(lab, h).get("rabbitmq/ctl2") == "UP" for h in lab.net.nodes),
+        120,
+        "rabbitmq/ctl2 UP everywhere again",
+    )
+    report(
+        f"supervision: API stand-in kill -9 on {node} started again in {api:.2f} s, answering "
+        f"after {api_ok:.2f} s; RabbitMQ broker kill -9 started again in {broker:.2f} s, UP in "
+        f"every HAProxy {up - t1 + broker:.1f} s after the kill"
+    )
 
 
 def test_killed_five_times_in_a_minute_is_left_stopped_and_alerted(lab: L.Lab) -> None:

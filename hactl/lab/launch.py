@@ -1,0 +1,55 @@
+"""Start a foreground program in the background, the way a service manager would (lab only).
+
+The lab has no systemd: a minion's ``services.<name>.start`` must be a command that returns
+once the service is started. HAProxy and keepalived daemonize themselves (``-D``); RabbitMQ
+and the API stand-ins run in the foreground. ``python -m hactl.lab.launch --log FILE [--env
+K=V ...] [--pidfile FILE] -- ARGV...`` forks twice (a new session, detached from the caller),
+points the program's stdin at /dev/null and its output at ``FILE`` -- so the caller's pipes
+close and it returns at once -- optionally writes the program's pid, and execs it. No shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main() -> None:
+    """Entry point."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--log", required=True, help="the program's stdout and stderr (appended)")
+    p.add_argument("--env", action="append", default=[], help="K=V added to the environment")
+    p.add_argument("--pidfile", default="", help="write the program's pid here")
+    p.add_argument("argv", nargs="+", help="the program and its arguments (after --)")
+    a = p.parse_args()
+    env = dict(os.environ)
+    for pair in a.env:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            p.error(f"--env needs K=V, got {pair!r}")
+        env[key] = value
+    if os.fork():  # the caller's child returns at once: the start command is done
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(a.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+    if a.pidfile:
+        with open(a.pidfile, "w", encoding="ascii") as f:
+            f.write(f"{os.getpid()}\n")
+    try:
+        os.execvpe(a.argv[0], a.argv, env)  # noqa: S606 -- the point: exec the argv given, never a shell
+    except OSError as exc:
+        sys.stderr.write(f"launch: {a.argv[0]}: {exc.strerror}\n")
+        os._exit(127)
+
+
+if __name__ == "__main__":
+    main()
