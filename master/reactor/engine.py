@@ -383,7 +383,14 @@ class Engine:
         results: list[dict[str, Any]] = []
         for i, (name, args) in enumerate(calls):
             ctx = ActionContext(
-                self.effects, self.view, event, rule.name, i, self.observe, self.settings
+                self.effects,
+                self.view,
+                event,
+                rule.name,
+                i,
+                self.observe,
+                self.settings,
+                tuple(w for w in self.maintenance if w.active()),
             )
             start = time.perf_counter()
             try:

@@ -515,3 +515,37 @@ async def test_an_older_report_whose_trigger_still_holds_is_acted_on() -> None:
     await eng.idle()
     assert [e.data["rule"] for e in bus.audit("done")] == ["site-back"]
     assert eng.view.nodes["ctl2"]["galera"]["local"]["cluster_size"] == 2  # not folded in
+
+
+def _failing(cmd_fails: str, seqno: int) -> Any:
+    """A stopped Galera node whose ``cmd_fails`` command fails."""
+    ok = position_minion(seqno)
+
+    def handler(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        if cmd == cmd_fails:
+            return {"result": False, "comment": f"{cmd} failed"}
+        return ok(cmd, args)  # type: ignore[no-any-return]  # the helper's own handler
+
+    return handler
+
+
+async def test_bootstrap_lease_is_given_back_after_the_bootstrap_but_kept_if_it_failed() -> None:
+    """A rejoin that fails after a good bootstrap: the epoch's lease is released (a Primary
+    exists; a second crash at the same position must be recoverable); a failed bootstrap
+    keeps it (mariadbd may still come up: no second bootstrap of that epoch before its TTL)."""
+    for failing, held in (("galera.start", False), ("galera.bootstrap", True)):
+        bus = MemBus()
+        eng = Engine([r for r in RULES if r.name == "galera-cluster-down"], bus)
+        bus.minions["ctl1"] = _failing(failing, 13)
+        bus.minions["ctl2"] = _failing(failing, 12)
+        bus.minions["ctl3"] = _failing(failing, 10)
+        for n in NODES:
+            eng.view.set(n, "galera", {"local": {"running": False, "synced": False}})
+        await eng._actions(
+            eng.rules[0],
+            galera("ctl1", synced=False, running=False),
+            [("galera.recover_cluster", {})],
+        )
+        assert len(bus.audit("failed")) == 1
+        taken = [n for n in bus.lease_values if n.startswith("galera-bootstrap.")]
+        assert len(taken) == 1 and (taken[0] in bus.leases) is held, (failing, bus.leases)

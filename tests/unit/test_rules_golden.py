@@ -68,11 +68,17 @@ async def run_case(case: dict[str, Any]) -> dict[str, Any]:
     return {
         "decisions": sorted(e.tag.split("/", 2)[2] for e in bus.audit()),
         "requests": sorted(json.dumps([t, c, a], sort_keys=True) for t, c, a in bus.requests),
-        "leases": sorted(n for n in bus.leases if n.startswith("galera-bootstrap.")),
+        # bootstrap leases taken (and whether still held: a finished recovery gives it back)
+        "leases": sorted(
+            n + ("" if n in bus.leases else " (released)")
+            for n in bus.lease_values
+            if n.startswith("galera-bootstrap.")
+        ),
         "published": sorted(
             {e.tag for e, _ in bus.published if not e.tag.startswith("hactl/reactor/")}
         ),
         "data": {e.tag: dict(e.data) for e, _ in bus.published},
+        "errors": [str(e.data.get("error")) for e in bus.audit("failed")],
     }
 
 
@@ -88,6 +94,8 @@ def test_golden_rule_case(path: Path) -> None:
     assert set(case.get("published") or []) <= set(got["published"]), got
     for tag, want_data in (case.get("published_data") or {}).items():
         assert {k: got["data"][tag].get(k) for k in want_data} == want_data, got["data"][tag]
+    if "error" in case:  # a failed decision says why
+        assert any(case["error"] in e for e in got["errors"]), got["errors"]
 
 
 def test_every_shipped_rule_has_a_positive_and_a_negative_case() -> None:

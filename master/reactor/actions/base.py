@@ -19,6 +19,7 @@ from hactl.master.reactor.view import ClusterView
 from hactl.schema import Field, SchemaError, check
 from hactl.wire.commands import CommandReply
 from hactl.wire.envelope import Event
+from hactl.wire.maint import Maintenance
 
 
 class Effects(Protocol):
@@ -66,6 +67,9 @@ class ActionContext:
     index: int
     observe: bool = False
     settings: Settings = field(default_factory=Settings)
+    #: the active maintenance windows: an action that reaches past its trigger's node (every
+    #: Galera member, every HAProxy) leaves what they cover alone
+    maintenance: tuple[Maintenance, ...] = ()
 
     def msg_id(self, what: str) -> str:
         """A stable id for an event this run publishes (dedupe across redeliveries)."""

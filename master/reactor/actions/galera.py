@@ -22,6 +22,7 @@ from hactl.master.reactor.actions.base import Action, ActionContext, ActionFaile
 from hactl.master.reactor.galera_plan import Decision, Member, plan
 from hactl.wire.envelope import new_event
 from hactl.wire.leases import BootstrapLease, bootstrap_key, encode_bootstrap
+from hactl.wire.maint import covering
 from hactl.wire.tags import MASTER_ID
 
 
@@ -96,12 +97,19 @@ def from_view(ctx: ActionContext, node: str) -> Member:
 async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """Bring a fully stopped / non-Primary cluster back, safely, or refuse with the reason."""
     nodes = members_of(ctx, args.get("members"))
+    # a member under Galera maintenance is left alone: not even its position is read (that
+    # may run mariadbd --wsrep-recover on its datadir); to the planner it is unreachable
+    held = sorted(n for n in nodes if covering(ctx.maintenance, n, "galera") is not None)
     if ctx.observe:  # report the decision from the beacons' view; touch nothing
-        found = [from_view(ctx, n) for n in nodes]
+        found = [from_view(ctx, n) for n in nodes if n not in held]
     else:
-        found = list(await asyncio.gather(*(position(ctx, n) for n in nodes)))
-    members = {m.node: m for m in found}
-    await _step(ctx, "positions", {"members": {n: _m(m) for n, m in members.items()}})
+        found = list(await asyncio.gather(*(position(ctx, n) for n in nodes if n not in held)))
+    members = {m.node: m for m in found} | {n: Member(n, reachable=False) for n in held}
+    await _step(
+        ctx,
+        "positions",
+        {"members": {n: _m(m) for n, m in members.items()}, "maintenance": held},
+    )
     allow = args.get("allow_unreachable")
     allow = ctx.settings.allow_unreachable if allow is None else bool(allow)
     decision = plan(members, allow_unreachable=allow)
@@ -109,13 +117,16 @@ async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str,
     if decision.kind == "nothing":
         return {"decision": _d(decision)}
     if decision.kind == "refuse":
-        raise ActionFailed(f"refused: {decision.reason}", {"decision": _d(decision)})
+        why = decision.reason + (f" (under maintenance: {', '.join(held)})" if held else "")
+        raise ActionFailed(f"refused: {why}", {"decision": _d(decision)})
     if ctx.observe:
         return {"observe": True, "decision": _d(decision)}
     lease = bootstrap_key(decision.uuid, decision.seqno)
     record = BootstrapLease(decision.node, decision.uuid, decision.seqno, MASTER_ID, time.time())
     if not await ctx.effects.lease(lease, encode_bootstrap(record)):  # the minion checks it
         raise ActionFailed(f"lease {lease} already taken: this epoch was bootstrapped once")
+    # a failed bootstrap keeps the lease (mariadbd may still come up after a timeout: a
+    # second bootstrap of this epoch must wait for the lease's TTL)
     await _cmd(
         ctx, decision.node, "galera.bootstrap", {"uuid": decision.uuid, "seqno": decision.seqno}
     )
@@ -123,12 +134,18 @@ async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str,
         ctx, "bootstrap", {"node": decision.node, "position": f"{decision.uuid}:{decision.seqno}"}
     )
     joined = []
-    for node in decision.rejoin:
-        m = members[node]
-        start = {"uuid": m.uuid, "seqno": m.seqno} if m.uuid and (m.seqno or -1) >= 0 else {}
-        await _cmd(ctx, node, "galera.start", start)
-        joined.append(node)
-        await _step(ctx, "rejoin", {"node": node, "synced": True})
+    try:
+        for node in (n for n in decision.rejoin if n not in held):
+            m = members[node]
+            start = {"uuid": m.uuid, "seqno": m.seqno} if m.uuid and (m.seqno or -1) >= 0 else {}
+            await _cmd(ctx, node, "galera.start", start)
+            joined.append(node)
+            await _step(ctx, "rejoin", {"node": node, "synced": True})
+    finally:
+        # there is a Primary component now: the planner refuses any other bootstrap, so the
+        # lease is given back (held for its TTL it blocked the recovery of a second crash at
+        # the same position for 10 minutes)
+        await ctx.effects.release(lease)
     return {"decision": _d(decision), "bootstrapped": decision.node, "rejoined": joined}
 
 
