@@ -184,9 +184,17 @@ class Minion:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.heartbeat_interval)
-            self.outbox.put(
-                new_event(f"hactl/minion/{self.cfg.id}/heartbeat", self.cfg.id, await self.grains())
+            beat = new_event(
+                f"hactl/minion/{self.cfg.id}/heartbeat", self.cfg.id, await self.grains()
             )
+            self.outbox.put(beat)
+            if self.bus is not None:
+                # also at once on core NATS, with the event id as Nats-Msg-Id: the outbox keeps
+                # order and waits behind an event the stream cannot store yet (a leader
+                # election after a server is cut), and a master must still hear that this node
+                # lives; if the stream stores this copy, the outbox's is a duplicate (one copy)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.bus.publish(beat, msg_id=beat.id), 1.0)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; then send ``stop`` and flush what it can."""

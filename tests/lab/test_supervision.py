@@ -99,41 +99,6 @@ def test_keepalived_killed_comes_back(lab: L.Lab) -> None:
     report(f"supervision: keepalived kill -9 on a backup back in {took:.2f} s")
 
 
-def _answers(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def test_api_standin_and_broker_killed_come_back(lab: L.Lab) -> None:
-    """kill -9 of ctl2's API stand-in and of its RabbitMQ broker (foreground programs, started
-    through the lab's launcher like a service manager would): each started again by the
-    minion; the stand-in answers and the broker is UP in every HAProxy again."""
-    node, addr = "ctl2", lab.net.address("ctl2")
-    api = _kill_and_wait_back(lab, node, "api")
-    t0 = time.monotonic()
-    api_ok = wait_until(lambda: _answers(addr, 5000), 20, "the stand-in answers") - t0 + api
-    wait_until(
-        lambda: all(server_status(lab, h).get("rabbitmq/ctl2") == "UP" for h in lab.net.nodes),
-        60,
-        "rabbitmq/ctl2 UP everywhere before the kill",
-    )
-    broker = _kill_and_wait_back(lab, node, "rabbitmq", timeout=60)
-    t1 = time.monotonic()
-    up = wait_until(
-        lambda: all(server_status(lab, h).get("rabbitmq/ctl2") == "UP" for h in lab.net.nodes),
-        120,
-        "rabbitmq/ctl2 UP everywhere again",
-    )
-    report(
-        f"supervision: API stand-in kill -9 on {node} started again in {api:.2f} s, answering "
-        f"after {api_ok:.2f} s; RabbitMQ broker kill -9 started again in {broker:.2f} s, UP in "
-        f"every HAProxy {up - t1 + broker:.1f} s after the kill"
-    )
-
-
 def test_killed_five_times_in_a_minute_is_left_stopped_and_alerted(lab: L.Lab) -> None:
     """Five deaths within the window (threshold 5): the fifth is not restarted, an alert is
     stored; a hand start (service.start) puts HAProxy back and under supervision again."""
@@ -167,4 +132,39 @@ def test_killed_five_times_in_a_minute_is_left_stopped_and_alerted(lab: L.Lab) -
     report(
         f"supervision: given up after 5 deaths, alert stored; after a hand start, back in "
         f"{took:.2f} s"
+    )
+
+
+def _answers(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_api_standin_and_broker_killed_come_back(lab: L.Lab) -> None:
+    """kill -9 of ctl2's API stand-in and of its RabbitMQ broker (foreground programs, started
+    through the lab's launcher like a service manager would): each started again by the
+    minion; the stand-in answers and the broker is UP in every HAProxy again."""
+    node, addr = "ctl2", lab.net.address("ctl2")
+    api = _kill_and_wait_back(lab, node, "api")
+    t0 = time.monotonic()
+    api_ok = wait_until(lambda: _answers(addr, 5000), 20, "the stand-in answers") - t0 + api
+    wait_until(
+        lambda: all(server_status(lab, h).get("rabbitmq/ctl2") == "UP" for h in lab.net.nodes),
+        60,
+        "rabbitmq/ctl2 UP everywhere before the kill",
+    )
+    broker = _kill_and_wait_back(lab, node, "rabbitmq", timeout=60)
+    t1 = time.monotonic()
+    up = wait_until(
+        lambda: all(server_status(lab, h).get("rabbitmq/ctl2") == "UP" for h in lab.net.nodes),
+        120,
+        "rabbitmq/ctl2 UP everywhere again",
+    )
+    report(
+        f"supervision: API stand-in kill -9 on {node} started again in {api:.2f} s, answering "
+        f"after {api_ok:.2f} s; RabbitMQ broker kill -9 started again in {broker:.2f} s, UP in "
+        f"every HAProxy {up - t1 + broker:.1f} s after the kill"
     )
