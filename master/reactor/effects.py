@@ -67,6 +67,14 @@ class NatsEffects:
             with contextlib.suppress(nats.errors.Error, nats.js.errors.Error):
                 await self.locks.put(name, str(time.time()).encode())
 
+    async def lease_record(self, name: str) -> bytes | None:
+        """The live value of a lease (None when absent or deleted)."""
+        try:
+            entry = await asyncio.wait_for(self._bucket(name).get(name), 2.0)
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
+            return None
+        return bytes(entry.value) if entry is not None and entry.value else None
+
     async def release(self, name: str) -> None:
         """Delete (a purge would forget the history; a delete marker is enough)."""
         keeper = self._held.pop(name, None)

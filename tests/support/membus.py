@@ -61,6 +61,10 @@ class MemBus:
         """Delete."""
         self.leases.discard(name)
 
+    async def lease_record(self, name: str) -> bytes | None:
+        """The record of a held lease."""
+        return self.lease_values.get(name) if name in self.leases else None
+
     def audit(self, what: str | None = None) -> list[Event]:
         """Published reactor events (of one kind: fired/suppressed/done/failed)."""
         return [

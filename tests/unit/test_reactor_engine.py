@@ -14,6 +14,7 @@ from hactl.master.reactor.actions import REGISTRY
 from hactl.master.reactor.engine import Engine
 from hactl.master.reactor.rules import load_rules, parse_rules
 from hactl.wire.envelope import Event, new_event
+from hactl.wire.leases import BootstrapLease, encode_bootstrap
 from tests.support.membus import MemBus, ok_runtime
 
 RULES = load_rules(Path(__file__).resolve().parents[2] / "reactors", REGISTRY)
@@ -549,3 +550,39 @@ async def test_bootstrap_lease_is_given_back_after_the_bootstrap_but_kept_if_it_
         assert len(bus.audit("failed")) == 1
         taken = [n for n in bus.lease_values if n.startswith("galera-bootstrap.")]
         assert len(taken) == 1 and (taken[0] in bus.leases) is held, (failing, bus.leases)
+
+
+def _with_uuid(handler: Any, uuid: str) -> Any:
+    """A position minion reporting a real cluster uuid (a lease record is checked strictly)."""
+
+    def answer(cmd: str, args: dict[str, Any]) -> Any:
+        out = handler(cmd, args)
+        return {**out, "uuid": uuid} if cmd == "galera.position" else out
+
+    return answer
+
+
+async def test_a_recovery_whose_master_died_after_taking_the_lease_is_resumed() -> None:
+    """The epoch's lease names ctl1 (a master took it and died before its bootstrap); nothing
+    runs: a new master resumes the same plan -- bootstrap ctl1, rejoin the others -- and a
+    lease naming another node is refused."""
+    for named, resumed in (("ctl1", True), ("ctl2", False)):
+        bus = MemBus()
+        eng = Engine([r for r in RULES if r.name == "galera-cluster-down"], bus)
+        uuid = "75faf094-0000-11f1-aa8d-d6179edf788c"
+        for n, s in zip(NODES, (13, 12, 10), strict=True):
+            bus.minions[n] = _with_uuid(position_minion(s), uuid)
+        await bus.lease(
+            f"galera-bootstrap.{uuid}.13",
+            encode_bootstrap(BootstrapLease(named, uuid, 13, "master", 1.0)),
+        )
+        for n in NODES:
+            eng.view.set(n, "galera", {"local": {"running": False, "synced": False}})
+        await eng._actions(
+            eng.rules[0],
+            galera("ctl1", synced=False, running=False),
+            [("galera.recover_cluster", {})],
+        )
+        boots = [t for t, c, _ in bus.requests if c == "galera.bootstrap"]
+        assert boots == (["ctl1"] if resumed else []), named
+        assert len(bus.audit("done" if resumed else "failed")) == 1

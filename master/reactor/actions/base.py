@@ -41,7 +41,11 @@ class Effects(Protocol):
         ...
 
     async def release(self, name: str) -> None:
-        """Give a lease back (locks; epoch leases are never released)."""
+        """Give a lease back (a lock; an epoch's lease once its cluster has a Primary)."""
+        ...
+
+    async def lease_record(self, name: str) -> bytes | None:
+        """The record a held lease was taken with (None: not held, or no record)."""
         ...
 
 

@@ -17,11 +17,11 @@ import asyncio
 import time
 from typing import Any
 
-from hactl.errors import CommandError
+from hactl.errors import CommandError, DecodeError
 from hactl.master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
 from hactl.master.reactor.galera_plan import Decision, Member, plan
 from hactl.wire.envelope import new_event
-from hactl.wire.leases import BootstrapLease, bootstrap_key, encode_bootstrap
+from hactl.wire.leases import BootstrapLease, bootstrap_key, decode_bootstrap, encode_bootstrap
 from hactl.wire.maint import covering
 from hactl.wire.tags import MASTER_ID
 
@@ -124,7 +124,17 @@ async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str,
     lease = bootstrap_key(decision.uuid, decision.seqno)
     record = BootstrapLease(decision.node, decision.uuid, decision.seqno, MASTER_ID, time.time())
     if not await ctx.effects.lease(lease, encode_bootstrap(record)):  # the minion checks it
-        raise ActionFailed(f"lease {lease} already taken: this epoch was bootstrapped once")
+        # a master that took this epoch's lease may have died before its bootstrap (nothing
+        # runs: the planner saw no Primary and no running member); the lease fences the
+        # epoch to the node it names, so the same plan is resumed -- the minion refuses a
+        # bootstrap while mariadbd runs and takes a per-datadir lock, so a slow first master
+        # and this one cannot both start it; any other plan is refused
+        held_by = await _lease_holder(ctx, lease)
+        if held_by is None or held_by.node != decision.node:
+            raise ActionFailed(f"lease {lease} already taken: this epoch was bootstrapped once")
+        await _step(
+            ctx, "resume", {"node": decision.node, "lease": lease, "granted_at": held_by.granted_at}
+        )
     # a failed bootstrap keeps the lease (mariadbd may still come up after a timeout: a
     # second bootstrap of this epoch must wait for the lease's TTL)
     await _cmd(
@@ -147,6 +157,17 @@ async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str,
         # the same position for 10 minutes)
         await ctx.effects.release(lease)
     return {"decision": _d(decision), "bootstrapped": decision.node, "rejoined": joined}
+
+
+async def _lease_holder(ctx: ActionContext, lease: str) -> BootstrapLease | None:
+    """The plan recorded in a taken epoch lease (None: gone, or not a valid record)."""
+    raw = await ctx.effects.lease_record(lease)
+    if raw is None:
+        return None
+    try:
+        return decode_bootstrap(raw)
+    except DecodeError:
+        return None
 
 
 async def rejoin(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
