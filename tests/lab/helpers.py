@@ -118,7 +118,7 @@ def recent_decisions(lab: L.Lab, since: str = "5m") -> str:
             if d.get("rule") == "reconcile":  # which server, to what, and why
                 what = f"{d['key']} {d.get('from')}->{d.get('to')} {what} ({d.get('fact')})"
             lines.append(f"{e['ts']:.2f} {e['tag']} {what}"[:300])
-    return "\n".join(lines[-60:])
+    return "\n".join(lines[-200:])
 
 
 def synced_event(node: str, n: int) -> Event:
