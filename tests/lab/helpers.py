@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import socket
 import subprocess
 import threading
@@ -264,3 +265,13 @@ def heal_galera(lab: L.Lab, node: str) -> None:
     """Undo :func:`cut_galera` (no error if it was not cut)."""
     with contextlib.suppress(subprocess.CalledProcessError):
         nft(lab, node, f"delete table inet {NFT_TABLE}")
+
+
+def master_server(lab: L.Lab) -> str:
+    """The node whose NATS server the lab master's connection uses now (from its own log)."""
+    server = ""
+    for line in (lab.dir / "master.log").read_text().splitlines():
+        if '"nats_connected"' in line or '"nats_reconnected"' in line:
+            server = json.loads(line).get("server", "") or server
+    host = server.split(":")[0]
+    return next((n for n in lab.net.nodes if lab.net.address(n) == host), lab.net.nodes[0])

@@ -10,7 +10,6 @@ HAProxy to its desired state, and the trail must show no stale action.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from datetime import UTC, datetime
 
@@ -24,6 +23,7 @@ from tests.lab.helpers import (
     admin_states,
     haproxy_cmd,
     jetstream_settled,
+    master_server,
     recent_decisions,
     server_status,
     stored_events,
@@ -48,16 +48,6 @@ def _not_desired(lab: L.Lab) -> list[str]:
             if key.startswith(("galera/", "rabbitmq/")) and st != "UP":
                 bad.append(f"{h}:{key} {st}")
     return bad
-
-
-def _master_server(lab: L.Lab) -> str:
-    """The node whose NATS server the master's connection uses now (from its own log)."""
-    server = ""
-    for line in (lab.dir / "master.log").read_text().splitlines():
-        if '"nats_connected"' in line or '"nats_reconnected"' in line:
-            server = json.loads(line).get("server", "") or server
-    host = server.split(":")[0]
-    return next((n for n in lab.net.nodes if lab.net.address(n) == host), lab.net.nodes[0])
 
 
 def _stale(done: Event, started: float, beacons: list[Event], fields: frozenset[str]) -> str:
@@ -93,7 +83,7 @@ def test_partitions_heals_and_master_restart_converge_without_residue(lab: L.Lab
     desired state within 30 s; no lost verdict about a node that was not cut, no stale action
     run, nothing taken out after the restart."""
     _converge(lab, 90, "the healthy start")
-    first = _master_server(lab)
+    first = master_server(lab)
     order = [first, *(n for n in lab.net.nodes if n != first)]
     since = datetime.now(UTC)
     cut_at: dict[str, tuple[datetime, datetime]] = {}

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,13 @@ from hactl.lab import lab as L
 from hactl.master.states.render import rabbitmq_password_hash
 from hactl.wire.envelope import Event, new_event
 from tests.lab.conftest import report
-from tests.lab.helpers import server_status, stored_events, synced_event, wait_until
+from tests.lab.helpers import (
+    master_server,
+    server_status,
+    stored_events,
+    synced_event,
+    wait_until,
+)
 
 
 def _ctl2_everywhere(lab: L.Lab) -> dict[str, str]:
@@ -215,22 +220,12 @@ async def test_a_revoked_person_is_cut_off_by_a_reload(lab: L.Lab) -> None:
     )
 
 
-def _master_server(lab: L.Lab) -> str:
-    """The node whose NATS server the master's connection uses now (from its own log)."""
-    server = ""
-    for line in (lab.dir / "master.log").read_text().splitlines():
-        if '"nats_connected"' in line or '"nats_reconnected"' in line:
-            server = json.loads(line).get("server", "") or server
-    host = server.split(":")[0]
-    return next(n for n in lab.net.nodes if lab.net.address(n) == host)
-
-
 async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
     """Silently partition the node whose NATS server holds the master's connection: the master
     notices (keepalive) and moves; core NATS round trips through it resume within ~3 s; a
     JetStream reaction resumes after the raft failover; no other minion is declared lost
     because the master could not hear."""
-    node = _master_server(lab)
+    node = master_server(lab)
     others = [n for n in lab.net.nodes if n != node]
     since = datetime.now(UTC)
     env = {
