@@ -25,13 +25,6 @@ LAB_OPERATOR = "lab-operator"
 LAB_MASTERS = ("master", "master-b", "master-c")
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
-
-
 def make_auth(lab: Lab) -> None:
     """Identities for every node, the masters, a lab admin and a lab operator; one server
     certificate for the three node addresses."""
@@ -75,7 +68,9 @@ def start_cluster(lab: Lab) -> None:
     lab.save()
     for n in net.nodes:
         d.wait_for(
-            lambda n=n: "Server is ready" in _read(lab.node_dir(n) / "nats.log"), 20, f"NATS on {n}"
+            lambda n=n: "Server is ready" in d.read_log(lab.node_dir(n) / "nats.log"),
+            20,
+            f"NATS on {n}",
         )
 
 
@@ -104,7 +99,7 @@ def reload_nats(lab: Lab) -> None:
 def start_nats(lab: Lab, node: str) -> None:
     """(Re)start one NATS server of the cluster (same store, same routes)."""
     log = lab.node_dir(node) / "nats.log"
-    mark = len(_read(log))
+    mark = len(d.read_log(log))
     lab.pids[f"nats:{node}"] = d.spawn(_nats_argv(lab, node), log)
     lab.save()
-    d.wait_for(lambda: "Server is ready" in _read(log)[mark:], 20, f"NATS on {node}")
+    d.wait_for(lambda: "Server is ready" in d.read_log(log)[mark:], 20, f"NATS on {node}")

@@ -35,6 +35,14 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
     return proc.pid
 
 
+def read_log(path: Path) -> str:
+    """A log's text so far ('' before it exists): readiness is read from the daemon's own log."""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def alive(pid: int | None) -> bool:
     """A live, non-zombie process."""
     if not pid:

@@ -17,22 +17,21 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hactl.auth.client import ClientAuth, for_identity
-from hactl.data import reactors_dir, states_dir
+from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab.bus import LAB_ADMIN, make_auth, start_cluster
 from hactl.lab.config import minion_yaml, pillar, standin_argv
+from hactl.lab.masters import HACTL, master_argv, rules_dir, start_master, stop_master
 from hactl.lab.net import LabError, LabNet, exec_argv, ip
 from hactl.lab.net import down as net_down
 from hactl.lab.net import up as net_up
 
-HACTL = str(Path(sys.executable).parent / "hactl")
 COMPONENTS = ("haproxy", "keepalived", "galera", "rabbitmq")
 REQUIRED = {
     "haproxy": "haproxy",
@@ -199,13 +198,6 @@ def up(
     return lab
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
-
-
 def _hactl(lab: Lab) -> None:
     net = lab.net
     for secret in ("stats.pw", "rabbit-monitor.pw", "rabbit-openstack.pw"):
@@ -213,9 +205,9 @@ def _hactl(lab: Lab) -> None:
         (lab.dir / secret).chmod(0o600)
     (lab.dir / "lab-pillar.yaml").write_text(pillar(net, lab.dir, lab.components))
     env = lab.cli_env("master")
-    master = _master_argv(lab)
+    master = master_argv(lab)
     lab.pids["master"] = d.spawn(master, lab.dir / "master.log", env)
-    d.wait_for(lambda: "master_ready" in _read(lab.dir / "master.log"), 60, "the master")
+    d.wait_for(lambda: "master_ready" in d.read_log(lab.dir / "master.log"), 60, "the master")
     for n in net.nodes:
         nd = lab.node_dir(n)
         for sub in ("etc", "run"):
@@ -319,7 +311,7 @@ def _rabbit(lab: Lab) -> None:
     lab.save()
     for n in net.nodes:
         log = lab.node_dir(n) / "rabbit/console.log"
-        d.wait_for(lambda p=log: "Server startup complete" in _read(p), 90, f"RabbitMQ on {n}")
+        d.wait_for(lambda p=log: "Server startup complete" in d.read_log(p), 90, f"RabbitMQ on {n}")
 
 
 def _backends_up(lab: Lab) -> None:
@@ -386,83 +378,24 @@ def start_rabbit(lab: Lab, node: str) -> None:
     """(Re)start one RabbitMQ node (after a kill); waits for its startup line."""
     env = d.rabbit_env(lab.dir, node, lab.net.address(node))
     log = lab.node_dir(node) / "rabbit/console.log"
-    mark = len(_read(log))
+    mark = len(d.read_log(log))
     argv = exec_argv(lab.net, node, ["/usr/lib/rabbitmq/bin/rabbitmq-server"])
     lab.pids[f"rabbit-launcher:{node}"] = d.spawn(argv, log, env)
     lab.save()
-    d.wait_for(lambda: "Server startup complete" in _read(log)[mark:], 90, f"RabbitMQ on {node}")
+    d.wait_for(
+        lambda: "Server startup complete" in d.read_log(log)[mark:], 90, f"RabbitMQ on {node}"
+    )
 
 
-#: a lab-only site rule: a synthetic "Synced" beacon event -> one real HAProxy call on every
-#: node; the lab tests count its done events to prove the reactor acts on each event exactly
-#: once across master and NATS failures (the reconciler owns HAProxy states, so no shipped
-#: rule is an edge on Synced any more)
-LAB_RULES = """# Lab only (hactl/lab/lab.py): the exactly-once probe of the lab tests.
-- name: lab-synced-probe
-  doc: A galera report turning Synced (the lab tests send synthetic ones) -> make that node's
-    galera server ready on every HAProxy (the state the reconciler wants anyway).
-  on: hactl/beacon/*/galera
-  when: event.changed.synced.to == true
-  key: event.node
-  do:
-    - haproxy.set_state: {node: all, backend: galera, server: "{{ event.node }}", state: ready}
-"""
-
-
-def rules_dir(lab: Lab) -> Path:
-    """The lab master's rules: the shipped ones and the lab's probe (what a site does with
-    ``hactl init``: its own copy)."""
-    folder = lab.dir / "reactors"
-    if not folder.is_dir():
-        folder.mkdir()
-        for src in sorted(reactors_dir().glob("*.yaml")):
-            (folder / src.name).write_text(src.read_text())
-        (folder / "zz-lab.yaml").write_text(LAB_RULES)
-    return folder
-
-
-def _master_argv(lab: Lab, *extra: str) -> list[str]:
-    """A lab master: the lab's rules, fast redelivery and loss verdicts, R3 buckets, the
-    state tree and the lab's pillar (for state.apply)."""
-    return [
-        HACTL,
-        "--nats",
-        lab.nats_url,
-        "--log-format",
-        "json",
-        "master",
-        "--replicas",
-        str(min(3, len(lab.net.nodes))),
-        "--reactors",
-        str(rules_dir(lab)),
-        "--lost-after",
-        "10s",
-        "--ack-wait",
-        "5s",
-        "--states",
-        str(states_dir()),
-        "--pillar",
-        str(lab.dir / "lab-pillar.yaml"),
-        *extra,
-    ]
-
-
-def start_master(lab: Lab, name: str) -> int:
-    """Another master (root namespace), recorded as ``name`` so ``down`` ends it too; ``name``
-    is one of :data:`LAB_MASTERS` (its identity)."""
-    env = lab.cli_env(name)
-    argv = _master_argv(lab)
-    log = lab.dir / f"{name}.log"
-    mark = len(_read(log))  # a restarted master appends to its log
-    lab.pids[name] = d.spawn(argv, log, env)
-    lab.save()
-    d.wait_for(lambda: "reactor_started" in _read(log)[mark:], 30, name)
-    return lab.pids[name]
-
-
-def stop_master(lab: Lab, name: str = "master", sig: int = signal.SIGTERM) -> None:
-    """Stop a lab master (by its pid) and wait until it is gone."""
-    pid = lab.pids.get(name)
-    if pid and d.alive(pid):
-        os.kill(pid, sig)
-        d.wait_for(lambda: not d.alive(pid), 20, f"{name} stopped")
+# the lab's masters live in hactl/lab/masters.py; tests and the CLI reach them through here
+__all__ = [
+    "HACTL",
+    "Lab",
+    "holders",
+    "rules_dir",
+    "start_master",
+    "start_rabbit",
+    "stop_master",
+    "teardown",
+    "up",
+]

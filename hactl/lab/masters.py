@@ -1,0 +1,93 @@
+"""The lab's masters: their rules folder (the shipped rules and the lab's probe), their
+command line, and starting and stopping one (by pid)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hactl.data import reactors_dir, states_dir
+from hactl.lab import daemons as d
+
+if TYPE_CHECKING:
+    from hactl.lab.lab import Lab
+
+HACTL = str(Path(sys.executable).parent / "hactl")
+
+
+#: a lab-only site rule: a synthetic "Synced" beacon event -> one real HAProxy call on every
+#: node; the lab tests count its done events to prove the reactor acts on each event exactly
+#: once across master and NATS failures (the reconciler owns HAProxy states, so no shipped
+#: rule is an edge on Synced any more)
+LAB_RULES = """# Lab only (hactl/lab/lab.py): the exactly-once probe of the lab tests.
+- name: lab-synced-probe
+  doc: A galera report turning Synced (the lab tests send synthetic ones) -> make that node's
+    galera server ready on every HAProxy (the state the reconciler wants anyway).
+  on: hactl/beacon/*/galera
+  when: event.changed.synced.to == true
+  key: event.node
+  do:
+    - haproxy.set_state: {node: all, backend: galera, server: "{{ event.node }}", state: ready}
+"""
+
+
+def rules_dir(lab: Lab) -> Path:
+    """The lab master's rules: the shipped ones and the lab's probe (what a site does with
+    ``hactl init``: its own copy)."""
+    folder = lab.dir / "reactors"
+    if not folder.is_dir():
+        folder.mkdir()
+        for src in sorted(reactors_dir().glob("*.yaml")):
+            (folder / src.name).write_text(src.read_text())
+        (folder / "zz-lab.yaml").write_text(LAB_RULES)
+    return folder
+
+
+def master_argv(lab: Lab, *extra: str) -> list[str]:
+    """A lab master: the lab's rules, fast redelivery and loss verdicts, R3 buckets, the
+    state tree and the lab's pillar (for state.apply)."""
+    return [
+        HACTL,
+        "--nats",
+        lab.nats_url,
+        "--log-format",
+        "json",
+        "master",
+        "--replicas",
+        str(min(3, len(lab.net.nodes))),
+        "--reactors",
+        str(rules_dir(lab)),
+        "--lost-after",
+        "10s",
+        "--ack-wait",
+        "5s",
+        "--states",
+        str(states_dir()),
+        "--pillar",
+        str(lab.dir / "lab-pillar.yaml"),
+        *extra,
+    ]
+
+
+def start_master(lab: Lab, name: str) -> int:
+    """Another master (root namespace), recorded as ``name`` so ``down`` ends it too; ``name``
+    is one of :data:`LAB_MASTERS` (its identity)."""
+    env = lab.cli_env(name)
+    argv = master_argv(lab)
+    log = lab.dir / f"{name}.log"
+    mark = len(d.read_log(log))  # a restarted master appends to its log
+    lab.pids[name] = d.spawn(argv, log, env)
+    lab.save()
+    d.wait_for(lambda: "reactor_started" in d.read_log(log)[mark:], 30, name)
+    return lab.pids[name]
+
+
+def stop_master(lab: Lab, name: str = "master", sig: int = signal.SIGTERM) -> None:
+    """Stop a lab master (by its pid) and wait until it is gone."""
+    pid = lab.pids.get(name)
+    if pid and d.alive(pid):
+        os.kill(pid, sig)
+        d.wait_for(lambda: not d.alive(pid), 20, f"{name} stopped")
