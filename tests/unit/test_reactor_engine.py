@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -467,25 +468,10 @@ async def test_a_lost_verdict_about_a_minion_heard_since_changes_nothing() -> No
 
 
 async def test_an_action_whose_fact_changed_while_it_waited_is_dropped() -> None:
-    """site-out waits on its lock; ctl2 is Synced again before it gets it: the out is dropped
-    (suppressed, stale, naming the fact); the back runs."""
+    """site-out, given a lock, waits on it; ctl2 is Synced again before it gets it: the out is
+    dropped (suppressed, stale, naming the fact); the back runs."""
     bus = MemBus()
-    locked = rule(
-        """
-- name: out
-  on: hactl/beacon/*/galera
-  when: event.changed.synced.to == false
-  lock: galera
-  do:
-    - haproxy.set_state: {node: all, backend: galera, server: "{{ event.node }}", state: maint}
-- name: back
-  on: hactl/beacon/*/galera
-  when: event.changed.synced.to == true
-  lock: galera
-  do:
-    - haproxy.set_state: {node: all, backend: galera, server: "{{ event.node }}", state: ready}
-"""
-    )
+    locked = [dataclasses.replace(r, lock="galera") for r in SITE_RULES]
     eng = await engine_with(bus, rules=locked)
     bus.requests.clear()
     bus.leases.add("lock.galera")  # another master holds it
@@ -495,7 +481,7 @@ async def test_an_action_whose_fact_changed_while_it_waited_is_dropped() -> None
     bus.leases.discard("lock.galera")
     await eng.idle()
     dropped = bus.audit("suppressed")
-    assert [(e.data["rule"], e.data["reason"]) for e in dropped] == [("out", "stale")]
+    assert [(e.data["rule"], e.data["reason"]) for e in dropped] == [("site-out", "stale")]
     assert "synced is now True" in dropped[0].data["detail"]
     assert {a["state"] for _, c, a in bus.requests if c == "haproxy.runtime"} == {"ready"}
 
