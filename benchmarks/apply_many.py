@@ -79,6 +79,7 @@ def pillar(n: int, root: Path) -> str:
         "haproxy_state": "h.state",
         "keepalived_conf": "keepalived.conf",
         "keepalived_fifo": "k.fifo",
+        "vrrp_track_dir": ".",
         "galera_cnf": "galera.cnf",
         "rabbitmq_conf": "rabbit.conf",
         "rabbitmq_definitions": "defs.json",

@@ -199,6 +199,8 @@ class Minion:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; then send ``stop`` and flush what it can."""
         self.versions = await asyncio.to_thread(daemon_versions)
+        if self.ctx.vrrp is not None:
+            self.ctx.vrrp.reset()  # a yield of an earlier minion process is not inherited
         self.outbox.put(
             new_event(f"hactl/minion/{self.cfg.id}/start", self.cfg.id, await self.grains())
         )
@@ -242,5 +244,7 @@ class Minion:
                     await task
             if self.bus is not None:
                 await self.bus.close()
+            if self.ctx.vrrp is not None:
+                self.ctx.vrrp.close()  # nobody would end a yield left behind
         if died:
             raise MinionFailed(self.cfg.id, died)

@@ -40,6 +40,10 @@ Example::
       node: rabbit@ctl1
       rabbitmqctl: [rabbitmqctl]
       env: {HOME: /var/lib/rabbitmq}
+    vrrp:              # for vrrp.yield: the files keepalived tracks (states/keepalived)
+      track_dir: /run/hactl
+      instances: [VI_INTERNAL, VI_EXTERNAL]
+      max_seconds: 120
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ from hactl.minion.executors.base import (
 from hactl.minion.executors.policy import ContentPolicy
 from hactl.minion.health_agent import AgentPolicy
 from hactl.minion.supervisor import SupervisionPolicy
+from hactl.minion.vrrp_yield import VrrpSettings, YieldKeeper
 from hactl.schema import SchemaError
 from hactl.wire.tags import validate_id
 
@@ -87,6 +92,7 @@ _TOP = {
     "command_timeout",
     "galera",
     "rabbitmq",
+    "vrrp",
 }
 _SERVICE_ACTIONS = ("start", "stop", "reload", "restart", "status")
 
@@ -114,6 +120,7 @@ class MinionConfig:
     command_timeout: float = 30.0
     galera: GaleraSettings | None = None
     rabbitmq: RabbitSettings | None = None
+    vrrp: VrrpSettings | None = None
 
     def exec_context(self) -> ExecContext:
         """What the executors may touch."""
@@ -129,6 +136,7 @@ class MinionConfig:
             command_timeout=self.command_timeout,
             galera=self.galera,
             rabbitmq=self.rabbitmq,
+            vrrp=YieldKeeper(self.vrrp) if self.vrrp is not None else None,
         )
 
 
@@ -193,6 +201,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
                 raise bad("beacons", f"{name}: {key!r} is required")
     galera = _section(raw, "galera", GaleraSettings, bad)
     rabbitmq = _section(raw, "rabbitmq", RabbitSettings, bad)
+    vrrp = _vrrp(raw, beacons, bad)
     services: dict[str, ServiceCommands] = {}
     for name, spec in dict(raw.get("services") or {}).items():
         if not isinstance(spec, dict) or set(spec) - {*_SERVICE_ACTIONS, "pidfile"}:
@@ -230,9 +239,23 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             command_timeout=_number(raw, "command_timeout", 30.0, (0.1, 3600), bad),
             galera=galera,
             rabbitmq=rabbitmq,
+            vrrp=vrrp,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value: {exc}", file=source) from None
+
+
+def _vrrp(
+    raw: dict[str, Any], beacons: dict[str, Any], bad: Callable[[str, str], ConfigError]
+) -> VrrpSettings | None:
+    """``vrrp``: the yield files; the vrrp beacon then reports ``yielded`` from them."""
+    try:
+        settings: VrrpSettings | None = _section(raw, "vrrp", VrrpSettings, bad)
+    except (ValueError, SchemaError) as exc:
+        raise bad("vrrp", str(exc)) from None
+    if settings is not None and "vrrp" in beacons:
+        beacons["vrrp"].setdefault("track_dir", settings.track_dir)
+    return settings
 
 
 def _number(

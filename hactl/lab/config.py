@@ -22,6 +22,7 @@ def paths(lab: Path) -> dict[str, str]:
         "haproxy_state": f"{base}/run/haproxy.state",
         "keepalived_conf": f"{base}/etc/keepalived.conf",
         "keepalived_fifo": f"{base}/run/keepalived.fifo",
+        "vrrp_track_dir": f"{base}/run",
         "galera_cnf": f"{base}/etc/galera.cnf",
         "rabbitmq_conf": f"{base}/etc/rabbitmq.conf",
         "rabbitmq_definitions": f"{base}/etc/definitions.json",
@@ -152,7 +153,8 @@ services:
             -c, {run}/checkers.pid]
     reload: [kill, -HUP, "{{pid}}"]
     pidfile: {run}/keepalived.pid
-{extra}{galera}{supervision}beacons:
+{extra}vrrp: {{track_dir: {run}, instances: [{VI_INTERNAL}, {VI_EXTERNAL}], max_seconds: 120}}
+{galera}{supervision}beacons:
 {chr(10).join(beacons)}
 """
 

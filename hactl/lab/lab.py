@@ -162,6 +162,11 @@ def up(
     existing = set(ip("netns", "list", check=False).stdout.split())
     if clash := sorted(existing & set(net.namespaces())):  # someone else's: never touch them
         raise LabError(f"namespaces already exist: {', '.join(clash)} (hactl lab down?)")
+    if (folder / "master.log").exists():
+        # what a failed `up` kept to say why: its logs and NATS stores would fool this one
+        # (an old master_ready line, streams of other keys)
+        say(f"  removing what an earlier failed lab left in {folder}")
+        shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lab = Lab(folder, net, comps, supervise=supervise)
     t0 = time.monotonic()

@@ -29,6 +29,7 @@ ITEM_FIELDS: Final[dict[str, dict[str, Spec]]] = {
         "vips": (STRS,),
         "vip_here": _B,
         "agreement": _S,
+        "yielded": _B,  # the minion holds a vrrp.yield on it (hactl/wire/vrrp.py)
     },
     "haproxy": {
         "backend": _S,

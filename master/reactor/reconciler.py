@@ -1,4 +1,5 @@
-"""The HAProxy reconciler: converge every HAProxy to the desired state (master/reactor/desired.py).
+"""The reconciler: converge every HAProxy to the desired state (master/reactor/desired.py), and
+resolve VIPs held twice (master/reactor/split_brain.py).
 
 Kubernetes' controllers and Pacemaker's policy engine are the model, Salt's reactor the
 counter-example: the desired state of every server is recomputed from the current view on
@@ -16,6 +17,11 @@ event or a crossed out/back cannot leave residue.
   ``settle_back``; a correction is not repeated before the beacon had ``retry`` to show it
   (backing off on failure); more than ``max_per_minute`` corrections of one server on one
   HAProxy is flapping, and it is held for the rest of that minute.
+- **Split brain**: a VIP held by two nodes for ``split_debounce`` -> every holder but the one
+  ranked first yields it (master/reactor/split_brain.py, ``vrrp.yield``); the yield is renewed
+  each pass for ``yield_hold``, then ended to see whether VRRP hears again (a split that comes
+  back doubles the hold, up to ``yield_hold_max``); it ends at once when no other node holds
+  the VIP, and by itself within ``yield_ttl`` when no master renews it.
 - **Audit**: every correction is a ``hactl/reactor/reconcile/done`` (or ``failed``) event
   naming the fact that caused it; a needed correction that is held (maintenance, untrusted
   facts, flapping, ...) is a ``suppressed`` event with the reason, once per change of reason.
@@ -39,11 +45,14 @@ from hactl.errors import CommandError
 from hactl.log import get_logger
 from hactl.master.reactor.actions.base import Effects
 from hactl.master.reactor.desired import OUT, Want, desired
+from hactl.master.reactor.split_brain import Yield, split_brain
 from hactl.master.reactor.view import ClusterView
 from hactl.wire.envelope import new_event
 from hactl.wire.haproxy import COMMAND, HaproxyRuntime
 from hactl.wire.maint import Maintenance
 from hactl.wire.tags import MASTER_ID
+from hactl.wire.vrrp import COMMAND as YIELD
+from hactl.wire.vrrp import MAX_SECONDS, VrrpYield
 
 log = get_logger("hactl.reconciler")
 RULE = "reconcile"  # its name in the decision trail (hactl/reactor/reconcile/<outcome>)
@@ -60,6 +69,17 @@ class ReconcileOptions:
     retry: float = 3.0
     max_per_minute: int = 6
     command_timeout: float = 5.0
+    #: split brain (master/reactor/split_brain.py): how long two holders must last before one
+    #: yields, the first hold, and its ceiling (the hold doubles when the split comes back)
+    split_debounce: float = 2.0
+    yield_hold: float = 30.0
+    yield_hold_max: float = 600.0
+
+    @property
+    def yield_ttl(self) -> int:
+        """Seconds each yield command asks for: three passes, so one lost renewal is harmless
+        and a master that stops renewing frees the VIP within this."""
+        return int(min(MAX_SECONDS, max(15.0, 3 * self.interval)))
 
 
 @dataclass
@@ -70,6 +90,17 @@ class _Key:
     backoff: float = 0.0
     sent: deque[float] = field(default_factory=deque)
     said: str = ""  # the last held reason published
+
+
+@dataclass
+class _YieldKey:
+    first: float = 0.0  # since when a split has wanted this node to yield (0: it does not)
+    since: float = 0.0  # when the current yield began
+    hold: float = 0.0
+    ended: float = 0.0  # when this master last ended it (the probe)
+    sent: float = -1e9
+    next_try: float = 0.0
+    said: str = ""
 
 
 class Reconciler:
@@ -99,6 +130,7 @@ class Reconciler:
         self._rev: int | None = None
         self._renewed = -1e9
         self._keys: dict[str, _Key] = {}
+        self._yields: dict[str, _YieldKey] = {}
         self._dirty = asyncio.Event()
         self.counts = {"passes": 0, "corrections": 0, "failed": 0, "held": 0}
         self.leading = False
@@ -195,7 +227,103 @@ class Reconciler:
         if len(self._keys) > 20_000:  # servers that left the view
             live = {w.key for w in self.plan()}
             self._keys = {k: v for k, v in self._keys.items() if k in live}
-        return results
+        return results + await self._split_brain(now)
+
+    async def _split_brain(self, now: float) -> list[dict[str, Any]]:
+        """Start, renew or end the yields that resolve a VIP held twice."""
+        opts = self.options
+        out: list[dict[str, Any]] = []
+        seen = set()
+        for y in split_brain(self.view.nodes, self.maintenance(), self.trust()):
+            seen.add(y.key)
+            st = self._yields.setdefault(y.key, _YieldKey())
+            if y.held:
+                if st.said != y.held:
+                    st.said = y.held
+                    self.counts["held"] += 1
+                    reason, _, detail = y.held.partition(": ")
+                    await self._audit_yield("suppressed", y, {"reason": reason, "detail": detail})
+                continue
+            st.said = ""
+            if not y.want:  # yielding while nobody else holds the VIP: end it now
+                st.first = 0.0
+                if now >= st.next_try:
+                    out.append(await self._send_yield(y, st, 0, now))
+                continue
+            if not y.yielded:
+                st.first = st.first or now
+                if now - st.first < opts.split_debounce:
+                    asyncio.get_running_loop().call_later(opts.split_debounce, self.poke)
+                    continue
+                if now < st.next_try:
+                    continue
+                again = st.ended and now - st.ended < 300.0  # it came back after a probe
+                st.hold = min(opts.yield_hold_max, st.hold * 2) if again else opts.yield_hold
+                st.since, st.ended, st.first = now, 0.0, 0.0
+                out.append(await self._send_yield(y, st, self._seconds(st, now), now))
+                continue
+            st.first = 0.0
+            if not st.since:  # a yield this master did not start (it restarted): adopt it
+                st.since, st.hold = now, opts.yield_hold
+            if now - st.since >= st.hold:
+                if st.ended < st.since and now >= st.next_try:  # probe: does VRRP hear again?
+                    out.append(await self._send_yield(y, st, 0, now, probe=True))
+                continue
+            if now - st.sent >= opts.interval - 0.5:
+                out.append(await self._send_yield(y, st, self._seconds(st, now), now, quiet=True))
+        for key, st in self._yields.items():
+            if key not in seen:
+                st.first = 0.0
+        return out
+
+    def _seconds(self, st: _YieldKey, now: float) -> int:
+        left = st.since + st.hold - now
+        return max(1, min(self.options.yield_ttl, int(left) + 1))
+
+    async def _send_yield(
+        self,
+        y: Yield,
+        st: _YieldKey,
+        seconds: int,
+        now: float,
+        *,
+        probe: bool = False,
+        quiet: bool = False,
+    ) -> dict[str, Any]:
+        ask = VrrpYield(y.instance, seconds)
+        fact = y.fact
+        if probe:
+            fact = (
+                f"held {st.hold:g} s: the yield ends so VRRP can show whether it hears again"
+                " (a split that comes back doubles the hold)"
+            )
+        detail = ""
+        if self.observe:
+            result: dict[str, Any] = {"ok": True, "observe": True, "would": ask.args()}
+        else:
+            try:
+                reply = await self.effects.request(
+                    y.node, YIELD, ask.args(), self.options.command_timeout
+                )
+                if not (reply.ok and reply.result.get("result")):
+                    detail = reply.error_message if not reply.ok else str(reply.result)[:200]
+            except CommandError as exc:
+                detail = exc.detail
+            result = {"ok": not detail, "seconds": seconds, **({"error": detail} if detail else {})}
+        if detail:
+            st.next_try = now + self.options.retry
+            self.counts["failed"] += 1
+        else:
+            st.sent = now
+            if seconds == 0:
+                st.ended = now
+            self.counts["corrections"] += 0 if quiet else 1
+        if quiet and not detail:
+            log.debug("vrrp_yield_renewed", key=y.key, seconds=seconds)
+            return result
+        body = {"fact": fact, "to": "yield" if seconds else "end", **result}
+        await self._audit_yield("done" if not detail else "failed", y, body)
+        return result
 
     async def _held(self, want: Want, st: _Key, why: str) -> None:
         if st.said == why:
@@ -231,6 +359,23 @@ class Reconciler:
         self.counts["corrections" if not detail else "failed"] += 1
         await self._audit("done" if not detail else "failed", want, out)
         return out
+
+    async def _audit_yield(self, what: str, y: Yield, data: dict[str, Any]) -> None:
+        body = {
+            "rule": RULE,
+            "event_id": "",
+            "event_tag": "hactl/reconcile",
+            "key": y.key,
+            "node": y.node,
+            "instance": y.instance,
+            "from": "yielding" if y.yielded else "holding",
+            "to": "yield" if y.want else "end",
+            "fact": y.fact,
+            **data,
+        }
+        log.info("reconcile_" + what, key=y.key, to=body["to"], fact=body["fact"])
+        with contextlib.suppress(Exception):  # the trail must not stop convergence
+            await self.effects.publish(new_event(f"hactl/reactor/{RULE}/{what}", MASTER_ID, body))
 
     async def _audit(self, what: str, want: Want, data: dict[str, Any]) -> None:
         body = {

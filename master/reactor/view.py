@@ -202,16 +202,20 @@ class ClusterView:
                 rec["previous"], rec["master"] = node, None
 
     def _health(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """node -> instance -> state, priority, base, healthy (MASTER/BACKUP at full priority)."""
+        """node -> instance -> state, priority, base, healthy (MASTER/BACKUP at full priority,
+        or yielding a VIP on hactl's request)."""
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for node, aspects in self.nodes.items():
             for inst, item in (aspects.get("vrrp") or {}).items():
                 if not isinstance(item, dict) or inst.startswith("_"):
                     continue
                 prio, base = item.get("priority"), self.base_priority.get((node, inst))
-                healthy = item.get("state") in ("MASTER", "BACKUP") and (
-                    prio is None or base is None or prio >= base
+                # FAULT because hactl asked it to yield a split-brain VIP is not a fault of
+                # the node: its HAProxy and its services stay in
+                up = item.get("state") in ("MASTER", "BACKUP") or (
+                    item.get("state") == "FAULT" and bool(item.get("yielded"))
                 )
+                healthy = up and (prio is None or base is None or prio >= base)
                 out.setdefault(node, {})[inst] = {
                     "state": item.get("state"),
                     "priority": prio,

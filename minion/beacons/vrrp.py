@@ -8,7 +8,9 @@ VIP, as after ``kill -9 keepalived``) or MASTER without it.
 
 Options: ``fifo`` (path, created if missing), ``instances`` ({name: {vips: [addr, ...]}}),
 ``interval`` (default 1 s), ``netns`` (read addresses of this named network namespace instead
-of the minion's own; for a minion watching a lab node from outside).
+of the minion's own; for a minion watching a lab node from outside), ``track_dir`` (where the
+minion's ``vrrp.yield`` files live, from minion.yaml's ``vrrp`` section: each instance then
+also reports ``yielded``, whether the file keepalived tracks for it asks it to give up its VIP).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hactl.minion.beacons.base import BeaconContext, Snapshot
+from hactl.schema import SchemaError
+from hactl.wire.vrrp import track_file
 
 _LINE = re.compile(
     r'^(INSTANCE|GROUP)\s+"?([^"\s]+)"?\s+'
@@ -71,6 +75,17 @@ def agreement(state: str, vips: list[str], local: set[str]) -> str:
     return "ok"
 
 
+def read_yield(track_dir: str, instance: str) -> bool:
+    """Whether the yield file keepalived tracks for ``instance`` holds a non-zero value."""
+    try:
+        path = os.path.join(track_dir, track_file(instance))
+        with open(path, "rb") as fh:
+            text = fh.read(32).decode("ascii", "replace").strip()
+    except (OSError, SchemaError):  # no file yet, or a name that cannot be one
+        return False
+    return text not in ("", "0")
+
+
 async def local_addresses(timeout: float = 2.0, netns: str = "") -> set[str]:
     """This namespace's addresses (``ip -j addr``), or those of the named ``netns``."""
     argv = ["ip", "-n", netns, "-j", "addr"] if netns else ["ip", "-j", "addr"]
@@ -96,6 +111,7 @@ class VrrpBeacon:
         self.fifo = str(ctx.options["fifo"])
         self.interval = float(ctx.options.get("interval", 1.0))
         self.netns = str(ctx.options.get("netns", ""))
+        self.track_dir = str(ctx.options.get("track_dir", ""))
         self.vips: dict[str, list[str]] = {
             str(name): [str(v).split("/")[0] for v in spec.get("vips", [])]
             for name, spec in dict(ctx.options.get("instances", {})).items()
@@ -167,6 +183,8 @@ class VrrpBeacon:
                 "vip_here": bool(vips) and all(v in local for v in vips),
                 "agreement": agreement(str(known["state"]), vips, local),
             }
+            if self.track_dir:
+                snap[name]["yielded"] = read_yield(self.track_dir, name)
         if error:
             snap["_keepalived"] = {"error": error}
         return snap

@@ -15,6 +15,7 @@ from typing import Any
 
 from hactl.errors import HactlError
 from hactl.minion.executors.policy import ContentPolicy
+from hactl.minion.vrrp_yield import YieldKeeper
 from hactl.schema import Field, SchemaError, check
 
 
@@ -124,6 +125,8 @@ class ExecContext:
     leases: LeaseReader | None = None
     #: reads one key of the maintenance bucket (the supervisor's check); None until connected
     maint: LeaseReader | None = None
+    #: the writer of the yield files keepalived tracks (minion.yaml ``vrrp``); None without
+    vrrp: YieldKeeper | None = None
 
 
 Body = Callable[[ExecContext, dict[str, Any]], Awaitable[dict[str, Any]]]

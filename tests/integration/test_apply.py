@@ -75,6 +75,7 @@ def _pillar(net: LabNet, root: Path) -> str:
         "haproxy_state": "run/haproxy.state",
         "keepalived_conf": "etc/keepalived.conf",
         "keepalived_fifo": "run/keepalived.fifo",
+        "vrrp_track_dir": "run",
         "galera_cnf": "etc/galera.cnf",
         "rabbitmq_conf": "etc/rabbitmq.conf",
         "rabbitmq_definitions": "etc/definitions.json",

@@ -261,8 +261,23 @@ def cut_galera(lab: L.Lab, node: str) -> None:
     )
 
 
+def cut_vrrp(lab: L.Lab, node: str) -> None:
+    """Drop ``node``'s VRRP adverts both ways (IP protocol 112; the multicast filter a switch
+    or a firewall change can add) while everything else still flows: the split brain that
+    hactl's minions can see and keepalived cannot."""
+    nft(
+        lab,
+        node,
+        f"add table inet {NFT_TABLE}",
+        f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0 ; }}",
+        f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; }}",
+        f"add rule inet {NFT_TABLE} in ip protocol vrrp drop",
+        f"add rule inet {NFT_TABLE} out ip protocol vrrp drop",
+    )
+
+
 def heal_galera(lab: L.Lab, node: str) -> None:
-    """Undo :func:`cut_galera` (no error if it was not cut)."""
+    """Undo :func:`cut_galera` or :func:`cut_vrrp` (no error if it was not cut)."""
     with contextlib.suppress(subprocess.CalledProcessError):
         nft(lab, node, f"delete table inet {NFT_TABLE}")
 

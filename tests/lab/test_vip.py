@@ -1,17 +1,28 @@
 """E2E 1: kill -9 HAProxy on the VIP holder -> VIP moves -> the reconciler drains the lost
-node's API servers (its keepalived is unhealthy) until it is healthy again."""
+node's API servers (its keepalived is unhealthy) until it is healthy again. Then a split brain
+(VRRP adverts dropped) resolved by the lower-ranked holder yielding."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 
 from hactl.data import states_dir
 from hactl.lab import lab as L
 from tests.lab.conftest import report
-from tests.lab.helpers import HttpLoop, recent_decisions, server_status, wait_until
+from tests.lab.helpers import (
+    HttpLoop,
+    cut_vrrp,
+    heal_galera,
+    recent_decisions,
+    server_status,
+    stored_events,
+    wait_until,
+)
 
 ROOT_STATES = str(states_dir())
 
@@ -110,4 +121,66 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
     report(
         f"e2e1 recovery: hactl apply restarted HAProxy on {holder}; its servers UP on every "
         f"HAProxy after {t_ready - t1:.2f} s; VIP now on {', '.join(L.holders(lab)[vip])}"
+    )
+
+
+def _yielded(lab: L.Lab, node: str) -> bool:
+    path = lab.node_dir(node) / "run" / "yield_VI_INTERNAL"
+    return path.is_file() and path.read_text().strip() not in ("", "0")
+
+
+def test_split_brain_lower_priority_holder_yields_then_takes_part_again(lab: L.Lab) -> None:
+    """VRRP adverts of a backup node dropped both ways (everything else flows): it elects
+    itself and the VIP is on two nodes; the reconciler makes it yield (the VIP back on one
+    node, its API servers left in); healed, the yield ends at its hold and the node stays
+    BACKUP -- one holder, no second gap."""
+    vip = lab.net.vip(0)
+    wait_until(lambda: len(L.holders(lab)[vip]) == 1, 30, "one VIP holder (baseline)")
+    holder = L.holders(lab)[vip][0]
+    wait_until(lambda: lab.daemon_pid(holder, "haproxy"), 30, f"HAProxy running on {holder}")
+    other = next(n for n in lab.net.nodes if n != holder)
+    with HttpLoop(vip) as client:
+        time.sleep(1.0)
+        t0, since = time.monotonic(), datetime.now(UTC)
+        cut_vrrp(lab, other)
+        try:
+            t_split = wait_until(
+                lambda: len(L.holders(lab)[vip]) == 2, 20, f"{other} takes {vip} too"
+            )
+            t_yield = _or_explain(
+                lab,
+                lambda: wait_until(
+                    lambda: L.holders(lab)[vip] == [holder] and _yielded(lab, other),
+                    20,
+                    f"{other} yields {vip}",
+                ),
+            )
+            time.sleep(2.0)
+            assert L.holders(lab)[vip] == [holder], "the yield holds while the split lasts"
+            kept = _servers_of(lab, holder, other)
+            assert kept and all(v == "UP" for k, v in kept.items() if k.startswith("be_")), (
+                f"a yielding node's API servers stay in: {kept}"
+            )
+        finally:
+            heal_galera(lab, other)
+        t_heal = time.monotonic()
+        t_end = _or_explain(
+            lab,
+            lambda: wait_until(lambda: not _yielded(lab, other), 45, f"{other}'s yield ended"),
+        )
+        time.sleep(4.0)  # the node is BACKUP again and hears the holder: no new split
+        assert L.holders(lab)[vip] == [holder] and not _yielded(lab, other)
+    trail = [
+        e
+        for e in asyncio.run(stored_events(lab, "hactl/reactor/reconcile/done", since))
+        if e.data.get("key") == f"{other}:vrrp/VI_INTERNAL"
+    ]
+    assert [e.data["to"] for e in trail][:2] == ["yield", "end"], [e.data for e in trail]
+    assert "split brain" in trail[0].data["fact"]
+    report(
+        f"split brain ({other}'s VRRP dropped): VIP on two nodes after {t_split - t0:.2f} s,"
+        f" {other} yielded after {t_yield - t0:.2f} s (split {t_yield - t_split:.2f} s);"
+        f" healed: yield ended after {t_end - t_heal:.2f} s (its hold), one holder since;"
+        f" client GET every 20 ms: {client.failures()} failed,"
+        f" longest gap {client.longest_gap():.2f} s"
     )

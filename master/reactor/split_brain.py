@@ -1,0 +1,106 @@
+"""Split brain: which node should give up a VIP held twice (pure).
+
+A VIP is held by two nodes when VRRP's adverts stop crossing between them (a switch dropping
+multicast, a firewall change, a one-way link) while both stay up: each elects itself MASTER
+and both answer ARP for the address, so clients land on either at random. keepalived cannot
+see it -- that is the fault. hactl's minions report both holders, so the master can.
+
+Policy: among the heard nodes holding an instance's VIPs (MASTER, addresses present, not
+already yielding), the one ranked first keeps them -- highest reported priority, then the
+lowest node id -- and every other holder yields (``vrrp.yield``, hactl/wire/vrrp.py): its
+instance goes to FAULT and drops the VIP. A node already yielding keeps yielding only while
+another heard node holds the VIP; when none does, its yield ends at once, so hactl never
+leaves a VIP without a holder because of its own yield. The reconciler
+(master/reactor/reconciler.py) adds the time: a split must last ``debounce`` (a VIP move
+reports the new holder a moment before the old one lets go), a yield lasts a hold that
+doubles each time the split comes back, and is renewed while wanted, so it ends by itself
+when the master stops renewing it.
+
+Held (left alone, with the reason; a held yield is not renewed, so it ends by itself): a node
+whose keepalived is under maintenance, and every yield while the master cannot trust its facts
+(silence is not evidence). Ending a yield is never held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hactl.master.reactor.desired import heard
+from hactl.wire.maint import Maintenance, covering
+
+
+@dataclass(frozen=True, slots=True)
+class Yield:
+    """Whether one node should be yielding one VRRP instance, and the fact behind it."""
+
+    node: str
+    instance: str
+    want: bool  # it should be yielding
+    yielded: bool  # its minion says it is
+    fact: str
+    held: str = ""  # "<reason>: <detail>" when it is left alone
+
+    @property
+    def key(self) -> str:
+        """``node:vrrp/instance``: the unit of damping and audit."""
+        return f"{self.node}:vrrp/{self.instance}"
+
+
+def _rank(entry: tuple[str, Mapping[str, Any]]) -> tuple[int, str]:
+    node, item = entry
+    prio = item.get("priority")
+    return (-(prio if isinstance(prio, int) else 0), node)
+
+
+def split_brain(
+    nodes: Mapping[str, Mapping[str, Any]],
+    maintenance: Sequence[Maintenance] = (),
+    trusted: str = "",
+) -> list[Yield]:
+    """Every (node, instance) that should start, keep or end a yield (sorted by key)."""
+    by_inst: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for node, aspects in nodes.items():
+        if not heard(aspects):
+            continue  # silence is not evidence: an unheard node is neither holder nor yielder
+        for inst, item in (aspects.get("vrrp") or {}).items():
+            if not inst.startswith("_") and isinstance(item, Mapping):
+                by_inst.setdefault(inst, {})[node] = item
+    out: list[Yield] = []
+    for inst, items in sorted(by_inst.items()):
+        holders = sorted(
+            (
+                (n, i)
+                for n, i in items.items()
+                if i.get("state") == "MASTER" and i.get("vip_here") and not i.get("yielded")
+            ),
+            key=_rank,
+        )
+        vips = ",".join(next(iter(items.values())).get("vips") or []) or inst
+        for node, item in sorted(items.items()):
+            yielded = bool(item.get("yielded"))
+            others = [n for n, _ in holders if n != node]
+            if yielded:
+                want = bool(others)
+                fact = (
+                    f"{vips} held by {others[0]}: {node} keeps yielding"
+                    if want
+                    else f"no other node holds {vips}: {node} takes part again"
+                )
+            elif len(holders) > 1 and holders[0][0] != node and node in dict(holders):
+                want = True
+                first, top = holders[0]
+                fact = (
+                    f"{vips} held by {', '.join(n for n, _ in holders)} at once (split brain):"
+                    f" {first} ranks first (priority {top.get('priority')}), {node} yields"
+                )
+            else:
+                continue
+            held = ""
+            if want and (w := covering(maintenance, node, "keepalived")) is not None:
+                held = f"maintenance: {w.node}/{w.component} ({w.reason})"[:200]
+            elif want and trusted:  # neither a new yield nor a renewal: it ends by itself
+                held = f"untrusted: {trusted}"
+            out.append(Yield(node, inst, want, yielded, fact, held))
+    return out

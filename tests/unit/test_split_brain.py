@@ -1,0 +1,219 @@
+"""Split-brain resolution: the lower-ranked holder of a VIP held twice yields it, for a bounded,
+renewed time, and never so that the VIP is left without a holder."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hactl.master.reactor.split_brain import split_brain
+from hactl.minion.executors import dispatch
+from hactl.minion.executors.base import ExecContext
+from hactl.minion.vrrp_yield import VrrpSettings, YieldKeeper
+from hactl.schema import SchemaError
+from hactl.wire.commands import CommandRequest
+from hactl.wire.maint import Maintenance
+from hactl.wire.vrrp import VrrpYield
+from tests.support.membus import MemBus
+from tests.unit.test_reconciler import NODES, ev, healthy_view, once, reconciler, sent
+
+
+def vrrp(
+    node: str, state: str, prio: int, *, here: bool | None = None, yielded: bool = False
+) -> Any:
+    """VI_INTERNAL of ``node`` with its VIP ``v``."""
+    item = {
+        "vips": ["v"],
+        "state": state,
+        "priority": prio,
+        "vip_here": state == "MASTER" if here is None else here,
+        "yielded": yielded,
+    }
+    return ev(node, "vrrp", {"VI_INTERNAL": item})
+
+
+def yields(bus: MemBus) -> list[tuple[str, int]]:
+    """(node, seconds) of every vrrp.yield sent, in order."""
+    return [(t, a["seconds"]) for t, c, a in bus.requests if c == "vrrp.yield"]
+
+
+def split_view() -> Any:
+    """ctl1 (150) and ctl2 (100) both MASTER with the VIP; ctl3 BACKUP."""
+    view = healthy_view()
+    view.update(vrrp("ctl1", "MASTER", 150))
+    view.update(vrrp("ctl2", "MASTER", 100))
+    return view
+
+
+def yielder(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A minion that accepts yields and runtime commands."""
+    return {"result": True, "comment": "done"}
+
+
+def test_policy_lower_priority_yields_ties_by_node_id() -> None:
+    """Two holders: the lower priority yields; equal priorities: the higher node id yields."""
+    view = split_view()
+    [y] = split_brain(view.nodes)
+    assert (y.node, y.want, y.yielded) == ("ctl2", True, False)
+    assert "split brain" in y.fact and "ctl1 ranks first" in y.fact
+    view.update(vrrp("ctl2", "MASTER", 150))
+    assert [y.node for y in split_brain(view.nodes)] == ["ctl2"]
+
+
+def test_policy_one_holder_or_unheard_holder_is_no_split() -> None:
+    """One holder: nothing; a second holder nobody hears is not evidence of a split."""
+    view = healthy_view()
+    view.update(vrrp("ctl1", "MASTER", 150))
+    assert split_brain(view.nodes) == []
+    view = split_view()
+    view.nodes["ctl2"]["minion"] = {"lost": True}
+    assert split_brain(view.nodes) == []
+
+
+def test_policy_a_yield_is_kept_only_while_another_node_holds_the_vip() -> None:
+    """ctl2 yielding while ctl1 holds: keep; ctl1 loses the VIP too: ctl2's yield ends."""
+    view = healthy_view()
+    view.update(vrrp("ctl1", "MASTER", 150))
+    view.update(vrrp("ctl2", "FAULT", 100, yielded=True))
+    [y] = split_brain(view.nodes)
+    assert (y.node, y.want, y.yielded) == ("ctl2", True, True)
+    view.update(vrrp("ctl1", "FAULT", 150))
+    [y] = split_brain(view.nodes)
+    assert (y.node, y.want) == ("ctl2", False) and "no other node holds v" in y.fact
+
+
+def test_policy_maintenance_and_untrusted_facts_hold_the_yield() -> None:
+    """keepalived under maintenance on the loser, or a master that cannot trust its facts:
+    held with the reason (so a running yield is not renewed and ends by itself)."""
+    view = split_view()
+    window = Maintenance("ctl2", "keepalived", "swap NIC")
+    [y] = split_brain(view.nodes, [window])
+    assert y.held.startswith("maintenance: ctl2/keepalived (swap NIC)")
+    [y] = split_brain(view.nodes, [], "consumer silent 20 s")
+    assert y.held == "untrusted: consumer silent 20 s"
+
+
+async def test_reconciler_yields_after_the_debounce_and_audits_the_fact() -> None:
+    """A split shorter than the debounce (a VIP move) sends nothing; one that lasts makes
+    ctl2 yield for the yield TTL, audited with the split as the fact."""
+    view, bus = split_view(), MemBus()
+    rec, _, clock = reconciler(view, bus)
+    for n in NODES:
+        bus.minions[n] = yielder
+    await once(rec)
+    assert yields(bus) == []
+    clock.t += 2.5
+    await once(rec)
+    assert yields(bus) == [("ctl2", 15)]
+    [done] = [e for e in bus.audit("done") if e.data.get("instance") == "VI_INTERNAL"]
+    assert done.data["key"] == "ctl2:vrrp/VI_INTERNAL" and "split brain" in done.data["fact"]
+    assert (done.data["from"], done.data["to"]) == ("holding", "yield")
+
+
+async def test_reconciler_renews_then_probes_and_a_returning_split_doubles_the_hold() -> None:
+    """While ctl1 holds, ctl2's yield is renewed each interval; after the 30 s hold it is
+    ended (the probe); the split coming back makes the next hold 60 s."""
+    view, bus = split_view(), MemBus()
+    rec, _, clock = reconciler(view, bus)
+    for n in NODES:
+        bus.minions[n] = yielder
+    await once(rec)
+    clock.t += 2.5
+    await once(rec)
+    view.update(vrrp("ctl2", "FAULT", 100, yielded=True))
+    for _ in range(5):
+        clock.t += 5.0
+        await once(rec)
+    assert [s for _, s in yields(bus)] == [15, 15, 15, 15, 11, 6]  # never past the hold
+    clock.t += 10.0
+    await once(rec)
+    assert yields(bus)[-1] == ("ctl2", 0)
+    probe = [e for e in bus.audit("done") if e.data.get("to") == "end"]
+    assert probe and "held 30 s" in probe[-1].data["fact"]
+    view.update(vrrp("ctl2", "MASTER", 100))  # the split is back
+    await once(rec)
+    clock.t += 2.5
+    await once(rec)
+    assert yields(bus)[-1] == ("ctl2", 15)
+    assert rec._yields["ctl2:vrrp/VI_INTERNAL"].hold == 60.0
+
+
+async def test_reconciler_ends_a_yield_at_once_when_no_other_node_holds_the_vip() -> None:
+    """ctl2 yielding and ctl1 dies (no holder left): the yield ends in the next pass, not at
+    its deadline -- hactl never keeps a VIP without a holder."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, _ = reconciler(view, bus)
+    for n in NODES:
+        bus.minions[n] = yielder
+    view.update(vrrp("ctl1", "MASTER", 150))
+    view.update(vrrp("ctl2", "FAULT", 100, yielded=True))
+    await once(rec)
+    assert yields(bus) == [("ctl2", 15)]  # adopted (a yield of an earlier master) and renewed
+    view.update(vrrp("ctl1", "FAULT", 150))
+    await once(rec)
+    assert yields(bus)[-1] == ("ctl2", 0)
+
+
+async def test_a_yielding_node_is_healthy_its_api_servers_stay_in() -> None:
+    """FAULT because of a yield is not a node fault: no API server of ctl2 is drained."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, _ = reconciler(view, bus)
+    for n in NODES:
+        bus.minions[n] = yielder
+    view.update(vrrp("ctl1", "MASTER", 150))
+    view.update(vrrp("ctl2", "FAULT", 100, yielded=True))
+    await once(rec)
+    assert [c for c in sent(bus) if c[3].startswith("ctl2/")] == []
+    view.update(vrrp("ctl2", "FAULT", 100))  # a real FAULT: drained
+    await once(rec)
+    assert ("ctl1", "set_state", "be_nova_api", "ctl2/drain") in sent(bus)
+
+
+def test_wire_contract_refuses_bad_yields() -> None:
+    """The command's one contract: a bad instance name, a negative or too-long yield, a
+    boolean for seconds are refused before anything is written."""
+    assert VrrpYield("VI_INTERNAL", 15).args() == {"instance": "VI_INTERNAL", "seconds": 15}
+    for args in (
+        {"instance": "VI_1;rm", "seconds": 5},
+        {"instance": "VI_1", "seconds": -1},
+        {"instance": "VI_1", "seconds": 601},
+        {"instance": "VI_1", "seconds": True},
+        {"instance": "../x", "seconds": 1},
+    ):
+        with pytest.raises(SchemaError):
+            VrrpYield.from_args(args)
+
+
+async def test_minion_keeper_writes_the_tracked_file_and_ends_the_yield_itself(
+    tmp_path: Path,
+) -> None:
+    """vrrp.yield writes 1 into the file keepalived tracks and 0 at the deadline; an instance
+    not listed, a yield over max_seconds, or no vrrp section are refused with a reason."""
+    keeper = YieldKeeper(VrrpSettings(str(tmp_path), ("VI_INTERNAL",), max_seconds=5))
+    keeper.reset()
+    ctx = ExecContext(minion_id="ctl2", vrrp=keeper)
+    path = tmp_path / "yield_VI_INTERNAL"
+    assert path.read_text() == "0\n"
+    reply = await dispatch(
+        ctx, CommandRequest("vrrp.yield", {"instance": "VI_INTERNAL", "seconds": 1})
+    )
+    assert reply.ok and reply.result["changes"] == {"yielded": True} and path.read_text() == "1\n"
+    await asyncio.sleep(1.2)
+    assert path.read_text() == "0\n"
+    for args, why in (
+        ({"instance": "VI_EXTERNAL", "seconds": 1}, "not an instance this node may yield"),
+        ({"instance": "VI_INTERNAL", "seconds": 6}, "over this node's max_seconds"),
+    ):
+        reply = await dispatch(ctx, CommandRequest("vrrp.yield", args))
+        assert not reply.ok and why in reply.error_message
+    assert path.read_text() == "0\n"
+    bare = await dispatch(
+        ExecContext(minion_id="x"), CommandRequest("vrrp.yield", {"instance": "VI_1", "seconds": 1})
+    )
+    assert not bare.ok and "no vrrp section" in bare.error_message
+    keeper.set("VI_INTERNAL", 5)
+    keeper.close()  # a stopping minion leaves no yield behind
+    assert path.read_text() == "0\n"
