@@ -65,12 +65,21 @@ class YieldKeeper:
 
     def _write(self, instance: str, value: int) -> None:
         Path(self.settings.track_dir).mkdir(mode=0o755, parents=True, exist_ok=True)
-        # written in place (not renamed over): keepalived watches the file itself
-        fd = os.open(self.path(instance), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        # in place (keepalived watches the file itself), and never truncated: the content is
+        # always two bytes, overwritten at once, so no reader (keepalived, the beacon) can
+        # catch an empty file between a truncate and a write and read it as "0"
+        fd = os.open(self.path(instance), os.O_WRONLY | os.O_CREAT, 0o644)
         try:
-            os.write(fd, f"{value}\n".encode())
+            os.pwrite(fd, b"1\n" if value else b"0\n", 0)
+            os.ftruncate(fd, 2)  # a longer file someone else wrote: cut after the value
         finally:
             os.close(fd)
+
+    def _read(self, instance: str) -> bytes:
+        try:
+            return self.path(instance).read_bytes()[:16]
+        except OSError:
+            return b""
 
     def reset(self) -> None:
         """Clear every instance's file (at start: nothing is inherited)."""
@@ -95,7 +104,8 @@ class YieldKeeper:
         timer = self._timers.pop(instance, None)
         if timer is not None:
             timer.cancel()
-        self._write(instance, 1 if seconds > 0 else 0)
+        if self._read(instance) != (b"1\n" if seconds > 0 else b"0\n"):
+            self._write(instance, 1 if seconds > 0 else 0)  # a renewal only moves the deadline
         if seconds > 0:
             self._until[instance] = time.monotonic() + seconds
             self._timers[instance] = asyncio.get_running_loop().call_later(

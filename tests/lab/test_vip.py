@@ -169,7 +169,13 @@ def test_split_brain_lower_priority_holder_yields_then_takes_part_again(lab: L.L
             lambda: wait_until(lambda: not _yielded(lab, other), 45, f"{other}'s yield ended"),
         )
         time.sleep(4.0)  # the node is BACKUP again and hears the holder: no new split
-        assert L.holders(lab)[vip] == [holder] and not _yielded(lab, other)
+        if not (L.holders(lab)[vip] == [holder] and not _yielded(lab, other)):
+            log = (lab.node_dir(other) / "minion.log").read_text().splitlines()
+            raise AssertionError(
+                f"after the yield: holders {L.holders(lab)[vip]}, {other} yielded"
+                f" {_yielded(lab, other)}\n{recent_decisions(lab, '60s')}\n"
+                + "\n".join(x for x in log[-300:] if "vrrp" in x)
+            )
     trail = [
         e
         for e in asyncio.run(stored_events(lab, "hactl/reactor/reconcile/done", since))

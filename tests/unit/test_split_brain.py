@@ -215,5 +215,8 @@ async def test_minion_keeper_writes_the_tracked_file_and_ends_the_yield_itself(
     )
     assert not bare.ok and "no vrrp section" in bare.error_message
     keeper.set("VI_INTERNAL", 5)
+    written = path.stat().st_mtime_ns
+    keeper.set("VI_INTERNAL", 5)  # a renewal moves the deadline, the file is not rewritten
+    assert path.stat().st_mtime_ns == written and path.read_text() == "1\n"
     keeper.close()  # a stopping minion leaves no yield behind
     assert path.read_text() == "0\n"
