@@ -10,9 +10,11 @@ hactl's), the administrative state is:
 
 - **galera** backend: ``maint`` (sessions cut) while ``S`` reports its Galera node is not
   Synced; else ``ready``.
-- **rabbitmq** backend: ``maint`` (sessions cut) while ``S``'s broker does not answer;
-  ``drain`` while it raises a resource alarm (publishers are blocked: no new clients);
-  else ``ready``.
+- **rabbitmq** backend: ``maint`` (sessions cut) while ``S``'s broker does not answer, or
+  reports itself on the minority side of a network partition (it sees at most half of its
+  cluster: its queues disagree with the majority's, and ``pause_minority`` is about to stop
+  it anyway); ``drain`` while it raises a resource alarm (publishers are blocked: no new
+  clients); else ``ready``.
 - every other (API) backend: ``drain`` while ``S``'s keepalived is unhealthy (FAULT/STOP, or
   BACKUP at a reduced priority: its own HAProxy check failed); else ``ready``.
 
@@ -76,6 +78,16 @@ def _local(aspects: Mapping[str, Any], aspect: str) -> Mapping[str, Any] | None:
     return item if isinstance(item, Mapping) else None
 
 
+def _minority(r: Mapping[str, Any]) -> str:
+    """The members a broker cannot see ('' unless it is on a minority side), by its own
+    report: RabbitMQ's ``partitions`` (``me|other`` pairs) against its cluster's members."""
+    me, members = r.get("node"), r.get("members") or []
+    cut = sorted({p.split("|", 1)[1] for p in r.get("partitions") or [] if p.startswith(f"{me}|")})
+    if not cut or not members:
+        return ""
+    return ",".join(cut)[:120] if 2 * (len(members) - len(cut)) <= len(members) else ""
+
+
 def _node_want(
     backend: str, node: str, aspects: Mapping[str, Any], unhealthy: bool
 ) -> tuple[str, str, bool]:
@@ -92,6 +104,8 @@ def _node_want(
         r = _local(aspects, "rabbitmq")
         if r is not None and not r.get("running"):
             return "maint", f"{node}: broker not answering ({r.get('detail') or 'down'})", True
+        if r is not None and (cut_from := _minority(r)):
+            return "maint", f"{node}: broker in a minority partition (cut from {cut_from})", True
         if r is not None and r.get("alarms"):
             return "drain", f"{node}: broker alarm {','.join(r['alarms'])[:100]}", False
         return "ready", f"{node}: broker running" if r else f"{node}: no RabbitMQ facts", False

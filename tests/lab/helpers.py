@@ -276,8 +276,25 @@ def cut_vrrp(lab: L.Lab, node: str) -> None:
     )
 
 
+def cut_rabbit(lab: L.Lab, node: str) -> None:
+    """Drop ``node``'s Erlang distribution traffic to the other brokers (port 25672, not on
+    loopback) while AMQP, HTTP and NATS still flow: a RabbitMQ network partition."""
+    nft(
+        lab,
+        node,
+        f"add table inet {NFT_TABLE}",
+        f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0 ; }}",
+        f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; }}",
+        f"add rule inet {NFT_TABLE} in iifname != lo tcp dport 25672 drop",
+        f"add rule inet {NFT_TABLE} in iifname != lo tcp sport 25672 drop",
+        f"add rule inet {NFT_TABLE} out oifname != lo tcp dport 25672 drop",
+        f"add rule inet {NFT_TABLE} out oifname != lo tcp sport 25672 drop",
+    )
+
+
 def heal_galera(lab: L.Lab, node: str) -> None:
-    """Undo :func:`cut_galera` or :func:`cut_vrrp` (no error if it was not cut)."""
+    """Undo :func:`cut_galera`, :func:`cut_vrrp` or :func:`cut_rabbit` (no error if it was not
+    cut)."""
     with contextlib.suppress(subprocess.CalledProcessError):
         nft(lab, node, f"delete table inet {NFT_TABLE}")
 

@@ -1,13 +1,16 @@
-"""E2E 4: kill -9 one RabbitMQ node with clients connected through the VIP."""
+"""E2E 4: kill -9 one RabbitMQ node with clients connected through the VIP; then a RabbitMQ
+network partition (one broker cut from the others' distribution port)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pika
 import pika.exceptions
@@ -15,7 +18,13 @@ import pika.exceptions
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from tests.lab.conftest import report
-from tests.lab.helpers import server_status, wait_until
+from tests.lab.helpers import (
+    cut_rabbit,
+    heal_galera,
+    server_status,
+    stored_events,
+    wait_until,
+)
 
 QUEUE = "lab.q"
 CLIENTS = 6
@@ -143,4 +152,58 @@ def test_rabbitmq_node_killed_clients_move_nothing_lost(lab: L.Lab) -> None:
     )
     report(
         f"e2e4 restarted {victim}: ready in every HAProxy {t_back - t1:.2f} s after the restart began"
+    )
+
+
+def test_rabbitmq_partition_minority_taken_out_then_back(lab: L.Lab) -> None:
+    """One broker cut from the others' Erlang distribution (AMQP still reachable): the
+    minority side is taken out of the rabbitmq backend on every HAProxy (pause_minority stops
+    it, the reconciler puts it in maint with its sessions cut); healed, it is back in."""
+    key = "rabbitmq/{}"
+    wait_until(
+        lambda: all(
+            server_status(lab, h).get(key.format(n)) == "UP"
+            for h in lab.net.nodes
+            for n in lab.net.nodes
+        ),
+        90,
+        "every broker UP everywhere (baseline)",
+    )
+    victim = lab.net.nodes[-1]
+    since = datetime.now(UTC)
+    t0 = time.monotonic()
+    cut_rabbit(lab, victim)
+    try:
+        t_out = wait_until(
+            lambda: (
+                {server_status(lab, h).get(key.format(victim)) for h in lab.net.nodes} == {"MAINT"}
+            ),
+            45,
+            f"{victim}'s broker out everywhere",
+        )
+        others_up = {
+            server_status(lab, h).get(key.format(n))
+            for h in lab.net.nodes
+            for n in lab.net.nodes
+            if n != victim
+        }
+        assert others_up == {"UP"}, f"the majority side stays in: {others_up}"
+    finally:
+        heal_galera(lab, victim)
+    t_heal = time.monotonic()
+    t_back = wait_until(
+        lambda: {server_status(lab, h).get(key.format(victim)) for h in lab.net.nodes} == {"UP"},
+        120,
+        f"{victim}'s broker back everywhere",
+    )
+    facts = sorted(
+        {
+            e.data["fact"]
+            for e in asyncio.run(stored_events(lab, "hactl/reactor/reconcile/done", since))
+            if e.data.get("key", "").endswith(f":rabbitmq/{victim}")
+        }
+    )
+    report(
+        f"rabbitmq partition ({victim}'s distribution port cut): out of every HAProxy after"
+        f" {t_out - t0:.2f} s; healed: back after {t_back - t_heal:.2f} s; facts: {facts}"
     )

@@ -195,6 +195,30 @@ async def test_broker_down_is_maint_an_alarm_is_drain() -> None:
     ]
 
 
+async def test_a_broker_on_the_minority_side_of_a_partition_is_taken_out() -> None:
+    """ctl3's broker answers but reports itself cut from both others (a minority of its
+    cluster): maint with sessions cut; the majority side (ctl1, ctl2 see ctl3 gone) stays in."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, _ = reconciler(view, bus)
+    members = [f"rabbit@{n}" for n in NODES]
+    for n, cut in (("ctl3", ["ctl1", "ctl2"]), ("ctl1", ["ctl3"]), ("ctl2", ["ctl3"])):
+        local = {
+            "node": f"rabbit@{n}",
+            "running": True,
+            "alarms": [],
+            "members": members,
+            "partitions": [f"rabbit@{n}|rabbit@{c}" for c in cut],
+        }
+        view.update(ev(n, "rabbitmq", {"local": local}))
+    await once(rec)
+    calls = sent(bus)
+    assert [c for c in calls if c[1] == "set_state"] == [
+        (h, "set_state", "rabbitmq", "ctl3/maint") for h in NODES
+    ]
+    facts = {e.data["fact"] for e in bus.audit("done")}
+    assert facts == {"ctl3: broker in a minority partition (cut from rabbit@ctl1,rabbit@ctl2)"}
+
+
 async def test_unhealthy_keepalived_drains_its_api_servers_until_healthy() -> None:
     """ctl1 BACKUP at a reduced priority (its HAProxy check failed): its API servers drained on
     every running HAProxy; galera and rabbitmq follow their own facts; priority back: ready."""
