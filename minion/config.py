@@ -48,6 +48,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -230,7 +231,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             allowed_roots=tuple(Path(p) for p in raw.get("allowed_roots") or ()),
             check_commands=_checks(raw.get("check_commands"), source),
             sysctls=_sysctls(raw.get("sysctls"), source),
-            content_policy=_policy(raw.get("content_policy"), bad),
+            content_policy=_with_track_dir(_policy(raw.get("content_policy"), bad), vrrp),
             supervision=_supervision(raw.get("supervision"), set(services), bad),
             health_agent=_agent(raw.get("health_agent"), beacons, bad),
             haproxy_socket=str(raw.get("haproxy_socket") or ""),
@@ -243,6 +244,13 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value: {exc}", file=source) from None
+
+
+def _with_track_dir(policy: ContentPolicy, vrrp: VrrpSettings | None) -> ContentPolicy:
+    """The yield files' folder is one keepalived's track files may name."""
+    if vrrp is None:
+        return policy
+    return dataclasses.replace(policy, track_dirs=policy.track_dirs | {vrrp.track_dir})
 
 
 def _vrrp(

@@ -12,7 +12,9 @@ Directives covered (a test per directive in ``tests/unit/test_content_policy.py`
 
 - keepalived: ``script``, ``notify*``, ``misc_path``, ``quorum_up|down``, the notify-fifo
   scripts -- the whole command line must be one of ``programs`` (exact match); ``include``,
-  ``$NAME=`` definitions and ``~SEQ`` line generators are refused (they would hide the rest).
+  ``$NAME=`` definitions and ``~SEQ`` line generators are refused (they would hide the rest);
+  a ``track_file``'s ``file`` must sit directly in one of ``track_dirs`` (keepalived creates
+  it as root) and ``init_file ... overwrite`` is refused.
 - HAProxy: ``lua-load*``, ``lua-prepend-path``, ``external-check``, ``option external-check``,
   ``program`` sections, ``insecure-fork-wanted``, ``insecure-setuid-wanted``, ``ssl-engine``,
   ``ssl-provider*`` (loads a shared object); a keyword built from ``$`` or quotes is refused.
@@ -25,6 +27,7 @@ Directives covered (a test per directive in ``tests/unit/test_content_policy.py`
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Iterator
@@ -32,6 +35,8 @@ from dataclasses import dataclass
 
 #: the command the shipped keepalived state checks HAProxy with (states/pillar/site.yaml)
 SHIPPED_CHECK = "/usr/bin/curl -fsS -m 0.5 -o /dev/null http://127.0.0.1:8405/healthz"
+#: where the shipped keepalived state's track files live (pillar paths.vrrp_track_dir)
+SHIPPED_TRACK_DIR = "/run/hactl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,9 @@ class ContentPolicy:
     sst_methods: frozenset[str] = frozenset({"rsync", "mariabackup"})
     #: ``user`` values for mariadbd (never root: SST scripts run as this user)
     db_users: frozenset[str] = frozenset({"mysql"})
+    #: folders a keepalived ``track_file`` may name (keepalived creates the file as root with
+    #: ``init_file``); minion.yaml ``vrrp.track_dir`` is added by itself
+    track_dirs: frozenset[str] = frozenset({SHIPPED_TRACK_DIR})
 
 
 _KEEPALIVED_EXEC = frozenset(
@@ -147,6 +155,12 @@ def _keepalived(no: int, line: str, policy: ContentPolicy) -> None:
             raise PolicyViolation(
                 no, f"keepalived {word!r} is refused (an included file is not checked)"
             )
+        if word == "file":  # inside track_file: keepalived reads it, init_file writes it
+            _track_file(no, _unquote(rest.strip().split(" ", 1)[0]), policy)
+        if word == "init_file" and "overwrite" in rest.split():
+            raise PolicyViolation(
+                no, "keepalived 'init_file ... overwrite' is refused (it rewrites a file as root)"
+            )
         if word in _KEEPALIVED_EXEC:
             command = _unquote(rest.strip())
             if command not in policy.programs:
@@ -155,6 +169,20 @@ def _keepalived(no: int, line: str, policy: ContentPolicy) -> None:
                     f"keepalived {word} {command!r}: not one of this "
                     "minion's content_policy.programs",
                 )
+
+
+def _track_file(no: int, path: str, policy: ContentPolicy) -> None:
+    norm = os.path.normpath(path)
+    if not (
+        os.path.isabs(path)
+        and ".." not in path.split("/")
+        and any(os.path.dirname(norm) == os.path.normpath(d) for d in policy.track_dirs)
+    ):
+        raise PolicyViolation(
+            no,
+            f"keepalived track file {path!r}: not directly in one of this minion's track"
+            f" folders ({', '.join(sorted(policy.track_dirs)) or 'none: minion.yaml vrrp'})",
+        )
 
 
 def _unquote(text: str) -> str:

@@ -79,3 +79,28 @@ def test_check_commands_are_exact_argv_by_name() -> None:
     for bad in ('{hx: [hx, -c, "{path}"]}', "{hx: [/opt/hx, -c]}", "[sh]", "oops"):
         with pytest.raises(ConfigError, match="check_commands"):
             parse_config(f"id: a\ncheck_commands: {bad}\n", "m")
+
+
+def test_minion_vrrp_section_is_checked_and_feeds_the_beacon_and_policy() -> None:
+    """minion.yaml ``vrrp``: bad folders, instance names and limits are file:line errors; a
+    good one gives the vrrp beacon its track_dir and lets keepalived's track files live there."""
+    from hactl.errors import ConfigError
+    from hactl.minion.config import parse_config
+
+    beacon = "beacons:\n  vrrp: {fifo: /run/k.fifo}\n"
+    good = parse_config(
+        f"id: a\nvrrp: {{track_dir: /srv/t, instances: [VI_1]}}\n{beacon}", "m.yaml"
+    )
+    assert good.vrrp is not None and good.vrrp.max_seconds == 120
+    assert good.beacons["vrrp"]["track_dir"] == "/srv/t"
+    assert "/srv/t" in good.content_policy.track_dirs
+    for bad, why in (
+        ("{track_dir: t, instances: [VI_1]}", "absolute"),
+        ("{track_dir: /t, instances: []}", "instances"),
+        ("{track_dir: /t, instances: ['../x']}", "not a valid name"),
+        ("{track_dir: /t, instances: [VI_1], max_seconds: 9999}", "max_seconds"),
+        ("{track_dir: /t, instances: [VI_1], ttl: 3}", "unknown setting"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            parse_config(f"id: a\nvrrp: {bad}\n", "m.yaml")
+        assert why in str(err.value) and err.value.line == 2, str(err.value)

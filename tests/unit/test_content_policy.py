@@ -37,6 +37,10 @@ REFUSED = [
     ("    notify_fifo_script /tmp/f.sh\n", "notify_fifo_script"),
     ("include /var/lib/mysql/evil.conf\n", "include"),
     ("$S=script /tmp/evil.sh\n", "definitions"),
+    ('track_file t {\n    file "/etc/ld.so.preload"\n    init_file 0\n}\n', "track file"),
+    ('track_file t { file "/run/hactl/../../etc/shadow" }\n', "track file"),
+    ('track_file t { file "/run/hactl/sub/x" }\n', "track file"),
+    ('track_file t {\n    file "/run/hactl/yield_X"\n    init_file 0 overwrite\n}\n', "overwrite"),
     ("~SEQ(i, 1, 3)\n", "definitions"),
     # HAProxy
     ("global\n    lua-load /tmp/evil.lua\n", "lua-load"),
@@ -86,6 +90,10 @@ def test_allowlisted_programs_and_values_pass() -> None:
     with pytest.raises(PolicyViolation):
         check_content('notify_master "/usr/local/bin/notify.sh ok; id"\n', policy)
     check_content(f'script "{SHIPPED_CHECK}"\n', ContentPolicy())
+    track = 'track_file t {\n    file "/srv/lab/run/yield_VI_1"\n    init_file 0\n}\n'
+    with pytest.raises(PolicyViolation):
+        check_content(track, ContentPolicy())
+    check_content(track, ContentPolicy(track_dirs=frozenset({"/srv/lab/run"})))
     check_content(
         "[mysqld]\nwsrep_provider=/usr/lib/galera/libgalera_smm.so\nuser=mysql\n"
         "wsrep_sst_method=rsync\nwsrep_provider_options=gcache.size=64M\n",
