@@ -260,7 +260,7 @@ class Reconciler:
                 again = st.ended and now - st.ended < 300.0  # it came back after a probe
                 st.hold = min(opts.yield_hold_max, st.hold * 2) if again else opts.yield_hold
                 st.since, st.ended, st.first = now, 0.0, 0.0
-                out.append(await self._send_yield(y, st, self._seconds(st, now), now))
+                out.append(await self._send_yield(y, st, self.options.yield_ttl, now))
                 continue
             st.first = 0.0
             if not st.since:  # a yield this master did not start (it restarted): adopt it
@@ -270,15 +270,11 @@ class Reconciler:
                     out.append(await self._send_yield(y, st, 0, now, probe=True))
                 continue
             if now - st.sent >= opts.interval - 0.5:
-                out.append(await self._send_yield(y, st, self._seconds(st, now), now, quiet=True))
+                out.append(await self._send_yield(y, st, self.options.yield_ttl, now, quiet=True))
         for key, st in self._yields.items():
             if key not in seen:
                 st.first = 0.0
         return out
-
-    def _seconds(self, st: _YieldKey, now: float) -> int:
-        left = st.since + st.hold - now
-        return max(1, min(self.options.yield_ttl, int(left) + 1))
 
     async def _send_yield(
         self,

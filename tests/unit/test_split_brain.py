@@ -127,7 +127,8 @@ async def test_reconciler_renews_then_probes_and_a_returning_split_doubles_the_h
     for _ in range(5):
         clock.t += 5.0
         await once(rec)
-    assert [s for _, s in yields(bus)] == [15, 15, 15, 15, 11, 6]  # never past the hold
+    # always the full TTL: the hold is ended by the master, audited (not left to lapse)
+    assert [s for _, s in yields(bus)] == [15] * 6
     clock.t += 10.0
     await once(rec)
     assert yields(bus)[-1] == ("ctl2", 0)
