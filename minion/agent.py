@@ -15,6 +15,7 @@ import platform
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from hactl import __version__
@@ -31,9 +32,11 @@ from hactl.minion.config import MinionConfig
 from hactl.minion.executors import dispatch
 from hactl.minion.health_agent import HealthAgent
 from hactl.minion.outbox import Outbox
+from hactl.minion.process_watch import ProcessWatch
 from hactl.minion.supervisor import Supervisor, SupervisorBeacon
 from hactl.wire.commands import CommandReply, CommandRequest
 from hactl.wire.envelope import new_event
+from hactl.wire.vrrp import down_file
 
 log = get_logger("hactl.minion")
 
@@ -94,6 +97,12 @@ class Minion:
         if cfg.health_agent is not None:
             galera = next(r for r in self.runners if r.beacon.name == "galera")
             self.health = HealthAgent(cfg.health_agent, lambda: (galera.last, galera.polled_at))
+        self.watches: list[ProcessWatch] = []
+        if cfg.vrrp is not None:
+            self.watches = [
+                ProcessWatch(name, cfg.services[name], Path(cfg.vrrp.track_dir) / down_file(name))
+                for name in cfg.vrrp.watch
+            ]
         self.bus: Bus | None = None
         self.versions: dict[str, str] = {}
         self.commands = 0
@@ -212,6 +221,7 @@ class Minion:
         ]
         if self.health is not None:
             tasks.append(asyncio.create_task(self._serve_health(), name="health-agent"))
+        tasks += [asyncio.create_task(w.run(), name=f"watch-{w.name}") for w in self.watches]
         log.info("minion_started", id=self.cfg.id, beacons=[r.beacon.name for r in self.runners])
         died: list[str] = []
 
@@ -246,5 +256,7 @@ class Minion:
                 await self.bus.close()
             if self.ctx.vrrp is not None:
                 self.ctx.vrrp.close()  # nobody would end a yield left behind
+            for w in self.watches:
+                w.close()  # keepalived's own check decides alone
         if died:
             raise MinionFailed(self.cfg.id, died)

@@ -44,6 +44,7 @@ Example::
       track_dir: /run/hactl
       instances: [VI_INTERNAL, VI_EXTERNAL]
       max_seconds: 120
+      watch: [haproxy]   # its death flagged for keepalived at once (services.haproxy.pidfile)
 """
 
 from __future__ import annotations
@@ -263,6 +264,11 @@ def _vrrp(
         raise bad("vrrp", str(exc)) from None
     if settings is not None and "vrrp" in beacons:
         beacons["vrrp"].setdefault("track_dir", settings.track_dir)
+    services = raw.get("services") or {}
+    for name in settings.watch if settings is not None else ():
+        spec = services.get(name) if isinstance(services, dict) else None
+        if not isinstance(spec, dict) or not spec.get("pidfile"):
+            raise bad("vrrp", f"watch: {name!r} needs a pidfile in services.{name}")
     return settings
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hactl.log import get_logger
-from hactl.wire.vrrp import MAX_SECONDS, track_file
+from hactl.wire.vrrp import MAX_SECONDS, down_file, track_file
 
 log = get_logger("hactl.minion")
 
@@ -35,6 +35,8 @@ class VrrpSettings:
     track_dir: str
     instances: tuple[str, ...] = ()
     max_seconds: int = 120
+    #: services whose death the minion flags at once in ``down_<service>`` (process_watch.py)
+    watch: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not os.path.isabs(self.track_dir):
@@ -43,6 +45,8 @@ class VrrpSettings:
             raise ValueError("instances: list the vrrp_instance names this node may yield")
         for name in self.instances:
             track_file(name)  # a SchemaError names a bad one
+        for name in self.watch:
+            down_file(name)
         if isinstance(self.max_seconds, bool) or not 1 <= self.max_seconds <= MAX_SECONDS:
             raise ValueError(f"max_seconds must be from 1 to {MAX_SECONDS}")
 

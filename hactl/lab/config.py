@@ -89,7 +89,12 @@ AGENT_PORT = 9200  # the pillar's haproxy.agent_port (states/pillar/site.yaml)
 
 
 def minion_yaml(
-    net: LabNet, lab: Path, node: str, components: set[str], supervise: bool = False
+    net: LabNet,
+    lab: Path,
+    node: str,
+    components: set[str],
+    supervise: bool = False,
+    fast_path: bool = True,
 ) -> str:
     """One node's minion.yaml: its beacons, its services (no systemd in the lab)."""
     d = lab / node
@@ -153,7 +158,8 @@ services:
             -c, {run}/checkers.pid]
     reload: [kill, -HUP, "{{pid}}"]
     pidfile: {run}/keepalived.pid
-{extra}vrrp: {{track_dir: {run}, instances: [{VI_INTERNAL}, {VI_EXTERNAL}], max_seconds: 120}}
+{extra}vrrp: {{track_dir: {run}, instances: [{VI_INTERNAL}, {VI_EXTERNAL}], max_seconds: 120,
+       watch: [{"haproxy" if fast_path else ""}]}}
 {galera}{supervision}beacons:
 {chr(10).join(beacons)}
 """

@@ -53,6 +53,9 @@ class Lab:
     pids: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     supervise: bool = False  # minions restart a dead HAProxy/keepalived (minion.yaml supervision)
+    #: minions flag HAProxy's death for keepalived at once (minion.yaml vrrp.watch); off: the
+    #: keepalived script check alone (a benchmark's baseline)
+    fast_path: bool = True
 
     @property
     def nats_url(self) -> str:
@@ -89,6 +92,7 @@ class Lab:
             "nodes": list(self.net.nodes),
             "components": sorted(self.components),
             "supervise": self.supervise,
+            "fast_path": self.fast_path,
             "pids": self.pids,
             "timings": self.timings,
             "nats": self.nats_url,
@@ -105,7 +109,13 @@ class Lab:
         except (OSError, ValueError):
             raise LabError(f"no lab in {folder} (hactl lab up --dir {folder})") from None
         net = LabNet(s["prefix"], s["subnet"], tuple(s["nodes"]))
-        lab = cls(folder, net, set(s["components"]), supervise=bool(s.get("supervise")))
+        lab = cls(
+            folder,
+            net,
+            set(s["components"]),
+            supervise=bool(s.get("supervise")),
+            fast_path=bool(s.get("fast_path", True)),
+        )
         lab.pids, lab.timings = dict(s["pids"]), dict(s.get("timings", {}))
         return lab
 
@@ -151,6 +161,7 @@ def up(
     prefix: str = "hlab",
     say: Any = print,
     supervise: bool = False,
+    fast_path: bool = True,
 ) -> Lab:
     """Bring the whole lab up; on failure everything started so far is torn down. With
     ``supervise`` the minions restart a dead HAProxy or keepalived themselves."""
@@ -168,7 +179,7 @@ def up(
         say(f"  removing what an earlier failed lab left in {folder}")
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lab = Lab(folder, net, comps, supervise=supervise)
+    lab = Lab(folder, net, comps, supervise=supervise, fast_path=fast_path)
     t0 = time.monotonic()
     try:
         net_up(net)
@@ -217,7 +228,9 @@ def _hactl(lab: Lab) -> None:
         nd = lab.node_dir(n)
         for sub in ("etc", "run"):
             (nd / sub).mkdir(parents=True, exist_ok=True)
-        (nd / "minion.yaml").write_text(minion_yaml(net, lab.dir, n, lab.components, lab.supervise))
+        (nd / "minion.yaml").write_text(
+            minion_yaml(net, lab.dir, n, lab.components, lab.supervise, lab.fast_path)
+        )
         argv = exec_argv(
             net,
             n,

@@ -57,3 +57,11 @@ def track_file(instance: str) -> str:
     if not _INSTANCE.fullmatch(instance):
         raise SchemaError(COMMAND, "instance", f"is not a valid name: {instance!r}")
     return f"yield_{instance}"
+
+
+def down_file(service: str) -> str:
+    """The file name (in the minion's track directory) keepalived tracks for a watched
+    service: ``1`` while it is dead (minion/process_watch.py)."""
+    if not _INSTANCE.fullmatch(service):
+        raise SchemaError(COMMAND, "service", f"is not a valid name: {service!r}")
+    return f"down_{service}"
