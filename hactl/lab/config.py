@@ -56,6 +56,7 @@ haproxy:
 keepalived: {{advert_int: 0.2, check_interval: 1, check_weight: 110}}
 galera:
   writer: {net.nodes[0]}
+  provider_options: {{gcache.size: 64M}}
   options: !replace
     user: mysql
     datadir: {g}/data
@@ -67,7 +68,6 @@ galera:
     innodb_buffer_pool_size: 64M
     innodb_log_file_size: 32M
     performance_schema: "OFF"
-    wsrep_provider_options: '"gcache.size=64M"'
 rabbitmq:
   manage_service: false
   users:
@@ -111,7 +111,8 @@ def minion_yaml(
     ]
     if "galera" in components:
         beacons.append(
-            f"  galera: {{socket: {d}/mysql/mysqld.sock, datadir: {d}/mysql/data, interval: 0.3}}"
+            f"  galera: {{socket: {d}/mysql/mysqld.sock, datadir: {d}/mysql/data, interval: 0.3,"
+            " timeout: 0.5}"
         )
     if "rabbitmq" in components:
         pw = lab / "rabbit-monitor.pw"

@@ -149,7 +149,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             (root / node / "etc").mkdir(parents=True)
             (root / node / "run").mkdir()
             cfg = root / f"{node}.yaml"
-            cfg.write_text(f"id: {node}\nallowed_roots: [{root / node}]\nheartbeat_interval: 60\n")
+            cfg.write_text(
+                f"id: {node}\nallowed_roots: [{root / node}]\nheartbeat_interval: 60\n"
+                f"vrrp: {{track_dir: {root / node / 'run'},"
+                " instances: [VI_INTERNAL, VI_EXTERNAL]}\n"
+            )
             log = (root / f"{node}.log").open("wb")
             procs.append(
                 subprocess.Popen(
