@@ -13,8 +13,16 @@ Variants (same faults, same machine, same run):
 - ``script``: the minions' fast path off (minion.yaml ``vrrp.watch: []``): keepalived's own
   script check (interval 1 s, fall 2) is all that moves the VIP -- the daemons alone.
 
+- ``galera-defaults``: Galera's own group-communication timeouts (pillar ``galera.profile:
+  default``, evs.suspect_timeout 5 s) instead of the shipped LAN profile (1 s).
+
 Faults: ``haproxy`` (kill -9 of HAProxy on the VIP holder; the minion's supervisor starts it
-again, and the VIP may move back).
+again, and the VIP may move back); ``writer-crash`` (kill -9 of mariadbd on the node HAProxy
+writes to), ``writer-hang`` (SIGSTOP of it, SIGCONT after), ``writer-partition`` (its Galera
+traffic dropped, healed after): a client commits a numbered row every 20 ms through the VIP
+(reconnecting on any error); measured: the longest time between two commits, and committed
+rows missing afterwards (must be 0). ``haproxy`` runs in ``hactl`` and ``script``, the
+writer faults in ``hactl`` and ``galera-defaults``.
 
 Printed: one table (p50 / p95 / max of the time until the VIP is on another node -- when it
 moved at all: a supervisor may restart HAProxy before keepalived's check notices -- and of the
@@ -25,6 +33,7 @@ Usage: sudo .venv/bin/python benchmarks/failover.py [--runs N] [--variants hactl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -42,7 +51,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import pymysql
+
+from hactl.lab import daemons as d
 from hactl.lab import lab as L
+from tests.lab.helpers import cut_galera, heal_galera
 
 SUBNET = "10.99.2"
 
@@ -156,7 +169,164 @@ def haproxy_kill(lab: L.Lab) -> dict[str, float]:
     }
 
 
-FAULTS = {"haproxy": haproxy_kill}
+@dataclass
+class Writer:
+    """Commits one numbered row every ``period`` through the VIP; reconnects on any error.
+    ``samples``: (start, committed) per attempt; ``confirmed``: ids whose COMMIT returned."""
+
+    host: str
+    password: str
+    period: float = 0.02
+    samples: list[tuple[float, bool]] = field(default_factory=list)
+    confirmed: list[int] = field(default_factory=list)
+    seq: int = 0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        conn: Any = None
+        while not self._stop.is_set():
+            t = time.monotonic()
+            ok = False
+            try:
+                if conn is None:
+                    conn = pymysql.connect(
+                        host=self.host,
+                        port=3306,
+                        user="bench",
+                        password=self.password,
+                        database="bench",
+                        connect_timeout=0.2,
+                        read_timeout=2,
+                        write_timeout=2,
+                        ssl_disabled=True,
+                    )
+                self.seq += 1
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO w (id) VALUES (%s)", (self.seq,))
+                conn.commit()
+                self.confirmed.append(self.seq)
+                ok = True
+            except (pymysql.Error, OSError):
+                with contextlib.suppress(Exception):
+                    conn.close()
+                conn = None
+            self.samples.append((t, ok))
+            time.sleep(max(0.0, self.period - (time.monotonic() - t)))
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def gap(self, since: float) -> float:
+        """The longest time between two committed writes after ``since``."""
+        ok = [t for t, good in self.samples if good and t >= since]
+        return max((b - a for a, b in itertools.pairwise(ok)), default=0.0)
+
+
+def _sock(lab: L.Lab, node: str) -> Path:
+    return lab.node_dir(node) / "mysql/mysqld.sock"
+
+
+def _galera_ok(lab: L.Lab) -> bool:
+    if not all(d.galera_state(_sock(lab, n)) == ("Primary", "Synced") for n in lab.net.nodes):
+        return False
+    return all(
+        d.haproxy_servers(lab.node_dir(h) / "run/haproxy.sock").get(f"galera/{n}") == "UP"
+        for h in lab.net.nodes
+        for n in lab.net.nodes
+    )
+
+
+def _writer(lab: L.Lab) -> str:
+    """The node HAProxy sends writes to: the first UP server in the galera backend's order
+    (the pillar's writer, then the backups by id)."""
+    holder = L.holders(lab)[lab.net.vip(0)][0]
+    st = d.haproxy_servers(lab.node_dir(holder) / "run/haproxy.sock")
+    return next(n for n in lab.net.nodes if st.get(f"galera/{n}") == "UP")
+
+
+def _prepare_writes(lab: L.Lab) -> str:
+    """A database and a TCP user for the writer client (once per lab); its password."""
+    pw = (lab.dir / "stats.pw").read_text().strip()
+    s = _sock(lab, lab.net.nodes[0])
+    for q in (
+        "CREATE DATABASE IF NOT EXISTS bench",
+        "CREATE TABLE IF NOT EXISTS bench.w (id INT PRIMARY KEY)",
+        f"CREATE USER IF NOT EXISTS 'bench'@'%' IDENTIFIED BY '{pw}'",
+        "GRANT ALL ON bench.* TO 'bench'@'%'",
+    ):
+        d.galera_sql(s, q)
+    return pw
+
+
+def _writer_fault(lab: L.Lab, kind: str) -> dict[str, float]:
+    _wait("Galera Synced and UP everywhere", lambda: _galera_ok(lab), 120, 0.2)
+    time.sleep(1.0)
+    pw = _prepare_writes(lab)
+    d.galera_sql(_sock(lab, lab.net.nodes[0]), "DELETE FROM bench.w")
+    victim = _writer(lab)
+    pid = lab.daemon_pid(victim, "galera")
+    assert pid, f"mariadbd runs on {victim}"
+    with Writer(lab.net.vip(0), pw) as w:
+        _wait("writes through the VIP", lambda: len(w.confirmed) > 20, 20, 0.05)
+        t0 = time.monotonic()
+        if kind == "crash":
+            os.kill(pid, signal.SIGKILL)
+        elif kind == "hang":
+            os.kill(pid, signal.SIGSTOP)
+        else:
+            cut_galera(lab, victim)
+        try:
+            _wait(
+                "writes resumed",
+                lambda: (
+                    any(ok and t > t0 + 0.05 for t, ok in w.samples[-5:]) and _moved(lab, victim)
+                ),
+                60,
+                0.05,
+            )
+            time.sleep(2.0)
+        finally:
+            if kind == "hang":
+                os.kill(pid, signal.SIGCONT)
+            elif kind == "partition":
+                heal_galera(lab, victim)
+        gap = w.gap(t0 - 0.5)
+    _wait("Galera healed", lambda: _galera_ok(lab), 120, 0.2)
+    rows = {int(r[0]) for r in d.galera_sql(_sock(lab, _writer(lab)), "SELECT id FROM bench.w")}
+    lost = [i for i in w.confirmed if i not in rows]
+    return {"write_s": gap, "lost": float(len(lost)), "confirmed": float(len(w.confirmed))}
+
+
+def _moved(lab: L.Lab, victim: str) -> bool:
+    """Writes go elsewhere: the victim is not UP in the VIP holder's galera backend."""
+    try:
+        return _writer(lab) != victim
+    except (StopIteration, IndexError, OSError):
+        return False
+
+
+FAULTS: dict[str, Any] = {
+    "haproxy": haproxy_kill,
+    "writer-crash": lambda lab: _writer_fault(lab, "crash"),
+    "writer-hang": lambda lab: _writer_fault(lab, "hang"),
+    "writer-partition": lambda lab: _writer_fault(lab, "partition"),
+}
+#: what each variant changes, and which faults it measures
+VARIANTS: dict[str, dict[str, Any]] = {
+    "hactl": {"fast_path": True, "galera_profile": "lan"},
+    "script": {"fast_path": False, "galera_profile": "lan"},
+    "galera-defaults": {"fast_path": True, "galera_profile": "default"},
+}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -168,27 +338,39 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--variants", default="hactl,script")
+    ap.add_argument("--variants", default="hactl,script,galera-defaults")
     ap.add_argument("--faults", default=",".join(FAULTS))
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("failover.py: needs root (a lab in network namespaces)", file=sys.stderr)
         return 2
+    faults = args.faults.split(",")
+    writer_faults = [f for f in faults if f.startswith("writer-")]
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     for variant in args.variants.split(","):
+        # the script-check baseline is about HAProxy; Galera's defaults about the writer
+        mine = [
+            f
+            for f in faults
+            if (variant != "script" or not f.startswith("writer-"))
+            and (variant != "galera-defaults" or f.startswith("writer-"))
+        ]
+        if not mine:
+            continue
+        comps = {"haproxy", "keepalived", *(["galera"] if writer_faults else [])}
         folder = Path(tempfile.mkdtemp(prefix=f"hactl-failover-{variant}-")) / "lab"
         lab = L.up(
             folder,
             3,
-            {"haproxy", "keepalived"},
+            comps,
             subnet=SUBNET,
             prefix="hfo",
             say=lambda _m: None,
             supervise=True,
-            fast_path=variant == "hactl",
+            **VARIANTS[variant],
         )
         try:
-            for fault in args.faults.split(","):
+            for fault in mine:
                 rows = results.setdefault(fault, {}).setdefault(variant, {})
                 for i in range(args.runs):
                     got = FAULTS[fault](lab)
@@ -201,22 +383,26 @@ def main() -> int:
                     )
         finally:
             L.teardown(lab, say=lambda _m: None)
-    print(f"\n{'fault':10} {'variant':8} {'metric':8} {'p50':>7} {'p95':>7} {'max':>7}")
+    print(f"\n{'fault':16} {'variant':15} {'metric':8} {'p50':>7} {'p95':>7} {'max':>7}")
     summary: dict[str, Any] = {"runs": args.runs, "results": {}}
     for fault, variants in results.items():
         for variant, rows in variants.items():
-            for metric in ("vip_s", "gap_s", "failed"):
-                vals = [v for v in rows[metric] if v == v]  # NaN: the VIP did not move
-                if not vals:
-                    print(f"{fault:10} {variant:8} {metric:8} {'(never)':>7}")
+            for metric, raw in rows.items():
+                vals = [v for v in raw if v == v]  # NaN: the VIP did not move
+                if not vals or metric in ("gaps", "confirmed"):
                     continue
                 p50, p95, top = _pct(vals, 50), _pct(vals, 95), max(vals)
-                print(f"{fault:10} {variant:8} {metric:8} {p50:7.3f} {p95:7.3f} {top:7.3f}")
+                print(f"{fault:16} {variant:15} {metric:8} {p50:7.3f} {p95:7.3f} {top:7.3f}")
                 summary["results"].setdefault(fault, {}).setdefault(variant, {})[metric] = {
                     "p50": round(p50, 3),
                     "p95": round(p95, 3),
                     "max": round(top, 3),
+                    "n": len(vals),
                 }
+    for fault, variants in summary["results"].items():
+        if "lost" in next(iter(variants.values())):
+            total = sum(int(sum(results[fault][v]["lost"])) for v in variants)
+            summary.setdefault("rows_lost", {})[fault] = total
     base = summary["results"].get("haproxy", {})
     if "hactl" in base and "script" in base:
         ratio = base["hactl"]["gap_s"]["p95"] / max(base["script"]["gap_s"]["p95"], 1e-9)

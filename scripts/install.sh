@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip make iproute2 haproxy keepalived socat curl psmisc
-  mariadb-server galera-4 rsync rabbitmq-server nftables faketime)
+  mariadb-server galera-4 rsync rabbitmq-server nftables faketime
+  stress-ng)  # stress-ng: benchmarks/soak.py loads the machine
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -30,7 +30,7 @@ def paths(lab: Path) -> dict[str, str]:
     }
 
 
-def pillar(net: LabNet, lab: Path, components: set[str]) -> str:
+def pillar(net: LabNet, lab: Path, components: set[str], galera_profile: str = "lan") -> str:
     """The lab pillar (merged over the shipped one): nodes, VIPs, paths, lab-sized daemons."""
     roles = ["api", *sorted(components)]
     role_list = ", ".join(roles)
@@ -56,6 +56,7 @@ haproxy:
 keepalived: {{advert_int: 0.2, check_interval: 1, check_weight: 110}}
 galera:
   writer: {net.nodes[0]}
+  profile: {galera_profile}
   provider_options: {{gcache.size: 64M}}
   options: !replace
     user: mysql

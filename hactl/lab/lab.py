@@ -56,6 +56,7 @@ class Lab:
     #: minions flag HAProxy's death for keepalived at once (minion.yaml vrrp.watch); off: the
     #: keepalived script check alone (a benchmark's baseline)
     fast_path: bool = True
+    galera_profile: str = "lan"  # the pillar's galera.profile (a benchmark's baseline: default)
 
     @property
     def nats_url(self) -> str:
@@ -93,6 +94,7 @@ class Lab:
             "components": sorted(self.components),
             "supervise": self.supervise,
             "fast_path": self.fast_path,
+            "galera_profile": self.galera_profile,
             "pids": self.pids,
             "timings": self.timings,
             "nats": self.nats_url,
@@ -115,6 +117,7 @@ class Lab:
             set(s["components"]),
             supervise=bool(s.get("supervise")),
             fast_path=bool(s.get("fast_path", True)),
+            galera_profile=str(s.get("galera_profile", "lan")),
         )
         lab.pids, lab.timings = dict(s["pids"]), dict(s.get("timings", {}))
         return lab
@@ -162,6 +165,7 @@ def up(
     say: Any = print,
     supervise: bool = False,
     fast_path: bool = True,
+    galera_profile: str = "lan",
 ) -> Lab:
     """Bring the whole lab up; on failure everything started so far is torn down. With
     ``supervise`` the minions restart a dead HAProxy or keepalived themselves."""
@@ -179,7 +183,9 @@ def up(
         say(f"  removing what an earlier failed lab left in {folder}")
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lab = Lab(folder, net, comps, supervise=supervise, fast_path=fast_path)
+    lab = Lab(
+        folder, net, comps, supervise=supervise, fast_path=fast_path, galera_profile=galera_profile
+    )
     t0 = time.monotonic()
     try:
         net_up(net)
@@ -219,7 +225,9 @@ def _hactl(lab: Lab) -> None:
     for secret in ("stats.pw", "rabbit-monitor.pw", "rabbit-openstack.pw"):
         (lab.dir / secret).write_text(os.urandom(9).hex() + "\n")
         (lab.dir / secret).chmod(0o600)
-    (lab.dir / "lab-pillar.yaml").write_text(pillar(net, lab.dir, lab.components))
+    (lab.dir / "lab-pillar.yaml").write_text(
+        pillar(net, lab.dir, lab.components, lab.galera_profile)
+    )
     env = lab.cli_env("master")
     master = master_argv(lab)
     lab.pids["master"] = d.spawn(master, lab.dir / "master.log", env)
