@@ -75,6 +75,12 @@ def root(
         Path | None, typer.Option("--tls-cert", help="Client certificate (servers that ask)")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Its private key")] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=version.print_and_exit, help="Print the version"
+        ),
+    ] = False,
 ) -> None:
     """Global options."""
     if log_format not in ("json", "console", "auto"):

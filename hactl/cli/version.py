@@ -18,3 +18,10 @@ def version(
         print_json({"version": __version__})
     else:
         typer.echo(f"hactl {__version__}")
+
+
+def print_and_exit(value: bool) -> None:
+    """``hactl --version``: the version, then exit 0 (an eager option: nothing else runs)."""
+    if value:
+        typer.echo(f"hactl {__version__}")
+        raise typer.Exit(0)

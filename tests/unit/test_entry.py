@@ -12,3 +12,14 @@ def test_command_after_global_options() -> None:
     assert _command(["events", "tail"]) == "events"
     assert _command(["--nats", "minion"]) is None  # "minion" is the URL here, not the command
     assert _command([]) is None
+
+
+def test_version_flag_prints_and_exits_zero() -> None:
+    """`hactl --version` prints the version and exits 0 without running a command."""
+    from typer.testing import CliRunner
+
+    from hactl import __version__
+    from hactl.cli.app import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"hactl {__version__}"
