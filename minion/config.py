@@ -59,6 +59,7 @@ from typing import Any
 
 from hactl import yamlsrc
 from hactl.errors import ConfigError, TagError
+from hactl.minion.beacons import OPTIONS as BEACON_OPTIONS
 from hactl.minion.beacons import REGISTRY as BEACONS
 from hactl.minion.executors.base import (
     DEFAULT_CHECKS,
@@ -72,7 +73,7 @@ from hactl.minion.executors.policy import ContentPolicy
 from hactl.minion.health_agent import AgentPolicy
 from hactl.minion.supervisor import SupervisionPolicy
 from hactl.minion.vrrp_yield import VrrpSettings, YieldKeeper
-from hactl.schema import SchemaError
+from hactl.schema import SchemaError, check
 from hactl.wire.tags import validate_id
 
 _SYSCTL = re.compile(r"[a-z0-9_]+(\.[a-z0-9_-]+)+")
@@ -191,16 +192,13 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             raise bad("beacons", f"unknown beacon {name!r} (known: {', '.join(sorted(BEACONS))})")
         if not isinstance(opts, dict):
             raise bad("beacons", f"{name}: options must be a mapping")
-    required = {
-        "vrrp": ("fifo",),
-        "haproxy": ("socket",),
-        "galera": ("socket", "datadir"),
-        "rabbitmq": ("node",),
-    }
-    for name, keys in required.items():
-        for key in keys:
-            if name in beacons and key not in beacons[name]:
-                raise bad("beacons", f"{name}: {key!r} is required")
+    for name, opts in beacons.items():
+        try:
+            check(f"beacons.{name}", BEACON_OPTIONS[name], opts)
+        except SchemaError as exc:
+            raise ConfigError(str(exc), file=source, line=doc.line("beacons")) from None
+        if (pw := opts.get("password_file")) is not None and not os.access(pw, os.R_OK):
+            raise bad("beacons", f"{name}.password_file: {pw} is not a readable file")
     galera = _section(raw, "galera", GaleraSettings, bad)
     rabbitmq = _section(raw, "rabbitmq", RabbitSettings, bad)
     vrrp = _vrrp(raw, beacons, bad)

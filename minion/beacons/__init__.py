@@ -10,6 +10,7 @@ from hactl.minion.beacons.haproxy import HaproxyBeacon
 from hactl.minion.beacons.rabbitmq import RabbitmqBeacon
 from hactl.minion.beacons.service import ServiceBeacon
 from hactl.minion.beacons.vrrp import VrrpBeacon
+from hactl.schema import Field
 
 BeaconFactory = Callable[[BeaconContext], Beacon]
 
@@ -21,4 +22,41 @@ REGISTRY: dict[str, BeaconFactory] = {
     "rabbitmq": RabbitmqBeacon,
 }
 
-__all__ = ["REGISTRY", "Beacon", "BeaconContext", "BeaconFactory"]
+_NUM = (int, float)
+_INTERVAL = Field("interval", _NUM, required=False, between=(0.05, 3600), doc="seconds")
+_TIMEOUT = Field("timeout", _NUM, required=False, between=(0.05, 60), doc="seconds")
+
+#: every option each beacon takes (hactl/schema.py), checked when minion.yaml loads: an
+#: unknown option (``intervall``), a wrong type or range (``interval: fast``) is a
+#: ``file:line`` error before anything runs
+OPTIONS: dict[str, tuple[Field, ...]] = {
+    "vrrp": (
+        Field("fifo", (str,), doc="keepalived's vrrp_notify_fifo"),
+        _INTERVAL,
+        Field("netns", (str,), required=False, default=""),
+        Field("track_dir", (str,), required=False, default=""),
+        Field("instances", (dict,), required=False, default={}),
+    ),
+    "haproxy": (Field("socket", (str,)), _INTERVAL),
+    "service": (Field("endpoints", (list,), required=False, default=[]), _TIMEOUT, _INTERVAL),
+    "galera": (
+        Field("socket", (str,)),
+        Field("datadir", (str,)),
+        Field("user", (str,), required=False, default="root"),
+        Field("password_file", (str,), required=False),
+        _INTERVAL,
+        _TIMEOUT,
+    ),
+    "rabbitmq": (
+        Field("node", (str,)),
+        Field("amqp", (str,), required=False),
+        Field("api", (str,), required=False),
+        Field("user", (str,), required=False),
+        Field("password", (str,), required=False),
+        Field("password_file", (str,), required=False),
+        _INTERVAL,
+        _TIMEOUT,
+    ),
+}
+
+__all__ = ["OPTIONS", "REGISTRY", "Beacon", "BeaconContext", "BeaconFactory"]

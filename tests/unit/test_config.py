@@ -104,3 +104,21 @@ def test_minion_vrrp_section_is_checked_and_feeds_the_beacon_and_policy() -> Non
         with pytest.raises(ConfigError) as err:
             parse_config(f"id: a\nvrrp: {bad}\n", "m.yaml")
         assert why in str(err.value) and err.value.line == 2, str(err.value)
+
+
+def test_beacon_options_are_checked_at_load() -> None:
+    """A misspelt beacon option, a wrong type or range, a missing required option and an
+    unreadable password file are file:line errors, before any beacon starts."""
+    from hactl.errors import ConfigError
+    from hactl.minion.config import parse_config
+
+    for opts, why in (
+        ("vrrp: {fifo: /f, intervall: 1}", "unknown argument(s) intervall"),
+        ("vrrp: {fifo: /f, interval: fast}", "interval must be int or float"),
+        ("haproxy: {socket: /s, interval: 0}", "interval must be from 0.05"),
+        ("galera: {socket: /s}", "missing argument 'datadir'"),
+        ("rabbitmq: {node: r@a, password_file: /nonexistent/pw}", "not a readable file"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            parse_config(f"id: a\nbeacons:\n  {opts}\n", "m.yaml")
+        assert why in str(err.value) and err.value.line == 2, str(err.value)
