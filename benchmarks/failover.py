@@ -358,7 +358,9 @@ def main() -> int:
         if not mine:
             continue
         comps = {"haproxy", "keepalived", *(["galera"] if writer_faults else [])}
-        folder = Path(tempfile.mkdtemp(prefix=f"hactl-failover-{variant}-")) / "lab"
+        # a fresh folder the lab creates itself (0755): mysqld must be able to traverse it
+        folder = Path(tempfile.mkdtemp(prefix=f"hactl-failover-{variant}-"))
+        folder.rmdir()
         lab = L.up(
             folder,
             3,

@@ -56,7 +56,8 @@ def main() -> int:
     if stress is None:
         print("soak.py: stress-ng missing (scripts/install.sh installs it)", file=sys.stderr)
         return 2
-    folder = Path(tempfile.mkdtemp(prefix="hactl-soak-")) / "lab"
+    folder = Path(tempfile.mkdtemp(prefix="hactl-soak-"))  # the lab creates it (0755):
+    folder.rmdir()  # mysqld must be able to traverse it
     lab = L.up(
         folder,
         3,

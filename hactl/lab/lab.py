@@ -31,16 +31,9 @@ from hactl.lab.masters import HACTL, master_argv, rules_dir, start_master, stop_
 from hactl.lab.net import LabError, LabNet, exec_argv, ip
 from hactl.lab.net import down as net_down
 from hactl.lab.net import up as net_up
+from hactl.lab.preflight import preflight, reachable_by_daemons
 
 COMPONENTS = ("haproxy", "keepalived", "galera", "rabbitmq")
-REQUIRED = {
-    "haproxy": "haproxy",
-    "keepalived": "keepalived",
-    "galera": "mariadbd",
-    "rabbitmq": "rabbitmq-server",
-    "rsync": "rsync",
-}
-PACKAGES = "haproxy keepalived mariadb-server galera-4 rsync rabbitmq-server curl"
 
 
 @dataclass
@@ -138,18 +131,6 @@ class Lab:
         return pid if d.alive(pid) else None
 
 
-def preflight(components: set[str]) -> None:
-    """Root, the packages, and no leftover lab; clear errors with the install command."""
-    if os.geteuid() != 0:
-        raise LabError("hactl lab needs root (network namespaces, daemons); run it as root")
-    want = ["ip", "curl", *(REQUIRED[c] for c in sorted(components))]
-    if "galera" in components:
-        want.append("rsync")
-    missing = [b for b in want if not (shutil.which(b) or shutil.which(b, path="/usr/sbin:/sbin"))]
-    if missing:
-        raise LabError(f"missing programs {', '.join(missing)}: apt-get install -y {PACKAGES}")
-
-
 def _step(lab: Lab, name: str, start: float, say: Any) -> None:
     lab.timings[name] = round(time.monotonic() - start, 2)
     lab.save()
@@ -171,6 +152,8 @@ def up(
     ``supervise`` the minions restart a dead HAProxy or keepalived themselves."""
     comps = set(components or COMPONENTS)
     preflight(comps)
+    if comps & {"galera", "rabbitmq"}:
+        reachable_by_daemons(folder)
     if (folder / "lab.json").exists():
         raise LabError(f"a lab is already recorded in {folder}: hactl lab down --dir {folder}")
     net = LabNet(prefix, subnet, tuple(f"ctl{i}" for i in range(1, nodes + 1)))
