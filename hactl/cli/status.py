@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Annotated, Any
 
 import typer
@@ -37,7 +38,81 @@ async def _read_view(settings: Settings) -> ClusterView:
     return view
 
 
-def _tables(console: Console, facts: dict[str, Any]) -> None:
+def _vrrp_table(nodes: dict[str, Any]) -> Table:
+    """Each node's keepalived instances: state and priority (yielding: hactl asked it to
+    give up the VIP of a split brain)."""
+    t = Table(title="keepalived")
+    t.add_column("node")
+    t.add_column("instances")
+    for node, aspects in sorted(nodes.items()):
+        cells = []
+        for inst, item in sorted((aspects.get("vrrp") or {}).items()):
+            if inst.startswith("_") or not isinstance(item, dict):
+                continue
+            state = str(item.get("state"))
+            color = {"MASTER": "green", "BACKUP": "default"}.get(state, "red")
+            extra = " [yellow](yielding)[/]" if item.get("yielded") else ""
+            cells.append(f"{inst} [{color}]{state}[/] {item.get('priority')}{extra}")
+        if cells:
+            t.add_row(node, "; ".join(cells))
+    return t
+
+
+def _servers(nodes: dict[str, Any]) -> dict[str, dict[str, Counter[str]]]:
+    """backend -> server -> Counter of its status over every HAProxy."""
+    out: dict[str, dict[str, Counter[str]]] = {}
+    for aspects in nodes.values():
+        for item in (aspects.get("haproxy") or {}).values():
+            if isinstance(item, dict) and item.get("server") not in ("BACKEND", None):
+                backend, server = str(item.get("backend")), str(item.get("server"))
+                out.setdefault(backend, {}).setdefault(server, Counter())[
+                    str(item.get("status"))
+                ] += 1
+    return out
+
+
+def _say(states: Counter[str]) -> str:
+    parts = []
+    for status, n in sorted(states.items()):
+        color = "green" if status == "UP" else "yellow" if status in ("DRAIN", "MAINT") else "red"
+        parts.append(f"[{color}]{status}[/]" + (f" x{n}" if len(states) > 1 else ""))
+    return "/".join(parts)
+
+
+def _backends(nodes: dict[str, Any]) -> Table:
+    """One row per Galera/RabbitMQ backend and per API backend with a server not UP; the API
+    backends where every server is UP on every HAProxy fold into one row."""
+    haproxies = sum(1 for a in nodes.values() if a.get("haproxy"))
+    t = Table(title=f"HAProxy backends (on {haproxies} HAProxies; --full: every server)")
+    t.add_column("backend")
+    t.add_column("servers (status on every HAProxy)")
+    healthy: list[str] = []
+    for backend, servers in sorted(_servers(nodes).items()):
+        if backend not in ("galera", "rabbitmq") and all(
+            set(c) == {"UP"} for c in servers.values()
+        ):
+            healthy.append(backend)
+            continue
+        t.add_row(backend, ", ".join(f"{s} {_say(c)}" for s, c in sorted(servers.items())))
+    if healthy:
+        t.add_row(f"{len(healthy)} API backends", "[green]every server UP[/]")
+    return t
+
+
+def _full_servers(nodes: dict[str, Any]) -> Table:
+    hap = Table(title="HAProxy servers (per HAProxy node)")
+    for col in ("node", "backend/server", "status", "weight"):
+        hap.add_column(col)
+    for node, aspects in sorted(nodes.items()):
+        for key, item in sorted((aspects.get("haproxy") or {}).items()):
+            if isinstance(item, dict) and item.get("server") not in ("BACKEND", None):
+                hap.add_row(
+                    node, key, _say(Counter([str(item.get("status"))])), str(item.get("weight"))
+                )
+    return hap
+
+
+def _tables(console: Console, facts: dict[str, Any], full: bool = False) -> None:
     nodes: dict[str, dict[str, Any]] = facts["nodes"]
     vips = Table(title="VIPs")
     for col in ("vip", "holders"):
@@ -48,22 +123,11 @@ def _tables(console: Console, facts: dict[str, Any]) -> None:
     console.print(vips)
     if facts["split_brain"]:
         console.print(f"[bold red]warning: split brain on {', '.join(facts['split_brain'])}[/]")
-    hap = Table(title="HAProxy servers (per HAProxy node)")
-    for col in ("node", "backend/server", "status", "weight"):
-        hap.add_column(col)
-    for node, aspects in sorted(nodes.items()):
-        for key, item in sorted((aspects.get("haproxy") or {}).items()):
-            if isinstance(item, dict) and item.get("server") not in ("BACKEND", None):
-                status = str(item.get("status"))
-                color = (
-                    "green"
-                    if status == "UP"
-                    else "yellow"
-                    if status in ("DRAIN", "MAINT")
-                    else "red"
-                )
-                hap.add_row(node, key, f"[{color}]{status}[/]", str(item.get("weight")))
-    console.print(hap)
+    console.print(_vrrp_table(nodes))
+    if full:
+        console.print(_full_servers(nodes))
+    else:
+        console.print(_backends(nodes))
     gal = Table(title="Galera")
     for col in ("node", "running", "cluster", "state", "size", "position"):
         gal.add_column(col)
@@ -123,6 +187,9 @@ def _tables(console: Console, facts: dict[str, Any]) -> None:
 def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the view as JSON")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Every server on every HAProxy, one row each")
+    ] = False,
 ) -> None:
     """The cluster view the masters keep: VIP holders, HAProxy, Galera, RabbitMQ, minions."""
     settings = settings_of(ctx)
@@ -131,4 +198,4 @@ def status(
     if as_json:
         print_json(facts)
         return
-    _tables(Console(), facts)
+    _tables(Console(), facts, full)

@@ -1,0 +1,32 @@
+"""`hactl status` at a glance: healthy API backends fold into one row, anomalies are named."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from hactl.cli.status import _tables
+from tests.unit.test_reconciler import admin, ev, healthy_view
+
+
+def _render(view: object, full: bool = False) -> str:
+    console = Console(record=True, width=120)
+    _tables(console, view.facts(), full)  # type: ignore[attr-defined]
+    return console.export_text()
+
+
+def test_healthy_cluster_is_a_few_lines_and_a_drained_server_is_named() -> None:
+    """All UP: the API backends are one row; a server in MAINT on one HAProxy shows its
+    backend with the count per status; a yielding node is marked; --full lists every row."""
+    view = healthy_view()
+    text = _render(view)
+    assert "1 API backends" in text and "every server UP" in text
+    items = dict(view.nodes["ctl1"]["haproxy"])
+    items["be_nova_api/ctl2"] = {**items["be_nova_api/ctl2"], "status": "MAINT"}
+    view.update(ev("ctl1", "haproxy", items))
+    admin(view, "ctl1", "be_nova_api", "ctl2", "maint")
+    item = {"vips": ["v"], "state": "FAULT", "priority": 100, "vip_here": False, "yielded": True}
+    view.update(ev("ctl2", "vrrp", {"VI_INTERNAL": item}))
+    text = _render(view)
+    assert "ctl2 MAINT x1/UP x2" in text and "API backends" not in text
+    assert "(yielding)" in text
+    assert _render(view, full=True).count("be_nova_api/") == 9
