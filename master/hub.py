@@ -18,6 +18,7 @@ from hactl.bus import Bus, StreamSettings, ensure_stream
 from hactl.bus.jetstream import ensure_audit_stream
 from hactl.log import get_logger
 from hactl.master.reactor.runtime import ReactorRuntime
+from hactl.sdnotify import notify, watchdog
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
 from hactl.wire.envelope import Event
 from hactl.wire.tags import MASTER_ID, TagGlob
@@ -64,6 +65,7 @@ class Hub:
         if self.reactor is not None:
             await self.reactor.start()
         log.info("master_ready", url=self.bus.url, pid=os.getpid())
+        notify("READY=1", f"STATUS=serving on {self.bus.url}")
 
     async def _audit(self, event: Event) -> None:
         self.stats.count(event)
@@ -120,6 +122,11 @@ class Hub:
 
     async def run_forever(self) -> None:
         """Wait until stopped; then stop the reactor (running actions get a moment)."""
-        await self._stopped.wait()
+        dog = asyncio.create_task(watchdog(), name="watchdog")
+        try:
+            await self._stopped.wait()
+        finally:
+            dog.cancel()
+        notify("STOPPING=1")
         if self.reactor is not None:
             await self.reactor.stop()

@@ -34,6 +34,7 @@ from hactl.minion.health_agent import HealthAgent
 from hactl.minion.outbox import Outbox
 from hactl.minion.process_watch import ProcessWatch
 from hactl.minion.supervisor import Supervisor, SupervisorBeacon
+from hactl.sdnotify import notify, watchdog, watchdog_period
 from hactl.wire.commands import CommandReply, CommandRequest
 from hactl.wire.envelope import new_event
 from hactl.wire.vrrp import down_file
@@ -173,6 +174,7 @@ class Minion:
             self.bus = bus
             self.outbox.attach(bus)
             log.info("minion_connected", url=self.url, id=self.cfg.id)
+            notify(f"STATUS=connected to {bus.url}")
 
     async def _serve_health(self) -> None:
         """The health agent, bound as soon as the node's address exists (retried: at boot
@@ -223,6 +225,10 @@ class Minion:
             tasks.append(asyncio.create_task(self._serve_health(), name="health-agent"))
         tasks += [asyncio.create_task(w.run(), name=f"watch-{w.name}") for w in self.watches]
         log.info("minion_started", id=self.cfg.id, beacons=[r.beacon.name for r in self.runners])
+        # ready: beacons, supervision and the watch run (they work while NATS is away)
+        notify("READY=1", f"STATUS=watching; NATS {self.url}")
+        if watchdog_period() is not None:  # a task here must run for ever (see supervise)
+            tasks.append(asyncio.create_task(watchdog(), name="watchdog"))
         died: list[str] = []
 
         def supervise(task: asyncio.Task[None]) -> None:
@@ -242,6 +248,7 @@ class Minion:
         try:
             await stop.wait()
         finally:
+            notify("STOPPING=1")
             self.outbox.put(
                 new_event(f"hactl/minion/{self.cfg.id}/stop", self.cfg.id, {"ts": time.time()})
             )
