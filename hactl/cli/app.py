@@ -21,6 +21,7 @@ from hactl.cli import (
     render,
     stats,
     status,
+    units,
     version,
 )
 from hactl.config import DEFAULT_CONNECT_TIMEOUT, LogFormat, Settings, default_data_dir
@@ -115,6 +116,7 @@ app.add_typer(lab.app, name="lab")
 app.add_typer(auth.app, name="auth")
 app.add_typer(maint.app, name="maint")
 app.command()(status.status)
+app.command(name="install-units")(units.install_units)
 
 
 def main() -> None:

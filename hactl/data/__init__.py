@@ -13,8 +13,8 @@ from pathlib import Path
 
 
 def shipped(name: str) -> Path:
-    """The folder of the shipped ``states`` or ``reactors``."""
-    if name not in ("states", "reactors"):
+    """The folder of the shipped ``states``, ``reactors`` or ``systemd`` units."""
+    if name not in ("states", "reactors", "systemd"):
         raise ValueError(f"no shipped folder {name!r}")
     return Path(str(resources.files(__name__) / name))
 

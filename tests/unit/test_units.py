@@ -1,0 +1,39 @@
+"""The shipped systemd units: installed with this hactl as ExecStart, clean for systemd."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hactl.cli.app import app
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_install_units_writes_units_systemd_accepts(tmp_path: Path) -> None:
+    """`hactl install-units --dir D` writes both units; `systemd-analyze verify` has nothing to
+    say about them; a second run changes nothing; a unit edited by hand is not overwritten."""
+    runner = CliRunner()
+    first = runner.invoke(app, ["install-units", "--dir", str(tmp_path)])
+    assert first.exit_code == 0, first.output
+    units = sorted(p.name for p in tmp_path.glob("*.service"))
+    assert units == ["hactl-master.service", "hactl-minion.service"]
+    for unit in units:
+        text = (tmp_path / unit).read_text()
+        assert "Type=notify" in text and "WatchdogSec=" in text and "/usr/local/bin" not in text
+        res = subprocess.run(
+            ["systemd-analyze", "verify", str(tmp_path / unit)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert res.returncode == 0 and not res.stderr.strip(), res.stderr
+    again = runner.invoke(app, ["install-units", "--dir", str(tmp_path), "--json"])
+    assert again.exit_code == 0 and '"written":[]' in again.output
+    (tmp_path / units[0]).write_text("[Service]\n")
+    refused = runner.invoke(app, ["install-units", "--dir", str(tmp_path)])
+    assert refused.exit_code == 2 and "--force" in refused.output
