@@ -12,6 +12,7 @@ from hactl.cli import (
     auth,
     events,
     fire,
+    init,
     lab,
     maint,
     master,
@@ -117,6 +118,7 @@ app.add_typer(auth.app, name="auth")
 app.add_typer(maint.app, name="maint")
 app.command()(status.status)
 app.command(name="install-units")(units.install_units)
+app.command()(init.init)
 
 
 def main() -> None:

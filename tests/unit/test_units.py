@@ -37,3 +37,18 @@ def test_install_units_writes_units_systemd_accepts(tmp_path: Path) -> None:
     (tmp_path / units[0]).write_text("[Service]\n")
     refused = runner.invoke(app, ["install-units", "--dir", str(tmp_path)])
     assert refused.exit_code == 2 and "--force" in refused.output
+
+
+def test_init_copies_an_editable_site_and_refuses_a_full_folder(tmp_path: Path) -> None:
+    """`hactl init DIR`: the shipped states (with their pillar) and rules as real files; a
+    second init into the same folder is refused (exit 2), nothing overwritten."""
+    site = tmp_path / "site"
+    runner = CliRunner()
+    first = runner.invoke(app, ["init", str(site), "--json"])
+    assert first.exit_code == 0, first.output
+    assert (site / "states/pillar/site.yaml").is_file() and not (site / "states").is_symlink()
+    assert (site / "reactors/galera.yaml").is_file()
+    (site / "states/pillar/site.yaml").write_text("# mine\n")
+    again = runner.invoke(app, ["init", str(site)])
+    assert again.exit_code == 2 and "not empty" in again.output
+    assert (site / "states/pillar/site.yaml").read_text() == "# mine\n"
