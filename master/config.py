@@ -44,6 +44,8 @@ FIELDS: Final = (
     Field("ack_wait", (str,), required=False),
     Field("allow_unreachable", (bool,), required=False),
     Field("reconcile_interval", (str,), required=False),
+    Field("metrics", (str,), required=False, doc="host:port of the Prometheus endpoint"),
+    Field("nats_monitor", (str,), required=False, doc="host:port of nats-server's /varz"),
 )
 
 

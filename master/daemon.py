@@ -34,6 +34,7 @@ from hactl.master.hub import Hub
 from hactl.master.reactor.actions import REGISTRY
 from hactl.master.reactor.rules import load_rules
 from hactl.master.reactor.runtime import ReactorOptions, ReactorRuntime
+from hactl.metrics import serve as serve_metrics
 from hactl.wire.tags import MASTER_ID
 
 log = get_logger("hactl.master")
@@ -47,6 +48,8 @@ class MasterOptions:
     reactor: ReactorOptions | None = None
     host: str = "127.0.0.1"  # of the embedded server
     port: int = 4222  # of the embedded server (-1: any free)
+    metrics: str = ""  # host:port of the Prometheus endpoint ('' = none)
+    nats_monitor: str = ""  # host:port of the embedded server's HTTP monitoring ('' = none)
 
 
 def run_master(settings: Settings, options: MasterOptions) -> None:
@@ -86,6 +89,7 @@ def _start_embedded(
             auth=ServerAuth(auth_dir),
             host=options.host,
             port=options.port,
+            monitor=options.nats_monitor,
         )
     )
     url = server.start()  # stops its own child if it fails
@@ -132,6 +136,8 @@ async def serve(url: str, auth: ClientAuth, timeout: float, options: MasterOptio
     loop.add_signal_handler(signal.SIGTERM, hub.stop)
     try:
         await hub.start()
+        if options.metrics:
+            serve_metrics(options.metrics, "hactl_master", hub.snapshot)
         await hub.run_forever()
         log.info("master_stopping", reason="SIGTERM")
     finally:

@@ -24,6 +24,7 @@ from hactl.auth.perms import LEASE_BUCKET, MAINT_BUCKET
 from hactl.bus import Bus
 from hactl.errors import BusError, MinionFailed, TagError
 from hactl.log import get_logger
+from hactl.metrics import serve as serve_metrics
 from hactl.minion.beacons import REGISTRY as BEACONS
 from hactl.minion.beacons.base import BeaconContext
 from hactl.minion.beacons.runner import BeaconRunner
@@ -127,6 +128,30 @@ class Minion:
             },
         }
 
+    async def metrics(self) -> dict[str, Any]:
+        """What the metrics endpoint serves (hactl/metrics.py), read on the event loop."""
+        out: dict[str, Any] = {
+            "connected": self.bus is not None,
+            "commands": self.commands,
+            "outbox": {
+                "queued": len(self.outbox.queue),
+                "dropped": self.outbox.dropped,
+                "sent": self.outbox.sent,
+            },
+            "beacon_polls": {r.beacon.name: r.polls for r in self.runners},
+            "beacon_errors": {r.beacon.name: r.errors for r in self.runners},
+            "watch_deaths": {w.name: w.deaths for w in self.watches},
+            "watch_down": {w.name: int(bool(w.down)) for w in self.watches},
+        }
+        if self.supervisor is not None:
+            snap = self.supervisor.snapshot()
+            for field in ("deaths", "restarts", "given_up", "running"):
+                out[f"supervised_{field}"] = {n: int(v[field]) for n, v in snap.items()}
+        if self.ctx.vrrp is not None:
+            keeper = self.ctx.vrrp
+            out["yield_seconds_left"] = {i: keeper.remaining(i) for i in keeper.settings.instances}
+        return out
+
     async def _command(self, req: CommandRequest) -> CommandReply:
         self.commands += 1
         reply = await dispatch(self.ctx, req)
@@ -224,6 +249,8 @@ class Minion:
         if self.health is not None:
             tasks.append(asyncio.create_task(self._serve_health(), name="health-agent"))
         tasks += [asyncio.create_task(w.run(), name=f"watch-{w.name}") for w in self.watches]
+        if self.cfg.metrics:
+            serve_metrics(self.cfg.metrics, "hactl_minion", self.metrics)
         log.info("minion_started", id=self.cfg.id, beacons=[r.beacon.name for r in self.runners])
         # ready: beacons, supervision and the watch run (they work while NATS is away)
         notify("READY=1", f"STATUS=watching; NATS {self.url}")

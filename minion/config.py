@@ -45,6 +45,7 @@ Example::
       instances: [VI_INTERNAL, VI_EXTERNAL]
       max_seconds: 120
       watch: [haproxy]   # its death flagged for keepalived at once (services.haproxy.pidfile)
+    metrics: 127.0.0.1:9465  # Prometheus endpoint (none when absent)
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ from pathlib import Path
 from typing import Any
 
 from hactl import yamlsrc
-from hactl.errors import ConfigError, TagError
+from hactl.errors import ConfigError, TagError, UsageError
+from hactl.metrics import parse_address
 from hactl.minion.beacons import OPTIONS as BEACON_OPTIONS
 from hactl.minion.beacons import REGISTRY as BEACONS
 from hactl.minion.executors.base import (
@@ -96,6 +98,7 @@ _TOP = {
     "galera",
     "rabbitmq",
     "vrrp",
+    "metrics",
 }
 _SERVICE_ACTIONS = ("start", "stop", "reload", "restart", "status")
 
@@ -124,6 +127,7 @@ class MinionConfig:
     galera: GaleraSettings | None = None
     rabbitmq: RabbitSettings | None = None
     vrrp: VrrpSettings | None = None
+    metrics: str = ""  # host:port of the Prometheus endpoint ('' = none)
 
     def exec_context(self) -> ExecContext:
         """What the executors may touch."""
@@ -240,9 +244,23 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             galera=galera,
             rabbitmq=rabbitmq,
             vrrp=vrrp,
+            metrics=_metrics(raw, bad),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value: {exc}", file=source) from None
+
+
+def _metrics(raw: dict[str, Any], bad: Callable[[str, str], ConfigError]) -> str:
+    """``metrics: 127.0.0.1:9465``: where the Prometheus endpoint listens ('' = none)."""
+    value = raw.get("metrics") or ""
+    if not isinstance(value, str):
+        raise bad("metrics", "host:port, e.g. 127.0.0.1:9465")
+    if value:
+        try:
+            parse_address(value)
+        except UsageError as exc:
+            raise bad("metrics", str(exc)) from None
+    return value
 
 
 def _with_track_dir(policy: ContentPolicy, vrrp: VrrpSettings | None) -> ContentPolicy:

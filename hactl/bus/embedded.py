@@ -97,6 +97,9 @@ class ServerOptions:
     cluster_port: int = 0  # > 0: join a cluster (routes below), JetStream clustered
     routes: tuple[str, ...] = ()  # nats://host:cluster_port of every member
     cluster_name: str = "hactl"
+    #: host:port of nats-server's HTTP monitoring (/varz, /jsz, /healthz; '' = off). It has
+    #: no authentication: bind it to loopback or a management network only.
+    monitor: str = ""
 
     def config_text(self) -> str:
         """The nats-server config file for these options."""
@@ -106,6 +109,8 @@ class ServerOptions:
             f"max_payload: {self.max_payload}",
             *self.auth.config_lines(self.data_dir),
         ]
+        if self.monitor:
+            lines.append(f'http: "{self.monitor}"')
         if self.jetstream:
             store = self.data_dir / "jetstream"
             lines.append(f'jetstream {{ store_dir: "{store}" }}')

@@ -15,6 +15,7 @@ from hactl.master.daemon import MasterOptions, run_master
 from hactl.master.reactor.actions import Settings
 from hactl.master.reactor.reconciler import ReconcileOptions
 from hactl.master.reactor.runtime import ReactorOptions
+from hactl.metrics import parse_address
 from hactl.timeparse import parse_duration
 
 _KEYS = (
@@ -31,6 +32,8 @@ _KEYS = (
     "ack_wait",
     "allow_unreachable",
     "reconcile_interval",
+    "metrics",
+    "nats_monitor",
 )
 
 
@@ -127,6 +130,20 @@ def master(
             help="Converge every HAProxy to the desired state this often (0: never)",
         ),
     ] = "5s",
+    metrics: Annotated[
+        str,
+        typer.Option(
+            envvar="HACTL_MASTER_METRICS",
+            help="Serve Prometheus metrics on host:port (e.g. 127.0.0.1:9464; '' = off)",
+        ),
+    ] = "",
+    nats_monitor: Annotated[
+        str,
+        typer.Option(
+            envvar="HACTL_MASTER_NATS_MONITOR",
+            help="The embedded nats-server's HTTP monitoring on host:port ('' = off)",
+        ),
+    ] = "",
     config: Annotated[
         Path | None,
         typer.Option(
@@ -165,7 +182,18 @@ def master(
         stream = StreamSettings(
             max_age_s=parse_duration(retention), max_bytes=max_bytes, replicas=replicas
         )
-        run_master(settings, MasterOptions(stream=stream, reactor=reactor, host=host, port=port))
+        for address in (given["metrics"], given["nats_monitor"]):
+            if address:
+                parse_address(address)
+        options = MasterOptions(
+            stream=stream,
+            reactor=reactor,
+            host=host,
+            port=port,
+            metrics=given["metrics"] or "",
+            nats_monitor=given["nats_monitor"] or "",
+        )
+        run_master(settings, options)
     except HactlError as exc:
         fail(exc)
     except KeyboardInterrupt:

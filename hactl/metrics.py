@@ -1,0 +1,95 @@
+"""Prometheus metrics: the counters a daemon already keeps, served over HTTP.
+
+Nothing is instrumented twice: a collector asks the daemon's own event loop for the same
+snapshot ``hactl stats`` (the master) or the heartbeat grains (the minion) report, at scrape
+time, and turns every number in it into a gauge named by its path
+(``hactl_master_reactor_fired``, ``hactl_minion_commands``); a map of counts becomes one
+metric with a ``key`` label (``hactl_master_events{key="beacon"}``,
+``hactl_minion_outbox{key="dropped"}``). Process metrics (RSS, CPU, open files) come with it.
+Off unless an address is given; the HTTP server binds only that address (it has no
+authentication: loopback or a management network, docs/security.md) and runs in its own
+thread, so a slow scraper never slows the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from hactl.errors import UsageError
+
+Snapshot = Callable[[], Awaitable[Mapping[str, Any]]]
+_NAME = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def _name(*parts: str) -> str:
+    return "_".join(_NAME.sub("_", p).strip("_").lower() for p in parts if p)
+
+
+def flatten(prefix: str, data: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:
+    """Every number in ``data`` as a gauge; a mapping whose values are all numbers is one
+    metric with a ``key`` label."""
+    for key, value in sorted(data.items()):
+        name = _name(prefix, str(key))
+        if isinstance(value, int | float):  # a bool is an int: 1.0 / 0.0
+            yield GaugeMetricFamily(name, f"{prefix} {key}", value=float(value))
+        elif isinstance(value, Mapping):
+            leaves = list(value.values())
+            if leaves and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in leaves
+            ):
+                family = GaugeMetricFamily(name, f"{prefix} {key} by key", labels=["key"])
+                for k, v in sorted(value.items()):
+                    family.add_metric([str(k)], float(v))
+                yield family
+            else:
+                yield from flatten(name, value)
+
+
+class LoopCollector(Collector):
+    """Collects ``snapshot()`` run on the daemon's event loop (thread-safe)."""
+
+    def __init__(self, prefix: str, snapshot: Snapshot, loop: asyncio.AbstractEventLoop) -> None:
+        self.prefix = prefix
+        self.snapshot = snapshot
+        self.loop = loop
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Ask the loop for a snapshot (2 s at most: a hung loop shows as an ``up`` of 0)."""
+        try:
+            data = asyncio.run_coroutine_threadsafe(self._take(), self.loop).result(timeout=2.0)
+        except Exception:  # a scrape must answer; "up 0" says the loop did not
+            yield GaugeMetricFamily(_name(self.prefix, "up"), "the loop answered", value=0.0)
+            return
+        yield GaugeMetricFamily(_name(self.prefix, "up"), "the loop answered", value=1.0)
+        yield from flatten(self.prefix, data)
+
+    async def _take(self) -> Mapping[str, Any]:
+        return await self.snapshot()
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``host:port`` (``127.0.0.1:9464``) -> (host, port); UsageError when it is not one."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"metrics address {text!r}: use host:port, e.g. 127.0.0.1:9464")
+    return host.strip("[]"), int(port)
+
+
+def serve(address: str, prefix: str, snapshot: Snapshot) -> CollectorRegistry:
+    """Start the metrics endpoint on ``address`` for the running loop's ``snapshot``."""
+    host, port = parse_address(address)
+    registry = CollectorRegistry()
+    registry.register(LoopCollector(prefix, snapshot, asyncio.get_running_loop()))
+    registry.register(ProcessCollector(namespace=prefix, registry=None))
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise UsageError(f"metrics on {address}: {exc.strerror or exc}") from None
+    return registry
