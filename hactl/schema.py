@@ -99,3 +99,44 @@ def check(
 def type_names(types: tuple[type, ...]) -> str:
     """``str or int`` for messages."""
     return " or ".join(t.__name__ for t in types)
+
+
+_JSON_TYPES: dict[type, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    tuple: "array",
+    dict: "object",
+}
+
+
+def json_schema(fields: Sequence[Field], title: str = "") -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) object for ``fields``: what an editor can check a YAML
+    file against (the same types, choices, ranges and required names :func:`check` applies)."""
+    props: dict[str, Any] = {}
+    for f in fields:
+        kinds = sorted({_JSON_TYPES[t] for t in f.types if t in _JSON_TYPES})
+        prop: dict[str, Any] = {"type": kinds[0] if len(kinds) == 1 else kinds}
+        if "integer" in kinds and "number" in kinds:
+            prop["type"] = "number"
+        if f.choices:
+            prop["enum"] = list(f.choices)
+        if f.between is not None:
+            prop["minimum"], prop["maximum"] = f.between
+        if f.doc:
+            prop["description"] = f.doc
+        if not f.required and f.default is not None and not callable(f.default):
+            prop["default"] = f.default
+        props[f.name] = prop
+    out: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": props,
+    }
+    if title:
+        out["title"] = title
+    if required := [f.name for f in fields if f.required]:
+        out["required"] = required
+    return out

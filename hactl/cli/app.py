@@ -10,6 +10,7 @@ import typer
 from hactl.cli import (
     apply,
     auth,
+    config_cmd,
     events,
     fire,
     init,
@@ -116,6 +117,7 @@ app.add_typer(reactors.app, name="reactors")
 app.add_typer(lab.app, name="lab")
 app.add_typer(auth.app, name="auth")
 app.add_typer(maint.app, name="maint")
+app.add_typer(config_cmd.app, name="config")
 app.command()(status.status)
 app.command(name="install-units")(units.install_units)
 app.command()(init.init)

@@ -1,0 +1,94 @@
+"""minion.yaml as a JSON Schema (``hactl config schema minion``), for editors.
+
+Built from the same definitions the parser checks against (minion/config.py): the beacons'
+option schemas, the supervision and health-agent fields, the settings dataclasses; a test
+checks both know the same top-level keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+from typing import Any
+
+from hactl.minion.beacons import OPTIONS as BEACON_OPTIONS
+from hactl.minion.config import _SERVICE_ACTIONS, _TOP
+from hactl.minion.executors.base import GaleraSettings, RabbitSettings
+from hactl.minion.executors.policy import ContentPolicy
+from hactl.minion.health_agent import FIELDS as AGENT_FIELDS
+from hactl.minion.supervisor import FIELDS as SUPERVISION_FIELDS
+from hactl.minion.vrrp_yield import VrrpSettings
+from hactl.schema import json_schema as schema_of
+
+
+def _dataclass_schema(cls: type[Any]) -> dict[str, Any]:
+    """A section's JSON Schema from its frozen dataclass (names, JSON types, required)."""
+    kinds = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+    props: dict[str, Any] = {}
+    required = []
+    for f in fields(cls):
+        hint = str(f.type)
+        if hint.startswith(("tuple", "list")):
+            props[f.name] = {"type": "array", "items": {"type": "string"}}
+        elif hint.startswith(("Mapping", "dict")):
+            props[f.name] = {"type": "object"}
+        else:
+            props[f.name] = {"type": kinds.get(hint.split(" ", maxsplit=1)[0], "string")}
+        if f.default is MISSING and f.default_factory is MISSING:
+            required.append(f.name)
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": props,
+        "required": required,
+    }
+
+
+def json_schema() -> dict[str, Any]:
+    """minion.yaml as a JSON Schema, for editors (``hactl config schema minion``)."""
+    strings = {"type": "array", "items": {"type": "string"}}
+    argv = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    service = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {**{a: argv for a in _SERVICE_ACTIONS}, "pidfile": {"type": "string"}},
+    }
+    number = {"type": "number"}
+    props: dict[str, Any] = {
+        "id": {"type": "string", "description": "the minion id (ctl1)"},
+        "roles": strings,
+        "heartbeat_interval": {**number, "minimum": 0.05, "maximum": 3600},
+        "resync_interval": {**number, "minimum": 0.1, "maximum": 86_400},
+        "buffer_limit": {"type": "integer", "minimum": 1, "maximum": 10_000_000},
+        "allowed_roots": strings,
+        "check_commands": {"type": ["array", "object"]},
+        "sysctls": strings,
+        "content_policy": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {f.name: strings for f in fields(ContentPolicy)},
+        },
+        "supervision": schema_of(SUPERVISION_FIELDS, "supervision"),
+        "health_agent": schema_of(AGENT_FIELDS, "health_agent"),
+        "haproxy_socket": {"type": "string"},
+        "services": {"type": "object", "additionalProperties": service},
+        "beacons": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {n: schema_of(f, n) for n, f in BEACON_OPTIONS.items()},
+        },
+        "command_timeout": {**number, "minimum": 0.1, "maximum": 3600},
+        "galera": _dataclass_schema(GaleraSettings),
+        "rabbitmq": _dataclass_schema(RabbitSettings),
+        "vrrp": _dataclass_schema(VrrpSettings),
+        "metrics": {"type": "string", "description": "host:port of the Prometheus endpoint"},
+    }
+    if set(props) != _TOP:  # a key added to the parser and not here (or the reverse)
+        raise RuntimeError(f"minion.yaml schema out of date: {sorted(set(props) ^ _TOP)}")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "hactl minion.yaml",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id"],
+        "properties": props,
+    }
