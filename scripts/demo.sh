@@ -5,6 +5,7 @@
 # `hactl lab down`. Needs root (namespaces); without root it runs the bus-only demo instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install.sh   # apt packages, .venv, hactl (idempotent)
 HACTL=.venv/bin/hactl
 if [[ $(id -u) -ne 0 ]]; then
   echo "hactl demo: not root, so no lab (network namespaces need root); running the bus-only demo"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Lint, type-check and run every test tier (unit, integration, lab) in one pytest run.
+# Install everything, then lint, type-check and run every test tier (unit, integration, lab)
+# in one pytest run. The README's test command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install.sh   # every package, daemon and Python dependency the tiers need
 V=.venv/bin
 
 echo "== ruff"; "$V/ruff" check . && "$V/ruff" format --check . >/dev/null
