@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from hactl.data import reactors_dir, states_dir
 from hactl.lab import daemons as d
+from hactl.lab.net import LabError
 
 if TYPE_CHECKING:
     from hactl.lab.lab import Lab
@@ -90,4 +91,9 @@ def stop_master(lab: Lab, name: str = "master", sig: int = signal.SIGTERM) -> No
     pid = lab.pids.get(name)
     if pid and d.alive(pid):
         os.kill(pid, sig)
-        d.wait_for(lambda: not d.alive(pid), 20, f"{name} stopped")
+        try:
+            d.wait_for(lambda: not d.alive(pid), 20, f"{name} stopped")
+        except LabError as exc:  # say what it was doing: its last log lines
+            log = lab.dir / f"{name}.log"
+            tail = "\n".join(d.read_log(log).splitlines()[-25:]) if log.exists() else ""
+            raise LabError(f"{exc.detail}; its log ends:\n{tail}") from None
