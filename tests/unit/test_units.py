@@ -32,6 +32,15 @@ def test_install_units_writes_units_systemd_accepts(tmp_path: Path) -> None:
             check=False,
         )
         assert res.returncode == 0 and not res.stderr.strip(), res.stderr
+        score = subprocess.run(
+            ["systemd-analyze", "security", "--offline=yes", str(tmp_path / unit)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        level = float(score.stdout.rsplit("Overall exposure level for", 1)[1].split()[1])
+        assert level <= (4.0 if "master" in unit else 6.0), score.stdout[-300:]
     again = runner.invoke(app, ["install-units", "--dir", str(tmp_path), "--json"])
     assert again.exit_code == 0 and '"written":[]' in again.output
     (tmp_path / units[0]).write_text("[Service]\n")
