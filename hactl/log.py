@@ -16,7 +16,7 @@ _configured = False
 def configure(fmt: LogFormat = "auto", verbosity: int = 0, *, stream: Any = None) -> None:
     """Set up logging for the process. ``verbosity`` 0 = info, 1+ = debug; -1 = warnings only."""
     global _configured  # noqa: PLW0603 - logging is process-global by nature
-    out = stream or sys.stderr
+    out = stream or _Stderr()
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
     level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
@@ -46,6 +46,21 @@ def configure(fmt: LogFormat = "auto", verbosity: int = 0, *, stream: Any = None
     )
     logging.getLogger("asyncio").addFilter(_ssl_eof_noise)
     _configured = True
+
+
+class _Stderr:
+    """``sys.stderr`` looked up at each write, not when logging was configured: whoever swaps
+    it later (a test runner capturing a command's output) never leaves loggers holding a
+    closed stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 def _ssl_eof_noise(record: logging.LogRecord) -> bool:

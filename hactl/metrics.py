@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hactl.errors import UsageError
@@ -32,12 +32,53 @@ def _name(*parts: str) -> str:
     return "_".join(_NAME.sub("_", p).strip("_").lower() for p in parts if p)
 
 
-def flatten(prefix: str, data: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:
+#: seconds: from a cheap local action to a Galera rejoin
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class Hist:
+    """A histogram kept by the daemon itself (per ``key``: a rule, a fault class), served as
+    a Prometheus histogram; plain numbers, so the event loop owns it without locks."""
+
+    def __init__(self, buckets: tuple[float, ...] = BUCKETS) -> None:
+        self.buckets = buckets
+        self.counts: dict[str, list[int]] = {}
+        self.sums: dict[str, float] = {}
+
+    def observe(self, key: str, value: float) -> None:
+        """Count ``value`` (seconds) for ``key``."""
+        counts = self.counts.setdefault(key, [0] * (len(self.buckets) + 1))
+        counts[next((i for i, b in enumerate(self.buckets) if value <= b), -1)] += 1
+        self.sums[key] = self.sums.get(key, 0.0) + value
+
+    def copy(self) -> Hist:
+        """A snapshot (taken on the loop, read by the scrape thread)."""
+        out = Hist(self.buckets)
+        out.counts = {k: list(v) for k, v in self.counts.items()}
+        out.sums = dict(self.sums)
+        return out
+
+
+def _histogram(name: str, hist: Hist) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, f"{name} (seconds)", labels=["key"])
+    for key, counts in sorted(hist.counts.items()):
+        running, points = 0, []
+        for bound, n in zip(hist.buckets, counts, strict=False):
+            running += n
+            points.append((repr(bound), float(running)))
+        points.append(("+Inf", float(running + counts[-1])))
+        family.add_metric([key], points, sum_value=hist.sums.get(key, 0.0))
+    return family
+
+
+def flatten(prefix: str, data: Mapping[str, Any]) -> Iterator[Metric]:
     """Every number in ``data`` as a gauge; a mapping whose values are all numbers is one
-    metric with a ``key`` label."""
+    metric with a ``key`` label; a :class:`Hist` is a histogram."""
     for key, value in sorted(data.items()):
         name = _name(prefix, str(key))
-        if isinstance(value, int | float):  # a bool is an int: 1.0 / 0.0
+        if isinstance(value, Hist):
+            yield _histogram(name, value)
+        elif isinstance(value, int | float):  # a bool is an int: 1.0 / 0.0
             yield GaugeMetricFamily(name, f"{prefix} {key}", value=float(value))
         elif isinstance(value, Mapping):
             leaves = list(value.values())
@@ -60,7 +101,7 @@ class LoopCollector(Collector):
         self.snapshot = snapshot
         self.loop = loop
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         """Ask the loop for a snapshot (2 s at most: a hung loop shows as an ``up`` of 0)."""
         try:
             data = asyncio.run_coroutine_threadsafe(self._take(), self.loop).result(timeout=2.0)

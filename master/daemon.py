@@ -137,7 +137,7 @@ async def serve(url: str, auth: ClientAuth, timeout: float, options: MasterOptio
     try:
         await hub.start()
         if options.metrics:
-            serve_metrics(options.metrics, "hactl_master", hub.snapshot)
+            serve_metrics(options.metrics, "hactl_master", hub.metrics_snapshot)
         await hub.run_forever()
         log.info("master_stopping", reason="SIGTERM")
     finally:

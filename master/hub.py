@@ -100,6 +100,11 @@ class Hub:
                 "view_rejected": dict(self.reactor.view.rejected),
                 "observe": self.reactor.options.observe,
             }
+            result["decisions"] = dict(eng.decisions)
+            result["view"] = view_gauges(self.reactor.view.facts())
+            rec = self.reactor.reconciler
+            if rec is not None:
+                result["reconciler"] = {**rec.counts, "leading": rec.leading}
         try:
             info = await self.bus.js.stream_info(self.stream.name)
             result["stream"] = {
@@ -109,6 +114,15 @@ class Hub:
             }
         except Exception as exc:  # stats must answer even if JetStream hiccups
             result["stream"] = {"name": self.stream.name, "error": str(exc)}
+        return result
+
+    async def metrics_snapshot(self) -> dict[str, Any]:
+        """:meth:`snapshot` plus the histograms (hactl/metrics.py; not for the wire)."""
+        result = await self.snapshot()
+        if self.reactor is not None and self.reactor.engine is not None:
+            result["action_seconds"] = self.reactor.engine.latency.copy()
+            if self.reactor.reconciler is not None:
+                result["repair_seconds"] = self.reactor.reconciler.repair.copy()
         return result
 
     def _events(self) -> Counter[str]:
@@ -130,3 +144,22 @@ class Hub:
         notify("STOPPING=1")
         if self.reactor is not None:
             await self.reactor.stop()
+
+
+def view_gauges(facts: dict[str, Any]) -> dict[str, Any]:
+    """The view's facts as numbers: VIP holders, Galera Synced per node, HAProxy server
+    states counted over every HAProxy, lost minions."""
+    holders = {f"{vip}/{n}": 1 for vip, nodes in facts["vips"].items() for n in nodes}
+    synced = {n: int(n in facts["galera"]["synced"]) for n in facts["galera"]["members"]}
+    states: Counter[str] = Counter()
+    for aspects in facts["nodes"].values():
+        for item in (aspects.get("haproxy") or {}).values():
+            if isinstance(item, dict) and item.get("server") not in ("BACKEND", None):
+                states[str(item.get("status"))] += 1
+    return {
+        "vip_holder": holders,
+        "galera_synced": synced,
+        "haproxy_servers": dict(states),
+        "minions_lost": len(facts["lost"]),
+        "split_brain": len(facts["split_brain"]),
+    }

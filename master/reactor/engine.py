@@ -37,6 +37,7 @@ from hactl.master.reactor.actions import (
 from hactl.master.reactor.rules import Expr, ExpressionError, Rule, environment
 from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.vocabulary import event_view
+from hactl.metrics import Hist
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.maint import ALL, BEACON_COMPONENT, Maintenance, as_dict, covering
 from hactl.wire.tags import MASTER_ID
@@ -91,6 +92,8 @@ class Engine:
         self._facts: dict[str, Any] | None = None
         self._globals = dict(self.env.globals)
         self.counts = {"events": 0, "fired": 0, "suppressed": 0, "done": 0, "failed": 0}
+        self.decisions: dict[str, int] = {}  # "<rule>/<outcome>" -> count (metrics)
+        self.latency = Hist()  # seconds per successful action, by "<rule>/<action>"
         self.kinds: dict[str, int] = {}  # events handled by kind (hactl stats)
         #: maintenance windows (KV HACTL_MAINT, kept current by the runtime): rules leave
         #: what they cover alone and say so (suppressed, reason maintenance)
@@ -406,12 +409,16 @@ class Engine:
                 )
                 await self._audit(rule, "failed", event, {"results": results, "error": str(exc)})
                 return
-            ms = round((time.perf_counter() - start) * 1000, 2)
-            results.append({"action": name, "ok": True, "ms": ms, **out})
+            took = time.perf_counter() - start
+            self.latency.observe(f"{rule.name}/{name}", took)
+            results.append({"action": name, "ok": True, "ms": round(took * 1000, 2), **out})
         await self._audit(rule, "done", event, {"results": results})
 
     async def _audit(self, rule: Rule, what: str, event: Event, data: dict[str, Any]) -> None:
         self.counts[what] += 1
+        key = f"{rule.name}/{what}"
+        if key in self.decisions or len(self.decisions) < 10_000:
+            self.decisions[key] = self.decisions.get(key, 0) + 1
         self.kinds["reactor"] = self.kinds.get("reactor", 0) + 1
         body = {"rule": rule.name, "event_id": event.id, "event_tag": event.tag, **data}
         msg_id = f"{rule.name}.{event.id}.{what}"

@@ -44,9 +44,10 @@ import nats.js.errors
 from hactl.errors import CommandError
 from hactl.log import get_logger
 from hactl.master.reactor.actions.base import Effects
-from hactl.master.reactor.desired import OUT, Want, desired
+from hactl.master.reactor.desired import OUT, Want, component, desired
 from hactl.master.reactor.split_brain import Yield, split_brain
 from hactl.master.reactor.view import ClusterView
+from hactl.metrics import Hist
 from hactl.wire.envelope import new_event
 from hactl.wire.haproxy import COMMAND, HaproxyRuntime
 from hactl.wire.maint import Maintenance
@@ -133,6 +134,8 @@ class Reconciler:
         self._yields: dict[str, _YieldKey] = {}
         self._dirty = asyncio.Event()
         self.counts = {"passes": 0, "corrections": 0, "failed": 0, "held": 0}
+        #: seconds from the fact's report (its stored time) to the correction done, by class
+        self.repair = Hist()
         self.leading = False
 
     def poke(self) -> None:
@@ -353,6 +356,13 @@ class Reconciler:
         ms = round((time.perf_counter() - start) * 1000, 2)
         out = {"ok": not detail, "ms": ms, **({"error": detail} if detail else {})}
         self.counts["corrections" if not detail else "failed"] += 1
+        if not detail:
+            aspect = {"galera": "galera", "rabbitmq": "rabbitmq"}.get(component(want.backend))
+            reported = self.view.as_of.get((want.server, aspect or "vrrp"))
+            if reported is not None:
+                self.repair.observe(
+                    f"{component(want.backend)}_{want.state}", max(0.0, time.time() - reported)
+                )
         await self._audit("done" if not detail else "failed", want, out)
         return out
 

@@ -7,6 +7,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.integration.daemons import free_port
 from tests.integration.procs import Proc, run_cli
 
@@ -45,6 +47,8 @@ def test_master_serves_its_counters_and_the_server_its_monitoring(tmp_path: Path
         fired = run_cli([*base, "fire", "hactl/event/metrics-test", "x=1"])
         assert fired.returncode == 0, fired.stderr
         text = _get(f"http://127.0.0.1:{port}/metrics")
+        names = {f.name for f in text_string_to_metric_families(text)}  # it parses
+        assert {"hactl_master_up", "hactl_master_events", "hactl_master_uptime_s"} <= names
         assert "hactl_master_up 1.0" in text
         assert 'hactl_master_events{key="event"}' in text
         assert "hactl_master_process_resident_memory_bytes" in text

@@ -47,3 +47,24 @@ async def test_minion_snapshot_has_its_outbox_and_yields() -> None:
     text = _text("hactl_minion", await minion.metrics())
     assert 'hactl_minion_outbox{key="dropped"} 0.0' in text and "hactl_minion_commands 0.0" in text
     assert 'hactl_minion_yield_seconds_left{key="VI_1"} 0.0' in text
+
+
+def test_histograms_parse_back_with_prometheus_parser() -> None:
+    """A Hist is served as a Prometheus histogram (cumulative buckets, +Inf, sum, count) that
+    prometheus-client's own parser reads back."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from hactl.metrics import Hist
+
+    hist = Hist((0.1, 1.0))
+    for v in (0.05, 0.5, 0.7, 5.0):
+        hist.observe("galera_maint", v)
+    text = _text("hactl_master", {"repair_seconds": hist})
+    [family] = list(text_string_to_metric_families(text))
+    assert family.name == "hactl_master_repair_seconds" and family.type == "histogram"
+    got = {(s.name, s.labels.get("le")): s.value for s in family.samples}
+    assert got[("hactl_master_repair_seconds_bucket", "0.1")] == 1
+    assert got[("hactl_master_repair_seconds_bucket", "1.0")] == 3
+    assert got[("hactl_master_repair_seconds_bucket", "+Inf")] == 4
+    assert got[("hactl_master_repair_seconds_count", None)] == 4
+    assert abs(got[("hactl_master_repair_seconds_sum", None)] - 6.25) < 1e-9
