@@ -16,7 +16,7 @@ _configured = False
 def configure(fmt: LogFormat = "auto", verbosity: int = 0, *, stream: Any = None) -> None:
     """Set up logging for the process. ``verbosity`` 0 = info, 1+ = debug; -1 = warnings only."""
     global _configured  # noqa: PLW0603 - logging is process-global by nature
-    out = stream or _Stderr()
+    out: Any = stream or _Stderr()  # a TextIO in all but name (write, flush, isatty)
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
     level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
