@@ -191,11 +191,18 @@ def test_rabbitmq_partition_minority_taken_out_then_back(lab: L.Lab) -> None:
     finally:
         heal_galera(lab, victim)
     t_heal = time.monotonic()
-    t_back = wait_until(
-        lambda: {server_status(lab, h).get(key.format(victim)) for h in lab.net.nodes} == {"UP"},
-        120,
-        f"{victim}'s broker back everywhere",
-    )
+    try:
+        t_back = wait_until(
+            lambda: (
+                {server_status(lab, h).get(key.format(victim)) for h in lab.net.nodes} == {"UP"}
+            ),
+            120,
+            f"{victim}'s broker back everywhere",
+        )
+    except AssertionError as exc:  # what the broker itself says (pause_minority's resume)
+        log = lab.node_dir(victim) / "rabbit/console.log"
+        tail = "\n".join(d.read_log(log).splitlines()[-40:]) if log.exists() else ""
+        raise AssertionError(f"{exc}\n{victim}'s broker log ends:\n{tail}") from None
     facts = sorted(
         {
             e.data["fact"]
