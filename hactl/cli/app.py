@@ -35,7 +35,7 @@ app = typer.Typer(
     "RabbitMQ, driven by events over NATS.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
 )
 
 
