@@ -17,12 +17,13 @@ Variants (same faults, same machine, same run):
   default``, evs.suspect_timeout 5 s) instead of the shipped LAN profile (1 s).
 
 Faults: ``haproxy`` (kill -9 of HAProxy on the VIP holder; the minion's supervisor starts it
-again, and the VIP may move back); ``writer-crash`` (kill -9 of mariadbd on the node HAProxy
+again, and the VIP may move back); ``keepalived`` (kill -9 of keepalived on the VIP holder:
+its VIP stays behind until the supervisor starts keepalived again, which drops it); ``writer-crash`` (kill -9 of mariadbd on the node HAProxy
 writes to), ``writer-hang`` (SIGSTOP of it, SIGCONT after), ``writer-partition`` (its Galera
 traffic dropped, healed after): a client commits a numbered row every 20 ms through the VIP
 (reconnecting on any error); measured: the longest time between two commits, and committed
-rows missing afterwards (must be 0). ``haproxy`` runs in ``hactl`` and ``script``, the
-writer faults in ``hactl`` and ``galera-defaults``.
+rows missing afterwards (must be 0). ``haproxy`` runs in ``hactl`` and ``script``,
+``keepalived`` in ``hactl``, the writer faults in ``hactl`` and ``galera-defaults``.
 
 Printed: one table (p50 / p95 / max of the time until the VIP is on another node -- when it
 moved at all: a supervisor may restart HAProxy before keepalived's check notices -- and of the
@@ -149,17 +150,17 @@ def _settle(lab: L.Lab, vip: str, holder: str, t0: float, node_back: Any) -> flo
     raise TimeoutError("the VIP did not settle within 60 s")
 
 
-def haproxy_kill(lab: L.Lab) -> dict[str, float]:
-    """kill -9 HAProxy on the VIP holder; until it is restarted and the VIP is stable 4 s."""
+def haproxy_kill(lab: L.Lab, daemon: str = "haproxy") -> dict[str, float]:
+    """kill -9 ``daemon`` on the VIP holder; until it is restarted and the VIP is stable 4 s."""
     vip = lab.net.vip(0)
     holder = _baseline(lab, vip)
-    pid = lab.daemon_pid(holder, "haproxy")
+    pid = lab.daemon_pid(holder, daemon)
     assert pid
     with Client(vip) as client:
         time.sleep(1.0)
         t0 = time.monotonic()
         os.kill(pid, signal.SIGKILL)
-        moved = _settle(lab, vip, holder, t0, lambda: lab.daemon_pid(holder, "haproxy"))
+        moved = _settle(lab, vip, holder, t0, lambda: lab.daemon_pid(holder, daemon))
     gaps = client.gaps(t0 - 0.5)
     return {
         "vip_s": moved if moved is not None else float("nan"),
@@ -317,6 +318,7 @@ def _moved(lab: L.Lab, victim: str) -> bool:
 
 FAULTS: dict[str, Any] = {
     "haproxy": haproxy_kill,
+    "keepalived": lambda lab: haproxy_kill(lab, "keepalived"),
     "writer-crash": lambda lab: _writer_fault(lab, "crash"),
     "writer-hang": lambda lab: _writer_fault(lab, "hang"),
     "writer-partition": lambda lab: _writer_fault(lab, "partition"),
@@ -352,7 +354,7 @@ def main() -> int:
         mine = [
             f
             for f in faults
-            if (variant != "script" or not f.startswith("writer-"))
+            if (variant != "script" or f == "haproxy")
             and (variant != "galera-defaults" or f.startswith("writer-"))
         ]
         if not mine:
