@@ -119,7 +119,8 @@ def minion_yaml(
         pw = lab / "rabbit-monitor.pw"
         beacons.append(
             f"  rabbitmq: {{node: rabbit@{node}, amqp: '{addr}:5672', interval: 0.3, "
-            f"timeout: 0.5, user: hactl-monitor, password_file: {pw}}}"
+            f"timeout: 0.5, user: hactl-monitor, password_file: {pw}, "
+            f"pidfile: {d}/rabbit/rabbit.pid, service: rabbitmq}}"
         )
     galera = ""
     if "galera" in components:

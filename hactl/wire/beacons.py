@@ -75,6 +75,9 @@ ITEM_FIELDS: Final[dict[str, dict[str, Spec]]] = {
         "partitions": (STRS, type(None)),
         "alarms": (STRS, type(None)),
         "local_listed": _B,
+        "down_since": _NUM + _NONE,
+        "process": _B,  # its Erlang VM alive (with the beacon's pidfile option)
+        "service": _S,  # the minion's service that runs it
     },
     "service": {"url": _S, "up": _B, "detail": _S},
     # minion/supervisor.py: one item per supervised service

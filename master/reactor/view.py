@@ -268,7 +268,7 @@ class ClusterView:
             "down": [],
             "positioned": [],
         }
-        rabbit: dict[str, list[str]] = {"members": [], "running": [], "down": []}
+        rabbit: dict[str, list[str]] = {"members": [], "running": [], "down": [], "paused": []}
         haproxy_nodes, lost = [], []
         for node, aspects in sorted(self.nodes.items()):
             for inst in (aspects.get("vrrp") or {}).values():
@@ -290,6 +290,8 @@ class ClusterView:
             if isinstance(r, Mapping):
                 rabbit["members"].append(node)
                 rabbit["running" if r.get("running") else "down"].append(node)
+                if not r.get("running") and r.get("process"):  # alive, not answering AMQP
+                    rabbit["paused"].append(node)
             if aspects.get("haproxy"):
                 haproxy_nodes.append(node)
             if (aspects.get("minion") or {}).get("lost"):
@@ -313,7 +315,10 @@ class ClusterView:
             "vips": vips,
             "split_brain": sorted(v for v, holders in vips.items() if len(holders) > 1),
             "galera": {**galera, "lost_primary": lost_primary},
-            "rabbitmq": rabbit,
+            "rabbitmq": {
+                **rabbit,
+                "majority_running": 2 * len(rabbit["running"]) > len(rabbit["members"]),
+            },
             "haproxy_nodes": haproxy_nodes,
             "vrrp": {k: dict(v) for k, v in self.vrrp.items()},
             "vrrp_health": health,

@@ -54,6 +54,8 @@ OPTIONS: dict[str, tuple[Field, ...]] = {
         Field("user", (str,), required=False),
         Field("password", (str,), required=False),
         Field("password_file", (str,), required=False),
+        Field("pidfile", (str,), required=False, doc="the broker's pid file: paused vs dead"),
+        Field("service", (str,), required=False, doc="the minion's service running it"),
         _INTERVAL,
         _TIMEOUT,
     ),

@@ -11,7 +11,10 @@ Never spawns ``rabbitmqctl`` (each call boots an Erlang VM, ~1 s). Two cheap pro
 Options: ``node`` (this node's name, e.g. ``rabbit@ctl1``, required), ``amqp``
 (``host:port``, default ``127.0.0.1:5672``), ``api`` (default ``http://127.0.0.1:15672``),
 ``user`` (default ``guest``), ``password`` or ``password_file``, ``interval`` (default 1 s),
-``timeout`` (default 1 s). One item, ``local``.
+``timeout`` (default 1 s), ``pidfile`` (the broker's Erlang VM: ``process`` then tells a
+paused broker -- alive, not answering AMQP -- from a dead one), ``service`` (the minion's
+service that runs it, for a repair's ``service.restart``). One item, ``local``, with
+``down_since`` (when AMQP last stopped answering, None while it answers).
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from hactl.minion.beacons.base import BeaconContext, Item, Snapshot, close_quietly, open_bounded
+from hactl.minion.executors.base import ServiceCommands
 
 ITEM = "local"
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
@@ -126,11 +131,24 @@ class RabbitmqBeacon:
         self.auth = base64.b64encode(f"{user}:{password}".encode()).decode()
         self.interval = float(opts.get("interval", 1.0))
         self.timeout = float(opts.get("timeout", 1.0))
+        self.pidfile = ServiceCommands(pidfile=str(opts["pidfile"])) if "pidfile" in opts else None
+        self.down_since: float | None = None
+        self.service = str(opts.get("service", ""))
 
     async def poll(self) -> Snapshot:
         """The local broker's state and its view of the cluster."""
         up, detail = await amqp_probe(*self.amqp, self.timeout)
+        if up:
+            self.down_since = None
+        elif self.down_since is None:
+            self.down_since = time.time()
         item: Item = {"node": self.node, "running": up, "detail": detail}
+        item["down_since"] = self.down_since
+        if self.service:
+            item["service"] = self.service  # what a repair restarts (minion.yaml services)
+        if self.pidfile is not None:
+            # its Erlang VM alive while AMQP does not answer: paused (pause_minority), not dead
+            item["process"] = self.pidfile.pid() is not None
         try:
             nodes = await http_get_json(f"{self.api}/api/nodes", self.auth, self.timeout)
             item.update(parse_nodes(nodes, self.node), api=True)

@@ -9,13 +9,21 @@ configured per service in minion.yaml; an unconfigured service is refused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
 from hactl import __version__
 from hactl.minion.admin_socket import admin_command
-from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor
+from hactl.minion.executors.base import (
+    Arg,
+    CommandRefused,
+    ExecContext,
+    Executor,
+    ServiceCommands,
+)
 from hactl.minion.executors.proc import run_argv
+from hactl.minion.process_watch import wait_exit
 from hactl.schema import SchemaError
 from hactl.wire.haproxy import COMMAND, FIELDS, HaproxyRuntime
 
@@ -50,10 +58,13 @@ def _service(action: str) -> Executor:
             raise CommandRefused(
                 f"service.{action}", f"service {name!r} is not configured on this minion"
             )
+        svc = ctx.services[name]
         if ctx.use_systemd:
             argv = ["systemctl", action, name]
+        elif action == "restart" and not svc.restart and svc.stop and svc.start:
+            return await _stop_then_start(ctx, name, svc)
         else:
-            argv = ctx.services[name].argv(action)
+            argv = svc.argv(action)
             if not argv:
                 raise CommandRefused(f"service.{action}", f"no {action} command for {name}")
         res = await run_argv(argv, ctx.command_timeout)
@@ -64,6 +75,25 @@ def _service(action: str) -> Executor:
         }
 
     return Executor(name=f"service.{action}", args=(Arg("name", (str,)),), body=body)
+
+
+async def _stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> dict[str, Any]:
+    """A restart without a restart command: stop, wait (bounded) until its pid is gone, start."""
+    pid = svc.pid()
+    stopped = await run_argv(svc.argv("stop"), ctx.command_timeout)
+    if pid is not None:
+        with contextlib.suppress(TimeoutError):  # its exit, from the kernel (a pidfd)
+            await asyncio.wait_for(wait_exit(pid), ctx.command_timeout)
+    if svc.pid() is not None:
+        return {"result": False, "changes": {}, "comment": f"{name} still runs after stop"}
+    started = await run_argv(svc.argv("start"), ctx.command_timeout)
+    ok = started.code == 0
+    return {
+        "result": ok,
+        "changes": {"restart": name} if ok else {},
+        "comment": (stopped.output + started.output)[-2000:]
+        or f"restart {name}: exit {started.code}",
+    }
 
 
 async def ping(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``event.fire`` and ``state.apply``."""
+"""``event.fire``, ``state.apply``, ``minion.ping`` and ``service.restart``."""
 
 from __future__ import annotations
 
@@ -64,6 +64,25 @@ async def state_apply(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any
     return {"jid": report.jid, "minions": nodes}
 
 
+async def service_restart(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
+    """``service.restart`` of one configured service on one minion (the minion refuses any
+    service its minion.yaml does not list)."""
+    node, name = str(args["node"]), str(args["name"])
+    if ctx.observe:
+        return {"observe": True, "would": f"service.restart {name} on {node}"}
+    try:
+        reply = await ctx.effects.request(
+            node, "service.restart", {"name": name}, ctx.settings.command_timeout
+        )
+    except HactlError as exc:
+        raise ActionFailed(str(exc)) from None
+    if not reply.ok:
+        raise ActionFailed(f"{node}: {reply.error_message}")
+    if not reply.result.get("result"):
+        raise ActionFailed(f"{node}: {str(reply.result.get('comment'))[-300:]}")
+    return {"node": node, "restarted": name}
+
+
 ACTIONS = (
     Action(
         "event.fire", (arg("tag", (str,)), arg("data", (dict,), required=False)), fire, inline=True
@@ -77,4 +96,5 @@ ACTIONS = (
         state_apply,
     ),
     Action("minion.ping", (arg("node", (str,)),), minion_ping),
+    Action("service.restart", (arg("node", (str,)), arg("name", (str,))), service_restart),
 )

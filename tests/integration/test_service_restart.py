@@ -1,0 +1,65 @@
+"""service.restart without a restart command: stop, wait for the pid to exit (a pidfd), start
+-- the repair of a paused RabbitMQ broker in a place without systemd (the lab)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from hactl.minion.executors import dispatch
+from hactl.minion.executors.base import ExecContext, ServiceCommands
+from hactl.wire.commands import CommandRequest
+
+
+async def _pid(svc: ServiceCommands, not_: int | None = None) -> int:
+    """The pid the launcher writes once the program runs (it returns before that)."""
+    for _ in range(100):
+        pid = svc.pid()
+        if pid is not None and pid != not_:
+            return pid
+        await asyncio.sleep(0.05)
+    raise AssertionError("no new pid in the pid file within 5 s")
+
+
+def _gone(pid: int) -> bool:
+    """Exited (no process, or a zombie nobody has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+async def test_restart_is_stop_then_start_on_a_new_pid(tmp_path: Path) -> None:
+    """A configured service with start and stop only: restart stops the old process, waits
+    for it to be gone, starts a new one; an unconfigured service is refused."""
+    pidfile = tmp_path / "svc.pid"
+    start = [
+        sys.executable,
+        "-m",
+        "hactl.lab.launch",
+        "--log",
+        str(tmp_path / "svc.log"),
+        "--pidfile",
+        str(pidfile),
+        "--",
+        "/bin/sleep",
+        "300",
+    ]
+    svc = ServiceCommands(start=tuple(start), stop=("kill", "-TERM", "{pid}"), pidfile=str(pidfile))
+    ctx = ExecContext(minion_id="t", services={"sleeper": svc}, command_timeout=10)
+    try:
+        first = await dispatch(ctx, CommandRequest("service.start", {"name": "sleeper"}))
+        assert first.ok and first.result["result"], first
+        old = await _pid(svc)
+        again = await dispatch(ctx, CommandRequest("service.restart", {"name": "sleeper"}))
+        assert again.ok and again.result["changes"] == {"restart": "sleeper"}, again
+        new = await _pid(svc, not_=old)
+        assert new != old and _gone(old)
+        refused = await dispatch(ctx, CommandRequest("service.restart", {"name": "other"}))
+        assert not refused.ok and "not configured" in refused.error_message
+    finally:
+        if (pid := svc.pid()) is not None:
+            os.kill(pid, signal.SIGKILL)
