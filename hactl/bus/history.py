@@ -148,3 +148,21 @@ async def replay(
             await handler(event)
     held.clear()
     return subs
+
+
+async def stored(
+    bus: Bus, glob: TagGlob, since: datetime, stream: str, timeout: float = 5.0
+) -> list[Event]:
+    """Only the stored events matching ``glob`` from ``since`` on, in stream order (no live
+    part: ``hactl history``). Raises :class:`BusError` when the stream cannot be read."""
+    out: list[Event] = []
+    async for msg in _batches(bus, stream, glob.subject(), since, timeout):
+        subject = (msg.headers or {}).get("Nats-Subject", "")
+        try:
+            event = decode(msg.data, subject)
+        except DecodeError as exc:
+            bus.rejects.reject(exc, subject)
+            continue
+        if glob.match(event.tag):
+            out.append(event)
+    return out

@@ -13,6 +13,7 @@ from hactl.cli import (
     config_cmd,
     events,
     fire,
+    history,
     init,
     lab,
     maint,
@@ -121,6 +122,7 @@ app.add_typer(config_cmd.app, name="config")
 app.command()(status.status)
 app.command(name="install-units")(units.install_units)
 app.command()(init.init)
+app.command()(history.history)
 
 
 def main() -> None:

@@ -1,0 +1,115 @@
+"""``hactl history``: the decision trail, one row per decision (rules and the reconciler)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hactl.bus import EVENTS_STREAM, Bus
+from hactl.bus.history import stored
+from hactl.cli.runner import print_json, run, settings_of
+from hactl.config import resolve_connection
+from hactl.timeparse import parse_since
+from hactl.wire.envelope import Event
+from hactl.wire.tags import TagGlob
+
+OUTCOMES = ("fired", "suppressed", "done", "failed")
+
+
+def ago(seconds: float) -> str:
+    """``3 s ago``, ``4 min ago``, ``2 h ago``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s ago"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def row(event: Event) -> dict[str, Any]:
+    """One decision: when, rule, outcome, about what (node or key), why / what was done."""
+    d = event.data
+    outcome = event.tag.rsplit("/", 1)[-1]
+    trigger = str(d.get("event_tag") or "")
+    levels = trigger.split("/")
+    about = str(d.get("key") or (levels[2] if len(levels) > 2 else trigger))
+    if outcome == "suppressed":
+        detail = f"{d.get('reason')}: {d.get('detail', '')}".rstrip(": ")
+    elif "fact" in d:
+        detail = f"{d.get('from')} -> {d.get('to')}: {d.get('fact')}"
+    elif outcome == "failed":
+        detail = str(d.get("error") or "")
+    else:
+        results = d.get("results") or []
+        detail = ", ".join(str(r.get("action")) for r in results if isinstance(r, dict))
+    return {
+        "ts": event.ts,
+        "rule": str(d.get("rule") or levels[-1]),
+        "outcome": outcome,
+        "about": about,
+        "trigger": trigger,
+        "detail": detail[:300],
+        "id": event.id,
+        "event_id": str(d.get("event_id") or ""),
+    }
+
+
+def history(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option(help="From this long ago (1h) or an ISO time")] = "1h",
+    rule: Annotated[
+        str | None, typer.Option(help="Only this rule (reconcile: the reconciler)")
+    ] = None,
+    node: Annotated[str | None, typer.Option(help="Only decisions about this node")] = None,
+    outcome: Annotated[str | None, typer.Option(help="fired, suppressed, done or failed")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (the latest)")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row")] = False,
+) -> None:
+    """Every decision the reactor and the reconciler took, with its reason, newest last."""
+    settings = settings_of(ctx)
+    if outcome is not None and outcome not in OUTCOMES:
+        raise typer.BadParameter(", ".join(OUTCOMES), param_hint="--outcome")
+    start = parse_since(since, datetime.now(UTC))
+
+    async def body() -> list[dict[str, Any]]:
+        url, auth = resolve_connection(settings)
+        bus = await Bus.connect(url, auth, name="hactl-history", timeout=settings.connect_timeout)
+        try:
+            glob = TagGlob.parse(f"hactl/reactor/{rule or '*'}/{outcome or '*'}")
+            events = await stored(bus, glob, start, EVENTS_STREAM)
+        finally:
+            await bus.close()
+        rows = [row(e) for e in events]
+        if node is not None:
+            rows = [
+                r
+                for r in rows
+                if r["about"].split(":")[0] in (node,)
+                or f"/{node}" in r["about"]
+                or f"/{node}/" in r["trigger"]
+            ]
+        return rows[-limit:]
+
+    rows = run(body())
+    if as_json:
+        for r in rows:
+            print_json(r)
+        return
+    now = time.time()
+    table = Table(title=f"decisions since {since} ({len(rows)})")
+    for col in ("when", "rule", "outcome", "about", "why / what"):
+        table.add_column(col)
+    colors = {"done": "green", "failed": "red", "suppressed": "yellow", "fired": "default"}
+    for r in rows:
+        table.add_row(
+            ago(now - r["ts"]),
+            r["rule"],
+            f"[{colors[r['outcome']]}]{r['outcome']}[/]",
+            r["about"],
+            r["detail"],
+        )
+    Console().print(table)

@@ -1,0 +1,74 @@
+"""`hactl history`: stored decisions read back as rows, filtered by rule, node and outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from hactl.bus import Bus
+from hactl.wire.envelope import new_event
+from hactl.wire.tags import MASTER_ID
+from tests.integration.conftest import NatsHandle
+from tests.integration.procs import clean_env, run_cli
+
+
+async def _decisions(nats: NatsHandle) -> None:
+    bus = await Bus.connect(nats.url, nats.auth(), name="t-history", timeout=10)
+    try:
+        for tag, data in (
+            (
+                "hactl/reactor/reconcile/done",
+                {
+                    "rule": "reconcile",
+                    "key": "ctl1:galera/ctl3",
+                    "from": "ready",
+                    "to": "maint",
+                    "fact": "ctl3: Galera not Synced (Donor/Desynced)",
+                    "event_id": "",
+                },
+            ),
+            (
+                "hactl/reactor/galera-node-rejoin/suppressed",
+                {
+                    "rule": "galera-node-rejoin",
+                    "event_tag": "hactl/beacon/ctl2/galera",
+                    "event_id": "e1",
+                    "reason": "maintenance",
+                    "detail": "ctl2/galera (disk swap)",
+                },
+            ),
+            (
+                "hactl/reactor/galera-node-rejoin/failed",
+                {
+                    "rule": "galera-node-rejoin",
+                    "event_tag": "hactl/beacon/ctl3/galera",
+                    "event_id": "e2",
+                    "error": "ctl3: galera.start refused",
+                },
+            ),
+        ):
+            await bus.persist(new_event(tag, MASTER_ID, data))
+    finally:
+        await bus.close()
+
+
+def test_history_rows_and_filters(nats: NatsHandle) -> None:
+    """Three stored decisions come back as rows with their reasons; --rule, --node and
+    --outcome narrow them; a bad outcome is one line, exit 2."""
+    asyncio.run(_decisions(nats))
+    env = clean_env(**nats.env("operator"))  # a person's identity, the least that may read
+    base = ["--nats", nats.url]
+    res = run_cli([*base, "history", "--since", "5m", "--json"], env=env)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    mine = [r for r in rows if r["about"] in ("ctl1:galera/ctl3", "ctl2", "ctl3")]
+    assert {r["outcome"] for r in mine} >= {"done", "suppressed", "failed"}
+    done = next(r for r in mine if r["outcome"] == "done")
+    assert done["detail"] == "ready -> maint: ctl3: Galera not Synced (Donor/Desynced)"
+    narrow = ["--rule", "galera-node-rejoin", "--outcome", "suppressed", "--node", "ctl2"]
+    one = run_cli([*base, "history", "--since", "5m", *narrow, "--json"], env=env)
+    got = [json.loads(line) for line in one.stdout.splitlines()]
+    assert got and all(r["outcome"] == "suppressed" and r["about"] == "ctl2" for r in got)
+    assert got[-1]["detail"] == "maintenance: ctl2/galera (disk swap)"
+    bad = run_cli([*base, "history", "--outcome", "maybe"], env=env)
+    assert bad.returncode == 2
