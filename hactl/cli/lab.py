@@ -38,6 +38,9 @@ def up(
     supervise: Annotated[
         bool, typer.Option(help="Minions restart a dead HAProxy or keepalived themselves")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print where it is and how to reach it as JSON")
+    ] = False,
 ) -> None:
     """Build the lab: network, NATS cluster, master, minions, apply, Galera, RabbitMQ."""
     comps = {c.strip() for c in components.split(",") if c.strip()}
@@ -49,6 +52,20 @@ def up(
         )
     except HactlError as exc:
         fail(exc)
+    creds = lab.auth_dir / "creds" / (lab_bus.LAB_ADMIN + ".nk")
+    if as_json:
+        print_json(
+            {
+                "dir": str(folder),
+                "nats": lab.nats_url,
+                "creds": str(creds),
+                "tls_ca": str(lab.auth_dir / "ca.crt"),
+                "nodes": list(lab.net.nodes),
+                "vips": [lab.net.vip(0), lab.net.vip(1)],
+                "timings": lab.timings,
+            }
+        )
+        return
     typer.echo(f"lab up in {folder}; NATS {lab.nats_url}")
     typer.echo(f"  export HACTL_NATS={lab.nats_url}")
     typer.echo(f"  export HACTL_CREDS={lab.auth_dir / 'creds' / (lab_bus.LAB_ADMIN + '.nk')}")
