@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from hactl.bus import Bus
+from hactl.auth.perms import MAINT_BUCKET
+from hactl.bus import EVENTS_STREAM, Bus
+from hactl.bus.history import stored
 from hactl.bus.viewstore import ViewStore
 from hactl.cli.runner import print_json, run, settings_of
 from hactl.config import Settings, resolve_connection
 from hactl.errors import BusError
 from hactl.master.reactor.view import ClusterView
+from hactl.wire.envelope import Event
+from hactl.wire.maint import Maintenance, parse_records
+from hactl.wire.tags import TagGlob
 
 
-async def _read_view(settings: Settings) -> ClusterView:
+async def _extras(bus: Bus) -> tuple[list[Maintenance], list[Event]]:
+    """Active maintenance windows and the alerts of the last 15 minutes (both best effort:
+    a missing bucket or stream is simply nothing to show)."""
+    windows: list[Maintenance] = []
+    alerts: list[Event] = []
+    with contextlib.suppress(BusError):
+        records, _ = parse_records(await bus.read_bucket(MAINT_BUCKET))
+        windows = [w for w in records if w.active()]
+    with contextlib.suppress(BusError):
+        since = datetime.now(UTC) - timedelta(minutes=15)
+        alerts = await stored(bus, TagGlob.parse("hactl/event/alert/**"), since, EVENTS_STREAM)
+    return windows, alerts[-10:]
+
+
+async def _read_view(settings: Settings) -> tuple[ClusterView, list[Maintenance], list[Event]]:
     url, auth = resolve_connection(settings)
     bus = await Bus.connect(url, auth, name="hactl-status", timeout=settings.connect_timeout)
     view = ClusterView()
@@ -33,9 +54,22 @@ async def _read_view(settings: Settings) -> ClusterView:
             raise
         for node, aspect, value, _ in entries:
             view.set(node, aspect, value)  # refused values are counted, not shown
+        windows, alerts = await _extras(bus)
     finally:
         await bus.close()
-    return view
+    return view, windows, alerts
+
+
+def _top(console: Console, windows: list[Maintenance], alerts: list[Event]) -> None:
+    """What a person must see first: planned work hactl leaves alone, and recent alerts."""
+    now = time.time()
+    for w in windows:
+        until = "until turned off" if w.until is None else f"{(w.until - now) / 60:.0f} min left"
+        console.print(f"[yellow]maintenance[/] {w.node}/{w.component}: {w.reason} ({until})")
+    for a in alerts:
+        what = a.tag.removeprefix("hactl/event/alert/")
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(a.data.items()) if k != "trigger")
+        console.print(f"[red]alert[/] {what} ({now - a.ts:.0f} s ago): {detail[:150]}")
 
 
 def _vrrp_table(nodes: dict[str, Any]) -> Table:
@@ -193,9 +227,11 @@ def status(
 ) -> None:
     """The cluster view the masters keep: VIP holders, HAProxy, Galera, RabbitMQ, minions."""
     settings = settings_of(ctx)
-    view = run(_read_view(settings))
+    view, windows, alerts = run(_read_view(settings))
     facts = view.facts()
     if as_json:
         print_json(facts)
         return
-    _tables(Console(), facts, full)
+    console = Console()
+    _top(console, windows, alerts)
+    _tables(console, facts, full)

@@ -30,3 +30,20 @@ def test_healthy_cluster_is_a_few_lines_and_a_drained_server_is_named() -> None:
     assert "ctl2 MAINT x1/UP x2" in text and "API backends" not in text
     assert "(yielding)" in text
     assert _render(view, full=True).count("be_nova_api/") == 9
+
+
+def test_maintenance_and_alerts_come_first() -> None:
+    """Active windows and recent alerts are printed above the tables, with time left / ago."""
+    import time
+
+    from hactl.cli.status import _top
+    from hactl.wire.envelope import new_event
+    from hactl.wire.maint import Maintenance
+
+    console = Console(record=True, width=120)
+    window = Maintenance("ctl2", "galera", "disk swap", until=time.time() + 600)
+    alert = new_event("hactl/event/alert/split-brain", "master", {"vips": ["10.0.0.10"]})
+    _top(console, [window], [alert])
+    text = console.export_text()
+    assert "maintenance ctl2/galera: disk swap (10 min left)" in text
+    assert "alert split-brain (0 s ago): vips=['10.0.0.10']" in text
