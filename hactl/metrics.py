@@ -82,9 +82,9 @@ def flatten(prefix: str, data: Mapping[str, Any]) -> Iterator[Metric]:
             yield GaugeMetricFamily(name, f"{prefix} {key}", value=float(value))
         elif isinstance(value, Mapping):
             leaves = list(value.values())
-            if leaves and all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in leaves
-            ):
+            # counts by name (an empty map too: the metric exists before its first count);
+            # a map holding a bool is a record of named fields instead (one metric each)
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in leaves):
                 family = GaugeMetricFamily(name, f"{prefix} {key} by key", labels=["key"])
                 for k, v in sorted(value.items()):
                     family.add_metric([str(k)], float(v))

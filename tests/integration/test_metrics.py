@@ -3,14 +3,19 @@ embedded server's own monitoring, both on loopback only."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from hactl.data import reactors_dir
 from tests.integration.daemons import free_port
 from tests.integration.procs import Proc, run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _get(url: str, timeout: float = 20.0) -> str:
@@ -34,6 +39,8 @@ def test_master_serves_its_counters_and_the_server_its_monitoring(tmp_path: Path
         [
             *base,
             "master",
+            "--reactors",
+            str(reactors_dir()),
             "--port",
             "-1",
             "--metrics",
@@ -50,7 +57,16 @@ def test_master_serves_its_counters_and_the_server_its_monitoring(tmp_path: Path
         names = {f.name for f in text_string_to_metric_families(text)}  # it parses
         assert {"hactl_master_up", "hactl_master_events", "hactl_master_uptime_s"} <= names
         assert "hactl_master_up 1.0" in text
-        assert 'hactl_master_events{key="event"}' in text
+        board = json.loads((ROOT / "docs/grafana/hactl.json").read_text())
+        exprs = " ".join(t["expr"] for p in board["panels"] for t in p["targets"])
+        wanted = {
+            re.sub(r"_(bucket|sum|count)$", "", n)
+            for n in re.findall(r"hactl_master_[a-z_]+", exprs)
+        }
+        assert wanted <= names, (
+            f"the dashboard asks for what the master does not serve: {wanted - names}"
+        )
+        assert "# TYPE hactl_master_decisions gauge" in text  # by rule/outcome, from the start
         assert "hactl_master_process_resident_memory_bytes" in text
         assert "hactl_master_stream_messages" in text
         assert '"status": "ok"' in _get(f"http://127.0.0.1:{mon}/healthz").replace(':"', ': "')
