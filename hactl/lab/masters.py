@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from hactl.data import reactors_dir, states_dir
 from hactl.lab import daemons as d
+from hactl.lab.bus import LAB_MASTERS
 from hactl.lab.net import LabError
 
 if TYPE_CHECKING:
@@ -47,9 +48,13 @@ def rules_dir(lab: Lab) -> Path:
     return folder
 
 
-def master_argv(lab: Lab, *extra: str) -> list[str]:
+#: the lab masters' Prometheus endpoints (loopback of the root namespace), by identity
+METRICS_PORT = {name: 19464 + i for i, name in enumerate(LAB_MASTERS)}
+
+
+def master_argv(lab: Lab, *extra: str, name: str = "master") -> list[str]:
     """A lab master: the lab's rules, fast redelivery and loss verdicts, R3 buckets, the
-    state tree and the lab's pillar (for state.apply)."""
+    state tree and the lab's pillar (for state.apply), its metrics on loopback."""
     return [
         HACTL,
         "--nats",
@@ -69,6 +74,8 @@ def master_argv(lab: Lab, *extra: str) -> list[str]:
         str(states_dir()),
         "--pillar",
         str(lab.dir / "lab-pillar.yaml"),
+        "--metrics",
+        f"127.0.0.1:{METRICS_PORT[name]}",
         *extra,
     ]
 
@@ -77,7 +84,7 @@ def start_master(lab: Lab, name: str) -> int:
     """Another master (root namespace), recorded as ``name`` so ``down`` ends it too; ``name``
     is one of :data:`LAB_MASTERS` (its identity)."""
     env = lab.cli_env(name)
-    argv = master_argv(lab)
+    argv = master_argv(lab, name=name)
     log = lab.dir / f"{name}.log"
     mark = len(d.read_log(log))  # a restarted master appends to its log
     lab.pids[name] = d.spawn(argv, log, env)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -307,3 +308,20 @@ def master_server(lab: L.Lab) -> str:
             server = json.loads(line).get("server", "") or server
     host = server.split(":")[0]
     return next((n for n in lab.net.nodes if lab.net.address(n) == host), lab.net.nodes[0])
+
+
+def master_metric(lab: L.Lab, sample: str, key: str, name: str = "master") -> float:
+    """One sample of a lab master's Prometheus metrics (``hactl_master_repair_seconds_count``
+    with ``key``), parsed with prometheus-client's parser; 0 when it has none yet."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from hactl.lab.masters import METRICS_PORT
+
+    url = f"http://127.0.0.1:{METRICS_PORT[name]}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == sample and s.labels.get("key") == key:
+                return float(s.value)
+    return 0.0

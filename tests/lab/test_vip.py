@@ -18,6 +18,7 @@ from tests.lab.helpers import (
     HttpLoop,
     cut_vrrp,
     heal_galera,
+    master_metric,
     recent_decisions,
     server_status,
     stored_events,
@@ -54,6 +55,7 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
     holder = L.holders(lab)[vip][0]
     pid = lab.daemon_pid(holder, "haproxy")
     assert pid, f"haproxy runs on {holder}"
+    repaired = master_metric(lab, "hactl_master_repair_seconds_count", "api_drain")
     with HttpLoop(vip) as client:
         time.sleep(1.0)
         t0 = time.monotonic()
@@ -83,6 +85,9 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
         time.sleep(1.5)
     drained = _servers_of(lab, new, holder)
     assert len(drained) >= 14 and _out(drained)
+    # the fault-to-repair histogram moved: one observation per API server drained
+    after = master_metric(lab, "hactl_master_repair_seconds_count", "api_drain")
+    assert after >= repaired + 14, (repaired, after)
     report(
         f"e2e1 haproxy kill -9 on {holder}: VIP on {new} after {t_vip - t0:.2f} s; "
         f"{holder}'s {len([k for k in drained if k.startswith('be_')])} API servers drained on {new} "
