@@ -43,6 +43,28 @@ def _dataclass_schema(cls: type[Any]) -> dict[str, Any]:
     }
 
 
+_DESCRIBE = {
+    "roles": "free labels sent with heartbeats (controller)",
+    "heartbeat_interval": "seconds between heartbeats (the master's liveness)",
+    "resync_interval": "seconds between full beacon snapshots (level-triggered rules)",
+    "buffer_limit": "events kept while NATS is away (the oldest dropped, counted)",
+    "allowed_roots": "folders file.apply may write in",
+    "check_commands": "config checks by name: exact argv, absolute program, {path}",
+    "sysctls": "kernel settings sysctl.present may set",
+    "content_policy": "what a rendered config may make a root daemon run or load",
+    "supervision": "services the minion restarts when they die (threshold, window)",
+    "health_agent": "HAProxy's agent-check for this Galera node (up/down only)",
+    "haproxy_socket": "HAProxy's admin socket (haproxy.runtime)",
+    "services": "the only services service.* may touch; argv lists where no systemd",
+    "beacons": "what the minion watches and reports",
+    "command_timeout": "seconds a command may run",
+    "galera": "the local MariaDB Galera node (galera.position/bootstrap/start)",
+    "rabbitmq": "the local RabbitMQ node's CLI (rabbitmq.forget_node)",
+    "vrrp": "keepalived track files: vrrp.yield and the process watch",
+    "metrics": "host:port of the Prometheus endpoint (off when absent)",
+}
+
+
 def json_schema() -> dict[str, Any]:
     """minion.yaml as a JSON Schema, for editors (``hactl config schema minion``)."""
     strings = {"type": "array", "items": {"type": "string"}}
@@ -82,6 +104,8 @@ def json_schema() -> dict[str, Any]:
         "vrrp": _dataclass_schema(VrrpSettings),
         "metrics": {"type": "string", "description": "host:port of the Prometheus endpoint"},
     }
+    for key, text in _DESCRIBE.items():
+        props[key].setdefault("description", text)
     if set(props) != _TOP:  # a key added to the parser and not here (or the reverse)
         raise RuntimeError(f"minion.yaml schema out of date: {sorted(set(props) ^ _TOP)}")
     return {
@@ -92,3 +116,48 @@ def json_schema() -> dict[str, Any]:
         "required": ["id"],
         "properties": props,
     }
+
+
+def markdown() -> str:
+    """docs/minion-yaml.md: every key of minion.yaml (from :func:`json_schema`)."""
+
+    def kind(spec: dict[str, Any]) -> str:
+        t = spec.get("type", "object")
+        text = " or ".join(t) if isinstance(t, list) else str(t)
+        if "enum" in spec:
+            text += f" ({', '.join(map(str, spec['enum']))})"
+        if "minimum" in spec:
+            text += f", {spec['minimum']:g}..{spec['maximum']:g}"
+        if "default" in spec:
+            text += f", default `{spec['default']}`"
+        return text
+
+    def rows(props: dict[str, Any], prefix: str, required: list[str]) -> list[str]:
+        out = []
+        for key, spec in props.items():
+            name = f"{prefix}{key}"
+            need = " (required)" if key in required else ""
+            desc = str(spec.get("description", "")).replace("|", "\\\\|")
+            out.append(f"| `{name}` | {kind(spec)}{need} | {desc} |")
+            if spec.get("type") == "object" and "properties" in spec:
+                out += rows(spec["properties"], f"{name}.", spec.get("required", []))
+        return out
+
+    schema = json_schema()
+    lines = [
+        "# minion.yaml reference",
+        "",
+        "Every key, generated from the schema the parser checks against",
+        "(`python -m hactl.minion.config_schema > docs/minion-yaml.md`; `hactl config schema",
+        "minion` prints it as JSON Schema for an editor). docs/minion.md explains what each",
+        "part does; docs/deploy.md has a complete example.",
+        "",
+        "| key | type | what |",
+        "|---|---|---|",
+        *rows(schema["properties"], "", schema["required"]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -40,3 +40,13 @@ def test_master_schema_matches_the_parser() -> None:
     for bad in ({"replicass": 3}, {"replicas": "three"}, {"replicas": 9}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+
+
+def test_the_minion_yaml_reference_is_current() -> None:
+    """docs/minion-yaml.md lists every key the parser knows (generated from the schema)."""
+    from hactl.minion.config_schema import markdown
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "minion-yaml.md"
+    assert doc.read_text() == markdown(), (
+        "stale: .venv/bin/python -m hactl.minion.config_schema > docs/minion-yaml.md"
+    )
