@@ -179,7 +179,8 @@ def _tables(console: Console, facts: dict[str, Any], full: bool = False) -> None
                 g.get("cluster_size", "-"),
             ]
             gal.add_row(node, *map(str, cells), pos)
-    console.print(gal)
+    if gal.row_count:  # no Galera in this cluster: no empty table
+        console.print(gal)
     rab = Table(title="RabbitMQ")
     for col in ("node", "running", "running members", "partitions", "alarms"):
         rab.add_column(col)
@@ -191,7 +192,8 @@ def _tables(console: Console, facts: dict[str, Any], full: bool = False) -> None
             rab.add_row(
                 node, str(r.get("running")), members, parts, ", ".join(r.get("alarms") or []) or "-"
             )
-    console.print(rab)
+    if rab.row_count:
+        console.print(rab)
     mins = Table(title="Minions")
     for col in ("node", "state", "last seen", "clock", "roles"):
         mins.add_column(col)
