@@ -13,6 +13,10 @@ Example::
     lost_after: 30s
     reconcile_interval: 5s
     retention: 7d
+    notify:                      # webhooks (master/notify.py): signed, retried, never blocking
+      - url: https://hooks.example.org/hactl
+        match: ["hactl/event/alert/**", "hactl/reactor/*/failed"]
+        secret_file: /etc/hactl/webhook.secret
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from hactl import yamlsrc
-from hactl.errors import ConfigError, UsageError
+from hactl.errors import ConfigError, HactlError, UsageError
+from hactl.master.notify import Sink
 from hactl.schema import Field, SchemaError, check
 from hactl.timeparse import parse_duration
 
@@ -46,6 +51,7 @@ FIELDS: Final = (
     Field("reconcile_interval", (str,), required=False),
     Field("metrics", (str,), required=False, doc="host:port of the Prometheus endpoint"),
     Field("nats_monitor", (str,), required=False, doc="host:port of nats-server's /varz"),
+    Field("notify", (list,), required=False, doc="webhooks: [{url, match: [globs], secret_file}]"),
 )
 
 
@@ -71,6 +77,8 @@ def parse_master_config(text: str, source: str) -> dict[str, Any]:
                 parse_duration(out[key])
             except UsageError as exc:
                 raise ConfigError(f"{key}: {exc}", file=source, line=doc.line(key)) from None
+    if "notify" in out:
+        out["notify"] = _sinks(out["notify"], source, doc.line("notify"))
     pillar = out.get("pillar")
     if pillar is not None and not all(isinstance(p, str) and p for p in pillar):
         raise ConfigError("pillar: a list of file paths", file=source, line=doc.line("pillar"))
@@ -92,3 +100,30 @@ def load_master_config(path: Path | None) -> tuple[dict[str, Any], str]:
 def merged(given: Mapping[str, Any], from_file: Mapping[str, Any]) -> dict[str, Any]:
     """``given`` (the flags; a value None means "left at its default") over the file."""
     return {**from_file, **{k: v for k, v in given.items() if v is not None}}
+
+
+def _sinks(raw: list[Any], source: str, line: int | None) -> tuple[Sink, ...]:
+    """``notify``: each a webhook with its tag globs and an optional HMAC secret file."""
+    out = []
+    for i, spec in enumerate(raw):
+        where = f"notify[{i}]"
+        if not isinstance(spec, dict) or set(spec) - {"url", "match", "secret_file"}:
+            raise ConfigError(
+                f"{where}: url, match and optionally secret_file", file=source, line=line
+            )
+        match = spec.get("match") or ["hactl/event/alert/**"]
+        if not isinstance(match, list) or not all(isinstance(g, str) for g in match):
+            raise ConfigError(f"{where}.match: a list of tag globs", file=source, line=line)
+        secret = b""
+        if spec.get("secret_file"):
+            try:
+                secret = Path(str(spec["secret_file"])).read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{where}.secret_file: {exc.strerror}", file=source, line=line
+                ) from None
+        try:
+            out.append(Sink(str(spec.get("url", "")), tuple(match), secret))
+        except (ValueError, HactlError) as exc:
+            raise ConfigError(f"{where}: {exc}", file=source, line=line) from None
+    return tuple(out)

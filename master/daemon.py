@@ -31,6 +31,7 @@ from hactl.config import (
 from hactl.errors import EmbeddedServerError
 from hactl.log import get_logger
 from hactl.master.hub import Hub
+from hactl.master.notify import Notifier, Sink
 from hactl.master.reactor.actions import REGISTRY
 from hactl.master.reactor.rules import load_rules
 from hactl.master.reactor.runtime import ReactorOptions, ReactorRuntime
@@ -49,6 +50,7 @@ class MasterOptions:
     host: str = "127.0.0.1"  # of the embedded server
     port: int = 4222  # of the embedded server (-1: any free)
     metrics: str = ""  # host:port of the Prometheus endpoint ('' = none)
+    notify: tuple[Sink, ...] = ()  # webhooks (master.yaml notify)
     nats_monitor: str = ""  # host:port of the embedded server's HTTP monitoring ('' = none)
 
 
@@ -136,6 +138,9 @@ async def serve(url: str, auth: ClientAuth, timeout: float, options: MasterOptio
     loop.add_signal_handler(signal.SIGTERM, hub.stop)
     try:
         await hub.start()
+        if options.notify:
+            hub.notifier = Notifier(bus, list(options.notify))
+            await hub.notifier.start()
         if options.metrics:
             serve_metrics(options.metrics, "hactl_master", hub.metrics_snapshot)
         await hub.run_forever()

@@ -17,6 +17,7 @@ from hactl import __version__
 from hactl.bus import Bus, StreamSettings, ensure_stream
 from hactl.bus.jetstream import ensure_audit_stream
 from hactl.log import get_logger
+from hactl.master.notify import Notifier
 from hactl.master.reactor.runtime import ReactorRuntime
 from hactl.sdnotify import notify, watchdog
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
@@ -48,6 +49,7 @@ class Hub:
         self.stream = stream
         self.reactor = reactor
         self.stats = HubStats()
+        self.notifier: Notifier | None = None  # webhooks, when master.yaml lists some
         self._stopped = asyncio.Event()
 
     async def start(self) -> None:
@@ -105,6 +107,11 @@ class Hub:
             rec = self.reactor.reconciler
             if rec is not None:
                 result["reconciler"] = {**rec.counts, "leading": rec.leading}
+        if self.notifier is not None:
+            totals: Counter[str] = Counter()
+            for counts in self.notifier.stats().values():
+                totals.update(counts)
+            result["notify"] = dict(totals)
         try:
             info = await self.bus.js.stream_info(self.stream.name)
             result["stream"] = {
@@ -142,6 +149,8 @@ class Hub:
         finally:
             dog.cancel()
         notify("STOPPING=1")
+        if self.notifier is not None:
+            await self.notifier.stop()
         if self.reactor is not None:
             await self.reactor.stop()
 

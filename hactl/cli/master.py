@@ -191,6 +191,7 @@ def master(
             host=host,
             port=port,
             metrics=given["metrics"] or "",
+            notify=from_file.get("notify", ()),
             nats_monitor=given["nats_monitor"] or "",
         )
         run_master(settings, options)
