@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,14 +18,27 @@ from hactl.cli.runner import fail, print_json, run, settings_of
 from hactl.config import resolve_connection
 from hactl.errors import ConfigError, HactlError
 from hactl.master.apply import ApplyReport, MinionResult, apply_plans
+from hactl.master.rolling import default_gate, expression_gate, roll
 from hactl.master.states.compile import Plan, compile_tree
 from hactl.master.states.tree import load_tree
+from hactl.timeparse import parse_duration
 
 PillarOpt = Annotated[
     list[Path] | None,
     typer.Option("--pillar", help="Extra pillar file, merged last (repeatable)"),
 ]
 EXIT_FAILED = 1
+
+
+async def read_facts(bus: Bus) -> dict[str, Any]:
+    """The cluster view the masters keep in KV, as rule facts."""
+    from hactl.bus.viewstore import ViewStore  # noqa: PLC0415 - only when rolling
+    from hactl.master.reactor.view import ClusterView  # noqa: PLC0415 - as above
+
+    view = ClusterView()
+    for node, aspect, value, _ in await ViewStore(bus).load(lambda key, why: None):
+        view.set(node, aspect, value)
+    return view.facts()
 
 
 def _compile(states: Path, target: str, pillar: list[Path] | None) -> dict[str, Plan]:
@@ -83,12 +96,23 @@ def apply(
     target: Annotated[str, typer.Option(help="Minion id glob or role:NAME")] = "*",
     pillar: PillarOpt = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each minion")] = 60.0,
+    batch: Annotated[
+        int, typer.Option(min=0, help="Roll: this many nodes at a time, healthy between (0: all)")
+    ] = 0,
+    gate: Annotated[
+        str | None,
+        typer.Option(help="Roll: the health gate, an expression over cluster (default: all UP)"),
+    ] = None,
+    wait: Annotated[str, typer.Option(help="Roll: how long the gate may take per batch")] = "120s",
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
 ) -> None:
-    """Render the state tree and apply it on every targeted minion (exit 0 only if all ok)."""
+    """Render the state tree and apply it on every targeted minion (exit 0 only if all ok).
+    With --batch N: N nodes at a time, the next batch only once the gate holds."""
     settings = settings_of(ctx)
     try:
         plans = _compile(states, target, pillar)  # every error before anything is pushed
+        check = expression_gate(gate) if gate else default_gate
+        wait_s = parse_duration(wait)
     except HactlError as exc:
         fail(exc)
     console = Console(stderr=as_json)
@@ -117,14 +141,46 @@ def apply(
                 await bus.audit(
                     "apply", {"targets": sorted(plans), "test": test, "states": str(states)}
                 )
-                return await apply_plans(bus, plans, test=test, timeout=timeout, on_done=done)
+                if batch <= 0 or test:
+                    return await apply_plans(bus, plans, test=test, timeout=timeout, on_done=done)
+                results: list[MinionResult] = []
+                first: list[str] = []
+
+                async def one(group: list[str]) -> bool:
+                    part = await apply_plans(
+                        bus, {n: plans[n] for n in group}, timeout=timeout, on_done=done
+                    )
+                    first.append(part.jid)
+                    results.extend(part.results)
+                    return part.ok
+
+                async def facts() -> dict[str, Any]:
+                    return await read_facts(bus)
+
+                stopped = await roll(
+                    sorted(plans),
+                    batch,
+                    one,
+                    facts,
+                    check,
+                    wait_s,
+                    say=lambda m: console.print(f"[bold]roll[/] {m}"),
+                )
+                if stopped is not None:
+                    console.print(
+                        f"[red]roll stopped after batch {stopped.batch}"
+                        f" ({', '.join(stopped.nodes)}): {stopped.why}[/]"
+                    )
+                    stop_reason.append(stopped.why)
+                return ApplyReport(first[0] if first else "", False, tuple(results))
         finally:
             await bus.close()
 
+    stop_reason: list[str] = []
     report = run(body())
     if as_json:
         print_json(report.as_dict())
     else:
         _print_report(console, report)
-    if not report.ok:
+    if not report.ok or stop_reason or len(report.results) < len(plans):
         raise typer.Exit(EXIT_FAILED)

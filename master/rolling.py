@@ -1,0 +1,120 @@
+"""Rolling apply: ``hactl apply --batch N``, one batch of nodes at a time behind a health gate.
+
+A config change that restarts a daemon on every node at once (every broker of a RabbitMQ
+cluster, every Galera member) is an outage; Salt's ``--batch-size`` rolls but does not stop a
+batch on failure (saltstack/salt#54521). Here: the nodes in a stable order, ``batch`` at a
+time; after each batch the cluster view (the masters' KV) must pass the gate within ``wait``
+before the next batch starts; the first failed minion or a gate that does not hold stops the
+roll and says where. The default gate: every server UP on every HAProxy, every Galera member
+Synced, every broker running, no minion lost. ``--gate EXPR`` replaces it with a rule-style
+expression over ``cluster`` (docs/reactor.md, "The vocabulary").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hactl.errors import HactlError
+
+Facts = Mapping[str, Any]
+
+
+class GateError(HactlError):
+    """A gate expression that cannot be compiled."""
+
+
+def default_gate(facts: Facts) -> str:
+    """'' when the cluster is healthy, else why not (the first problem found)."""
+    if facts["lost"]:
+        return f"minions lost: {', '.join(facts['lost'])}"
+    for node, aspects in sorted(facts["nodes"].items()):
+        for item in (aspects.get("haproxy") or {}).values():
+            if (
+                isinstance(item, Mapping)
+                and item.get("server") not in ("BACKEND", None)
+                and item.get("status") != "UP"
+            ):
+                server = f"{item.get('backend')}/{item.get('server')}"
+                return f"{server} is {item.get('status')} on {node}"
+    galera = facts["galera"]
+    if missing := sorted(set(galera["members"]) - set(galera["synced"])):
+        return f"Galera not Synced on {', '.join(missing)}"
+    if facts["rabbitmq"]["down"]:
+        return f"RabbitMQ down on {', '.join(facts['rabbitmq']['down'])}"
+    return ""
+
+
+def expression_gate(source: str) -> Callable[[Facts], str]:
+    """A ``--gate`` expression over ``cluster``: '' when it is truthy."""
+    from hactl.master.reactor.rules import Expr, environment  # noqa: PLC0415 - only with --gate
+
+    try:
+        expr = Expr(environment(), source)
+    except Exception as exc:  # jinja's syntax errors, reported as one line
+        raise GateError(f"--gate {source!r}: {exc}") from None
+
+    def gate(facts: Facts) -> str:
+        try:
+            return "" if expr({"cluster": facts}) else f"{source} is false"
+        except Exception as exc:  # an undefined name while the view fills: not yet
+            return f"{source}: {type(exc).__name__}: {exc}"[:200]
+
+    return gate
+
+
+def batches(nodes: Sequence[str], size: int) -> list[list[str]]:
+    """``nodes`` (sorted) in groups of ``size`` (0: one group)."""
+    ordered = sorted(nodes)
+    if size <= 0:
+        return [ordered]
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Why a roll stopped early ('' when every batch went through)."""
+
+    batch: int
+    nodes: tuple[str, ...]
+    why: str
+
+
+async def roll(
+    nodes: Sequence[str],
+    size: int,
+    apply_batch: Callable[[list[str]], Awaitable[bool]],
+    read_facts: Callable[[], Awaitable[Facts]],
+    gate: Callable[[Facts], str],
+    wait: float,
+    poll: float = 1.0,
+    say: Callable[[str], None] = lambda _m: None,
+) -> Stop | None:
+    """Apply batch after batch; between them wait for ``gate`` (at most ``wait`` s). The
+    first failed batch or unhealthy wait stops the roll (returned); None when all went."""
+    groups = batches(nodes, size)
+    for i, group in enumerate(groups, 1):
+        say(f"batch {i}/{len(groups)}: {', '.join(group)}")
+        if not await apply_batch(group):
+            return Stop(i, tuple(group), "a minion failed (see its results)")
+        if i == len(groups):
+            break
+        deadline = time.monotonic() + wait
+        why = "?"
+        while True:
+            facts = await read_facts()
+            heard = facts.get("nodes") or {}
+            unknown = [n for n in group if not (heard.get(n) or {}).get("minion")]
+            # silence is not health: a batch the view has not heard from does not pass
+            why = f"no view of {', '.join(unknown)} (is a master running?)" if unknown else ""
+            why = why or gate(facts)
+            if not why:
+                break
+            if time.monotonic() >= deadline:
+                return Stop(i, tuple(group), f"the gate did not hold within {wait:g} s: {why}")
+            await asyncio.sleep(poll)
+        say(f"batch {i} healthy")
+    return None
