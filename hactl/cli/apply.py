@@ -16,7 +16,7 @@ from rich.table import Table
 from hactl.bus import Bus
 from hactl.cli.runner import fail, print_json, run, settings_of
 from hactl.config import resolve_connection
-from hactl.errors import ConfigError, HactlError
+from hactl.errors import BusError, ConfigError, HactlError
 from hactl.master.apply import ApplyReport, MinionResult, apply_plans
 from hactl.master.rolling import default_gate, expression_gate, roll
 from hactl.master.states.compile import Plan, compile_tree
@@ -36,7 +36,13 @@ async def read_facts(bus: Bus) -> dict[str, Any]:
     from hactl.master.reactor.view import ClusterView  # noqa: PLC0415 - as above
 
     view = ClusterView()
-    for node, aspect, value, _ in await ViewStore(bus).load(lambda key, why: None):
+    try:
+        entries = await ViewStore(bus).load(lambda key, why: None)
+    except BusError as exc:
+        if "no KV bucket" not in exc.detail:
+            raise
+        entries = []  # no master has kept a view here: nothing is heard (the gate says so)
+    for node, aspect, value, _ in entries:
         view.set(node, aspect, value)
     return view.facts()
 
@@ -164,12 +170,13 @@ def apply(
                     facts,
                     check,
                     wait_s,
-                    say=lambda m: console.print(f"[bold]roll[/] {m}"),
+                    say=lambda m: console.print(f"[bold]roll[/] {m}", soft_wrap=True),
                 )
                 if stopped is not None:
                     console.print(
                         f"[red]roll stopped after batch {stopped.batch}"
-                        f" ({', '.join(stopped.nodes)}): {stopped.why}[/]"
+                        f" ({', '.join(stopped.nodes)}): {stopped.why}[/]",
+                        soft_wrap=True,
                     )
                     stop_reason.append(stopped.why)
                 return ApplyReport(first[0] if first else "", False, tuple(results))

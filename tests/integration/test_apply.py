@@ -325,3 +325,13 @@ def test_minion_that_does_not_answer_is_reported(site: Site, tmp_path: Path) -> 
     report = json.loads(res.stdout)
     assert report["minions"]["itc"]["status"] == "no_answer"
     assert report["minions"]["ita"]["status"] == "ok" and report["minions"]["itb"]["status"] == "ok"
+
+
+def test_rolling_apply_stops_when_the_view_has_not_heard_the_batch(site: Site) -> None:
+    """--batch 1 with no master keeping a cluster view: the first node is applied, then the
+    roll stops (silence is not health), says where and why, exit 1; the second is untouched."""
+    res = site.apply("--batch", "1", "--wait", "2s")
+    assert res.returncode == 1, res.stdout + res.stderr
+    out = res.stdout + res.stderr
+    assert "batch 1/2: ita" in out and "roll stopped after batch 1 (ita)" in out
+    assert "no view of ita" in out and "batch 2/2" not in out
