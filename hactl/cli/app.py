@@ -26,6 +26,7 @@ from hactl.cli import (
     status,
     units,
     version,
+    why,
 )
 from hactl.config import DEFAULT_CONNECT_TIMEOUT, LogFormat, Settings, default_data_dir
 from hactl.log import configure
@@ -123,6 +124,7 @@ app.command()(status.status)
 app.command(name="install-units")(units.install_units)
 app.command()(init.init)
 app.command()(history.history)
+app.command()(why.why)
 
 
 def main() -> None:

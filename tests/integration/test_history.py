@@ -72,3 +72,60 @@ def test_history_rows_and_filters(nats: NatsHandle) -> None:
     assert got[-1]["detail"] == "maintenance: ctl2/galera (disk swap)"
     bad = run_cli([*base, "history", "--outcome", "maybe"], env=env)
     assert bad.returncode == 2
+
+
+async def _chain(nats: NatsHandle) -> str:
+    bus = await Bus.connect(nats.url, nats.auth(), name="t-why", timeout=10)
+    try:
+        beacon = new_event("hactl/beacon/ctl3/galera", "ctl3", {"items": {}, "changes": []})
+        await bus.persist(beacon)
+        for what, extra in (("fired", {}), ("done", {"results": [{"action": "event.fire"}]})):
+            await bus.persist(
+                new_event(
+                    f"hactl/reactor/galera-cluster-down/{what}",
+                    MASTER_ID,
+                    {
+                        "rule": "galera-cluster-down",
+                        "event_id": beacon.id,
+                        "event_tag": beacon.tag,
+                        **extra,
+                    },
+                )
+            )
+        alert = new_event("hactl/event/alert/galera-down", MASTER_ID, {"trigger": beacon.id})
+        await bus.persist(alert)
+        await bus.persist(
+            new_event(
+                "hactl/reactor/notify-ops/suppressed",
+                MASTER_ID,
+                {
+                    "rule": "notify-ops",
+                    "event_id": alert.id,
+                    "event_tag": alert.tag,
+                    "reason": "cooldown",
+                    "detail": "30s",
+                },
+            )
+        )
+        return beacon.id
+    finally:
+        await bus.close()
+
+
+def test_why_follows_an_event_to_its_decisions_and_follow_ups(nats: NatsHandle) -> None:
+    """`hactl why ID`: the beacon event, the rule that fired and what it did, the alert it
+    fired and the decision about that alert; an unknown id is one line, exit 2."""
+    root = asyncio.run(_chain(nats))
+    env = clean_env(**nats.env("operator"))
+    res = run_cli(["--nats", nats.url, "why", root, "--since", "5m", "--json"], env=env)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["tag"] == "hactl/beacon/ctl3/galera"
+    assert [d["outcome"] for d in got["decisions"]] == ["fired", "done"]
+    [alert] = got["caused"]
+    assert alert["tag"] == "hactl/event/alert/galera-down"
+    assert alert["decisions"][0]["detail"] == "cooldown: 30s"
+    text = run_cli(["--nats", nats.url, "why", root, "--since", "5m"], env=env)
+    assert "galera-cluster-down" in text.stdout and "hactl/event/alert/galera-down" in text.stdout
+    missing = run_cli(["--nats", nats.url, "why", "nope", "--since", "1m"], env=env)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
