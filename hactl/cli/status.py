@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections import Counter
@@ -10,7 +11,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from hactl.auth.perms import MAINT_BUCKET
 from hactl.bus import EVENTS_STREAM, Bus
@@ -18,7 +21,7 @@ from hactl.bus.history import stored
 from hactl.bus.viewstore import ViewStore
 from hactl.cli.runner import print_json, run, settings_of
 from hactl.config import Settings, resolve_connection
-from hactl.errors import BusError
+from hactl.errors import BusError, HactlError
 from hactl.master.reactor.view import ClusterView
 from hactl.wire.envelope import Event
 from hactl.wire.maint import Maintenance, parse_records
@@ -226,9 +229,17 @@ def status(
     full: Annotated[
         bool, typer.Option("--full", help="Every server on every HAProxy, one row each")
     ] = False,
+    watch: Annotated[
+        float,
+        typer.Option(help="Refresh every this many seconds until Ctrl-C (0: print once)", min=0),
+    ] = 0.0,
 ) -> None:
-    """The cluster view the masters keep: VIP holders, HAProxy, Galera, RabbitMQ, minions."""
+    """The cluster view the masters keep: VIP holders, HAProxy, Galera, RabbitMQ, minions;
+    maintenance and recent alerts first. --watch 2 keeps it on screen, refreshed."""
     settings = settings_of(ctx)
+    if watch > 0 and not as_json:
+        _watch(settings, full, watch)
+        return
     view, windows, alerts = run(_read_view(settings))
     facts = view.facts()
     if as_json:
@@ -237,3 +248,28 @@ def status(
     console = Console()
     _top(console, windows, alerts)
     _tables(console, facts, full)
+
+
+def _watch(settings: Settings, full: bool, every: float) -> None:
+    """Redraw the status in place every ``every`` seconds (an incident over SSH); a read that
+    fails is shown on the screen, not fatal."""
+    console = Console()
+
+    def frame() -> Console:
+        shot = Console(record=True, width=console.width, force_terminal=console.is_terminal)
+        try:
+            view, windows, alerts = asyncio.run(_read_view(settings))
+            _top(shot, windows, alerts)
+            _tables(shot, view.facts(), full)
+        except HactlError as exc:  # shown on the screen, tried again at the next refresh
+            shot.print(f"[red]cannot read the view now: {exc}[/]")
+        shot.print(f"[dim]hactl status --watch {every:g}: {time.strftime('%H:%M:%S')}[/]")
+        return shot
+
+    with Live(console=console, screen=False, auto_refresh=False) as live:
+        try:
+            while True:
+                live.update(Text.from_ansi(frame().export_text(styles=True)), refresh=True)
+                time.sleep(every)
+        except KeyboardInterrupt:
+            pass
