@@ -50,10 +50,10 @@ sys.path.insert(0, str(ROOT))
 
 import pymysql
 
-from benchmarks.vip_clients import Client, Writer
+from benchmarks.vip_clients import Writer
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
-from tests.lab.helpers import cut_galera, heal_galera
+from tests.lab.helpers import HttpLoop, cut_galera, heal_galera
 
 SUBNET = "10.99.2"
 
@@ -113,7 +113,7 @@ def haproxy_kill(lab: L.Lab, daemon: str = "haproxy") -> dict[str, float]:
     holder = _baseline(lab, vip)
     pid = lab.daemon_pid(holder, daemon)
     assert pid
-    with Client(vip) as client:
+    with HttpLoop(vip, connect_timeout=0.1, answer_timeout=0.2) as client:
         time.sleep(1.0)
         t0 = _LAST_KILL[0] = time.monotonic()
         os.kill(pid, signal.SIGKILL)
@@ -123,7 +123,7 @@ def haproxy_kill(lab: L.Lab, daemon: str = "haproxy") -> dict[str, float]:
         "vip_s": moved if moved is not None else float("nan"),
         "gap_s": max(gaps, default=0.0),
         "gaps": float(len(gaps)),
-        "failed": float(client.failed(t0)),
+        "failed": float(client.failures(t0)),
     }
 
 
@@ -204,21 +204,8 @@ def _writer_fault(lab: L.Lab, kind: str) -> dict[str, float]:
 
 
 def _causal_ids(lab: L.Lab, node: str) -> set[int]:
-    conn = pymysql.connect(
-        unix_socket=str(_sock(lab, node)),
-        user="root",
-        connect_timeout=2,
-        read_timeout=30,
-        ssl_disabled=True,
-        autocommit=True,
-    )
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET SESSION wsrep_sync_wait = 1")
-            cur.execute("SELECT id FROM bench.w")
-            return {int(r[0]) for r in cur.fetchall()}
-    finally:
-        conn.close()
+    rows = d.galera_sql(_sock(lab, node), "SELECT id FROM bench.w", causal=True, timeout=30)
+    return {int(str(r[0])) for r in rows}
 
 
 def _moved(lab: L.Lab, victim: str) -> bool:

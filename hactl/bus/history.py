@@ -127,13 +127,8 @@ async def replay(
     seen: set[str] = set()
     try:
         async for msg in _batches(bus, stream, glob.subject(), since, timeout):
-            subject = (msg.headers or {}).get("Nats-Subject", "")
-            try:
-                event = decode(msg.data, subject)
-            except DecodeError as exc:
-                bus.rejects.reject(exc, subject)
-                continue
-            if not glob.match(event.tag):
+            event = _decoded(bus, msg, glob)
+            if event is None:
                 continue
             if len(seen) < _MAX_SEEN:
                 seen.add(event.id)
@@ -157,12 +152,17 @@ async def stored(
     part: ``hactl history``). Raises :class:`BusError` when the stream cannot be read."""
     out: list[Event] = []
     async for msg in _batches(bus, stream, glob.subject(), since, timeout):
-        subject = (msg.headers or {}).get("Nats-Subject", "")
-        try:
-            event = decode(msg.data, subject)
-        except DecodeError as exc:
-            bus.rejects.reject(exc, subject)
-            continue
-        if glob.match(event.tag):
+        if (event := _decoded(bus, msg, glob)) is not None:
             out.append(event)
     return out
+
+
+def _decoded(bus: Bus, msg: Msg, glob: TagGlob) -> Event | None:
+    """The stored message as an event matching ``glob``; None (a refused one is counted)."""
+    subject = (msg.headers or {}).get("Nats-Subject", "")
+    try:
+        event = decode(msg.data, subject)
+    except DecodeError as exc:
+        bus.rejects.reject(exc, subject)
+        return None
+    return event if glob.match(event.tag) else None

@@ -90,18 +90,24 @@ def haproxy_servers(sock: Path) -> dict[str, str]:
     return {k: str(v["status"]) for k, v in haproxy_items(sock).items()}
 
 
-def galera_sql(socket: Path, query: str) -> list[tuple[object, ...]]:
-    """One statement on a node's socket (root, unix_socket auth)."""
+def galera_sql(
+    socket: Path, query: str, *, causal: bool = False, timeout: float = 5.0
+) -> list[tuple[object, ...]]:
+    """One statement on a node's socket (root, unix_socket auth). ``causal``: the node first
+    applies everything the cluster committed before it (wsrep_sync_wait), so a read shows
+    every committed row."""
     conn = pymysql.connect(
         unix_socket=str(socket),
         user="root",
         connect_timeout=1,
-        read_timeout=5,
+        read_timeout=timeout,
         ssl_disabled=True,
         autocommit=True,
     )
     try:
         with conn.cursor() as cur:
+            if causal:
+                cur.execute("SET SESSION wsrep_sync_wait = 1")
             cur.execute(query)
             return list(cur.fetchall())
     finally:

@@ -367,36 +367,18 @@ class Reconciler:
         return out
 
     async def _audit_yield(self, what: str, y: Yield, data: dict[str, Any]) -> None:
-        body = {
-            "rule": RULE,
-            "event_id": "",
-            "event_tag": "hactl/reconcile",
-            "key": y.key,
-            "node": y.node,
-            "instance": y.instance,
-            "from": "yielding" if y.yielded else "holding",
-            "to": "yield" if y.want else "end",
-            "fact": y.fact,
-            **data,
-        }
-        log.info("reconcile_" + what, key=y.key, to=body["to"], fact=body["fact"])
-        with contextlib.suppress(Exception):  # the trail must not stop convergence
-            await self.effects.publish(new_event(f"hactl/reactor/{RULE}/{what}", MASTER_ID, body))
+        where = {"node": y.node, "instance": y.instance}
+        moves = {"from": "yielding" if y.yielded else "holding", "to": "yield" if y.want else "end"}
+        await self._publish(what, y.key, {**where, **moves, "fact": y.fact, **data})
 
     async def _audit(self, what: str, want: Want, data: dict[str, Any]) -> None:
-        body = {
-            "rule": RULE,
-            "event_id": "",
-            "event_tag": "hactl/reconcile",
-            "key": want.key,
-            "haproxy": want.haproxy,
-            "backend": want.backend,
-            "server": want.server,
-            "from": want.current,
-            "to": want.state,
-            "fact": want.fact,
-            **data,
-        }
-        log.info("reconcile_" + what, key=want.key, to=want.state, fact=want.fact)
+        where = {"haproxy": want.haproxy, "backend": want.backend, "server": want.server}
+        moves = {"from": want.current, "to": want.state}
+        await self._publish(what, want.key, {**where, **moves, "fact": want.fact, **data})
+
+    async def _publish(self, what: str, key: str, fields: dict[str, Any]) -> None:
+        """One decision of the reconciler in the trail (``hactl/reactor/reconcile/<what>``)."""
+        body = {"rule": RULE, "event_id": "", "event_tag": "hactl/reconcile", "key": key, **fields}
+        log.info("reconcile_" + what, key=key, to=body.get("to"), fact=body.get("fact"))
         with contextlib.suppress(Exception):  # the trail must not stop convergence
             await self.effects.publish(new_event(f"hactl/reactor/{RULE}/{what}", MASTER_ID, body))

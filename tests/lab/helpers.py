@@ -44,11 +44,15 @@ def server_status(lab: L.Lab, node: str) -> dict[str, str]:
 
 @dataclass
 class HttpLoop:
-    """GET http://VIP:PORT/ every ``period`` s in a thread; records (time, ok)."""
+    """GET http://VIP:PORT/ on a fresh connection every ``period`` s in a thread; records
+    (start, ok). The timeouts bound a connect and an answer (benchmarks/failover.py: 0.1 and
+    0.2 s, as a client that retries fast would)."""
 
     host: str
     port: int = 5000
     period: float = 0.02
+    connect_timeout: float = 0.5
+    answer_timeout: float = 0.5
     samples: list[tuple[float, bool]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -57,8 +61,8 @@ class HttpLoop:
 
     def _once(self) -> bool:
         try:
-            with socket.create_connection((self.host, self.port), timeout=0.5) as s:
-                s.settimeout(0.5)
+            with socket.create_connection((self.host, self.port), self.connect_timeout) as s:
+                s.settimeout(self.answer_timeout)
                 s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
                 return s.recv(64).startswith(b"HTTP/1.1 200")
         except OSError:
@@ -66,8 +70,9 @@ class HttpLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.monotonic(), self._once()))
-            time.sleep(self.period)
+            t = time.monotonic()
+            self.samples.append((t, self._once()))
+            time.sleep(max(0.0, self.period - (time.monotonic() - t)))
 
     def __enter__(self) -> HttpLoop:
         self._thread.start()
@@ -76,6 +81,12 @@ class HttpLoop:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+
+    def gaps(self, since: float = 0.0) -> list[float]:
+        """Every interval between two answered requests after ``since`` with a failure in
+        between (longer than 2.5 periods)."""
+        ok = [t for t, good in self.samples if good and t >= since]
+        return [b - a for a, b in itertools.pairwise(ok) if b - a > 2.5 * self.period]
 
     def longest_gap(self) -> float:
         """Longest time between two successful requests."""
@@ -86,9 +97,9 @@ class HttpLoop:
         """A request succeeded after the monotonic time ``since``."""
         return any(good and t > since for t, good in list(self.samples))
 
-    def failures(self) -> int:
-        """Requests that failed."""
-        return sum(1 for _, good in self.samples if not good)
+    def failures(self, since: float = 0.0) -> int:
+        """Requests that failed (after ``since``)."""
+        return sum(1 for t, good in self.samples if not good and t >= since)
 
 
 def recent_decisions(lab: L.Lab, since: str = "5m") -> str:
@@ -246,19 +257,28 @@ def nft(lab: L.Lab, node: str, *script: str) -> None:
         subprocess.run(exec_argv(lab.net, node, ["nft", *line.split()]), check=True, timeout=10)
 
 
-def cut_galera(lab: L.Lab, node: str) -> None:
-    """Drop ``node``'s Galera replication traffic (port 4567) both ways: it goes non-Primary
-    while mariadbd keeps answering on 3306 (HAProxy's TCP check still passes)."""
+def _cut(lab: L.Lab, node: str, *rules: str) -> None:
+    """Drop what ``rules`` match in ``node``'s namespace, both hooks (one nft table)."""
     nft(
         lab,
         node,
         f"add table inet {NFT_TABLE}",
         f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0 ; }}",
         f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; }}",
-        f"add rule inet {NFT_TABLE} in tcp dport 4567 drop",
-        f"add rule inet {NFT_TABLE} in tcp sport 4567 drop",
-        f"add rule inet {NFT_TABLE} out tcp dport 4567 drop",
-        f"add rule inet {NFT_TABLE} out tcp sport 4567 drop",
+        *(f"add rule inet {NFT_TABLE} {r} drop" for r in rules),
+    )
+
+
+def cut_galera(lab: L.Lab, node: str) -> None:
+    """Drop ``node``'s Galera replication traffic (port 4567) both ways: it goes non-Primary
+    while mariadbd keeps answering on 3306 (HAProxy's TCP check still passes)."""
+    _cut(
+        lab,
+        node,
+        "in tcp dport 4567",
+        "in tcp sport 4567",
+        "out tcp dport 4567",
+        "out tcp sport 4567",
     )
 
 
@@ -266,30 +286,19 @@ def cut_vrrp(lab: L.Lab, node: str) -> None:
     """Drop ``node``'s VRRP adverts both ways (IP protocol 112; the multicast filter a switch
     or a firewall change can add) while everything else still flows: the split brain that
     hactl's minions can see and keepalived cannot."""
-    nft(
-        lab,
-        node,
-        f"add table inet {NFT_TABLE}",
-        f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0 ; }}",
-        f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; }}",
-        f"add rule inet {NFT_TABLE} in ip protocol vrrp drop",
-        f"add rule inet {NFT_TABLE} out ip protocol vrrp drop",
-    )
+    _cut(lab, node, "in ip protocol vrrp", "out ip protocol vrrp")
 
 
 def cut_rabbit(lab: L.Lab, node: str) -> None:
     """Drop ``node``'s Erlang distribution traffic to the other brokers (port 25672, not on
     loopback) while AMQP, HTTP and NATS still flow: a RabbitMQ network partition."""
-    nft(
+    _cut(
         lab,
         node,
-        f"add table inet {NFT_TABLE}",
-        f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0 ; }}",
-        f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; }}",
-        f"add rule inet {NFT_TABLE} in iifname != lo tcp dport 25672 drop",
-        f"add rule inet {NFT_TABLE} in iifname != lo tcp sport 25672 drop",
-        f"add rule inet {NFT_TABLE} out oifname != lo tcp dport 25672 drop",
-        f"add rule inet {NFT_TABLE} out oifname != lo tcp sport 25672 drop",
+        "in iifname != lo tcp dport 25672",
+        "in iifname != lo tcp sport 25672",
+        "out oifname != lo tcp dport 25672",
+        "out oifname != lo tcp sport 25672",
     )
 
 
