@@ -339,8 +339,8 @@ def main() -> int:
                     "n": len(vals),
                 }
     for fault, variants in summary["results"].items():
-        if "lost" in next(iter(variants.values())):
-            total = sum(int(sum(results[fault][v]["lost"])) for v in variants)
+        if any("lost" in v for v in variants.values()):
+            total = sum(int(sum(results[fault][v].get("lost", []))) for v in variants)
             summary.setdefault("rows_lost", {})[fault] = total
     base = summary["results"].get("haproxy", {})
     if "hactl" in base and "script" in base:
