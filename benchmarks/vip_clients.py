@@ -53,7 +53,9 @@ class Writer:
                 conn.commit()
                 self.confirmed.append(self.seq)
                 ok = True
-            except (pymysql.Error, OSError):
+            except Exception:  # pymysql can raise AttributeError on a broken
+                # connection; any error is a failed attempt, and the thread must not die (a
+                # dead thread took no more samples: one run waited 60 s for "writes resumed")
                 with contextlib.suppress(Exception):
                     conn.close()
                 conn = None
