@@ -214,11 +214,16 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
                 "/usr/lib/rabbitmq/bin/rabbitmq-server",
             ],
             "pidfile": str(d / "rabbit.pid"),
+            # a graceful stop (its Erlang VM leaves the cluster cleanly); a restart without a
+            # restart command is this, then start (SIGKILL if it hangs)
+            "stop": ["kill", "-TERM", "{pid}"],
         }
     lines = []
     for name, spec in out.items():
         lines.append(f"  {name}:")
         lines.append(f"    start: {json.dumps(spec['start'])}")
+        if "stop" in spec:
+            lines.append(f"    stop: {json.dumps(spec['stop'])}")
         lines.append(f"    pidfile: {json.dumps(spec['pidfile'])}")
     return "\n".join(lines) + "\n"
 

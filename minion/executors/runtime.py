@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 from typing import Any
 
@@ -78,12 +80,21 @@ def _service(action: str) -> Executor:
 
 
 async def _stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> dict[str, Any]:
-    """A restart without a restart command: stop, wait (bounded) until its pid is gone, start."""
+    """A restart without a restart command: stop, wait (bounded) until its pid is gone --
+    SIGKILL after half the command timeout --, start."""
     pid = svc.pid()
     stopped = await run_argv(svc.argv("stop"), ctx.command_timeout)
     if pid is not None:
-        with contextlib.suppress(TimeoutError):  # its exit, from the kernel (a pidfd)
-            await asyncio.wait_for(wait_exit(pid), ctx.command_timeout)
+        grace = ctx.command_timeout / 2
+        try:  # its exit, from the kernel (a pidfd)
+            await asyncio.wait_for(wait_exit(pid), grace)
+        except TimeoutError:
+            # a hung process (SIGSTOPped, stuck in the kernel) never handles the stop: what a
+            # service manager does after its stop timeout -- SIGKILL, then wait again
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wait_exit(pid), grace)
     if svc.pid() is not None:
         return {"result": False, "changes": {}, "comment": f"{name} still runs after stop"}
     started = await run_argv(svc.argv("start"), ctx.command_timeout)

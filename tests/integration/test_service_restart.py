@@ -34,7 +34,8 @@ def _gone(pid: int) -> bool:
 
 async def test_restart_is_stop_then_start_on_a_new_pid(tmp_path: Path) -> None:
     """A configured service with start and stop only: restart stops the old process, waits
-    for it to be gone, starts a new one; an unconfigured service is refused."""
+    for it to be gone, starts a new one; a hung one (SIGSTOP) is killed after the grace and
+    replaced; an unconfigured service is refused."""
     pidfile = tmp_path / "svc.pid"
     start = [
         sys.executable,
@@ -49,7 +50,7 @@ async def test_restart_is_stop_then_start_on_a_new_pid(tmp_path: Path) -> None:
         "300",
     ]
     svc = ServiceCommands(start=tuple(start), stop=("kill", "-TERM", "{pid}"), pidfile=str(pidfile))
-    ctx = ExecContext(minion_id="t", services={"sleeper": svc}, command_timeout=10)
+    ctx = ExecContext(minion_id="t", services={"sleeper": svc}, command_timeout=2)
     try:
         first = await dispatch(ctx, CommandRequest("service.start", {"name": "sleeper"}))
         assert first.ok and first.result["result"], first
@@ -58,6 +59,11 @@ async def test_restart_is_stop_then_start_on_a_new_pid(tmp_path: Path) -> None:
         assert again.ok and again.result["changes"] == {"restart": "sleeper"}, again
         new = await _pid(svc, not_=old)
         assert new != old and _gone(old)
+        hung = new
+        os.kill(hung, signal.SIGSTOP)  # it cannot handle the stop: killed after the grace
+        third = await dispatch(ctx, CommandRequest("service.restart", {"name": "sleeper"}))
+        assert third.ok and third.result["result"], third
+        assert _gone(hung) and await _pid(svc, not_=hung) != hung
         refused = await dispatch(ctx, CommandRequest("service.restart", {"name": "other"}))
         assert not refused.ok and "not configured" in refused.error_message
     finally:
