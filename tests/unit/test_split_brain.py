@@ -142,9 +142,8 @@ async def test_reconciler_renews_then_probes_and_a_returning_split_doubles_the_h
     assert rec._yields["ctl2:vrrp/VI_INTERNAL"].hold == 60.0
 
 
-async def test_reconciler_ends_a_yield_at_once_when_no_other_node_holds_the_vip() -> None:
-    """ctl2 yielding and ctl1 dies (no holder left): the yield ends in the next pass, not at
-    its deadline -- hactl never keeps a VIP without a holder."""
+async def _ctl2_yielding() -> tuple[Any, MemBus, Any]:
+    """ctl1 holds the VIP, ctl2 yields it (a yield of an earlier master); one pass done."""
     view, bus = healthy_view(), MemBus()
     rec, _, _ = reconciler(view, bus)
     for n in NODES:
@@ -152,6 +151,13 @@ async def test_reconciler_ends_a_yield_at_once_when_no_other_node_holds_the_vip(
     view.update(vrrp("ctl1", "MASTER", 150))
     view.update(vrrp("ctl2", "FAULT", 100, yielded=True))
     await once(rec)
+    return view, bus, rec
+
+
+async def test_reconciler_ends_a_yield_at_once_when_no_other_node_holds_the_vip() -> None:
+    """ctl2 yielding and ctl1 dies (no holder left): the yield ends in the next pass, not at
+    its deadline -- hactl never keeps a VIP without a holder."""
+    view, bus, rec = await _ctl2_yielding()
     assert yields(bus) == [("ctl2", 15)]  # adopted (a yield of an earlier master) and renewed
     view.update(vrrp("ctl1", "FAULT", 150))
     await once(rec)
@@ -160,13 +166,7 @@ async def test_reconciler_ends_a_yield_at_once_when_no_other_node_holds_the_vip(
 
 async def test_a_yielding_node_is_healthy_its_api_servers_stay_in() -> None:
     """FAULT because of a yield is not a node fault: no API server of ctl2 is drained."""
-    view, bus = healthy_view(), MemBus()
-    rec, _, _ = reconciler(view, bus)
-    for n in NODES:
-        bus.minions[n] = yielder
-    view.update(vrrp("ctl1", "MASTER", 150))
-    view.update(vrrp("ctl2", "FAULT", 100, yielded=True))
-    await once(rec)
+    view, bus, rec = await _ctl2_yielding()
     assert [c for c in sent(bus) if c[3].startswith("ctl2/")] == []
     view.update(vrrp("ctl2", "FAULT", 100))  # a real FAULT: drained
     await once(rec)
