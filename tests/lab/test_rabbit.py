@@ -155,17 +155,17 @@ def test_rabbitmq_node_killed_clients_move_nothing_lost(lab: L.Lab) -> None:
     )
 
 
+def _broker(lab: L.Lab, node: str) -> set[str | None]:
+    """The status of ``node``'s broker in the rabbitmq backend of every HAProxy."""
+    return {server_status(lab, h).get(f"rabbitmq/{node}") for h in lab.net.nodes}
+
+
 def test_rabbitmq_partition_minority_taken_out_then_back(lab: L.Lab) -> None:
     """One broker cut from the others' Erlang distribution (AMQP still reachable): the
     minority side is taken out of the rabbitmq backend on every HAProxy (pause_minority stops
     it, the reconciler puts it in maint with its sessions cut); healed, it is back in."""
-    key = "rabbitmq/{}"
     wait_until(
-        lambda: all(
-            server_status(lab, h).get(key.format(n)) == "UP"
-            for h in lab.net.nodes
-            for n in lab.net.nodes
-        ),
+        lambda: all(_broker(lab, n) == {"UP"} for n in lab.net.nodes),
         90,
         "every broker UP everywhere (baseline)",
     )
@@ -175,27 +175,18 @@ def test_rabbitmq_partition_minority_taken_out_then_back(lab: L.Lab) -> None:
     cut_rabbit(lab, victim)
     try:
         t_out = wait_until(
-            lambda: (
-                {server_status(lab, h).get(key.format(victim)) for h in lab.net.nodes} == {"MAINT"}
-            ),
+            lambda: _broker(lab, victim) == {"MAINT"},
             45,
             f"{victim}'s broker out everywhere",
         )
-        others_up = {
-            server_status(lab, h).get(key.format(n))
-            for h in lab.net.nodes
-            for n in lab.net.nodes
-            if n != victim
-        }
+        others_up = set().union(*(_broker(lab, n) for n in lab.net.nodes if n != victim))
         assert others_up == {"UP"}, f"the majority side stays in: {others_up}"
     finally:
         heal_galera(lab, victim)
     t_heal = time.monotonic()
     try:
         t_back = wait_until(
-            lambda: (
-                {server_status(lab, h).get(key.format(victim)) for h in lab.net.nodes} == {"UP"}
-            ),
+            lambda: _broker(lab, victim) == {"UP"},
             # RabbitMQ resumes a paused broker within seconds; when it does not (rabbitmq-
             # server#2175) hactl's rabbitmq-paused-stuck rule restarts it: 60 s silent, the
             # next resync (<= 30 s), the restart (~15 s) -- the wait covers that path too

@@ -526,16 +526,19 @@ async def test_bootstrap_lease_is_given_back_after_the_bootstrap_but_kept_if_it_
         bus.minions["ctl1"] = _failing(failing, 13)
         bus.minions["ctl2"] = _failing(failing, 12)
         bus.minions["ctl3"] = _failing(failing, 10)
-        for n in NODES:
-            eng.view.set(n, "galera", {"local": {"running": False, "synced": False}})
-        await eng._actions(
-            eng.rules[0],
-            galera("ctl1", synced=False, running=False),
-            [("galera.recover_cluster", {})],
-        )
+        await _recover_all_down(eng)
         assert len(bus.audit("failed")) == 1
         taken = [n for n in bus.lease_values if n.startswith("galera-bootstrap.")]
         assert len(taken) == 1 and (taken[0] in bus.leases) is held, (failing, bus.leases)
+
+
+async def _recover_all_down(eng: Engine) -> None:
+    """Every Galera node down in the view; run galera-cluster-down's recovery once."""
+    for n in NODES:
+        eng.view.set(n, "galera", {"local": {"running": False, "synced": False}})
+    await eng._actions(
+        eng.rules[0], galera("ctl1", synced=False, running=False), [("galera.recover_cluster", {})]
+    )
 
 
 def _with_uuid(handler: Any, uuid: str) -> Any:
@@ -562,13 +565,7 @@ async def test_a_recovery_whose_master_died_after_taking_the_lease_is_resumed() 
             f"galera-bootstrap.{uuid}.13",
             encode_bootstrap(BootstrapLease(named, uuid, 13, "master", 1.0)),
         )
-        for n in NODES:
-            eng.view.set(n, "galera", {"local": {"running": False, "synced": False}})
-        await eng._actions(
-            eng.rules[0],
-            galera("ctl1", synced=False, running=False),
-            [("galera.recover_cluster", {})],
-        )
+        await _recover_all_down(eng)
         boots = [t for t, c, _ in bus.requests if c == "galera.bootstrap"]
         assert boots == (["ctl1"] if resumed else []), named
         assert len(bus.audit("done" if resumed else "failed")) == 1
