@@ -31,7 +31,8 @@ from hactl.wire.vrrp import track_file
 
 _LINE = re.compile(
     r'^(INSTANCE|GROUP)\s+"?([^"\s]+)"?\s+'
-    r"(MASTER|BACKUP|FAULT|STOP|DELETED|MASTER_RX_LOWER_PRI)\s+(\d+)\s*$"
+    r"(MASTER|BACKUP|FAULT|STOP|DELETED|MASTER_RX_LOWER_PRI|MASTER_PRIORITY|BACKUP_PRIORITY)"
+    r"\s+(\d+)\s*$"
 )
 
 
@@ -155,6 +156,20 @@ class VrrpBeacon:
         # (a split brain ending) and stays MASTER. Taken as a state it made a healthy holder
         # look unhealthy, and its API servers were drained after a heal (lab, issue 13).
         state = "MASTER" if note.state == "MASTER_RX_LOWER_PRI" else note.state
+        # MASTER_PRIORITY / BACKUP_PRIORITY (global_defs vrrp_notify_priority_changes): the
+        # effective priority changed without a state change -- a tracked check failed or rose
+        # again. Without them a node that left FAULT while its check was still failing kept
+        # reporting the reduced priority (BACKUP 1) for ever and its API servers stayed
+        # drained after HAProxy was back (lab, baseline check after the given-up test).
+        state = state.removesuffix("_PRIORITY")
+        if note.state.endswith("_PRIORITY") and note.name in self.states:
+            known = self.states[note.name]
+            if known.get("state") == state and known.get("priority") == note.priority:
+                return
+            since = known.get("since") if known.get("state") == state else time.time()
+            self.states[note.name] = {"state": state, "priority": note.priority, "since": since}
+            self.wakeup.set()
+            return
         self.states[note.name] = {
             "state": state,
             "priority": note.priority,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hactl.lab import lab as L
+from hactl.lab.baseline import wait_baseline
 
 REPORT: list[str] = []
 
@@ -60,3 +61,18 @@ def lab(request: pytest.FixtureRequest) -> Iterator[L.Lab]:
         yield the_lab
     finally:
         L.teardown(the_lab, say=report)
+
+
+@pytest.fixture(autouse=True)
+def baseline(request: pytest.FixtureRequest) -> None:
+    """Before each test of a module that uses the lab: the checked reset to the healthy
+    baseline (every VIP on one node, every daemon running, Galera Synced, every server UP,
+    no partition, no yield). hactl's own repair is what brings it back; a test starting on a
+    lab the previous one left broken fails here, naming what is wrong, instead of measuring it.
+    A module sets ``LAB_BASELINE = False`` when its tests run on a deliberately broken lab."""
+    if "lab" not in request.fixturenames or not getattr(request.module, "LAB_BASELINE", True):
+        return
+    the_lab = request.getfixturevalue("lab")
+    waited = wait_baseline(the_lab)
+    if waited > 1.0:
+        print(f"baseline restored after {waited:.1f} s")

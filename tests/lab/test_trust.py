@@ -30,6 +30,7 @@ from hactl.wire.envelope import Event, new_event
 from tests.lab.conftest import report
 from tests.lab.helpers import (
     master_server,
+    recent_decisions,
     server_status,
     stored_events,
     synced_event,
@@ -270,7 +271,13 @@ async def test_partition_of_the_masters_server(lab: L.Lab) -> None:
                     assert time.monotonic() - t0 < 60, "the stream never took the event"
                     await asyncio.sleep(0.2)
             stored_s = time.monotonic() - t0
-            await asyncio.wait_for(done.wait(), 60)
+            try:
+                await asyncio.wait_for(done.wait(), 60)
+            except TimeoutError:
+                raise AssertionError(
+                    f"no outcome 60 s after the event was stored ({stored_s:.2f} s); fired at "
+                    f"{fired}\n{recent_decisions(lab, '3m')}\n{_log_tail(lab, node)}"
+                ) from None
             js_s = time.monotonic() - t0
         finally:
             await bus.close()

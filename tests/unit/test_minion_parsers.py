@@ -198,3 +198,22 @@ def test_master_rx_lower_pri_is_still_master() -> None:
         return str(beacon.states["VI_INTERNAL"]["state"])
 
     assert asyncio.run(go()) == "MASTER"
+
+
+def test_priority_change_without_a_state_change_is_taken() -> None:
+    """BACKUP_PRIORITY (vrrp_notify_priority_changes) updates the priority a BACKUP reports:
+    a node that left FAULT while its check still failed (BACKUP 1) reports 50 once it rises."""
+
+    async def go() -> tuple[dict[str, object], dict[str, object]]:
+        beacon = VrrpBeacon(BeaconContext("ctl3", {"fifo": "/nonexistent/fifo"}))
+        beacon.feed('INSTANCE "VI_INTERNAL" BACKUP 1')
+        since = beacon.states["VI_INTERNAL"]["since"]
+        beacon.feed('INSTANCE "VI_INTERNAL" BACKUP_PRIORITY 50')
+        st = dict(beacon.states["VI_INTERNAL"])
+        assert st["since"] == since  # the state did not change: neither does its start
+        beacon.feed('INSTANCE "VI_INTERNAL" MASTER_PRIORITY 150')  # promoted meanwhile
+        return st, dict(beacon.states["VI_INTERNAL"])
+
+    before, after = asyncio.run(go())
+    assert (before["state"], before["priority"]) == ("BACKUP", 50)
+    assert (after["state"], after["priority"]) == ("MASTER", 150)
