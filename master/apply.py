@@ -13,12 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import nats.js.errors
+
+from hactl.auth.perms import SINGLETON_BUCKET
 from hactl.bus import Bus
-from hactl.errors import CommandError
+from hactl.errors import BusError, CommandError, ConfigError
 from hactl.master.states.compile import Plan
 from hactl.master.states.tree import redact
 from hactl.wire.envelope import new_event
 from hactl.wire.ids import new_id
+from hactl.wire.singleton import FIELDS, SPEC_PREFIX, SingletonSpec, encode_spec, spec_key
 from hactl.wire.tags import MASTER_ID
 
 
@@ -130,3 +134,55 @@ async def apply_plans(
 
     results = await asyncio.gather(*(run(p) for p in plans.values()))
     return ApplyReport(jid, test, tuple(sorted(results, key=lambda r: r.minion)))
+
+
+FIELD_NAMES = frozenset(f.name for f in FIELDS)
+
+
+def singleton_specs(plans: dict[str, Plan]) -> dict[str, SingletonSpec]:
+    """The singletons the plans declare, by name; ConfigError when two nodes' plans declare
+    one differently (the master must place it by one spec)."""
+    out: dict[str, SingletonSpec] = {}
+    for minion, plan in sorted(plans.items()):
+        for r in plan.resources:
+            if r.type != "singleton.running":
+                continue
+            spec = SingletonSpec.from_args({k: v for k, v in r.args.items() if k in FIELD_NAMES})
+            if spec.name in out and out[spec.name] != spec:
+                raise ConfigError(
+                    f"singleton {spec.name!r} is declared differently for {minion} than for "
+                    "another node: one spec per singleton"
+                )
+            out[spec.name] = spec
+    return out
+
+
+async def publish_singletons(
+    bus: Bus, specs: dict[str, SingletonSpec], *, whole_tree: bool
+) -> list[str]:
+    """Write each spec where the masters read it (KV ``HACTL_SINGLETONS``); with the whole
+    tree applied, delete the specs it no longer declares (their copies stop: no master
+    grants them any more). What changed, one line each."""
+    try:  # the masters create it (with their replica count); apply never does
+        kv = await bus.js.key_value(SINGLETON_BUCKET)
+    except nats.js.errors.BucketNotFoundError:
+        if not specs:
+            return []
+        raise BusError(
+            bus.url,
+            f"no KV bucket {SINGLETON_BUCKET} yet: start a master before applying singletons",
+        ) from None
+    said: list[str] = []
+    for name, spec in sorted(specs.items()):
+        key, value = spec_key(name), encode_spec(spec)
+        old = await bus.read_key(SINGLETON_BUCKET, key)
+        if old != value:
+            await kv.put(key, value)
+            said.append(f"singleton {name}: spec {'updated' if old else 'added'}")
+    if whole_tree:
+        live = await bus.read_bucket(SINGLETON_BUCKET)
+        for key in sorted(live):
+            if key.startswith(SPEC_PREFIX + ".") and key.split(".", 1)[1] not in specs:
+                await kv.delete(key)
+                said.append(f"singleton {key.split('.', 1)[1]}: removed from the state tree")
+    return said

@@ -22,6 +22,7 @@ from hactl.master.reactor.runtime import ReactorRuntime
 from hactl.sdnotify import notify, watchdog
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
 from hactl.wire.envelope import Event
+from hactl.wire.singleton import MOVE
 from hactl.wire.tags import MASTER_ID, TagGlob
 
 log = get_logger("hactl.master")
@@ -79,9 +80,26 @@ class Hub:
             )
         if req.cmd == "master.stats":
             return CommandReply(jid=req.jid, ok=True, result=await self.snapshot())
+        if req.cmd == MOVE:
+            return await self._move(req)
         return error_reply(
-            req.jid, "UnknownCommand", f"the master knows test.ping and master.stats, not {req.cmd}"
+            req.jid,
+            "UnknownCommand",
+            f"the master knows test.ping, master.stats and {MOVE}, not {req.cmd}",
         )
+
+    async def _move(self, req: CommandRequest) -> CommandReply:
+        """``hactl singleton move NAME --to NODE`` (admins only: hactl.cmd.master)."""
+        sing = self.reactor.singletons if self.reactor is not None else None
+        name, to = req.args.get("name"), req.args.get("to")
+        if sing is None or not isinstance(name, str) or not isinstance(to, str):
+            why = "this master keeps no singletons" if sing is None else "name and to are strings"
+            return error_reply(req.jid, "SingletonError", why)
+        try:
+            result = await sing.move(name, to)
+        except (KeyError, ValueError) as exc:
+            return error_reply(req.jid, "SingletonError", str(exc.args[0]))
+        return CommandReply(jid=req.jid, ok=True, result=result)
 
     async def snapshot(self) -> dict[str, Any]:
         """Counters for ``hactl stats``."""
@@ -107,6 +125,11 @@ class Hub:
             rec = self.reactor.reconciler
             if rec is not None:
                 result["reconciler"] = {**rec.counts, "leading": rec.leading}
+            if self.reactor.singletons is not None:
+                result["singletons"] = {
+                    **self.reactor.singletons.counts,
+                    "leases": self.reactor.singletons.snapshot(),
+                }
         if self.notifier is not None:
             totals: Counter[str] = Counter()
             for counts in self.notifier.stats().values():

@@ -34,6 +34,7 @@ from hactl.minion.executors import dispatch
 from hactl.minion.health_agent import HealthAgent
 from hactl.minion.outbox import Outbox
 from hactl.minion.process_watch import ProcessWatch
+from hactl.minion.singleton import SingletonBeacon, SingletonKeeper
 from hactl.minion.supervisor import Supervisor, SupervisorBeacon
 from hactl.sdnotify import notify, watchdog, watchdog_period
 from hactl.wire.commands import CommandReply, CommandRequest
@@ -93,6 +94,15 @@ class Minion:
             self.runners.append(
                 BeaconRunner(
                     SupervisorBeacon(self.supervisor), cfg.id, self.outbox.put, cfg.resync_interval
+                )
+            )
+        self.keeper: SingletonKeeper | None = None
+        if cfg.singletons is not None:
+            self.keeper = SingletonKeeper(cfg.id, Path(cfg.singletons.dir), self.ctx)
+            self.ctx = dataclasses.replace(self.ctx, singletons=self.keeper)
+            self.runners.append(
+                BeaconRunner(
+                    SingletonBeacon(self.keeper), cfg.id, self.outbox.put, cfg.resync_interval
                 )
             )
         self.health: HealthAgent | None = None
@@ -195,6 +205,8 @@ class Minion:
             )
             if self.supervisor is not None:
                 self.supervisor.ctx = self.ctx
+            if self.keeper is not None:
+                self.keeper.bus = bus
             await bus.serve(self.cfg.id, self._command)
             self.bus = bus
             self.outbox.attach(bus)
@@ -249,6 +261,8 @@ class Minion:
         if self.health is not None:
             tasks.append(asyncio.create_task(self._serve_health(), name="health-agent"))
         tasks += [asyncio.create_task(w.run(), name=f"watch-{w.name}") for w in self.watches]
+        if self.keeper is not None:
+            tasks.append(asyncio.create_task(self.keeper.run(), name="singletons"))
         if self.cfg.metrics:
             serve_metrics(self.cfg.metrics, "hactl_minion", self.metrics)
         log.info("minion_started", id=self.cfg.id, beacons=[r.beacon.name for r in self.runners])

@@ -73,6 +73,7 @@ from hactl.minion.executors.base import (
 )
 from hactl.minion.executors.policy import ContentPolicy
 from hactl.minion.health_agent import AgentPolicy
+from hactl.minion.singleton import SingletonSettings
 from hactl.minion.supervisor import SupervisionPolicy
 from hactl.minion.vrrp_yield import VrrpSettings, YieldKeeper
 from hactl.schema import SchemaError, check
@@ -98,6 +99,7 @@ _TOP = {
     "galera",
     "rabbitmq",
     "vrrp",
+    "singletons",
     "metrics",
 }
 _SERVICE_ACTIONS = ("start", "stop", "reload", "restart", "status")
@@ -127,6 +129,7 @@ class MinionConfig:
     galera: GaleraSettings | None = None
     rabbitmq: RabbitSettings | None = None
     vrrp: VrrpSettings | None = None
+    singletons: SingletonSettings | None = None
     metrics: str = ""  # host:port of the Prometheus endpoint ('' = none)
 
     def exec_context(self) -> ExecContext:
@@ -206,6 +209,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
     galera = _section(raw, "galera", GaleraSettings, bad)
     rabbitmq = _section(raw, "rabbitmq", RabbitSettings, bad)
     vrrp = _vrrp(raw, beacons, bad)
+    singletons = _section(raw, "singletons", SingletonSettings, bad)
     services: dict[str, ServiceCommands] = {}
     for name, spec in dict(raw.get("services") or {}).items():
         if not isinstance(spec, dict) or set(spec) - {*_SERVICE_ACTIONS, "pidfile"}:
@@ -244,6 +248,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             galera=galera,
             rabbitmq=rabbitmq,
             vrrp=vrrp,
+            singletons=singletons,
             metrics=_metrics(raw, bad),
         )
     except (TypeError, ValueError) as exc:

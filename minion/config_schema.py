@@ -15,6 +15,7 @@ from hactl.minion.config import _SERVICE_ACTIONS, _TOP
 from hactl.minion.executors.base import GaleraSettings, RabbitSettings
 from hactl.minion.executors.policy import ContentPolicy
 from hactl.minion.health_agent import FIELDS as AGENT_FIELDS
+from hactl.minion.singleton import SingletonSettings
 from hactl.minion.supervisor import FIELDS as SUPERVISION_FIELDS
 from hactl.minion.vrrp_yield import VrrpSettings
 from hactl.schema import json_schema as schema_of
@@ -61,6 +62,7 @@ _DESCRIBE = {
     "galera": "the local MariaDB Galera node (galera.position/bootstrap/start)",
     "rabbitmq": "the local RabbitMQ node's CLI (rabbitmq.forget_node)",
     "vrrp": "keepalived track files: vrrp.yield and the process watch",
+    "singletons": "where singleton leases, specs and guard logs live (docs/singletons.md)",
     "metrics": "host:port of the Prometheus endpoint (off when absent)",
 }
 
@@ -102,6 +104,7 @@ def json_schema() -> dict[str, Any]:
         "galera": _dataclass_schema(GaleraSettings),
         "rabbitmq": _dataclass_schema(RabbitSettings),
         "vrrp": _dataclass_schema(VrrpSettings),
+        "singletons": _dataclass_schema(SingletonSettings),
         "metrics": {"type": "string", "description": "host:port of the Prometheus endpoint"},
     }
     for key, text in _DESCRIBE.items():

@@ -31,6 +31,7 @@ from typing import Any
 
 from hactl.errors import ConfigError
 from hactl.wire.leases import BOOTSTRAP_PREFIX
+from hactl.wire.singleton import SUBJECT_ROOT, renew_subject
 from hactl.wire.tags import (
     AUDIT_SUBJECTS,
     BEACON_KINDS,
@@ -46,6 +47,7 @@ VIEW_BUCKET = "HACTL_CLUSTER"
 LEASE_BUCKET = "HACTL_LEASES"
 LOCK_BUCKET = "HACTL_LOCKS"
 MAINT_BUCKET = "HACTL_MAINT"  # maintenance windows (hactl/wire/maint.py)
+SINGLETON_BUCKET = "HACTL_SINGLETONS"  # singleton specs and lease records (hactl/wire/singleton.py)
 REACTOR_CONSUMER = "hactl-reactor"
 #: The shared push consumer's fixed deliver subject: every master may bind it (an inbox of
 #: the first master would lock the others out).
@@ -108,6 +110,9 @@ def _minion(ident: Identity) -> dict[str, Any]:
     publish = [f"hactl.beacon.{n}.{b}" for b in BEACON_KINDS]
     publish += [f"hactl.minion.{n}.{e}" for e in ("start", "heartbeat", "stop")]
     publish.append(f"hactl.job.*.ret.{n}")
+    # renew its own singleton leases (a core request the leading master answers), never
+    # another node's: the subject names the node (hactl/wire/singleton.py)
+    publish.append(renew_subject(n))
     # the one JetStream call a minion makes: read (never write) a Galera bootstrap lease, so
     # galera.bootstrap runs only where the master's planner took the epoch's lease
     publish.append(
@@ -138,6 +143,9 @@ def _operator(ident: Identity) -> dict[str, Any]:
         _js("DIRECT.GET", f"KV_{VIEW_BUCKET}", ">"),  # last-by-subject gets name the key
         _js("STREAM.INFO", AUDIT_STREAM),
         _js("DIRECT.GET", AUDIT_STREAM),
+        _js("STREAM.INFO", f"KV_{SINGLETON_BUCKET}"),  # who holds which singleton (status)
+        _js("DIRECT.GET", f"KV_{SINGLETON_BUCKET}"),
+        _js("DIRECT.GET", f"KV_{SINGLETON_BUCKET}", ">"),
     ]
     subscribe = [*STREAM_SUBJECTS, *AUDIT_SUBJECTS, f"{inbox_prefix(ident.public_key)}.>"]
     return {"publish": {"allow": publish}, "subscribe": {"allow": subscribe}}
@@ -157,6 +165,7 @@ def _manager(ident: Identity) -> dict[str, Any]:
         f"$KV.{LEASE_BUCKET}.>",
         f"$KV.{LOCK_BUCKET}.>",
         f"$KV.{MAINT_BUCKET}.>",
+        f"$KV.{SINGLETON_BUCKET}.>",
     ]
     if ident.kind == "master":  # the reactor's trail and its liveness verdicts
         publish += ["hactl.reactor.>", "hactl.minion.*.lost", "hactl.minion.*.skew"]
@@ -164,7 +173,7 @@ def _manager(ident: Identity) -> dict[str, Any]:
         publish.append(f"{AUDIT_PREFIX}.{ident.public_key}.>")
     subscribe = [*STREAM_SUBJECTS, *AUDIT_SUBJECTS, f"{inbox_prefix(ident.public_key)}.>"]
     if ident.kind == "master":
-        subscribe += [f"{COMMAND_PREFIX}{MASTER_ID}", REACTOR_DELIVER]
+        subscribe += [f"{COMMAND_PREFIX}{MASTER_ID}", REACTOR_DELIVER, f"{SUBJECT_ROOT}.*.renew"]
     return {
         "publish": {"allow": publish, "deny": list(_AUDIT_GUARD)},
         "subscribe": {"allow": subscribe},

@@ -17,7 +17,13 @@ from hactl.bus import Bus
 from hactl.cli.runner import fail, print_json, run, settings_of
 from hactl.config import resolve_connection
 from hactl.errors import BusError, ConfigError, HactlError
-from hactl.master.apply import ApplyReport, MinionResult, apply_plans
+from hactl.master.apply import (
+    ApplyReport,
+    MinionResult,
+    apply_plans,
+    publish_singletons,
+    singleton_specs,
+)
 from hactl.master.rolling import default_gate, expression_gate, roll
 from hactl.master.states.compile import Plan, compile_tree
 from hactl.master.states.tree import load_tree
@@ -54,7 +60,9 @@ def _compile(states: Path, target: str, pillar: list[Path] | None) -> dict[str, 
         raise ConfigError(
             f"no node of pillar.nodes matches {target!r} (nodes: {', '.join(sorted(tree.nodes))})"
         )
-    return compile_tree(tree, sorted(n.id for n in nodes))
+    plans = compile_tree(tree, sorted(n.id for n in nodes))
+    singleton_specs(plans)  # one spec per singleton, before anything is pushed
+    return plans
 
 
 def _print_report(console: Console, report: ApplyReport) -> None:
@@ -147,6 +155,10 @@ def apply(
                 await bus.audit(
                     "apply", {"targets": sorted(plans), "test": test, "states": str(states)}
                 )
+                if not test:
+                    specs = singleton_specs(plans)
+                    for line in await publish_singletons(bus, specs, whole_tree=target == "*"):
+                        console.print(line, soft_wrap=True)
                 if batch <= 0 or test:
                     return await apply_plans(bus, plans, test=test, timeout=timeout, on_done=done)
                 results: list[MinionResult] = []

@@ -83,10 +83,15 @@ rabbitmq:
     vm_memory_high_watermark.absolute: 256MiB
     disk_free_limit.absolute: 50MB
     net_ticktime: "10"
+# a stand-in singleton (hactl/lab/singleton_standin.py): runs on exactly one node at a time
+singletons:
+  - {{name: {SINGLETON}, service: {SINGLETON}, enabled: true, prefer: [{", ".join(net.nodes)}]}}
 """
 
 
-AGENT_PORT = 9200  # the pillar's haproxy.agent_port (states/pillar/site.yaml)
+AGENT_PORT = 9200
+#: the lab's stand-in singleton (its service, its log: <lab>/<node>/demo-scheduler.log)
+SINGLETON = "demo-scheduler"  # the pillar's haproxy.agent_port (states/pillar/site.yaml)
 
 
 def minion_yaml(
@@ -163,7 +168,8 @@ services:
     pidfile: {run}/keepalived.pid
 {extra}vrrp: {{track_dir: {run}, instances: [{VI_INTERNAL}, {VI_EXTERNAL}], max_seconds: 120,
        watch: [{"haproxy" if fast_path else ""}]}}
-{galera}{supervision}beacons:
+{galera}{supervision}singletons: {{dir: {run}/singletons}}
+beacons:
 {chr(10).join(beacons)}
 """
 
@@ -200,6 +206,21 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
             "start": standin_argv(lab, node, address),
             "pidfile": f"{lab / node}/run/standin.pid",
         }
+    }
+    run = lab / node / "run"
+    out[SINGLETON] = {
+        "start": [
+            *_launch(lab / node / f"{SINGLETON}.out", run / f"{SINGLETON}.pid"),
+            sys.executable,
+            "-m",
+            "hactl.lab.singleton_standin",
+            "--log",
+            str(lab / node / f"{SINGLETON}.log"),
+            "--node",
+            node,
+        ],
+        "pidfile": str(run / f"{SINGLETON}.pid"),
+        "stop": ["kill", "-TERM", "{pid}"],
     }
     if "rabbitmq" in components:
         env = {

@@ -48,8 +48,11 @@ def rules_dir(lab: Lab) -> Path:
     return folder
 
 
-#: the lab masters' Prometheus endpoints (loopback of the root namespace), by identity
-METRICS_PORT = {name: 19464 + i for i, name in enumerate(LAB_MASTERS)}
+def metrics_port(lab: Lab, name: str) -> int:
+    """A lab master's Prometheus endpoint (loopback of the root namespace): one block of
+    ports per lab subnet, so labs on different subnets (tests, benchmarks) run side by side."""
+    block = int(lab.net.subnet.rsplit(".", 1)[1]) % 64
+    return 19464 + 8 * block + LAB_MASTERS.index(name)
 
 
 def master_argv(lab: Lab, *extra: str, name: str = "master") -> list[str]:
@@ -75,7 +78,7 @@ def master_argv(lab: Lab, *extra: str, name: str = "master") -> list[str]:
         "--pillar",
         str(lab.dir / "lab-pillar.yaml"),
         "--metrics",
-        f"127.0.0.1:{METRICS_PORT[name]}",
+        f"127.0.0.1:{metrics_port(lab, name)}",
         *extra,
     ]
 

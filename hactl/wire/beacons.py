@@ -82,6 +82,15 @@ ITEM_FIELDS: Final[dict[str, dict[str, Spec]]] = {
     "service": {"url": _S, "up": _B, "detail": _S},
     # minion/supervisor.py: one item per supervised service
     "supervisor": {"running": _B, "deaths": _I, "restarts": _I, "given_up": _B, "last_error": _S},
+    # minion/singleton.py: one item per singleton of the node
+    "singleton": {
+        "holding": _B,
+        "token": _I,
+        "running": _B,
+        "failures": _I,
+        "lease_left": _NUM,
+        "last": _S,
+    },
 }
 
 #: a beacon's own status entries (names start with ``_``)

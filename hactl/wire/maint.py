@@ -31,6 +31,7 @@ BEACON_COMPONENT: Final = {
     "vrrp": "keepalived",
     "service": "api",
     "supervisor": "all",
+    "singleton": "api",
     "minion": "all",
 }
 MAX_REASON = 500

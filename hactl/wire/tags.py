@@ -50,7 +50,7 @@ REACTOR_EVENTS = frozenset({"fired", "done", "failed", "suppressed"})
 KINDS = ("minion", "beacon", "job", "reactor", "event", "audit")
 #: The beacons a minion may publish (its NATS permissions name each one; the minion's beacon
 #: registry must match, a unit test checks it).
-BEACON_KINDS = ("vrrp", "haproxy", "service", "galera", "rabbitmq", "supervisor")
+BEACON_KINDS = ("vrrp", "haproxy", "service", "galera", "rabbitmq", "supervisor", "singleton")
 
 #: Subjects the HACTL_EVENTS stream captures: every event kind but the audit trail (which has
 #: its own stream that nobody may purge), and nothing else.

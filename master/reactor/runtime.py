@@ -39,6 +39,7 @@ from hactl.auth.perms import (
     MAINT_BUCKET,
     REACTOR_CONSUMER,
     REACTOR_DELIVER,
+    SINGLETON_BUCKET,
 )
 from hactl.bus import EVENTS_STREAM, Bus, kv_bucket
 from hactl.bus.jetstream import patient
@@ -53,6 +54,8 @@ from hactl.master.reactor.reconciler import ReconcileOptions, Reconciler
 from hactl.master.reactor.rules import Rule, load_rules
 from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.watch import Watch
+from hactl.master.singletons.manager import SingletonManager
+from hactl.master.singletons.placement import vip_holders
 from hactl.wire.envelope import decode
 from hactl.wire.maint import Maintenance, parse_records
 
@@ -90,6 +93,7 @@ class ReactorRuntime:
         self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
         self.watch: Watch | None = None  # liveness and clock skew (master/reactor/watch.py)
         self.reconciler: Reconciler | None = None
+        self.singletons: SingletonManager | None = None  # leases: only with a reconciler
 
     def _load_rules(self) -> list[Rule]:
         d = self.options.rules_dir
@@ -133,6 +137,15 @@ class ReactorRuntime:
                 observe=self.options.observe,
             )
             self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
+            self.singletons = SingletonManager(
+                self.bus,
+                await kv_bucket(self.bus, SINGLETON_BUCKET, history=5, replicas=r),
+                leading=lambda: self.reconciler is not None and self.reconciler.leading,
+                maintenance=lambda: self.engine.maintenance if self.engine else [],
+                vip_holders=lambda: vip_holders(self.view.nodes),
+            )
+            await self.singletons.start()
+            self._tasks.append(asyncio.create_task(self.singletons.run(), name="singletons"))
         self._tasks += [
             asyncio.create_task(self._watch_view(), name="view-watch"),
             asyncio.create_task(self._watch_maintenance(), name="maint-watch"),
@@ -365,6 +378,8 @@ class ReactorRuntime:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self.singletons is not None:
+            await self.singletons.close()
         if self.reconciler is not None:
             await self.reconciler.resign()
 

@@ -15,6 +15,8 @@ from typing import Any
 from hactl.errors import StateError
 from hactl.schema import Field, SchemaError
 from hactl.schema import check as check_schema
+from hactl.wire.singleton import FIELDS as SINGLETON_FIELDS
+from hactl.wire.singleton import SingletonSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ REGISTRY: dict[str, ResourceType] = {
         ),
         "name",
     ),
+    # a service that runs on exactly one node, under a lease (hactl/wire/singleton.py)
+    "singleton.running": ResourceType("singleton.running", SINGLETON_FIELDS, "name"),
     "sysctl.present": ResourceType(
         "sysctl.present",
         (Field("name", _STR), Field("value", (str, int))),
@@ -95,6 +99,11 @@ def check_args(
                 f"file.managed: check is the name of one of the minion's check commands "
                 f"(haproxy, keepalived, ...), got {check!r}"
             )
+    if rtype.name == "singleton.running":
+        try:
+            SingletonSpec.from_args(out)  # names, nodes, prefer, and a timing that can hold
+        except SchemaError as exc:
+            raise bad(str(exc)) from None
     if rtype.name == "sysctl.present" and not _SYSCTL.match(out["name"]):
         raise bad(f"sysctl.present: bad sysctl name {out['name']!r}")
     return out

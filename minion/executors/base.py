@@ -11,11 +11,14 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hactl.errors import HactlError
 from hactl.minion.executors.policy import ContentPolicy
 from hactl.minion.vrrp_yield import YieldKeeper
+
+if TYPE_CHECKING:  # minion/singleton.py builds on this module
+    from hactl.minion.singleton import SingletonKeeper
 from hactl.schema import Field, SchemaError, check
 
 
@@ -127,6 +130,8 @@ class ExecContext:
     maint: LeaseReader | None = None
     #: the writer of the yield files keepalived tracks (minion.yaml ``vrrp``); None without
     vrrp: YieldKeeper | None = None
+    #: the singleton keeper (minion.yaml ``singletons``; minion/singleton.py); None without
+    singletons: SingletonKeeper | None = None
 
 
 Body = Callable[[ExecContext, dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -26,6 +26,9 @@ from hactl.minion.executors.files import FILE_APPLY, allowed_path
 from hactl.minion.executors.files import apply as file_apply
 from hactl.minion.executors.policy import PolicyViolation, check_content
 from hactl.minion.executors.proc import run_argv
+from hactl.schema import SchemaError
+from hactl.wire.singleton import FIELDS as SINGLETON_FIELDS
+from hactl.wire.singleton import SingletonSpec
 
 Result = dict[str, Any]
 
@@ -68,6 +71,8 @@ RESOURCE_ARGS: dict[str, Executor] = {
         ),
         file_apply,
     ),
+    # the schema only: _singleton hands the checked spec to the keeper
+    "singleton.running": Executor("singleton.running", SINGLETON_FIELDS, file_apply),
 }
 
 
@@ -102,6 +107,11 @@ def _preflight(ctx: ExecContext, plan: list[dict[str, Any]]) -> list[dict[str, A
             raise CommandRefused(
                 "state.apply",
                 f"{rid}: sysctl {args['name']!r} is not in this minion's allowlist ({known})",
+            )
+        elif rtype == "singleton.running" and args["service"] not in ctx.services:
+            raise CommandRefused(
+                "state.apply",
+                f"{rid}: service {args['service']!r} is not in this minion's services allowlist",
             )
         elif rtype == "service.running" and args["name"] not in ctx.services:
             raise CommandRefused(
@@ -209,6 +219,31 @@ async def _service(
     return {"result": ok, "changes": {action: name} if ok else {}, "comment": comment}
 
 
+def _singleton(ctx: ExecContext, args: dict[str, Any], test: bool) -> Result:
+    """Hand a singleton to the keeper (minion/singleton.py), which runs it only under a lease
+    the master grants; refused when this minion keeps no singletons or the service is not in
+    its own allowlist."""
+    try:
+        spec = SingletonSpec.from_args(args)
+    except SchemaError as exc:
+        return {"result": False, "changes": {}, "comment": str(exc)}
+    keeper = ctx.singletons
+    if keeper is None:
+        why = "this minion keeps no singletons (minion.yaml singletons)"
+        return {"result": False, "changes": {}, "comment": why}
+    known = keeper.copies.get(spec.name)
+    change = {} if known is not None and known.spec == spec else {"singleton": spec.name}
+    if test:
+        return {"result": None if change else True, "changes": change, "comment": "checked"}
+    if why := keeper.configure(spec):
+        return {"result": False, "changes": {}, "comment": why}
+    return {
+        "result": True,
+        "changes": change,
+        "comment": f"{spec.name}: runs here only under a lease",
+    }
+
+
 async def _one(
     ctx: ExecContext, res: dict[str, Any], test: bool, done: dict[str, Result]
 ) -> Result:
@@ -223,6 +258,8 @@ async def _one(
             return await _file(ctx, args, test)
         if rtype == "sysctl.present":
             return await _sysctl(ctx, args, test)
+        if rtype == "singleton.running":
+            return _singleton(ctx, args, test)
         if rtype == "service.running":
             triggered = [w for w in watch if done.get(w, {}).get("changes")]
             return await _service(ctx, args, test, triggered)

@@ -324,9 +324,9 @@ def master_metric(lab: L.Lab, sample: str, key: str, name: str = "master") -> fl
     with ``key``), parsed with prometheus-client's parser; 0 when it has none yet."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from hactl.lab.masters import METRICS_PORT
+    from hactl.lab.masters import metrics_port
 
-    url = f"http://127.0.0.1:{METRICS_PORT[name]}/metrics"
+    url = f"http://127.0.0.1:{metrics_port(lab, name)}/metrics"
     with urllib.request.urlopen(url, timeout=5) as resp:
         text = resp.read().decode()
     for family in text_string_to_metric_families(text):

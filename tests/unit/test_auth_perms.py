@@ -13,6 +13,7 @@ from hactl.auth.perms import (
 )
 from hactl.errors import ConfigError
 from hactl.minion.beacons import REGISTRY
+from hactl.minion.singleton import SingletonBeacon
 from hactl.minion.supervisor import SupervisorBeacon
 from hactl.wire.tags import BEACON_KINDS
 
@@ -22,8 +23,9 @@ KEY2 = "U" + "B" * 55
 
 def test_beacon_subjects_match_the_minion_registry() -> None:
     """The permission table names exactly the beacons a minion can run (the configurable ones
-    and the supervisor's, which minion.yaml `supervision` turns on)."""
-    assert set(BEACON_KINDS) == {*REGISTRY, SupervisorBeacon.name}
+    and the supervisor's and the singleton keeper's, which minion.yaml `supervision` and
+    `singletons` turn on)."""
+    assert set(BEACON_KINDS) == {*REGISTRY, SupervisorBeacon.name, SingletonBeacon.name}
 
 
 def test_minion_grants_are_its_own_subjects_only() -> None:

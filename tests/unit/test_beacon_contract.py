@@ -11,6 +11,7 @@ from hactl.minion.beacons.galera import down_item, parse_grastate, parse_status_
 from hactl.minion.beacons.haproxy import parse_show_stat
 from hactl.minion.beacons.rabbitmq import parse_nodes
 from hactl.minion.beacons.vrrp import agreement
+from hactl.minion.singleton import SingletonBeacon
 from hactl.minion.supervisor import SupervisorBeacon
 from hactl.wire.beacons import ITEM_FIELDS, check_items
 
@@ -19,7 +20,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def test_the_contract_covers_every_beacon() -> None:
     """A beacon without a contract could not reach the view."""
-    assert set(ITEM_FIELDS) == {*REGISTRY, SupervisorBeacon.name}
+    assert set(ITEM_FIELDS) == {*REGISTRY, SupervisorBeacon.name, SingletonBeacon.name}
 
 
 def test_haproxy_items_from_a_real_show_stat() -> None:

@@ -1,0 +1,1 @@
+"""Singleton services: where each runs (placement.py, pure) and the leases (manager.py)."""
