@@ -4,8 +4,9 @@ Lab test modules share one lab; a fault one test injects must be gone before the
 measures anything. :func:`deviations` lists, in words, every way the lab differs from the
 baseline ``hactl lab up`` left (each VIP on exactly one node, every daemon running, Galera
 Primary/Synced everywhere, every server UP in every HAProxy, no partition table, no VRRP yield
-or HAProxy-down flag); :func:`wait_baseline` waits for that list to empty (hactl's own repair
-is what empties it) and says what is still wrong when it does not.
+or HAProxy-down flag, every NATS server, minion and the master running, the stand-in
+singleton running on exactly one node); :func:`wait_baseline` waits for that list to empty
+(hactl's own repair is what empties it) and says what is still wrong when it does not.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import time
 from pathlib import Path
 
 from hactl.lab import daemons as d
+from hactl.lab.config import SINGLETON
 from hactl.lab.lab import COMPONENTS, Lab, holders
-from hactl.lab.net import LabError, exec_argv
+from hactl.lab.net import LabError, exec_argv, ip
 
 
 def _flags(run: Path) -> list[str]:
@@ -46,6 +48,11 @@ def _nft_tables(lab: Lab, node: str) -> str:
     return " ".join(res.stdout.split())
 
 
+def singleton_pidfile(lab: Lab, node: str) -> Path:
+    """Where the lab's stand-in singleton on ``node`` keeps its pid."""
+    return lab.node_dir(node) / "run" / f"{SINGLETON}.pid"
+
+
 def deviations(lab: Lab) -> list[str]:
     """Every way the lab differs from its healthy baseline right now ([] when it is healthy)."""
     out: list[str] = []
@@ -70,10 +77,21 @@ def deviations(lab: Lab) -> list[str]:
                 out.append(f"HAProxy on {node}: {'; '.join(bad[:6])}")
         if flags := _flags(nd / "run"):
             out.append(f"{node} flags {', '.join(flags)} for keepalived")
+        link = ip("-n", lab.net.hub, "-o", "link", "show", f"v-{node}"[:15], check=False).stdout
+        if link and " master br0 " not in link:
+            out.append(f"{node} is partitioned (its link is off the bridge)")
         if tables := _nft_tables(lab, node):
             out.append(f"{node} has nft {tables}")
     if not d.alive(lab.pids.get("master")):
         out.append("the master is not running")
+    for node in lab.net.nodes:
+        if not d.alive(lab.pids.get(f"nats:{node}")):
+            out.append(f"the NATS server of {node} is not running")
+        if not d.alive(lab.pids.get(f"minion:{node}")):
+            out.append(f"the minion of {node} is not running")
+    copies = [n for n in lab.net.nodes if d.pid_from(singleton_pidfile(lab, n))]
+    if len(copies) != 1:
+        out.append(f"singleton {SINGLETON} runs on {', '.join(copies) or 'no node'}")
     return out
 
 

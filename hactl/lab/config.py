@@ -85,7 +85,8 @@ rabbitmq:
     net_ticktime: "10"
 # a stand-in singleton (hactl/lab/singleton_standin.py): runs on exactly one node at a time
 singletons:
-  - {{name: {SINGLETON}, service: {SINGLETON}, enabled: true, prefer: [{", ".join(net.nodes)}]}}
+  - {{name: {SINGLETON}, service: {SINGLETON}, enabled: true, prefer: [{", ".join(net.nodes)}],
+     lease: 5, renew: 0.5, monitor: 0.5, stop_timeout: 1.5, failure_expiry: 20}}
 """
 
 

@@ -133,6 +133,7 @@ class Reconciler:
         self._keys: dict[str, _Key] = {}
         self._yields: dict[str, _YieldKey] = {}
         self._dirty = asyncio.Event()
+        self._lead_lock = asyncio.Lock()
         self.counts = {"passes": 0, "corrections": 0, "failed": 0, "held": 0}
         #: seconds from the fact's report (its stored time) to the correction done, by class
         self.repair = Hist()
@@ -157,7 +158,12 @@ class Reconciler:
 
     async def lead(self) -> bool:
         """Hold (or take) the leader key; False while another master holds it or this one
-        cannot write. Renewed at most every 2 s, trusted for a third of its TTL."""
+        cannot write. Renewed at most every 2 s, trusted for a third of its TTL. Called by
+        the reconciler's passes and the singleton leases (one at a time)."""
+        async with self._lead_lock:
+            return await self._lead()
+
+    async def _lead(self) -> bool:
         now = self.clock()
         if self._rev is not None and now - self._renewed < 2.0:
             return True
@@ -170,15 +176,30 @@ class Reconciler:
                 )
             self._renewed = now
         except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-            lost = self._rev is not None
-            self._rev = None
-            if lost or self.leading:
+            held = self._rev is not None
+            # a write whose acknowledgement was lost (a server killed mid-write) may have
+            # landed: the key still (or now) ours keeps the lead, bounded by the last renewal
+            self._rev = await self._own_revision() if held else None
+            if held and self._rev is None:
                 log.warning("reconciler_not_leading", error=f"{type(exc).__name__}: {exc}"[:200])
         leading = self._rev is not None and now - self._renewed < LEADER_TTL / 3
         if leading != self.leading:
             log.info("reconciler_leading" if leading else "reconciler_standby")
         self.leading = leading
         return leading
+
+    async def _own_revision(self) -> int | None:
+        """The leader key's revision if it still holds this master's value; the last known
+        revision when it cannot be read (JetStream electing); None when another holds it."""
+        try:
+            entry = await asyncio.wait_for(self.locks.get(LEADER_KEY), 1.0)
+        except nats.js.errors.NotFoundError:  # absent or deleted
+            return None
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
+            return self._rev
+        if entry is None or entry.value != self.me:
+            return None
+        return int(entry.revision or 0) or None
 
     async def resign(self) -> None:
         """Give the leader key back (a clean stop): another master takes over at once."""

@@ -140,7 +140,7 @@ class ReactorRuntime:
             self.singletons = SingletonManager(
                 self.bus,
                 await kv_bucket(self.bus, SINGLETON_BUCKET, history=5, replicas=r),
-                leading=lambda: self.reconciler is not None and self.reconciler.leading,
+                lead=self.reconciler.lead,
                 maintenance=lambda: self.engine.maintenance if self.engine else [],
                 vip_holders=lambda: vip_holders(self.view.nodes),
             )

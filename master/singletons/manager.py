@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,14 +86,15 @@ class SingletonManager:
         bus: Bus,
         kv: Any,
         *,
-        leading: Callable[[], bool],
+        lead: Callable[[], Awaitable[bool]],
         maintenance: Callable[[], Sequence[Maintenance]],
         vip_holders: Callable[[], dict[str, str]],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bus = bus
         self.kv = kv
-        self.leading = leading
+        self.lead = lead  # the reconciler's leader key: only its holder acknowledges
+        self.leading = False
         self.maintenance = maintenance
         self.vip_holders = vip_holders  # VRRP instance -> the node holding its VIP
         self.clock = clock
@@ -136,7 +137,7 @@ class SingletonManager:
         """The answer to ``node``'s renewal (the node is the one its subject names, which only
         its own minion may publish on)."""
         now = self.clock()
-        if not self._leads(now):
+        if not await self._leads(now):
             return False, {}
         self.counts["renewals"] += 1
         out: dict[str, Grant] = {}
@@ -169,8 +170,9 @@ class SingletonManager:
 
     # -- passes -----------------------------------------------------------------------------
 
-    def _leads(self, now: float) -> bool:
-        if not self.leading():
+    async def _leads(self, now: float) -> bool:
+        self.leading = await self.lead()
+        if not self.leading:
             if self._lead_since is not None:
                 log.info("singletons_standby")
             self._lead_since = None
@@ -186,7 +188,7 @@ class SingletonManager:
     async def tick(self) -> None:
         """Expire, revoke and grant, from the facts as they are now."""
         now = self.clock()
-        if not self._leads(now):
+        if not await self._leads(now):
             return
         async with self._lock:
             await self._refresh_specs(now)
@@ -288,7 +290,7 @@ class SingletonManager:
     async def _read_record(self, st: _State) -> None:
         try:
             entry = await asyncio.wait_for(self.kv.get(lease_key(st.spec.name)), KV_TIMEOUT)
-        except nats.js.errors.KeyNotFoundError:
+        except nats.js.errors.NotFoundError:  # absent or deleted
             st.holder, st.rev = "", 0
             return
         except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
@@ -346,8 +348,11 @@ class SingletonManager:
             raise KeyError(f"no singleton {name!r} (is it in the applied state tree?)")
         if to not in st.spec.nodes:
             raise ValueError(f"{to} is not among {name}'s nodes ({', '.join(st.spec.nodes)})")
+        cands = self._candidates(st, self.clock(), list(self.maintenance()))
+        if why := eligible(st.spec, cands[to]):
+            raise ValueError(f"cannot move {name} to {to}: {why}")
         st.target = to
-        return {"name": name, "holder": st.holder, "to": to, "leading": self.leading()}
+        return {"name": name, "holder": st.holder, "to": to, "leading": self.leading}
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Each singleton's holder, token, since and state (metrics, status)."""

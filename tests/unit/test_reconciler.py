@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import nats.js.errors
@@ -25,6 +26,7 @@ class FakeLocks:
         self.rev = 0
         self.holder: bytes | None = None
         self.broken = False
+        self.lose_ack = False
 
     async def create(self, key: str, value: bytes) -> int:
         """Create-once."""
@@ -42,11 +44,21 @@ class FakeLocks:
         if last != self.rev or self.holder != value:
             raise nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence")
         self.rev += 1
+        if self.lose_ack:  # the write landed, its acknowledgement did not come back
+            raise TimeoutError
         return self.rev
 
     async def delete(self, key: str, last: int) -> None:
         """Give it back."""
         self.holder = None
+
+    async def get(self, key: str) -> Any:
+        """The entry (value and revision)."""
+        if self.broken:
+            raise TimeoutError
+        if self.holder is None:
+            raise nats.js.errors.KeyNotFoundError
+        return SimpleNamespace(value=self.holder, revision=self.rev)
 
 
 class Clock:
@@ -364,3 +376,22 @@ def test_run_loop_is_poked_by_changes() -> None:
         return len(bus.requests)
 
     assert asyncio.run(go()) == 1
+
+
+async def test_a_renewal_whose_acknowledgement_is_lost_keeps_the_lead() -> None:
+    """A leader-key renewal that landed but whose acknowledgement was lost (a NATS server
+    killed mid-write) does not cost the lead: the key still holds this master's value, so its
+    revision is adopted; another master's key is not."""
+    view, bus = healthy_view(), MemBus()
+    locks = FakeLocks()
+    a, _, clock_a = reconciler(view, bus, locks=locks)
+    b, _, clock_b = reconciler(view, bus, locks=locks)
+    assert await a.lead()
+    locks.lose_ack = True
+    clock_a.t += 3.0  # renews, the ack is lost
+    assert await a.lead()
+    locks.lose_ack = False
+    clock_a.t += 3.0
+    assert await a.lead(), "the adopted revision renews normally"
+    clock_b.t += 30.0
+    assert not await b.lead()
