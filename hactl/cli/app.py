@@ -22,6 +22,7 @@ from hactl.cli import (
     ping,
     reactors,
     render,
+    singleton,
     stats,
     status,
     units,
@@ -119,6 +120,7 @@ app.add_typer(reactors.app, name="reactors")
 app.add_typer(lab.app, name="lab")
 app.add_typer(auth.app, name="auth")
 app.add_typer(maint.app, name="maint")
+app.add_typer(singleton.app, name="singleton")
 app.add_typer(config_cmd.app, name="config")
 app.command()(status.status)
 app.command(name="install-units")(units.install_units)

@@ -20,6 +20,7 @@ from hactl.bus import EVENTS_STREAM, Bus
 from hactl.bus.history import stored
 from hactl.bus.viewstore import ViewStore
 from hactl.cli.runner import print_json, run, settings_of
+from hactl.cli.singleton import read as read_singletons
 from hactl.config import Settings, resolve_connection
 from hactl.errors import BusError, HactlError
 from hactl.master.reactor.view import ClusterView
@@ -27,22 +28,27 @@ from hactl.wire.envelope import Event
 from hactl.wire.maint import Maintenance, parse_records
 from hactl.wire.tags import TagGlob
 
+Extras = tuple[list[Maintenance], list[Event], list[dict[str, Any]]]
 
-async def _extras(bus: Bus) -> tuple[list[Maintenance], list[Event]]:
-    """Active maintenance windows and the alerts of the last 15 minutes (both best effort:
-    a missing bucket or stream is simply nothing to show)."""
+
+async def _extras(bus: Bus) -> Extras:
+    """Active maintenance windows, the alerts of the last 15 minutes and the singletons (best
+    effort: a missing bucket or stream is simply nothing to show)."""
     windows: list[Maintenance] = []
     alerts: list[Event] = []
+    singles: list[dict[str, Any]] = []
+    with contextlib.suppress(BusError):
+        singles, _ = await read_singletons(bus)
     with contextlib.suppress(BusError):
         records, _ = parse_records(await bus.read_bucket(MAINT_BUCKET))
         windows = [w for w in records if w.active()]
     with contextlib.suppress(BusError):
         since = datetime.now(UTC) - timedelta(minutes=15)
         alerts = await stored(bus, TagGlob.parse("hactl/event/alert/**"), since, EVENTS_STREAM)
-    return windows, alerts[-10:]
+    return windows, alerts[-10:], singles
 
 
-async def _read_view(settings: Settings) -> tuple[ClusterView, list[Maintenance], list[Event]]:
+async def _read_view(settings: Settings) -> tuple[ClusterView, Extras]:
     url, auth = resolve_connection(settings)
     bus = await Bus.connect(url, auth, name="hactl-status", timeout=settings.connect_timeout)
     view = ClusterView()
@@ -57,10 +63,10 @@ async def _read_view(settings: Settings) -> tuple[ClusterView, list[Maintenance]
             raise
         for node, aspect, value, _ in entries:
             view.set(node, aspect, value)  # refused values are counted, not shown
-        windows, alerts = await _extras(bus)
+        extras = await _extras(bus)
     finally:
         await bus.close()
-    return view, windows, alerts
+    return view, extras
 
 
 def _top(console: Console, windows: list[Maintenance], alerts: list[Event]) -> None:
@@ -223,6 +229,34 @@ def _tables(console: Console, facts: dict[str, Any], full: bool = False) -> None
     console.print(mins)
 
 
+def _singletons(console: Console, singles: list[dict[str, Any]], nodes: dict[str, Any]) -> None:
+    """Each singleton: its holder (the lease record), since when, whether the copy runs and
+    each node's failures (the nodes' singleton beacons)."""
+    if not singles:
+        return
+    table = Table(title="Singletons")
+    for col in ("name", "holder", "since", "running", "failures", "last"):
+        table.add_column(col)
+    for r in singles:
+        seen: dict[str, dict[str, Any]] = {}
+        for n, a in sorted(nodes.items()):
+            item = (a.get("singleton") or {}).get(r["name"])
+            if isinstance(item, dict):
+                seen[n] = item
+        held = seen.get(r["holder"]) or {}
+        fails = ", ".join(f"{n} {v['failures']}" for n, v in seen.items() if v.get("failures"))
+        since = "-" if not r["since"] else f"{max(0.0, time.time() - r['since']):.0f} s ago"
+        table.add_row(
+            r["name"],
+            r["holder"] or "[red]nobody[/]",
+            since,
+            "[green]yes[/]" if held.get("running") else "[red]no[/]",
+            fails or "-",
+            str(held.get("last", ""))[:60],
+        )
+    console.print(table)
+
+
 def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the view as JSON")] = False,
@@ -240,14 +274,15 @@ def status(
     if watch > 0 and not as_json:
         _watch(settings, full, watch)
         return
-    view, windows, alerts = run(_read_view(settings))
+    view, (windows, alerts, singles) = run(_read_view(settings))
     facts = view.facts()
     if as_json:
-        print_json(facts)
+        print_json({**facts, "singletons": singles})
         return
     console = Console()
     _top(console, windows, alerts)
     _tables(console, facts, full)
+    _singletons(console, singles, facts["nodes"])
 
 
 def _watch(settings: Settings, full: bool, every: float) -> None:
@@ -258,9 +293,10 @@ def _watch(settings: Settings, full: bool, every: float) -> None:
     def frame() -> Console:
         shot = Console(record=True, width=console.width, force_terminal=console.is_terminal)
         try:
-            view, windows, alerts = asyncio.run(_read_view(settings))
+            view, (windows, alerts, singles) = asyncio.run(_read_view(settings))
             _top(shot, windows, alerts)
             _tables(shot, view.facts(), full)
+            _singletons(shot, singles, view.facts()["nodes"])
         except HactlError as exc:  # shown on the screen, tried again at the next refresh
             shot.print(f"[red]cannot read the view now: {exc}[/]")
         shot.print(f"[dim]hactl status --watch {every:g}: {time.strftime('%H:%M:%S')}[/]")

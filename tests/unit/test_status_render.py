@@ -47,3 +47,29 @@ def test_maintenance_and_alerts_come_first() -> None:
     text = console.export_text()
     assert "maintenance ctl2/galera: disk swap (10 min left)" in text
     assert "alert split-brain (0 s ago): vips=['10.0.0.10']" in text
+
+
+def test_singletons_show_holder_running_and_failures() -> None:
+    """The singletons table joins the lease records (holder, since) with the nodes' singleton
+    beacons (running, failures, the last thing that happened); a bad record is reported."""
+    from hactl.cli.singleton import rows
+    from hactl.cli.status import _singletons
+    from hactl.wire.singleton import LeaseRecord, SingletonSpec, encode_lease, encode_spec
+
+    spec = SingletonSpec("sched", "sched", ("ctl1", "ctl2"))
+    values = {
+        "singleton-spec.sched": encode_spec(spec),
+        "singleton.sched": encode_lease(LeaseRecord("sched", "ctl2", 1.0, "master")),
+        "singleton.bad": b"{nope",
+    }
+    found, problems = rows(values)
+    assert [(r["name"], r["holder"]) for r in found] == [("sched", "ctl2")]
+    assert problems and problems[0].startswith("singleton.bad")
+    nodes = {
+        "ctl1": {"singleton": {"sched": {"running": False, "failures": 2, "last": "failed"}}},
+        "ctl2": {"singleton": {"sched": {"running": True, "failures": 0, "last": "started"}}},
+    }
+    console = Console(record=True, width=160)
+    _singletons(console, found, nodes)
+    text = console.export_text()
+    assert "ctl2" in text and "yes" in text and "ctl1 2" in text and "started" in text
