@@ -33,7 +33,8 @@ import nats.js.errors
 from nats.aio.msg import Msg
 
 from hactl.bus import Bus
-from hactl.errors import DecodeError
+from hactl.bus.client import untrusted_request
+from hactl.errors import DecodeError, RejectReason
 from hactl.log import get_logger
 from hactl.master.singletons.placement import Candidate, choose, eligible, revoke_reason
 from hactl.wire.envelope import new_event
@@ -121,6 +122,13 @@ class SingletonManager:
     # -- renewals ---------------------------------------------------------------------------
 
     async def _on_renew(self, msg: Msg) -> None:
+        # only a node's minion may publish on its renewal subject, and it asks on its own
+        # inbox; anything else was delivered by the server on someone's behalf (a direct get
+        # whose reply subject an operator pointed here, carrying a stored "release"): unread
+        if why := untrusted_request(msg.reply or "", msg.headers):
+            self.counts["refused"] += 1
+            self.bus.rejects.reject(DecodeError(RejectReason.UNTRUSTED, why), msg.subject)
+            return
         try:
             node = node_of_subject(msg.subject)
             items = renew_request(msg.data)

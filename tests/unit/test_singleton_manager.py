@@ -217,3 +217,31 @@ async def test_a_kv_write_that_fails_grants_nothing() -> None:
     await m.tick()
     assert m.states["sched"].holder == ""
     assert any(e.tag.endswith("/failed") for e in trail.events)
+
+
+async def test_a_server_delivery_onto_a_renewal_subject_is_refused_unread() -> None:
+    """A stored "release" an operator has the server deliver onto hactl.lease.ctl1.renew (a
+    direct get's reply subject: no identity inbox, stream headers) is refused unread; the
+    holder keeps its lease. A real renewal (asked on an identity inbox) is answered."""
+    from hactl.wire.singleton import encode_request
+
+    m, _, _, _, _ = manager()
+    await renew(m, "ctl1")
+    await m.tick()
+    answers: list[bytes] = []
+
+    async def respond(data: bytes) -> None:
+        answers.append(data)
+
+    forged = SimpleNamespace(
+        subject="hactl.lease.ctl1.renew",
+        reply="",
+        headers={"Nats-Stream": "HACTL_EVENTS", "Nats-Sequence": "7"},
+        data=encode_request([RenewItem("sched", release=True)]),
+        respond=respond,
+    )
+    await m._on_renew(forged)  # type: ignore[arg-type]  # the fields a Msg has that it reads
+    assert m.states["sched"].holder == "ctl1" and answers == [] and m.counts["refused"] == 1
+    real = SimpleNamespace(**{**vars(forged), "reply": "_HI.UKEY.x", "headers": None})
+    await m._on_renew(real)  # type: ignore[arg-type]  # as above
+    assert answers and m.states["sched"].holder == ""
