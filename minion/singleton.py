@@ -76,6 +76,7 @@ class _Copy:
     failures: deque[float] = field(default_factory=deque)
     guard: subprocess.Popen[bytes] | None = None
     last: str = ""  # the last thing that happened (for the beacon)
+    unrenewed: bool = False  # the last renewal was not acknowledged (said once)
     since: float = 0.0
 
 
@@ -157,14 +158,19 @@ class SingletonKeeper:
             )
             leader, grants = renew_reply(msg.data)
         except DecodeError as exc:
-            log.warning("singleton_reply_refused", reason=str(exc))
+            self._unrenewed(copies, f"the answer was refused ({exc.detail})")
             return
         except Exception as exc:  # no answer, no responders, disconnected: not renewed
-            log.debug("singleton_not_renewed", error=f"{type(exc).__name__}")
+            self._unrenewed(copies, f"no answer ({type(exc).__name__})")
             return
         if not leader:
+            self._unrenewed(copies, "no master leads (NATS majority or leader key lost)")
             return
         for c in copies:
+            if c.unrenewed and grants.get(c.spec.name) is not None:
+                c.unrenewed = False
+                if c.token:
+                    self._note(c, "renewals acknowledged again")
             g = grants.get(c.spec.name)
             if g is None:
                 continue
@@ -302,6 +308,15 @@ class SingletonKeeper:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 c.guard.wait(0.5)
         self._note(c, f"stopped ({why})")
+
+    def _unrenewed(self, copies: list[_Copy], why: str) -> None:
+        """A renewal nobody acknowledged: said once per holder (the beacon shows it; the
+        copy stops at its stop_at unless a later renewal is acknowledged)."""
+        for c in copies:
+            if c.token and not c.unrenewed:
+                left = max(0.0, c.stop_at - time.monotonic())
+                self._note(c, f"renewal not acknowledged: {why}; stops in {left:.1f} s")
+            c.unrenewed = True
 
     def _expire_failures(self, c: _Copy, now: float) -> None:
         while c.failures and now - c.failures[0] > c.spec.failure_expiry:
