@@ -47,6 +47,7 @@ VIEW_BUCKET = "HACTL_CLUSTER"
 LEASE_BUCKET = "HACTL_LEASES"
 LOCK_BUCKET = "HACTL_LOCKS"
 MAINT_BUCKET = "HACTL_MAINT"  # maintenance windows (hactl/wire/maint.py)
+APPROVAL_BUCKET = "HACTL_APPROVALS"  # questions to a person (hactl/wire/approvals.py)
 SINGLETON_BUCKET = "HACTL_SINGLETONS"  # singleton specs and lease records (hactl/wire/singleton.py)
 REACTOR_CONSUMER = "hactl-reactor"
 #: The shared push consumer's fixed deliver subject: every master may bind it (an inbox of
@@ -146,6 +147,9 @@ def _operator(ident: Identity) -> dict[str, Any]:
         _js("STREAM.INFO", f"KV_{SINGLETON_BUCKET}"),  # who holds which singleton (status)
         _js("DIRECT.GET", f"KV_{SINGLETON_BUCKET}"),
         _js("DIRECT.GET", f"KV_{SINGLETON_BUCKET}", ">"),
+        _js("STREAM.INFO", f"KV_{APPROVAL_BUCKET}"),  # pending approvals (status); never answer
+        _js("DIRECT.GET", f"KV_{APPROVAL_BUCKET}"),
+        _js("DIRECT.GET", f"KV_{APPROVAL_BUCKET}", ">"),
     ]
     subscribe = [*STREAM_SUBJECTS, *AUDIT_SUBJECTS, f"{inbox_prefix(ident.public_key)}.>"]
     return {"publish": {"allow": publish}, "subscribe": {"allow": subscribe}}
@@ -166,6 +170,7 @@ def _manager(ident: Identity) -> dict[str, Any]:
         f"$KV.{LOCK_BUCKET}.>",
         f"$KV.{MAINT_BUCKET}.>",
         f"$KV.{SINGLETON_BUCKET}.>",
+        f"$KV.{APPROVAL_BUCKET}.>",
     ]
     if ident.kind == "master":  # the reactor's trail and its liveness verdicts
         publish += ["hactl.reactor.>", "hactl.minion.*.lost", "hactl.minion.*.skew"]

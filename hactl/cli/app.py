@@ -9,6 +9,7 @@ import typer
 
 from hactl.cli import (
     apply,
+    approve,
     auth,
     config_cmd,
     events,
@@ -127,6 +128,9 @@ app.command(name="install-units")(units.install_units)
 app.command()(init.init)
 app.command()(history.history)
 app.command()(why.why)
+app.command(name="approvals")(approve.list_)
+app.command()(approve.approve)
+app.command()(approve.deny)
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ _GLOB_LEVEL = re.compile(r"^[A-Za-z0-9_\-*?\[\]!]{1,64}\Z")
 MINION_EVENTS = frozenset({"start", "heartbeat", "stop", "lost", "skew"})
 #: minion events only the master sends (about a minion, not from it)
 MASTER_MINION_EVENTS = frozenset({"lost", "skew"})
-REACTOR_EVENTS = frozenset({"fired", "done", "failed", "suppressed"})
+REACTOR_EVENTS = frozenset({"fired", "done", "failed", "suppressed", "pending"})
 KINDS = ("minion", "beacon", "job", "reactor", "event", "audit")
 #: The beacons a minion may publish (its NATS permissions name each one; the minion's beacon
 #: registry must match, a unit test checks it).

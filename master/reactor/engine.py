@@ -34,16 +34,19 @@ from hactl.master.reactor.actions import (
     Effects,
     Settings,
 )
+from hactl.master.reactor.approvals import Approvals
 from hactl.master.reactor.rules import Expr, ExpressionError, Rule, environment
 from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.vocabulary import event_view
 from hactl.metrics import Hist
+from hactl.wire.approvals import Approval
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.maint import ALL, BEACON_COMPONENT, Maintenance, as_dict, covering
 from hactl.wire.tags import MASTER_ID
 
 log = get_logger("hactl.reactor")
 Persist = Callable[[str, str, Any], Awaitable[None]]
+Asker = Callable[[str, dict[str, Any]], Awaitable[Approval]]
 
 
 MAX_KEYS = 10_000  # per-(rule, key) damping states and per-key run locks kept in memory
@@ -91,7 +94,16 @@ class Engine:
         self._templates: dict[str, Any] = {}
         self._facts: dict[str, Any] | None = None
         self._globals = dict(self.env.globals)
-        self.counts = {"events": 0, "fired": 0, "suppressed": 0, "done": 0, "failed": 0}
+        self.counts = {
+            "events": 0,
+            "fired": 0,
+            "suppressed": 0,
+            "done": 0,
+            "failed": 0,
+            "pending": 0,
+        }
+        #: where questions to a person go (master/reactor/approvals.py); None: nobody to ask
+        self.approvals: Approvals | None = None
         self.decisions: dict[str, int] = {}  # "<rule>/<outcome>" -> count (metrics)
         self.latency = Hist()  # seconds per successful action, by "<rule>/<action>"
         self.kinds: dict[str, int] = {}  # events handled by kind (hactl stats)
@@ -394,6 +406,7 @@ class Engine:
                 self.observe,
                 self.settings,
                 tuple(w for w in self.maintenance if w.active()),
+                self._asker(rule, event),
             )
             start = time.perf_counter()
             try:
@@ -414,6 +427,21 @@ class Engine:
             results.append({"action": name, "ok": True, "ms": round(took * 1000, 2), **out})
         await self._audit(rule, "done", event, {"results": results})
 
+    def _asker(self, rule: Rule, event: Event) -> Asker | None:
+        """How this rule's actions ask a person (None: the rule has no ``approve``, or this
+        master has nowhere to keep questions)."""
+        policy, approvals = rule.approve, self.approvals
+        if policy is None or approvals is None:
+            return None
+
+        async def say(data: dict[str, Any]) -> None:
+            await self._audit(rule, "pending", event, data)
+
+        async def ask(question: str, plan: dict[str, Any]) -> Approval:
+            return await approvals.ask(rule.name, rule.key, event, policy, say, question, plan)
+
+        return ask
+
     async def _audit(self, rule: Rule, what: str, event: Event, data: dict[str, Any]) -> None:
         self.counts[what] += 1
         key = f"{rule.name}/{what}"
@@ -424,6 +452,8 @@ class Engine:
         msg_id = f"{rule.name}.{event.id}.{what}"
         if what == "suppressed":
             msg_id += f".{data.get('reason')}"
+        if what == "pending":
+            msg_id += f".{data['approval']['id']}"
         await self.effects.publish(
             new_event(f"hactl/reactor/{rule.name}/{what}", MASTER_ID, body), msg_id=msg_id
         )

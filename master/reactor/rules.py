@@ -36,7 +36,19 @@ from hactl.timeparse import parse_duration
 from hactl.wire.tags import TagGlob
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
-_KEYS = {"name", "on", "when", "key", "debounce", "cooldown", "max_per", "lock", "do", "doc"}
+_KEYS = {
+    "name",
+    "on",
+    "when",
+    "key",
+    "debounce",
+    "cooldown",
+    "max_per",
+    "lock",
+    "approve",
+    "do",
+    "doc",
+}
 
 
 class RuleError(ConfigError):
@@ -73,6 +85,15 @@ class ActionCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovePolicy:
+    """``approve: {timeout: 10m, default: deny}``: how long a question waits for a person,
+    and what applies when nobody answers (``deny`` or ``approve``)."""
+
+    timeout: float = 600.0
+    default: str = "deny"
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """A validated rule: ``when`` and ``key`` are expressions compiled at load; ``lock`` and
     action arguments are templates (``{{ ... }}``), their rendered values checked when the
@@ -88,6 +109,8 @@ class Rule:
     max_count: int = 0
     max_window: float = 0.0
     lock: str = ""
+    #: its actions may ask a person before a dangerous step (hactl/wire/approvals.py)
+    approve: ApprovePolicy | None = None
     file: str = ""
     line: int | None = None
     #: ``when`` and ``key`` compiled when the rule loads (evaluated on the engine's context)
@@ -181,9 +204,23 @@ def _rule(
         max_count=count,
         max_window=window,
         lock=str(raw.get("lock", "")),
+        approve=_approve(raw.get("approve"), bad),
         file=doc.source,
         line=doc.line(*path),
     )
+
+
+def _approve(raw: Any, bad: Callable[..., RuleError]) -> ApprovePolicy | None:
+    """``approve: {timeout: DURATION, default: deny|approve}`` (both optional)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"timeout", "default"}:
+        raise bad("approve: {timeout: DURATION, default: deny|approve}", "approve")
+    timeout = _duration(raw.get("timeout", 600), "approve.timeout", bad)
+    default = raw.get("default", "deny")
+    if default not in ("deny", "approve") or not 1 <= timeout <= 86_400:
+        raise bad("approve: default is deny or approve; timeout from 1 s to 24 h", "approve")
+    return ApprovePolicy(timeout, str(default))
 
 
 def _condition(raw: Any, bad: Callable[[str], RuleError]) -> str:

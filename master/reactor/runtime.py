@@ -34,6 +34,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from hactl.auth.perms import (
+    APPROVAL_BUCKET,
     LEASE_BUCKET,
     LOCK_BUCKET,
     MAINT_BUCKET,
@@ -47,6 +48,7 @@ from hactl.bus.viewstore import ViewStore
 from hactl.errors import BusError, DecodeError, HactlError
 from hactl.log import get_logger
 from hactl.master.reactor.actions import REGISTRY, Settings
+from hactl.master.reactor.approvals import Approvals
 from hactl.master.reactor.effects import LOCK_TTL, NatsEffects
 from hactl.master.reactor.engine import Engine
 from hactl.master.reactor.interest import Interest
@@ -61,6 +63,7 @@ from hactl.wire.maint import Maintenance, parse_records
 
 log = get_logger("hactl.reactor")
 CONSUMER = REACTOR_CONSUMER
+APPROVAL_TTL = 7 * 86_400.0  # questions and answers are kept a week (the audit stream: longer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,9 @@ class ReactorRuntime:
             observe=self.options.observe,
             settings=self.options.settings,
             persist=self._persist,
+        )
+        self.engine.approvals = Approvals(
+            await kv_bucket(self.bus, APPROVAL_BUCKET, history=5, ttl_s=APPROVAL_TTL, replicas=r)
         )
         self.interest = Interest(rules)
         await self._load_view()

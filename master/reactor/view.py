@@ -280,7 +280,10 @@ class ClusterView:
                 galera["members"].append(node)
                 if g.get("synced"):
                     galera["synced"].append(node)
-                if g.get("running") and g.get("cluster_status") == "Primary":
+                # a silent (lost) minion's last word is not evidence of a Primary component
+                # now: the recovery then asks its planner, which sees the member unreachable
+                mute = bool((aspects.get("minion") or {}).get("lost"))
+                if g.get("running") and g.get("cluster_status") == "Primary" and not mute:
                     galera["primary"].append(node)
                 if not g.get("running"):
                     galera["down"].append(node)
@@ -297,7 +300,7 @@ class ClusterView:
             if (aspects.get("minion") or {}).get("lost"):
                 lost.append(node)
         lost_primary = bool(
-            galera["members"]
+            set(galera["members"]) - set(lost)  # someone heard says so, not only silence
             and not galera["primary"]
             and len(galera["positioned"]) == len(galera["members"])
         )

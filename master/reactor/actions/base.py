@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from hactl.errors import HactlError
 from hactl.master.reactor.view import ClusterView
 from hactl.schema import Field, SchemaError, check
+from hactl.wire.approvals import Approval
 from hactl.wire.commands import CommandReply
 from hactl.wire.envelope import Event
 from hactl.wire.maint import Maintenance
@@ -74,6 +75,9 @@ class ActionContext:
     #: the active maintenance windows: an action that reaches past its trigger's node (every
     #: Galera member, every HAProxy) leaves what they cover alone
     maintenance: tuple[Maintenance, ...] = ()
+    #: ask a person (question, plan) and wait for the answer; None when the rule has no
+    #: ``approve`` (then a dangerous step is refused, never taken unasked)
+    ask: Callable[[str, dict[str, Any]], Awaitable[Approval]] | None = None
 
     def msg_id(self, what: str) -> str:
         """A stable id for an event this run publishes (dedupe across redeliveries)."""

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hactl.errors import CommandError, DecodeError
 from hactl.master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
 from hactl.master.reactor.galera_plan import Decision, Member, plan
+from hactl.wire.approvals import Approval
 from hactl.wire.envelope import new_event
 from hactl.wire.leases import BootstrapLease, bootstrap_key, decode_bootstrap, encode_bootstrap
 from hactl.wire.maint import covering
@@ -116,6 +118,11 @@ async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str,
     await _step(ctx, "decision", _d(decision))
     if decision.kind == "nothing":
         return {"decision": _d(decision)}
+    answered: dict[str, Any] = {}
+    if decision.kind == "refuse" and ctx.ask is not None and not ctx.observe:
+        decision, answered = await _ask_past_unreachable(
+            ctx, ctx.ask, nodes, held, members, decision
+        )
     if decision.kind == "refuse":
         why = decision.reason + (f" (under maintenance: {', '.join(held)})" if held else "")
         raise ActionFailed(f"refused: {why}", {"decision": _d(decision)})
@@ -156,7 +163,52 @@ async def recover_cluster(ctx: ActionContext, args: dict[str, Any]) -> dict[str,
         # lease is given back (held for its TTL it blocked the recovery of a second crash at
         # the same position for 10 minutes)
         await ctx.effects.release(lease)
-    return {"decision": _d(decision), "bootstrapped": decision.node, "rejoined": joined}
+    out = {"decision": _d(decision), "bootstrapped": decision.node, "rejoined": joined}
+    return {**out, **answered}
+
+
+async def _ask_past_unreachable(
+    ctx: ActionContext,
+    ask: Callable[[str, dict[str, Any]], Awaitable[Approval]],
+    nodes: list[str],
+    held: list[str],
+    members: dict[str, Member],
+    refused: Decision,
+) -> tuple[Decision, dict[str, Any]]:
+    """The planner refused because a member is unreachable (its data may be newer): ask a
+    person whether to bootstrap from the most advanced *reachable* member anyway. Approved,
+    the positions are read again and the same plan must still come out (the situation may
+    have changed while a person decided); otherwise the refusal stands, with who said no."""
+    unreachable = sorted(m.node for m in members.values() if not m.reachable)
+    forced = plan(members, allow_unreachable=True)
+    if not unreachable or forced.kind != "bootstrap":
+        return refused, {}
+    question = (
+        f"Galera has no Primary component. Bootstrap {forced.node} from "
+        f"{forced.uuid}:{forced.seqno} although {', '.join(unreachable)} cannot be reached "
+        "(its data may be newer, and it may even still serve a Primary component of its own; "
+        "what it committed since would be lost when it rejoins)?"
+    )
+    a = await ask(question, {"would": _d(forced), "unreachable": unreachable})
+    answer = {"approval": {"id": a.id, "state": a.state, "by": a.by, "reason": a.reason}}
+    await _step(ctx, "approval", answer["approval"])
+    if not a.granted:
+        who = f"by {a.by[:12]}" if a.by else "(no answer)"
+        return Decision("refuse", f"{refused.reason}; {a.state} {who}: {a.reason}"), answer
+    again = list(await asyncio.gather(*(position(ctx, n) for n in nodes if n not in held)))
+    now = {m.node: m for m in again} | {n: Member(n, reachable=False) for n in held}
+    redo = plan(now, allow_unreachable=True)
+    if (redo.kind, redo.node, redo.uuid, redo.seqno) != (
+        forced.kind,
+        forced.node,
+        forced.uuid,
+        forced.seqno,
+    ):
+        why = f"the positions changed while waiting for the approval (now: {redo.reason})"
+        return Decision("refuse", why), answer
+    members.clear()
+    members.update(now)
+    return redo, answer
 
 
 async def _lease_holder(ctx: ActionContext, lease: str) -> BootstrapLease | None:

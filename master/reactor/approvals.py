@@ -1,0 +1,115 @@
+"""Asking a person (hactl/wire/approvals.py): store the question, say it is pending, wait for
+the answer or the timeout, and return the record that decides.
+
+The wait polls the record (every ``poll`` seconds, bounded by the rule's timeout); a record
+that cannot be read back or decoded is a denial -- never an approval by accident. Expiry is a
+compare-and-set too: a person who answers in the last instant wins over the default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+
+from hactl.errors import DecodeError
+from hactl.log import get_logger
+from hactl.master.reactor.rules import ApprovePolicy
+from hactl.wire.approvals import Approval, decode, encode, expire, key
+from hactl.wire.envelope import Event
+from hactl.wire.ids import new_id
+
+log = get_logger("hactl.reactor")
+Say = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Approvals:
+    """The questions one master asks (KV ``HACTL_APPROVALS``)."""
+
+    def __init__(
+        self, kv: Any, *, clock: Callable[[], float] = time.time, poll: float = 0.5
+    ) -> None:
+        self.kv = kv
+        self.clock = clock
+        self.poll = poll
+        self.counts = {"asked": 0, "approved": 0, "denied": 0, "expired": 0}
+
+    async def ask(
+        self,
+        rule: str,
+        rkey: str,
+        event: Event,
+        policy: ApprovePolicy,
+        say: Say,
+        question: str,
+        plan: dict[str, Any],
+    ) -> Approval:
+        """Ask, wait, and return the answered (or expired) record."""
+        now = self.clock()
+        a = Approval(
+            id=new_id(),
+            rule=rule,
+            key=rkey[:200],
+            event_id=event.id,
+            event_tag=event.tag,
+            question=question[:1000],
+            plan=plan,
+            asked_at=now,
+            expires_at=now + policy.timeout,
+            default=policy.default,
+        )
+        await asyncio.wait_for(self.kv.create(key(a.id), encode(a)), 5.0)
+        self.counts["asked"] += 1
+        log.warning("approval_pending", id=a.id, rule=rule, question=a.question)
+        await say({"approval": _public(a)})
+        while True:
+            await asyncio.sleep(self.poll)
+            try:
+                entry = await asyncio.wait_for(self.kv.get(key(a.id)), 5.0)
+                rec = decode(bytes(entry.value or b""))
+            except DecodeError as exc:  # tampered with: never an approval by accident
+                log.error("approval_unreadable", id=a.id, reason=str(exc))
+                rec = expire(a, self.clock())
+                rec = Approval(**{**_public(rec), "default": "deny"})
+                self.counts["denied"] += 1
+                return rec
+            except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
+                if self.clock() < a.expires_at + 60:
+                    continue  # JetStream away: keep waiting (the action holds its lock)
+                return expire(a, self.clock())
+            if rec.state != "pending":
+                self.counts[rec.state] += 1
+                return rec
+            if self.clock() >= rec.expires_at:
+                done = expire(rec, self.clock())
+                try:
+                    await asyncio.wait_for(
+                        self.kv.update(key(a.id), encode(done), last=entry.revision), 5.0
+                    )
+                except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
+                    continue  # answered at the last instant, or JetStream away: read again
+                self.counts["expired"] += 1
+                return done
+
+
+def _public(a: Approval) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "rule": a.rule,
+        "key": a.key,
+        "event_id": a.event_id,
+        "event_tag": a.event_tag,
+        "question": a.question,
+        "plan": a.plan,
+        "asked_at": a.asked_at,
+        "expires_at": a.expires_at,
+        "default": a.default,
+        "state": a.state,
+        "by": a.by,
+        "reason": a.reason,
+        "answered_at": a.answered_at,
+    }
