@@ -102,6 +102,7 @@ def minion_yaml(
     components: set[str],
     supervise: bool = False,
     fast_path: bool = True,
+    resync: float = 30.0,
 ) -> str:
     """One node's minion.yaml: its beacons, its services (no systemd in the lab)."""
     d = lab / node
@@ -152,7 +153,7 @@ def minion_yaml(
 id: {node}
 roles: [controller]
 heartbeat_interval: 2
-resync_interval: 30
+resync_interval: {resync:g}
 allowed_roots: [{d}]
 check_commands: [haproxy, keepalived]
 haproxy_socket: {run}/haproxy.sock

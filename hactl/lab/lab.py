@@ -50,6 +50,7 @@ class Lab:
     #: keepalived script check alone (a benchmark's baseline)
     fast_path: bool = True
     galera_profile: str = "lan"  # the pillar's galera.profile (a benchmark's baseline: default)
+    resync: float = 30.0  # the minions' resync_interval (a report with no change)
 
     @property
     def nats_url(self) -> str:
@@ -147,6 +148,7 @@ def up(
     supervise: bool = False,
     fast_path: bool = True,
     galera_profile: str = "lan",
+    resync: float = 30.0,
 ) -> Lab:
     """Bring the whole lab up; on failure everything started so far is torn down. With
     ``supervise`` the minions restart a dead HAProxy or keepalived themselves."""
@@ -167,7 +169,13 @@ def up(
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lab = Lab(
-        folder, net, comps, supervise=supervise, fast_path=fast_path, galera_profile=galera_profile
+        folder,
+        net,
+        comps,
+        supervise=supervise,
+        fast_path=fast_path,
+        galera_profile=galera_profile,
+        resync=resync,
     )
     t0 = time.monotonic()
     try:
@@ -220,7 +228,7 @@ def _hactl(lab: Lab) -> None:
         for sub in ("etc", "run"):
             (nd / sub).mkdir(parents=True, exist_ok=True)
         (nd / "minion.yaml").write_text(
-            minion_yaml(net, lab.dir, n, lab.components, lab.supervise, lab.fast_path)
+            minion_yaml(net, lab.dir, n, lab.components, lab.supervise, lab.fast_path, lab.resync)
         )
         argv = exec_argv(
             net,

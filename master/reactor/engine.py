@@ -47,6 +47,7 @@ from hactl.wire.tags import MASTER_ID
 log = get_logger("hactl.reactor")
 Persist = Callable[[str, str, Any], Awaitable[None]]
 Asker = Callable[[str, dict[str, Any]], Awaitable[Approval]]
+DEBOUNCE_MAX_WAIT = 3  # a debounce fires at the latest this many debounces after its first event
 
 
 MAX_KEYS = 10_000  # per-(rule, key) damping states and per-key run locks kept in memory
@@ -270,10 +271,16 @@ class Engine:
         return await self._gatekeep(rule, key, event, st, ctx)
 
     async def _after_quiet(self, rule: Rule, key: str, st: _KeyState) -> None:
+        # quiet for ``debounce``, or at most DEBOUNCE_MAX_WAIT x debounce after the first
+        # event: matching reports that keep coming (three nodes resyncing every few seconds
+        # while all of Galera is down) must delay a decision, never starve it (CI, 2026-11-30:
+        # galera-cluster-down "debounced" for three minutes)
+        start = self.clock()
         while True:
             seen = st.pending
             await asyncio.sleep(rule.debounce)
-            if st.pending is seen:
+            if st.pending is seen or self.clock() - start >= DEBOUNCE_MAX_WAIT * rule.debounce:
+                seen = st.pending
                 break
         st.pending = None
         if seen is None:

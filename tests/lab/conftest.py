@@ -41,7 +41,7 @@ def _missing() -> str:
 
 @pytest.fixture(scope="module")
 def lab(request: pytest.FixtureRequest) -> Iterator[L.Lab]:
-    """A fresh lab per test module (subnet 10.99.1, its own prefix), torn down after it: a
+    """A fresh lab per test module (subnet 10.99.1, or $HACTL_LAB_SUBNET; its own prefix), torn down after it: a
     fault one module injects can never leak into another's measurement. A module that sets
     ``LAB_SUPERVISE = True`` gets minions that restart dead daemons themselves; one that sets
     ``LAB_COMPONENTS`` gets only those daemons (a lab without Galera and RabbitMQ is up in a
@@ -54,10 +54,11 @@ def lab(request: pytest.FixtureRequest) -> Iterator[L.Lab]:
         folder,
         3,
         set(getattr(request.module, "LAB_COMPONENTS", L.COMPONENTS)),
-        subnet="10.99.1",
+        subnet=os.environ.get("HACTL_LAB_SUBNET", "10.99.1"),  # another /24: a second run
         prefix=f"hl{os.getpid() % 1000}",
         say=report,
         supervise=bool(getattr(request.module, "LAB_SUPERVISE", False)),
+        resync=float(getattr(request.module, "LAB_RESYNC", 30.0)),
     )
     try:
         yield the_lab

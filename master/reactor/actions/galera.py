@@ -42,9 +42,17 @@ async def _step(ctx: ActionContext, step: str, data: dict[str, Any]) -> None:
     await ctx.effects.publish(event, msg_id=ctx.msg_id(f"galera-{step}"))
 
 
+PING_TIMEOUT = 5.0
+
+
 async def position(ctx: ActionContext, node: str) -> Member:
-    """One member's position from its minion (unreachable when it does not answer)."""
+    """One member's position from its minion (unreachable when it does not answer). A quick
+    ping first: a silent minion is unreachable within PING_TIMEOUT, not after the minutes a
+    real ``--wsrep-recover`` on a large datadir may take."""
     try:
+        await ctx.effects.request(
+            node, "test.ping", {}, min(PING_TIMEOUT, ctx.settings.galera_timeout)
+        )
         reply = await ctx.effects.request(node, "galera.position", {}, ctx.settings.galera_timeout)
     except CommandError:
         return Member(node, reachable=False)
