@@ -67,6 +67,9 @@ def daemon_versions() -> dict[str, str]:
     return out
 
 
+STOP_GRACE = 5.0  # seconds the tasks get to end after SIGTERM
+
+
 class Minion:
     """One node agent."""
 
@@ -297,9 +300,11 @@ class Minion:
                 await self.outbox.drain(2.0)
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # bounded: a task blocked in a thread or on a dead server must not keep a stopping
+            # minion alive (its service manager would SIGKILL it after TimeoutStopSec)
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_GRACE)
+            if stuck:
+                log.warning("minion_stop_tasks_stuck", tasks=sorted(t.get_name() for t in stuck))
             if self.bus is not None:
                 await self.bus.close()
             if self.ctx.vrrp is not None:

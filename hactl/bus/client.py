@@ -182,8 +182,8 @@ class Bus:
         self._closing.append(True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.nc.drain(), 5.0)
-        with contextlib.suppress(Exception):
-            await self.nc.close()
+        with contextlib.suppress(Exception):  # bounded: with every server gone it may wait on
+            await asyncio.wait_for(self.nc.close(), 2.0)  # the reconnect loop (lab teardown)
 
     async def sync(self, timeout: float = 5.0) -> None:
         """Return once the server has processed everything this client sent before the call.

@@ -117,7 +117,17 @@ def test_unreachable_member_asks_expires_is_denied_then_approved(lab: L.Lab) -> 
         third = _pending(lab, seen)
         t_ok = time.monotonic()
         _cli(lab, "approve", third["id"], "--reason", "ctl3's disk failed; go")
-        wait_until(lambda: _primary_synced(lab, ["ctl1", "ctl2"]), 120, "ctl1+ctl2 Synced")
+        try:
+            wait_until(lambda: _primary_synced(lab, ["ctl1", "ctl2"]), 120, "ctl1+ctl2 Synced")
+        except AssertionError as exc:
+            steps = [
+                line[:300]
+                for line in d.read_log(lab.dir / "master.log").splitlines()
+                if "galera" in line and ("step" in line or "approval" in line or "action" in line)
+            ]
+            raise AssertionError(
+                f"{exc}\n{recent_decisions(lab, '4m')}\n" + "\n".join(steps[-30:])
+            ) from None
         recovered = time.monotonic() - t_ok
     finally:
         os.kill(minion3, signal.SIGCONT)
