@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -19,16 +20,19 @@ from hactl.auth.perms import MAINT_BUCKET
 from hactl.bus import EVENTS_STREAM, Bus
 from hactl.bus.history import stored
 from hactl.bus.viewstore import ViewStore
+from hactl.cli.approve import read_all as read_approvals
 from hactl.cli.runner import print_json, run, settings_of
 from hactl.cli.singleton import read as read_singletons
+from hactl.cli.status_compact import render as render_compact
 from hactl.config import Settings, resolve_connection
 from hactl.errors import BusError, HactlError
 from hactl.master.reactor.view import ClusterView
+from hactl.wire.approvals import Approval
 from hactl.wire.envelope import Event
 from hactl.wire.maint import Maintenance, parse_records
 from hactl.wire.tags import TagGlob
 
-Extras = tuple[list[Maintenance], list[Event], list[dict[str, Any]]]
+Extras = tuple[list[Maintenance], list[Event], list[dict[str, Any]], list[Approval]]
 
 
 async def _extras(bus: Bus) -> Extras:
@@ -37,15 +41,19 @@ async def _extras(bus: Bus) -> Extras:
     windows: list[Maintenance] = []
     alerts: list[Event] = []
     singles: list[dict[str, Any]] = []
+    asks: list[Approval] = []
     with contextlib.suppress(BusError):
         singles, _ = await read_singletons(bus)
+    with contextlib.suppress(BusError):
+        now = time.time()
+        asks = [a for a in await read_approvals(bus) if a.open(now)]
     with contextlib.suppress(BusError):
         records, _ = parse_records(await bus.read_bucket(MAINT_BUCKET))
         windows = [w for w in records if w.active()]
     with contextlib.suppress(BusError):
         since = datetime.now(UTC) - timedelta(minutes=15)
         alerts = await stored(bus, TagGlob.parse("hactl/event/alert/**"), since, EVENTS_STREAM)
-    return windows, alerts[-10:], singles
+    return windows, alerts[-10:], singles, asks
 
 
 async def _read_view(settings: Settings) -> tuple[ClusterView, Extras]:
@@ -69,9 +77,20 @@ async def _read_view(settings: Settings) -> tuple[ClusterView, Extras]:
     return view, extras
 
 
-def _top(console: Console, windows: list[Maintenance], alerts: list[Event]) -> None:
-    """What a person must see first: planned work hactl leaves alone, and recent alerts."""
+def _top(
+    console: Console,
+    windows: list[Maintenance],
+    alerts: list[Event],
+    asks: Sequence[Approval] = (),
+) -> None:
+    """What a person must see first: decisions waiting for them, planned work hactl leaves
+    alone, and recent alerts."""
     now = time.time()
+    for q in asks:
+        console.print(
+            f"[bold red]approval pending[/] {q.id} ({q.rule}, {q.expires_at - now:.0f} s left, "
+            f"then {q.default}): {q.question}  [dim]hactl approve|deny {q.id}[/]"
+        )
     for w in windows:
         until = "until turned off" if w.until is None else f"{(w.until - now) / 60:.0f} min left"
         console.print(f"[yellow]maintenance[/] {w.node}/{w.component}: {w.reason} ({until})")
@@ -267,25 +286,33 @@ def status(
         float,
         typer.Option(help="Refresh every this many seconds until Ctrl-C (0: print once)", min=0),
     ] = 0.0,
+    compact: Annotated[
+        bool,
+        typer.Option("--compact", help="One screen (80x24): a row per node; --watch uses it"),
+    ] = False,
 ) -> None:
     """The cluster view the masters keep: VIP holders, HAProxy, Galera, RabbitMQ, minions;
     maintenance and recent alerts first. --watch 2 keeps it on screen, refreshed."""
     settings = settings_of(ctx)
     if watch > 0 and not as_json:
-        _watch(settings, full, watch)
+        _watch(settings, full, watch, compact=not full)
         return
-    view, (windows, alerts, singles) = run(_read_view(settings))
+    view, (windows, alerts, singles, asks) = run(_read_view(settings))
     facts = view.facts()
     if as_json:
-        print_json({**facts, "singletons": singles})
+        pending = [{"id": a.id, "rule": a.rule, "question": a.question} for a in asks]
+        print_json({**facts, "singletons": singles, "approvals": pending})
         return
     console = Console()
-    _top(console, windows, alerts)
+    if compact:
+        render_compact(console, facts, windows, alerts, asks, singles)
+        return
+    _top(console, windows, alerts, asks)
     _tables(console, facts, full)
     _singletons(console, singles, facts["nodes"])
 
 
-def _watch(settings: Settings, full: bool, every: float) -> None:
+def _watch(settings: Settings, full: bool, every: float, *, compact: bool = True) -> None:
     """Redraw the status in place every ``every`` seconds (an incident over SSH); a read that
     fails is shown on the screen, not fatal."""
     console = Console()
@@ -293,10 +320,13 @@ def _watch(settings: Settings, full: bool, every: float) -> None:
     def frame() -> Console:
         shot = Console(record=True, width=console.width, force_terminal=console.is_terminal)
         try:
-            view, (windows, alerts, singles) = asyncio.run(_read_view(settings))
-            _top(shot, windows, alerts)
-            _tables(shot, view.facts(), full)
-            _singletons(shot, singles, view.facts()["nodes"])
+            view, (windows, alerts, singles, asks) = asyncio.run(_read_view(settings))
+            if compact:
+                render_compact(shot, view.facts(), windows, alerts, asks, singles)
+            else:
+                _top(shot, windows, alerts, asks)
+                _tables(shot, view.facts(), full)
+                _singletons(shot, singles, view.facts()["nodes"])
         except HactlError as exc:  # shown on the screen, tried again at the next refresh
             shot.print(f"[red]cannot read the view now: {exc}[/]")
         shot.print(f"[dim]hactl status --watch {every:g}: {time.strftime('%H:%M:%S')}[/]")

@@ -1,0 +1,83 @@
+"""``hactl status`` at 80x24, golden files (tests/unit/golden/status/<case>.txt): a healthy
+view, a fault, maintenance, a pending approval -- what an operator sees over SSH during an
+incident. Regenerate with ``HACTL_UPDATE_GOLDEN=1 pytest tests/unit/test_status_golden.py``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from hactl.cli import status_compact as st
+from hactl.cli.status_compact import render
+from hactl.master.reactor.view import ClusterView
+from hactl.wire.approvals import Approval
+from hactl.wire.maint import Maintenance
+from tests.unit.test_reconciler import admin, ev, healthy_view, vrrp
+
+pytestmark = pytest.mark.unit
+
+GOLDEN = Path(__file__).parent / "golden" / "status"
+NOW = 1_796_000_000.0
+
+
+def _screen(view: ClusterView, windows: list[Maintenance], asks: list[Approval]) -> str:
+    console = Console(record=True, width=80, height=24, color_system=None)
+    singles = [{"name": "nova-scheduler", "holder": "ctl2"}]
+    render(console, view.facts(), windows, [], asks, singles)
+    return console.export_text()
+
+
+def _fault() -> ClusterView:
+    view = healthy_view()
+    view.update(vrrp("ctl1", "MASTER", 150))
+    items = dict(view.nodes["ctl1"]["haproxy"])
+    items["galera/ctl2"] = {**items["galera/ctl2"], "status": "MAINT"}
+    view.update(ev("ctl1", "haproxy", items))
+    admin(view, "ctl1", "galera", "ctl2", "maint")
+    view.update(ev("ctl2", "galera", {"local": {"running": False, "synced": False}}))
+    return view
+
+
+ASK = Approval(
+    "01M8QG040F9HSACTTQYQ43CK07",
+    "galera-cluster-down",
+    "galera",
+    "01M8QG040F9HSACTTQYQ43CK00",
+    "hactl/beacon/ctl1/galera",
+    "Galera has no Primary component. Bootstrap ctl1 from u:9 although ctl3 cannot be reached?",
+    {"would": {"node": "ctl1"}},
+    NOW - 30,
+    NOW + 570,
+)
+CASES = {
+    "healthy": lambda: (healthy_view(), [], []),
+    "fault": lambda: (_fault(), [], []),
+    "maintenance": lambda: (
+        healthy_view(),
+        [Maintenance("ctl2", "galera", "disk swap", "UKEY", NOW - 60, NOW + 3600)],
+        [],
+    ),
+    "approval": lambda: (_fault(), [], [ASK]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_status_screen(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hactl status --compact`` / ``--watch`` at 80 columns matches its golden file and
+    fits an 80x24 terminal."""
+    monkeypatch.setattr(st.time, "time", lambda: NOW)
+    view, windows, asks = CASES[case]()
+    for node in view.nodes.values():  # heard "just now" on the frozen clock
+        if isinstance(node.get("minion"), dict):
+            node["minion"]["last_seen"] = NOW - 1
+            node["minion"]["skewed"] = False
+    text = _screen(view, windows, asks)
+    golden = GOLDEN / f"{case}.txt"
+    if os.environ.get("HACTL_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert text == golden.read_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert len(text.splitlines()) <= 23, "more than one screen (and the watch's footer line)"
