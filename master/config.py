@@ -51,7 +51,12 @@ FIELDS: Final = (
     Field("reconcile_interval", (str,), required=False),
     Field("metrics", (str,), required=False, doc="host:port of the Prometheus endpoint"),
     Field("nats_monitor", (str,), required=False, doc="host:port of nats-server's /varz"),
-    Field("notify", (list,), required=False, doc="webhooks: [{url, match: [globs], secret_file}]"),
+    Field(
+        "notify",
+        (list,),
+        required=False,
+        doc="sinks: [{url, match: [globs], secret_file, kind: webhook|alertmanager}]",
+    ),
 )
 
 
@@ -107,9 +112,9 @@ def _sinks(raw: list[Any], source: str, line: int | None) -> tuple[Sink, ...]:
     out = []
     for i, spec in enumerate(raw):
         where = f"notify[{i}]"
-        if not isinstance(spec, dict) or set(spec) - {"url", "match", "secret_file"}:
+        if not isinstance(spec, dict) or set(spec) - {"url", "match", "secret_file", "kind"}:
             raise ConfigError(
-                f"{where}: url, match and optionally secret_file", file=source, line=line
+                f"{where}: url, match and optionally secret_file and kind", file=source, line=line
             )
         match = spec.get("match") or ["hactl/event/alert/**"]
         if not isinstance(match, list) or not all(isinstance(g, str) for g in match):
@@ -123,7 +128,8 @@ def _sinks(raw: list[Any], source: str, line: int | None) -> tuple[Sink, ...]:
                     f"{where}.secret_file: {exc.strerror}", file=source, line=line
                 ) from None
         try:
-            out.append(Sink(str(spec.get("url", "")), tuple(match), secret))
+            kind = str(spec.get("kind") or "webhook")
+            out.append(Sink(str(spec.get("url", "")), tuple(match), secret, kind))
         except (ValueError, HactlError) as exc:
             raise ConfigError(f"{where}: {exc}", file=source, line=line) from None
     return tuple(out)

@@ -6,6 +6,9 @@ master.yaml ``notify`` lists sinks::
       - url: https://hooks.example.org/hactl
         match: ["hactl/event/alert/**", "hactl/reactor/*/failed"]   # tag globs
         secret_file: /etc/hactl/webhook.secret                       # HMAC-SHA256 key
+      - url: http://alertmanager:9093/api/v2/alerts
+        kind: alertmanager                                           # master/alertmanager.py
+        match: ["hactl/event/alert/**", "hactl/reactor/**"]
 
 Each matching event (heard live on the bus) is POSTed as JSON (the event: tag, id, minion,
 ts, data) with ``X-Hactl-Signature: sha256=<hex HMAC of the body>`` when a secret is set and
@@ -31,6 +34,7 @@ from urllib.parse import urlsplit
 
 from hactl.bus import Bus
 from hactl.log import get_logger
+from hactl.master.alertmanager import alert_of
 from hactl.wire.envelope import Event
 from hactl.wire.tags import TagGlob
 
@@ -38,6 +42,7 @@ log = get_logger("hactl.notify")
 QUEUE = 1000
 TRIES = 5
 TIMEOUT = 5.0
+KINDS = ("webhook", "alertmanager")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +52,12 @@ class Sink:
     url: str
     match: tuple[str, ...]
     secret: bytes = b""
+    #: ``webhook`` (the event as JSON) or ``alertmanager`` (its API: master/alertmanager.py)
+    kind: str = "webhook"
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind {self.kind!r}: one of {', '.join(KINDS)}")
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{self.url!r}: an http(s) URL")
@@ -86,6 +95,7 @@ class _Worker:
     counts: dict[str, int] = field(
         default_factory=lambda: {"queued": 0, "sent": 0, "failed": 0, "dropped": 0, "retries": 0}
     )
+    open: set[str] = field(default_factory=set)  # alertmanager: failed decisions not yet done
 
 
 class Notifier:
@@ -123,7 +133,21 @@ class Notifier:
                 await self._deliver(w, event)
 
     async def _deliver(self, w: _Worker, event: Event) -> None:
-        body = json.dumps(event.as_json(), separators=(",", ":"), sort_keys=True).encode()
+        if w.sink.kind == "alertmanager":
+            alert = alert_of(event)
+            if alert is None:
+                return
+            ident = json.dumps(alert["labels"], sort_keys=True)
+            if alert["labels"]["alertname"] == "hactl_decision_failed":
+                if "startsAt" in alert:
+                    w.open.add(ident)
+                elif ident in w.open:
+                    w.open.discard(ident)
+                else:
+                    return  # a done that resolves nothing this sink reported
+            body = json.dumps([alert], separators=(",", ":"), sort_keys=True).encode()
+        else:
+            body = json.dumps(event.as_json(), separators=(",", ":"), sort_keys=True).encode()
         delay = 0.5
         for attempt in range(1, TRIES + 1):
             why = await post(w.sink, body, event.id)

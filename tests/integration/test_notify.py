@@ -87,3 +87,40 @@ def test_alerts_reach_a_signed_webhook_with_retries(tmp_path: Path) -> None:
         master.stop()
         rx.close()
     assert master.wait(15) == 0
+
+
+def test_alertmanager_gets_alerts_and_their_resolution(tmp_path: Path) -> None:
+    """A sink of kind alertmanager receives Alertmanager's API body (a list of alerts with
+    labels and startsAt) for an alert, and the same labels with endsAt when it is resolved."""
+    rx = Receiver()
+    cfg = tmp_path / "master.yaml"
+    cfg.write_text(
+        "notify:\n"
+        f"  - {{url: 'http://127.0.0.1:{rx.port}/api/v2/alerts', kind: alertmanager,"
+        " match: ['hactl/event/alert/**']}\n"
+    )
+    base = ["--data-dir", str(tmp_path / "d"), "--log-format", "json"]
+    master = Proc([*base, "master", "--port", "-1", "--config", str(cfg)])
+    try:
+        assert run_cli([*base, "ping", "--wait", "20"]).returncode == 0, master.stderr_text()
+        run_cli([*base, "fire", "hactl/event/alert/split-brain", "vip=10.0.0.10", "node=ctl2"])
+        _until(lambda: len(rx.posts) >= 1, "the alert")
+        run_cli(
+            [
+                *base,
+                "fire",
+                "hactl/event/alert/split-brain",
+                "vip=10.0.0.10",
+                "node=ctl2",
+                "resolved=true",
+            ]
+        )
+        _until(lambda: len(rx.posts) >= 2, "its resolution")
+        (first,), (second,) = (json.loads(b) for _, b in rx.posts[:2])
+        want = {"alertname": "split-brain", "source": "hactl", "vip": "10.0.0.10", "node": "ctl2"}
+        assert first["labels"] == want and "startsAt" in first and "endsAt" not in first
+        assert second["labels"] == want and second["endsAt"].endswith("Z")
+    finally:
+        master.stop()
+        rx.close()
+    assert master.wait(15) == 0
