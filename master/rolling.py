@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hactl.errors import HactlError
+from hactl.master.states.compile import Plan
 
 Facts = Mapping[str, Any]
 
@@ -92,9 +93,12 @@ async def roll(
     wait: float,
     poll: float = 1.0,
     say: Callable[[str], None] = lambda _m: None,
+    disturbed: Callable[[list[str]], bool] = lambda _g: True,
 ) -> Stop | None:
     """Apply batch after batch; between them wait for ``gate`` (at most ``wait`` s). The
-    first failed batch or unhealthy wait stops the roll (returned); None when all went."""
+    first failed batch or unhealthy wait stops the roll (returned); None when all went.
+    ``disturbed(batch)`` False (nothing was started, restarted or reloaded there) skips the
+    wait: an unchanged config needs no health check."""
     groups = batches(nodes, size)
     for i, group in enumerate(groups, 1):
         say(f"batch {i}/{len(groups)}: {', '.join(group)}")
@@ -102,6 +106,9 @@ async def roll(
             return Stop(i, tuple(group), "a minion failed (see its results)")
         if i == len(groups):
             break
+        if not disturbed(group):
+            say(f"batch {i}: no service started, restarted or reloaded: no wait")
+            continue
         deadline = time.monotonic() + wait
         why = "?"
         while True:
@@ -118,3 +125,37 @@ async def roll(
             await asyncio.sleep(poll)
         say(f"batch {i} healthy")
     return None
+
+
+def split_rolling(
+    plans: Mapping[str, Plan], rolling: Mapping[str, int]
+) -> tuple[dict[str, Plan], dict[str, Plan], int]:
+    """(what applies everywhere at once, what must roll, the batch) for a plain apply: the
+    resources of the states that declared they must roll are taken out of each plan into a
+    second one; the batch is the smallest one declared among the states present."""
+    now, later, batches = {}, {}, []
+    for node, plan in plans.items():
+        fixed = tuple(r for r in plan.resources if r.state not in rolling)
+        moving = tuple(r for r in plan.resources if r.state in rolling)
+        now[node] = replace(plan, resources=fixed)
+        if moving:
+            later[node] = replace(plan, resources=moving)
+            batches += [rolling[r.state] for r in moving]
+    return now, later, min(batches, default=1)
+
+
+SERVICE_CHANGES = frozenset({"start", "restart", "reload"})
+
+
+def disturbed_by(results: Sequence[Any], group: Sequence[str]) -> bool:
+    """Whether the results (MinionResult) of ``group`` started, restarted or reloaded any
+    service (a failed or unanswered minion counts as disturbed: its state is unknown)."""
+    for r in results:
+        if r.minion not in group:
+            continue
+        if r.status != "ok":
+            return True
+        for res in r.resources:
+            if SERVICE_CHANGES & set(res.get("changes") or {}):
+                return True
+    return False

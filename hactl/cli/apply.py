@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +26,13 @@ from hactl.master.apply import (
     publish_singletons,
     singleton_specs,
 )
-from hactl.master.rolling import default_gate, expression_gate, roll
+from hactl.master.rolling import (
+    default_gate,
+    disturbed_by,
+    expression_gate,
+    roll,
+    split_rolling,
+)
 from hactl.master.states.compile import Plan, compile_tree
 from hactl.master.states.tree import load_tree
 from hactl.timeparse import parse_duration
@@ -53,7 +61,9 @@ async def read_facts(bus: Bus) -> dict[str, Any]:
     return view.facts()
 
 
-def _compile(states: Path, target: str, pillar: list[Path] | None) -> dict[str, Plan]:
+def _compile(
+    states: Path, target: str, pillar: list[Path] | None
+) -> tuple[dict[str, Plan], dict[str, int], str]:
     tree = load_tree(states, pillar)
     nodes = tree.targets(target)
     if not nodes:
@@ -62,7 +72,9 @@ def _compile(states: Path, target: str, pillar: list[Path] | None) -> dict[str, 
         )
     plans = compile_tree(tree, sorted(n.id for n in nodes))
     singleton_specs(plans)  # one spec per singleton, before anything is pushed
-    return plans
+    used = {r.state for p in plans.values() for r in p.resources}
+    gate = " and ".join(f"({g})" for s, g in sorted(tree.roll_gates.items()) if s in used)
+    return plans, dict(tree.rolling), gate
 
 
 def _print_report(console: Console, report: ApplyReport) -> None:
@@ -103,6 +115,96 @@ def _print_report(console: Console, report: ApplyReport) -> None:
     console.print(table)
 
 
+@dataclass(frozen=True)
+class _Push:
+    """What one apply pushes, and how (the options, the progress callback)."""
+
+    bus: Bus
+    plans: dict[str, Plan]
+    rolling: dict[str, int]
+    test: bool
+    batch: int
+    check: Callable[[Any], str]
+    wait_s: float
+    timeout: float
+    console: Console
+    done: Callable[[MinionResult], None]
+
+
+async def _push(p: _Push, stop_reason: list[str]) -> ApplyReport:
+    """All at once; or a roll (--batch N); or a plain apply with states that must roll
+    (roll.yaml): the other states everywhere, then those states N nodes at a time."""
+    now, later, declared = split_rolling(p.plans, p.rolling)
+    if p.test or (p.batch <= 0 and not later):
+        return await apply_plans(p.bus, p.plans, test=p.test, timeout=p.timeout, on_done=p.done)
+    results: list[MinionResult] = []
+    first: list[str] = []
+    todo, size = p.plans, p.batch
+    if p.batch <= 0:
+        names = sorted({r.state for plan in later.values() for r in plan.resources})
+        p.console.print(
+            f"[bold]roll[/] {', '.join(names)} must roll (roll.yaml): the other states "
+            f"everywhere first, then {declared} node(s) at a time",
+            soft_wrap=True,
+        )
+        part = await apply_plans(p.bus, now, timeout=p.timeout)
+        first.append(part.jid)
+        results.extend(part.results)
+        if not part.ok:
+            stop_reason.append("the states applied everywhere failed: nothing rolled")
+            return ApplyReport(part.jid, False, merged(results))
+        todo, size = later, declared
+
+    async def one(group: list[str]) -> bool:
+        part = await apply_plans(
+            p.bus, {n: todo[n] for n in group}, timeout=p.timeout, on_done=p.done
+        )
+        first.append(part.jid)
+        results.extend(part.results)
+        return part.ok
+
+    async def facts() -> dict[str, Any]:
+        return await read_facts(p.bus)
+
+    stopped = await roll(
+        sorted(todo),
+        size,
+        one,
+        facts,
+        p.check,
+        p.wait_s,
+        say=lambda m: p.console.print(f"[bold]roll[/] {m}", soft_wrap=True),
+        # --batch N waits for the gate after every batch; a declared roll only where a
+        # service was started, restarted or reloaded (first deployments, unchanged configs)
+        disturbed=(lambda g: True) if p.batch > 0 else (lambda g: disturbed_by(results, g)),
+    )
+    if stopped is not None:
+        p.console.print(
+            f"[red]roll stopped after batch {stopped.batch}"
+            f" ({', '.join(stopped.nodes)}): {stopped.why}[/]",
+            soft_wrap=True,
+        )
+        stop_reason.append(stopped.why)
+    return ApplyReport(first[0] if first else "", False, merged(results))
+
+
+def merged(results: list[MinionResult]) -> tuple[MinionResult, ...]:
+    """One result per minion: a plain apply with a roll answers twice per node (the states
+    applied everywhere, then the rolled ones)."""
+    out: dict[str, MinionResult] = {}
+    for r in results:
+        had = out.get(r.minion)
+        if had is None:
+            out[r.minion] = r
+            continue
+        status = had.status if had.status != "ok" else r.status
+        detail = "; ".join(x for x in (had.detail, r.detail) if x)
+        out[r.minion] = MinionResult(
+            r.minion, status, had.resources + r.resources, detail, had.seconds + r.seconds
+        )
+    return tuple(out.values())
+
+
 def apply(
     ctx: typer.Context,
     states: Annotated[Path, typer.Argument(help="The state tree (top.yaml, pillar/, states)")],
@@ -121,10 +223,12 @@ def apply(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
 ) -> None:
     """Render the state tree and apply it on every targeted minion (exit 0 only if all ok).
-    With --batch N: N nodes at a time, the next batch only once the gate holds."""
+    With --batch N: N nodes at a time, the next batch only once the gate holds; without it,
+    states that declare they must roll (roll.yaml) roll, the others apply everywhere."""
     settings = settings_of(ctx)
     try:
-        plans = _compile(states, target, pillar)  # every error before anything is pushed
+        plans, rolling, declared_gate = _compile(states, target, pillar)  # errors before any push
+        gate = gate or (declared_gate if batch <= 0 else None)
         check = expression_gate(gate) if gate else default_gate
         wait_s = parse_duration(wait)
     except HactlError as exc:
@@ -159,39 +263,10 @@ def apply(
                     specs = singleton_specs(plans)
                     for line in await publish_singletons(bus, specs, whole_tree=target == "*"):
                         console.print(line, soft_wrap=True)
-                if batch <= 0 or test:
-                    return await apply_plans(bus, plans, test=test, timeout=timeout, on_done=done)
-                results: list[MinionResult] = []
-                first: list[str] = []
-
-                async def one(group: list[str]) -> bool:
-                    part = await apply_plans(
-                        bus, {n: plans[n] for n in group}, timeout=timeout, on_done=done
-                    )
-                    first.append(part.jid)
-                    results.extend(part.results)
-                    return part.ok
-
-                async def facts() -> dict[str, Any]:
-                    return await read_facts(bus)
-
-                stopped = await roll(
-                    sorted(plans),
-                    batch,
-                    one,
-                    facts,
-                    check,
-                    wait_s,
-                    say=lambda m: console.print(f"[bold]roll[/] {m}", soft_wrap=True),
+                return await _push(
+                    _Push(bus, plans, rolling, test, batch, check, wait_s, timeout, console, done),
+                    stop_reason,
                 )
-                if stopped is not None:
-                    console.print(
-                        f"[red]roll stopped after batch {stopped.batch}"
-                        f" ({', '.join(stopped.nodes)}): {stopped.why}[/]",
-                        soft_wrap=True,
-                    )
-                    stop_reason.append(stopped.why)
-                return ApplyReport(first[0] if first else "", False, tuple(results))
         finally:
             await bus.close()
 

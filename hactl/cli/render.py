@@ -23,7 +23,7 @@ def render(
 ) -> None:
     """Render offline (grains from the pillar) so the exact files can be reviewed."""
     try:
-        plan = _compile(states, minion, pillar)[minion] if "*" not in minion else None
+        plan = _compile(states, minion, pillar)[0][minion] if "*" not in minion else None
     except KeyError:
         plan = None
     except HactlError as exc:

@@ -51,6 +51,11 @@ class Tree:
     nodes: Mapping[str, Node]
     secrets: frozenset[str] = field(default_factory=frozenset)
     pillar_docs: tuple[yamlsrc.Doc, ...] = ()
+    #: states that must roll (``<state>/roll.yaml``: ``batch: N``): a plain apply changes
+    #: them N nodes at a time behind the health gate (master/rolling.py)
+    rolling: Mapping[str, int] = field(default_factory=dict)
+    #: their own gates (roll.yaml ``gate``: an expression over ``cluster``), by state
+    roll_gates: Mapping[str, str] = field(default_factory=dict)
 
     def where(self, *path: str | int) -> tuple[str, int | None]:
         """The pillar file and line that set ``path`` (the last file that has it wins)."""
@@ -184,7 +189,40 @@ def load_tree(root: Path, extra_pillar: list[Path] | None = None) -> Tree:
         pillar = _merge(pillar, doc.data, doc.replace)
     if docs:
         pillar = _resolve_secrets(pillar, docs, (), secrets)
-    return Tree(root, tuple(top), pillar, _nodes(pillar, docs), frozenset(secrets), tuple(docs))
+    rolling, gates = _rolling(root, {s for _, states, _ in top for s in states})
+    return Tree(
+        root,
+        tuple(top),
+        pillar,
+        _nodes(pillar, docs),
+        frozenset(secrets),
+        tuple(docs),
+        rolling,
+        gates,
+    )
+
+
+def _rolling(root: Path, states: set[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """``<state>/roll.yaml`` of each used state: ``{batch: N, gate: EXPR}`` (N >= 1; the gate
+    is optional: the default one -- everything healthy -- otherwise)."""
+    out, gates = {}, {}
+    for name in sorted(states):
+        f = root / name / "roll.yaml"
+        if not f.is_file():
+            continue
+        doc = _load_doc(f)
+        data = doc.data if doc.data is not None else {}
+        if not isinstance(data, dict) or set(data) - {"batch", "gate"}:
+            raise doc.error("roll.yaml: {batch: N, gate: EXPR} (how many nodes at a time)")
+        if "gate" in data:
+            if not isinstance(data["gate"], str) or not data["gate"].strip():
+                raise doc.error("roll.yaml: gate is an expression over cluster", "gate")
+            gates[name] = data["gate"].strip()
+        batch = data.get("batch", 1)
+        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+            raise doc.error("roll.yaml: batch is a positive integer", "batch")
+        out[name] = batch
+    return out, gates
 
 
 def redact(text: str, secrets: frozenset[str] | set[str]) -> str:

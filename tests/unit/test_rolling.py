@@ -75,3 +75,72 @@ async def test_roll_waits_for_the_gate_and_stops_on_failure() -> None:
         ["ctl1", "ctl2"], 1, apply_batch, nothing, lambda _f: "", wait=0.05, poll=0.01
     )
     assert stop is not None and "no view of ctl1" in stop.why  # silence is not health
+
+
+def test_states_that_must_roll_are_split_out_of_a_plain_apply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shipped tree: rabbitmq declares roll.yaml (batch 1, its own gate); a plain apply
+    keeps every other state in the all-at-once plans and moves rabbitmq's resources -- and
+    only those -- into the rolling plans."""
+    from pathlib import Path
+
+    from hactl.master.rolling import split_rolling
+    from hactl.master.states.compile import compile_tree
+    from hactl.master.states.tree import load_tree
+
+    for var in ("HAPROXY_STATS", "RABBITMQ_MONITOR", "RABBITMQ_OPENSTACK"):
+        monkeypatch.setenv(f"HACTL_{var}_PASSWORD", "test-only")
+    tree = load_tree(Path(__file__).resolve().parents[2] / "states")
+    assert tree.rolling == {"rabbitmq": 1}
+    assert "rabbitmq.down" in tree.roll_gates["rabbitmq"]
+    plans = compile_tree(tree, sorted(tree.nodes))
+    now, later, batch = split_rolling(plans, tree.rolling)
+    assert batch == 1 and set(later) == set(plans)
+    assert all(r.state == "rabbitmq" for p in later.values() for r in p.resources)
+    assert not any(r.state == "rabbitmq" for p in now.values() for r in p.resources)
+    total = sum(len(p.resources) for p in plans.values())
+    assert total == sum(len(p.resources) for d in (now, later) for p in d.values())
+
+
+def test_a_bad_roll_yaml_is_refused_with_its_file(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """roll.yaml: {batch: N >= 1, gate: EXPR}; anything else names the file."""
+    import shutil
+    from pathlib import Path
+
+    from hactl.errors import HactlError
+    from hactl.master.states.tree import load_tree
+
+    root = tmp_path / "states"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "states", root)
+    (root / "rabbitmq" / "roll.yaml").write_text("batch: 0\n")
+    for var in ("HAPROXY_STATS", "RABBITMQ_MONITOR", "RABBITMQ_OPENSTACK"):
+        monkeypatch.setenv(f"HACTL_{var}_PASSWORD", "test-only")
+    with pytest.raises(HactlError, match=r"roll\.yaml"):
+        load_tree(root)
+
+
+async def test_a_batch_that_disturbed_no_service_is_not_waited_for() -> None:
+    """A declared roll where nothing was started, restarted or reloaded (an unchanged config,
+    a first deployment without services) applies every batch without consulting the gate."""
+    applied: list[list[str]] = []
+
+    async def apply_batch(group: list[str]) -> bool:
+        applied.append(group)
+        return True
+
+    async def facts() -> dict[str, Any]:
+        raise AssertionError("the gate was consulted")
+
+    stop = await roll(
+        ["ctl1", "ctl2", "ctl3"],
+        1,
+        apply_batch,
+        facts,
+        lambda f: "never",
+        1.0,
+        disturbed=lambda g: False,
+    )
+    assert stop is None and applied == [["ctl1"], ["ctl2"], ["ctl3"]]
