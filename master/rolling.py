@@ -60,11 +60,25 @@ def expression_gate(source: str) -> Callable[[Facts], str]:
 
     def gate(facts: Facts) -> str:
         try:
-            return "" if expr({"cluster": facts}) else f"{source} is false"
+            ctx = {"cluster": facts, "batch": facts.get("batch") or {}}
+            return "" if expr(ctx) else f"{source} is false"
         except Exception as exc:  # an undefined name while the view fills: not yet
             return f"{source}: {type(exc).__name__}: {exc}"[:200]
 
     return gate
+
+
+def batch_facts(facts: Facts, group: Sequence[str]) -> dict[str, Any]:
+    """What a gate may ask about the batch just applied (``batch.*`` in a gate expression):
+    its nodes, and whether each of them runs its broker / is Synced (computed here, so a gate
+    reads like a rule condition: ``batch.rabbitmq_running and not cluster.lost``)."""
+    rabbit = set((facts.get("rabbitmq") or {}).get("running") or ())
+    synced = set((facts.get("galera") or {}).get("synced") or ())
+    return {
+        "nodes": list(group),
+        "rabbitmq_running": all(n in rabbit for n in group),
+        "galera_synced": all(n in synced for n in group),
+    }
 
 
 def batches(nodes: Sequence[str], size: int) -> list[list[str]]:
@@ -117,7 +131,7 @@ async def roll(
             unknown = [n for n in group if not (heard.get(n) or {}).get("minion")]
             # silence is not health: a batch the view has not heard from does not pass
             why = f"no view of {', '.join(unknown)} (is a master running?)" if unknown else ""
-            why = why or gate(facts)
+            why = why or gate({**facts, "batch": batch_facts(facts, group)})
             if not why:
                 break
             if time.monotonic() >= deadline:

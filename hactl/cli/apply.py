@@ -155,12 +155,15 @@ async def _push(p: _Push, stop_reason: list[str]) -> ApplyReport:
             return ApplyReport(part.jid, False, merged(results))
         todo, size = later, declared
 
+    rolled: list[MinionResult] = []  # the roll's own results (what a batch disturbed)
+
     async def one(group: list[str]) -> bool:
         part = await apply_plans(
             p.bus, {n: todo[n] for n in group}, timeout=p.timeout, on_done=p.done
         )
         first.append(part.jid)
         results.extend(part.results)
+        rolled.extend(part.results)
         return part.ok
 
     async def facts() -> dict[str, Any]:
@@ -176,7 +179,7 @@ async def _push(p: _Push, stop_reason: list[str]) -> ApplyReport:
         say=lambda m: p.console.print(f"[bold]roll[/] {m}", soft_wrap=True),
         # --batch N waits for the gate after every batch; a declared roll only where a
         # service was started, restarted or reloaded (first deployments, unchanged configs)
-        disturbed=(lambda g: True) if p.batch > 0 else (lambda g: disturbed_by(results, g)),
+        disturbed=(lambda g: True) if p.batch > 0 else (lambda g: disturbed_by(rolled, g)),
     )
     if stopped is not None:
         p.console.print(

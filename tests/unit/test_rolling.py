@@ -93,7 +93,7 @@ def test_states_that_must_roll_are_split_out_of_a_plain_apply(
         monkeypatch.setenv(f"HACTL_{var}_PASSWORD", "test-only")
     tree = load_tree(Path(__file__).resolve().parents[2] / "states")
     assert tree.rolling == {"rabbitmq": 1}
-    assert "rabbitmq.down" in tree.roll_gates["rabbitmq"]
+    assert "batch.rabbitmq_running" in tree.roll_gates["rabbitmq"]
     plans = compile_tree(tree, sorted(tree.nodes))
     now, later, batch = split_rolling(plans, tree.rolling)
     assert batch == 1 and set(later) == set(plans)
@@ -144,3 +144,18 @@ async def test_a_batch_that_disturbed_no_service_is_not_waited_for() -> None:
         disturbed=lambda g: False,
     )
     assert stop is None and applied == [["ctl1"], ["ctl2"], ["ctl3"]]
+
+
+def test_a_gate_can_ask_about_the_batch_just_applied() -> None:
+    """batch.rabbitmq_running: every node of the batch runs its broker (the others may not
+    have been started yet: a first deployment)."""
+    from hactl.master.rolling import batch_facts
+
+    view = healthy_view()
+    facts = view.facts()
+    gate = expression_gate("batch.rabbitmq_running and not cluster.lost")
+    assert gate({**facts, "batch": batch_facts(facts, ["ctl1"])}) == ""
+    view.update(ev("ctl1", "rabbitmq", {"local": {"running": False}}))
+    facts = view.facts()
+    assert "is false" in gate({**facts, "batch": batch_facts(facts, ["ctl1"])})
+    assert gate({**facts, "batch": batch_facts(facts, ["ctl2"])}) == ""
