@@ -77,6 +77,7 @@ class _Copy:
     guard: subprocess.Popen[bytes] | None = None
     last: str = ""  # the last thing that happened (for the beacon)
     unrenewed: bool = False  # the last renewal was not acknowledged (said once)
+    stopping: bool = False  # a stop is under way: nothing starts it meanwhile
     since: float = 0.0
 
 
@@ -219,6 +220,8 @@ class SingletonKeeper:
             await self._start(c, "restart in place")
             return
         self._note(c, f"failed {len(c.failures)} times: stopped, lease given back")
+        # given back only once it is stopped (the master grants it elsewhere on a release);
+        # while it stops, `stopping` keeps a renewal answered meanwhile from starting it
         await self._stop(c, "failure threshold")
         c.token, c.release = 0, True
         self._poke.set()  # tell the master now
@@ -271,8 +274,8 @@ class SingletonKeeper:
             )
 
     async def _start(self, c: _Copy, why: str) -> None:
-        if time.monotonic() >= c.stop_at:
-            return  # never start without time left on the lease
+        if time.monotonic() >= c.stop_at or c.stopping or c.release:
+            return  # never without time left on the lease, while stopping, or given back
         self._ensure_guard(c)
         ok, out = await service_action(self.ctx, c.spec.service, "start")
         c.started, c.since = True, time.monotonic()
@@ -285,6 +288,14 @@ class SingletonKeeper:
             self._files(c)["stop_at"].unlink()  # the guard exits
         if not c.started and not await service_running(self.ctx, c.spec.service):
             return
+        c.stopping = True
+        try:
+            await self._stop_copy(c)
+        finally:
+            c.stopping = False
+        self._note(c, f"stopped ({why})")
+
+    async def _stop_copy(self, c: _Copy) -> None:
         svc = self.ctx.services[c.spec.service]
         pid = svc.pid()
         if self.ctx.use_systemd or svc.stop:
@@ -304,10 +315,11 @@ class SingletonKeeper:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wait_exit(pid), 1.0)
         c.started = c.running = False
-        if c.guard is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                c.guard.wait(0.5)
-        self._note(c, f"stopped ({why})")
+        if c.guard is not None:  # it exits within its tick once the stop_at file is gone
+            for _ in range(10):
+                if c.guard.poll() is not None:
+                    break
+                await asyncio.sleep(0.05)
 
     def _unrenewed(self, copies: list[_Copy], why: str) -> None:
         """A renewal nobody acknowledged: said once per holder (the beacon shows it; the
