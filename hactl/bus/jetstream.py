@@ -141,6 +141,12 @@ async def ensure_audit_stream(bus: Bus, replicas: int = 1) -> None:
         raise BusError(bus.url, f"cannot create stream {AUDIT_STREAM}: {exc.description}") from None
 
 
+#: what JetStream says while a cluster is still forming (a replicated bucket cannot be placed
+#: until its peers have joined): retried for FORMING_WAIT seconds, not fatal at once
+FORMING = ("no suitable peers", "peer offline", "insufficient resources")
+FORMING_WAIT = 30.0
+
+
 async def kv_bucket(
     bus: Bus, bucket: str, *, history: int = 1, ttl_s: float | None = None, replicas: int = 1
 ) -> KeyValue:
@@ -154,18 +160,23 @@ async def kv_bucket(
     config = api.KeyValueConfig(
         bucket=bucket, history=history, ttl=ttl_s, replicas=replicas, direct=True
     )
-    for attempt in range(4):  # a fresh cluster may still be electing the bucket's raft group
+    deadline = time.monotonic() + FORMING_WAIT
+    timeouts = 0
+    while True:  # a fresh cluster may still be forming, or electing the bucket's raft group
         try:
             return await bus.js.create_key_value(config)
         except nats.js.errors.APIError as exc:
             detail = f"cannot create KV bucket {bucket}: {exc.description}"
-            raise BusError(bus.url, detail) from None
+            forming = any(w in str(exc.description).lower() for w in FORMING)
+            if not forming or time.monotonic() > deadline:
+                raise BusError(bus.url, detail) from None
+            await asyncio.sleep(0.5)  # the other servers of the cluster are still joining
         except (nats.errors.TimeoutError, TimeoutError):
-            if attempt == 3:
+            timeouts += 1
+            if timeouts == 4:
                 raise BusError(bus.url, f"creating KV bucket {bucket} timed out") from None
-            with contextlib.suppress(nats.js.errors.BucketNotFoundError, nats.errors.TimeoutError):
-                return await bus.js.key_value(bucket)  # it may have been created after all
-    raise BusError(bus.url, f"cannot create KV bucket {bucket}")
+        with contextlib.suppress(nats.js.errors.BucketNotFoundError, nats.errors.TimeoutError):
+            return await bus.js.key_value(bucket)  # it may have been created after all
 
 
 async def patient(call: Callable[[], Awaitable[T]], what: str, wait: float = 60.0) -> T:
