@@ -5,8 +5,8 @@ is in the audit stream; approved, the most advanced reachable member is bootstra
 other rejoins, the unreachable one rejoins by itself once its minion runs again, and every
 committed row is there.
 
-The lab's copy of the rule answers faster than the shipped one (approve timeout 15 s instead
-of 10 min, cooldown 5 s instead of 60 s) and its minions resync every 5 s, so a new question
+The lab's copy of the rule answers faster than the shipped one (approve timeout 10 s instead
+of 10 min, cooldown 5 s instead of 60 s) and its minions resync every 3 s, so a new question
 follows an answer within seconds. Only HAProxy, keepalived and Galera run."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.lab.conftest import report
 from tests.lab.helpers import recent_decisions, stored_events, wait_until
 
 LAB_COMPONENTS = {"haproxy", "keepalived", "galera"}
-LAB_RESYNC = 5.0
+LAB_RESYNC = 3.0
 ROWS = 200
 
 
@@ -53,9 +53,9 @@ def _fast_rule(lab: L.Lab) -> None:
     f = lab.dir / "reactors" / "galera.yaml"
     text = f.read_text()
     fast = text.replace(
-        "approve: {timeout: 10m, default: deny}", "approve: {timeout: 15s, default: deny}"
+        "approve: {timeout: 10m, default: deny}", "approve: {timeout: 10s, default: deny}"
     )
-    fast = fast.replace("  cooldown: 60s\n", "  cooldown: 5s\n", 1)
+    fast = fast.replace("  cooldown: 15s\n", "  cooldown: 5s\n", 1)  # the lab's 15 s
     assert fast != text
     log = lab.dir / "master.log"
     mark = len(d.read_log(log))
