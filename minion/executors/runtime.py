@@ -64,7 +64,7 @@ def _service(action: str) -> Executor:
         if ctx.use_systemd:
             argv = ["systemctl", action, name]
         elif action == "restart" and not svc.restart and svc.stop and svc.start:
-            return await _stop_then_start(ctx, name, svc)
+            return await stop_then_start(ctx, name, svc)
         else:
             argv = svc.argv(action)
             if not argv:
@@ -79,7 +79,7 @@ def _service(action: str) -> Executor:
     return Executor(name=f"service.{action}", args=(Arg("name", (str,)),), body=body)
 
 
-async def _stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> dict[str, Any]:
+async def stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> dict[str, Any]:
     """A restart without a restart command: stop, wait (bounded) until its pid is gone --
     SIGKILL after half the command timeout --, start."""
     pid = svc.pid()

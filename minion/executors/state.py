@@ -26,6 +26,7 @@ from hactl.minion.executors.files import FILE_APPLY, allowed_path
 from hactl.minion.executors.files import apply as file_apply
 from hactl.minion.executors.policy import PolicyViolation, check_content
 from hactl.minion.executors.proc import run_argv
+from hactl.minion.executors.runtime import stop_then_start
 from hactl.schema import SchemaError
 from hactl.wire.singleton import FIELDS as SINGLETON_FIELDS
 from hactl.wire.singleton import SingletonSpec
@@ -174,7 +175,13 @@ async def service_action(ctx: ExecContext, name: str, action: str) -> tuple[bool
     if ctx.use_systemd:
         res = await run_argv(["systemctl", action, name], ctx.command_timeout)
     else:
-        argv = ctx.services[name].argv(action)
+        svc = ctx.services[name]
+        if action == "restart" and not svc.restart and svc.stop and svc.start:
+            # stop, wait for its pid to end (SIGKILL after half the timeout), start: as
+            # service.restart does (a config change that rolls a broker)
+            out = await stop_then_start(ctx, name, svc)
+            return bool(out["result"]), str(out["comment"])
+        argv = svc.argv(action)
         if not argv:
             return False, f"no {action} command configured for {name}"
         res = await run_argv(argv, ctx.command_timeout)
