@@ -30,6 +30,24 @@ def ago(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h ago"
 
 
+def took_ms(d: Any) -> float | None:
+    """How long the decision's work took: its actions' (a rule) or its HAProxy calls' (the
+    reconciler), in ms; None when nothing ran (fired, suppressed, pending)."""
+    if isinstance(d.get("ms"), int | float):
+        return round(float(d["ms"]), 2)
+    ms = [r["ms"] for r in d.get("results") or [] if isinstance(r, dict) and _num(r.get("ms"))]
+    return round(sum(ms), 2) if ms else None
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _after(ts: float, trigger_ts: Any) -> float | None:
+    """Seconds from the triggering event to the decision (None: no trigger time)."""
+    return round(ts - trigger_ts, 3) if _num(trigger_ts) and ts >= trigger_ts else None
+
+
 def row(event: Event) -> dict[str, Any]:
     """One decision: when, rule, outcome, about what (node or key), why / what was done."""
     d = event.data
@@ -48,6 +66,8 @@ def row(event: Event) -> dict[str, Any]:
         detail = ", ".join(str(r.get("action")) for r in results if isinstance(r, dict))
     return {
         "ts": event.ts,
+        "took_ms": took_ms(d),
+        "after_s": _after(event.ts, d.get("event_ts")),
         "rule": str(d.get("rule") or levels[-1]),
         "outcome": outcome,
         "about": about,
@@ -69,7 +89,8 @@ def history(
     limit: Annotated[int, typer.Option(min=1, help="At most this many (the latest)")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row")] = False,
 ) -> None:
-    """Every decision the reactor and the reconciler took, with its reason, newest last."""
+    """Every decision the reactor and the reconciler took, with its reason, newest last:
+    ``after`` is the time from the event that caused it, ``took`` how long its work ran."""
     settings = settings_of(ctx)
     if outcome is not None and outcome not in OUTCOMES:
         raise typer.BadParameter(", ".join(OUTCOMES), param_hint="--outcome")
@@ -101,7 +122,7 @@ def history(
         return
     now = time.time()
     table = Table(title=f"decisions since {since} ({len(rows)})")
-    for col in ("when", "rule", "outcome", "about", "why / what"):
+    for col in ("when", "rule", "outcome", "about", "after", "took", "why / what"):
         table.add_column(col)
     colors = {"done": "green", "failed": "red", "suppressed": "yellow", "fired": "default"}
     for r in rows:
@@ -110,6 +131,8 @@ def history(
             r["rule"],
             f"[{colors[r['outcome']]}]{r['outcome']}[/]",
             r["about"],
+            "" if r["after_s"] is None else f"{r['after_s']:.2f} s",
+            "" if r["took_ms"] is None else f"{r['took_ms']:.0f} ms",
             r["detail"],
         )
     Console().print(table)

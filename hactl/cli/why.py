@@ -47,6 +47,11 @@ def _render(tree: Tree, node: dict[str, Any]) -> None:
     for d in node["decisions"]:
         color = {"done": "green", "failed": "red", "suppressed": "yellow"}.get(d["outcome"], "")
         label = f"{d['rule']} [{color}]{d['outcome']}[/]" if color else f"{d['rule']} fired"
+        if d["about"] and ":" in d["about"]:  # the reconciler's unit: HAProxy:backend/server
+            label += f" {d['about']}"
+        times = [f"after {d['after_s']:.2f} s"] if d["after_s"] is not None else []
+        times += [f"took {d['took_ms']:.0f} ms"] if d["took_ms"] is not None else []
+        label += f" ({', '.join(times)})" if times else ""
         tree.add(f"{label}: {d['detail']}" if d["detail"] else label)
     for c in node["caused"]:
         _render(tree.add(f"[bold]{c['tag']}[/] ({c['id']})"), c)

@@ -36,6 +36,8 @@ from typing import Any
 from hactl.wire.maint import Maintenance, covering
 
 OUT = ("drain", "maint")
+#: the aspect a backend's fact is read from (every other backend: the node's keepalived)
+_SOURCE = {"galera": "galera", "rabbitmq": "rabbitmq"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ class Want:
     current: str | None  # its admin state now (None: unknown)
     cut: bool = False  # cut its sessions when taking it out
     held: str = ""  # "<reason>: <detail>" when it is left alone ('' when it may be corrected)
+    source: str = ""  # the aspect of ``server`` behind the fact (galera/rabbitmq/vrrp/minion)
 
     @property
     def key(self) -> str:
@@ -159,7 +162,8 @@ def desired(
                 held = f"admin_state: {admin or 'unknown'}"
             if not held and state in OUT and trusted:
                 held = f"untrusted: {trusted}"
-            wants.append(Want(h, backend, server, state, fact, admin, cut, held))
+            source = "minion" if not heard(nodes[server]) else _SOURCE.get(backend, "vrrp")
+            wants.append(Want(h, backend, server, state, fact, admin, cut, held, source))
     return _keep_one_ready(wants)
 
 

@@ -455,7 +455,13 @@ class Engine:
         if key in self.decisions or len(self.decisions) < 10_000:
             self.decisions[key] = self.decisions.get(key, 0) + 1
         self.kinds["reactor"] = self.kinds.get("reactor", 0) + 1
-        body = {"rule": rule.name, "event_id": event.id, "event_tag": event.tag, **data}
+        body = {
+            "rule": rule.name,
+            "event_id": event.id,
+            "event_tag": event.tag,
+            "event_ts": event.ts,
+            **data,
+        }
         msg_id = f"{rule.name}.{event.id}.{what}"
         if what == "suppressed":
             msg_id += f".{data.get('reason')}"

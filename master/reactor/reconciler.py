@@ -390,16 +390,33 @@ class Reconciler:
     async def _audit_yield(self, what: str, y: Yield, data: dict[str, Any]) -> None:
         where = {"node": y.node, "instance": y.instance}
         moves = {"from": "yielding" if y.yielded else "holding", "to": "yield" if y.want else "end"}
-        await self._publish(what, y.key, {**where, **moves, "fact": y.fact, **data})
+        cause = self.view.cause.get((y.node, "vrrp"))
+        await self._publish(what, y.key, {**where, **moves, "fact": y.fact, **data}, cause)
 
     async def _audit(self, what: str, want: Want, data: dict[str, Any]) -> None:
         where = {"haproxy": want.haproxy, "backend": want.backend, "server": want.server}
         moves = {"from": want.current, "to": want.state}
-        await self._publish(what, want.key, {**where, **moves, "fact": want.fact, **data})
+        cause = self.view.cause.get((want.server, want.source))
+        await self._publish(what, want.key, {**where, **moves, "fact": want.fact, **data}, cause)
 
-    async def _publish(self, what: str, key: str, fields: dict[str, Any]) -> None:
-        """One decision of the reconciler in the trail (``hactl/reactor/reconcile/<what>``)."""
-        body = {"rule": RULE, "event_id": "", "event_tag": "hactl/reconcile", "key": key, **fields}
+    async def _publish(
+        self,
+        what: str,
+        key: str,
+        fields: dict[str, Any],
+        cause: tuple[str, str, float] | None = None,
+    ) -> None:
+        """One decision of the reconciler in the trail (``hactl/reactor/reconcile/<what>``),
+        naming the event that last changed the fact behind it (``hactl why`` follows it; ''
+        when the fact came from the stored view, not an event this master folded in)."""
+        body = {
+            "rule": RULE,
+            "event_id": cause[0] if cause else "",
+            "event_tag": cause[1] if cause else "hactl/reconcile",
+            **({"event_ts": cause[2]} if cause else {}),
+            "key": key,
+            **fields,
+        }
         log.info("reconcile_" + what, key=key, to=body.get("to"), fact=body.get("fact"))
         with contextlib.suppress(Exception):  # the trail must not stop convergence
             await self.effects.publish(new_event(f"hactl/reactor/{RULE}/{what}", MASTER_ID, body))

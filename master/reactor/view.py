@@ -64,6 +64,11 @@ MAX_NODES = 1024
 SKEW_LIMIT_S = 5.0  # nodes in the view (the inventory is the set of minion identities)
 
 
+def heard_before(rec: Any) -> bool:
+    """A minion record that says the minion was heard (not lost, not stopped)."""
+    return isinstance(rec, dict) and bool(rec) and not rec.get("lost") and not rec.get("stopped")
+
+
 @dataclass
 class ClusterView:
     """node -> aspect -> value (the beacon's items, or the minion's liveness record)."""
@@ -78,6 +83,9 @@ class ClusterView:
     last_rejection: str = ""
     # (node, aspect) -> when the stream stored the event its value came from (server time)
     as_of: dict[tuple[str, str], float] = field(default_factory=dict)
+    # (node, aspect) -> (id, tag, time) of the event that last changed its value: what a
+    # decision taken on that fact names as its cause (``hactl why`` follows it); not persisted
+    cause: dict[tuple[str, str], tuple[str, str, float]] = field(default_factory=dict)
 
     def set(self, node: str, aspect: str, value: Any) -> bool:
         """Store one fact (from the KV or an event); False (nothing stored, counted in
@@ -150,7 +158,10 @@ class ClusterView:
                 self.as_of[key] = event.ts if now is None else now
             if self.nodes.get(node, {}).get(levels[3]) == items:
                 return []
-            return [key] if self.set(node, levels[3], items) else []
+            if not self.set(node, levels[3], items):
+                return []
+            self._caused(key, event)
+            return [key]
         if kind == "minion" and len(levels) == 4:
             what = levels[3]
             rec = dict(self.nodes.get(node, {}).get("minion") or {})
@@ -173,7 +184,12 @@ class ClusterView:
                     rec["roles"] = roles[:64]
                 # every heartbeat is persisted: another master (or one that starts later)
                 # must know this minion is alive, or it would declare it lost
-                return [(node, "minion")] if self.set(node, "minion", rec) else []
+                back = not heard_before(self.nodes.get(node, {}).get("minion"))
+                if not self.set(node, "minion", rec):
+                    return []
+                if back:  # heard again (or first): that, not every heartbeat, is a cause
+                    self._caused((node, "minion"), event)
+                return [(node, "minion")]
             if what == "stop":
                 rec.update(stopped=True, last_seen=event.ts if now is None else now)
             elif what == "lost":
@@ -182,8 +198,15 @@ class ClusterView:
                 rec.update(lost=True)
             else:
                 return []
-            return [(node, "minion")] if self.set(node, "minion", rec) else []
+            if not self.set(node, "minion", rec):
+                return []
+            self._caused((node, "minion"), event)
+            return [(node, "minion")]
         return []
+
+    def _caused(self, key: tuple[str, str], event: Event) -> None:
+        if key in self.cause or len(self.cause) < MAX_NODES * (len(ASPECTS) + 1):
+            self.cause[key] = (event.id, event.tag, event.ts)
 
     def _track_masters(self, node: str, items: dict[str, Any]) -> None:
         for inst, item in items.items():

@@ -248,6 +248,28 @@ async def test_unhealthy_keepalived_drains_its_api_servers_until_healthy() -> No
     assert sent(bus) == [(h, "set_state", "be_nova_api", "ctl1/ready") for h in NODES]
 
 
+async def test_each_correction_names_the_event_that_changed_its_fact() -> None:
+    """The drains after ctl1's priority drop name that vrrp event (``hactl why`` follows it,
+    with the time since it); a galera correction names the galera report, not the vrrp one."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, _ = reconciler(view, bus)
+    view.update(vrrp("ctl1", "MASTER", 150))
+    drop = vrrp("ctl1", "BACKUP", 40)
+    view.update(drop)
+    desync = ev("ctl2", "galera", {"local": {"running": True, "synced": False}})
+    view.update(desync)
+    await once(rec)
+    done = {e.data["key"]: e.data for e in bus.audit("done")}
+    assert {k for k, d in done.items() if d["event_id"] == drop.id} == {
+        f"{h}:be_nova_api/ctl1" for h in NODES
+    }
+    assert {k for k, d in done.items() if d["event_id"] == desync.id} == {
+        f"{h}:galera/ctl2" for h in NODES
+    }
+    assert all(d["event_tag"] == drop.tag for d in done.values() if d["event_id"] == drop.id)
+    assert all(d["event_ts"] == drop.ts for d in done.values() if d["event_id"] == drop.id)
+
+
 async def test_silence_takes_nothing_out() -> None:
     """A lost minion's last facts are not evidence: its servers are left ready (HAProxy's own
     checks decide), and a stopped HAProxy or a lost minion's HAProxy gets no command."""
