@@ -217,10 +217,15 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, args: list[str], need
 
 def test_ctrl_c_exits_130_without_traceback(nats: NatsHandle, tmp_path: Path) -> None:
     """SIGINT to a live tail ends it with 130 and no traceback."""
-    tail = Proc(["--nats", nats.url, "--data-dir", str(tmp_path), "events", "tail"])
+    tail = Proc(["--nats", nats.url, "--data-dir", str(tmp_path), "events", "tail", "--json"])
     try:
-        assert run_cli(["--nats", nats.url, "fire", "hactl/event/x"]).returncode == 0
-        time.sleep(0.5)
+        # readiness read from the tail itself: it printed an event fired after it started (a
+        # fixed sleep sent SIGINT to a tail still importing on a loaded machine)
+        deadline, seen = time.monotonic() + 30, None
+        while seen is None and time.monotonic() < deadline:
+            assert run_cli(["--nats", nats.url, "fire", "hactl/event/x"]).returncode == 0
+            seen = tail.line(1.0)
+        assert seen is not None and "hactl/event/x" in seen, tail.stderr_text()
         tail.signal(signal.SIGINT)
         assert tail.wait(10) == 130
         assert "Traceback" not in tail.stderr_text()

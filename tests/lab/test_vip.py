@@ -5,11 +5,13 @@ node's API servers (its keepalived is unhealthy) until it is healthy again. Then
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from hactl.data import states_dir
 from hactl.lab import lab as L
@@ -58,7 +60,7 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
     repaired = master_metric(lab, "hactl_master_repair_seconds_count", "api_drain")
     with HttpLoop(vip) as client:
         time.sleep(1.0)
-        t0 = time.monotonic()
+        t0, since = time.monotonic(), datetime.now(UTC)
         os.kill(pid, signal.SIGKILL)
         t_vip = wait_until(lambda: (h := L.holders(lab)[vip]) and h != [holder], 20, "VIP moved")
         new = L.holders(lab)[vip][0]
@@ -97,6 +99,8 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
         f"{t_ext - t0:.2f} s, answering"
     )
 
+    _trail_explains_the_drains(lab, holder, since)
+
     # recovery: apply restarts HAProxy there; keepalived is healthy again -> servers ready
     t1 = time.monotonic()
     res = subprocess.run(
@@ -126,6 +130,56 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
     report(
         f"e2e1 recovery: hactl apply restarted HAProxy on {holder}; its servers UP on every "
         f"HAProxy after {t_ready - t1:.2f} s; VIP now on {', '.join(L.holders(lab)[vip])}"
+    )
+
+
+def _cli_json(lab: L.Lab, *args: str) -> list[Any]:
+    res = subprocess.run(
+        [L.HACTL, "--nats", lab.nats_url, *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=lab.cli_env(),
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+
+
+def _trail_explains_the_drains(lab: L.Lab, holder: str, since: datetime) -> None:
+    """`hactl history` lists the drains with their lag and call time; each names the dead
+    holder's vrrp report as its cause, and `hactl why` on that report prints the chain down
+    to the drain calls on every HAProxy."""
+    rows = _cli_json(lab, "history", "--since", "10m", "--rule", "reconcile", "--outcome", "done")
+    drains = [
+        r
+        for r in rows
+        if str(r["about"]).endswith(f"/{holder}")
+        and ":be_" in str(r["about"])
+        and "-> drain" in str(r["detail"])
+        and float(r["ts"]) >= since.timestamp()
+    ]
+    assert drains, f"no drain of {holder} in the trail: {rows[-5:]}"
+    assert all(r["took_ms"] is not None and r["after_s"] is not None for r in drains), drains
+    causes = {str(r["event_id"]) for r in drains}
+    assert "" not in causes, drains
+    trees = {c: _cli_json(lab, "why", c, "--since", "10m")[0] for c in causes}
+    for tree in trees.values():
+        assert tree["tag"] == f"hactl/beacon/{holder}/vrrp", tree["tag"]
+    under = {
+        str(d["about"])
+        for t in trees.values()
+        for d in t["decisions"]
+        if d["rule"] == "reconcile" and "-> drain" in d["detail"]
+    }
+    assert {str(r["about"]) for r in drains} <= under, (under, drains)
+    lags = sorted(float(r["after_s"]) for r in drains)
+    report(
+        f"trail: {len(drains)} drains of {holder} in hactl history, caused by"
+        f" {len(causes)} vrrp report(s) of {holder}; hactl why lists every one; after the"
+        f" report {lags[0]:.2f}-{lags[-1]:.2f} s, calls"
+        f" {min(float(r['took_ms']) for r in drains):.0f}-"
+        f"{max(float(r['took_ms']) for r in drains):.0f} ms"
     )
 
 
