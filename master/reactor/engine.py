@@ -23,8 +23,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import jinja2
-
 from hactl.log import get_logger
 from hactl.master.reactor.actions import (
     REGISTRY,
@@ -35,7 +33,8 @@ from hactl.master.reactor.actions import (
     Settings,
 )
 from hactl.master.reactor.approvals import Approvals
-from hactl.master.reactor.rules import Expr, ExpressionError, Rule, environment
+from hactl.master.reactor.rules import ExpressionError, Rule, environment
+from hactl.master.reactor.templating import Templates
 from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.vocabulary import event_view
 from hactl.metrics import Hist
@@ -91,8 +90,7 @@ class Engine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._state: dict[tuple[str, str], _KeyState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._exprs: dict[str, Any] = {}
-        self._templates: dict[str, Any] = {}
+        self.tpl = Templates(self.env)
         self._facts: dict[str, Any] | None = None
         self._globals = dict(self.env.globals)
         self.counts = {
@@ -175,7 +173,7 @@ class Engine:
         for rule in rules:
             source = rule.when
             try:
-                if not self._true(rule, ctx):
+                if not self.tpl.true(rule, ctx):
                     continue
                 source = rule.key
                 key = rule.key_fn(ctx) if rule.key_fn is not None else event.tag
@@ -202,42 +200,8 @@ class Engine:
         self.counts["stale"] = self.counts.get("stale", 0) + 1
         await self._audit(rule, "suppressed", event, {"reason": "stale", "detail": why})
 
-    def _expr(self, source: str) -> Any:
-        """A compiled expression; called with the full context (globals included)."""
-        fn = self._exprs.get(source)
-        if fn is None:
-            fn = self._exprs[source] = Expr(self.env, source)
-        return fn
-
     def _context(self, event: Event) -> dict[str, Any]:
         return {**self._globals, "event": event_view(event), "cluster": self.facts()}
-
-    def _true(self, rule: Rule, ctx: dict[str, Any]) -> bool:
-        fn = rule.when_fn if rule.when_fn is not None else self._expr(rule.when)
-        value = fn(ctx)
-        return bool(value) and not isinstance(value, jinja2.Undefined)
-
-    def _render(self, text: str, ctx: dict[str, Any]) -> Any:
-        """A templated value; a lone ``{{ expr }}`` keeps its type (numbers, lists)."""
-        stripped = text.strip()
-        if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
-            value = self._expr(stripped[2:-2])(ctx)
-            return None if isinstance(value, jinja2.Undefined) else value
-        if "{{" not in text and "{%" not in text:
-            return text
-        tpl = self._templates.get(text)
-        if tpl is None:
-            tpl = self._templates[text] = self.env.from_string(text)
-        return self.env.concat(tpl.root_render_func(tpl.new_context(ctx, shared=True)))
-
-    def _args(self, value: Any, ctx: dict[str, Any]) -> Any:
-        if isinstance(value, str):
-            return self._render(value, ctx)
-        if isinstance(value, dict):
-            return {k: self._args(v, ctx) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._args(v, ctx) for v in value]
-        return value
 
     def _prune(self) -> None:
         """Per-key state is bounded: past MAX_KEYS, keys with nothing pending and no recent
@@ -289,7 +253,7 @@ class Engine:
         ctx: dict[str, Any] = {}
         try:
             ctx = self._context(seen)
-            still = self._true(rule, ctx)
+            still = self.tpl.true(rule, ctx)
         except Exception:  # this rule and this event only
             still = False
         if not still:
@@ -330,9 +294,9 @@ class Engine:
             st.fires.append(now)
         st.last_fired = now
         try:
-            lock = str(self._render(rule.lock, ctx)) if rule.lock else ""
+            lock = str(self.tpl.render(rule.lock, ctx)) if rule.lock else ""
             calls = [
-                (c.action, self.actions[c.action].checked(self._args(dict(c.args), ctx)))
+                (c.action, self.actions[c.action].checked(self.tpl.args(dict(c.args), ctx)))
                 for c in rule.do
             ]  # rendered values checked against the action's schema
         except Exception as exc:  # a bad argument template: this rule and this event only
