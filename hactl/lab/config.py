@@ -53,6 +53,7 @@ manage_services: true
 haproxy:
   stats: {{password: {{secret: {{file: {lab}/stats.pw}}}}}}
   check: {{inter: 1s, fall: 2, rise: 2}}
+  agent_inter: 500ms  # the lab's galera beacon reports every 0.3 s
 keepalived: {{advert_int: 0.2, check_interval: 1, check_weight: 110}}
 galera:
   writer: {net.nodes[0]}

@@ -78,7 +78,7 @@ def test_agent_never_clears_the_maint_the_reconciler_set(lab: L.Lab) -> None:
     try:
         sock = lab.node_dir("ctl3") / "mysql/mysqld.sock"
         wait_until(lambda: d.galera_state(sock) == ("Primary", "Synced"), 90, "ctl3 Synced")
-        time.sleep(5)  # five agent-checks (agent-inter 1s) that say up
+        time.sleep(5)  # ten agent-checks (the lab's agent-inter 500ms) that say up
         states = _everywhere(lab, "ctl3")
         assert {adm for _, _, adm in states} == {"maint"}, states
         assert {st for st, _, _ in states} == {"MAINT"}, states
