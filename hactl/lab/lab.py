@@ -192,14 +192,15 @@ def up(
         t = time.monotonic()
         _apply(lab, say)
         _step(lab, "hactl apply (HAProxy + keepalived started by the minions)", t, say)
+        t = time.monotonic()
+        if "rabbitmq" in comps:  # the brokers boot while Galera bootstraps: neither needs the other
+            _rabbit_start(lab)
         if "galera" in comps:
-            t = time.monotonic()
             _galera(lab)
             _step(lab, "Galera (bootstrap + joiners, all Synced)", t, say)
         if "rabbitmq" in comps:
-            t = time.monotonic()
-            _rabbit(lab)
-            _step(lab, "RabbitMQ (3 nodes clustered)", t, say)
+            _rabbit_wait(lab)
+            _step(lab, "RabbitMQ (3 nodes clustered; started with Galera)", t, say)
         if "haproxy" in comps and comps & {"galera", "rabbitmq"}:
             t = time.monotonic()
             _backends_up(lab)
@@ -315,7 +316,7 @@ def _galera(lab: Lab) -> None:
         d.wait_for(lambda s=sock: d.galera_state(s) == ("Primary", "Synced"), 60, f"Galera on {n}")
 
 
-def _rabbit(lab: Lab) -> None:
+def _rabbit_start(lab: Lab) -> None:
     net = lab.net
     for n in net.nodes:
         d.rabbit_prepare(lab.dir, n)
@@ -326,7 +327,10 @@ def _rabbit(lab: Lab) -> None:
             argv, lab.node_dir(n) / "rabbit/console.log", env
         )
     lab.save()
-    for n in net.nodes:
+
+
+def _rabbit_wait(lab: Lab) -> None:
+    for n in lab.net.nodes:
         log = lab.node_dir(n) / "rabbit/console.log"
         d.wait_for(lambda p=log: "Server startup complete" in d.read_log(p), 90, f"RabbitMQ on {n}")
 

@@ -1,17 +1,22 @@
-"""The lab tier: one real lab (3 controllers in namespaces) for the whole session. Root."""
+"""The lab tier: real labs (3 controllers in namespaces), one shared by the modules that can
+share it, each test starting from the checked healthy baseline. Root."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.lab.baseline import wait_baseline
+from hactl.lab.bus import LAB_MASTERS
 
 REPORT: list[str] = []
 
@@ -39,27 +44,128 @@ def _missing() -> str:
     return ""
 
 
-@pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest) -> Iterator[L.Lab]:
-    """A fresh lab per test module (subnet 10.99.1, or $HACTL_LAB_SUBNET; its own prefix), torn down after it: a
-    fault one module injects can never leak into another's measurement. A module that sets
-    ``LAB_SUPERVISE = True`` gets minions that restart dead daemons themselves; one that sets
-    ``LAB_COMPONENTS`` gets only those daemons (a lab without Galera and RabbitMQ is up in a
-    quarter of the time)."""
-    if why := _missing():
-        pytest.skip(why)
+def _config(module: object) -> tuple[frozenset[str], bool, float]:
+    """What a module's lab is built with: its daemons, supervision, the minions' resync."""
+    return (
+        frozenset(getattr(module, "LAB_COMPONENTS", L.COMPONENTS)),
+        bool(getattr(module, "LAB_SUPERVISE", False)),
+        float(getattr(module, "LAB_RESYNC", 30.0)),
+    )
+
+
+def _shared(module: object) -> bool:
+    return bool(getattr(module, "LAB_SHARED", False))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Lab modules that share a lab run one after another (in file order), before the lab
+    modules that build their own: the shared lab is built once and torn down once."""
+    first = {}
+    for i, item in enumerate(items):
+        first.setdefault(getattr(item, "module", None), i)
+
+    def rank(pair: tuple[int, pytest.Item]) -> tuple[int, int, int]:
+        i, item = pair
+        mod = getattr(item, "module", None)
+        lab_mod = "tests/lab/" in str(item.path)
+        group = 0 if not lab_mod else (1 if _shared(mod) else 2)
+        return (group, first[mod] if group else i, i)
+
+    items[:] = [it for _, it in sorted(enumerate(items), key=rank)]
+
+
+class _SharedLab:
+    """The one lab the ``LAB_SHARED`` modules use, built by the first of them."""
+
+    lab: L.Lab | None = None
+    config: tuple[frozenset[str], bool, float] | None = None
+
+    @classmethod
+    def down(cls) -> None:
+        if cls.lab is not None:
+            the_lab, cls.lab, cls.config = cls.lab, None, None
+            L.teardown(the_lab, say=report)
+
+
+def _build(config: tuple[frozenset[str], bool, float]) -> L.Lab:
     folder = Path(tempfile.mkdtemp(prefix="hactl-labtest-"))
     shutil.rmtree(folder)
-    the_lab = L.up(
+    components, supervise, resync = config
+    return L.up(
         folder,
         3,
-        set(getattr(request.module, "LAB_COMPONENTS", L.COMPONENTS)),
+        set(components),
         subnet=os.environ.get("HACTL_LAB_SUBNET", "10.99.1"),  # another /24: a second run
         prefix=f"hl{os.getpid() % 1000}",
         say=report,
-        supervise=bool(getattr(request.module, "LAB_SUPERVISE", False)),
-        resync=float(getattr(request.module, "LAB_RESYNC", 30.0)),
+        supervise=supervise,
+        resync=resync,
     )
+
+
+def _restore(the_lab: L.Lab) -> None:
+    """After a module on the shared lab: the masters it started stopped, the lab's master
+    running, no maintenance window left (the next module's baseline check covers the rest)."""
+    for name in LAB_MASTERS:
+        if name != "master" and d.alive(the_lab.pids.get(name)):
+            L.stop_master(the_lab, name)
+    if not d.alive(the_lab.pids.get("master")):
+        L.start_master(the_lab, "master")
+    env = the_lab.cli_env()
+    base = [L.HACTL, "--nats", the_lab.nats_url, "maint"]
+    res = subprocess.run(
+        [*base, "list", "--json"], capture_output=True, text=True, timeout=30, env=env, check=False
+    )
+    try:
+        windows = json.loads(res.stdout)["windows"]
+    except (ValueError, KeyError, TypeError):
+        windows = []
+    for w in windows:
+        if isinstance(w, dict) and w.get("active") and w.get("node") and w.get("component"):
+            subprocess.run(
+                [*base, "off", str(w["node"]), "-c", str(w["component"])],
+                capture_output=True,
+                timeout=30,
+                env=env,
+                check=False,
+            )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_lab_down() -> Iterator[None]:
+    """The shared lab is torn down at the end of the session whatever happened."""
+    try:
+        yield
+    finally:
+        _SharedLab.down()
+
+
+@pytest.fixture(scope="module")
+def lab(request: pytest.FixtureRequest) -> Iterator[L.Lab]:
+    """The lab of a test module (subnet 10.99.1, or $HACTL_LAB_SUBNET; its own prefix).
+
+    A module that sets ``LAB_SHARED = True`` runs on the lab the shared modules share (built
+    once, kept between them; each test first waits for the checked healthy baseline, so a
+    fault one test injects cannot leak into the next one's measurement); any other module
+    builds its own and tears it down after it (the shared one is torn down first: one lab at
+    a time). ``LAB_SUPERVISE = True``: minions that restart dead daemons themselves;
+    ``LAB_COMPONENTS``: only those daemons (a lab without Galera and RabbitMQ is up in a
+    quarter of the time); ``LAB_RESYNC``: the minions' periodic report."""
+    if why := _missing():
+        pytest.skip(why)
+    config = _config(request.module)
+    if _shared(request.module):
+        if _SharedLab.lab is None or _SharedLab.config != config:
+            _SharedLab.down()
+            _SharedLab.lab, _SharedLab.config = _build(config), config
+        the_lab = _SharedLab.lab
+        try:
+            yield the_lab
+        finally:
+            _restore(the_lab)
+        return
+    _SharedLab.down()
+    the_lab = _build(config)
     try:
         yield the_lab
     finally:

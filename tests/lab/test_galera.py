@@ -15,6 +15,8 @@ from hactl.wire.envelope import Event
 from tests.lab.conftest import report
 from tests.lab.helpers import cut_galera, heal_galera, recent_decisions, server_status, wait_until
 
+LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
+
 
 def _sock(lab: L.Lab, node: str) -> object:
     return lab.node_dir(node) / "mysql/mysqld.sock"

@@ -14,6 +14,8 @@ from hactl.lab import lab as L
 from tests.lab.conftest import report
 from tests.lab.helpers import admin_states, cut_galera, heal_galera, server_status, wait_until
 
+LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
+
 
 def _everywhere(lab: L.Lab, server: str) -> list[tuple[str, str, str]]:
     """(status, raw status, admin state) of galera/``server`` on every HAProxy."""

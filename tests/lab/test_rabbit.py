@@ -30,6 +30,8 @@ from tests.lab.helpers import (
     wait_until,
 )
 
+LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
+
 QUEUE = "lab.q"
 CLIENTS = 6
 

@@ -37,6 +37,8 @@ from tests.lab.helpers import (
     wait_until,
 )
 
+LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
+
 
 def _ctl2_everywhere(lab: L.Lab) -> dict[str, str]:
     return {

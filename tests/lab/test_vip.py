@@ -27,6 +27,8 @@ from tests.lab.helpers import (
     wait_until,
 )
 
+LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
+
 ROOT_STATES = str(states_dir())
 
 
