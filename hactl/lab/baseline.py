@@ -95,14 +95,17 @@ def deviations(lab: Lab) -> list[str]:
     return out
 
 
-def wait_baseline(lab: Lab, timeout: float = 90.0) -> float:
-    """Seconds until the lab is at its baseline; LabError naming what is still wrong after
-    ``timeout``."""
+def wait_baseline(lab: Lab, timeout: float = 90.0) -> tuple[float, list[str]]:
+    """Seconds until the lab is at its baseline, and what was wrong at first ([] when nothing
+    was); LabError naming what is still wrong after ``timeout``."""
     t0 = time.monotonic()
+    first: list[str] | None = None
     while True:
         wrong = deviations(lab)
+        if first is None:
+            first = wrong
         if not wrong:
-            return time.monotonic() - t0
+            return time.monotonic() - t0, first
         if time.monotonic() - t0 > timeout:
             raise LabError(
                 f"the lab did not return to its healthy baseline within {timeout:.0f} s: "

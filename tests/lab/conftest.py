@@ -182,6 +182,6 @@ def baseline(request: pytest.FixtureRequest) -> None:
     if "lab" not in request.fixturenames or not getattr(request.module, "LAB_BASELINE", True):
         return
     the_lab = request.getfixturevalue("lab")
-    waited = wait_baseline(the_lab)
-    if waited > 1.0:
-        print(f"baseline restored after {waited:.1f} s")
+    waited, wrong = wait_baseline(the_lab)
+    if waited > 1.0:  # what the previous test left, and how long hactl took to repair it
+        report(f"baseline before {request.node.name}: {waited:.1f} s for {' | '.join(wrong)}")
