@@ -332,7 +332,9 @@ def _watch(settings: Settings, full: bool, every: float, *, compact: bool = True
         shot.print(f"[dim]hactl status --watch {every:g}: {time.strftime('%H:%M:%S')}[/]")
         return shot
 
-    with Live(console=console, screen=False, auto_refresh=False) as live:
+    # the alternate screen, as watch(1) uses: each frame replaces the last whole (an in-place
+    # redraw by cursor moves stacked frames in tmux)
+    with Live(console=console, screen=True, auto_refresh=False) as live:
         try:
             while True:
                 live.update(Text.from_ansi(frame().export_text(styles=True)), refresh=True)
