@@ -37,7 +37,8 @@ step "the reactor's decisions, as stored in JetStream (hactl events tail --since
 timeout 5 "$HACTL" events tail --since 5m --tag 'hactl/reactor/*/done' --json \
   | python3 -c 'import json,sys
 for l in sys.stdin:
-    e=json.loads(l); d=e["data"]; print(" ", e["tag"].split("/")[2], "for", d["event_tag"], "->", ", ".join(r["action"] for r in d["results"]))' \
+    e=json.loads(l); d=e["data"]; what=", ".join(r["action"] for r in d.get("results") or []) or "set " + str(d.get("to"))
+    print(" ", e["tag"].split("/")[2], "for", d.get("event_tag"), "->", what)' \
   | sort | uniq -c | sort -rn | head -12 || true
 
 step "hactl lab down: stops what it started, removes namespaces, routes and files"
