@@ -74,14 +74,22 @@ async def tour(lab: L.Lab) -> None:
         os.kill(lab.daemon_pid(holder, "haproxy") or 0, signal.SIGKILL)
         moved = await _until(lambda: L.holders(lab)[vip] not in ([holder], []), 20)
         new = L.holders(lab)[vip][0]
+        # the desired state: the dead holder's API servers drained (its keepalived is
+        # unhealthy); its Galera and RabbitMQ servers follow their own facts and stay UP
         drained = await _until(
             lambda: (
-                {v for k, v in _status(lab, new).items() if k.endswith("/" + holder)} == {"DRAIN"}
+                {
+                    v
+                    for k, v in _status(lab, new).items()
+                    if k.startswith("be_") and k.endswith("/" + holder)
+                }
+                == {"DRAIN"}
             ),
             20,
         )
         _say(
-            f"  VIP {vip} moved to {new} after {moved:.2f} s; {holder} drained on {new} after {drained:.2f} s"
+            f"  VIP {vip} moved to {new} after {_secs(moved)}; {holder}'s API servers drained on"
+            f" {new} after {_secs(drained)} (its Galera and RabbitMQ servers stay UP: healthy)"
         )
         await asyncio.to_thread(
             subprocess.run,
