@@ -223,6 +223,10 @@ class Engine:
             self._prune()
         st = self._state.setdefault((rule.name, key), _KeyState())
         if rule.debounce > 0:
+            if st.pending is not None and st.pending.id == event.id and st.timer is not None:
+                # the same event again (a redelivery while its debounce runs): it is already
+                # waiting; treating it as news would restart the quiet period every ack wait
+                return st.timer
             if st.pending is not None:
                 why = {"reason": "debounced", "superseded_by": event.id, "key": key}
                 await self._audit(rule, "suppressed", st.pending, why)

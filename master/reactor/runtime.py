@@ -94,6 +94,7 @@ class ReactorRuntime:
         self._sub: Any = None
         self.interest = Interest([])
         self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
+        self._progress: set[asyncio.Task[None]] = set()  # in-progress acks of running events
         self.watch: Watch | None = None  # liveness and clock skew (master/reactor/watch.py)
         self.reconciler: Reconciler | None = None
         self.singletons: SingletonManager | None = None  # leases: only with a reconciler
@@ -261,6 +262,13 @@ class ReactorRuntime:
             return
         done = asyncio.gather(*tasks, return_exceptions=True)
         done.add_done_callback(lambda _: asyncio.ensure_future(_ack(msg)))
+        # while they run (a debounce, a lock wait, a long recovery), tell the server the
+        # event is being worked on: redelivered to this master it restarted debounces (a
+        # rejoin fired after 15 s instead of 5); a master that dies stops saying so, and the
+        # event goes to another one ``ack_wait`` later
+        keep = asyncio.ensure_future(_in_progress(msg, done, self.options.ack_wait / 2))
+        self._progress.add(keep)
+        keep.add_done_callback(self._progress.discard)
 
     def _trust(self) -> str:
         """Why this master may not take anything out now ('' when it may): the liveness
@@ -413,3 +421,12 @@ def _stored(msg: Msg) -> float | None:
 async def _ack(msg: Msg) -> None:
     with contextlib.suppress(Exception):
         await msg.ack()
+
+
+async def _in_progress(msg: Msg, done: asyncio.Future[Any], every: float) -> None:
+    """``+WPI`` every ``every`` seconds until ``done`` (the event's tasks) ends."""
+    while not done.done():
+        await asyncio.wait({done}, timeout=every)
+        if not done.done():
+            with contextlib.suppress(Exception):
+                await msg.in_progress()

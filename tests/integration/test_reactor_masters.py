@@ -131,3 +131,50 @@ async def test_kill_one_master_mid_burst_exactly_once(tmp_path: Path, nats: Nats
         await bus.close()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(server.stop)
+
+
+SLOW = """
+- name: slow
+  on: hactl/event/slow/*
+  debounce: 3s
+  do:
+    - event.fire: {tag: hactl/event/slow-out/x, data: {}}
+"""
+
+
+async def test_an_event_longer_than_ack_wait_is_not_redelivered_to_its_master(
+    tmp_path: Path, nats: NatsHandle
+) -> None:
+    """A debounce of 3 s under an ack wait of 1 s: the master says the event is in progress,
+    so it is delivered once, fires once after one debounce and nothing is 'debounced'."""
+    rules = tmp_path / "reactors"
+    rules.mkdir()
+    (rules / "slow.yaml").write_text(SLOW)
+    server = EmbeddedServer(
+        ServerOptions(data_dir=tmp_path / "nats", auth=ServerAuth(nats.auth_dir), port=-1)
+    )
+    url = await asyncio.to_thread(server.start)
+    bus = await Bus.connect(url, nats.auth(), name="test-slow", timeout=5)
+    master: Proc | None = None
+    try:
+        await ensure_stream(bus, StreamSettings())
+        args = ["--nats", url, "--log-format", "json", "master", "--reactors", str(rules)]
+        master = Proc([*args, "--ack-wait", "1s"])
+        await _wait_log(master, "reactor_started")
+        ev = new_event("hactl/event/slow/a", "test", {})
+        await bus.publish(ev, msg_id=ev.id)
+        deadline = time.monotonic() + 30
+        while await _subject_count(bus, "hactl.reactor.slow.done") < 1:
+            assert time.monotonic() < deadline, master.stderr_text()[-2000:]
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2.0)  # past two more ack waits: a late redelivery would show now
+        assert await _subject_count(bus, "hactl.reactor.slow.fired") == 1
+        assert await _subject_count(bus, "hactl.reactor.slow.suppressed") == 0
+        stats = await bus.request("master", "master.stats", timeout=5)
+        assert stats.result["reactor"].get("redelivered", 0) == 0, stats.result["reactor"]
+    finally:
+        if master is not None:
+            master.stop()
+        await bus.close()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(server.stop)

@@ -271,6 +271,30 @@ async def test_debounce_fires_once_with_the_latest_event() -> None:
     assert len(bus.audit("suppressed")) == 4
 
 
+async def test_a_redelivered_event_does_not_restart_its_debounce() -> None:
+    """The same event handled again while its debounce runs (JetStream redelivered it) is not
+    news: it fires once, one debounce after the first delivery, and nothing is suppressed."""
+    bus = MemBus()
+    eng = Engine(
+        rule("""
+- name: quiet
+  on: hactl/event/t/*
+  debounce: 0.2
+  do: [{event.fire: {tag: hactl/event/out/q, data: {}}}]
+"""),
+        bus,
+    )
+    ev = new_event("hactl/event/t/x", "cli", {})
+    first = await eng.handle(ev)
+    await asyncio.sleep(0.15)
+    again = await eng.handle(ev)
+    assert again == first  # the same waiting timer: the runtime acks when it ends
+    await eng.idle()
+    out = [e for e, _ in bus.published if e.tag == "hactl/event/out/q"]
+    # a restart goes through the supersede path, which says "debounced": nothing was said
+    assert len(out) == 1 and bus.audit("suppressed") == []
+
+
 async def test_debounce_is_not_starved_by_events_that_keep_coming() -> None:
     """Matching events every half debounce, for ten debounces (resyncs of a fact that holds):
     it fires while they are still coming (bounded at 3 debounces), not only after they stop."""
