@@ -2,9 +2,11 @@
 
 - Every master binds the same durable push consumer ``hactl-reactor`` on ``HACTL_EVENTS``
   with the deliver group ``hactl-reactor``: each event goes to one master. An event is acked
-  when every action it started has ended, so the events of a master that dies are redelivered
-  to another after ``ack_wait``; actions are idempotent and the events they publish carry a
-  Nats-Msg-Id derived from the trigger, so a redelivery stores nothing twice.
+  when every action it started has ended (and said in progress every half ``ack_wait`` until
+  then), so the events of a master that dies are redelivered to another after ``ack_wait``,
+  and a living master's are never redelivered to itself; actions are idempotent and the
+  events they publish carry a Nats-Msg-Id derived from the trigger, so a redelivery stores
+  nothing twice.
 - The consumer takes every subject (no filter: see ``master/reactor/interest.py`` for why);
   what neither the view nor a rule can use -- the reactor's own audit trail, rule follow-ups,
   job returns -- is acked unread.
