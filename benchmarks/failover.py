@@ -259,7 +259,13 @@ def main() -> int:
     )
     ap.add_argument("--variants", default="hactl,script,galera-defaults")
     ap.add_argument("--faults", default=",".join(FAULTS))
+    ap.add_argument(
+        "--hactl-profile",
+        default="lan",
+        help="the hactl variant's Galera profile: lan, or lan:KEY=VALUE,... to try options",
+    )
     args = ap.parse_args()
+    VARIANTS["hactl"]["galera_profile"] = args.hactl_profile
     if os.geteuid() != 0:
         print("failover.py: needs root (a lab in network namespaces)", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ machines) loads the machine. Counted: VRRP state transitions (from the minions' 
 events in the stream) and Galera view changes (each node's ``wsrep_cluster_conf_id`` before
 and after) -- both must be 0 -- and the reconciler's corrections (``reconcile/done``).
 Root. Usage: sudo .venv/bin/python benchmarks/soak.py [--seconds 600] [--cpu 2]
-[--profile lan|default]
+[--profile lan|default|lan:evs.suspect_timeout=PT0.6S]
 """
 
 from __future__ import annotations
@@ -47,7 +47,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=600)
     ap.add_argument("--cpu", type=int, default=2)
-    ap.add_argument("--profile", default="lan", choices=("lan", "default"))
+    ap.add_argument(
+        "--profile",
+        default="lan",
+        help="lan, default, or lan:KEY=VALUE,... (provider options tried on top of a profile)",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("soak.py: needs root (a lab in network namespaces)", file=sys.stderr)

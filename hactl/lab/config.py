@@ -30,8 +30,23 @@ def paths(lab: Path) -> dict[str, str]:
     }
 
 
+def galera_provider(profile: str) -> tuple[str, dict[str, str]]:
+    """``lan`` / ``default``, optionally with provider options a benchmark tries on top of it:
+    ``lan:evs.suspect_timeout=PT0.6S,evs.inactive_timeout=PT5S`` -> (``lan``, {...})."""
+    name, _, extra = profile.partition(":")
+    options = {}
+    for pair in filter(None, extra.split(",")):
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip() or not value.strip() or any(c in pair for c in ";{}'\"\n"):
+            raise ValueError(f"bad galera provider option {pair!r} (key=value)")
+        options[key.strip()] = value.strip()
+    return name, options
+
+
 def pillar(net: LabNet, lab: Path, components: set[str], galera_profile: str = "lan") -> str:
     """The lab pillar (merged over the shipped one): nodes, VIPs, paths, lab-sized daemons."""
+    profile, extra = galera_provider(galera_profile)
+    provider = ", ".join(f"{k}: {v}" for k, v in {"gcache.size": "64M", **extra}.items())
     roles = ["api", *sorted(components)]
     role_list = ", ".join(roles)
     nodes = "\n".join(
@@ -57,8 +72,8 @@ haproxy:
 keepalived: {{advert_int: 0.2, check_interval: 1, check_weight: 110}}
 galera:
   writer: {net.nodes[0]}
-  profile: {galera_profile}
-  provider_options: {{gcache.size: 64M}}
+  profile: {profile}
+  provider_options: {{{provider}}}
   options: !replace
     user: mysql
     datadir: {g}/data
