@@ -177,11 +177,13 @@ class Bus:
         bus._errors = last_error
         return bus
 
-    async def close(self) -> None:
-        """Flush and close; never raises."""
+    async def close(self, drain: bool = True) -> None:
+        """Flush and close; never raises. ``drain=False``: close at once (a reader that was
+        interrupted has nothing to flush, and Ctrl-C must not wait seconds for a drain)."""
         self._closing.append(True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.nc.drain(), 5.0)
+        if drain:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), 5.0)
         with contextlib.suppress(Exception):  # bounded: with every server gone it may wait on
             await asyncio.wait_for(self.nc.close(), 2.0)  # the reconnect loop (lab teardown)
 

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from hactl.auth.perms import AUDIT_STREAM
 from hactl.bus import EVENTS_STREAM, Bus
-from hactl.cli.runner import print_json, run, settings_of
+from hactl.cli.runner import print_json, run, settings_of, until_interrupted
 from hactl.config import resolve_connection
 from hactl.errors import UsageError
 from hactl.timeparse import parse_since
@@ -88,8 +88,9 @@ def tail(
                     sys.stdout.write(render_text(event) + "\n")
                     sys.stdout.flush()
         finally:
-            await bus.close()
+            await bus.close(drain=False)  # a reader: nothing to flush, and Ctrl-C is prompt
 
     if count is not None and count < 1:
         raise UsageError("--count must be at least 1")
-    run(body())
+    if sig := run(until_interrupted(body())):
+        raise typer.Exit(128 + sig)  # 130 for Ctrl-C, 143 for SIGTERM

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
 
@@ -40,6 +42,37 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(0) from None
+
+
+async def until_interrupted(work: Coroutine[Any, Any, None], grace: float = 3.0) -> int:
+    """Run ``work`` (a reader that runs until stopped) until it ends or Ctrl-C / SIGTERM; the
+    signal's number when one stopped it (0 when the work ended). The signal stops the work at
+    its next await and lets its own clean-up run; should anything hang after that, the process
+    exits 128 + the signal after ``grace`` seconds anyway (a CI run once saw a tail outlive
+    SIGINT by 10 s)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    hit: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        if not hit:
+            timer = threading.Timer(grace, os._exit, (128 + sig,))
+            timer.daemon = True
+            timer.start()
+        hit.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not hit:
+            raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return hit[0] if hit else 0
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -14,6 +14,8 @@ from tests.lab.conftest import report
 from tests.lab.helpers import stored_done as _stored_done
 from tests.lab.helpers import synced_event as _synced
 
+LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
+
 FLURRY = 600
 
 

@@ -16,6 +16,8 @@ from tests.lab.conftest import report
 from tests.lab.helpers import synced_event as _synced
 from tests.lab.helpers import wait_until
 
+LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
+
 FLURRY = 600
 
 

@@ -152,7 +152,8 @@ def _trail_explains_the_drains(lab: L.Lab, holder: str, since: datetime) -> None
     """`hactl history` lists the drains with their lag and call time; each names the dead
     holder's vrrp report as its cause, and `hactl why` on that report prints the chain down
     to the drain calls on every HAProxy."""
-    rows = _cli_json(lab, "history", "--since", "10m", "--rule", "reconcile", "--outcome", "done")
+    # a short window: `why` reads every event of it, and the shared lab's stream is busy
+    rows = _cli_json(lab, "history", "--since", "2m", "--rule", "reconcile", "--outcome", "done")
     drains = [
         r
         for r in rows
@@ -165,7 +166,7 @@ def _trail_explains_the_drains(lab: L.Lab, holder: str, since: datetime) -> None
     assert all(r["took_ms"] is not None and r["after_s"] is not None for r in drains), drains
     causes = {str(r["event_id"]) for r in drains}
     assert "" not in causes, drains
-    trees = {c: _cli_json(lab, "why", c, "--since", "10m")[0] for c in causes}
+    trees = {c: _cli_json(lab, "why", c, "--since", "2m")[0] for c in causes}
     for tree in trees.values():
         assert tree["tag"] == f"hactl/beacon/{holder}/vrrp", tree["tag"]
     under = {
