@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats.js.errors
@@ -57,80 +58,93 @@ async def _stored(bus: Bus, subject: str) -> list[Event]:
         await sub.unsubscribe()
 
 
-async def test_kill_one_master_mid_burst_exactly_once(tmp_path: Path, nats: NatsHandle) -> None:
-    """10,000 events, two masters, one killed -9 midway: 10,000 done, one per event."""
+@contextlib.asynccontextmanager
+async def _server_with_rules(
+    tmp_path: Path, nats: NatsHandle, rules_yaml: str
+) -> AsyncIterator[tuple[str, Path, Bus]]:
+    """A fresh embedded server with the event stream, a rules folder holding ``rules_yaml``,
+    and a client bus: (url, rules folder, bus); stopped and closed after."""
     rules = tmp_path / "reactors"
     rules.mkdir()
-    (rules / "burst.yaml").write_text(RULE)
+    (rules / "rules.yaml").write_text(rules_yaml)
     server = EmbeddedServer(
         ServerOptions(data_dir=tmp_path / "nats", auth=ServerAuth(nats.auth_dir), port=-1)
     )
     url = await asyncio.to_thread(server.start)
-    masters: list[Proc] = []
-    bus = await Bus.connect(url, nats.auth(), name="test-burst", timeout=5)
+    bus = await Bus.connect(url, nats.auth(), name="test-masters", timeout=5)
     try:
         await ensure_stream(bus, StreamSettings())
-        args = [
-            "--nats",
-            url,
-            "--log-format",
-            "json",
-            "master",
-            "--reactors",
-            str(rules),
-            "--ack-wait",
-            "3s",
-        ]
-        for _ in range(2):
-            masters.append(Proc(args))
-            await _wait_log(masters[-1], "reactor_started")
-        done_live = 0
-        quarter = asyncio.Event()
-
-        async def on_done(_: Event) -> None:
-            nonlocal done_live
-            done_live += 1
-            if done_live >= N // 4:
-                quarter.set()
-
-        await bus.subscribe("hactl/reactor/burst/done", on_done)
-        ids = []
-        for i in range(N):  # a burst: both masters get a backlog
-            ev = new_event(f"hactl/event/burst/b{i % 7}", "test", {"n": i})
-            ids.append(ev.id)
-            await bus.publish(ev, msg_id=ev.id)
-        await bus.sync()
-        await asyncio.wait_for(quarter.wait(), 60)
-        os.kill(masters[0].pid, signal.SIGKILL)  # mid-burst, with delivered, unacked work
-        killed_at = done_live
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:  # poll the stream's own count (no event for "all done")
-            if await _subject_count(bus, "hactl.reactor.burst.done") >= N:
-                break
-            await asyncio.sleep(0.5)
-        await asyncio.sleep(4.0)  # past ack_wait: any late redelivery would show up now
-        stored = await _stored(bus, "hactl.reactor.burst.done")
-        handled = [e.data["event_id"] for e in stored]
-        assert len(handled) == N, f"{len(handled)} done stored for {N} events"
-        assert sorted(handled) == sorted(ids), "every event done exactly once"
-        outs = await _subject_count(bus, "hactl.event.burst-out.x")
-        assert outs == N, f"{outs} follow-up events for {N}"
-        assert masters[1].alive()
-        stats = await bus.request("master", "master.stats", timeout=5)  # only B answers now
-        redelivered = stats.result["reactor"].get("redelivered", 0)
-        assert redelivered > 0, "the killed master's unacked events were redelivered to B"
-        assert killed_at < N
-        print(
-            f"\nmaster A killed -9 after {killed_at} done; done events seen live (redeliveries"
-            f" included): {done_live}; redelivered to the survivor: {redelivered};"
-            f" stored in the stream: {len(handled)}"
-        )
+        yield url, rules, bus
     finally:
-        for m in masters:
-            m.stop()
         await bus.close()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(server.stop)
+
+
+async def test_kill_one_master_mid_burst_exactly_once(tmp_path: Path, nats: NatsHandle) -> None:
+    """10,000 events, two masters, one killed -9 midway: 10,000 done, one per event."""
+    masters: list[Proc] = []
+    async with _server_with_rules(tmp_path, nats, RULE) as (url, rules, bus):
+        try:
+            args = [
+                "--nats",
+                url,
+                "--log-format",
+                "json",
+                "master",
+                "--reactors",
+                str(rules),
+                "--ack-wait",
+                "3s",
+            ]
+            for _ in range(2):
+                masters.append(Proc(args))
+                await _wait_log(masters[-1], "reactor_started")
+            done_live = 0
+            quarter = asyncio.Event()
+
+            async def on_done(_: Event) -> None:
+                nonlocal done_live
+                done_live += 1
+                if done_live >= N // 4:
+                    quarter.set()
+
+            await bus.subscribe("hactl/reactor/burst/done", on_done)
+            ids = []
+            for i in range(N):  # a burst: both masters get a backlog
+                ev = new_event(f"hactl/event/burst/b{i % 7}", "test", {"n": i})
+                ids.append(ev.id)
+                await bus.publish(ev, msg_id=ev.id)
+            await bus.sync()
+            await asyncio.wait_for(quarter.wait(), 60)
+            os.kill(masters[0].pid, signal.SIGKILL)  # mid-burst, with delivered, unacked work
+            killed_at = done_live
+            deadline = time.monotonic() + 90
+            # poll the stream's own count (no event says "all done")
+            while time.monotonic() < deadline:
+                if await _subject_count(bus, "hactl.reactor.burst.done") >= N:
+                    break
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(4.0)  # past ack_wait: any late redelivery would show up now
+            stored = await _stored(bus, "hactl.reactor.burst.done")
+            handled = [e.data["event_id"] for e in stored]
+            assert len(handled) == N, f"{len(handled)} done stored for {N} events"
+            assert sorted(handled) == sorted(ids), "every event done exactly once"
+            outs = await _subject_count(bus, "hactl.event.burst-out.x")
+            assert outs == N, f"{outs} follow-up events for {N}"
+            assert masters[1].alive()
+            stats = await bus.request("master", "master.stats", timeout=5)  # only B answers now
+            redelivered = stats.result["reactor"].get("redelivered", 0)
+            assert redelivered > 0, "the killed master's unacked events were redelivered to B"
+            assert killed_at < N
+            print(
+                f"\nmaster A killed -9 after {killed_at} done; done events seen live (redeliveries"
+                f" included): {done_live}; redelivered to the survivor: {redelivered};"
+                f" stored in the stream: {len(handled)}"
+            )
+        finally:
+            for m in masters:
+                m.stop()
 
 
 SLOW = """
@@ -147,34 +161,21 @@ async def test_an_event_longer_than_ack_wait_is_not_redelivered_to_its_master(
 ) -> None:
     """A debounce of 3 s under an ack wait of 1 s: the master says the event is in progress,
     so it is delivered once, fires once after one debounce and nothing is 'debounced'."""
-    rules = tmp_path / "reactors"
-    rules.mkdir()
-    (rules / "slow.yaml").write_text(SLOW)
-    server = EmbeddedServer(
-        ServerOptions(data_dir=tmp_path / "nats", auth=ServerAuth(nats.auth_dir), port=-1)
-    )
-    url = await asyncio.to_thread(server.start)
-    bus = await Bus.connect(url, nats.auth(), name="test-slow", timeout=5)
-    master: Proc | None = None
-    try:
-        await ensure_stream(bus, StreamSettings())
+    async with _server_with_rules(tmp_path, nats, SLOW) as (url, rules, bus):
         args = ["--nats", url, "--log-format", "json", "master", "--reactors", str(rules)]
         master = Proc([*args, "--ack-wait", "1s"])
-        await _wait_log(master, "reactor_started")
-        ev = new_event("hactl/event/slow/a", "test", {})
-        await bus.publish(ev, msg_id=ev.id)
-        deadline = time.monotonic() + 30
-        while await _subject_count(bus, "hactl.reactor.slow.done") < 1:
-            assert time.monotonic() < deadline, master.stderr_text()[-2000:]
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(2.0)  # past two more ack waits: a late redelivery would show now
-        assert await _subject_count(bus, "hactl.reactor.slow.fired") == 1
-        assert await _subject_count(bus, "hactl.reactor.slow.suppressed") == 0
-        stats = await bus.request("master", "master.stats", timeout=5)
-        assert stats.result["reactor"].get("redelivered", 0) == 0, stats.result["reactor"]
-    finally:
-        if master is not None:
+        try:
+            await _wait_log(master, "reactor_started")
+            ev = new_event("hactl/event/slow/a", "test", {})
+            await bus.publish(ev, msg_id=ev.id)
+            deadline = time.monotonic() + 30
+            while await _subject_count(bus, "hactl.reactor.slow.done") < 1:
+                assert time.monotonic() < deadline, master.stderr_text()[-2000:]
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2.0)  # past two more ack waits: a late redelivery shows now
+            assert await _subject_count(bus, "hactl.reactor.slow.fired") == 1
+            assert await _subject_count(bus, "hactl.reactor.slow.suppressed") == 0
+            stats = await bus.request("master", "master.stats", timeout=5)
+            assert stats.result["reactor"].get("redelivered", 0) == 0, stats.result["reactor"]
+        finally:
             master.stop()
-        await bus.close()
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(server.stop)
