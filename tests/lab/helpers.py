@@ -334,3 +334,17 @@ def master_metric(lab: L.Lab, sample: str, key: str, name: str = "master") -> fl
             if s.name == sample and s.labels.get("key") == key:
                 return float(s.value)
     return 0.0
+
+
+def hactl(lab: L.Lab, *args: str) -> str:
+    """``hactl --nats <lab> ARGS`` as the lab's admin; its stdout (it must exit 0)."""
+    res = subprocess.run(
+        [L.HACTL, "--nats", lab.nats_url, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=lab.cli_env(),
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout

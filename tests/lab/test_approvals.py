@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +23,7 @@ from hactl.lab import bus as lab_bus
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from tests.lab.conftest import report
-from tests.lab.helpers import recent_decisions, stored_events, wait_until
+from tests.lab.helpers import hactl, recent_decisions, stored_events, wait_until
 
 LAB_COMPONENTS = {"haproxy", "keepalived", "galera"}
 LAB_RESYNC = 3.0
@@ -33,19 +32,6 @@ ROWS = 200
 
 def _sock(lab: L.Lab, node: str) -> Any:
     return lab.node_dir(node) / "mysql/mysqld.sock"
-
-
-def _cli(lab: L.Lab, *args: str) -> str:
-    res = subprocess.run(
-        [L.HACTL, "--nats", lab.nats_url, *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env=lab.cli_env(),
-    )
-    assert res.returncode == 0, res.stderr
-    return res.stdout
 
 
 def _fast_rule(lab: L.Lab) -> None:
@@ -68,7 +54,7 @@ def _pending(lab: L.Lab, seen: set[str], timeout: float = 90) -> dict[str, Any]:
     found: list[dict[str, Any]] = []
 
     def new() -> bool:
-        rows = json.loads(_cli(lab, "approvals", "--json"))["approvals"]
+        rows = json.loads(hactl(lab, "approvals", "--json"))["approvals"]
         found[:] = [r for r in rows if r["open"] and r["id"] not in seen]
         return bool(found)
 
@@ -81,7 +67,7 @@ def _pending(lab: L.Lab, seen: set[str], timeout: float = 90) -> dict[str, Any]:
 
 
 def _state(lab: L.Lab, approval_id: str) -> dict[str, Any]:
-    rows = json.loads(_cli(lab, "approvals", "--all", "--json"))["approvals"]
+    rows = json.loads(hactl(lab, "approvals", "--all", "--json"))["approvals"]
     return next(r for r in rows if r["id"] == approval_id)
 
 
@@ -111,12 +97,12 @@ def test_unreachable_member_asks_expires_is_denied_then_approved(lab: L.Lab) -> 
         assert "ctl3" in first["question"] and first["plan"]["would"]["node"] in ("ctl1", "ctl2")
         wait_until(lambda: _state(lab, first["id"])["state"] == "expired", 40, "expired")
         second = _pending(lab, seen)
-        _cli(lab, "deny", second["id"], "--reason", "ctl3 is rebooting; wait for it")
+        hactl(lab, "deny", second["id"], "--reason", "ctl3 is rebooting; wait for it")
         time.sleep(3.0)
         assert not any(d.galera_state(_sock(lab, n)) for n in ("ctl1", "ctl2")), "denied, started"
         third = _pending(lab, seen)
         t_ok = time.monotonic()
-        _cli(lab, "approve", third["id"], "--reason", "ctl3's disk failed; go")
+        hactl(lab, "approve", third["id"], "--reason", "ctl3's disk failed; go")
         try:
             wait_until(lambda: _primary_synced(lab, ["ctl1", "ctl2"]), 120, "ctl1+ctl2 Synced")
         except AssertionError as exc:

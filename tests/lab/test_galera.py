@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 
 from hactl.bus import Bus
@@ -13,7 +12,14 @@ from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.wire.envelope import Event
 from tests.lab.conftest import report
-from tests.lab.helpers import cut_galera, heal_galera, recent_decisions, server_status, wait_until
+from tests.lab.helpers import (
+    cut_galera,
+    hactl,
+    heal_galera,
+    recent_decisions,
+    server_status,
+    wait_until,
+)
 
 LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
 
@@ -117,23 +123,11 @@ def _synced(lab: L.Lab, node: str) -> bool:
     return rows.get("wsrep_local_state_comment") == "Synced"
 
 
-def _cli(lab: L.Lab, *args: str) -> None:
-    res = subprocess.run(
-        [L.HACTL, "--nats", lab.nats_url, *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env=lab.cli_env(),
-    )
-    assert res.returncode == 0, res.stderr
-
-
 def test_maintenance_is_left_alone_then_rejoined(lab: L.Lab) -> None:
     """hactl maint on ctl2 -c galera, stop its mariadbd: nothing starts it again for 60 s (a
     resync included) and the trail says maintenance; maint off: rejoined and Synced."""
     wait_until(lambda: all(_synced(lab, n) for n in lab.net.nodes), 120, "all Synced")
-    _cli(lab, "maint", "on", "ctl2", "-c", "galera", "--reason", "lab: planned work")
+    hactl(lab, "maint", "on", "ctl2", "-c", "galera", "--reason", "lab: planned work")
     pid = lab.daemon_pid("ctl2", "galera")
     assert pid
     os.kill(pid, signal.SIGTERM)  # a clean stop, as an operator would
@@ -144,7 +138,7 @@ def test_maintenance_is_left_alone_then_rejoined(lab: L.Lab) -> None:
     trail = recent_decisions(lab, "2m")
     assert "suppressed maintenance" in trail, trail
     t_off = time.monotonic()
-    _cli(lab, "maint", "off", "ctl2", "-c", "galera")
+    hactl(lab, "maint", "off", "ctl2", "-c", "galera")
     took = wait_until(lambda: _synced(lab, "ctl2"), 120, "ctl2 rejoined and Synced") - t_off
     report(
         f"maintenance: ctl2's mariadbd left stopped for {t_off - t_stop:.0f} s under "

@@ -19,6 +19,7 @@ from tests.lab.conftest import report
 from tests.lab.helpers import (
     HttpLoop,
     cut_vrrp,
+    hactl,
     heal_galera,
     master_metric,
     recent_decisions,
@@ -135,17 +136,8 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
     )
 
 
-def _cli_json(lab: L.Lab, *args: str) -> list[Any]:
-    res = subprocess.run(
-        [L.HACTL, "--nats", lab.nats_url, *args, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env=lab.cli_env(),
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
-    return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+def _json_lines(text: str) -> list[Any]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def _trail_explains_the_drains(lab: L.Lab, holder: str, since: datetime) -> None:
@@ -153,7 +145,9 @@ def _trail_explains_the_drains(lab: L.Lab, holder: str, since: datetime) -> None
     holder's vrrp report as its cause, and `hactl why` on that report prints the chain down
     to the drain calls on every HAProxy."""
     # a short window: `why` reads every event of it, and the shared lab's stream is busy
-    rows = _cli_json(lab, "history", "--since", "2m", "--rule", "reconcile", "--outcome", "done")
+    rows = _json_lines(
+        hactl(lab, "history", "--since", "2m", "--rule", "reconcile", "--outcome", "done", "--json")
+    )
     drains = [
         r
         for r in rows
@@ -166,7 +160,7 @@ def _trail_explains_the_drains(lab: L.Lab, holder: str, since: datetime) -> None
     assert all(r["took_ms"] is not None and r["after_s"] is not None for r in drains), drains
     causes = {str(r["event_id"]) for r in drains}
     assert "" not in causes, drains
-    trees = {c: _cli_json(lab, "why", c, "--since", "2m")[0] for c in causes}
+    trees = {c: json.loads(hactl(lab, "why", c, "--since", "2m", "--json")) for c in causes}
     for tree in trees.values():
         assert tree["tag"] == f"hactl/beacon/{holder}/vrrp", tree["tag"]
     under = {
