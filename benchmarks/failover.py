@@ -3,32 +3,44 @@ baselines measured in the same run.
 
 For each variant a lab of three controllers is built (root; subnet 10.99.2, never two at
 once) with minions that restart dead daemons (supervision), and each fault is repeated
-``--runs`` times (default 10). A client opens a fresh TCP connection to the VIP every 20 ms
-(100 ms connect timeout, 200 ms for the answer) from before the fault until things are stable
-again -- fail-back included -- and records every gap between two answered requests.
+``--runs`` times (default 10; ``--writer-runs`` for the writer faults, ~40 s each). A client
+opens a fresh TCP connection to the VIP every 20 ms (100 ms connect timeout, 200 ms for the
+answer) from before the fault until things are stable again -- fail-back included -- and
+records every gap between two answered requests.
 
 Variants (same faults, same machine, same run):
 - ``hactl``: the shipped setup -- the minion learns of HAProxy's death from a pidfd and
-  flags it in a file keepalived tracks (FAULT at once), plus the reconciler;
+  flags it in a file keepalived tracks (FAULT at once), the health agent, the reconciler;
+- ``reactor-stopped``: the same with the master stopped for each fault (started again after
+  the measurement, to repair what only it repairs): what the minions and daemons do alone;
 - ``script``: the minions' fast path off (minion.yaml ``vrrp.watch: []``): keepalived's own
-  script check (interval 1 s, fall 2) is all that moves the VIP -- the daemons alone.
-
+  script check (interval 1 s, fall 2) is all that moves the VIP -- the daemons alone;
 - ``galera-defaults``: Galera's own group-communication timeouts (pillar ``galera.profile:
   default``, evs.suspect_timeout 5 s) instead of the shipped LAN profile (1 s).
+keepalived's ``vrrp_track_process`` has no variant: it works only for a keepalived started
+from the initial network namespace with ``-s <ns>`` (LAB-NOTES.md), and the lab's minions
+start keepalived inside the node's namespace; LAB-NOTES' figure (VIP moved 0.23-0.24 s,
+client gap 0.625 s) is the reference.
 
 Faults: ``haproxy`` (kill -9 of HAProxy on the VIP holder; the minion's supervisor starts it
 again, and the VIP may move back); ``keepalived`` (kill -9 of keepalived on the VIP holder:
-its VIP stays behind until the supervisor starts keepalived again, which drops it); ``writer-crash`` (kill -9 of mariadbd on the node HAProxy
-writes to), ``writer-hang`` (SIGSTOP of it, SIGCONT after), ``writer-partition`` (its Galera
-traffic dropped, healed after): a client commits a numbered row every 20 ms through the VIP
-(reconnecting on any error); measured: the longest time between two commits, and committed
-rows missing afterwards (must be 0). ``haproxy`` runs in ``hactl`` and ``script``,
-``keepalived`` in ``hactl``, the writer faults in ``hactl`` and ``galera-defaults``.
+its VIP stays behind until the supervisor starts keepalived again, which drops it);
+``writer-crash`` (kill -9 of mariadbd on the node HAProxy writes to), ``writer-hang``
+(SIGSTOP of it, SIGCONT after), ``writer-partition`` (its Galera traffic dropped, healed
+after): a client commits a numbered row every 20 ms through the VIP (reconnecting on any
+error); measured: the longest time between two commits, and committed rows missing
+afterwards (must be 0); ``broker`` (kill -9 of the RabbitMQ broker on the VIP holder; an AMQP
+client expects a broker's Connection.Start on a fresh connection every 20 ms; measured: when
+HAProxy took it out, when it was back UP everywhere, the client's gaps); ``power-off`` (the
+VIP holder powered off -- every process killed, its links dark -- and on again 5 s after the
+VIP moved; fail-back included). ``script`` runs ``haproxy`` only, ``galera-defaults`` the
+writer faults only.
 
 Printed: one table (p50 / p95 / max of the time until the VIP is on another node -- when it
 moved at all: a supervisor may restart HAProxy before keepalived's check notices -- and of the
 longest client gap, failed requests per run) and one JSON line.
-Usage: sudo .venv/bin/python benchmarks/failover.py [--runs N] [--variants hactl,script]
+Usage: sudo .venv/bin/python benchmarks/failover.py [--runs N] [--writer-runs N]
+[--variants hactl,reactor-stopped,script,galera-defaults] [--faults haproxy,...]
 """
 
 from __future__ import annotations
@@ -50,9 +62,10 @@ sys.path.insert(0, str(ROOT))
 
 import pymysql
 
-from benchmarks.vip_clients import Writer
+from benchmarks.vip_clients import AmqpLoop, Writer
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
+from hactl.lab.power import power_off, power_on
 from tests.lab.helpers import HttpLoop, cut_galera, heal_galera
 
 SUBNET = "10.99.2"
@@ -173,6 +186,7 @@ def _writer_fault(lab: L.Lab, kind: str) -> dict[str, float]:
     assert pid, f"mariadbd runs on {victim}"
     with Writer(lab.net.vip(0), pw) as w:
         _wait("writes through the VIP", lambda: len(w.confirmed) > 20, 20, 0.05)
+        _reactor(False)
         t0 = time.monotonic()
         if kind == "crash":
             os.kill(pid, signal.SIGKILL)
@@ -195,6 +209,7 @@ def _writer_fault(lab: L.Lab, kind: str) -> dict[str, float]:
                 os.kill(pid, signal.SIGCONT)
             elif kind == "partition":
                 heal_galera(lab, victim)
+            _reactor(True)
         gap = w.gap(t0 - 0.5)
     _wait("Galera healed", lambda: _galera_ok(lab), 120, 0.2)
     # every node, with a causal read (wsrep_sync_wait): a Synced node may still be applying
@@ -214,6 +229,75 @@ def _moved(lab: L.Lab, victim: str) -> bool:
         return _writer(lab) != victim
     except (StopIteration, IndexError, OSError):
         return False
+
+
+def broker_kill(lab: L.Lab) -> dict[str, float]:
+    """kill -9 the RabbitMQ broker on the VIP holder; an AMQP client of the VIP opens a fresh
+    connection every 20 ms; until the supervisor restarted it and it is UP everywhere again."""
+    vip = lab.net.vip(0)
+    holder = _baseline(lab, vip)
+    _wait("every broker UP in every HAProxy", lambda: _all_up(lab, "rabbitmq"), 120, 0.2)
+    pid = lab.daemon_pid(holder, "rabbitmq")
+    assert pid, f"a broker runs on {holder}"
+    sock = lab.node_dir(holder) / "run/haproxy.sock"
+    with AmqpLoop(vip, connect_timeout=0.1, answer_timeout=0.2) as client:
+        time.sleep(1.0)
+        t0 = _LAST_KILL[0] = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        out = _wait(
+            "the broker out of HAProxy",
+            lambda: d.haproxy_servers(sock).get(f"rabbitmq/{holder}") != "UP",
+            30,
+        )
+        back = _wait("the broker UP everywhere", lambda: _all_up(lab, "rabbitmq"), 120, 0.1)
+        time.sleep(2.0)
+    gaps = client.gaps(t0 - 0.5)
+    return {
+        "out_s": out - t0,
+        "back_s": back - t0,
+        "gap_s": max(gaps, default=0.0),
+        "gaps": float(len(gaps)),
+        "failed": float(client.failures(t0)),
+    }
+
+
+def _all_up(lab: L.Lab, backend: str) -> bool:
+    return all(
+        d.haproxy_servers(lab.node_dir(h) / "run/haproxy.sock").get(f"{backend}/{n}") == "UP"
+        for h in lab.net.nodes
+        for n in lab.net.nodes
+    )
+
+
+def node_power_off(lab: L.Lab) -> dict[str, float]:
+    """``hactl lab stop`` of the VIP holder (processes killed, links dark), powered on 5 s
+    after the VIP moved; until its HAProxy and keepalived run again and the VIP is stable
+    4 s (fail-back included)."""
+    vip = lab.net.vip(0)
+    holder = _baseline(lab, vip)
+    if "galera" in lab.components:  # a node whose mariadbd is still rejoining is no baseline
+        _wait("Galera Synced and UP everywhere", lambda: _galera_ok(lab), 120, 0.2)
+    with HttpLoop(vip, connect_timeout=0.1, answer_timeout=0.2) as client:
+        time.sleep(1.0)
+        t0 = _LAST_KILL[0] = time.monotonic()
+        power_off(lab, holder)
+        moved = _wait("the VIP on another node", lambda: set(L.holders(lab)[vip]) - {holder}, 30)
+        time.sleep(5.0)
+        power_on(lab, holder)
+        _settle(
+            lab,
+            vip,
+            holder,
+            t0,
+            lambda: lab.daemon_pid(holder, "haproxy") and lab.daemon_pid(holder, "keepalived"),
+        )
+    gaps = client.gaps(t0 - 0.5)
+    return {
+        "vip_s": moved - t0,
+        "gap_s": max(gaps, default=0.0),
+        "gaps": float(len(gaps)),
+        "failed": float(client.failures(t0)),
+    }
 
 
 def _unlimit_rejoins(lab: L.Lab) -> None:
@@ -236,13 +320,31 @@ FAULTS: dict[str, Any] = {
     "writer-crash": lambda lab: _writer_fault(lab, "crash"),
     "writer-hang": lambda lab: _writer_fault(lab, "hang"),
     "writer-partition": lambda lab: _writer_fault(lab, "partition"),
+    "broker": broker_kill,
+    "power-off": node_power_off,
 }
 #: what each variant changes, and which faults it measures
 VARIANTS: dict[str, dict[str, Any]] = {
     "hactl": {"fast_path": True, "galera_profile": "lan"},
+    "reactor-stopped": {"fast_path": True, "galera_profile": "lan"},
     "script": {"fast_path": False, "galera_profile": "lan"},
     "galera-defaults": {"fast_path": True, "galera_profile": "default"},
 }
+#: the faults each baseline measures (``hactl`` and ``reactor-stopped``: every fault)
+BASELINE_FAULTS: dict[str, tuple[str, ...]] = {
+    "script": ("haproxy",),
+    "galera-defaults": ("writer-crash", "writer-hang", "writer-partition"),
+}
+#: with ``reactor-stopped`` the master is stopped for the fault and started again after the
+#: measurement (what it repairs -- a crashed writer's rejoin -- is not what is measured)
+_REACTOR: dict[str, Any] = {"off": None, "on": None, "stopped": False}
+
+
+def _reactor(on: bool) -> None:
+    fn = _REACTOR["on" if on else "off"]
+    if fn is not None and _REACTOR["stopped"] == on:
+        fn()
+        _REACTOR["stopped"] = not on
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -255,9 +357,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument(
-        "--writer-runs", type=int, default=6, help="runs of each writer fault (each ~40 s)"
+        "--writer-runs", type=int, default=10, help="runs of each writer fault (each ~40 s)"
     )
-    ap.add_argument("--variants", default="hactl,script,galera-defaults")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--faults", default=",".join(FAULTS))
     ap.add_argument(
         "--hactl-profile",
@@ -270,19 +372,15 @@ def main() -> int:
         print("failover.py: needs root (a lab in network namespaces)", file=sys.stderr)
         return 2
     faults = args.faults.split(",")
-    writer_faults = [f for f in faults if f.startswith("writer-")]
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     for variant in args.variants.split(","):
         # the script-check baseline is about HAProxy; Galera's defaults about the writer
-        mine = [
-            f
-            for f in faults
-            if (variant != "script" or f == "haproxy")
-            and (variant != "galera-defaults" or f.startswith("writer-"))
-        ]
+        mine = [f for f in faults if f in BASELINE_FAULTS.get(variant, FAULTS)]
         if not mine:
             continue
-        comps = {"haproxy", "keepalived", *(["galera"] if writer_faults else [])}
+        comps = {"haproxy", "keepalived"}
+        comps |= {"galera"} if any(f.startswith("writer-") for f in mine) else set()
+        comps |= {"rabbitmq"} if "broker" in mine else set()
         # a fresh folder the lab creates itself (0755): mysqld must be able to traverse it
         folder = Path(tempfile.mkdtemp(prefix=f"hactl-failover-{variant}-"))
         folder.rmdir()
@@ -297,22 +395,30 @@ def main() -> int:
             **VARIANTS[variant],
         )
         try:
-            if writer_faults:
+            if "galera" in comps:
                 _unlimit_rejoins(lab)
+            stopped = variant == "reactor-stopped"
+            _REACTOR["off"] = (lambda lab=lab: L.stop_master(lab)) if stopped else None
+            _REACTOR["on"] = (lambda lab=lab: L.start_master(lab, "master")) if stopped else None
+            _REACTOR["stopped"] = False
             for fault in mine:
                 rows = results.setdefault(fault, {}).setdefault(variant, {})
                 runs = args.writer_runs if fault.startswith("writer-") else args.runs
                 failures = 0
                 for i in range(runs):
+                    if not fault.startswith("writer-"):
+                        _reactor(False)  # the writer faults stop it once their baseline holds
                     try:
                         got = FAULTS[fault](lab)
                     except (TimeoutError, AssertionError, OSError, pymysql.Error) as exc:
+                        _reactor(True)
                         failures += 1  # counted and shown, never averaged away
                         rows.setdefault("errors", []).append(1.0)
                         print(f"{fault} {variant} run {i + 1}/{runs}: FAILED {exc}", flush=True)
                         if failures >= 2:
                             break
                         continue
+                    _reactor(True)
                     for k, v in got.items():
                         rows.setdefault(k, []).append(v)
                     print(

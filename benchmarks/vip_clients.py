@@ -1,16 +1,20 @@
-"""A database client of the VIP for benchmarks/failover.py: a writer committing a numbered
-row every 20 ms through the VIP (the HTTP client is tests/lab/helpers.HttpLoop)."""
+"""Clients of the VIP for benchmarks/failover.py: a writer committing a numbered row every
+20 ms through the VIP, and an AMQP client opening a fresh connection every 20 ms (the HTTP
+client is tests/lab/helpers.HttpLoop)."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
+
+from tests.lab.helpers import HttpLoop
 
 
 @dataclass
@@ -76,3 +80,21 @@ class Writer:
         """The longest time between two committed writes after ``since``."""
         ok = [t for t, good in self.samples if good and t >= since]
         return max((b - a for a, b in itertools.pairwise(ok)), default=0.0)
+
+
+@dataclass
+class AmqpLoop(HttpLoop):
+    """A fresh TCP connection to ``host:5672`` every ``period``: the AMQP 0-9-1 protocol
+    header sent, a broker's ``Connection.Start`` method frame (type 1) expected back -- a
+    broker that answers, through HAProxy, not just a port that accepts."""
+
+    port: int = 5672
+
+    def _once(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), self.connect_timeout) as s:
+                s.settimeout(self.answer_timeout)
+                s.sendall(b"AMQP\x00\x00\x09\x01")
+                return s.recv(1) == b"\x01"
+        except OSError:
+            return False

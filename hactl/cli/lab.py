@@ -15,7 +15,8 @@ from hactl.errors import HactlError
 from hactl.lab import bus as lab_bus
 from hactl.lab import lab as L
 from hactl.lab.daemons import alive
-from hactl.lab.net import LabError, exec_argv, ip
+from hactl.lab.net import LabError, exec_argv
+from hactl.lab.power import power_off, power_on
 
 app = typer.Typer(help="A lab of real controllers in network namespaces.", no_args_is_help=True)
 DirOpt = Annotated[Path, typer.Option("--dir", help="The lab's folder")]
@@ -107,6 +108,12 @@ def status(
         typer.echo(f"  VIP {vip}: {', '.join(holders) or 'nobody'}")
 
 
+def _node(lab: L.Lab, node: str) -> str:
+    if node not in lab.net.nodes:
+        fail(LabError(f"no node {node} (nodes: {', '.join(lab.net.nodes)})"))
+    return node
+
+
 def _pid(lab: L.Lab, node: str, component: str) -> int:
     if node not in lab.net.nodes and not (node == "root" and component == "master"):
         fail(LabError(f"no node {node} (nodes: {', '.join(lab.net.nodes)})"))
@@ -131,12 +138,21 @@ def kill(
 
 @app.command("stop")
 def stop(node: str, folder: DirOpt = DEFAULT_DIR) -> None:
-    """Power a node off: SIGKILL every process in its namespace."""
+    """Power a node off: SIGKILL every process in its namespace, its links down."""
     lab = _load(folder)
-    pids = ip("netns", "pids", lab.net.ns(node), check=False).stdout.split()
-    for pid in pids:
-        os.kill(int(pid), signal.SIGKILL)
-    typer.echo(f"stopped {node}: {len(pids)} process(es) killed")
+    killed = power_off(lab, _node(lab, node))
+    typer.echo(f"stopped {node}: {killed} process(es) killed, links down")
+
+
+@app.command("start")
+def start(node: str, folder: DirOpt = DEFAULT_DIR) -> None:
+    """Power a stopped node on: no VIP left, links up, its NATS server and minion started."""
+    lab = _load(folder)
+    try:
+        power_on(lab, _node(lab, node))
+    except HactlError as exc:
+        fail(exc)
+    typer.echo(f"started {node}: its minion starts the rest")
 
 
 def _link(lab: L.Lab, node: str, attach: bool) -> None:

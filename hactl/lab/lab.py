@@ -231,27 +231,8 @@ def _hactl(lab: Lab) -> None:
         (nd / "minion.yaml").write_text(
             minion_yaml(net, lab.dir, n, lab.components, lab.supervise, lab.fast_path, lab.resync)
         )
-        argv = exec_argv(
-            net,
-            n,
-            [
-                HACTL,
-                "--nats",
-                lab.nats_url,
-                "--log-format",
-                "json",
-                "minion",
-                "--config",
-                str(nd / "minion.yaml"),
-            ],
-        )
-        lab.pids[f"minion:{n}"] = d.spawn(argv, nd / "minion.log", lab.cli_env(n))
-        # the stand-in through the launcher the minion's `api` service uses (pid file included)
-        stand = exec_argv(net, n, standin_argv(lab.dir, n, net.address(n)))
-        subprocess.run(stand, check=True, timeout=30, capture_output=True)
-        pidfile = nd / "run/standin.pid"
-        d.wait_for(lambda f=pidfile: d.pid_from(f), 10, f"the API stand-in on {n}")
-        lab.pids[f"standin:{n}"] = d.pid_from(pidfile) or 0
+        start_minion(lab, n)
+        start_standin(lab, n)
     lab.save()
     for n in net.nodes:
         res = subprocess.run(
@@ -264,6 +245,26 @@ def _hactl(lab: Lab) -> None:
         )
         if res.returncode != 0:
             raise LabError(f"minion {n} does not answer: {res.stderr.strip()}")
+
+
+def start_minion(lab: Lab, node: str) -> None:
+    """Start ``node``'s minion inside its namespace (its minion.yaml already written)."""
+    nd = lab.node_dir(node)
+    argv = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "minion"]
+    argv += ["--config", str(nd / "minion.yaml")]
+    lab.pids[f"minion:{node}"] = d.spawn(
+        exec_argv(lab.net, node, argv), nd / "minion.log", lab.cli_env(node)
+    )
+
+
+def start_standin(lab: Lab, node: str) -> None:
+    """Start ``node``'s API stand-in through the launcher its minion's ``api`` service uses
+    (pid file included)."""
+    stand = exec_argv(lab.net, node, standin_argv(lab.dir, node, lab.net.address(node)))
+    subprocess.run(stand, check=True, timeout=30, capture_output=True)
+    pidfile = lab.node_dir(node) / "run/standin.pid"
+    d.wait_for(lambda: d.pid_from(pidfile), 10, f"the API stand-in on {node}")
+    lab.pids[f"standin:{node}"] = d.pid_from(pidfile) or 0
 
 
 def _apply(lab: Lab, say: Any) -> None:

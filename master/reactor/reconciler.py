@@ -45,15 +45,14 @@ from hactl.errors import CommandError
 from hactl.log import get_logger
 from hactl.master.reactor.actions.base import Effects
 from hactl.master.reactor.desired import OUT, Want, component, desired
-from hactl.master.reactor.split_brain import Yield, split_brain
 from hactl.master.reactor.view import ClusterView
+from hactl.master.reactor.yields import SplitBrains
 from hactl.metrics import Hist
 from hactl.wire.envelope import new_event
 from hactl.wire.haproxy import COMMAND, HaproxyRuntime
 from hactl.wire.maint import Maintenance
 from hactl.wire.tags import MASTER_ID
-from hactl.wire.vrrp import COMMAND as YIELD
-from hactl.wire.vrrp import MAX_SECONDS, VrrpYield
+from hactl.wire.vrrp import MAX_SECONDS
 
 log = get_logger("hactl.reconciler")
 RULE = "reconcile"  # its name in the decision trail (hactl/reactor/reconcile/<outcome>)
@@ -93,17 +92,6 @@ class _Key:
     said: str = ""  # the last held reason published
 
 
-@dataclass
-class _YieldKey:
-    first: float = 0.0  # since when a split has wanted this node to yield (0: it does not)
-    since: float = 0.0  # when the current yield began
-    hold: float = 0.0
-    ended: float = 0.0  # when this master last ended it (the probe)
-    sent: float = -1e9
-    next_try: float = 0.0
-    said: str = ""
-
-
 class Reconciler:
     """One master's reconciler (acts only while it leads)."""
 
@@ -131,7 +119,7 @@ class Reconciler:
         self._rev: int | None = None
         self._renewed = -1e9
         self._keys: dict[str, _Key] = {}
-        self._yields: dict[str, _YieldKey] = {}
+        self.splits = SplitBrains(self)
         self._dirty = asyncio.Event()
         self._lead_lock = asyncio.Lock()
         self.counts = {"passes": 0, "corrections": 0, "failed": 0, "held": 0}
@@ -142,6 +130,10 @@ class Reconciler:
     def poke(self) -> None:
         """The view or the maintenance windows changed: run a pass soon."""
         self._dirty.set()
+
+    def poke_later(self, seconds: float) -> None:
+        """Run a pass in ``seconds`` (a debounce ends then)."""
+        asyncio.get_running_loop().call_later(seconds, self.poke)
 
     async def run(self) -> None:
         """Passes on every change (at most every 0.2 s) and every ``interval``."""
@@ -251,99 +243,7 @@ class Reconciler:
         if len(self._keys) > 20_000:  # servers that left the view
             live = {w.key for w in self.plan()}
             self._keys = {k: v for k, v in self._keys.items() if k in live}
-        return results + await self._split_brain(now)
-
-    async def _split_brain(self, now: float) -> list[dict[str, Any]]:
-        """Start, renew or end the yields that resolve a VIP held twice."""
-        opts = self.options
-        out: list[dict[str, Any]] = []
-        seen = set()
-        for y in split_brain(self.view.nodes, self.maintenance(), self.trust()):
-            seen.add(y.key)
-            st = self._yields.setdefault(y.key, _YieldKey())
-            if y.held:
-                if st.said != y.held:
-                    st.said = y.held
-                    self.counts["held"] += 1
-                    reason, _, detail = y.held.partition(": ")
-                    await self._audit_yield("suppressed", y, {"reason": reason, "detail": detail})
-                continue
-            st.said = ""
-            if not y.want:  # yielding while nobody else holds the VIP: end it now
-                st.first = 0.0
-                if now >= st.next_try:
-                    out.append(await self._send_yield(y, st, 0, now))
-                continue
-            if not y.yielded:
-                st.first = st.first or now
-                if now - st.first < opts.split_debounce:
-                    asyncio.get_running_loop().call_later(opts.split_debounce, self.poke)
-                    continue
-                if now < st.next_try:
-                    continue
-                again = st.ended and now - st.ended < 300.0  # it came back after a probe
-                st.hold = min(opts.yield_hold_max, st.hold * 2) if again else opts.yield_hold
-                st.since, st.ended, st.first = now, 0.0, 0.0
-                out.append(await self._send_yield(y, st, self.options.yield_ttl, now))
-                continue
-            st.first = 0.0
-            if not st.since:  # a yield this master did not start (it restarted): adopt it
-                st.since, st.hold = now, opts.yield_hold
-            if now - st.since >= st.hold:
-                if st.ended < st.since and now >= st.next_try:  # probe: does VRRP hear again?
-                    out.append(await self._send_yield(y, st, 0, now, probe=True))
-                continue
-            if now - st.sent >= opts.interval - 0.5:
-                out.append(await self._send_yield(y, st, self.options.yield_ttl, now, quiet=True))
-        for key, st in self._yields.items():
-            if key not in seen:
-                st.first = 0.0
-        return out
-
-    async def _send_yield(
-        self,
-        y: Yield,
-        st: _YieldKey,
-        seconds: int,
-        now: float,
-        *,
-        probe: bool = False,
-        quiet: bool = False,
-    ) -> dict[str, Any]:
-        ask = VrrpYield(y.instance, seconds)
-        fact = y.fact
-        if probe:
-            fact = (
-                f"held {st.hold:g} s: the yield ends so VRRP can show whether it hears again"
-                " (a split that comes back doubles the hold)"
-            )
-        detail = ""
-        if self.observe:
-            result: dict[str, Any] = {"ok": True, "observe": True, "would": ask.args()}
-        else:
-            try:
-                reply = await self.effects.request(
-                    y.node, YIELD, ask.args(), self.options.command_timeout
-                )
-                if not (reply.ok and reply.result.get("result")):
-                    detail = reply.error_message if not reply.ok else str(reply.result)[:200]
-            except CommandError as exc:
-                detail = exc.detail
-            result = {"ok": not detail, "seconds": seconds, **({"error": detail} if detail else {})}
-        if detail:
-            st.next_try = now + self.options.retry
-            self.counts["failed"] += 1
-        else:
-            st.sent = now
-            if seconds == 0:
-                st.ended = now
-            self.counts["corrections"] += 0 if quiet else 1
-        if quiet and not detail:
-            log.debug("vrrp_yield_renewed", key=y.key, seconds=seconds)
-            return result
-        body = {"fact": fact, "to": "yield" if seconds else "end", **result}
-        await self._audit_yield("done" if not detail else "failed", y, body)
-        return result
+        return results + await self.splits.once(now)
 
     async def _held(self, want: Want, st: _Key, why: str) -> None:
         if st.said == why:
@@ -387,19 +287,13 @@ class Reconciler:
         await self._audit("done" if not detail else "failed", want, out)
         return out
 
-    async def _audit_yield(self, what: str, y: Yield, data: dict[str, Any]) -> None:
-        where = {"node": y.node, "instance": y.instance}
-        moves = {"from": "yielding" if y.yielded else "holding", "to": "yield" if y.want else "end"}
-        cause = self.view.cause.get((y.node, "vrrp"))
-        await self._publish(what, y.key, {**where, **moves, "fact": y.fact, **data}, cause)
-
     async def _audit(self, what: str, want: Want, data: dict[str, Any]) -> None:
         where = {"haproxy": want.haproxy, "backend": want.backend, "server": want.server}
         moves = {"from": want.current, "to": want.state}
         cause = self.view.cause.get((want.server, want.source))
-        await self._publish(what, want.key, {**where, **moves, "fact": want.fact, **data}, cause)
+        await self.publish(what, want.key, {**where, **moves, "fact": want.fact, **data}, cause)
 
-    async def _publish(
+    async def publish(
         self,
         what: str,
         key: str,

@@ -41,6 +41,9 @@ class Yield:
     yielded: bool  # its minion says it is
     fact: str
     held: str = ""  # "<reason>: <detail>" when it is left alone
+    keeper: str = ""  # the node ranked first, which keeps the VIP ('' when none does)
+    released: bool = False  # this node no longer has the VIP (its keepalived let it go)
+    vips: tuple[str, ...] = ()  # the instance's addresses
 
     @property
     def key(self) -> str:
@@ -77,7 +80,8 @@ def split_brain(
             ),
             key=_rank,
         )
-        vips = ",".join(next(iter(items.values())).get("vips") or []) or inst
+        addresses = tuple(str(v) for v in next(iter(items.values())).get("vips") or [])
+        vips = ",".join(addresses) or inst
         for node, item in sorted(items.items()):
             yielded = bool(item.get("yielded"))
             others = [n for n, _ in holders if n != node]
@@ -102,5 +106,7 @@ def split_brain(
                 held = f"maintenance: {w.node}/{w.component} ({w.reason})"[:200]
             elif want and trusted:  # neither a new yield nor a renewal: it ends by itself
                 held = f"untrusted: {trusted}"
-            out.append(Yield(node, inst, want, yielded, fact, held))
+            keeper = holders[0][0] if holders and holders[0][0] != node else ""
+            released = not item.get("vip_here")
+            out.append(Yield(node, inst, want, yielded, fact, held, keeper, released, addresses))
     return out

@@ -9,7 +9,7 @@ from hactl.minion.executors.galera import GALERA_BOOTSTRAP, GALERA_POSITION, GAL
 from hactl.minion.executors.rabbitmq import RABBITMQ_FORGET_NODE
 from hactl.minion.executors.runtime import HAPROXY_RUNTIME, SERVICE_EXECUTORS, TEST_PING
 from hactl.minion.executors.state import STATE_APPLY
-from hactl.minion.executors.vrrp import VRRP_YIELD
+from hactl.minion.executors.vrrp import VRRP_ANNOUNCE, VRRP_YIELD
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
 
 log = get_logger("hactl.minion")
@@ -27,6 +27,7 @@ REGISTRY: dict[str, Executor] = {
         RABBITMQ_FORGET_NODE,
         STATE_APPLY,
         VRRP_YIELD,
+        VRRP_ANNOUNCE,
     )
 }
 

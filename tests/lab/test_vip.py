@@ -15,6 +15,7 @@ from typing import Any
 
 from hactl.data import states_dir
 from hactl.lab import lab as L
+from hactl.lab.net import ip
 from tests.lab.conftest import report
 from tests.lab.helpers import (
     HttpLoop,
@@ -185,6 +186,20 @@ def _yielded(lab: L.Lab, node: str) -> bool:
     return path.is_file() and path.read_text().strip() not in ("", "0")
 
 
+def _mac(lab: L.Lab, node: str) -> str:
+    out = ip("-n", lab.net.ns(node), "-j", "link", "show", "dev", "eth0").stdout
+    return str(json.loads(out)[0]["address"])
+
+
+def _client_arp(vip: str) -> str:
+    """The MAC the root namespace (the test's client) sends ``vip``'s packets to ('' when it
+    has no usable entry and will ask again)."""
+    for entry in json.loads(ip("-j", "neigh", "show", "to", vip).stdout or "[]"):
+        if entry.get("lladdr") and "FAILED" not in entry.get("state", []):
+            return str(entry["lladdr"])
+    return ""
+
+
 def test_split_brain_lower_priority_holder_yields_then_takes_part_again(lab: L.Lab) -> None:
     """VRRP adverts of a backup node dropped both ways (everything else flows): it elects
     itself and the VIP is on two nodes; the reconciler makes it yield (the VIP back on one
@@ -210,6 +225,13 @@ def test_split_brain_lower_priority_holder_yields_then_takes_part_again(lab: L.L
                     20,
                     f"{other} yields {vip}",
                 ),
+            )
+            # the yielder announced itself while it was MASTER; once it let the VIP go the
+            # keeper announces it again (vrrp.announce), or clients wait ~30 s for the entry
+            wait_until(
+                lambda: _client_arp(vip) in ("", _mac(lab, holder)),
+                5,
+                f"the client's ARP entry for {vip} names {holder}",
             )
             time.sleep(2.0)
             assert L.holders(lab)[vip] == [holder], "the yield holds while the split lasts"
@@ -239,10 +261,17 @@ def test_split_brain_lower_priority_holder_yields_then_takes_part_again(lab: L.L
     ]
     assert [e.data["to"] for e in trail][:2] == ["yield", "end"], [e.data for e in trail]
     assert "split brain" in trail[0].data["fact"]
+    announced = [
+        e
+        for e in asyncio.run(stored_events(lab, "hactl/reactor/reconcile/done", since))
+        if e.data.get("key") == f"{holder}:vrrp/VI_INTERNAL" and e.data.get("to") == "announce"
+    ]
+    assert len(announced) == 1 and f"{other} released" in announced[0].data["fact"], announced
+    after = [ok for t, ok in client.samples if t > t_yield]
     report(
         f"split brain ({other}'s VRRP dropped): VIP on two nodes after {t_split - t0:.2f} s,"
         f" {other} yielded after {t_yield - t0:.2f} s (split {t_yield - t_split:.2f} s);"
         f" healed: yield ended after {t_end - t_heal:.2f} s (its hold), one holder since;"
         f" client GET every 20 ms: {client.failures()} failed,"
-        f" longest gap {client.longest_gap():.2f} s"
+        f" longest gap {client.longest_gap():.2f} s; after the yield {after.count(False)} failed"
     )

@@ -16,17 +16,20 @@ from hactl.minion.vrrp_yield import VrrpSettings, YieldKeeper
 from hactl.schema import SchemaError
 from hactl.wire.commands import CommandRequest
 from hactl.wire.maint import Maintenance
-from hactl.wire.vrrp import VrrpYield
+from hactl.wire.vrrp import VrrpAnnounce, VrrpYield
 from tests.support.membus import MemBus
 from tests.unit.test_reconciler import NODES, ev, healthy_view, once, reconciler, sent
+
+
+VIP = "192.0.2.10"
 
 
 def vrrp(
     node: str, state: str, prio: int, *, here: bool | None = None, yielded: bool = False
 ) -> Any:
-    """VI_INTERNAL of ``node`` with its VIP ``v``."""
+    """VI_INTERNAL of ``node`` with its VIP."""
     item = {
-        "vips": ["v"],
+        "vips": [VIP],
         "state": state,
         "priority": prio,
         "vip_here": state == "MASTER" if here is None else here,
@@ -82,7 +85,7 @@ def test_policy_a_yield_is_kept_only_while_another_node_holds_the_vip() -> None:
     assert (y.node, y.want, y.yielded) == ("ctl2", True, True)
     view.update(vrrp("ctl1", "FAULT", 150))
     [y] = split_brain(view.nodes)
-    assert (y.node, y.want) == ("ctl2", False) and "no other node holds v" in y.fact
+    assert (y.node, y.want) == ("ctl2", False) and f"no other node holds {VIP}" in y.fact
 
 
 def test_policy_maintenance_and_untrusted_facts_hold_the_yield() -> None:
@@ -139,7 +142,38 @@ async def test_reconciler_renews_then_probes_and_a_returning_split_doubles_the_h
     clock.t += 2.5
     await once(rec)
     assert yields(bus)[-1] == ("ctl2", 15)
-    assert rec._yields["ctl2:vrrp/VI_INTERNAL"].hold == 60.0
+    assert rec.splits.keys["ctl2:vrrp/VI_INTERNAL"].hold == 60.0
+
+
+def announces(bus: MemBus) -> list[tuple[str, dict[str, Any]]]:
+    """(node, args) of every vrrp.announce sent, in order."""
+    return [(t, a) for t, c, a in bus.requests if c == "vrrp.announce"]
+
+
+async def test_keeper_announces_once_the_yielder_released_the_vip() -> None:
+    """After a split the yielder's announcements may still steer neighbours to its MAC: once
+    its VIP is gone the keeper (ctl1) is told to announce it, once per yield, audited; not
+    while the yielder still has the address."""
+    view, bus = split_view(), MemBus()
+    rec, _, clock = reconciler(view, bus)
+    for n in NODES:
+        bus.minions[n] = yielder
+    await once(rec)
+    clock.t += 2.5
+    await once(rec)
+    assert yields(bus) == [("ctl2", 15)] and announces(bus) == []
+    view.update(vrrp("ctl2", "MASTER", 100, here=True, yielded=True))  # file written, not yet FAULT
+    await once(rec)
+    assert announces(bus) == []
+    view.update(vrrp("ctl2", "FAULT", 100, yielded=True))
+    await once(rec)
+    assert announces(bus) == [("ctl1", {"instance": "VI_INTERNAL", "addresses": [VIP]})]
+    [done] = [e for e in bus.audit("done") if e.data.get("to") == "announce"]
+    assert done.data["key"] == "ctl1:vrrp/VI_INTERNAL" and "ctl2 released" in done.data["fact"]
+    for _ in range(3):
+        clock.t += 5.0
+        await once(rec)
+    assert len(announces(bus)) == 1  # renewals of the same yield do not announce again
 
 
 async def _ctl2_yielding() -> tuple[Any, MemBus, Any]:
@@ -171,6 +205,25 @@ async def test_a_yielding_node_is_healthy_its_api_servers_stay_in() -> None:
     view.update(vrrp("ctl2", "FAULT", 100))  # a real FAULT: drained
     await once(rec)
     assert ("ctl1", "set_state", "be_nova_api", "ctl2/drain") in sent(bus)
+
+
+def test_wire_contract_refuses_bad_announces() -> None:
+    """vrrp.announce carries 1-8 IPv4 addresses of a valid instance, nothing else."""
+    ask = VrrpAnnounce("VI_INTERNAL", (VIP,))
+    assert VrrpAnnounce.from_args(ask.args()) == ask
+    for args in (
+        {"instance": "VI_1", "addresses": []},
+        {"instance": "VI_1", "addresses": ["10.0.0.1/24"]},
+        {"instance": "VI_1", "addresses": ["2001:db8::1"]},
+        {"instance": "VI_1", "addresses": ["010.0.0.1"]},
+        {"instance": "VI_1", "addresses": [1]},
+        {"instance": "VI_1", "addresses": "10.0.0.1"},
+        {"instance": "VI_1", "addresses": ["10.0.0.1"] * 9},
+        {"instance": "../x", "addresses": ["10.0.0.1"]},
+        {"instance": "VI_1", "addresses": ["10.0.0.1"], "iface": "eth0"},
+    ):
+        with pytest.raises(SchemaError):
+            VrrpAnnounce.from_args(args)
 
 
 def test_wire_contract_refuses_bad_yields() -> None:
