@@ -28,6 +28,10 @@ class Writer:
     samples: list[tuple[float, bool]] = field(default_factory=list)
     confirmed: list[int] = field(default_factory=list)
     seq: int = 0
+    #: the issue's client: 100 ms to connect, 200 ms per request (a commit hung on a cut
+    #: writer is abandoned and retried through the VIP, as a client that retries fast would)
+    connect_timeout: float = 0.1
+    request_timeout: float = 0.2
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -46,9 +50,9 @@ class Writer:
                         user="bench",
                         password=self.password,
                         database="bench",
-                        connect_timeout=0.2,
-                        read_timeout=2,
-                        write_timeout=2,
+                        connect_timeout=self.connect_timeout,
+                        read_timeout=self.request_timeout,
+                        write_timeout=self.request_timeout,
                         ssl_disabled=True,
                     )
                 self.seq += 1
