@@ -231,9 +231,11 @@ class Reconciler:
                 continue
             st.sent.append(now)
             todo.append(want)
-        results = await asyncio.gather(*(self._correct(w) for w in todo))
+        results = await self._correct_all(todo)
         for want, result in zip(todo, results, strict=True):
             st = self._keys[want.key]
+            if result.get("deferred"):
+                st.sent.pop()  # not sent: it does not count towards flapping
             if result["ok"]:
                 st.backoff = 0.0
                 st.next_try = now + self.options.retry
@@ -244,6 +246,31 @@ class Reconciler:
             live = {w.key for w in self.plan()}
             self._keys = {k: v for k, v in self._keys.items() if k in live}
         return results + await self.splits.once(now)
+
+    async def _correct_all(self, todo: list[Want]) -> list[dict[str, Any]]:
+        """Every correction, in two waves: one per HAProxy first, then the rest of each
+        HAProxy whose first one went through. An HAProxy that just died (its admin socket
+        refuses before its beacon says so) costs one failed call, not one per server."""
+        by_h: dict[str, list[int]] = {}
+        for i, w in enumerate(todo):
+            by_h.setdefault(w.haproxy, []).append(i)
+        out: list[dict[str, Any]] = [{} for _ in todo]
+        firsts = [idx[0] for idx in by_h.values()]
+        done = await asyncio.gather(*(self._correct(todo[i]) for i in firsts))
+        for i, r in zip(firsts, done, strict=True):
+            out[i] = r
+        rest = [i for idx in by_h.values() if out[idx[0]]["ok"] for i in idx[1:]]
+        done = await asyncio.gather(*(self._correct(todo[i]) for i in rest))
+        for i, r in zip(rest, done, strict=True):
+            out[i] = r
+        for idx in by_h.values():
+            if not out[idx[0]]["ok"]:
+                why = f"not sent: {todo[idx[0]].haproxy} failed {todo[idx[0]].key} first"
+                for i in idx[1:]:
+                    out[i] = {"ok": False, "deferred": True, "error": why}
+                if len(idx) > 1:
+                    log.info("reconcile_deferred", haproxy=todo[idx[0]].haproxy, count=len(idx) - 1)
+        return out
 
     async def _held(self, want: Want, st: _Key, why: str) -> None:
         if st.said == why:

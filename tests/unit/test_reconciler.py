@@ -11,6 +11,7 @@ import nats.js.errors
 from hactl.master.reactor.desired import desired
 from hactl.master.reactor.reconciler import ReconcileOptions, Reconciler
 from hactl.master.reactor.view import ClusterView
+from hactl.wire.commands import error_reply
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.maint import Maintenance
 from tests.support.membus import MemBus, ok_runtime
@@ -417,3 +418,31 @@ async def test_a_renewal_whose_acknowledgement_is_lost_keeps_the_lead() -> None:
     assert await a.lead(), "the adopted revision renews normally"
     clock_b.t += 30.0
     assert not await b.lead()
+
+
+async def test_a_dead_haproxy_costs_one_failed_call_not_one_per_server() -> None:
+    """ctl2's minion and HAProxy both out of reach of its admin socket before its beacon
+    says so: a pass sends one correction there (failed, audited), defers the rest without
+    counting them as flapping, and sends them once the socket answers again."""
+    view, bus = healthy_view(), MemBus()
+    rec, _, clock = reconciler(view, bus, opts={"retry": 1.0})
+    bus.minions["ctl2"] = lambda cmd, args: error_reply(
+        "j", "OSError", "admin socket connection refused"
+    )
+    for n in NODES:  # three servers to take out on each HAProxy
+        view.update(ev(n, "galera", {"local": {"running": True, "synced": n == "ctl1"}}))
+    view.update(ev("ctl1", "galera", {"local": {"running": True, "synced": True}}))
+    await once(rec)
+    to_ctl2 = [r for r in bus.requests if r[0] == "ctl2"]
+    assert len(to_ctl2) == 1 and len(bus.audit("failed")) == 1
+    assert {
+        (t, a["server"]) for t, _, a in bus.requests if t != "ctl2" and a["verb"] == "set_state"
+    } == {(h, s) for h in ("ctl1", "ctl3") for s in ("ctl2", "ctl3")}
+    bus.minions["ctl2"] = ok_runtime
+    clock.t += 1.1
+    await once(rec)
+    sent_ctl2 = {
+        a["server"] for t, _, a in bus.requests if t == "ctl2" and a["verb"] == "set_state"
+    }
+    assert sent_ctl2 == {"ctl2", "ctl3"}
+    assert bus.audit("suppressed") == []  # nothing held as flapping
