@@ -359,6 +359,11 @@ def main() -> int:
     ap.add_argument(
         "--writer-runs", type=int, default=10, help="runs of each writer fault (each ~40 s)"
     )
+    ap.add_argument(
+        "--baseline-runs",
+        default="",
+        help="RUNS,WRITER_RUNS for the baseline variants (default: the same as hactl's)",
+    )
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--faults", default=",".join(FAULTS))
     ap.add_argument(
@@ -404,6 +409,9 @@ def main() -> int:
             for fault in mine:
                 rows = results.setdefault(fault, {}).setdefault(variant, {})
                 runs = args.writer_runs if fault.startswith("writer-") else args.runs
+                if variant != "hactl" and args.baseline_runs:
+                    plain, writes = (int(x) for x in args.baseline_runs.split(","))
+                    runs = writes if fault.startswith("writer-") else plain
                 failures = 0
                 for i in range(runs):
                     if not fault.startswith("writer-"):
@@ -429,7 +437,12 @@ def main() -> int:
         finally:
             L.teardown(lab, say=lambda _m: None)
     print(f"\n{'fault':16} {'variant':15} {'metric':8} {'p50':>7} {'p95':>7} {'max':>7}")
-    summary: dict[str, Any] = {"runs": args.runs, "writer_runs": args.writer_runs, "results": {}}
+    summary: dict[str, Any] = {
+        "runs": args.runs,
+        "writer_runs": args.writer_runs,
+        "baseline_runs": args.baseline_runs or f"{args.runs},{args.writer_runs}",
+        "results": {},
+    }
     for fault, variants in results.items():
         for variant, rows in variants.items():
             for metric, raw in rows.items():

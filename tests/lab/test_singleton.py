@@ -236,8 +236,9 @@ def test_majority_loss_stops_every_copy_after_its_lease(lab: L.Lab) -> None:
 
 def test_lab_stop_of_the_holder_runs_it_elsewhere(lab: L.Lab) -> None:
     """``hactl lab stop`` of the holder (every process of its namespace killed: a node's power
-    cut): running elsewhere within the lease plus its margin (and the 2 s heartbeat loss).
-    The module's last test: the node stays down."""
+    cut, its links dark): running elsewhere within the lease plus its margin (and the 2 s
+    heartbeat loss). Then ``hactl lab start`` boots it: its minion answers again, no VIP was
+    left on it, and the copy stays where it is (one copy, no overlap)."""
     holder = _holder(lab)
     last_alive = intervals(_log_lines(lab))[-1]
     t0 = time.monotonic()
@@ -246,7 +247,23 @@ def test_lab_stop_of_the_holder_runs_it_elsewhere(lab: L.Lab) -> None:
     )
     node, moved = _elsewhere(lab, holder, 4 * LEASE, t0)
     _no_overlap(lab)
+    subprocess.run(
+        [L.HACTL, "lab", "start", holder, "--dir", str(lab.dir)], check=True, capture_output=True
+    )
+    t1 = time.monotonic()
+    subprocess.run(
+        [L.HACTL, "ping", holder, "--wait", "30"],
+        check=True,
+        capture_output=True,
+        env=lab.cli_env(),
+    )
+    booted = time.monotonic() - t1
+    assert all(holder not in h for h in L.holders(lab).values()), L.holders(lab)
+    time.sleep(3.0)
+    assert _copies(lab) == [node], f"one copy, still on {node}: {_copies(lab)}"
+    _no_overlap(lab)
     report(
         f"singleton: lab stop {holder} (its copy {last_alive[1]}): running on {node} after "
-        f"{moved:.2f} s (lease {LEASE:g} s + margin)"
+        f"{moved:.2f} s (lease {LEASE:g} s + margin); lab start {holder}: its minion answered"
+        f" {booted:.2f} s later, the copy stayed on {node}"
     )
