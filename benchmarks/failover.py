@@ -315,13 +315,13 @@ def _unlimit_rejoins(lab: L.Lab) -> None:
 
 
 FAULTS: dict[str, Any] = {
+    "broker": broker_kill,
+    "power-off": node_power_off,
     "haproxy": haproxy_kill,
     "keepalived": lambda lab: haproxy_kill(lab, "keepalived"),
     "writer-crash": lambda lab: _writer_fault(lab, "crash"),
     "writer-hang": lambda lab: _writer_fault(lab, "hang"),
     "writer-partition": lambda lab: _writer_fault(lab, "partition"),
-    "broker": broker_kill,
-    "power-off": node_power_off,
 }
 #: what each variant changes, and which faults it measures
 VARIANTS: dict[str, dict[str, Any]] = {
