@@ -6,9 +6,11 @@ resetting connections to it -- a dead node does neither. Off therefore also take
 two links down on the hub side (the node's NICs lose carrier; its neighbours hear nothing,
 as from a node without power). On is a boot: the VIPs are not configured any more (a booted
 node has only its own addresses), the links come up, and what an init system would start
-is started -- the node's NATS server and its minion (and its API stand-in, which supervision
-would start anyway). The minion's supervision starts HAProxy, keepalived and the broker;
-mariadbd waits for hactl's Galera-aware rejoin, as after any crash.
+is started -- the node's NATS server, its minion, its API stand-in, and the daemons a
+controller enables at boot (HAProxy, keepalived, the broker: their ``start`` commands from
+the node's minion.yaml, as systemd would run their units; the minion's supervision keeps
+them running from then on). mariadbd is not enabled at boot: it waits for hactl's
+Galera-aware rejoin, as after any crash.
 """
 
 from __future__ import annotations
@@ -16,11 +18,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+
+import yaml
 
 from hactl.lab import daemons as d
 from hactl.lab.bus import start_nats
 from hactl.lab.lab import Lab, start_minion, start_standin
-from hactl.lab.net import ip
+from hactl.lab.net import exec_argv, ip
+
+#: what a controller starts at boot (its enabled units): minion.yaml service, lab component
+BOOT = (("haproxy", "haproxy"), ("keepalived", "keepalived"), ("rabbitmq", "rabbitmq"))
 
 
 def _hub_ends(node: str) -> tuple[str, str]:
@@ -56,4 +64,16 @@ def power_on(lab: Lab, node: str) -> None:
         start_nats(lab, node)
     start_minion(lab, node)
     start_standin(lab, node)
+    services = (yaml.safe_load((lab.node_dir(node) / "minion.yaml").read_text()) or {}).get(
+        "services"
+    ) or {}
+    for name, component in BOOT:
+        argv = (services.get(name) or {}).get("start")
+        if component in lab.components and argv:
+            subprocess.run(
+                exec_argv(lab.net, node, [str(a) for a in argv]),
+                timeout=30,
+                capture_output=True,
+                check=False,
+            )
     lab.save()
