@@ -16,6 +16,14 @@ reports the new holder a moment before the old one lets go), a yield lasts a hol
 doubles each time the split comes back, and is renewed while wanted, so it ends by itself
 when the master stops renewing it.
 
+Evidence, not memory: a holder counts only while its minion is heard *now* -- seen (any
+report or heartbeat, on the stream's clock) within ``fresh`` seconds of the most recently
+seen node -- and a split needs every holder heard *after* the newest holder's VRRP report. A
+powered-off holder's last report still says MASTER until its minion is declared lost; without
+this rule the node that legitimately took its VIP over was made to yield to a dead one (seen
+in benchmarks/failover.py: the VIP gone for 10-11 s). Both are comparisons of stored times,
+never of the master's own clock.
+
 Held (left alone, with the reason; a held yield is not renewed, so it ends by itself): a node
 whose keepalived is under maintenance, and every yield while the master cannot trust its facts
 (silence is not evidence). Ending a yield is never held.
@@ -57,12 +65,27 @@ def _rank(entry: tuple[str, Mapping[str, Any]]) -> tuple[int, str]:
     return (-(prio if isinstance(prio, int) else 0), node)
 
 
+def _seen(node: str, aspects: Mapping[str, Any], as_of: Mapping[tuple[str, str], float]) -> float:
+    """When ``node`` was last heard: its last heartbeat or report (stored time)."""
+    rec = aspects.get("minion") or {}
+    last = rec.get("last_seen")
+    times = [float(last)] if isinstance(last, int | float) else []
+    times += [t for (n, _), t in as_of.items() if n == node]
+    return max(times, default=0.0)
+
+
 def split_brain(
     nodes: Mapping[str, Mapping[str, Any]],
     maintenance: Sequence[Maintenance] = (),
     trusted: str = "",
+    as_of: Mapping[tuple[str, str], float] | None = None,
+    fresh: float = 5.0,
 ) -> list[Yield]:
-    """Every (node, instance) that should start, keep or end a yield (sorted by key)."""
+    """Every (node, instance) that should start, keep or end a yield (sorted by key).
+    ``as_of``: when each (node, aspect) was last reported (the view's)."""
+    as_of = as_of or {}
+    seen = {n: _seen(n, a, as_of) for n, a in nodes.items() if heard(a)}
+    top = max(seen.values(), default=0.0)
     by_inst: dict[str, dict[str, Mapping[str, Any]]] = {}
     for node, aspects in nodes.items():
         if not heard(aspects):
@@ -76,10 +99,15 @@ def split_brain(
             (
                 (n, i)
                 for n, i in items.items()
-                if i.get("state") == "MASTER" and i.get("vip_here") and not i.get("yielded")
+                if i.get("state") == "MASTER"
+                and i.get("vip_here")
+                and not i.get("yielded")
+                and top - seen[n] <= fresh
             ),
             key=_rank,
         )
+        newest = max((as_of.get((n, "vrrp"), 0.0) for n, _ in holders), default=0.0)
+        confirmed = [(n, i) for n, i in holders if seen[n] >= newest]
         addresses = tuple(str(v) for v in next(iter(items.values())).get("vips") or [])
         vips = ",".join(addresses) or inst
         for node, item in sorted(items.items()):
@@ -92,12 +120,12 @@ def split_brain(
                     if want
                     else f"no other node holds {vips}: {node} takes part again"
                 )
-            elif len(holders) > 1 and holders[0][0] != node and node in dict(holders):
+            elif len(confirmed) > 1 and confirmed[0][0] != node and node in dict(confirmed):
                 want = True
-                first, top = holders[0]
+                first, best = confirmed[0]
                 fact = (
-                    f"{vips} held by {', '.join(n for n, _ in holders)} at once (split brain):"
-                    f" {first} ranks first (priority {top.get('priority')}), {node} yields"
+                    f"{vips} held by {', '.join(n for n, _ in confirmed)} at once (split brain):"
+                    f" {first} ranks first (priority {best.get('priority')}), {node} yields"
                 )
             else:
                 continue

@@ -60,7 +60,7 @@ class SplitBrains:
         rec, opts = self.rec, self.rec.options
         out: list[dict[str, Any]] = []
         seen = set()
-        for y in split_brain(rec.view.nodes, rec.maintenance(), rec.trust()):
+        for y in split_brain(rec.view.nodes, rec.maintenance(), rec.trust(), rec.view.as_of):
             seen.add(y.key)
             st = self.keys.setdefault(y.key, YieldKey())
             if y.held:

@@ -4,6 +4,7 @@ renewed time, and never so that the VIP is left without a holder."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,11 @@ from hactl.minion.executors.base import ExecContext
 from hactl.minion.vrrp_yield import VrrpSettings, YieldKeeper
 from hactl.schema import SchemaError
 from hactl.wire.commands import CommandRequest
+from hactl.wire.envelope import new_event
 from hactl.wire.maint import Maintenance
 from hactl.wire.vrrp import VrrpAnnounce, VrrpYield
 from tests.support.membus import MemBus
 from tests.unit.test_reconciler import NODES, ev, healthy_view, once, reconciler, sent
-
 
 VIP = "192.0.2.10"
 
@@ -43,12 +44,43 @@ def yields(bus: MemBus) -> list[tuple[str, int]]:
     return [(t, a["seconds"]) for t, c, a in bus.requests if c == "vrrp.yield"]
 
 
+def beat(view: Any, node: str, at: float | None = None) -> None:
+    """A heartbeat of ``node`` (stored at ``at``; now when None)."""
+    view.update(new_event(f"hactl/minion/{node}/heartbeat", node, {}), at)
+
+
 def split_view() -> Any:
-    """ctl1 (150) and ctl2 (100) both MASTER with the VIP; ctl3 BACKUP."""
+    """ctl1 (150) and ctl2 (100) both MASTER with the VIP, ctl1 heard after ctl2 took it (a
+    real split, both alive); ctl3 BACKUP."""
     view = healthy_view()
     view.update(vrrp("ctl1", "MASTER", 150))
     view.update(vrrp("ctl2", "MASTER", 100))
+    for n in NODES:
+        beat(view, n)
     return view
+
+
+def test_a_dead_holders_last_report_is_no_split() -> None:
+    """The holder powered off: its last report still says MASTER, the node that took the VIP
+    over reports MASTER too; nobody yields until the old holder is heard after that report
+    (a real split), and a keeper silent for ``fresh`` seconds keeps nobody yielding."""
+    view = healthy_view()
+    t = time.time()
+    view.update(vrrp("ctl1", "MASTER", 150), t)
+    for n in NODES:
+        beat(view, n, t)
+    view.update(vrrp("ctl2", "MASTER", 100), t + 0.7)  # ctl1 died at t; ctl2 took over
+    assert split_brain(view.nodes, as_of=view.as_of) == []
+    beat(view, "ctl1", t + 1.5)  # it was alive after all: a split
+    [y] = split_brain(view.nodes, as_of=view.as_of)
+    assert (y.node, y.want, y.keeper) == ("ctl2", True, "ctl1")
+    view.update(vrrp("ctl2", "FAULT", 100, yielded=True), t + 4.0)
+    [y] = split_brain(view.nodes, as_of=view.as_of)
+    assert (y.node, y.want) == ("ctl2", True)
+    for n in ("ctl2", "ctl3"):
+        beat(view, n, t + 7.0)  # ctl1 silent 5.5 s: no evidence it still holds
+    [y] = split_brain(view.nodes, as_of=view.as_of)
+    assert (y.node, y.want) == ("ctl2", False) and "no other node holds" in y.fact
 
 
 def yielder(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +170,7 @@ async def test_reconciler_renews_then_probes_and_a_returning_split_doubles_the_h
     probe = [e for e in bus.audit("done") if e.data.get("to") == "end"]
     assert probe and "held 30 s" in probe[-1].data["fact"]
     view.update(vrrp("ctl2", "MASTER", 100))  # the split is back
+    beat(view, "ctl1")
     await once(rec)
     clock.t += 2.5
     await once(rec)
