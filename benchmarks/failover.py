@@ -65,7 +65,6 @@ import pymysql
 from benchmarks.vip_clients import AmqpLoop, Writer
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
-from hactl.lab.net import ip
 from hactl.lab.power import power_off, power_on
 from tests.lab.helpers import HttpLoop, cut_galera, heal_galera
 
@@ -238,7 +237,7 @@ def broker_kill(lab: L.Lab) -> dict[str, float]:
     vip = lab.net.vip(0)
     holder = _baseline(lab, vip)
     _wait("every broker UP in every HAProxy", lambda: _all_up(lab, "rabbitmq"), 120, 0.2)
-    pid = _beam_pid(lab, holder)
+    pid = lab.daemon_pid(holder, "rabbitmq")
     assert pid, f"a broker runs on {holder}"
     sock = lab.node_dir(holder) / "run/haproxy.sock"
     with AmqpLoop(vip, connect_timeout=0.1, answer_timeout=0.2) as client:
@@ -260,20 +259,6 @@ def broker_kill(lab: L.Lab) -> dict[str, float]:
         "gaps": float(len(gaps)),
         "failed": float(client.failures(t0)),
     }
-
-
-def _beam_pid(lab: L.Lab, node: str) -> int | None:
-    """The broker's Erlang VM in ``node``'s namespace (its pid file is not rewritten by every
-    restart path); not the short-lived VM of a ``rabbitmqctl`` the minion's beacon runs
-    (``-sname rabbitmqcli-...``)."""
-    for pid in ip("netns", "pids", lab.net.ns(node), check=False).stdout.split():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if argv.split(b"\0")[0].endswith(b"beam.smp") and b"rabbitmqcli" not in argv:
-            return int(pid)
-    return None
 
 
 def _all_up(lab: L.Lab, backend: str) -> bool:

@@ -126,10 +126,25 @@ class Lab:
             "rabbitmq": nd / "rabbit/rabbit.pid",
             "api": nd / "run/standin.pid",
         }
+        if component == "rabbitmq":
+            return d.pid_from(files[component]) or self._beam_pid(node)
         if component in files:
             return d.pid_from(files[component])
         pid = self.pids.get(f"{component}:{node}")
         return pid if d.alive(pid) else None
+
+    def _beam_pid(self, node: str) -> int | None:
+        """The broker's Erlang VM in ``node``'s namespace, found by its command line (a
+        broker the minion's supervisor restarted does not always rewrite its pid file); not
+        the short-lived VM of a ``rabbitmqctl`` (``-sname rabbitmqcli-...``)."""
+        for pid in ip("netns", "pids", self.net.ns(node), check=False).stdout.split():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if argv.split(b"\0")[0].endswith(b"beam.smp") and b"rabbitmqcli" not in argv:
+                return int(pid)
+        return None
 
 
 def _step(lab: Lab, name: str, start: float, say: Any) -> None:
