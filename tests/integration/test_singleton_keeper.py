@@ -67,8 +67,9 @@ async def _until(pred: Any, timeout: float) -> None:
 
 
 async def test_granted_it_runs_unrenewed_it_stops_by_itself(tmp_path: Path) -> None:
-    """Held: the copy and its guard run; then no answer at all: the copy is stopped before
-    its lease ends (the beacon says why) and it is not started again."""
+    """Held: the copy and its guard run; then no answer at all: the copy is stopped by its
+    lease's end (the keeper or, when it lags, the guard; the beacon says why) and it is not
+    started again."""
     keeper, master, pidfile = _keeper(tmp_path)
     task = asyncio.create_task(keeper.run())
     try:
@@ -79,7 +80,10 @@ async def test_granted_it_runs_unrenewed_it_stops_by_itself(tmp_path: Path) -> N
         await asyncio.sleep(1.0)
         assert not _alive(pidfile)
         snap = keeper.snapshot()["itest"]
-        assert not snap["holding"] and "lease not renewed" in snap["last"]
+        # the keeper stops it at sent + lease - stop time; on a loaded machine its guard (the
+        # backstop, at the lease's end) may get there first -- both say why
+        why = snap["last"]
+        assert not snap["holding"] and ("lease not renewed" in why or "guard fenced" in why), why
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
