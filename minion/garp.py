@@ -69,10 +69,11 @@ def links_by_address(ip_addr_json: str) -> dict[str, Link]:
     return out
 
 
-async def local_links(timeout: float = 2.0) -> dict[str, Link]:
-    """This namespace's IPv4 addresses and their interfaces (``ip -j addr``)."""
+async def ip_addr_json(timeout: float = 2.0, netns: str = "") -> str:
+    """``ip -j addr`` of this namespace, or of the named ``netns`` (bounded)."""
+    argv = ["ip", "-n", netns, "-j", "addr"] if netns else ["ip", "-j", "addr"]
     proc = await asyncio.create_subprocess_exec(
-        "ip", "-j", "addr", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
@@ -80,7 +81,12 @@ async def local_links(timeout: float = 2.0) -> dict[str, Link]:
         proc.kill()
         await proc.wait()
         raise
-    return links_by_address(out.decode())
+    return out.decode()
+
+
+async def local_links(timeout: float = 2.0) -> dict[str, Link]:
+    """This namespace's IPv4 addresses and their interfaces (``ip -j addr``)."""
+    return links_by_address(await ip_addr_json(timeout))
 
 
 def send_frames(ifname: str, frames: Iterable[bytes]) -> int:

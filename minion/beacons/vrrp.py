@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hactl.minion.beacons.base import BeaconContext, Snapshot
+from hactl.minion.garp import ip_addr_json
 from hactl.schema import SchemaError
 from hactl.wire.vrrp import track_file
 
@@ -89,17 +90,7 @@ def read_yield(track_dir: str, instance: str) -> bool:
 
 async def local_addresses(timeout: float = 2.0, netns: str = "") -> set[str]:
     """This namespace's addresses (``ip -j addr``), or those of the named ``netns``."""
-    argv = ["ip", "-n", netns, "-j", "addr"] if netns else ["ip", "-j", "addr"]
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    return parse_ip_addr_json(out.decode())
+    return parse_ip_addr_json(await ip_addr_json(timeout, netns))
 
 
 class VrrpBeacon:
