@@ -336,13 +336,13 @@ def master_metric(lab: L.Lab, sample: str, key: str, name: str = "master") -> fl
     return 0.0
 
 
-def hactl(lab: L.Lab, *args: str) -> str:
+def hactl(lab: L.Lab, *args: str, timeout: float = 30) -> str:
     """``hactl --nats <lab> ARGS`` as the lab's admin; its stdout (it must exit 0)."""
     res = subprocess.run(
         [L.HACTL, "--nats", lab.nats_url, *args],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=timeout,
         check=False,
         env=lab.cli_env(),
     )

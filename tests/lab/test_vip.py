@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -107,25 +106,16 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
 
     # recovery: apply restarts HAProxy there; keepalived is healthy again -> servers ready
     t1 = time.monotonic()
-    res = subprocess.run(
-        [
-            L.HACTL,
-            "--nats",
-            lab.nats_url,
-            "apply",
-            ROOT_STATES,
-            "--target",
-            holder,
-            "--pillar",
-            str(lab.dir / "lab-pillar.yaml"),
-        ],
-        capture_output=True,
-        text=True,
+    hactl(
+        lab,
+        "apply",
+        ROOT_STATES,
+        "--target",
+        holder,
+        "--pillar",
+        str(lab.dir / "lab-pillar.yaml"),
         timeout=120,
-        check=False,
-        env=lab.cli_env(),
     )
-    assert res.returncode == 0, res.stdout + res.stderr
     t_ready = wait_until(
         lambda: all(v == "UP" for n in lab.net.nodes for v in _servers_of(lab, n, holder).values()),
         30,
