@@ -48,13 +48,20 @@ async def host(url: str, n: int, root: Path) -> None:
     from hactl.log import configure  # noqa: PLC0415 - after sys.path is set
     from hactl.minion.executors import dispatch  # noqa: PLC0415 - after sys.path is set
     from hactl.minion.executors.base import ExecContext  # noqa: PLC0415 - after sys.path is set
+    from hactl.minion.executors.policy import (  # noqa: PLC0415 - after sys.path is set
+        ContentPolicy,
+    )
 
     configure("json", -1)  # warnings only: 1,000 command_done lines per run are noise here
 
     bus = await Bus.connect(url, client(AUTH[0]), name="bench-host", timeout=10)
     for mid in ids(n):
         (root / mid).mkdir(parents=True, exist_ok=True)
-        ctx = ExecContext(minion_id=mid, allowed_roots=(root / mid,), command_timeout=120)
+        own = frozenset({str(root / mid)})  # every path of the pillar below lives here
+        policy = ContentPolicy(read_dirs=own, track_dirs=own)
+        ctx = ExecContext(
+            minion_id=mid, allowed_roots=(root / mid,), command_timeout=120, content_policy=policy
+        )
 
         async def handler(req, ctx=ctx):  # type: ignore[no-untyped-def]
             return await dispatch(ctx, req)

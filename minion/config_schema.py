@@ -67,9 +67,26 @@ _DESCRIBE = {
 }
 
 
+_POLICY_DESCRIBE = {
+    "programs": "exact command lines keepalived may run (script, notify*)",
+    "providers": "wsrep_provider values mariadbd may load",
+    "sst_methods": "wsrep_sst_method values (each runs wsrep_sst_<method>)",
+    "db_users": "user values for mariadbd (never root)",
+    "track_dirs": "folders of the files keepalived creates as root (track files, notify FIFO)",
+    "read_dirs": "folders of the files HAProxy uses (certificates, state, sockets, pid file)",
+    "serve_dirs": "folders of the files HAProxy serves or matches (errorfile, maps, ACLs)",
+    "formats": "GLOB=haproxy|keepalived|mariadb: the allowlist a path is read against",
+    "keywords": "DAEMON:KEYWORD additions to a daemon's keyword allowlist",
+}
+
+
 def json_schema() -> dict[str, Any]:
     """minion.yaml as a JSON Schema, for editors (``hactl config schema minion``)."""
-    strings = {"type": "array", "items": {"type": "string"}}
+
+    def strings(description: str = "") -> dict[str, Any]:  # a fresh dict each: set below
+        out: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+        return {**out, "description": description} if description else out
+
     argv = {"type": "array", "items": {"type": "string"}, "minItems": 1}
     service = {
         "type": "object",
@@ -79,17 +96,19 @@ def json_schema() -> dict[str, Any]:
     number = {"type": "number"}
     props: dict[str, Any] = {
         "id": {"type": "string", "description": "the minion id (ctl1)"},
-        "roles": strings,
+        "roles": strings(),
         "heartbeat_interval": {**number, "minimum": 0.05, "maximum": 3600},
         "resync_interval": {**number, "minimum": 0.1, "maximum": 86_400},
         "buffer_limit": {"type": "integer", "minimum": 1, "maximum": 10_000_000},
-        "allowed_roots": strings,
+        "allowed_roots": strings(),
         "check_commands": {"type": ["array", "object"]},
-        "sysctls": strings,
+        "sysctls": strings(),
         "content_policy": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {f.name: strings for f in fields(ContentPolicy)},
+            "properties": {
+                f.name: strings(_POLICY_DESCRIBE[f.name]) for f in fields(ContentPolicy)
+            },
         },
         "supervision": schema_of(SUPERVISION_FIELDS, "supervision"),
         "health_agent": schema_of(AGENT_FIELDS, "health_agent"),

@@ -187,6 +187,7 @@ services:
 {extra}vrrp: {{track_dir: {run}, instances: [{VI_INTERNAL}, {VI_EXTERNAL}], max_seconds: 120,
        watch: [{"haproxy" if fast_path else ""}]}}
 {galera}{supervision}singletons: {{dir: {run}/singletons}}
+content_policy: {{read_dirs: [{run}]}}  # HAProxy's pid file, sockets and state live here
 beacons:
 {chr(10).join(beacons)}
 """

@@ -9,13 +9,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import jinja2
+import markupsafe
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hactl.errors import StateError
@@ -65,6 +67,57 @@ def _yaml_value(value: Any) -> str:
         return json.dumps(str(value))
 
 
+_CONFIG_OVERLAYS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+_LINE_BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+_HAPROXY_SPECIAL = re.compile(r"([\\#\"'])")
+
+
+def _config_format(name: str) -> str:
+    """How a config template's expressions are escaped, by the template's file name."""
+    base = name.rsplit("/", 1)[-1]
+    if base.endswith(".json.j2"):
+        return "json"
+    for fmt in ("haproxy", "keepalived"):
+        if base.startswith(fmt):
+            return fmt
+    return "lines"
+
+
+def _config_value(fmt: str) -> Callable[[Any], Any]:
+    """The finalize hook of one config format: every ``{{ expression }}`` of a pillar value
+    stays one value of that format -- a line break (which would add a directive) is refused
+    everywhere; HAProxy's quote, comment and escape characters are backslash-escaped (HAProxy
+    reads them back as the value); keepalived's quote and braces are refused (it has no
+    escape); JSON strings are escaped (``tojson`` output is already JSON and kept)."""
+
+    def finalize(value: Any) -> Any:
+        if isinstance(value, markupsafe.Markup) or not isinstance(value, str):
+            if fmt != "json" and _LINE_BREAK.search(str(value)):
+                raise ValueError(f"a value renders a line break: {str(value)[:60]!r}")
+            return value
+        if fmt == "json":
+            return json.dumps(value)[1:-1]
+        if _LINE_BREAK.search(value):
+            raise ValueError(f"a value renders a line break: {value[:60]!r}")
+        if fmt == "haproxy":
+            return _HAPROXY_SPECIAL.sub(r"\\\1", value)
+        if fmt == "keepalived" and any(c in value for c in '"{}'):
+            raise ValueError(f"a keepalived value with a quote or a brace: {value[:60]!r}")
+        return value
+
+    return finalize
+
+
+def _config_values(env: ImmutableSandboxedEnvironment, name: str) -> ImmutableSandboxedEnvironment:
+    """The overlay of ``env`` that escapes expressions for ``name``'s config format."""
+    per_env = _CONFIG_OVERLAYS.setdefault(env, {})
+    fmt = _config_format(name)
+    if fmt not in per_env:
+        per_env[fmt] = env.overlay(finalize=_config_value(fmt))
+    overlay: ImmutableSandboxedEnvironment = per_env[fmt]
+    return overlay
+
+
 def rabbitmq_password_hash(password: str, salt_from: str = "") -> str:
     """RabbitMQ's ``rabbit_password_hashing_sha256``: base64(salt + sha256(salt + password)).
 
@@ -92,9 +145,9 @@ def render(
 
     In a state's ``init.yaml`` every ``{{ expression }}`` becomes one YAML value (a JSON
     scalar, list or map, which YAML reads as is): a pillar value with a newline or a colon
-    cannot add keys or resources. Build strings inside the expression (``{{ a ~ "/b" }}``)."""
-    if name.endswith("init.yaml"):
-        env = _yaml_values(env)
+    cannot add keys or resources. Build strings inside the expression (``{{ a ~ "/b" }}``).
+    In a config template each expression stays one value of its format (``_config_value``)."""
+    env = _yaml_values(env) if name.endswith("init.yaml") else _config_values(env, name)
     try:
         template = env.get_template(name)
     except jinja2.TemplateNotFound:

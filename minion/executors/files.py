@@ -71,8 +71,13 @@ def _ids(owner: str | None, group: str | None) -> tuple[int, int]:
     return uid, gid
 
 
-async def apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
-    """The body of ``file.apply``."""
+def preflight(
+    ctx: ExecContext, args: dict[str, Any]
+) -> tuple[Path, int, tuple[int, int], list[str] | None]:
+    """Everything about a file checked before anything is written: the path under an allowed
+    root, the mode (no setuid, setgid or sticky bit), the owner and group, the check name, and
+    the content policy. ``state.apply`` runs it on every file of a plan before the first one
+    is written, so a refused resource refuses the whole plan."""
     target = allowed_path(ctx, args["path"])
     mode_text = args["mode"]
     if not _MODE.match(mode_text):
@@ -80,7 +85,7 @@ async def apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     mode = int(mode_text, 8)
     if mode & 0o7000:
         raise CommandRefused(NAME, f"mode {mode_text}: setuid, setgid and sticky bits are refused")
-    uid, gid = _ids(args["owner"], args["group"])
+    ids = _ids(args["owner"], args["group"])
     check = None
     if args["check"] is not None:  # a name from this minion's own list, never an argv
         template = ctx.check_commands.get(args["check"])
@@ -94,9 +99,18 @@ async def apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     content = args["content"]
     new = content.encode("utf-8") if isinstance(content, str) else bytes(content)
     try:  # before anything is staged: a daemon running as root would execute it
-        check_content(new, ctx.content_policy)
+        check_content(new, ctx.content_policy, path=str(target), check=args["check"])
     except PolicyViolation as exc:
         raise CommandRefused(NAME, f"{target}: {exc} (content policy)") from None
+    return target, mode, ids, check
+
+
+async def apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
+    """The body of ``file.apply``."""
+    target, mode, (uid, gid), check = preflight(ctx, args)
+    mode_text = args["mode"]
+    content = args["content"]
+    new = content.encode("utf-8") if isinstance(content, str) else bytes(content)
     if target.exists() and not target.is_file():
         raise CommandRefused(NAME, f"{target} exists and is not a regular file")
     old = target.read_bytes() if target.exists() else None

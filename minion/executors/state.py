@@ -24,7 +24,7 @@ from hactl.minion.admin_socket import admin_command
 from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor, validate_args
 from hactl.minion.executors.files import FILE_APPLY, allowed_path
 from hactl.minion.executors.files import apply as file_apply
-from hactl.minion.executors.policy import PolicyViolation, check_content
+from hactl.minion.executors.files import preflight as file_preflight
 from hactl.minion.executors.proc import run_argv
 from hactl.minion.executors.runtime import stop_then_start
 from hactl.schema import SchemaError
@@ -96,13 +96,10 @@ def _preflight(ctx: ExecContext, plan: list[dict[str, Any]]) -> list[dict[str, A
         except CommandRefused as exc:
             raise CommandRefused("state.apply", f"{rid}: {exc.reason}") from None
         if rtype == "file.managed":
-            allowed_path(ctx, args["path"])
             try:
-                check_content(args["contents"], ctx.content_policy)
-            except PolicyViolation as exc:
-                raise CommandRefused(
-                    "state.apply", f"{rid} ({args['path']}): {exc} (content policy)"
-                ) from None
+                file_preflight(ctx, {**args, "content": args["contents"]})
+            except CommandRefused as exc:
+                raise CommandRefused("state.apply", f"{rid}: {exc.reason}") from None
         elif rtype == "sysctl.present" and args["name"] not in ctx.sysctls:
             known = ", ".join(sorted(ctx.sysctls))
             raise CommandRefused(

@@ -222,8 +222,61 @@ async def test_state_apply_refuses_the_whole_plan(rig: Rig) -> None:
             },
             "contents must be str",
         ),
+        (
+            {
+                "id": "suid",
+                "type": "file.managed",
+                "args": {"path": f"{rig.root}/etc/s", "contents": "x\n", "mode": "4755"},
+            },
+            "setuid",
+        ),
+        (
+            {
+                "id": "nocheck",
+                "type": "file.managed",
+                "args": {"path": f"{rig.root}/etc/c", "contents": "x\n", "check": "sh"},
+            },
+            "not one of this minion's check commands",
+        ),
     ):
         await _refused(rig, "state.apply", _plan(good, bad), why)
+
+
+LUA_HIDDEN = [
+    ("global\n    \\x6cua-load {lua}\n", "lua-load"),
+    ("global\n    # tuned \\\n    lua-load {lua}\n", "backslash"),
+    ('global\n    "lua-"load {lua}\n', "lua-load"),
+    ("global\n    maxconn 10\rlua-load {lua}\n", "control character"),
+]
+
+
+@pytest.mark.parametrize(
+    ("config", "why"), LUA_HIDDEN, ids=["hex-escape", "comment-backslash", "quotes", "cr"]
+)
+async def test_lua_hidden_from_the_policy_never_runs(rig: Rig, config: str, why: str) -> None:
+    """Trust III: a Lua file (any content may be written as a plain file) and an HAProxy
+    config that loads it through HAProxy's own escapes, comment rules or quotes, checked with
+    the minion's real ``haproxy -c``: refused before the check, the Lua never ran."""
+    marker = rig.root / "data" / "lua-ran"
+    lua = rig.root / "etc" / "x.lua"
+    body = f'local f = io.open("{marker}", "w") f:write("root") f:close()\n'
+    reply = await rig.ask("file.apply", {"path": str(lua), "content": body})
+    assert reply.ok, reply
+    try:
+        await _refused(
+            rig,
+            "file.apply",
+            {
+                "path": f"{rig.root}/etc/haproxy.cfg",
+                "content": config.format(lua=lua),
+                "check": "haproxy",
+            },
+            "content policy",
+            why,
+        )
+        assert not marker.exists(), "the Lua ran"
+    finally:
+        lua.unlink()
 
 
 @pytest.mark.parametrize(("content", "word"), REFUSED, ids=[w for _, w in REFUSED])

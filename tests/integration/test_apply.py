@@ -151,6 +151,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             cfg = root / f"{node}.yaml"
             cfg.write_text(
                 f"id: {node}\nallowed_roots: [{root / node}]\nheartbeat_interval: 60\n"
+                f"content_policy: {{read_dirs: [{root / node / 'run'}]}}\n"
                 f"vrrp: {{track_dir: {root / node / 'run'},"
                 " instances: [VI_INTERNAL, VI_EXTERNAL]}\n"
             )
@@ -256,14 +257,15 @@ def test_invalid_haproxy_template_is_refused_and_old_file_kept(site: Site, tmp_p
     shutil.copytree(SHIPPED, tree)
     tpl = tree / "haproxy" / "haproxy.cfg.j2"
     tpl.write_text(
-        tpl.read_text().replace("    retries 3\n", "    retries 3\n    bogus-keyword on\n")
+        # a keyword the content policy allows, with a value haproxy -c refuses
+        tpl.read_text().replace("    retries 3\n", "    retries 3\n    balance bogus-algo\n")
     )
     bad = site.apply("--json", tree=tree)
     assert bad.returncode == 1, bad.stdout + bad.stderr
     report = json.loads(bad.stdout)
     res = _resources(report, "ita")
     assert res["haproxy_cfg"]["result"] is False
-    assert "bogus-keyword" in res["haproxy_cfg"]["check_output"]
+    assert "balance only supports" in res["haproxy_cfg"]["check_output"]
     assert report["minions"]["ita"]["status"] == "failed"
     assert site.file("ita", "haproxy.cfg").read_bytes() == before
     human = site.apply(tree=tree)

@@ -86,6 +86,7 @@ id: itm1
 resync_interval: 300
 heartbeat_interval: 300
 allowed_roots: [{etc}]
+content_policy: {{read_dirs: [{tmp_path}]}}
 haproxy_socket: {sock}
 beacons:
   haproxy: {{socket: {sock}, interval: 0.1}}

@@ -12,6 +12,8 @@ from hactl.minion.executors.policy import (
     ContentPolicy,
     PolicyViolation,
     check_content,
+    format_of,
+    haproxy,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "states"
@@ -54,7 +56,21 @@ REFUSED = [
     ("global\n    insecure-setuid-wanted\n", "insecure-setuid-wanted"),
     ("global\n    ssl-engine evil\n", "ssl-engine"),
     ("global\n    ssl-provider-path /tmp\n", "ssl-provider-path"),
-    ('global\n    "${X}" /tmp/evil.lua\n', "literal"),
+    ('global\n    "${X}" /tmp/evil.lua\n', "environment"),
+    # HAProxy's own lexing: escapes, quotes and comments hide nothing (Trust III)
+    ("global\n    \\x6cua-load x.lua\n", "lua-load"),
+    ("global\n    # tuned \\\n    lua-load x.lua\n", "lua-load"),
+    ('global\n    "lua"-load x.lua\n', "lua-load"),
+    ("global\n    lu'a-lo'ad x.lua\n", "lua-load"),
+    ("global\n\tmaxconn 1\r    lua-load x.lua\n", "lua-load"),
+    # keepalived: a tab is whitespace too
+    ("vrrp_instance V {\n    notify_master\t/tmp/n.sh\n}\n", "notify_master"),
+    ("vrrp_instance V {\n    notify_master\x0b/tmp/n.sh\n}\n", "notify_master"),
+    # MariaDB: a comment ending in a backslash does not continue
+    ("[mysqld]\n# tuned \\\nplugin_load_add=evil.so\n", "plugin_load"),
+    ("[sst]\ncompressor=id\n", "[sst]"),
+    ("[client]\nplugin-dir=/tmp\n", "[client]"),
+    ("[mysqld]\nbasedir=/tmp/evil\n", "basedir"),
     # MariaDB / Galera
     ("[mysqld]\nwsrep_notify_cmd=/tmp/n.sh\n", "wsrep_notify_cmd"),
     ("[mysqld]\nwsrep-notify-cmd = /tmp/n.sh\n", "wsrep_notify_cmd"),
@@ -64,8 +80,10 @@ REFUSED = [
     ("[mysqld]\nplugin-load=evil.so\n", "plugin_load"),
     ("[mysqld]\nplugin_dir=/tmp\n", "plugin_dir"),
     ("[mysqld]\ninit_file=/tmp/grant.sql\n", "init_file"),
-    ("[mysqld_safe]\nmalloc-lib=/tmp/evil.so\n", "malloc_lib"),
-    ("[mysqld_safe]\nledir=/tmp\n", "ledir"),
+    ("[mysqld_safe]\nmalloc-lib=/tmp/evil.so\n", "mysqld_safe"),
+    ("[mysqld]\nmalloc-lib=/tmp/evil.so\n", "malloc_lib"),
+    ("[mysqld_safe]\nledir=/tmp\n", "mysqld_safe"),
+    ("[mysqld]\nledir=/tmp\n", "ledir"),
     ("[mysqld_safe]\nmysqld=/tmp/evil\n", "mysqld"),
     ("!include /var/lib/mysql/x.cnf\n", "!include"),
     ("!includedir /var/lib/mysql\n", "!includedir"),
@@ -110,11 +128,185 @@ def test_ordinary_lines_are_not_refused() -> None:
     check_content(text, ContentPolicy())
 
 
+#: (path, check, content, word): refused in a file that daemon reads, by its allowlist
+REFUSED_STRICT = [
+    (
+        "/etc/haproxy/haproxy.cfg",
+        "haproxy",
+        "global\n    stats socket ipv4@0.0.0.0:9999 level admin\n",
+        "unix path",
+    ),
+    ("/etc/haproxy/haproxy.cfg", "haproxy", "global\n    stats socket 0.0.0.0:9999\n", "unix path"),
+    ("/etc/haproxy/haproxy.cfg", "haproxy", "global\n    pidfile /etc/passwd\n", "pidfile"),
+    ("/etc/haproxy/haproxy.cfg", "haproxy", "global\n    pidfile /etc/cron.d/x.pid\n", "pidfile"),
+    (
+        "/etc/haproxy/haproxy.cfg",
+        "haproxy",
+        "frontend f\n    http-request return status 200 file /etc/shadow\n",
+        "file",
+    ),
+    (
+        "/etc/haproxy/haproxy.cfg",
+        "haproxy",
+        "frontend f\n    http-request return status 200 lf-file /etc/shadow\n",
+        "lf-file",
+    ),
+    (
+        "/etc/haproxy/haproxy.cfg",
+        "haproxy",
+        "defaults\n    errorfile 503 /etc/shadow\n",
+        "errorfile",
+    ),
+    ("/etc/haproxy/haproxy.cfg", "haproxy", "frontend f\n    acl a src -f /etc/shadow\n", "-f"),
+    (
+        "/etc/haproxy/haproxy.cfg",
+        "haproxy",
+        "frontend f\n    http-request set-var(txn.x) req.hdr(h),map(/etc/shadow)\n",
+        "map",
+    ),
+    (
+        "/etc/haproxy/haproxy.cfg",
+        "haproxy",
+        "backend b\n    server s /run/docker.sock\n",
+        "local socket",
+    ),
+    (
+        "/etc/haproxy/haproxy.cfg",
+        "haproxy",
+        "backend b\n    server s unix@/run/mysqld/x.sock\n",
+        "local socket",
+    ),
+    ("/etc/haproxy/haproxy.cfg", "haproxy", "frontend f\n    bind /etc/passwd\n", "bind socket"),
+    (
+        "/etc/haproxy/haproxy.cfg",
+        "haproxy",
+        "frontend f\n    bind :443 ssl crt /root/k.pem\n",
+        "crt",
+    ),
+    ("/etc/haproxy/haproxy.cfg", "haproxy", "global\n    setenv X y\n", "allowlist"),
+    ("/etc/haproxy/haproxy.cfg", "haproxy", ".if defined(X)\n.endif\n", "outside a section"),
+    ("/etc/haproxy/haproxy.cfg", "haproxy", "global\n    maxconn 1\x0c\n", "control"),
+    ("/etc/haproxy/haproxy.cfg", "haproxy", "global\n    maxconn 1 \\\n", "backslash"),
+    ("/etc/haproxy/haproxy.cfg", "haproxy", "frontend f\n    filter spoe config /x\n", "allowlist"),
+    ("/srv/x/haproxy.cfg", None, "global\n    pidfile /etc/passwd\n", "pidfile"),
+    (
+        "/etc/keepalived/keepalived.conf",
+        "keepalived",
+        "global_defs {\n    vrrp_notify_fifo /etc/passwd\n}\n",
+        "track file",
+    ),
+    (
+        "/etc/keepalived/keepalived.conf",
+        "keepalived",
+        "virtual_server 1.2.3.4 80 {\n}\n",
+        "allowlist",
+    ),
+    (
+        "/etc/keepalived/keepalived.conf",
+        "keepalived",
+        "vrrp_instance V {\n    priority $P\n}\n",
+        "definitions",
+    ),
+    (
+        "/etc/keepalived/keepalived.conf",
+        "keepalived",
+        "vrrp_instance V {\n    virtual_ipaddress {\n        notify /x\n    }\n}\n",
+        "notify",
+    ),
+    (
+        "/etc/mysql/mariadb.conf.d/60-galera.cnf",
+        None,
+        "[mysqld]\nwsrep_sst_meth=rsync\n",
+        "abbreviation",
+    ),
+    (
+        "/etc/mysql/mariadb.conf.d/60-galera.cnf",
+        None,
+        "[mysqld]\nwsrep_node_name=a;id\n",
+        "plain set",
+    ),
+    ("/etc/mysql/mariadb.conf.d/60-galera.cnf", None, "[mysqld]\ndatadir=$(id)\n", "plain set"),
+    (
+        "/etc/mysql/mariadb.conf.d/60-galera.cnf",
+        None,
+        "[mysqld]\nwsrep_sst_donor=`id`\n",
+        "plain set",
+    ),
+    ("/etc/mysql/mariadb.conf.d/60-galera.cnf", None, "datadir=/x\n", "outside a group"),
+    ("/etc/mysql/mariadb.conf.d/60-galera.cnf", None, "[mariabackup]\nx=1\n", "[mariabackup]"),
+    ("/etc/mysql/mariadb.conf.d/60-galera.cnf", None, "[mysqld-foo]\nx=1\n", "[mysqld-foo]"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "check", "content", "word"),
+    REFUSED_STRICT,
+    ids=[f"{c or p.rsplit('.', 1)[1]}-{w}-{i}" for i, (p, c, _, w) in enumerate(REFUSED_STRICT)],
+)
+def test_a_daemons_file_is_read_against_its_allowlist(
+    path: str, check: str | None, content: str, word: str
+) -> None:
+    """A file a daemon reads (by check name or path) passes only its allowlist: no admin
+    socket on the network, no pid file or served file outside the minion's folders, no
+    keyword or option hactl does not know, no character a shell could read."""
+    with pytest.raises(PolicyViolation) as info:
+        check_content(content, ContentPolicy(), path=path, check=check)
+    assert word in str(info.value), str(info.value)
+
+
+def test_haproxy_lexing_matches_haproxys_parse_line() -> None:
+    """Escapes, quotes and comments give the words HAProxy's parse_line gives."""
+    assert haproxy.words(1, r"\x66oo bar") == ["foo", "bar"]
+    assert haproxy.words(1, "a\\ b c") == ["a b", "c"]
+    assert haproxy.words(1, '"qu"ux y') == ["quux", "y"]
+    assert haproxy.words(1, "e$HOME f") == ["e$HOME", "f"]
+    assert haproxy.words(1, "'$HOME' y") == ["$HOME", "y"]
+    assert haproxy.words(1, "\\#x") == ["#x"]
+    assert haproxy.words(1, "foo#bar x") == ["foo"]
+    assert haproxy.words(1, "g\tq h\x0bi") == ["g", "q", "h", "i"]
+    assert haproxy.words(1, "stats realm HAProxy\\ Statistics") == [
+        "stats",
+        "realm",
+        "HAProxy Statistics",
+    ]
+    with pytest.raises(PolicyViolation):
+        haproxy.words(1, '"${HOME}" y')
+
+
+def test_the_format_is_the_minions_choice() -> None:
+    """The check name decides first, then the path globs; other files get the every-file
+    rules only."""
+    policy = ContentPolicy()
+    assert format_of(policy, "/srv/x/evil.conf", "haproxy") == "haproxy"
+    assert format_of(policy, "/etc/haproxy/haproxy.cfg", None) == "haproxy"
+    assert format_of(policy, "/lab/ctl1/etc/keepalived.conf", None) == "keepalived"
+    assert format_of(policy, "/lab/ctl1/etc/galera.cnf", None) == "mariadb"
+    assert format_of(policy, "/etc/rabbitmq/rabbitmq.conf", None) is None
+    custom = ContentPolicy(formats=frozenset({"/opt/lb/*.conf=haproxy"}))
+    assert format_of(custom, "/opt/lb/x.conf", None) == "haproxy"
+
+
+def test_operator_keywords_extend_the_allowlist_but_never_code() -> None:
+    """content_policy.keywords adds a keyword; a keyword that runs code stays refused."""
+    text = "frontend f\n    filter compression\n"
+    with pytest.raises(PolicyViolation):
+        check_content(text, ContentPolicy(), check="haproxy")
+    check_content(text, ContentPolicy(keywords=frozenset({"haproxy:filter"})), check="haproxy")
+    evil = "global\n    lua-load /x.lua\n"
+    with pytest.raises(PolicyViolation, match="runs or loads code"):
+        check_content(
+            evil, ContentPolicy(keywords=frozenset({"haproxy:lua-load"})), check="haproxy"
+        )
+
+
 @pytest.mark.parametrize(
     "path",
     sorted(p for p in GOLDEN.rglob("*") if p.is_file()),
     ids=lambda p: str(p.relative_to(GOLDEN)),
 )
 def test_the_shipped_states_pass_the_default_policy(path: Path) -> None:
-    """Every config the shipped states render passes a default minion's policy."""
-    check_content(path.read_bytes(), ContentPolicy())
+    """Every config the shipped states render passes a default minion's policy, each read
+    by its daemon's allowlist (the golden tree mirrors the real paths)."""
+    real = "/" + str(path.relative_to(GOLDEN)).split("/", 1)[1]
+    check = "haproxy" if real.endswith("haproxy.cfg") else None
+    check_content(path.read_bytes(), ContentPolicy(), path=real, check=check)

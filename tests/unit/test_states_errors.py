@@ -197,3 +197,46 @@ def test_a_pillar_value_cannot_add_resources(tree_dir: Path) -> None:
         assert "evil" not in ids
         cnf = next(r for r in plan.resources if r.id == "galera_cnf")
         assert cnf.args["path"].startswith("/etc/mysql/x.cnf\n") and cnf.args["mode"] == "0644"
+
+
+@pytest.mark.parametrize(
+    ("pillar_old", "pillar_new", "template"),
+    [
+        ("cluster_name: openstack", 'cluster_name: "openstack\\nplugin_load_add=x.so"', "galera"),
+        ("maxconn: 4096", 'maxconn: "4096\\n    lua-load /x.lua"', "haproxy"),
+        ("advert_int: 1", 'advert_int: "1\\n    notify_master /x"', "keepalived"),
+        (
+            "cluster_partition_handling: pause_minority",
+            'cluster_partition_handling: "a\\u2028b"',
+            "rabbitmq",
+        ),
+    ],
+)
+def test_a_pillar_line_break_cannot_add_a_directive(
+    tree_dir: Path, pillar_old: str, pillar_new: str, template: str
+) -> None:
+    """A pillar string with a line break is refused at the template line that renders it,
+    in every config format (it would add a directive)."""
+    _replace(tree_dir / "pillar/site.yaml", pillar_old, pillar_new)
+    with pytest.raises(StateError) as err:
+        _compile(tree_dir)
+    assert "line break" in str(err.value) and template in str(err.value.file)
+
+
+def test_pillar_values_are_escaped_for_haproxy_and_json(tree_dir: Path) -> None:
+    """HAProxy reads an escaped '#', quote or backslash back as the value; a JSON string
+    with a quote stays one string (no field injected)."""
+    import json
+
+    from hactl.minion.executors.policy import haproxy
+
+    _replace(tree_dir / "pillar/site.yaml", "    user: admin", '    user: "ad#m\\"in"')
+    _replace(tree_dir / "pillar/site.yaml", "- name: openstack", '- name: \'os", "tags": "x\'')
+    tree = load_tree(tree_dir)
+    plans = compile_tree(tree, ["ctl1"])
+    files = plans["ctl1"].files()
+    cfg = next(v for k, v in files.items() if k.endswith("haproxy.cfg"))
+    auth = next(line for line in cfg.splitlines() if "stats auth" in line)
+    assert haproxy.words(1, auth)[2].startswith('ad#m"in:')
+    definitions = json.loads(next(v for k, v in files.items() if k.endswith("definitions.json")))
+    assert 'os", "tags": "x' in [u["name"] for u in definitions["users"]]
