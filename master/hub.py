@@ -15,17 +15,23 @@ from typing import Any
 
 from hactl import __version__
 from hactl.bus import Bus, StreamSettings, ensure_stream
-from hactl.bus.jetstream import ensure_audit_stream
+from hactl.bus.jetstream import audit_usage, ensure_audit_stream
+from hactl.errors import BusError
 from hactl.log import get_logger
 from hactl.master.notify import Notifier
 from hactl.master.reactor.runtime import ReactorRuntime
 from hactl.sdnotify import notify, watchdog
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
-from hactl.wire.envelope import Event
+from hactl.wire.envelope import Event, new_event
 from hactl.wire.singleton import MOVE
 from hactl.wire.tags import MASTER_ID, TagGlob
 
 log = get_logger("hactl.master")
+#: how often the master looks at the audit stream's usage, and the share of its byte cap at
+#: which it alerts (the alert resolves below AUDIT_CLEAR)
+AUDIT_CHECK_S = 30.0
+AUDIT_FULL = 0.95
+AUDIT_CLEAR = 0.9
 
 
 @dataclass
@@ -52,6 +58,8 @@ class Hub:
         self.stats = HubStats()
         self.notifier: Notifier | None = None  # webhooks, when master.yaml lists some
         self._stopped = asyncio.Event()
+        self._audit_full = False
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Ensure the stream, start auditing and answering commands."""
@@ -65,6 +73,7 @@ class Hub:
             for kind in ("minion", "beacon", "job", "event"):
                 await self.bus.subscribe(TagGlob.parse(f"hactl/{kind}/**"), self._audit)
         await self.bus.serve(MASTER_ID, self._command)
+        self._tasks.append(asyncio.create_task(self._watch_audit(), name="audit-usage"))
         if self.reactor is not None:
             await self.reactor.start()
         log.info("master_ready", url=self.bus.url, pid=os.getpid())
@@ -72,6 +81,34 @@ class Hub:
 
     async def _audit(self, event: Event) -> None:
         self.stats.count(event)
+
+    async def _watch_audit(self, every: float = AUDIT_CHECK_S) -> None:
+        """Alert while the audit stream is (nearly) full -- it then refuses new records, so
+        people's audited actions are refused -- and resolve the alert once it has room."""
+        while True:
+            try:
+                await self.check_audit()
+            except BusError as exc:
+                log.warning("audit_usage_unknown", error=str(exc))
+            await asyncio.sleep(every)
+
+    async def check_audit(self) -> None:
+        """One look at the audit stream's usage; fires or resolves the alert."""
+        usage = await audit_usage(self.bus)
+        if usage is None:
+            return
+        used, cap = usage
+        full = used >= AUDIT_FULL * cap or (self._audit_full and used >= AUDIT_CLEAR * cap)
+        if full == self._audit_full:
+            return
+        self._audit_full = full
+        data: dict[str, Any] = {"component": "audit", "bytes": used, "max_bytes": cap}
+        if full:
+            data["reason"] = "the audit stream is full: people's audited actions are refused"
+        else:
+            data["resolved"] = True
+        log.warning("audit_stream_full" if full else "audit_stream_has_room", **data)
+        await self.bus.persist(new_event("hactl/event/alert/audit_stream_full", MASTER_ID, data))
 
     async def _command(self, req: CommandRequest) -> CommandReply:
         if req.cmd == "test.ping":
@@ -172,6 +209,8 @@ class Hub:
         finally:
             dog.cancel()
         notify("STOPPING=1")
+        for task in self._tasks:
+            task.cancel()
         if self.notifier is not None:
             await self.notifier.stop()
         if self.reactor is not None:

@@ -106,6 +106,13 @@ def _js(*parts: str) -> str:
     return "$JS.API." + ".".join(parts)
 
 
+#: what an admin may not ask the JetStream API (see _manager)
+_ADMIN_DENY = [_js("STREAM", verb, ">") for verb in ("CREATE", "UPDATE")] + [
+    _js("CONSUMER", "CREATE", ">"),
+    _js("CONSUMER", "DURABLE", "CREATE", ">"),
+]
+
+
 def _minion(ident: Identity) -> dict[str, Any]:
     n = ident.name
     publish = [f"hactl.beacon.{n}.{b}" for b in BEACON_KINDS]
@@ -172,15 +179,21 @@ def _manager(ident: Identity) -> dict[str, Any]:
         f"$KV.{SINGLETON_BUCKET}.>",
         f"$KV.{APPROVAL_BUCKET}.>",
     ]
+    deny = list(_AUDIT_GUARD)
     if ident.kind == "master":  # the reactor's trail and its liveness verdicts
         publish += ["hactl.reactor.>", "hactl.minion.*.lost", "hactl.minion.*.skew"]
     else:  # a person's own audit records, under the key the server authenticated
         publish.append(f"{AUDIT_PREFIX}.{ident.public_key}.>")
+        # streams and consumers are the masters' to make: a stream on hactl.cmd.> would read
+        # every command and secret, a consumer's deliver subject or a stream's republish
+        # target would store messages under subjects an admin may not publish to (another
+        # person's audit records, the reactor's trail)
+        deny += _ADMIN_DENY
     subscribe = [*STREAM_SUBJECTS, *AUDIT_SUBJECTS, f"{inbox_prefix(ident.public_key)}.>"]
     if ident.kind == "master":
         subscribe += [f"{COMMAND_PREFIX}{MASTER_ID}", REACTOR_DELIVER, f"{SUBJECT_ROOT}.*.renew"]
     return {
-        "publish": {"allow": publish, "deny": list(_AUDIT_GUARD)},
+        "publish": {"allow": publish, "deny": deny},
         "subscribe": {"allow": subscribe},
         "allow_responses": True,
     }
@@ -205,18 +218,89 @@ def _value(obj: Any) -> str:
     return '"' + str(obj).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_authorization(identities: list[Identity], *, timeout_s: float = 2.0) -> str:
-    """The nats-server ``authorization`` block for these identities (one user per nkey)."""
+#: The account that holds every stream and KV bucket. It has no users: nothing is published
+#: in it but what the user account's service imports forward (each under its sender's own
+#: publish grants) and the deliveries of consumers a master created. A JetStream API answer
+#: goes back through the import to the asker's reply subject in the user account, where no
+#: stream captures anything -- so no identity can make the server store a message on a
+#: subject it may not publish to (a direct get answered onto ``$KV.HACTL_LOCKS.reconciler``
+#: wiped the leader key when both lived in one account).
+STORE_ACCOUNT = "HACTL_STORE"
+#: The account every identity connects to (the permission table applies here).
+USER_ACCOUNT = "HACTL"
+
+
+def store_services() -> tuple[str, ...]:
+    """What the user account reaches in the store account as services (request/reply, the
+    PubAck or API answer mapped back to the asker): the JetStream API, KV writes, consumer
+    acks and flow control, and the subjects the event and audit streams capture."""
+    return ("$JS.API.>", "$KV.>", "$JS.ACK.>", "$JS.FC.>", *STREAM_SUBJECTS, *AUDIT_SUBJECTS)
+
+
+def store_streams() -> tuple[str, ...]:
+    """What consumers in the store account deliver to the user account: inboxes (KV watchers)
+    and the reactor's shared deliver subject."""
+    return (f"{INBOX_ROOT}.>", REACTOR_DELIVER)
+
+
+#: the store account's JetStream storage cap (the event stream reserves 1 GiB and the audit
+#: stream 256 MiB per replica; KV buckets grow within it): an identity that writes without
+#: end fills this, never the server's disk
+STORE_LIMITS = "max_file: 8G, max_mem: 512M"
+
+
+def render_authorization(
+    identities: list[Identity], *, timeout_s: float = 2.0, jetstream_limits: str = STORE_LIMITS
+) -> str:
+    """The nats-server ``accounts`` block of a deployment (and the auth timeout): the store
+    account with every stream, the user account with one user per nkey and the imports.
+    ``jetstream_limits`` (e.g. ``max_file: 2G, max_mem: 64M``) caps the store account."""
     names: set[str] = set()
-    lines = ["authorization {", f"  timeout: {timeout_s:g}", "  users: ["]
+    users = []
     for ident in sorted(identities, key=lambda i: (KINDS.index(i.kind), i.name)):
         if ident.name in names:
             raise ConfigError(f"identity name {ident.name!r} is used twice")
         names.add(ident.name)
-        lines.append(f"    # {ident.label}")
-        lines.append(
-            f"    {{ nkey: {_value(ident.public_key)}, allowed_connection_types: "
+        users.append(f"      # {ident.label}")
+        users.append(
+            f"      {{ nkey: {_value(ident.public_key)}, allowed_connection_types: "
             f'["STANDARD"], permissions: {_value(permissions(ident))} }}'
         )
-    lines += ["  ]", "}"]
+    js = f"{{ {jetstream_limits} }}" if jetstream_limits else "enabled"
+    # the JetStream API answers one request with many messages (a pull consumer's fetch, a
+    # batched direct get): its answers are streamed back, not just the first
+    exports = [
+        f"      {{ service: {_value(s)}"
+        + (", response_type: stream" if s == "$JS.API.>" else "")
+        + " }"
+        for s in store_services()
+    ]
+    exports += [f"      {{ stream: {_value(s)} }}" for s in store_streams()]
+    imports = [
+        f"      {{ service: {{ account: {STORE_ACCOUNT}, subject: {_value(s)} }} }}"
+        for s in store_services()
+    ]
+    imports += [
+        f"      {{ stream: {{ account: {STORE_ACCOUNT}, subject: {_value(s)} }} }}"
+        for s in store_streams()
+    ]
+    lines = [
+        f"authorization {{ timeout: {timeout_s:g} }}",
+        "accounts {",
+        f"  {STORE_ACCOUNT}: {{",
+        f"    jetstream: {js}",
+        "    exports: [",
+        *exports,
+        "    ]",
+        "  }",
+        f"  {USER_ACCOUNT}: {{",
+        "    users: [",
+        *users,
+        "    ]",
+        "    imports: [",
+        *imports,
+        "    ]",
+        "  }",
+        "}",
+    ]
     return "\n".join(lines) + "\n"

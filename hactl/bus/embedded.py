@@ -97,6 +97,10 @@ class ServerOptions:
     cluster_port: int = 0  # > 0: join a cluster (routes below), JetStream clustered
     routes: tuple[str, ...] = ()  # nats://host:cluster_port of every member
     cluster_name: str = "hactl"
+    #: the server's JetStream storage caps (every account together; the store account has
+    #: its own, hactl/auth/perms.py STORE_LIMITS)
+    max_file_store: int = 8 * 1024**3
+    max_memory_store: int = 512 * 1024**2
     #: host:port of nats-server's HTTP monitoring (/varz, /jsz, /healthz; '' = off). It has
     #: no authentication: bind it to loopback or a management network only.
     monitor: str = ""
@@ -113,7 +117,10 @@ class ServerOptions:
             lines.append(f'http: "{self.monitor}"')
         if self.jetstream:
             store = self.data_dir / "jetstream"
-            lines.append(f'jetstream {{ store_dir: "{store}" }}')
+            lines.append(
+                f'jetstream {{ store_dir: "{store}", max_file_store: {self.max_file_store}, '
+                f"max_memory_store: {self.max_memory_store} }}"
+            )
         if self.cluster_port > 0:
             routes = ", ".join(f'"{self.auth.route_url(r)}"' for r in self.routes)
             lines.append(

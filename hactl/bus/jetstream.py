@@ -66,6 +66,14 @@ class StreamSettings:
         )
 
 
+async def audit_usage(bus: Bus) -> tuple[int, int] | None:
+    """(bytes stored, byte cap) of the audit stream; None when it has no cap or is missing."""
+    info = await _stream_info(bus, AUDIT_STREAM)
+    if info is None or info.state is None or not (info.config.max_bytes or 0) > 0:
+        return None
+    return int(info.state.bytes), int(info.config.max_bytes or 0)
+
+
 async def _stream_info(bus: Bus, name: str) -> api.StreamInfo | None:
     """The stream's info, None if it does not exist; waits out a cluster that just started."""
     for attempt in range(10):  # a NATS cluster that just started may still elect its leader
@@ -91,6 +99,12 @@ async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
             raise BusError(
                 bus.url, f"cannot create stream {settings.name}: {exc.description}"
             ) from None
+        except (nats.errors.TimeoutError, TimeoutError):
+            raise BusError(
+                bus.url,
+                f"no answer creating stream {settings.name} (streams are a master's to create;"
+                " or JetStream is busy)",
+            ) from None
     have = info.config
     if (
         sorted(have.subjects or []) != sorted(wanted.subjects or [])
@@ -111,10 +125,19 @@ async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
     return info
 
 
-def audit_config(replicas: int = 1, max_age_s: float = 400 * 86400.0) -> api.StreamConfig:
+#: the audit trail's byte cap: full, it refuses new records (an action that cannot be audited
+#: is not taken) and the master alerts (``hactl/event/alert/audit_stream_full``)
+AUDIT_MAX_BYTES = 256 * 1024**2
+
+
+def audit_config(
+    replicas: int = 1, max_age_s: float = 400 * 86400.0, max_bytes: int = AUDIT_MAX_BYTES
+) -> api.StreamConfig:
     """The audit trail: every person's action, kept ~13 months; nobody can delete or purge a
     record (``deny_delete``/``deny_purge`` cannot be turned off later, and the permission
-    table denies every identity the stream's delete, purge, update and restore)."""
+    table denies every identity the stream's delete, purge, update and restore). It holds at
+    most ``max_bytes`` and then refuses new records (``discard: new``): it never drops an
+    old record silently and cannot fill the server's disk."""
     return api.StreamConfig(
         name=AUDIT_STREAM,
         description="hactl audit trail: hactl/audit/<identity key>/<action>",
@@ -127,16 +150,19 @@ def audit_config(replicas: int = 1, max_age_s: float = 400 * 86400.0) -> api.Str
         deny_delete=True,
         deny_purge=True,
         allow_direct=True,
-        discard=api.DiscardPolicy.OLD,
+        max_bytes=max_bytes,
+        discard=api.DiscardPolicy.NEW,
     )
 
 
-async def ensure_audit_stream(bus: Bus, replicas: int = 1) -> None:
+async def ensure_audit_stream(
+    bus: Bus, replicas: int = 1, max_bytes: int = AUDIT_MAX_BYTES
+) -> None:
     """Create the audit stream if it is missing (never updated: nobody may)."""
     if await _stream_info(bus, AUDIT_STREAM) is not None:
         return
     try:
-        await bus.js.add_stream(audit_config(replicas))
+        await bus.js.add_stream(audit_config(replicas, max_bytes=max_bytes))
     except nats.js.errors.APIError as exc:
         raise BusError(bus.url, f"cannot create stream {AUDIT_STREAM}: {exc.description}") from None
 

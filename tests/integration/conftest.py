@@ -67,19 +67,33 @@ def make_auth_dir(root: Path, hosts: list[str] | None = None) -> Path:
     seed, public = store.new_seed()
     store.write_secret(auth.creds(HARNESS), seed.encode() + b"\n")
     text = auth.auth_conf.read_text()
-    harness = f'    {{ nkey: "{public}", permissions: {{ publish: ">", subscribe: ">" }} }}\n  ]'
-    head, _, tail = text.rpartition("  ]")
-    store.write_secret(auth.auth_conf, (head + harness + tail).encode())
+    # a user of the user account (hactl/auth/perms.py): everything it may reach is there
+    harness = f'      {{ nkey: "{public}", permissions: {{ publish: ">", subscribe: ">" }} }}\n'
+    head, users, tail = text.partition("users: [\n")
+    assert users, "no users list in the rendered accounts block"
+    store.write_secret(auth.auth_conf, (head + users + harness + tail).encode())
     return root
 
 
-async def _streams(handle: NatsHandle) -> None:
-    bus = await Bus.connect(handle.url, handle.auth("admin"), name="test-setup", timeout=10)
+async def master_setup(url: str, handle: NatsHandle) -> None:
+    """What a master creates before anyone else can use it: the streams and the KV buckets
+    the tests bind (an admin may not create streams: hactl/auth/perms.py)."""
+    from hactl.auth.perms import LEASE_BUCKET, MAINT_BUCKET, VIEW_BUCKET
+    from hactl.bus import kv_bucket
+
+    bus = await Bus.connect(url, handle.auth(TEST_MASTERS[0]), name="test-setup", timeout=10)
     try:
         await ensure_stream(bus, StreamSettings())
         await ensure_audit_stream(bus)
+        await kv_bucket(bus, VIEW_BUCKET)
+        await kv_bucket(bus, LEASE_BUCKET, ttl_s=600)
+        await kv_bucket(bus, MAINT_BUCKET)
     finally:
         await bus.close()
+
+
+async def _streams(handle: NatsHandle) -> None:
+    await master_setup(handle.url, handle)
 
 
 @pytest.fixture(scope="session")

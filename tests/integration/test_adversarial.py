@@ -18,13 +18,13 @@ import msgpack
 import pytest
 
 from hactl.auth.perms import LEASE_BUCKET, VIEW_BUCKET
-from hactl.bus import Bus, StreamSettings, ensure_stream, kv_bucket
+from hactl.bus import Bus, kv_bucket
 from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 from hactl.wire.commands import CommandReply
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.leases import BootstrapLease, bootstrap_key, encode_bootstrap
 from tests.integration import galera
-from tests.integration.conftest import NatsHandle
+from tests.integration.conftest import NatsHandle, master_setup
 from tests.integration.procs import Proc, clean_env
 from tests.integration.test_minion_haproxy import _until_serving
 from tests.integration.test_reactor_masters import _wait_log
@@ -91,9 +91,9 @@ async def rig(tmp_path_factory: pytest.TempPathFactory, nats: NatsHandle) -> Asy
     url = await asyncio.to_thread(server.start)
     procs: list[Proc] = []
     rig: Rig | None = None
+    await master_setup(url, nats)
     admin = await Bus.connect(url, nats.auth("admin"), name="attacker", timeout=5)
     try:
-        await ensure_stream(admin, StreamSettings())
         master = Proc(
             ["--nats", url, "--log-format", "json", "master", "--reactors", str(rules)],
             env=clean_env(**nats.env("master")),

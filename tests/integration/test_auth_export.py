@@ -15,7 +15,7 @@ import pytest
 from hactl.auth.client import for_identity
 from hactl.bus import Bus, StreamSettings, ensure_stream
 from hactl.bus.embedded import find_binary
-from hactl.errors import PermissionRefused
+from hactl.errors import BusError, PermissionRefused
 from hactl.wire.envelope import new_event
 from tests.integration.daemons import free_port
 from tests.integration.procs import run_cli
@@ -55,7 +55,7 @@ def _stock_server(conf: Path, log_path: Path) -> Iterator[None]:
 
 async def test_exported_authorization_loads_in_a_stock_server(tmp_path: Path) -> None:
     """auth init -> auth export -> a stock nats-server -c site.conf: ready; a minion stores its
-    own event, is refused another's; the admin creates the stream."""
+    own event, is refused another's; the master creates the stream (an admin may not)."""
     auth = tmp_path / "auth"
     init = run_cli(
         [
@@ -81,9 +81,15 @@ async def test_exported_authorization_loads_in_a_stock_server(tmp_path: Path) ->
     conf = _site_config(tmp_path, auth, port, exported.stdout)
     with _stock_server(conf, tmp_path / "server.log"):
         url = f"nats://127.0.0.1:{port}"
-        admin = await Bus.connect(url, for_identity(auth, "admin"), name="site-admin")
+        admin = await Bus.connect(url, for_identity(auth, "master"), name="site-master")
         minion = await Bus.connect(url, for_identity(auth, "ctl1"), name="site-ctl1")
         try:
+            person = await Bus.connect(url, for_identity(auth, "admin"), name="site-admin")
+            try:  # streams are the masters' to make (hactl/auth/perms.py)
+                with pytest.raises(BusError):
+                    await ensure_stream(person, StreamSettings(name="X", max_bytes=1024))
+            finally:
+                await person.close()
             await ensure_stream(admin, StreamSettings())
             assert await minion.persist(new_event("hactl/beacon/ctl1/vrrp", "ctl1", {})) > 0
             with pytest.raises(PermissionRefused):

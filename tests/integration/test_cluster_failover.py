@@ -60,7 +60,9 @@ async def test_outbox_survives_the_stream_leader_being_killed(
     servers = _cluster(tmp_path, nats.auth_dir)
     try:
         urls = await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
-        admin = await Bus.connect(",".join(urls), nats.auth("admin"), name="test-admin", timeout=10)
+        admin = await Bus.connect(
+            ",".join(urls), nats.auth("master"), name="test-admin", timeout=10
+        )
         try:
             for attempt in range(50):  # the meta group elects its leader first
                 try:

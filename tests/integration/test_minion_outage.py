@@ -60,7 +60,7 @@ async def test_events_during_outage_are_flushed_in_order(tmp_path: Path, nats: N
     task: asyncio.Task[None] | None = None
     minion: Minion | None = None
     try:
-        admin = await Bus.connect(url, nats.auth("admin"), name="test-outage", timeout=5)
+        admin = await Bus.connect(url, nats.auth("master"), name="test-outage", timeout=5)
         await ensure_stream(admin, StreamSettings())
         conf = parse_config(
             f"""

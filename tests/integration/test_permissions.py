@@ -31,7 +31,7 @@ from hactl.errors import BusError, PermissionRefused
 from hactl.wire import commands as wcmd
 from hactl.wire.envelope import new_event
 from hactl.wire.leases import BootstrapLease, bootstrap_key, encode_bootstrap
-from tests.integration.conftest import NatsHandle
+from tests.integration.conftest import NatsHandle, master_setup
 
 REFUSAL_WAIT = 2.0
 
@@ -79,12 +79,7 @@ async def _conn(url: str, auth: ClientAuth) -> Conn:
 @pytest.fixture
 async def conns(nats: NatsHandle) -> AsyncIterator[dict[str, Conn]]:
     """One raw connection per production identity, and the buckets a master would create."""
-    admin = await Bus.connect(nats.url, nats.auth("admin"), name="perm-setup")
-    try:
-        await kv_bucket(admin, VIEW_BUCKET)
-        await kv_bucket(admin, LEASE_BUCKET)
-    finally:
-        await admin.close()
+    await master_setup(nats.url, nats)
     names = ("ctl1", "ctl2", "master", "admin", "operator")
     out = {n: await _conn(nats.url, nats.auth(n)) for n in names}
     try:
