@@ -83,6 +83,30 @@ def _not_up(nodes: dict[str, Any]) -> list[str]:
     return out
 
 
+def _servers(aspects: dict[str, Any]) -> bool:
+    """Whether this node's HAProxy reported any server."""
+    items = (aspects.get("haproxy") or {}).values()
+    return any(isinstance(i, dict) and i.get("server") not in ("BACKEND", None) for i in items)
+
+
+def backends_summary(nodes: dict[str, Any]) -> str | None:
+    """The all-clear line, only with evidence: every node's HAProxy reported and its minion
+    is heard (None when something is not UP: the caller lists it)."""
+    if _not_up(nodes):
+        return None
+    reported = sorted(n for n, a in nodes.items() if _servers(a))
+    if not reported:
+        return "backends: [yellow]unknown: no HAProxy has reported[/]"
+    silent = sorted(set(nodes) - set(reported))
+    stale = [n for n in reported if (nodes[n].get("minion") or {}).get("lost")]
+    if not silent and not stale:
+        return "backends: [green]every server UP on every HAProxy[/]"
+    said = [f"no report from {', '.join(silent)}"] if silent else []
+    said += [f"stale: {', '.join(stale)} (minion lost)"] if stale else []
+    fresh = [n for n in reported if n not in stale]
+    return f"backends: UP on {', '.join(fresh) or 'none'}; [yellow]{'; '.join(said)}[/]"
+
+
 def render(
     console: Console,
     facts: dict[str, Any],
@@ -121,14 +145,11 @@ def render(
         t.add_row(node, _vrrp(aspects), _galera(aspects), _rabbit(aspects), _minion(aspects, now))
     console.print(t)
     bad = _not_up(nodes)
-    if bad:
-        shown = bad[:6] + (
-            [f"... {len(bad) - 6} more (hactl status --full)"] if len(bad) > 6 else []
-        )
-        for line in shown:
-            console.print(f"not UP: {line}", no_wrap=True, overflow="ellipsis")
-    else:
-        console.print("backends: [green]every server UP on every HAProxy[/]")
+    shown = bad[:6] + ([f"... {len(bad) - 6} more (hactl status --full)"] if len(bad) > 6 else [])
+    for line in shown:
+        console.print(f"not UP: {line}", no_wrap=True, overflow="ellipsis")
+    if (summary := backends_summary(nodes)) is not None:
+        console.print(summary, no_wrap=True, overflow="ellipsis")
     for s in singles:
         holder = s.get("holder") or "[red]nobody[/]"
         console.print(f"singleton {s['name']}: {holder}", no_wrap=True, overflow="ellipsis")

@@ -16,7 +16,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 
-from hactl.errors import DecodeError
+from hactl.errors import DecodeError, RejectReason
 from hactl.log import get_logger
 from hactl.master.reactor.rules import ApprovePolicy
 from hactl.wire.approvals import Approval, decode, encode, expire, key
@@ -71,6 +71,8 @@ class Approvals:
             try:
                 entry = await asyncio.wait_for(self.kv.get(key(a.id)), 5.0)
                 rec = decode(bytes(entry.value or b""))
+                if why := _not_the_question(a, rec):
+                    raise DecodeError(RejectReason.BAD_TYPE, f"approval record: {why}")
             except DecodeError as exc:  # tampered with: never an approval by accident
                 log.error("approval_unreadable", id=a.id, reason=str(exc))
                 rec = expire(a, self.clock())
@@ -94,6 +96,33 @@ class Approvals:
                     continue  # answered at the last instant, or JetStream away: read again
                 self.counts["expired"] += 1
                 return done
+
+
+#: what a person's answer may not change: the question as the master asked it
+_ASKED = (
+    "id",
+    "rule",
+    "key",
+    "event_id",
+    "event_tag",
+    "question",
+    "plan",
+    "asked_at",
+    "expires_at",
+    "default",
+)
+
+
+def _not_the_question(asked: Approval, rec: Approval) -> str:
+    """Why ``rec`` is not an answer to ``asked`` ('' when it is): an answer changes only the
+    state, who answered, why and when -- an old approved record copied onto a new question
+    (another id, another plan) is a forgery, and an answer names the person who gave it."""
+    for name in _ASKED:
+        if getattr(rec, name) != getattr(asked, name):
+            return f"{name} differs from the question asked"
+    if rec.state in ("approved", "denied") and not rec.by:
+        return "an answer without the person who gave it"
+    return ""
 
 
 def _public(a: Approval) -> dict[str, Any]:

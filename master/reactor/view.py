@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,9 @@ def admissible(aspect: str, value: Any) -> str:
 
 _MINION_FIELDS = frozenset({"last_seen", "lost", "stopped", "roles", "skew", "skewed"})
 MAX_NODES = 1024
+#: how many of a node's latest event ids the view remembers to refuse a replay (at the
+#: shipped rates about 2 hours of one node's heartbeats and beacon changes)
+REPLAY_MEMORY = 1024
 #: a minion whose event time is further than this from the server's is reported as skewed
 SKEW_LIMIT_S = 5.0  # nodes in the view (the inventory is the set of minion identities)
 
@@ -86,6 +90,24 @@ class ClusterView:
     # (node, aspect) -> (id, tag, time) of the event that last changed its value: what a
     # decision taken on that fact names as its cause (``hactl why`` follows it); not persisted
     cause: dict[tuple[str, str], tuple[str, str, float]] = field(default_factory=dict)
+
+    # node -> the ids of its most recent events (REPLAY_MEMORY per node): an event is folded
+    # in once, by id -- a stored event published again (a replay) is not news
+    seen_ids: dict[str, OrderedDict[str, None]] = field(default_factory=dict)
+
+    def replayed(self, node: str, event_id: str) -> bool:
+        """Whether this node's event ``event_id`` was folded in before (and remember it)."""
+        ids = self.seen_ids.get(node)
+        if ids is None:
+            if len(self.seen_ids) >= MAX_NODES:
+                return False  # the node cap refuses it in set() anyway
+            ids = self.seen_ids[node] = OrderedDict()
+        if event_id in ids:
+            return True
+        ids[event_id] = None
+        if len(ids) > REPLAY_MEMORY:
+            ids.popitem(last=False)
+        return False
 
     def set(self, node: str, aspect: str, value: Any) -> bool:
         """Store one fact (from the KV or an event); False (nothing stored, counted in
@@ -149,6 +171,9 @@ class ClusterView:
         whose value changed."""
         levels = event.tag.split("/")
         kind, node = levels[1], levels[2] if len(levels) > 2 else ""
+        if kind in ("beacon", "minion") and len(levels) == 4 and self.replayed(node, event.id):
+            self.rejected["replayed"] = self.rejected.get("replayed", 0) + 1
+            return []
         if kind == "beacon" and len(levels) == 4 and levels[3] in ASPECTS:
             items = event.data.get("items")
             if not isinstance(items, dict) or self.older(event, now):

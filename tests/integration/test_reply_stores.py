@@ -104,12 +104,12 @@ def _requests(perms: dict[str, object], key: str) -> list[str]:
     return sorted(set(out))
 
 
-async def _stored(master: Bus, stream: str, subject: str) -> bool:
+async def _last_seq(master: Bus, stream: str, subject: str) -> int:
+    """The stream sequence of the last message on ``subject`` (0: none)."""
     try:
-        await master.js.get_last_msg(stream, subject)
+        return int((await master.js.get_last_msg(stream, subject)).seq or 0)
     except nats.js.errors.NotFoundError:
-        return False
-    return True
+        return 0
 
 
 async def test_no_identity_stores_through_a_reply_subject(nats: NatsHandle) -> None:
@@ -127,6 +127,7 @@ async def test_no_identity_stores_through_a_reply_subject(nats: NatsHandle) -> N
         other = conns["admin"].key  # the operator's target: the admin's audit records
         attempts = 0
         walked: dict[str, list[str]] = {}
+        before: dict[str, int] = {}
         for name in WALKED:
             conn = conns[name]
             perms = permissions(Identity(_kind(name), name, conn.key))
@@ -136,6 +137,8 @@ async def test_no_identity_stores_through_a_reply_subject(nats: NatsHandle) -> N
             ]
             targets = [t for t in targets if not _may_publish(perms, t)]
             walked[name] = targets
+            for target in targets:  # other tests of the session may have written some
+                before[target] = await _last_seq(master, _stream_of(target), target)
             body = json.dumps({"last_by_subj": "hactl.event.walk"}).encode()
             for request in _requests(perms, conn.key):
                 for target in targets:
@@ -150,8 +153,8 @@ async def test_no_identity_stores_through_a_reply_subject(nats: NatsHandle) -> N
         await asyncio.sleep(1.0)
         for name, targets in walked.items():
             for target in targets:
-                stream = _stream_of(target)
-                assert not await _stored(master, stream, target), (name, target)
+                after = await _last_seq(master, _stream_of(target), target)
+                assert after == before[target], (name, target)
         assert attempts > 100, attempts
         assert set(walked["ctl1"]) >= {f"$KV.{LOCK_BUCKET}.reconciler", "hactl.minion.ctl2.lost"}
     finally:

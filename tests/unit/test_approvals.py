@@ -158,3 +158,19 @@ async def test_unanswered_it_expires_to_its_default() -> None:
     assert [decode(v).state for v, _ in kv.data.values()] == ["expired"]
     bus, _ = await _recovery(ApprovePolicy(1.0, "approve"), nobody)
     assert len(bus.audit("done")) == 1
+
+
+async def test_an_old_approval_copied_onto_the_question_is_refused() -> None:
+    """Trust III: an approved record of another question (another id, another plan) written
+    onto the pending key is not an answer: the recovery is refused, nothing is started."""
+
+    async def forger(kv: MemKV) -> None:
+        k, _, rev = await _pending(kv)
+        old = dataclasses.replace(A, plan={"would": {"node": "ctl3"}})
+        copied = answer(old, True, "UMALLORY", "copied", old.asked_at + 1)
+        await kv.update(k, encode(copied), last=rev)
+
+    bus, _ = await _recovery(ApprovePolicy(30.0, "approve"), forger)
+    (failed,) = bus.audit("failed")
+    assert "denied" in failed.data["error"] or "expired" in failed.data["error"]
+    assert not [c for _, c, _ in bus.requests if c in ("galera.bootstrap", "galera.start")]

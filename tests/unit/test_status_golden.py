@@ -14,6 +14,7 @@ from hactl.cli import status_compact as st
 from hactl.cli.status_compact import render
 from hactl.master.reactor.view import ClusterView
 from hactl.wire.approvals import Approval
+from hactl.wire.envelope import new_event
 from hactl.wire.maint import Maintenance
 from tests.unit.test_reconciler import admin, ev, healthy_view, vrrp
 
@@ -52,6 +53,27 @@ ASK = Approval(
     NOW - 30,
     NOW + 570,
 )
+
+
+def _no_haproxy_report() -> ClusterView:
+    view = healthy_view()
+    for node in view.nodes.values():
+        node.pop("haproxy", None)
+    return view
+
+
+def _one_haproxy_silent() -> ClusterView:
+    view = healthy_view()
+    view.nodes["ctl3"].pop("haproxy", None)
+    return view
+
+
+def _stale_minion() -> ClusterView:
+    view = healthy_view()
+    view.update(new_event("hactl/minion/ctl2/lost", "master", {"last_seen": 1.0}), 2.0)
+    return view
+
+
 CASES = {
     "healthy": lambda: (healthy_view(), [], []),
     "fault": lambda: (_fault(), [], []),
@@ -61,6 +83,10 @@ CASES = {
         [],
     ),
     "approval": lambda: (_fault(), [], [ASK]),
+    # no evidence, no all-clear (issue 26)
+    "no-haproxy-report": lambda: (_no_haproxy_report(), [], []),
+    "one-haproxy-silent": lambda: (_one_haproxy_silent(), [], []),
+    "stale-minion": lambda: (_stale_minion(), [], []),
 }
 
 

@@ -79,3 +79,16 @@ def test_well_formed_values_pass() -> None:
     )
     assert admissible("haproxy", {"_haproxy": {"running": False}, "be/x": {"status": "UP"}}) == ""
     assert admissible("minion", {"last_seen": 1.5, "lost": False}) == ""
+
+
+def test_a_replayed_event_is_taken_once_whatever_its_age() -> None:
+    """Trust III: a node's stored event published again (same id, stored anew, so a fresh
+    stream time) does not change the view back: an event is folded in once, by id."""
+    view = ClusterView()
+    down = _vrrp("ctl2", {"VI_1": {**GOOD_VRRP["VI_1"], "state": "BACKUP", "vip_here": False}})
+    up = _vrrp("ctl2", GOOD_VRRP)
+    assert view.update(down, now=100.0) == [("ctl2", "vrrp")]
+    assert view.update(up, now=200.0) == [("ctl2", "vrrp")]
+    assert view.update(down, now=900.0) == []  # the replay, 800 s later
+    assert view.nodes["ctl2"]["vrrp"] == GOOD_VRRP
+    assert view.rejected == {"replayed": 1}
