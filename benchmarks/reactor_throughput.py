@@ -177,7 +177,7 @@ def main() -> None:
 
         async def prep() -> None:
             bus = await Bus.connect(url, client(auth), name="bench-prep", timeout=10)
-            await ensure_stream(bus, StreamSettings(max_bytes=8 * 1024**3))
+            await ensure_stream(bus, StreamSettings(max_bytes=2 * 1024**3))  # within the store cap
             await bus.close()
 
         asyncio.run(prep())
