@@ -41,6 +41,9 @@ SERVICE_COMPONENT = {
 }
 
 log = get_logger("hactl.minion")
+#: how long after a planned restart a daemon may take to show it runs (its pid file) before
+#: supervision counts it dead and starts it: starting it sooner makes a second copy
+START_GRACE_S = 30.0
 
 FIELDS = (
     Field("services", (list,), doc="names from `services` to keep running"),
@@ -96,6 +99,8 @@ class _Watch:
     next_try: float = 0.0
     given_up: bool = False
     last_error: str = ""
+    suspended: str = ""  # planned work holds it (minion/planned.py): the work's name
+    verify_until: float = 0.0  # after a planned restart: not a death before this time
 
 
 class Supervisor:
@@ -119,61 +124,93 @@ class Supervisor:
     async def step(self) -> None:
         """Check every service once; start the dead ones the policy allows."""
         for name, w in self.watch.items():
+            if reason := self.ctx.planned.held(name):
+                if w.suspended != reason:
+                    log.info("supervision_suspended", service=name, reason=reason)
+                w.suspended = reason
+                continue  # hactl itself is stopping or restarting it: not a death
             running = await service_running(self.ctx, name)
-            now = self.clock()
-            while w.deaths and now - w.deaths[0] > self.policy.window:
-                w.deaths.popleft()
-            if running:
-                if w.given_up:  # started by hand: like Pacemaker's cleanup, a clean count
-                    log.info("service_supervised_again", service=name, reason="running")
-                    w.deaths.clear()
-                w.running, w.given_up, w.down = True, False, False
+            if self._resumed(name, w, running):
                 continue
-            if not w.running and not w.down:
-                continue  # never seen running (or stopped on purpose): not ours to start
-            if w.running:  # it was running at the last check: a death
-                w.running, w.down = False, True
-                w.deaths.append(now)
-                w.next_try = now + self.delay(len(w.deaths))
-                log.warning("service_died", service=name, deaths_in_window=len(w.deaths))
-            if w.given_up:
-                if w.deaths:
-                    continue
-                w.given_up = False  # the window passed: try again
-                w.next_try = now
-            if len(w.deaths) >= self.policy.threshold:
-                w.given_up = True
-                log.critical(
-                    "service_given_up",
-                    service=name,
-                    deaths=len(w.deaths),
-                    window_s=self.policy.window,
-                )
-                continue
-            if now < w.next_try:
-                continue
-            if window := await self._maintenance(name):
-                if not w.maint:
-                    log.info(
-                        "service_left_alone", service=name, reason="maintenance", window=window
-                    )
-                w.maint = True
-                continue
-            w.maint = False
-            ok, out = await service_action(self.ctx, name, "start")
-            w.restarts += 1
-            w.last_error = "" if ok else out[-200:]
-            if not ok:  # a start that fails counts as a failure too
-                w.deaths.append(self.clock())
-            w.next_try = self.clock() + max(1.0, self.delay(len(w.deaths) + 1))
-            log.info(
-                "service_restarted" if ok else "service_restart_failed",
-                service=name,
-                restarts=w.restarts,
-                output=out[-200:],
+            await self._check(name, w, running)
+
+    def _resumed(self, name: str, w: _Watch, running: bool) -> bool:
+        """After planned work on ``name``: True when the work left it stopped on purpose
+        (nothing more to do); else the normal check follows -- running, it is supervised
+        again; meant to run and not running, its restart failed: a death, started again."""
+        meant = self.ctx.planned.ended(name)
+        if not w.suspended and meant is None:
+            return False
+        log.info("supervision_resumed", service=name, after=w.suspended, running=running)
+        w.suspended = ""
+        if not running and meant is False:
+            w.running, w.down = False, False
+            return True
+        if not running:  # a restart's start returned; the daemon may still be booting (a
+            # broker writes its pid file seconds later): verified, not started a second time
+            w.running, w.down = True, False
+            w.verify_until = self.clock() + START_GRACE_S
+            return True
+        return False
+
+    async def _check(self, name: str, w: _Watch, running: bool) -> None:
+        """One service's step outside planned work."""
+        now = self.clock()
+        if running:
+            w.verify_until = 0.0
+        elif now < w.verify_until:
+            return  # a planned restart's daemon still booting: one copy, never a second
+        while w.deaths and now - w.deaths[0] > self.policy.window:
+            w.deaths.popleft()
+        if running:
+            if w.given_up:  # started by hand: like Pacemaker's cleanup, a clean count
+                log.info("service_supervised_again", service=name, reason="running")
+                w.deaths.clear()
+            w.running, w.given_up, w.down = True, False, False
+            return
+        if not w.running and not w.down:
+            return  # never seen running (or stopped on purpose): not ours to start
+        if w.running:  # it was running at the last check: a death
+            w.running, w.down = False, True
+            w.deaths.append(now)
+            w.next_try = now + self.delay(len(w.deaths))
+            log.warning("service_died", service=name, deaths_in_window=len(w.deaths))
+        if w.given_up:
+            if w.deaths:
+                return
+            w.given_up = False  # the window passed: try again
+            w.next_try = now
+        if len(w.deaths) >= self.policy.threshold:
+            w.given_up = True
+            log.critical(
+                "service_given_up", service=name, deaths=len(w.deaths), window_s=self.policy.window
             )
-            if ok and await service_running(self.ctx, name):
-                w.running = True
+            return
+        if now < w.next_try:
+            return
+        if window := await self._maintenance(name):
+            if not w.maint:
+                log.info("service_left_alone", service=name, reason="maintenance", window=window)
+            w.maint = True
+            return
+        w.maint = False
+        await self._start(name, w)
+
+    async def _start(self, name: str, w: _Watch) -> None:
+        ok, out = await service_action(self.ctx, name, "start")
+        w.restarts += 1
+        w.last_error = "" if ok else out[-200:]
+        if not ok:  # a start that fails counts as a failure too
+            w.deaths.append(self.clock())
+        w.next_try = self.clock() + max(1.0, self.delay(len(w.deaths) + 1))
+        log.info(
+            "service_restarted" if ok else "service_restart_failed",
+            service=name,
+            restarts=w.restarts,
+            output=out[-200:],
+        )
+        if ok and await service_running(self.ctx, name):
+            w.running = True
 
     async def _maintenance(self, name: str) -> str:
         """The maintenance window covering service ``name`` on this node ('' when none): the
@@ -213,6 +250,7 @@ class Supervisor:
                 "restarts": w.restarts,
                 "given_up": w.given_up,
                 "last_error": w.last_error,
+                "suspended": w.suspended,
             }
             for name, w in self.watch.items()
         }
@@ -223,7 +261,7 @@ class SupervisorBeacon:
     the state (significant: running, given_up)."""
 
     name = "supervisor"
-    significant = frozenset({"running", "given_up"})
+    significant = frozenset({"running", "given_up", "suspended"})
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor

@@ -81,7 +81,14 @@ ITEM_FIELDS: Final[dict[str, dict[str, Spec]]] = {
     },
     "service": {"url": _S, "up": _B, "detail": _S},
     # minion/supervisor.py: one item per supervised service
-    "supervisor": {"running": _B, "deaths": _I, "restarts": _I, "given_up": _B, "last_error": _S},
+    "supervisor": {
+        "running": _B,
+        "deaths": _I,
+        "restarts": _I,
+        "given_up": _B,
+        "last_error": _S,
+        "suspended": _S,  # planned work holds it: its name ('' when supervised)
+    },
     # minion/singleton.py: one item per singleton of the node
     "singleton": {
         "holding": _B,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hactl.errors import HactlError
 from hactl.minion.executors.policy import ContentPolicy
+from hactl.minion.planned import PlannedWork
 from hactl.minion.vrrp_yield import YieldKeeper
 
 if TYPE_CHECKING:  # minion/singleton.py builds on this module
@@ -132,6 +133,8 @@ class ExecContext:
     vrrp: YieldKeeper | None = None
     #: the singleton keeper (minion.yaml ``singletons``; minion/singleton.py); None without
     singletons: SingletonKeeper | None = None
+    #: the services hactl is stopping or restarting right now: supervision leaves them alone
+    planned: PlannedWork = field(default_factory=PlannedWork)
 
 
 Body = Callable[[ExecContext, dict[str, Any]], Awaitable[dict[str, Any]]]

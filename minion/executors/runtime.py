@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from hactl import __version__
@@ -64,12 +65,14 @@ def _service(action: str) -> Executor:
         if ctx.use_systemd:
             argv = ["systemctl", action, name]
         elif action == "restart" and not svc.restart and svc.stop and svc.start:
-            return await stop_then_start(ctx, name, svc)
+            async with planned(ctx, name, action):
+                return await stop_then_start(ctx, name, svc)
         else:
             argv = svc.argv(action)
             if not argv:
                 raise CommandRefused(f"service.{action}", f"no {action} command for {name}")
-        res = await run_argv(argv, ctx.command_timeout)
+        async with planned(ctx, name, action):
+            res = await run_argv(argv, ctx.command_timeout)
         return {
             "result": res.code == 0,
             "changes": {action: name} if res.code == 0 else {},
@@ -77,6 +80,17 @@ def _service(action: str) -> Executor:
         }
 
     return Executor(name=f"service.{action}", args=(Arg("name", (str,)),), body=body)
+
+
+@contextlib.asynccontextmanager
+async def planned(ctx: ExecContext, name: str, action: str) -> AsyncIterator[None]:
+    """Supervision of ``name`` suspended while ``action`` stops or restarts it (start and
+    reload never stop it: nothing to suspend)."""
+    if action not in ("stop", "restart"):
+        yield
+        return
+    async with ctx.planned.hold(name, f"service.{action}", running_after=action == "restart"):
+        yield
 
 
 async def stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from hactl.minion.executors.files import FILE_APPLY, allowed_path
 from hactl.minion.executors.files import apply as file_apply
 from hactl.minion.executors.files import preflight as file_preflight
 from hactl.minion.executors.proc import run_argv
-from hactl.minion.executors.runtime import stop_then_start
+from hactl.minion.executors.runtime import planned, stop_then_start
 from hactl.schema import SchemaError
 from hactl.wire.singleton import FIELDS as SINGLETON_FIELDS
 from hactl.wire.singleton import SingletonSpec
@@ -168,7 +168,13 @@ async def service_running(ctx: ExecContext, name: str) -> bool:
 
 
 async def service_action(ctx: ExecContext, name: str, action: str) -> tuple[bool, str]:
-    """Run a configured service's start/stop/reload/restart; (ok, output)."""
+    """Run a configured service's start/stop/reload/restart; (ok, output). A stop or restart
+    suspends the supervision of that service while it runs (minion/planned.py)."""
+    async with planned(ctx, name, action):
+        return await _service_action(ctx, name, action)
+
+
+async def _service_action(ctx: ExecContext, name: str, action: str) -> tuple[bool, str]:
     if ctx.use_systemd:
         res = await run_argv(["systemctl", action, name], ctx.command_timeout)
     else:

@@ -6,6 +6,7 @@ holder and its boot."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -218,4 +219,61 @@ def test_power_off_of_the_vip_holder_then_boot(lab: L.Lab) -> None:
         f"power-off of the VIP holder {holder}: {vip} on {new} after {t_moved - t0:.2f} s, no"
         f" yield; booted: every VIP on one node {t_back - t_on:.2f} s after power-on; client"
         f" GET every 20 ms: {client.failures()} failed, longest gap {client.longest_gap():.2f} s"
+    )
+
+
+def _minion_log_events(lab: L.Lab, node: str, service: str) -> list[str]:
+    """The supervision events of ``service`` in ``node``'s minion log, in order."""
+    out = []
+    for line in (lab.node_dir(node) / "minion.log").read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("service") == service and str(rec.get("event", "")).startswith(
+            ("service_", "supervision_")
+        ):
+            out.append(str(rec["event"]))
+    return out
+
+
+def test_a_rolling_apply_on_a_supervised_lab_is_not_fought(lab: L.Lab) -> None:
+    """Issue 26: a rabbitmq.conf change rolled by a plain `hactl apply` on a supervised lab:
+    every broker restarted one at a time behind the gate, supervision of each broker suspended
+    for its restart and resumed after it (the minion's log and the supervisor beacon say so),
+    and not one restart by the supervisor during the roll."""
+    from tests.lab.test_rabbit import _apply, _broker, _roll_pillar, _start_times
+
+    wait_until(lambda: all(_broker(lab, n) == {"UP"} for n in lab.net.nodes), 120, "brokers UP")
+    seen = {n: len(_minion_log_events(lab, n, "rabbitmq")) for n in lab.net.nodes}
+    before = _start_times(lab)
+    since = datetime.now(UTC)
+    t0 = time.monotonic()
+    res = _apply(lab, "--pillar", str(_roll_pillar(lab, "info")), "--wait", "120s")
+    took = time.monotonic() - t0
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    wait_until(lambda: all(_broker(lab, n) == {"UP"} for n in lab.net.nodes), 120, "all UP")
+    after = _start_times(lab)
+    assert all(after[n] > before[n] for n in lab.net.nodes), "every broker restarted"
+    for i in (1, 2):
+        assert res.stdout.index(f"batch {i} healthy") < res.stdout.index(f"batch {i + 1}/3")
+    for n in lab.net.nodes:
+        events = _minion_log_events(lab, n, "rabbitmq")[seen[n] :]
+        assert "supervision_suspended" in events and "supervision_resumed" in events, (n, events)
+        fought = [e for e in events if e in ("service_died", "service_restarted")]
+        assert not fought, f"{n}: the supervisor fought the roll: {events}"
+    trail = asyncio.run(stored_events(lab, "hactl/beacon/*/supervisor", since))
+    suspended = {
+        e.minion
+        for e in trail
+        if any(
+            c.get("item") == "rabbitmq" and c.get("field") == "suspended" and c.get("value")
+            for c in e.data.get("changes", [])
+            if isinstance(c, dict)
+        )
+    }
+    assert suspended == set(lab.net.nodes), suspended
+    report(
+        f"rolling apply on a supervised lab: 3 brokers restarted one at a time in {took:.1f} s; "
+        "supervision suspended and resumed per broker, 0 supervisor restarts"
     )

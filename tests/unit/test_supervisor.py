@@ -107,6 +107,7 @@ def test_a_hand_start_clears_given_up(fake: Fake) -> None:
         "restarts": 0,
         "given_up": False,
         "last_error": "",
+        "suspended": "",
     }
 
 
@@ -185,3 +186,56 @@ def test_a_service_under_maintenance_is_left_alone(fake: Fake) -> None:
     windows.clear()
     _at(fake, s, 1003.0)
     assert fake.starts == [1003.0]
+
+
+def test_planned_work_is_never_fought(fake: Fake) -> None:
+    """A restart hactl itself runs (the roll's stop, then start) suspends supervision of
+    that service for exactly its duration: the stop is no death, nothing is started behind
+    its back, the beacon says so; afterwards it is supervised again."""
+    s = _supervisor(fake, threshold=5)
+    _at(fake, s, 1000.0)
+
+    async def roll() -> None:
+        async with s.ctx.planned.hold("haproxy", "service.restart", running_after=True):
+            fake.up["haproxy"] = False  # stopped by the restart
+            fake.now = 1001.0
+            await s.step()
+            assert s.snapshot()["haproxy"]["suspended"] == "service.restart"
+            assert check_items("supervisor", s.snapshot()) == ""
+            fake.now = 1003.0
+            await s.step()
+            fake.up["haproxy"] = True  # started by the restart
+        fake.now = 1004.0
+        await s.step()
+
+    asyncio.run(roll())
+    assert fake.starts == [] and s.snapshot()["haproxy"]["deaths"] == 0
+    assert s.snapshot()["haproxy"]["suspended"] == "" and s.snapshot()["haproxy"]["running"]
+    fake.up["haproxy"] = False  # a real death afterwards is restarted as ever
+    _at(fake, s, 1010.0)
+    assert fake.starts == [1010.0]
+
+
+def test_planned_stop_is_left_stopped_and_a_failed_restart_is_restarted(fake: Fake) -> None:
+    """After a planned stop the service stays stopped; after a planned restart whose daemon
+    does not show it runs, supervision waits out its boot (never a second copy), then
+    counts a death and starts it."""
+    s = _supervisor(fake, threshold=5)
+    _at(fake, s, 1000.0)
+
+    async def work(running_after: bool) -> None:
+        async with s.ctx.planned.hold("haproxy", "service.x", running_after=running_after):
+            fake.up["haproxy"] = False
+            await s.step()
+
+    asyncio.run(work(False))
+    _at(fake, s, 1001.0)
+    assert fake.starts == [] and not s.snapshot()["haproxy"]["running"]
+    fake.up["haproxy"] = True
+    _at(fake, s, 1002.0)  # started again by hand: supervised again
+    asyncio.run(work(True))  # a restart whose daemon is still booting, then never came
+    _at(fake, s, 1003.0)
+    _at(fake, s, 1003.0 + sup.START_GRACE_S - 1)
+    assert fake.starts == [], "a second copy while the first may still be booting"
+    _at(fake, s, 1003.0 + sup.START_GRACE_S + 1)
+    assert len(fake.starts) == 1 and s.snapshot()["haproxy"]["deaths"] == 1
