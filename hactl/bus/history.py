@@ -146,15 +146,33 @@ async def replay(
 
 
 async def stored(
-    bus: Bus, glob: TagGlob, since: datetime, stream: str, timeout: float = 5.0
+    bus: Bus,
+    glob: TagGlob,
+    since: datetime,
+    stream: str,
+    timeout: float = 5.0,
+    until: datetime | None = None,
 ) -> list[Event]:
-    """Only the stored events matching ``glob`` from ``since`` on, in stream order (no live
-    part: ``hactl history``). Raises :class:`BusError` when the stream cannot be read."""
+    """Only the stored events matching ``glob`` from ``since`` on (to ``until``, by the time
+    the stream stored them), in stream order (no live part: ``hactl history``, ``hactl
+    why``). Raises :class:`BusError` when the stream cannot be read."""
     out: list[Event] = []
     async for msg in _batches(bus, stream, glob.subject(), since, timeout):
+        if until is not None and _stored_at(msg) > until:
+            break
         if (event := _decoded(bus, msg, glob)) is not None:
             out.append(event)
     return out
+
+
+def _stored_at(msg: Msg) -> datetime:
+    """When the stream stored ``msg`` (its ``Nats-Time-Stamp``, RFC 3339 in nanoseconds)."""
+    text = (msg.headers or {}).get("Nats-Time-Stamp", "")
+    head, _, frac = text.rstrip("Z").partition(".")
+    try:
+        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def _decoded(bus: Bus, msg: Msg, glob: TagGlob) -> Event | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +17,7 @@ from hactl.config import resolve_connection
 from hactl.errors import UsageError
 from hactl.timeparse import parse_since
 from hactl.wire.envelope import Event
+from hactl.wire.ids import id_time, is_id
 from hactl.wire.tags import TagGlob
 
 
@@ -57,28 +58,52 @@ def _render(tree: Tree, node: dict[str, Any]) -> None:
         _render(tree.add(f"[bold]{c['tag']}[/] ({c['id']})"), c)
 
 
+#: how far from the time in an event's id its stored time may be (the creator's clock against
+#: the server's; skewed minions are reported beyond 5 s)
+CAUSE_MARGIN = timedelta(seconds=60)
+
+
+def window_of(event_id: str, since: datetime, effects: timedelta) -> tuple[datetime, datetime]:
+    """The stretch of the stream to read: around the time in the event's id when it has one
+    (wherever that is: the cause is found by its id, not by ``--since``), to ``effects``
+    after it; else ``since`` to now (pure)."""
+    now = datetime.now(UTC)
+    if not is_id(event_id):
+        return since, now
+    made = datetime.fromtimestamp(id_time(event_id), UTC)
+    return made - CAUSE_MARGIN, min(now, made + CAUSE_MARGIN + effects)
+
+
 def why(
     ctx: typer.Context,
     event_id: Annotated[str, typer.Argument(help="An event id (hactl events tail shows them)")],
-    since: Annotated[str, typer.Option(help="How far back to look (1h) or an ISO time")] = "1h",
+    since: Annotated[
+        str, typer.Option(help="For an id without a time: how far back to look (1h)")
+    ] = "1h",
+    effects: Annotated[
+        str, typer.Option(help="How long after the event its effects are followed (10m)")
+    ] = "10m",
     as_json: Annotated[bool, typer.Option("--json", help="Print the chain as JSON")] = False,
 ) -> None:
     """Why did hactl do what it did: the event, the rules that looked at it (fired, suppressed
-    and why, done, failed), and what those rules fired in turn."""
+    and why, done, failed), and what those rules fired in turn. The event is found by the
+    time in its id, however old; the window bounds only how long its effects are followed."""
     settings = settings_of(ctx)
-    start = parse_since(since, datetime.now(UTC))
+    now = datetime.now(UTC)
+    start, until = window_of(event_id, parse_since(since, now), now - parse_since(effects, now))
 
     async def body() -> list[Event]:
         url, auth = resolve_connection(settings)
         bus = await Bus.connect(url, auth, name="hactl-why", timeout=settings.connect_timeout)
         try:
-            return await stored(bus, TagGlob.parse("hactl/**"), start, EVENTS_STREAM)
+            return await stored(bus, TagGlob.parse("hactl/**"), start, EVENTS_STREAM, until=until)
         finally:
             await bus.close()
 
     tree_data = chain(run(body()), event_id)
     if tree_data["ts"] is None and not tree_data["decisions"]:
-        fail(UsageError(f"no event {event_id} stored since {since} (try --since 1d)"))
+        where = "around the time in its id" if is_id(event_id) else f"since {since}"
+        fail(UsageError(f"no event {event_id} stored {where}"))
     if as_json:
         print_json(tree_data)
         return
