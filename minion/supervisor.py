@@ -159,7 +159,13 @@ class Supervisor:
         if running:
             w.verify_until = 0.0
         elif now < w.verify_until:
-            return  # a planned restart's daemon still booting: one copy, never a second
+            return  # a daemon just started is still booting: one copy, never a second
+        elif w.verify_until:  # it never showed it runs: that start failed
+            w.verify_until = 0.0
+            w.deaths.append(now)
+            w.running, w.down = False, True
+            w.next_try = now + self.delay(len(w.deaths))
+            log.warning("service_start_not_seen", service=name, grace_s=START_GRACE_S)
         while w.deaths and now - w.deaths[0] > self.policy.window:
             w.deaths.popleft()
         if running:
@@ -211,6 +217,10 @@ class Supervisor:
         )
         if ok and await service_running(self.ctx, name):
             w.running = True
+        elif ok:  # started, not yet showing it runs (a broker writes its pid file late):
+            # give it the boot grace before anything else starts a second copy
+            w.down = True
+            w.verify_until = self.clock() + START_GRACE_S
 
     async def _maintenance(self, name: str) -> str:
         """The maintenance window covering service ``name`` on this node ('' when none): the

@@ -239,3 +239,31 @@ def test_planned_stop_is_left_stopped_and_a_failed_restart_is_restarted(fake: Fa
     assert fake.starts == [], "a second copy while the first may still be booting"
     _at(fake, s, 1003.0 + sup.START_GRACE_S + 1)
     assert len(fake.starts) == 1 and s.snapshot()["haproxy"]["deaths"] == 1
+
+
+def test_a_started_daemon_gets_its_boot_before_a_second_copy(
+    fake: Fake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26's restart storm: a start whose daemon shows it runs only later (a broker's
+    pid file) is never followed by a second start within the boot grace; one that never
+    shows is a failed start, counted, and started again with the backoff."""
+    s = _supervisor(fake, threshold=5)
+    _at(fake, s, 1000.0)
+
+    async def slow_start(ctx: ExecContext, name: str, action: str) -> tuple[bool, str]:
+        fake.starts.append(fake.now)
+        return True, ""  # started, but not running yet
+
+    monkeypatch.setattr(sup, "service_action", slow_start)
+    fake.up["haproxy"] = False
+    _at(fake, s, 1001.0)
+    for t in (1002.0, 1005.0, 1010.0, 1001.0 + sup.START_GRACE_S - 1):
+        _at(fake, s, t)
+    assert fake.starts == [1001.0], "a second copy during the first one's boot"
+    _at(fake, s, 1001.0 + sup.START_GRACE_S + 0.5)  # never showed: a failed start
+    assert s.snapshot()["haproxy"]["deaths"] == 2
+    _at(fake, s, 1001.0 + sup.START_GRACE_S + 2)
+    assert len(fake.starts) == 2
+    fake.up["haproxy"] = True  # the second one boots
+    _at(fake, s, 1001.0 + sup.START_GRACE_S + 3)
+    assert s.snapshot()["haproxy"]["running"]
