@@ -210,24 +210,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
     rabbitmq = _section(raw, "rabbitmq", RabbitSettings, bad)
     vrrp = _vrrp(raw, beacons, bad)
     singletons = _section(raw, "singletons", SingletonSettings, bad)
-    services: dict[str, ServiceCommands] = {}
-    for name, spec in dict(raw.get("services") or {}).items():
-        if not isinstance(spec, dict) or set(spec) - {*_SERVICE_ACTIONS, "pidfile"}:
-            raise bad(
-                "services",
-                f"{name}: give argument lists for {', '.join(_SERVICE_ACTIONS)}"
-                " and optionally a pidfile",
-            )
-        for action, argv in spec.items():
-            if action == "pidfile":
-                if not isinstance(argv, str):
-                    raise bad("services", f"{name}.pidfile: must be a path")
-                continue
-            if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
-                raise bad("services", f"{name}.{action}: must be a list of strings (no shell)")
-        argvs: dict[str, tuple[str, ...]] = {a: tuple(v) for a, v in spec.items() if a != "pidfile"}
-        pidfile = str(spec.get("pidfile") or "")
-        services[str(name)] = ServiceCommands(**argvs, pidfile=pidfile)
+    services = _services(raw, bad)
     try:
         return MinionConfig(
             id=ident,
@@ -266,6 +249,42 @@ def _metrics(raw: dict[str, Any], bad: Callable[[str, str], ConfigError]) -> str
         except UsageError as exc:
             raise bad("metrics", str(exc)) from None
     return value
+
+
+def _services(
+    raw: dict[str, Any], bad: Callable[[str, str], ConfigError]
+) -> dict[str, ServiceCommands]:
+    """``services``: argument lists per action (no shell), a pidfile, a start grace."""
+    services: dict[str, ServiceCommands] = {}
+    for name, spec in dict(raw.get("services") or {}).items():
+        if not isinstance(spec, dict) or set(spec) - {*_SERVICE_ACTIONS, "pidfile", "start_grace"}:
+            raise bad(
+                "services",
+                f"{name}: give argument lists for {', '.join(_SERVICE_ACTIONS)}"
+                " and optionally a pidfile and a start_grace",
+            )
+        for action, argv in spec.items():
+            if action == "pidfile":
+                if not isinstance(argv, str):
+                    raise bad("services", f"{name}.pidfile: must be a path")
+                continue
+            if action == "start_grace":
+                if (
+                    isinstance(argv, bool)
+                    or not isinstance(argv, int | float)
+                    or not (0 <= argv <= 600)
+                ):
+                    raise bad("services", f"{name}.start_grace: seconds, 0-600")
+                continue
+            if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+                raise bad("services", f"{name}.{action}: must be a list of strings (no shell)")
+        argvs: dict[str, tuple[str, ...]] = {
+            a: tuple(v) for a, v in spec.items() if a not in ("pidfile", "start_grace")
+        }
+        pidfile = str(spec.get("pidfile") or "")
+        grace = float(spec.get("start_grace") or 0.0)
+        services[str(name)] = ServiceCommands(**argvs, pidfile=pidfile, start_grace=grace)
+    return services
 
 
 def _with_track_dir(policy: ContentPolicy, vrrp: VrrpSettings | None) -> ContentPolicy:

@@ -91,7 +91,11 @@ def json_schema() -> dict[str, Any]:
     service = {
         "type": "object",
         "additionalProperties": False,
-        "properties": {**{a: argv for a in _SERVICE_ACTIONS}, "pidfile": {"type": "string"}},
+        "properties": {
+            **{a: argv for a in _SERVICE_ACTIONS},
+            "pidfile": {"type": "string"},
+            "start_grace": {"type": "number", "minimum": 0, "maximum": 600},
+        },
     }
     number = {"type": "number"}
     props: dict[str, Any] = {

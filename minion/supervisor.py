@@ -41,9 +41,6 @@ SERVICE_COMPONENT = {
 }
 
 log = get_logger("hactl.minion")
-#: how long after a planned restart a daemon may take to show it runs (its pid file) before
-#: supervision counts it dead and starts it: starting it sooner makes a second copy
-START_GRACE_S = 30.0
 
 FIELDS = (
     Field("services", (list,), doc="names from `services` to keep running"),
@@ -146,11 +143,13 @@ class Supervisor:
         if not running and meant is False:
             w.running, w.down = False, False
             return True
-        if not running:  # a restart's start returned; the daemon may still be booting (a
-            # broker writes its pid file seconds later): verified, not started a second time
-            w.running, w.down = True, False
-            w.verify_until = self.clock() + START_GRACE_S
+        if not running and (grace := self._grace(name)) > 0:
+            # a restart's start returned; the daemon may still be booting (a broker writes
+            # its pid file seconds later): verified within its grace, never started twice
+            w.running, w.down = False, True
+            w.verify_until = self.clock() + grace
             return True
+        w.running = w.running or meant is True  # meant to run: not running is a death
         return False
 
     async def _check(self, name: str, w: _Watch, running: bool) -> None:
@@ -165,7 +164,7 @@ class Supervisor:
             w.deaths.append(now)
             w.running, w.down = False, True
             w.next_try = now + self.delay(len(w.deaths))
-            log.warning("service_start_not_seen", service=name, grace_s=START_GRACE_S)
+            log.warning("service_start_not_seen", service=name, grace_s=self._grace(name))
         while w.deaths and now - w.deaths[0] > self.policy.window:
             w.deaths.popleft()
         if running:
@@ -217,10 +216,15 @@ class Supervisor:
         )
         if ok and await service_running(self.ctx, name):
             w.running = True
-        elif ok:  # started, not yet showing it runs (a broker writes its pid file late):
-            # give it the boot grace before anything else starts a second copy
+        elif ok and (grace := self._grace(name)) > 0:  # started, not yet showing it runs
+            # (a broker writes its pid file late): its boot grace before a second copy
             w.down = True
-            w.verify_until = self.clock() + START_GRACE_S
+            w.verify_until = self.clock() + grace
+
+    def _grace(self, name: str) -> float:
+        """minion.yaml ``services.<name>.start_grace`` (0: none)."""
+        svc = self.ctx.services.get(name)
+        return svc.start_grace if svc is not None else 0.0
 
     async def _maintenance(self, name: str) -> str:
         """The maintenance window covering service ``name`` on this node ('' when none): the

@@ -257,6 +257,9 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
             # a graceful stop (its Erlang VM leaves the cluster cleanly); a restart without a
             # restart command is this, then start (SIGKILL if it hangs)
             "stop": ["kill", "-TERM", "{pid}"],
+            # its Erlang VM writes the pid file seconds after the start returns: no second
+            # copy meanwhile (a second one's failed boot removed the first one's pid file)
+            "start_grace": 30,
         }
     lines = []
     for name, spec in out.items():
@@ -265,6 +268,8 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
         if "stop" in spec:
             lines.append(f"    stop: {json.dumps(spec['stop'])}")
         lines.append(f"    pidfile: {json.dumps(spec['pidfile'])}")
+        if "start_grace" in spec:
+            lines.append(f"    start_grace: {spec['start_grace']}")
     return "\n".join(lines) + "\n"
 
 

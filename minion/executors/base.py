@@ -51,6 +51,10 @@ class ServiceCommands:
     restart: tuple[str, ...] = ()
     status: tuple[str, ...] = ()
     pidfile: str = ""
+    #: seconds a started daemon may take to show it runs (its pid file, its status) before
+    #: supervision counts the start failed and starts it again (systemd's TimeoutStartSec):
+    #: a broker that writes its pid file late needs it, or a second copy is started
+    start_grace: float = 0.0
 
     def pid(self) -> int | None:
         """The live pid from ``pidfile``, or None."""

@@ -45,9 +45,16 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Fake:
     return f
 
 
-def _supervisor(fake: Fake, threshold: int = 3, window: float = 60.0) -> sup.Supervisor:
+GRACE = 30.0
+
+
+def _supervisor(
+    fake: Fake, threshold: int = 3, window: float = 60.0, grace: float = 0.0
+) -> sup.Supervisor:
     policy = sup.SupervisionPolicy(("haproxy",), threshold=threshold, window=window)
-    return sup.Supervisor(ExecContext(minion_id="m"), policy, clock=lambda: fake.now)
+    services = {"haproxy": ServiceCommands(start=("x",), start_grace=grace)}
+    ctx = ExecContext(minion_id="m", services=services)
+    return sup.Supervisor(ctx, policy, clock=lambda: fake.now)
 
 
 def _at(fake: Fake, s: sup.Supervisor, t: float) -> None:
@@ -219,8 +226,8 @@ def test_planned_work_is_never_fought(fake: Fake) -> None:
 def test_planned_stop_is_left_stopped_and_a_failed_restart_is_restarted(fake: Fake) -> None:
     """After a planned stop the service stays stopped; after a planned restart whose daemon
     does not show it runs, supervision waits out its boot (never a second copy), then
-    counts a death and starts it."""
-    s = _supervisor(fake, threshold=5)
+    counts a death and starts it (minion.yaml services.<name>.start_grace)."""
+    s = _supervisor(fake, threshold=5, grace=GRACE)
     _at(fake, s, 1000.0)
 
     async def work(running_after: bool) -> None:
@@ -235,9 +242,9 @@ def test_planned_stop_is_left_stopped_and_a_failed_restart_is_restarted(fake: Fa
     _at(fake, s, 1002.0)  # started again by hand: supervised again
     asyncio.run(work(True))  # a restart whose daemon is still booting, then never came
     _at(fake, s, 1003.0)
-    _at(fake, s, 1003.0 + sup.START_GRACE_S - 1)
+    _at(fake, s, 1003.0 + GRACE - 1)
     assert fake.starts == [], "a second copy while the first may still be booting"
-    _at(fake, s, 1003.0 + sup.START_GRACE_S + 1)
+    _at(fake, s, 1003.0 + GRACE + 1)
     assert len(fake.starts) == 1 and s.snapshot()["haproxy"]["deaths"] == 1
 
 
@@ -246,8 +253,9 @@ def test_a_started_daemon_gets_its_boot_before_a_second_copy(
 ) -> None:
     """Issue 26's restart storm: a start whose daemon shows it runs only later (a broker's
     pid file) is never followed by a second start within the boot grace; one that never
-    shows is a failed start, counted, and started again with the backoff."""
-    s = _supervisor(fake, threshold=5)
+    shows is a failed start, counted, and started again with the backoff; without a grace
+    (keepalived, HAProxy: their pid file is there when start returns) the backoff alone."""
+    s = _supervisor(fake, threshold=5, grace=GRACE)
     _at(fake, s, 1000.0)
 
     async def slow_start(ctx: ExecContext, name: str, action: str) -> tuple[bool, str]:
@@ -257,13 +265,13 @@ def test_a_started_daemon_gets_its_boot_before_a_second_copy(
     monkeypatch.setattr(sup, "service_action", slow_start)
     fake.up["haproxy"] = False
     _at(fake, s, 1001.0)
-    for t in (1002.0, 1005.0, 1010.0, 1001.0 + sup.START_GRACE_S - 1):
+    for t in (1002.0, 1005.0, 1010.0, 1001.0 + GRACE - 1):
         _at(fake, s, t)
     assert fake.starts == [1001.0], "a second copy during the first one's boot"
-    _at(fake, s, 1001.0 + sup.START_GRACE_S + 0.5)  # never showed: a failed start
+    _at(fake, s, 1001.0 + GRACE + 0.5)  # never showed: a failed start
     assert s.snapshot()["haproxy"]["deaths"] == 2
-    _at(fake, s, 1001.0 + sup.START_GRACE_S + 2)
+    _at(fake, s, 1001.0 + GRACE + 2)
     assert len(fake.starts) == 2
     fake.up["haproxy"] = True  # the second one boots
-    _at(fake, s, 1001.0 + sup.START_GRACE_S + 3)
+    _at(fake, s, 1001.0 + GRACE + 3)
     assert s.snapshot()["haproxy"]["running"]
