@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from hactl.lab.daemons import API_PORTS, rabbit_env
 from hactl.lab.net import LabNet
@@ -220,7 +221,7 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
     """minion.yaml ``services`` entries for what runs in the foreground: the API stand-in
     (``api``) and the RabbitMQ node (``rabbitmq``), so the minion can start (and supervise)
     them like the daemons that detach themselves."""
-    out = {
+    out: dict[str, dict[str, Any]] = {
         "api": {
             "start": standin_argv(lab, node, address),
             "pidfile": f"{lab / node}/run/standin.pid",
