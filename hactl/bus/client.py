@@ -215,8 +215,19 @@ class Bus:
     async def persist(self, event: Event, timeout: float = 5.0) -> int:
         """Publish through JetStream and wait for the stored ack; returns the stream sequence.
 
-        The event id is the ``Nats-Msg-Id``, so a retried publish is stored once.
+        The event id is the ``Nats-Msg-Id``, so a retried publish is stored once: an ack that
+        does not come within ``timeout`` (a stream leader being elected, a loaded server) is
+        asked for once more by publishing again before the failure is raised.
         """
+        try:
+            return await self._persist_once(event, timeout)
+        except BusError as exc:
+            if "did not ack" not in exc.detail:
+                raise
+            log.warning("jetstream_ack_late", subject=event.subject, id=event.id)
+            return await self._persist_once(event, timeout)
+
+    async def _persist_once(self, event: Event, timeout: float) -> int:
         try:
             ack = await self.js.publish(
                 event.subject, encode(event), timeout=timeout, headers={"Nats-Msg-Id": event.id}

@@ -29,24 +29,20 @@ MAX_REASON: Final = 500
 _ID = re.compile(r"[0-9A-Za-z]{10,40}\Z")
 _NAME = re.compile(r"[A-Za-z0-9_.:/-]{0,200}\Z")
 _TEXT = re.compile(r"[^\x00-\x1f\x7f]{0,200}\Z")
-_FIELDS: Final = frozenset(
-    {
-        "id",
-        "rule",
-        "key",
-        "event_id",
-        "event_tag",
-        "question",
-        "plan",
-        "asked_at",
-        "expires_at",
-        "default",
-        "state",
-        "by",
-        "reason",
-        "answered_at",
-    }
+#: what a question is: the fields the master asks with, which no answer may change
+ASKED: Final = (
+    "id",
+    "rule",
+    "key",
+    "event_id",
+    "event_tag",
+    "question",
+    "plan",
+    "asked_at",
+    "expires_at",
+    "default",
 )
+_FIELDS: Final = frozenset({*ASKED, "state", "by", "reason", "answered_at"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,18 @@ AUDIT_SUBJECTS = (f"{ROOT}.audit.>",)
 COMMAND_PREFIX = f"{ROOT}.cmd."
 
 
+def subject_matches(subject_filter: str, subject: str) -> bool:
+    """NATS's own matching of a subject filter (``*`` one token, a final ``>`` one or more)
+    against a subject (pure; what the server does for subscriptions and permissions)."""
+    f, s = subject_filter.split("."), subject.split(".")
+    for i, tok in enumerate(f):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s) or (tok != "*" and tok != s[i]):
+            return False
+    return len(f) == len(s)
+
+
 def command_subject(target: str) -> str:
     """The request/reply subject for commands to ``target`` (a minion id or ``master``)."""
     if not _LEVEL.match(target):

@@ -19,7 +19,7 @@ import nats.js.errors
 from hactl.errors import DecodeError, RejectReason
 from hactl.log import get_logger
 from hactl.master.reactor.rules import ApprovePolicy
-from hactl.wire.approvals import Approval, decode, encode, expire, key
+from hactl.wire.approvals import ASKED, Approval, decode, encode, expire, key
 from hactl.wire.envelope import Event
 from hactl.wire.ids import new_id
 
@@ -98,26 +98,11 @@ class Approvals:
                 return done
 
 
-#: what a person's answer may not change: the question as the master asked it
-_ASKED = (
-    "id",
-    "rule",
-    "key",
-    "event_id",
-    "event_tag",
-    "question",
-    "plan",
-    "asked_at",
-    "expires_at",
-    "default",
-)
-
-
 def _not_the_question(asked: Approval, rec: Approval) -> str:
     """Why ``rec`` is not an answer to ``asked`` ('' when it is): an answer changes only the
     state, who answered, why and when -- an old approved record copied onto a new question
     (another id, another plan) is a forgery, and an answer names the person who gave it."""
-    for name in _ASKED:
+    for name in ASKED:
         if getattr(rec, name) != getattr(asked, name):
             return f"{name} differs from the question asked"
     if rec.state in ("approved", "denied") and not rec.by:

@@ -30,6 +30,7 @@ from hactl.auth.perms import (
 )
 from hactl.bus import Bus, kv_bucket
 from hactl.wire.envelope import encode, new_event
+from hactl.wire.tags import subject_matches
 from tests.integration.conftest import TEST_MASTERS, NatsHandle
 from tests.integration.test_permissions import Conn, _conn
 
@@ -57,21 +58,13 @@ _WHOLE_API = (
 )
 
 
-def _matches(pattern: str, subject: str) -> bool:
-    p, s = pattern.split("."), subject.split(".")
-    for i, tok in enumerate(p):
-        if tok == ">":
-            return len(s) > i
-        if i >= len(s) or (tok != "*" and tok != s[i]):
-            return False
-    return len(p) == len(s)
-
-
 def _may_publish(perms: dict[str, object], subject: str) -> bool:
     pub = perms["publish"]
     assert isinstance(pub, dict)
     allow, deny = pub.get("allow", []), pub.get("deny", [])
-    return any(_matches(a, subject) for a in allow) and not any(_matches(d, subject) for d in deny)
+    return any(subject_matches(a, subject) for a in allow) and not any(
+        subject_matches(d, subject) for d in deny
+    )
 
 
 def _requests(perms: dict[str, object], key: str) -> list[str]:

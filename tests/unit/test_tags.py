@@ -13,6 +13,7 @@ from hactl.wire.tags import (
     TagGlob,
     command_subject,
     expected_origin,
+    subject_matches,
     subject_to_tag,
     tag_to_subject,
     validate_id,
@@ -84,7 +85,7 @@ def test_command_subjects_are_outside_the_event_stream() -> None:
     """hactl.cmd.<id> is never captured by the event stream (no PubAck on a request)."""
     subject = command_subject("ctl1")
     assert subject == "hactl.cmd.ctl1"
-    assert not any(_nats_match(s, subject) for s in STREAM_SUBJECTS)
+    assert not any(subject_matches(s, subject) for s in STREAM_SUBJECTS)
 
 
 @pytest.mark.parametrize(
@@ -128,16 +129,6 @@ def test_broad_glob_subscribes_per_kind_never_cmd() -> None:
     assert TagGlob.parse("hactl/b*/ctl1/*").subjects() == ("hactl.beacon.ctl1.*",)
 
 
-def _nats_match(subject_filter: str, subject: str) -> bool:
-    f, s = subject_filter.split("."), subject.split(".")
-    for i, tok in enumerate(f):
-        if tok == ">":
-            return len(s) > i
-        if i >= len(s) or (tok != "*" and tok != s[i]):
-            return False
-    return len(f) == len(s)
-
-
 level = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=8)
 
 
@@ -160,8 +151,8 @@ def test_glob_subject_always_covers_its_matches(
     glob = TagGlob.parse("/".join(pattern))
     assert glob.match(tag)
     subject = tag_to_subject(tag)
-    assert any(_nats_match(s, subject) for s in glob.subjects())
-    assert _nats_match(glob.subject(), subject)
+    assert any(subject_matches(s, subject) for s in glob.subjects())
+    assert subject_matches(glob.subject(), subject)
 
 
 @pytest.mark.parametrize("bad", ["ctl1\n", "ctl1\n\n", "master\n"])
