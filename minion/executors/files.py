@@ -16,6 +16,7 @@ import os
 import pwd
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,18 @@ def _ids(owner: str | None, group: str | None) -> tuple[int, int]:
     return uid, gid
 
 
-def preflight(
-    ctx: ExecContext, args: dict[str, Any]
-) -> tuple[Path, int, tuple[int, int], list[str] | None]:
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A ``file.apply`` whose arguments passed :func:`preflight`."""
+
+    target: Path
+    content: bytes
+    mode: int
+    ids: tuple[int, int]
+    check: list[str] | None
+
+
+def preflight(ctx: ExecContext, args: dict[str, Any]) -> Checked:
     """Everything about a file checked before anything is written: the path under an allowed
     root, the mode (no setuid, setgid or sticky bit), the owner and group, the check name, and
     the content policy. ``state.apply`` runs it on every file of a plan before the first one
@@ -102,15 +112,15 @@ def preflight(
         check_content(new, ctx.content_policy, path=str(target), check=args["check"])
     except PolicyViolation as exc:
         raise CommandRefused(NAME, f"{target}: {exc} (content policy)") from None
-    return target, mode, ids, check
+    return Checked(target, new, mode, ids, check)
 
 
 async def apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     """The body of ``file.apply``."""
-    target, mode, (uid, gid), check = preflight(ctx, args)
+    checked = preflight(ctx, args)
+    target, new, mode, check = checked.target, checked.content, checked.mode, checked.check
+    uid, gid = checked.ids
     mode_text = args["mode"]
-    content = args["content"]
-    new = content.encode("utf-8") if isinstance(content, str) else bytes(content)
     if target.exists() and not target.is_file():
         raise CommandRefused(NAME, f"{target} exists and is not a regular file")
     old = target.read_bytes() if target.exists() else None
