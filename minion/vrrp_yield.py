@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hactl.errors import HactlError
 from hactl.log import get_logger
 from hactl.wire.vrrp import MAX_SECONDS, down_file, track_file
 
@@ -51,7 +52,7 @@ class VrrpSettings:
             raise ValueError(f"max_seconds must be from 1 to {MAX_SECONDS}")
 
 
-class YieldRefused(Exception):
+class YieldRefused(HactlError):
     """A yield this keeper will not write (the executor turns it into a refusal)."""
 
 

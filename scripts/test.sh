@@ -7,7 +7,7 @@ bash scripts/install.sh   # every package, daemon and Python dependency the tier
 V=.venv/bin
 
 echo "== ruff"; "$V/ruff" check . && "$V/ruff" format --check . >/dev/null
-echo "== mypy --strict"; "$V/mypy"
+echo "== mypy --strict"; "$V/python" scripts/typecheck.py   # the wheel's tree, by git path
 
 echo "== pytest (unit, integration, lab)"
 set +e

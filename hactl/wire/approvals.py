@@ -19,7 +19,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
-from hactl.errors import DecodeError, RejectReason
+from hactl.errors import DecodeError, HactlError, RejectReason
 
 PREFIX: Final = "approval"
 STATES: Final = ("pending", "approved", "denied", "expired")
@@ -133,7 +133,7 @@ def decode(data: bytes) -> Approval:
     return Approval(**{**raw, **{f: float(raw[f]) for f in nums}})
 
 
-class AnswerRefused(ValueError):
+class AnswerRefused(HactlError):
     """An answer that does not apply (already answered, expired, bad reason)."""
 
 

@@ -55,10 +55,10 @@ class RuleError(ConfigError):
     """A rule file is invalid: the file, the line, the rule and why."""
 
     def __init__(
-        self, detail: str, *, file: str | None = None, line: int | None = None, state: str = ""
+        self, detail: str, *, file: str | None = None, line: int | None = None, rule: str = ""
     ) -> None:
-        super().__init__(f"{state}: {detail}" if state else detail, file=file, line=line)
-        self.rule = state
+        super().__init__(f"{rule}: {detail}" if rule else detail, file=file, line=line)
+        self.rule = rule
 
 
 class ExpressionError(HactlError):
@@ -163,7 +163,7 @@ def _rule(
     label = str(name) if name else f"rule #{int(path[-1]) + 1}"
 
     def bad(detail: str, *sub: Any) -> RuleError:
-        return RuleError(detail, file=doc.source, line=doc.line(*path, *sub), state=label)
+        return RuleError(detail, file=doc.source, line=doc.line(*path, *sub), rule=label)
 
     if not isinstance(raw, dict):
         raise bad("a rule is a mapping")
@@ -330,7 +330,7 @@ def load_rules(folder: Path, actions: Mapping[str, Any]) -> list[Rule]:
                     f"name also used at {other.file}:{other.line}",
                     file=rule.file,
                     line=rule.line,
-                    state=rule.name,
+                    rule=rule.name,
                 )
             seen[rule.name] = rule
             rules.append(rule)

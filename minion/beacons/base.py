@@ -56,9 +56,6 @@ class Change:
         return {"item": self.item, "field": self.field, "value": self.value, "prev": self.prev}
 
 
-_ABSENT = None
-
-
 def diff(prev: Snapshot | None, cur: Snapshot, significant: frozenset[str]) -> list[Change]:
     """Significant changes from ``prev`` to ``cur``; an item appearing or vanishing is one."""
     if prev is None:
@@ -70,7 +67,7 @@ def diff(prev: Snapshot | None, cur: Snapshot, significant: frozenset[str]) -> l
             changes.append(Change(key, "present", after is not None, before is not None))
             continue
         for name in sorted(significant):
-            if before.get(name, _ABSENT) != after.get(name, _ABSENT):
+            if before.get(name) != after.get(name):
                 changes.append(Change(key, name, after.get(name), before.get(name)))
     return changes
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +29,12 @@ def test_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
         tmp_path,
     )
     [wheel] = wheels.glob("hactl-*.whl")
+    with zipfile.ZipFile(wheel) as whl:
+        names = whl.namelist()
+        top = whl.read(next(n for n in names if n.endswith("top_level.txt"))).decode().split()
+    assert top == ["hactl"]  # no top-level master or minion package
+    assert all(n.startswith(("hactl/", "hactl-")) for n in names)  # package and dist-info
+    assert "hactl/master/reactor/engine.py" in names and "hactl/data/states/top.yaml" in names
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path)
     _run([str(venv / "bin/pip"), "install", "-q", str(wheel)], tmp_path)

@@ -1,12 +1,11 @@
 """The layers point one way, proven from the source (every module's imports parsed, none
 imported): the core imports nothing above it; master and minion never import each other;
 only the CLI and the lab sit on top. And the package is one namespace: no top-level
-``master`` or ``minion`` package in the wheel."""
+``master`` or ``minion`` package in the wheel, and no second name for any file."""
 
 from __future__ import annotations
 
 import ast
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,10 +66,26 @@ def test_master_and_minion_never_import_each_other_or_the_cli() -> None:
     assert _offenders(minion, ("hactl.master", "hactl.cli", "hactl.lab")) == []
 
 
-def test_one_namespace_in_the_package() -> None:
-    """The build maps master/ and minion/ under hactl (symlinks); nothing else is top level."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert config["tool"]["setuptools"]["packages"]["find"]["include"] == ["hactl*"]
-    for name in ("master", "minion"):
-        link = HACTL / name
-        assert link.is_symlink() and link.resolve() == (ROOT / name).resolve()
+def test_one_name_per_file() -> None:
+    """No symlinks in the tree; the package map (setup.py) makes master/ and minion/ the
+    subpackages hactl.master and hactl.minion, and a master module's file is its git path."""
+    skip = {".git", ".venv", "build", "lab-run", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+    links = [
+        p for p in ROOT.rglob("*") if p.is_symlink() and not skip & set(p.relative_to(ROOT).parts)
+    ]
+    assert links == []
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    maps = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id in ("CODE", "DATA")
+    }
+    assert maps["CODE"] == {"hactl.master": "master", "hactl.minion": "minion"}
+    assert set(maps["DATA"].values()) == {"states", "reactors"}
+    import hactl.master.reactor.engine as engine
+    import hactl.minion.agent as agent
+
+    assert Path(engine.__file__).resolve() == ROOT / "master/reactor/engine.py"
+    assert Path(agent.__file__).resolve() == ROOT / "minion/agent.py"
