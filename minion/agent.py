@@ -29,13 +29,14 @@ from hactl.minion.beacons import REGISTRY as BEACONS
 from hactl.minion.beacons.base import BeaconContext
 from hactl.minion.beacons.runner import BeaconRunner
 from hactl.minion.beacons.vrrp import local_addresses
-from hactl.minion.config import MinionConfig
+from hactl.minion.config import MinionConfig, beacon_vips
 from hactl.minion.executors import dispatch
 from hactl.minion.health_agent import HealthAgent
 from hactl.minion.outbox import Outbox
 from hactl.minion.process_watch import ProcessWatch
 from hactl.minion.singleton import SingletonBeacon, SingletonKeeper
 from hactl.minion.supervisor import Supervisor, SupervisorBeacon
+from hactl.minion.vip_release import VipRelease
 from hactl.sdnotify import notify, watchdog, watchdog_period
 from hactl.wire.commands import CommandReply, CommandRequest
 from hactl.wire.envelope import new_event
@@ -118,6 +119,10 @@ class Minion:
                 ProcessWatch(name, cfg.services[name], Path(cfg.vrrp.track_dir) / down_file(name))
                 for name in cfg.vrrp.watch
             ]
+        self.release: VipRelease | None = None
+        if cfg.vrrp is not None and cfg.vrrp.release_connections and "vrrp" in cfg.beacons:
+            vips = beacon_vips(cfg.beacons)
+            self.release = VipRelease(vips, local_addresses) if vips else None
         self.bus: Bus | None = None
         self.versions: dict[str, str] = {}
         self.commands = 0
@@ -160,6 +165,9 @@ class Minion:
             snap = self.supervisor.snapshot()
             for field in ("deaths", "restarts", "given_up", "running"):
                 out[f"supervised_{field}"] = {n: int(v[field]) for n, v in snap.items()}
+        if self.release is not None:
+            out["vip_releases"] = self.release.releases
+            out["vip_connections_ended"] = self.release.ended
         if self.ctx.vrrp is not None:
             keeper = self.ctx.vrrp
             out["yield_seconds_left"] = {i: keeper.remaining(i) for i in keeper.settings.instances}
@@ -264,6 +272,8 @@ class Minion:
         if self.health is not None:
             tasks.append(asyncio.create_task(self._serve_health(), name="health-agent"))
         tasks += [asyncio.create_task(w.run(), name=f"watch-{w.name}") for w in self.watches]
+        if self.release is not None:
+            tasks.append(asyncio.create_task(self.release.run(), name="vip-release"))
         if self.keeper is not None:
             tasks.append(asyncio.create_task(self.keeper.run(), name="singletons"))
         if self.cfg.metrics:

@@ -51,6 +51,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -309,7 +310,23 @@ def _vrrp(
         spec = services.get(name) if isinstance(services, dict) else None
         if not isinstance(spec, dict) or not spec.get("pidfile"):
             raise bad("vrrp", f"watch: {name!r} needs a pidfile in services.{name}")
+    for vip in beacon_vips(beacons):
+        try:
+            ipaddress.ip_address(vip)
+        except ValueError:
+            raise bad("beacons", f"vrrp: {vip!r} is not an IP address") from None
     return settings
+
+
+def beacon_vips(beacons: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The VIP addresses of the vrrp beacon's instances (a prefix length dropped)."""
+    instances = (beacons.get("vrrp") or {}).get("instances") or {}
+    return [
+        str(v).split("/")[0]
+        for spec in instances.values()
+        if isinstance(spec, dict)
+        for v in spec.get("vips") or []
+    ]
 
 
 def _number(

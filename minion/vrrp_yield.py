@@ -38,6 +38,8 @@ class VrrpSettings:
     max_seconds: int = 120
     #: services whose death the minion flags at once in ``down_<service>`` (process_watch.py)
     watch: tuple[str, ...] = ()
+    #: end the connections accepted on a VIP the moment it leaves this node (vip_release.py)
+    release_connections: bool = True
 
     def __post_init__(self) -> None:
         if not os.path.isabs(self.track_dir):

@@ -28,6 +28,7 @@ def paths(lab: Path) -> dict[str, str]:
         "rabbitmq_conf": f"{base}/etc/rabbitmq.conf",
         "rabbitmq_definitions": f"{base}/etc/definitions.json",
         "sysctl_conf": f"{base}/etc/sysctl.conf",
+        "clients_conf": f"{base}/etc/openstack-clients.conf",
     }
 
 

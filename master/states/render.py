@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 import markupsafe
@@ -44,8 +45,23 @@ def environment(root: Path, derived: set[str] | None = None) -> ImmutableSandbox
         sink.add(out)
         return out
 
+    def url_quote(value: str) -> str:
+        # a user or password inside a URL (transport_url, [database] connection): every
+        # reserved character percent-encoded; an encoded secret is masked like the secret
+        out = quote(str(value), safe="")
+        if out != str(value):
+            sink.add(out)
+        return out
+
     env.filters["rabbitmq_password_hash"] = password_hash
+    env.filters["url_quote"] = url_quote
+    env.globals["fail"] = _fail
     return env
+
+
+def _fail(message: str) -> None:
+    """``{{ fail("why") }}``: a template refuses a pillar it cannot render (file and line)."""
+    raise jinja2.TemplateRuntimeError(str(message))
 
 
 _OVERLAYS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()

@@ -232,6 +232,11 @@ def test_pillar_values_are_escaped_for_haproxy_and_json(tree_dir: Path) -> None:
 
     _replace(tree_dir / "pillar/site.yaml", "    user: admin", '    user: "ad#m\\"in"')
     _replace(tree_dir / "pillar/site.yaml", "- name: openstack", '- name: \'os", "tags": "x\'')
+    _replace(
+        tree_dir / "pillar/site.yaml",
+        "  rabbitmq_user: openstack",
+        "  rabbitmq_user: hactl-monitor",
+    )
     tree = load_tree(tree_dir)
     plans = compile_tree(tree, ["ctl1"])
     files = plans["ctl1"].files()
@@ -240,3 +245,10 @@ def test_pillar_values_are_escaped_for_haproxy_and_json(tree_dir: Path) -> None:
     assert haproxy.words(1, auth)[2].startswith('ad#m"in:')
     definitions = json.loads(next(v for k, v in files.items() if k.endswith("definitions.json")))
     assert 'os", "tags": "x' in [u["name"] for u in definitions["users"]]
+
+
+def test_the_clients_state_names_a_missing_broker_user(tree_dir: Path) -> None:
+    """clients.rabbitmq_user must be one of rabbitmq.users: the error names the template."""
+    _replace(tree_dir / "pillar/site.yaml", "  rabbitmq_user: openstack", "  rabbitmq_user: nova")
+    with pytest.raises(StateError, match=r"openstack-clients.conf.j2:\d+.*'nova' is not one of"):
+        compile_tree(load_tree(tree_dir), ["ctl1"])

@@ -1,0 +1,102 @@
+"""OpenStack's own clients as the lab's yardstick (issue 24).
+
+``Workload`` starts ``hactl.lab.workload.run`` (oslo.messaging RPC and an oslo.db writer,
+configured by an oslo.config file) in its own process, waits until both clients work, and on
+``stop()`` reads back what they saw; ``figures(since, until)`` gives the figures of one fault
+window (``report.py``). The client libraries are the ``clients`` extra
+(``pip install 'hactl[clients]'``; scripts/install.sh installs them for the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from hactl.lab.net import LabError
+from hactl.lab.workload.report import figures
+
+READY_TIMEOUT = 60.0
+
+
+class Workload:
+    """One run of the workload process (a context manager: stopped on exit)."""
+
+    def __init__(
+        self, *configs: Path, rpc: bool = True, db: bool = True, **opts: float | str
+    ) -> None:
+        self.configs = configs
+        self.folder = Path(tempfile.mkdtemp(prefix="hactl-workload-"))
+        self.out = self.folder / "samples.json"
+        self.argv = [
+            sys.executable,
+            "-m",
+            "hactl.lab.workload.run",
+            *(a for c in configs for a in ("--config", str(c))),
+            "--out",
+            str(self.out),
+            "--ready",
+            str(self.folder / "ready"),
+            *(["--no-rpc"] if not rpc else []),
+            *(["--no-db"] if not db else []),
+        ]
+        for key, value in opts.items():
+            self.argv += [f"--{key.replace('_', '-')}", str(value)]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.samples: dict[str, Any] = {}
+
+    def start(self) -> Workload:
+        """Start the clients; return once a call and a commit succeeded."""
+        log = (self.folder / "workload.log").open("wb")
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not (self.folder / "ready").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise LabError(f"the workload did not start working: {self.tail()}")
+            time.sleep(0.05)
+        return self
+
+    def tail(self, lines: int = 15) -> str:
+        """The end of the workload's log (oslo's warnings, a traceback)."""
+        path = self.folder / "workload.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    def stop(self, timeout: float = 90.0) -> dict[str, Any]:
+        """Stop the clients (SIGTERM: calls in flight finish or time out) and read the samples."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if self.out.exists():
+            self.samples = json.loads(self.out.read_text())
+        return self.samples
+
+    def figures(self, since: float, until: float | None = None) -> dict[str, Any]:
+        """The clients' figures for ``[since, until]`` (wall clock; until: when it was told to
+        stop, before closing)."""
+        if not self.samples:
+            raise LabError(f"the workload wrote no samples: {self.tail()}")
+        return figures(self.samples, since, until or float(self.samples["stopping"]))
+
+    def __enter__(self) -> Workload:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

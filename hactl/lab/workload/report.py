@@ -1,0 +1,105 @@
+"""What a real client saw, per fault window: pure functions over the workload's samples.
+
+The workload (``hactl.lab.workload.run``) records every RPC call (start, end, ok, error) and
+how many times the server executed each one, every database transaction (start, end, ok) and
+the ids whose COMMIT returned, and, at the end, the ids really in the table. These functions
+turn that into the figures issue 24 asks for, for any window ``[since, until]``:
+
+- RPC: calls failed, split into *never executed* and *executed but reported failed* (a caller
+  that retries does that work twice); calls executed more than once; the longest time without
+  a successful call (the window's edges count: a client that never recovers has a gap as long
+  as the rest of the window).
+- Database: transactions failed after oslo.db's retries; the longest time without a commit;
+  committed rows lost (a COMMIT that returned, whose row is not in the table afterwards).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from itertools import pairwise
+from typing import Any
+
+#: one RPC call: (start, end, seq, ok, error) -- wall-clock seconds
+Call = tuple[float, float, int, bool, str]
+#: one transaction: (start, end, seq, ok)
+Txn = tuple[float, float, int, bool]
+
+
+def longest_gap(done: Iterable[float], since: float, until: float) -> float:
+    """The longest time in ``[since, until]`` with no success (edges included)."""
+    marks = sorted(t for t in done if since <= t <= until)
+    edges = [since, *marks, until]
+    return max((b - a for a, b in pairwise(edges)), default=until - since)
+
+
+@dataclass(frozen=True, slots=True)
+class RpcFigures:
+    """What an oslo.messaging caller saw in one window."""
+
+    calls: int
+    failed: int
+    never_executed: int
+    executed_but_failed: int
+    executed_twice: int
+    longest_gap: float
+    errors: dict[str, int]
+
+
+def rpc_figures(
+    calls: Sequence[Call], executed: Mapping[int, int], since: float, until: float
+) -> RpcFigures:
+    """The RPC figures of the calls that started in ``[since, until]``."""
+    inside = [c for c in calls if since <= c[0] <= until]
+    failed = [c for c in inside if not c[3]]
+    errors: dict[str, int] = {}
+    for c in failed:
+        errors[c[4]] = errors.get(c[4], 0) + 1
+    seqs = {c[2] for c in inside}
+    return RpcFigures(
+        calls=len(inside),
+        failed=len(failed),
+        never_executed=sum(1 for c in failed if executed.get(c[2], 0) == 0),
+        executed_but_failed=sum(1 for c in failed if executed.get(c[2], 0) > 0),
+        executed_twice=sum(1 for s in seqs if executed.get(s, 0) > 1),
+        longest_gap=round(longest_gap((c[1] for c in inside if c[3]), since, until), 3),
+        errors=errors,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DbFigures:
+    """What an oslo.db writer saw in one window."""
+
+    transactions: int
+    failed: int
+    longest_gap: float
+    rows_lost: int
+
+
+def db_figures(txns: Sequence[Txn], stored: Iterable[int], since: float, until: float) -> DbFigures:
+    """The database figures of the transactions that started in ``[since, until]``; rows
+    lost counts every confirmed row of the window missing from ``stored``."""
+    inside = [t for t in txns if since <= t[0] <= until]
+    present = set(stored)
+    return DbFigures(
+        transactions=len(inside),
+        failed=sum(1 for t in inside if not t[3]),
+        longest_gap=round(longest_gap((t[1] for t in inside if t[3]), since, until), 3),
+        rows_lost=sum(1 for t in inside if t[3] and t[2] not in present),
+    )
+
+
+def figures(samples: Mapping[str, Any], since: float, until: float) -> dict[str, Any]:
+    """Both clients' figures for one window of a workload's samples (JSON-ready)."""
+    out: dict[str, Any] = {"window": [since, until]}
+    if "rpc" in samples:
+        rpc = samples["rpc"]
+        executed = {int(k): int(v) for k, v in rpc["executed"].items()}
+        calls = [tuple(c) for c in rpc["calls"]]
+        out["rpc"] = asdict(rpc_figures(calls, executed, since, until))
+    if "db" in samples:
+        db = samples["db"]
+        txns = [tuple(t) for t in db["txns"]]
+        out["db"] = asdict(db_figures(txns, db["stored"], since, until))
+    return out

@@ -1,0 +1,49 @@
+"""The real clients' figures from their samples: gaps with the window's edges, failed calls
+split by whether the server ran them, calls run twice, committed rows lost."""
+
+from __future__ import annotations
+
+from hactl.lab.workload.report import db_figures, figures, longest_gap, rpc_figures
+
+
+def test_the_gap_counts_the_window_edges() -> None:
+    """No success after the fault: the gap runs to the window's end, not to the last success."""
+    assert longest_gap([1.0, 1.5, 2.0], 0.0, 10.0) == 8.0
+    assert longest_gap([], 3.0, 5.0) == 2.0
+    assert longest_gap([4.0, 9.0, 20.0], 3.0, 10.0) == 5.0  # a success after until is outside
+
+
+def test_failed_calls_are_split_by_what_the_server_did() -> None:
+    """Never run, run but reported failed, run twice; calls outside the window are left out."""
+    calls = [
+        (0.5, 0.6, 1, True, ""),  # before the window
+        (1.0, 1.1, 2, True, ""),
+        (1.2, 11.2, 3, False, "timeout"),  # never executed
+        (1.3, 11.3, 4, False, "timeout"),  # executed, the reply lost
+        (1.4, 1.5, 5, True, ""),  # executed twice (redelivered)
+        (11.4, 11.5, 6, True, ""),
+    ]
+    executed = {1: 1, 2: 1, 4: 1, 5: 2, 6: 1}
+    f = rpc_figures(calls, executed, 1.0, 12.0)
+    assert (f.calls, f.failed, f.never_executed, f.executed_but_failed) == (5, 2, 1, 1)
+    assert f.executed_twice == 1 and f.errors == {"timeout": 2}
+    assert f.longest_gap == 10.0  # 1.5 -> 11.5
+
+
+def test_rows_lost_are_confirmed_commits_missing_afterwards() -> None:
+    """A failed transaction is not lost; a confirmed one missing from the table is."""
+    txns = [(1.0, 1.01, 10, True), (1.1, 1.2, 11, False), (1.3, 1.31, 12, True)]
+    f = db_figures(txns, stored=[10], since=0.0, until=2.0)
+    assert (f.transactions, f.failed, f.rows_lost) == (3, 1, 1)
+    assert f.longest_gap == 1.01  # 0.0 -> the first commit at 1.01
+
+
+def test_figures_read_the_workload_json() -> None:
+    """JSON's string keys and lists become the figures of both clients."""
+    samples = {
+        "rpc": {"calls": [[1.0, 1.1, 1, True, ""]], "executed": {"1": 1}},
+        "db": {"txns": [[1.0, 1.02, 7, True]], "stored": [7]},
+    }
+    out = figures(samples, 0.0, 2.0)
+    assert out["rpc"]["failed"] == 0 and out["rpc"]["longest_gap"] == 1.1
+    assert out["db"]["rows_lost"] == 0 and out["db"]["longest_gap"] == 1.02
