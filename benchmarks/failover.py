@@ -36,10 +36,17 @@ VIP holder powered off -- every process killed, its links dark -- and on again 5
 VIP moved; fail-back included). ``script`` runs ``haproxy`` only, ``galera-defaults`` the
 writer faults only.
 
+With ``--clients`` every run also carries OpenStack's own clients (``hactl.lab.workload``:
+an oslo.messaging RPC server and four callers, an oslo.db writer, configured by the file the
+``clients`` state renders) from before the fault to its end; their figures come first in the
+table (``rpc_gap_s``, ``rpc_failed``, ``rpc_run_failed``: run but reported failed,
+``rpc_twice``, ``db_gap_s``, ``db_failed``: after oslo.db's retries, ``db_lost``): a probe's
+figure is the second column, never the headline.
+
 Printed: one table (p50 / p95 / max of the time until the VIP is on another node -- when it
 moved at all: a supervisor may restart HAProxy before keepalived's check notices -- and of the
 longest client gap, failed requests per run) and one JSON line.
-Usage: sudo .venv/bin/python benchmarks/failover.py [--runs N] [--writer-runs N]
+Usage: sudo .venv/bin/python benchmarks/failover.py [--runs N] [--writer-runs N] [--clients]
 [--variants hactl,reactor-stopped,script,galera-defaults] [--faults haproxy,...]
 """
 
@@ -51,6 +58,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +70,30 @@ import pymysql
 
 from benchmarks.failover_faults import FAULTS, REACTOR, SUBNET, reactor, unlimit_rejoins
 from hactl.lab import lab as L
+from hactl.lab.workload import Workload, prepare
+
+#: the real clients' figures (``--clients``), printed before the probes' (the headline)
+CLIENT_METRICS = {
+    ("rpc", "longest_gap"): "rpc_gap_s",
+    ("rpc", "failed"): "rpc_failed",
+    ("rpc", "executed_but_failed"): "rpc_run_failed",
+    ("rpc", "executed_twice"): "rpc_twice",
+    ("db", "longest_gap"): "db_gap_s",
+    ("db", "failed"): "db_failed",
+    ("db", "rows_lost"): "db_lost",
+}
+
+
+def _with_clients(lab: L.Lab, fault: Any) -> dict[str, float]:
+    """One fault run under the real clients (oslo.messaging RPC and an oslo.db writer with
+    the settings hactl renders); their figures of the run's window, then the probes'."""
+    with Workload(*prepare(lab)) as work:
+        since = time.time()
+        got = fault(lab)
+    figures = work.figures(since)
+    out = {name: float(figures[kind][key]) for (kind, key), name in CLIENT_METRICS.items()}
+    return {**out, **got}
+
 
 #: what each variant changes, and which faults it measures
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -97,6 +129,12 @@ def main() -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--faults", default=",".join(FAULTS))
     ap.add_argument(
+        "--clients",
+        action="store_true",
+        help="run oslo.messaging and oslo.db (hactl.lab.workload) through every fault; their "
+        "figures first (the lab then always has Galera and RabbitMQ)",
+    )
+    ap.add_argument(
         "--hactl-profile",
         default="lan",
         help="the hactl variant's Galera profile: lan, or lan:KEY=VALUE,... to try options",
@@ -116,6 +154,7 @@ def main() -> int:
         comps = {"haproxy", "keepalived"}
         comps |= {"galera"} if any(f.startswith("writer-") for f in mine) else set()
         comps |= {"rabbitmq"} if "broker" in mine else set()
+        comps |= {"galera", "rabbitmq"} if args.clients else set()
         # a fresh folder the lab creates itself (0755): mysqld must be able to traverse it
         folder = Path(tempfile.mkdtemp(prefix=f"hactl-failover-{variant}-"))
         folder.rmdir()
@@ -147,7 +186,11 @@ def main() -> int:
                     if not fault.startswith("writer-"):
                         reactor(False)  # the writer faults stop it once their baseline holds
                     try:
-                        got = FAULTS[fault](lab)
+                        got = (
+                            _with_clients(lab, FAULTS[fault])
+                            if args.clients
+                            else FAULTS[fault](lab)
+                        )
                     except (TimeoutError, AssertionError, OSError, pymysql.Error) as exc:
                         reactor(True)
                         failures += 1  # counted and shown, never averaged away

@@ -26,7 +26,8 @@ Example::
       providers: [/usr/lib/galera/libgalera_smm.so]
       sst_methods: [rsync, mariabackup]
     beacons:
-      vrrp: {fifo: /run/hactl/keepalived.fifo, instances: {VI_INTERNAL: {vips: [10.0.0.10]}}}
+      vrrp: {fifo: /run/hactl/keepalived.fifo, pidfile: /run/keepalived.pid,
+             instances: {VI_INTERNAL: {vips: [10.0.0.10]}}}
       haproxy: {socket: /run/haproxy/admin.sock}
       service: {endpoints: [{name: keystone, url: "http://10.0.0.10:5000/"}]}
       galera: {socket: /run/mysqld/mysqld.sock, datadir: /var/lib/mysql}

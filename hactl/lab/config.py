@@ -130,7 +130,8 @@ def minion_yaml(
     addr = net.address(node)
     endpoints = ", ".join(f"{{name: api{p}, url: 'tcp://{addr}:{p}'}}" for p in (5000, 8774, 9696))
     beacons = [
-        f"  vrrp: {{fifo: {run}/keepalived.fifo, interval: 1, instances: "
+        f"  vrrp: {{fifo: {run}/keepalived.fifo, pidfile: {run}/keepalived.pid, interval: 1, "
+        "instances: "
         f"{{{VI_INTERNAL}: {{vips: [{net.vip(0)}]}}, {VI_EXTERNAL}: {{vips: [{net.vip(1)}]}}}}}}",
         f"  haproxy: {{socket: {run}/haproxy.sock, interval: 0.5}}",
         f"  service: {{endpoints: [{endpoints}], interval: 2}}",

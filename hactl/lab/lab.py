@@ -32,6 +32,7 @@ from hactl.lab.net import LabError, LabNet, exec_argv, ip
 from hactl.lab.net import down as net_down
 from hactl.lab.net import up as net_up
 from hactl.lab.preflight import preflight, reachable_by_daemons
+from hactl.minion.beacons.keepalived_state import JSON_FILE
 
 COMPONENTS = ("haproxy", "keepalived", "galera", "rabbitmq")
 
@@ -394,6 +395,10 @@ def teardown(lab: Lab, say: Any = print, *, keep_logs: bool = False) -> list[str
             left = [int(p) for p in ip("netns", "pids", ns, check=False).stdout.split()]
             _signal_all(left, signal.SIGKILL)
     time.sleep(0.3)
+    # the JSON dumps the lab's minions asked its keepalived for (keepalived_state.py): a
+    # fixed path in /tmp, and its lock
+    for leftover in (JSON_FILE, f"{JSON_FILE}.hactl-lock"):
+        Path(leftover).unlink(missing_ok=True)
     problems = net_down(lab.net)
     if keep_logs:
         (lab.dir / "lab.json").unlink(missing_ok=True)

@@ -36,6 +36,13 @@ OPTIONS: dict[str, tuple[Field, ...]] = {
         Field("netns", (str,), required=False, default=""),
         Field("track_dir", (str,), required=False, default=""),
         Field("instances", (dict,), required=False, default={}),
+        Field(
+            "pidfile",
+            (str,),
+            required=False,
+            default="",
+            doc="keepalived's pid file: a state unknown at start is asked of keepalived",
+        ),
     ),
     "haproxy": (Field("socket", (str,)), _INTERVAL),
     "service": (Field("endpoints", (list,), required=False, default=[]), _TIMEOUT, _INTERVAL),

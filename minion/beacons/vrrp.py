@@ -10,7 +10,9 @@ Options: ``fifo`` (path, created if missing), ``instances`` ({name: {vips: [addr
 ``interval`` (default 1 s), ``netns`` (read addresses of this named network namespace instead
 of the minion's own; for a minion watching a lab node from outside), ``track_dir`` (where the
 minion's ``vrrp.yield`` files live, from minion.yaml's ``vrrp`` section: each instance then
-also reports ``yielded``, whether the file keepalived tracks for it asks it to give up its VIP).
+also reports ``yielded``, whether the file keepalived tracks for it asks it to give up its VIP),
+``pidfile`` (keepalived's: while an instance's state is unknown -- a minion started after
+keepalived hears no transition -- keepalived is asked for its JSON dump, keepalived_state.py).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from hactl.minion.beacons import keepalived_state
 from hactl.minion.beacons.base import BeaconContext, Snapshot
 from hactl.minion.garp import ip_addr_json
 from hactl.schema import SchemaError
 from hactl.wire.vrrp import track_file
 
+ASK_EVERY = 5.0  # s between two questions to keepalived while a state is unknown
 _LINE = re.compile(
     r'^(INSTANCE|GROUP)\s+"?([^"\s]+)"?\s+'
     r"(MASTER|BACKUP|FAULT|STOP|DELETED|MASTER_RX_LOWER_PRI|MASTER_PRIORITY|BACKUP_PRIORITY)"
@@ -104,6 +108,8 @@ class VrrpBeacon:
         self.interval = float(ctx.options.get("interval", 1.0))
         self.netns = str(ctx.options.get("netns", ""))
         self.track_dir = str(ctx.options.get("track_dir", ""))
+        self.pidfile = str(ctx.options.get("pidfile", ""))
+        self._asked = 0.0
         self.vips: dict[str, list[str]] = {
             str(name): [str(v).split("/")[0] for v in spec.get("vips", [])]
             for name, spec in dict(ctx.options.get("instances", {})).items()
@@ -175,6 +181,9 @@ class VrrpBeacon:
             self._open()
         except OSError as exc:
             error = f"notify fifo: {exc}"
+        unknown = [n for n in self.vips if n not in self.states]
+        if unknown and self.pidfile and time.monotonic() - self._asked >= ASK_EVERY:
+            await self._ask(unknown)
         try:
             local = await local_addresses(netns=self.netns)
         except (OSError, TimeoutError, ValueError) as exc:
@@ -194,6 +203,22 @@ class VrrpBeacon:
         if error:
             snap["_keepalived"] = {"error": error}
         return snap
+
+    async def _ask(self, unknown: list[str]) -> None:
+        """Learn what the FIFO did not say from keepalived's JSON dump (keepalived_state)."""
+        self._asked = time.monotonic()
+        try:
+            dump = await keepalived_state.ask(self.pidfile)
+        except OSError:
+            return
+        for name in unknown:
+            got = dump.get(name)
+            if got is not None and name not in self.states:  # the FIFO, if it spoke, wins
+                self.states[name] = {
+                    "state": got.state,
+                    "priority": got.priority,
+                    "since": got.since,
+                }
 
     async def close(self) -> None:
         """Stop reading the FIFO."""

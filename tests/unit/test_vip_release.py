@@ -84,3 +84,28 @@ def test_vips_come_from_the_vrrp_beacon_and_must_be_addresses() -> None:
     )
     with pytest.raises(ConfigError, match="not an IP address"):
         parse_config(text, "minion.yaml")
+
+
+def test_keepalived_dump_gives_states_a_restarted_minion_never_heard() -> None:
+    """keepalived's JSON dump -> state, effective priority, last transition; INIT skipped."""
+    import json
+
+    from hactl.minion.beacons.keepalived_state import InstanceState, parse_dump
+
+    dump = [
+        {
+            "data": {
+                "iname": "VI_INTERNAL",
+                "state": 1,
+                "effective_priority": 50,
+                "last_transition": 17.5,
+            }
+        },
+        {"data": {"iname": "VI_EXTERNAL", "state": 2, "effective_priority": 150}},
+        {"data": {"iname": "VI_NEW", "state": 0}},
+        {"stats": {}},
+    ]
+    assert parse_dump(json.dumps(dump)) == {
+        "VI_INTERNAL": InstanceState("BACKUP", 50, 17.5),
+        "VI_EXTERNAL": InstanceState("MASTER", 150, 0.0),
+    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,10 +21,52 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from hactl.lab.config import paths
+from hactl.lab.daemons import galera_sql
+from hactl.lab.lab import Lab
 from hactl.lab.net import LabError
 from hactl.lab.workload.report import figures
 
 READY_TIMEOUT = 60.0
+DATABASE = "workload"
+
+
+def prepare(lab: Lab, node: str = "") -> list[Path]:
+    """The configuration files a workload reads, as a service on ``node`` would: hactl's
+    rendered client settings of that node, then the workload's own ``[database]
+    connection``. The workload's database and user are created first (a deploy step, as
+    ``keystone-manage db_sync`` after its ``CREATE DATABASE`` is), through a Synced node."""
+    node = node or lab.net.nodes[0]
+    clients = Path(paths(lab.dir)["clients_conf"].replace("{id}", node))
+    if not clients.is_file():
+        raise LabError(f"no {clients}: apply the shipped states (state clients) first")
+    secret = lab.dir / "workload-db.pw"
+    if not secret.exists():
+        secret.write_text(secrets.token_hex(16) + "\n")
+        secret.chmod(0o600)
+    password = secret.read_text().strip()
+    statements = [
+        f"CREATE DATABASE IF NOT EXISTS {DATABASE}",
+        f"CREATE USER IF NOT EXISTS '{DATABASE}'@'%' IDENTIFIED BY '{password}'",
+        f"GRANT ALL ON {DATABASE}.* TO '{DATABASE}'@'%'",
+    ]
+    errors = []
+    for candidate in lab.net.nodes:
+        try:
+            for sql in statements:
+                galera_sql(lab.node_dir(candidate) / "mysql/mysqld.sock", sql)
+            break
+        except Exception as exc:  # a node down or not Primary: the next one
+            errors.append(f"{candidate}: {exc}")
+    else:
+        raise LabError(f"cannot create the workload database: {'; '.join(errors)}")
+    own = lab.dir / "workload.conf"
+    own.write_text(
+        "[database]\n"
+        f"connection = mysql+pymysql://{DATABASE}:{password}@{lab.net.vip(0)}/{DATABASE}\n"
+    )
+    own.chmod(0o600)
+    return [clients, own]
 
 
 class Workload:
