@@ -91,6 +91,7 @@ def pillar(n: int, root: Path) -> str:
         "rabbitmq_conf": "rabbit.conf",
         "rabbitmq_definitions": "defs.json",
         "sysctl_conf": "sysctl.conf",
+        "clients_conf": "openstack-clients.conf",
     }
     lines.append("paths:")
     lines += [f"  {k}: {root}/{{id}}/{v}" for k, v in paths.items()]

@@ -67,6 +67,9 @@ def _service(action: str) -> Executor:
         elif action == "restart" and not svc.restart and svc.stop and svc.start:
             async with planned(ctx, name, action):
                 return await stop_then_start(ctx, name, svc)
+        elif action == "start" and svc.start:
+            ok, out = await start_checked(ctx, name, svc)
+            return {"result": ok, "changes": {action: name} if ok else {}, "comment": out}
         else:
             argv = svc.argv(action)
             if not argv:
@@ -93,6 +96,45 @@ async def planned(ctx: ExecContext, name: str, action: str) -> AsyncIterator[Non
         yield
 
 
+#: how long a started daemon has to show it runs when its service has no start_grace
+SHOW_WITHIN = 1.0
+
+
+async def _shows(ctx: ExecContext, svc: ServiceCommands, within: float) -> bool:
+    """Whether the service runs (status command or live pid) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        if svc.status:
+            if (await run_argv(svc.argv("status"), ctx.command_timeout)).code == 0:
+                return True
+        elif svc.pid() is not None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
+async def start_checked(ctx: ExecContext, name: str, svc: ServiceCommands) -> tuple[bool, str]:
+    """Start a service (no systemd) and report success only when it runs: a start command
+    that exits 0 is not evidence. keepalived started while the children of a copy killed
+    with -9 are still exiting sees their pid files and quits with status 0 (lab: an apply
+    reported ok and keepalived stayed down); so a start that does not show is tried once
+    more, then reported failed."""
+    within = max(svc.start_grace, SHOW_WITHIN)
+    notes = []
+    for attempt in (1, 2):
+        res = await run_argv(svc.argv("start"), ctx.command_timeout)
+        notes.append(res.output[-1000:])
+        if res.code != 0:
+            return False, " ".join(notes) or f"start {name}: exit {res.code}"
+        if not (svc.status or svc.pidfile):  # nothing to look at: the exit status is all
+            return True, " ".join(notes)
+        if await _shows(ctx, svc, within):
+            again = " (started on the second attempt)" if attempt == 2 else ""
+            return True, (" ".join(n for n in notes if n) + again).strip()
+    return False, f"start {name}: the command succeeded but {name} does not run after {within:g} s"
+
+
 async def stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> dict[str, Any]:
     """A restart without a restart command: stop, wait (bounded) until its pid is gone --
     SIGKILL after half the command timeout --, start."""
@@ -111,13 +153,11 @@ async def stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> 
                 await asyncio.wait_for(wait_exit(pid), grace)
     if svc.pid() is not None:
         return {"result": False, "changes": {}, "comment": f"{name} still runs after stop"}
-    started = await run_argv(svc.argv("start"), ctx.command_timeout)
-    ok = started.code == 0
+    ok, out = await start_checked(ctx, name, svc)
     return {
         "result": ok,
         "changes": {"restart": name} if ok else {},
-        "comment": (stopped.output + started.output)[-2000:]
-        or f"restart {name}: exit {started.code}",
+        "comment": (stopped.output + out)[-2000:] or f"restart {name}",
     }
 
 

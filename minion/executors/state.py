@@ -26,7 +26,7 @@ from hactl.minion.executors.files import FILE_APPLY, allowed_path
 from hactl.minion.executors.files import apply as file_apply
 from hactl.minion.executors.files import preflight as file_preflight
 from hactl.minion.executors.proc import run_argv
-from hactl.minion.executors.runtime import planned, stop_then_start
+from hactl.minion.executors.runtime import planned, start_checked, stop_then_start
 from hactl.schema import SchemaError
 from hactl.wire.singleton import FIELDS as SINGLETON_FIELDS
 from hactl.wire.singleton import SingletonSpec
@@ -184,6 +184,8 @@ async def _service_action(ctx: ExecContext, name: str, action: str) -> tuple[boo
             # service.restart does (a config change that rolls a broker)
             out = await stop_then_start(ctx, name, svc)
             return bool(out["result"]), str(out["comment"])
+        if action == "start" and svc.start:
+            return await start_checked(ctx, name, svc)
         argv = svc.argv(action)
         if not argv:
             return False, f"no {action} command configured for {name}"

@@ -80,6 +80,7 @@ def _pillar(net: LabNet, root: Path) -> str:
         "rabbitmq_conf": "etc/rabbitmq.conf",
         "rabbitmq_definitions": "etc/definitions.json",
         "sysctl_conf": "etc/sysctl.conf",
+        "clients_conf": "etc/openstack-clients.conf",
     }
     path_lines = "\n".join(f"  {k}: {root}/{{id}}/{v}" for k, v in paths.items())
     return f"""nodes: !replace
@@ -230,7 +231,7 @@ def test_apply_test_then_apply_then_idempotent(site: Site) -> None:
     report = json.loads(real.stdout)
     for node in NODES:
         assert report["minions"][node]["status"] == "ok"
-        assert report["minions"][node]["changed"] == 7  # 6 files + the sysctl
+        assert report["minions"][node]["changed"] == 8  # 7 files + the sysctl
         assert _sysctl(site, node) == "1"
         cfg = site.file(node, "haproxy.cfg").read_text()
         assert f"server ita {site.net.address('ita')}:5000" in cfg

@@ -69,3 +69,26 @@ async def test_restart_is_stop_then_start_on_a_new_pid(tmp_path: Path) -> None:
     finally:
         if (pid := svc.pid()) is not None:
             os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_start_that_does_not_stay_up_is_tried_again_then_failed(tmp_path: Path) -> None:
+    """A start command that exits 0 is no evidence: a daemon that quits at once (keepalived
+    seeing the pid files of a killed copy's children) is started a second time, and one that
+    never runs is reported failed, not ok."""
+    pidfile, marker = tmp_path / "svc.pid", tmp_path / "tried"
+    # the first start quits (leaves a marker); the second runs a real process and writes its pid
+    daemon = f"/bin/sleep 300 >/dev/null 2>&1 & echo $! > {pidfile}"
+    script = f"if [ -e {marker} ]; then {daemon}; else touch {marker}; fi"
+    flaky = ServiceCommands(start=("/bin/sh", "-c", script), pidfile=str(pidfile))
+    never = ServiceCommands(start=("/bin/true",), pidfile=str(tmp_path / "never.pid"))
+    ctx = ExecContext(minion_id="t", services={"flaky": flaky, "never": never}, command_timeout=5)
+    try:
+        got = await dispatch(ctx, CommandRequest("service.start", {"name": "flaky"}))
+        assert got.ok and got.result["result"] is True, got
+        assert "second attempt" in got.result["comment"] and flaky.pid() is not None
+        bad = await dispatch(ctx, CommandRequest("service.start", {"name": "never"}))
+        assert bad.ok and bad.result["result"] is False, bad
+        assert "does not run" in bad.result["comment"]
+    finally:
+        if (pid := flaky.pid()) is not None:
+            os.kill(pid, signal.SIGKILL)
