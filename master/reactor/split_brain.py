@@ -6,8 +6,10 @@ and both answer ARP for the address, so clients land on either at random. keepal
 see it -- that is the fault. hactl's minions report both holders, so the master can.
 
 Policy: among the heard nodes holding an instance's VIPs (MASTER, addresses present, not
-already yielding), the one ranked first keeps them -- highest reported priority, then the
-lowest node id -- and every other holder yields (``vrrp.yield``, hactl/wire/vrrp.py): its
+already yielding), the one ranked first keeps them -- the one MASTER the longest (the
+incumbent: its clients stay where they are; keepalived's ``nopreempt`` keeps a VIP where it
+moved, so the holder is often not the highest priority), then the highest reported priority,
+then the lowest node id -- and every other holder yields (``vrrp.yield``, hactl/wire/vrrp.py): its
 instance goes to FAULT and drops the VIP. A node already yielding keeps yielding only while
 another heard node holds the VIP; when none does, its yield ends at once, so hactl never
 leaves a VIP without a holder because of its own yield. The reconciler
@@ -59,10 +61,15 @@ class Yield:
         return f"{self.node}:vrrp/{self.instance}"
 
 
-def _rank(entry: tuple[str, Mapping[str, Any]]) -> tuple[int, str]:
+def _rank(entry: tuple[str, Mapping[str, Any]]) -> tuple[float, int, str]:
+    """Incumbent first: MASTER since the earliest (each minion's report of its own
+    transition), then the highest priority, then the lowest id. A split's newcomer elected
+    itself seconds ago; the holder it collides with has served clients for much longer than
+    any skew the master tolerates (hactl/minion/<id>/skew)."""
     node, item = entry
-    prio = item.get("priority")
-    return (-(prio if isinstance(prio, int) else 0), node)
+    prio, since = item.get("priority"), item.get("since")
+    when = float(since) if isinstance(since, int | float) else float("inf")
+    return (when, -(prio if isinstance(prio, int) else 0), node)
 
 
 def _seen(node: str, aspects: Mapping[str, Any], as_of: Mapping[tuple[str, str], float]) -> float:
@@ -125,7 +132,8 @@ def split_brain(
                 first, best = confirmed[0]
                 fact = (
                     f"{vips} held by {', '.join(n for n, _ in confirmed)} at once (split brain):"
-                    f" {first} ranks first (priority {best.get('priority')}), {node} yields"
+                    f" {first} ranks first (MASTER the longest; priority {best.get('priority')}),"
+                    f" {node} yields"
                 )
             else:
                 continue

@@ -118,21 +118,19 @@ async def start_checked(ctx: ExecContext, name: str, svc: ServiceCommands) -> tu
     """Start a service (no systemd) and report success only when it runs: a start command
     that exits 0 is not evidence. keepalived started while the children of a copy killed
     with -9 are still exiting sees their pid files and quits with status 0 (lab: an apply
-    reported ok and keepalived stayed down); so a start that does not show is tried once
-    more, then reported failed."""
+    reported ok and keepalived stayed down). Never started twice here: a daemon slower than
+    its ``start_grace`` would get a second copy."""
+    res = await run_argv(svc.argv("start"), ctx.command_timeout)
+    out = res.output[-2000:]
+    if res.code != 0:
+        return False, out or f"start {name}: exit {res.code}"
+    if not (svc.status or svc.pidfile):  # nothing to look at: the exit status is all
+        return True, out
     within = max(svc.start_grace, SHOW_WITHIN)
-    notes = []
-    for attempt in (1, 2):
-        res = await run_argv(svc.argv("start"), ctx.command_timeout)
-        notes.append(res.output[-1000:])
-        if res.code != 0:
-            return False, " ".join(notes) or f"start {name}: exit {res.code}"
-        if not (svc.status or svc.pidfile):  # nothing to look at: the exit status is all
-            return True, " ".join(notes)
-        if await _shows(ctx, svc, within):
-            again = " (started on the second attempt)" if attempt == 2 else ""
-            return True, (" ".join(n for n in notes if n) + again).strip()
-    return False, f"start {name}: the command succeeded but {name} does not run after {within:g} s"
+    if await _shows(ctx, svc, within):
+        return True, out
+    why = f"start {name}: the command succeeded but {name} does not run after {within:g} s"
+    return False, f"{why} {out}".strip()
 
 
 async def stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> dict[str, Any]:

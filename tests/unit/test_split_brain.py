@@ -26,13 +26,20 @@ VIP = "192.0.2.10"
 
 
 def vrrp(
-    node: str, state: str, prio: int, *, here: bool | None = None, yielded: bool = False
+    node: str,
+    state: str,
+    prio: int,
+    *,
+    here: bool | None = None,
+    yielded: bool = False,
+    since: float | None = None,
 ) -> Any:
-    """VI_INTERNAL of ``node`` with its VIP."""
+    """VI_INTERNAL of ``node`` with its VIP (MASTER/BACKUP since ``since``: unknown if None)."""
     item = {
         "vips": [VIP],
         "state": state,
         "priority": prio,
+        "since": since,
         "vip_here": state == "MASTER" if here is None else here,
         "yielded": yielded,
     }
@@ -96,6 +103,19 @@ def test_policy_lower_priority_yields_ties_by_node_id() -> None:
     assert "split brain" in y.fact and "ctl1 ranks first" in y.fact
     view.update(vrrp("ctl2", "MASTER", 150))
     assert [y.node for y in split_brain(view.nodes)] == ["ctl2"]
+
+
+def test_policy_the_incumbent_keeps_the_vip_whatever_its_priority() -> None:
+    """nopreempt left the VIP on ctl2 (100); ctl1 (150), cut off, elects itself later: ctl1,
+    the newcomer, yields -- the clients on ctl2 stay where they are."""
+    view = healthy_view()
+    view.update(vrrp("ctl2", "MASTER", 100, since=1000.0))
+    view.update(vrrp("ctl1", "MASTER", 150, since=1900.0))
+    for n in NODES:
+        beat(view, n)
+    [y] = split_brain(view.nodes)
+    assert (y.node, y.want, y.keeper) == ("ctl1", True, "ctl2")
+    assert "ctl2 ranks first (MASTER the longest" in y.fact
 
 
 def test_policy_one_holder_or_unheard_holder_is_no_split() -> None:
