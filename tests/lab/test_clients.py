@@ -37,6 +37,19 @@ def _line(fault: str, f: dict[str, Any]) -> str:
     )
 
 
+def _holder(lab: L.Lab) -> tuple[str, str]:
+    """The internal VIP and the node holding it."""
+    vip = lab.net.vip(0)
+    wait_until(lambda: len(L.holders(lab)[vip]) == 1, 20, "one VIP holder")
+    return vip, L.holders(lab)[vip][0]
+
+
+def _pid(lab: L.Lab, node: str, daemon: str) -> int:
+    pid = lab.daemon_pid(node, daemon)
+    assert pid, f"{daemon} runs on {node}"
+    return pid
+
+
 def _never_wrong(f: dict[str, Any]) -> None:
     r, d = f["rpc"], f["db"]
     assert r["calls"] > 50 and d["transactions"] > 50, f  # the clients worked throughout
@@ -48,12 +61,10 @@ def test_rpc_and_db_through_an_haproxy_kill_on_the_vip_holder(lab: L.Lab) -> Non
     """kill -9 of HAProxy on the VIP holder under oslo.messaging and oslo.db with hactl's
     client settings: no call run twice or lost after running, no committed row lost, and
     both clients working again."""
-    vip = lab.net.vip(0)
-    holder = wait_until(lambda: L.holders(lab)[vip], 20, "a VIP holder") and L.holders(lab)[vip][0]
+    vip, holder = _holder(lab)
     with Workload(*prepare(lab)) as work:
         time.sleep(2.0)
-        pid = lab.daemon_pid(holder, "haproxy")
-        assert pid, f"haproxy runs on {holder}"
+        pid = _pid(lab, holder, "haproxy")
         t0 = time.time()
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: (h := L.holders(lab)[vip]) and h != [holder], 20, "VIP moved")
@@ -72,12 +83,10 @@ def test_a_vip_that_leaves_a_node_takes_its_connections_with_it(lab: L.Lab) -> N
     """SIGKILL of keepalived on the holder leaves its VIP behind until keepalived is back;
     when it is removed the minion ends every connection accepted on it there at once (a
     broker would otherwise keep feeding consumers that no client reads)."""
-    vip = lab.net.vip(0)
-    holder = wait_until(lambda: L.holders(lab)[vip], 20, "a VIP holder") and L.holders(lab)[vip][0]
+    vip, holder = _holder(lab)
     with Workload(*prepare(lab)) as work:
         time.sleep(2.0)
-        pid = lab.daemon_pid(holder, "keepalived")
-        assert pid, f"keepalived runs on {holder}"
+        pid = _pid(lab, holder, "keepalived")
         t0 = time.time()
         since = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         children = [
@@ -111,8 +120,7 @@ def test_a_restarted_minion_knows_its_keepalived_at_once(lab: L.Lab) -> None:
     """A minion restarted while keepalived runs on hears no transition on the FIFO; it asks
     keepalived (JSON dump) and reports BACKUP at once, so the node stays healthy and none of
     its servers is drained (it reported UNKNOWN until some transition, and was drained)."""
-    vip = lab.net.vip(0)
-    holder = wait_until(lambda: L.holders(lab)[vip], 20, "a VIP holder") and L.holders(lab)[vip][0]
+    _, holder = _holder(lab)
     node = next(n for n in lab.net.nodes if n != holder)
     pid = lab.pids[f"minion:{node}"]
     os.kill(pid, signal.SIGTERM)

@@ -136,8 +136,22 @@ def _trail_explains_the_drains(lab: L.Lab, holder: str, since: datetime) -> None
     holder's vrrp report as its cause, and `hactl why` on that report prints the chain down
     to the drain calls on every HAProxy."""
     # a short window: `why` reads every event of it, and the shared lab's stream is busy
+    # from the kill on (a busy shared lab can have more than `--limit` corrections in 2 min)
+    window = f"{int(time.time() - since.timestamp()) + 5}s"
     rows = _json_lines(
-        hactl(lab, "history", "--since", "2m", "--rule", "reconcile", "--outcome", "done", "--json")
+        hactl(
+            lab,
+            "history",
+            "--since",
+            window,
+            "--rule",
+            "reconcile",
+            "--outcome",
+            "done",
+            "--limit",
+            "2000",
+            "--json",
+        )
     )
     drains = [
         r
