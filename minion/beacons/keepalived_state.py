@@ -83,7 +83,17 @@ def _dump(pidfile: str, path: str) -> dict[str, InstanceState]:
     # O_NOFOLLOW: a link planted in /tmp is refused, never followed by root
     fd = os.open(f"{path}.hactl-lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        # bounded: a holder that hangs (a SIGSTOPped minion) must not park this thread for
+        # ever -- parked threads would fill the minion's executor and stall it
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return {}
+                time.sleep(0.02)
         before = _mtime(path)
         os.kill(pid, signum)
         deadline = time.monotonic() + WAIT
