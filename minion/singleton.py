@@ -279,7 +279,7 @@ class SingletonKeeper:
         self._ensure_guard(c)
         # not verified here: the keeper's own monitor watches the copy, and the loop renews
         # leases (a wait for the pid file would delay them)
-        ok, out = await service_action(self.ctx, c.spec.service, "start", verify=False)
+        ok, out = await service_action(self.ctx, c.spec.service, "start", await_running=False)
         c.started, c.since = True, time.monotonic()
         c.running = ok and await service_running(self.ctx, c.spec.service)
         self._note(c, f"started ({why})" if ok else f"start failed: {out[-200:]}")

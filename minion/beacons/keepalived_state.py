@@ -102,7 +102,13 @@ def _dump(pidfile: str, path: str) -> dict[str, InstanceState]:
                 return {}
             time.sleep(0.01)
         time.sleep(0.02)  # written in one go, but let a slow writer finish
-        with contextlib.suppress(OSError, ValueError), open(path) as fh:
+        # /tmp is world-writable: only root's own file, never through a link
+        with (
+            contextlib.suppress(OSError, ValueError),
+            os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW)) as fh,
+        ):
+            if os.fstat(fh.fileno()).st_uid != 0:
+                return {}
             return parse_dump(fh.read())
     return {}
 

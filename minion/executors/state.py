@@ -168,17 +168,17 @@ async def service_running(ctx: ExecContext, name: str) -> bool:
 
 
 async def service_action(
-    ctx: ExecContext, name: str, action: str, *, verify: bool = True
+    ctx: ExecContext, name: str, action: str, *, await_running: bool = True
 ) -> tuple[bool, str]:
     """Run a configured service's start/stop/reload/restart; (ok, output). A stop or restart
     suspends the supervision of that service while it runs (minion/planned.py). A start is ok
-    only once the service runs (``verify``; the singleton keeper watches its copy itself)."""
+    only once the service runs (``await_running``; the singleton keeper watches its copy itself)."""
     async with planned(ctx, name, action):
-        return await _service_action(ctx, name, action, verify)
+        return await _service_action(ctx, name, action, await_running)
 
 
 async def _service_action(
-    ctx: ExecContext, name: str, action: str, verify: bool = True
+    ctx: ExecContext, name: str, action: str, await_running: bool = True
 ) -> tuple[bool, str]:
     if ctx.use_systemd:
         res = await run_argv(["systemctl", action, name], ctx.command_timeout)
@@ -189,7 +189,7 @@ async def _service_action(
             # service.restart does (a config change that rolls a broker)
             out = await stop_then_start(ctx, name, svc)
             return bool(out["result"]), str(out["comment"])
-        if action == "start" and svc.start and verify:
+        if action == "start" and svc.start and await_running:
             return await start_checked(ctx, name, svc)
         argv = svc.argv(action)
         if not argv:
