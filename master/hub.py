@@ -18,6 +18,7 @@ from hactl.bus import Bus, StreamSettings, ensure_stream
 from hactl.bus.jetstream import audit_usage, ensure_audit_stream
 from hactl.errors import BusError
 from hactl.log import get_logger
+from hactl.master.jobquota import QuotaKeeper
 from hactl.master.notify import Notifier
 from hactl.master.reactor.runtime import ReactorRuntime
 from hactl.sdnotify import notify, watchdog
@@ -59,6 +60,7 @@ class Hub:
         self.notifier: Notifier | None = None  # webhooks, when master.yaml lists some
         self._stopped = asyncio.Event()
         self._audit_full = False
+        self.quota = QuotaKeeper(bus)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -72,6 +74,7 @@ class Hub:
         if self.reactor is None:
             for kind in ("minion", "beacon", "job", "event"):
                 await self.bus.subscribe(TagGlob.parse(f"hactl/{kind}/**"), self._audit)
+        await self.quota.start()  # a minion flooding job returns keeps only its newest
         await self.bus.serve(MASTER_ID, self._command)
         self._tasks.append(asyncio.create_task(self._watch_audit(), name="audit-usage"))
         if self.reactor is not None:
@@ -167,6 +170,7 @@ class Hub:
                     **self.reactor.singletons.counts,
                     "leases": self.reactor.singletons.snapshot(),
                 }
+        result["job_flood_purges"] = self.quota.purges
         if self.notifier is not None:
             totals: Counter[str] = Counter()
             for counts in self.notifier.stats().values():
@@ -211,6 +215,7 @@ class Hub:
         notify("STOPPING=1")
         for task in self._tasks:
             task.cancel()
+        await self.quota.stop()
         if self.notifier is not None:
             await self.notifier.stop()
         if self.reactor is not None:

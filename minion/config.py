@@ -11,6 +11,8 @@ Example::
     check_commands:    # by name; a request names one, never sends a command line
       haproxy: [/usr/sbin/haproxy, -c, -f, "{path}"]
       keepalived: [/usr/sbin/keepalived, -t, -f, "{path}"]
+    check_user: nobody # checks run as this user, not root (root: no sandbox; docs/security.md)
+    checks_as_root: [keepalived]  # keepalived -t runs nothing; it judges scripts only as root
     haproxy_socket: /run/haproxy/admin.sock
     services:
       haproxy: {reload: [systemctl, reload, haproxy]}
@@ -67,6 +69,7 @@ from hactl.minion.beacons import OPTIONS as BEACON_OPTIONS
 from hactl.minion.beacons import REGISTRY as BEACONS
 from hactl.minion.executors.base import (
     DEFAULT_CHECKS,
+    DEFAULT_ROOT_CHECKS,
     DEFAULT_SYSCTLS,
     ExecContext,
     GaleraSettings,
@@ -90,6 +93,8 @@ _TOP = {
     "buffer_limit",
     "allowed_roots",
     "check_commands",
+    "check_user",
+    "checks_as_root",
     "sysctls",
     "content_policy",
     "supervision",
@@ -122,6 +127,8 @@ class MinionConfig:
     )
     sysctls: frozenset[str] = DEFAULT_SYSCTLS
     content_policy: ContentPolicy = field(default_factory=ContentPolicy)
+    check_user: str = "nobody"
+    checks_as_root: frozenset[str] = DEFAULT_ROOT_CHECKS
     supervision: SupervisionPolicy | None = None
     health_agent: AgentPolicy | None = None
     haproxy_socket: str = ""
@@ -142,6 +149,8 @@ class MinionConfig:
             check_commands=self.check_commands,
             sysctls=self.sysctls,
             content_policy=self.content_policy,
+            check_user=self.check_user,
+            checks_as_root=self.checks_as_root,
             services=self.services,
             haproxy_socket=self.haproxy_socket,
             use_systemd=os.path.isdir("/run/systemd/system"),
@@ -226,6 +235,8 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             content_policy=_with_track_dir(_policy(raw.get("content_policy"), bad), vrrp),
             supervision=_supervision(raw.get("supervision"), set(services), bad),
             health_agent=_agent(raw.get("health_agent"), beacons, bad),
+            check_user=_check_user(raw, bad),
+            checks_as_root=_root_checks(raw, bad),
             haproxy_socket=str(raw.get("haproxy_socket") or ""),
             services=services,
             beacons={str(k): dict(v) for k, v in beacons.items()},
@@ -374,6 +385,23 @@ def _agent(
         return AgentPolicy.parse(raw)
     except SchemaError as exc:
         raise bad("health_agent", f"{exc.field} {exc.reason}".strip()) from None
+
+
+def _check_user(raw: Mapping[str, Any], bad: Callable[[str, str], ConfigError]) -> str:
+    """``check_user``: a user name (checks run as it when the minion is root); ``root`` turns
+    the sandbox off. Existence is checked when a check runs (a fresh node may add it later)."""
+    user = raw.get("check_user", "nobody")
+    if not isinstance(user, str) or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", user):
+        raise bad("check_user", "a user name like nobody (root: checks run as root)")
+    return user
+
+
+def _root_checks(raw: Mapping[str, Any], bad: Callable[[str, str], ConfigError]) -> frozenset[str]:
+    """``checks_as_root``: names of check commands that run as the minion, not sandboxed."""
+    names = raw.get("checks_as_root", sorted(DEFAULT_ROOT_CHECKS))
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise bad("checks_as_root", "a list of check command names, like [keepalived]")
+    return frozenset(names)
 
 
 def _policy(raw: Any, bad: Callable[[str, str], ConfigError]) -> ContentPolicy:

@@ -51,6 +51,8 @@ _DESCRIBE = {
     "buffer_limit": "events kept while NATS is away (the oldest dropped, counted)",
     "allowed_roots": "folders file.apply may write in",
     "check_commands": "config checks by name: exact argv, absolute program, {path}",
+    "check_user": "who config checks run as when the minion is root (root: no sandbox)",
+    "checks_as_root": "check commands that stay root (keepalived: it runs nothing)",
     "sysctls": "kernel settings sysctl.present may set",
     "content_policy": "what a rendered config may make a root daemon run or load",
     "supervision": "services the minion restarts when they die (threshold, window)",
@@ -117,6 +119,8 @@ def json_schema() -> dict[str, Any]:
         "supervision": schema_of(SUPERVISION_FIELDS, "supervision"),
         "health_agent": schema_of(AGENT_FIELDS, "health_agent"),
         "haproxy_socket": {"type": "string"},
+        "check_user": {"type": "string"},
+        "checks_as_root": strings(),
         "services": {"type": "object", "additionalProperties": service},
         "beacons": {
             "type": "object",

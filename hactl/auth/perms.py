@@ -36,11 +36,13 @@ from hactl.wire.tags import (
     AUDIT_SUBJECTS,
     BEACON_KINDS,
     COMMAND_PREFIX,
+    JOB_SUBJECTS,
     MASTER_ID,
     STREAM_SUBJECTS,
 )
 
 EVENTS_STREAM = "HACTL_EVENTS"
+JOBS_STREAM = "HACTL_JOBS"  # job announcements and returns, apart from the events
 AUDIT_STREAM = "HACTL_AUDIT"  # (hactl/bus/jetstream.py creates both streams)
 AUDIT_PREFIX = "hactl.audit"
 VIEW_BUCKET = "HACTL_CLUSTER"
@@ -53,7 +55,13 @@ REACTOR_CONSUMER = "hactl-reactor"
 #: The shared push consumer's fixed deliver subject: every master may bind it (an inbox of
 #: the first master would lock the others out).
 REACTOR_DELIVER = "_HACTL.reactor"
+#: the same for the reactor's consumer of the job stream (rules may watch job returns)
+REACTOR_JOBS_CONSUMER = "hactl-reactor-jobs"
+REACTOR_JOBS_DELIVER = "_HACTL.reactor-jobs"
 INBOX_ROOT = "_HI"
+
+#: what every stream captures (events, jobs, audit): operators, admins and masters hear it
+READ_SUBJECTS = (*STREAM_SUBJECTS, *JOB_SUBJECTS, *AUDIT_SUBJECTS)
 
 KINDS = ("minion", "master", "admin", "operator")
 PERSON_ROLES = ("operator", "admin")
@@ -146,6 +154,8 @@ def _operator(ident: Identity) -> dict[str, Any]:
         _js("INFO"),
         _js("STREAM.INFO", EVENTS_STREAM),
         _js("DIRECT.GET", EVENTS_STREAM),
+        _js("STREAM.INFO", JOBS_STREAM),
+        _js("DIRECT.GET", JOBS_STREAM),
         _js("STREAM.INFO", f"KV_{VIEW_BUCKET}"),
         _js("DIRECT.GET", f"KV_{VIEW_BUCKET}"),
         _js("DIRECT.GET", f"KV_{VIEW_BUCKET}", ">"),  # last-by-subject gets name the key
@@ -158,7 +168,7 @@ def _operator(ident: Identity) -> dict[str, Any]:
         _js("DIRECT.GET", f"KV_{APPROVAL_BUCKET}"),
         _js("DIRECT.GET", f"KV_{APPROVAL_BUCKET}", ">"),
     ]
-    subscribe = [*STREAM_SUBJECTS, *AUDIT_SUBJECTS, f"{inbox_prefix(ident.public_key)}.>"]
+    subscribe = [*READ_SUBJECTS, f"{inbox_prefix(ident.public_key)}.>"]
     return {"publish": {"allow": publish}, "subscribe": {"allow": subscribe}}
 
 
@@ -171,6 +181,7 @@ def _manager(ident: Identity) -> dict[str, Any]:
         "hactl.event.>",
         "$JS.API.>",
         f"$JS.ACK.{EVENTS_STREAM}.>",
+        f"$JS.ACK.{JOBS_STREAM}.>",
         "$JS.FC.>",
         f"$KV.{VIEW_BUCKET}.>",
         f"$KV.{LEASE_BUCKET}.>",
@@ -189,9 +200,14 @@ def _manager(ident: Identity) -> dict[str, Any]:
         # target would store messages under subjects an admin may not publish to (another
         # person's audit records, the reactor's trail)
         deny += _ADMIN_DENY
-    subscribe = [*STREAM_SUBJECTS, *AUDIT_SUBJECTS, f"{inbox_prefix(ident.public_key)}.>"]
+    subscribe = [*READ_SUBJECTS, f"{inbox_prefix(ident.public_key)}.>"]
     if ident.kind == "master":
-        subscribe += [f"{COMMAND_PREFIX}{MASTER_ID}", REACTOR_DELIVER, f"{SUBJECT_ROOT}.*.renew"]
+        subscribe += [
+            f"{COMMAND_PREFIX}{MASTER_ID}",
+            REACTOR_DELIVER,
+            REACTOR_JOBS_DELIVER,
+            f"{SUBJECT_ROOT}.*.renew",
+        ]
     return {
         "publish": {"allow": publish, "deny": deny},
         "subscribe": {"allow": subscribe},
@@ -234,13 +250,13 @@ def store_services() -> tuple[str, ...]:
     """What the user account reaches in the store account as services (request/reply, the
     PubAck or API answer mapped back to the asker): the JetStream API, KV writes, consumer
     acks and flow control, and the subjects the event and audit streams capture."""
-    return ("$JS.API.>", "$KV.>", "$JS.ACK.>", "$JS.FC.>", *STREAM_SUBJECTS, *AUDIT_SUBJECTS)
+    return ("$JS.API.>", "$KV.>", "$JS.ACK.>", "$JS.FC.>", *READ_SUBJECTS)
 
 
 def store_streams() -> tuple[str, ...]:
     """What consumers in the store account deliver to the user account: inboxes (KV watchers)
     and the reactor's shared deliver subject."""
-    return (f"{INBOX_ROOT}.>", REACTOR_DELIVER)
+    return (f"{INBOX_ROOT}.>", REACTOR_DELIVER, REACTOR_JOBS_DELIVER)
 
 
 #: the store account's JetStream storage cap (the event stream reserves 1 GiB and the audit

@@ -296,6 +296,26 @@ class Bus:
         await self.sync()  # interest is registered on the server when this returns
         return subs
 
+    async def subscribe_subjects(
+        self, subject: str, handler: Callable[[str], Awaitable[None]]
+    ) -> Subscription:
+        """Hear only the subjects of messages on ``subject`` (a NATS filter): nothing is
+        decoded (what a rate count needs, at a flood's rate)."""
+
+        async def on_msg(msg: Msg) -> None:
+            await handler(msg.subject)
+
+        sub = await self.nc.subscribe(subject, cb=on_msg)
+        await self.sync()
+        return sub
+
+    async def purge(self, stream: str, subject: str, keep: int) -> None:
+        """Purge ``stream``'s messages on ``subject`` (a filter) but the newest ``keep``."""
+        try:
+            await self.js.purge_stream(stream, subject=subject, keep=keep)
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+            raise BusError(self.url, f"cannot purge {subject} from {stream}: {exc}") from None
+
     async def replay(
         self,
         glob: str | TagGlob,

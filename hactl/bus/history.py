@@ -21,6 +21,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from hactl.auth.perms import AUDIT_STREAM, EVENTS_STREAM, JOBS_STREAM
 from hactl.errors import BusError, DecodeError
 from hactl.wire.envelope import Event, decode
 from hactl.wire.tags import TagGlob
@@ -32,6 +33,13 @@ EventHandler = Callable[[Event], Awaitable[None]]
 BATCH = 256
 ASK_S = 2.0  # one request's wait; a stream electing a leader is asked again until the timeout
 _MAX_SEEN = 200_000
+
+
+def stream_for(glob: TagGlob) -> str:
+    """The stream that stores the tags ``glob`` names: the audit trail, the job stream, or
+    the events (a glob over every kind, ``hactl/**``, reads the events)."""
+    kind = glob.levels[1] if len(glob.levels) > 1 else ""
+    return {"audit": AUDIT_STREAM, "job": JOBS_STREAM}.get(kind, EVENTS_STREAM)
 
 
 def _iso(when: datetime) -> str:

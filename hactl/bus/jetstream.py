@@ -1,9 +1,11 @@
-"""JetStream: the ``HACTL_EVENTS`` stream (created/updated idempotently) and KV buckets."""
+"""JetStream: the ``HACTL_EVENTS`` and ``HACTL_JOBS`` streams (created/updated idempotently),
+the audit stream and KV buckets."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,12 +16,12 @@ import nats.js.errors
 from nats.js import api
 from nats.js.kv import KeyValue
 
-from hactl.auth.perms import AUDIT_STREAM, EVENTS_STREAM
+from hactl.auth.perms import AUDIT_STREAM, EVENTS_STREAM, JOBS_STREAM
 from hactl.bus.client import Bus
 from hactl.errors import BusError, HactlError
 from hactl.log import get_logger
 from hactl.wire.envelope import MAX_EVENT_BYTES
-from hactl.wire.tags import AUDIT_SUBJECTS, STREAM_SUBJECTS
+from hactl.wire.tags import AUDIT_SUBJECTS, JOB_SUBJECTS, STREAM_SUBJECTS
 
 log = get_logger("hactl.bus")
 T = TypeVar("T")
@@ -46,13 +48,26 @@ class StreamSettings:
     #: a subject (one minion's one beacon) keeps at most this many events, so one identity
     #: flooding its own subjects cannot push everyone else's history out by count
     max_msgs_per_subject: int = 200_000
+    #: the job stream's own byte cap (``hactl/job/**``): a minion flooding job returns
+    #: (every job id a new subject) fills this one and pushes out job returns only
+    jobs_max_bytes: int = 256 * 1024**2
 
     def config(self) -> api.StreamConfig:
         """The JetStream stream config for these settings."""
+        return self._config(self.name, "hactl events (DESIGN.md wire format)", STREAM_SUBJECTS)
+
+    def jobs_config(self) -> api.StreamConfig:
+        """The job stream's config: the events' limits but its own byte cap."""
+        return dataclasses.replace(
+            self._config(JOBS_STREAM, "hactl job announcements and returns", JOB_SUBJECTS),
+            max_bytes=self.jobs_max_bytes,
+        )
+
+    def _config(self, name: str, what: str, subjects: tuple[str, ...]) -> api.StreamConfig:
         return api.StreamConfig(
-            name=self.name,
-            description="hactl events (DESIGN.md wire format)",
-            subjects=list(STREAM_SUBJECTS),
+            name=name,
+            description=what,
+            subjects=list(subjects),
             retention=api.RetentionPolicy.LIMITS,
             storage=api.StorageType.FILE,
             max_age=self.max_age_s,
@@ -89,20 +104,26 @@ async def _stream_info(bus: Bus, name: str) -> api.StreamInfo | None:
 
 
 async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
-    """Create the stream, or update it when its limits differ; idempotent."""
-    wanted = settings.config()
-    info = await _stream_info(bus, settings.name)
+    """Create the stream, or update it when its limits differ; idempotent. The event stream
+    comes with the job stream (same limits, its own byte cap). Returns the first's info."""
+    info = await _ensure(bus, settings.config())
+    if settings.name == EVENTS_STREAM:
+        await _ensure(bus, settings.jobs_config())
+    return info
+
+
+async def _ensure(bus: Bus, wanted: api.StreamConfig) -> api.StreamInfo:
+    name = str(wanted.name)
+    info = await _stream_info(bus, name)
     if info is None:
         try:
             return await bus.js.add_stream(wanted)
         except nats.js.errors.APIError as exc:
-            raise BusError(
-                bus.url, f"cannot create stream {settings.name}: {exc.description}"
-            ) from None
+            raise BusError(bus.url, f"cannot create stream {name}: {exc.description}") from None
         except (nats.errors.TimeoutError, TimeoutError):
             raise BusError(
                 bus.url,
-                f"no answer creating stream {settings.name} (streams are a master's to create;"
+                f"no answer creating stream {name} (streams are a master's to create;"
                 " or JetStream is busy)",
             ) from None
     have = info.config
@@ -119,9 +140,7 @@ async def ensure_stream(bus: Bus, settings: StreamSettings) -> api.StreamInfo:
         try:
             return await bus.js.update_stream(wanted)
         except nats.js.errors.APIError as exc:
-            raise BusError(
-                bus.url, f"cannot update stream {settings.name}: {exc.description}"
-            ) from None
+            raise BusError(bus.url, f"cannot update stream {name}: {exc.description}") from None
     return info
 
 

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hactl.auth.perms import AUDIT_STREAM
-from hactl.bus import EVENTS_STREAM, Bus
+from hactl.bus import Bus
+from hactl.bus.history import stream_for
 from hactl.cli.runner import print_json, run, settings_of, until_interrupted
 from hactl.config import resolve_connection
 from hactl.errors import UsageError
@@ -72,8 +72,7 @@ def tail(
         console = Console(highlight=True, soft_wrap=True) if sys.stdout.isatty() else None
         try:
             if start is not None:
-                stream = AUDIT_STREAM if glob.pattern.startswith("hactl/audit/") else EVENTS_STREAM
-                await bus.replay(glob, start, on_event, stream)
+                await bus.replay(glob, start, on_event, stream_for(glob))
             else:
                 await bus.subscribe(glob, on_event)
             seen = 0

@@ -53,8 +53,12 @@ KINDS = ("minion", "beacon", "job", "reactor", "event", "audit")
 BEACON_KINDS = ("vrrp", "haproxy", "service", "galera", "rabbitmq", "supervisor", "singleton")
 
 #: Subjects the HACTL_EVENTS stream captures: every event kind but the audit trail (which has
-#: its own stream that nobody may purge), and nothing else.
-STREAM_SUBJECTS = tuple(f"{ROOT}.{kind}.>" for kind in KINDS if kind != "audit")
+#: its own stream that nobody may purge) and job traffic, and nothing else.
+STREAM_SUBJECTS = tuple(f"{ROOT}.{kind}.>" for kind in KINDS if kind not in ("audit", "job"))
+#: Subjects of the HACTL_JOBS stream: job announcements and returns. Apart, so a minion that
+#: floods returns (every job id is a new subject, which no per-subject limit bounds) pushes
+#: out job returns only, never another node's events, the view's feed or the reactor's trail.
+JOB_SUBJECTS = (f"{ROOT}.job.>",)
 #: Subjects of the HACTL_AUDIT stream: ``hactl/audit/<nkey public key>/<action>``; only the
 #: identity holding that key may publish there, so the subject names who did it.
 AUDIT_SUBJECTS = (f"{ROOT}.audit.>",)

@@ -1,6 +1,7 @@
 """The reactor on NATS: the shared durable consumer, the KV-backed view, leases, liveness.
 
 - Every master binds the same durable push consumer ``hactl-reactor`` on ``HACTL_EVENTS``
+  (and ``hactl-reactor-jobs`` on ``HACTL_JOBS``, alike)
   with the deliver group ``hactl-reactor``: each event goes to one master. An event is acked
   when every action it started has ended (and said in progress every half ``ack_wait`` until
   then), so the events of a master that dies are redelivered to another after ``ack_wait``,
@@ -37,11 +38,14 @@ from nats.js import api
 
 from hactl.auth.perms import (
     APPROVAL_BUCKET,
+    JOBS_STREAM,
     LEASE_BUCKET,
     LOCK_BUCKET,
     MAINT_BUCKET,
     REACTOR_CONSUMER,
     REACTOR_DELIVER,
+    REACTOR_JOBS_CONSUMER,
+    REACTOR_JOBS_DELIVER,
     SINGLETON_BUCKET,
 )
 from hactl.bus import EVENTS_STREAM, Bus, kv_bucket
@@ -94,6 +98,7 @@ class ReactorRuntime:
         self._rules_stamp: tuple[tuple[str, float], ...] = ()
         self._tasks: list[asyncio.Task[Any]] = []
         self._sub: Any = None
+        self._jobs_sub: Any = None
         self.interest = Interest([])
         self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
         self._progress: set[asyncio.Task[None]] = set()  # in-progress acks of running events
@@ -171,41 +176,47 @@ class ReactorRuntime:
         )
 
     async def _subscribe(self) -> None:
+        """Bind the shared consumers: the event stream's and the job stream's (rules may
+        watch job returns; they are kept apart so a flood of them evicts no event)."""
+        self._sub = await self._bind(EVENTS_STREAM, CONSUMER, REACTOR_DELIVER)
+        self._jobs_sub = await self._bind(JOBS_STREAM, REACTOR_JOBS_CONSUMER, REACTOR_JOBS_DELIVER)
+
+    async def _bind(self, stream: str, durable: str, deliver: str) -> Any:
         config = api.ConsumerConfig(
-            durable_name=CONSUMER,
-            deliver_group=CONSUMER,
+            durable_name=durable,
+            deliver_group=durable,
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self.options.ack_wait,
             max_ack_pending=self.options.max_ack_pending,
             deliver_policy=api.DeliverPolicy.NEW,
-            deliver_subject=REACTOR_DELIVER,
+            deliver_subject=deliver,
         )
 
         async def bind() -> Any:
             return await self.bus.js.subscribe(
                 "",
-                queue=CONSUMER,
-                durable=CONSUMER,
-                stream=EVENTS_STREAM,
+                queue=durable,
+                durable=durable,
+                stream=stream,
                 config=config,
                 manual_ack=True,
                 cb=self._on_msg,
                 pending_msgs_limit=200_000,
             )
 
-        await self._update_consumer()  # an existing consumer keeps its old settings otherwise
+        await self._update_consumer(stream, durable, deliver)  # an existing one keeps its own
         try:
-            self._sub = await patient(bind, f"reactor: binding consumer {CONSUMER}")
+            return await patient(bind, f"reactor: binding consumer {durable}")
         except nats.js.errors.Error as exc:
-            raise HactlError(f"reactor: cannot bind consumer {CONSUMER}: {exc}") from None
+            raise HactlError(f"reactor: cannot bind consumer {durable}: {exc}") from None
 
-    async def _update_consumer(self) -> None:
+    async def _update_consumer(self, stream: str, durable: str, deliver: str) -> None:
         """Make an existing shared consumer unfiltered (older hactl asked for filter subjects),
         deliver to the fixed subject every master may bind, and use our ack settings."""
         try:
             info = await patient(
-                lambda: self.bus.js.consumer_info(EVENTS_STREAM, CONSUMER),
-                f"reactor: reading consumer {CONSUMER}",
+                lambda: self.bus.js.consumer_info(stream, durable),
+                f"reactor: reading consumer {durable}",
             )
         except nats.js.errors.NotFoundError:
             return  # created by the bind
@@ -214,21 +225,21 @@ class ReactorRuntime:
             if (
                 not config.filter_subjects
                 and not config.filter_subject
-                and config.deliver_subject == REACTOR_DELIVER
+                and config.deliver_subject == deliver
                 and config.ack_wait == self.options.ack_wait
                 and config.max_ack_pending == self.options.max_ack_pending
             ):
                 return
             config.filter_subjects, config.filter_subject = None, None
-            config.deliver_subject = REACTOR_DELIVER
+            config.deliver_subject = deliver
             config.ack_wait, config.max_ack_pending = (
                 self.options.ack_wait,
                 self.options.max_ack_pending,
             )
-            await self.bus.js.add_consumer(EVENTS_STREAM, config)
-            log.info("consumer_updated", filters="none", ack_wait=self.options.ack_wait)
+            await self.bus.js.add_consumer(stream, config)
+            log.info("consumer_updated", consumer=durable, ack_wait=self.options.ack_wait)
         except nats.js.errors.Error as exc:
-            log.error("consumer_not_updated", error=str(exc))
+            log.error("consumer_not_updated", consumer=durable, error=str(exc))
 
     async def _on_msg(self, msg: Msg) -> None:
         if self.watch is not None:
@@ -383,9 +394,10 @@ class ReactorRuntime:
 
     async def stop(self) -> None:
         """Stop consuming; let running actions finish (bounded), cancel the loops."""
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+        for sub in (self._sub, self._jobs_sub):
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
         if self.engine is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.engine.idle(), 10)

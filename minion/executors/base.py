@@ -103,6 +103,10 @@ DEFAULT_CHECKS: Mapping[str, tuple[str, ...]] = {
 }
 
 
+#: checks that run as the minion even when it is root (sandbox.py): ``keepalived -t`` parses
+#: and runs nothing, and its script-security verdict is only right as root
+DEFAULT_ROOT_CHECKS = frozenset({"keepalived"})
+
 #: the kernel settings ``sysctl.present`` may set (what the shipped states need); minion.yaml
 #: ``sysctls`` replaces the list
 DEFAULT_SYSCTLS = frozenset({"net.ipv4.ip_nonlocal_bind"})
@@ -123,6 +127,11 @@ class ExecContext:
     services: Mapping[str, ServiceCommands] = field(default_factory=dict)
     sysctls: frozenset[str] = DEFAULT_SYSCTLS
     content_policy: ContentPolicy = field(default_factory=ContentPolicy)
+    #: who config checks run as when the minion is root (minion/executors/sandbox.py)
+    check_user: str = "nobody"
+    #: checks that stay root (keepalived -t runs nothing, and judges script security only
+    #: as root: as nobody it disables a root track script and exits 5)
+    checks_as_root: frozenset[str] = DEFAULT_ROOT_CHECKS
     haproxy_socket: str = ""
     use_systemd: bool = False
     command_timeout: float = 30.0

@@ -23,6 +23,7 @@ from typing import Any
 from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor
 from hactl.minion.executors.policy import PolicyViolation, check_content
 from hactl.minion.executors.proc import run_argv
+from hactl.minion.executors.sandbox import readable_copy, sandbox_for
 
 NAME = "file.apply"
 BACKUP_SUFFIX = ".hactl-bak"
@@ -81,6 +82,7 @@ class Checked:
     mode: int
     ids: tuple[int, int]
     check: list[str] | None
+    check_name: str | None = None
 
 
 def preflight(ctx: ExecContext, args: dict[str, Any]) -> Checked:
@@ -112,13 +114,14 @@ def preflight(ctx: ExecContext, args: dict[str, Any]) -> Checked:
         check_content(new, ctx.content_policy, path=str(target), check=args["check"])
     except PolicyViolation as exc:
         raise CommandRefused(NAME, f"{target}: {exc} (content policy)") from None
-    return Checked(target, new, mode, ids, check)
+    return Checked(target, new, mode, ids, check, args["check"])
 
 
 async def apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     """The body of ``file.apply``."""
     checked = preflight(ctx, args)
     target, new, mode, check = checked.target, checked.content, checked.mode, checked.check
+    as_root = checked.check_name in ctx.checks_as_root
     uid, gid = checked.ids
     mode_text = args["mode"]
     if target.exists() and not target.is_file():
@@ -145,7 +148,16 @@ async def apply(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
             }
         target.parent.mkdir(parents=True, exist_ok=True)
     failure, backup = await _commit(
-        ctx, target, new, old, st, mode, (uid, gid), check, keep_backup=args["backup"]
+        ctx,
+        target,
+        new,
+        old,
+        st,
+        mode,
+        (uid, gid),
+        check,
+        keep_backup=args["backup"],
+        as_root=as_root,
     )
     if failure is not None:
         return failure
@@ -168,6 +180,7 @@ async def _commit(
     check: list[str] | None,
     *,
     keep_backup: bool,
+    as_root: bool = False,
 ) -> tuple[dict[str, Any] | None, str]:
     """Stage, check, back up and rename. Returns (failure reply or None, backup path)."""
     staged = _stage(target, new, mode)
@@ -175,15 +188,14 @@ async def _commit(
         if ids != (-1, -1):
             os.chown(staged, *ids)
         if check is not None:
-            argv = [staged if a == "{path}" else a for a in check]
-            res = await run_argv(argv, ctx.command_timeout)
-            if res.code != 0:
+            code, output = await _run_check(ctx, check, staged, new, target, as_root)
+            if code != 0:
                 return {
                     "result": False,
                     "changes": {},
-                    "comment": f"check {' '.join(check)} failed (exit {res.code}); "
+                    "comment": f"check {' '.join(check)} failed (exit {code}); "
                     f"{target} left unchanged",
-                    "check_output": res.output.replace(staged, str(target))[-4000:],
+                    "check_output": output[-4000:],
                 }, ""
         backup = ""
         if old is not None and keep_backup:
@@ -197,6 +209,22 @@ async def _commit(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(staged)
     return None, backup
+
+
+async def _run_check(
+    ctx: ExecContext, check: list[str], staged: str, new: bytes, target: Path, as_root: bool
+) -> tuple[int, str]:
+    """Run the check on the staged content, as ``ctx.check_user`` when the minion is root
+    and the check is not one of ``ctx.checks_as_root`` (sandbox.py); the output names the
+    target, not the copy."""
+    sandbox = None if as_root else sandbox_for(ctx.check_user, check[0])
+    if sandbox is None:
+        res = await run_argv([staged if a == "{path}" else a for a in check], ctx.command_timeout)
+        return res.code, res.output.replace(staged, str(target))
+    with readable_copy(sandbox, new, target.name) as copy:
+        argv = sandbox.wrap([copy if a == "{path}" else a for a in check])
+        res = await run_argv(argv, ctx.command_timeout)
+        return res.code, res.output.replace(copy, str(target))
 
 
 def _stage(target: Path, data: bytes, mode: int) -> str:

@@ -16,55 +16,31 @@ import re
 import nats.js.errors
 import pytest
 
+from hactl.auth import walk
 from hactl.auth.perms import (
     APPROVAL_BUCKET,
     AUDIT_STREAM,
     EVENTS_STREAM,
-    LEASE_BUCKET,
+    JOBS_STREAM,
     LOCK_BUCKET,
-    MAINT_BUCKET,
     SINGLETON_BUCKET,
-    VIEW_BUCKET,
     Identity,
     permissions,
 )
-from hactl.bus import Bus, kv_bucket
+from hactl.bus import Bus, StreamSettings, ensure_stream, kv_bucket
 from hactl.wire.envelope import encode, new_event
-from hactl.wire.tags import subject_matches
 from tests.integration.conftest import TEST_MASTERS, NatsHandle
 from tests.integration.test_permissions import Conn, _conn
 
 pytestmark = pytest.mark.integration
 
-#: one captured subject per store, and the stream that holds it
-TARGETS = {
-    f"$KV.{LOCK_BUCKET}.reconciler": f"KV_{LOCK_BUCKET}",
-    f"$KV.{MAINT_BUCKET}.maint.ctl2.galera": f"KV_{MAINT_BUCKET}",
-    f"$KV.{LEASE_BUCKET}.galera-bootstrap.u.1": f"KV_{LEASE_BUCKET}",
-    f"$KV.{APPROVAL_BUCKET}.a1": f"KV_{APPROVAL_BUCKET}",
-    f"$KV.{SINGLETON_BUCKET}.lease.svc": f"KV_{SINGLETON_BUCKET}",
-    f"$KV.{VIEW_BUCKET}.node.ctl2.galera": f"KV_{VIEW_BUCKET}",
-    "hactl.reactor.rule.done": EVENTS_STREAM,
-    "hactl.minion.ctl2.lost": EVENTS_STREAM,
-    "hactl.beacon.ctl2.vrrp": EVENTS_STREAM,
-    "hactl.audit.{other}.fire": AUDIT_STREAM,
-}
-WALKED = ("ctl1", "operator", "admin")
+WALKED = tuple(name for _, name in walk.WALKED)
 _WHOLE_API = (
     f"DIRECT.GET.{EVENTS_STREAM}",
     f"STREAM.INFO.{EVENTS_STREAM}",
     "INFO",
     "STREAM.NAMES",
 )
-
-
-def _may_publish(perms: dict[str, object], subject: str) -> bool:
-    pub = perms["publish"]
-    assert isinstance(pub, dict)
-    allow, deny = pub.get("allow", []), pub.get("deny", [])
-    return any(subject_matches(a, subject) for a in allow) and not any(
-        subject_matches(d, subject) for d in deny
-    )
 
 
 def _requests(perms: dict[str, object], key: str) -> list[str]:
@@ -106,35 +82,40 @@ async def _last_seq(master: Bus, stream: str, subject: str) -> int:
 
 
 async def test_no_identity_stores_through_a_reply_subject(nats: NatsHandle) -> None:
-    """Every request each identity may send, answered onto every captured subject outside its
-    grants: refused or answered elsewhere, never stored (the walk is in docs/security.md)."""
+    """The walk (hactl/auth/walk.py, printed in docs/security.md): for every identity and every
+    subject a stream or KV captures that is not its own grant, a direct publish is refused by
+    the server, and every request it may send, answered onto that subject, stores nothing."""
     master = await Bus.connect(nats.url, nats.auth(TEST_MASTERS[0]), name="walk-master")
     conns: dict[str, Conn] = {}
     try:
+        await ensure_stream(master, StreamSettings())
         for bucket in (LOCK_BUCKET, APPROVAL_BUCKET, SINGLETON_BUCKET):
             await kv_bucket(master, bucket)
         # something for the direct gets to answer with (a 200 as well as 404s)
         await master.persist(new_event("hactl/event/walk", "master", {"x": 1}))
         for name in WALKED:
             conns[name] = await _conn(nats.url, nats.auth(name))
-        other = conns["admin"].key  # the operator's target: the admin's audit records
-        attempts = 0
+        attempts, refusals = 0, 0
         walked: dict[str, list[str]] = {}
         before: dict[str, int] = {}
-        for name in WALKED:
+        for kind, name in walk.WALKED:
             conn = conns[name]
-            perms = permissions(Identity(_kind(name), name, conn.key))
-            targets = [
-                t.replace("{other}", conns["operator"].key if name != "operator" else other)
-                for t in TARGETS
+            other = conns["admin" if name == "operator" else "operator"].key
+            perms = permissions(Identity(kind, name, conn.key))
+            refused = [
+                t.concrete(conn.key, other)
+                for t in walk.TARGETS
+                if not walk.cell(kind, name, conn.key, t, other)
             ]
-            targets = [t for t in targets if not _may_publish(perms, t)]
-            walked[name] = targets
-            for target in targets:  # other tests of the session may have written some
+            walked[name] = refused
+            for target in refused:  # other tests of the session may have written some
                 before[target] = await _last_seq(master, _stream_of(target), target)
+            for target in refused:  # the direct publish: a permissions violation
+                assert await conn.pub_refused(target), (name, target)
+                refusals += 1
             body = json.dumps({"last_by_subj": "hactl.event.walk"}).encode()
             for request in _requests(perms, conn.key):
-                for target in targets:
+                for target in refused:
                     payload = (
                         encode(new_event("hactl/event/walk", "master", {}))
                         if (request.startswith("hactl."))
@@ -150,18 +131,20 @@ async def test_no_identity_stores_through_a_reply_subject(nats: NatsHandle) -> N
                 assert after == before[target], (name, target)
         assert attempts > 100, attempts
         assert set(walked["ctl1"]) >= {f"$KV.{LOCK_BUCKET}.reconciler", "hactl.minion.ctl2.lost"}
+        print(
+            f"walk: {refusals} direct publishes refused, {attempts} requests answered onto "
+            f"{sum(len(t) for t in walked.values())} refused cells, nothing stored"
+        )
     finally:
         for conn in conns.values():
             await conn.nc.close()
         await master.close()
 
 
-def _kind(name: str) -> str:
-    return {"ctl1": "minion", "operator": "operator", "admin": "admin"}[name]
-
-
 def _stream_of(subject: str) -> str:
     m = re.match(r"\$KV\.([A-Z_]+)\.", subject)
     if m:
         return f"KV_{m.group(1)}"
+    if subject.startswith("hactl.job."):
+        return JOBS_STREAM
     return AUDIT_STREAM if subject.startswith("hactl.audit.") else EVENTS_STREAM

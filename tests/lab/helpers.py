@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from hactl.bus import EVENTS_STREAM, Bus
-from hactl.bus.history import stored
+from hactl.bus.history import stored, stream_for
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.lab.bus import LAB_ADMIN
@@ -160,11 +160,12 @@ async def stored_events(
     lab: L.Lab,
     glob: str,
     since: datetime,
-    stream: str = "HACTL_EVENTS",
+    stream: str = "",
     who: str = LAB_ADMIN,
 ) -> list[Event]:
-    """Events matching ``glob`` stored since ``since`` (read as ``who``), in-process: a CLI
-    tail killed by its timeout on a loaded machine can lose what it had not printed."""
+    """Events matching ``glob`` stored since ``since`` (read as ``who``; from the stream that
+    holds them unless ``stream`` says), in-process: a CLI tail killed by its timeout on a
+    loaded machine can lose what it had not printed."""
     bus = await Bus.connect(lab.nats_url, lab.client_auth(who), name="lab-read", timeout=5)
     got: list[Event] = []
 
@@ -172,7 +173,8 @@ async def stored_events(
         got.append(e)
 
     try:
-        await bus.replay(glob, since, on_event, stream, wait=15)
+        compiled = TagGlob.parse(glob)
+        await bus.replay(compiled, since, on_event, stream or stream_for(compiled), wait=15)
         await asyncio.sleep(0.5)
     finally:
         await bus.close()
@@ -215,6 +217,7 @@ async def _settled_once(lab: L.Lab) -> str:
 
 STREAMS = (
     "HACTL_EVENTS",
+    "HACTL_JOBS",
     "KV_HACTL_CLUSTER",
     "KV_HACTL_LEASES",
     "KV_HACTL_LOCKS",

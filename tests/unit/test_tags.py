@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hactl.errors import TagError
 from hactl.wire.tags import (
     AUDIT_SUBJECTS,
+    JOB_SUBJECTS,
     STREAM_SUBJECTS,
     TagGlob,
     command_subject,
@@ -121,7 +122,7 @@ def test_bad_globs_raise(glob: str) -> None:
 def test_broad_glob_subscribes_per_kind_never_cmd() -> None:
     """hactl/** expands to one subject per event kind; none covers hactl.cmd.*."""
     subjects = TagGlob.parse("hactl/**").subjects()
-    assert set(subjects) == set(STREAM_SUBJECTS) | set(AUDIT_SUBJECTS)
+    assert set(subjects) == set(STREAM_SUBJECTS) | set(JOB_SUBJECTS) | set(AUDIT_SUBJECTS)
     assert TagGlob.parse("hactl/beacon/*/vrrp").subjects() == ("hactl.beacon.*.vrrp",)
     assert TagGlob.parse("hactl/*/ctl1/*").subjects() == tuple(
         f"hactl.{k}.ctl1.*" for k in ("minion", "beacon", "job", "reactor", "event", "audit")
