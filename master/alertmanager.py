@@ -13,11 +13,22 @@ is wrong, and a later event that says it is over posts the same labels with ``en
   itself at the approval's deadline (``endsAt``: Alertmanager stops it even if hactl does not).
 
 Every alert carries ``source: hactl`` and the event id as an annotation.
+
+The lifecycle (:class:`OpenAlerts`, kept per sink): a firing alert is posted with ``endsAt``
+``hold`` seconds ahead and posted again every ``resend`` seconds while it is open, so it stays
+firing however long the fault lasts (Alertmanager's ``resolve_timeout`` never ends it, and an
+alert hactl stops re-sending -- the master died -- ends by itself within ``hold``: Prometheus
+does the same with 4 x its resend delay). A resolution ends every open alert of that name whose
+labels include the resolution's (``hactl/event/alert/split-brain`` with ``resolved: true``
+ends every open split-brain alert; one with ``node: ctl2`` only ctl2's) and is posted with
+their own labels, so Alertmanager matches them; a resolution of nothing this sink reported is
+not sent.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,3 +97,46 @@ def alert_of(event: Event) -> dict[str, Any] | None:
                 "endsAt": _iso(float(a.get("expires_at") or event.ts)),
             }
     return None
+
+
+def _ended(alert: dict[str, Any]) -> bool:
+    """A resolution: an end and no start, or an end no later than its start."""
+    return "endsAt" in alert and ("startsAt" not in alert or alert["endsAt"] <= alert["startsAt"])
+
+
+@dataclass
+class OpenAlerts:
+    """The alerts one sink reported firing and has not seen end (pure: the clock is passed)."""
+
+    hold_s: float = 240.0
+    firing: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def take(self, alert: dict[str, Any], now: float) -> list[dict[str, Any]]:
+        """What to post for ``alert``: a firing one itself (tracked, ``endsAt`` ahead); a
+        resolution every open alert it ends, with their labels; one with a fixed end (an
+        approval's deadline) as it is, untracked."""
+        labels = alert["labels"]
+        if _ended(alert):
+            name, want = labels["alertname"], labels.items()
+            ended = [
+                ident
+                for ident, a in self.firing.items()
+                if a["labels"]["alertname"] == name and want <= a["labels"].items()
+            ]
+            out = []
+            for ident in ended:
+                a = self.firing.pop(ident)
+                out.append({**a, "endsAt": alert["endsAt"]})
+            return out
+        if "endsAt" in alert:
+            return [alert]
+        self.firing[_ident(labels)] = alert
+        return [{**alert, "endsAt": _iso(now + self.hold_s)}]
+
+    def due(self, now: float) -> list[dict[str, Any]]:
+        """Every open alert again, its ``endsAt`` moved ahead (the periodic re-send)."""
+        return [{**a, "endsAt": _iso(now + self.hold_s)} for a in self.firing.values()]
+
+
+def _ident(labels: dict[str, str]) -> str:
+    return "\x1f".join(f"{k}={labels[k]}" for k in sorted(labels))

@@ -112,9 +112,17 @@ def _sinks(raw: list[Any], source: str, line: int | None) -> tuple[Sink, ...]:
     out = []
     for i, spec in enumerate(raw):
         where = f"notify[{i}]"
-        if not isinstance(spec, dict) or set(spec) - {"url", "match", "secret_file", "kind"}:
+        if not isinstance(spec, dict) or set(spec) - {
+            "url",
+            "match",
+            "secret_file",
+            "kind",
+            "resend",
+        }:
             raise ConfigError(
-                f"{where}: url, match and optionally secret_file and kind", file=source, line=line
+                f"{where}: url, match and optionally secret_file, kind and resend",
+                file=source,
+                line=line,
             )
         match = spec.get("match") or ["hactl/event/alert/**"]
         if not isinstance(match, list) or not all(isinstance(g, str) for g in match):
@@ -129,7 +137,8 @@ def _sinks(raw: list[Any], source: str, line: int | None) -> tuple[Sink, ...]:
                 ) from None
         try:
             kind = str(spec.get("kind") or "webhook")
-            out.append(Sink(str(spec.get("url", "")), tuple(match), secret, kind))
+            resend = parse_duration(str(spec.get("resend") or "60s"))
+            out.append(Sink(str(spec.get("url", "")), tuple(match), secret, kind, resend))
         except (ValueError, HactlError) as exc:
             raise ConfigError(f"{where}: {exc}", file=source, line=line) from None
     return tuple(out)

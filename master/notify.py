@@ -9,6 +9,7 @@ master.yaml ``notify`` lists sinks::
       - url: http://alertmanager:9093/api/v2/alerts
         kind: alertmanager                                           # master/alertmanager.py
         match: ["hactl/event/alert/**", "hactl/reactor/**"]
+        resend: 60s        # open alerts posted again this often (firing for as long as open)
 
 Each matching event (heard live on the bus) is POSTed as JSON (the event: tag, id, minion,
 ts, data) with ``X-Hactl-Signature: sha256=<hex HMAC of the body>`` when a secret is set and
@@ -27,6 +28,7 @@ import hashlib
 import hmac
 import json
 import ssl
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +36,7 @@ from urllib.parse import urlsplit
 
 from hactl.bus import Bus
 from hactl.log import get_logger
-from hactl.master.alertmanager import alert_of
+from hactl.master.alertmanager import OpenAlerts, alert_of
 from hactl.wire.envelope import Event
 from hactl.wire.tags import TagGlob
 
@@ -54,10 +56,15 @@ class Sink:
     secret: bytes = b""
     #: ``webhook`` (the event as JSON) or ``alertmanager`` (its API: master/alertmanager.py)
     kind: str = "webhook"
+    #: alertmanager: how often open alerts are posted again; each is sent with ``endsAt``
+    #: 4 x this ahead, so it stays firing while hactl lives and ends by itself after
+    resend_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind {self.kind!r}: one of {', '.join(KINDS)}")
+        if not 1.0 <= self.resend_s <= 3600.0:
+            raise ValueError(f"resend {self.resend_s:g}s: between 1s and 1h")
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{self.url!r}: an http(s) URL")
@@ -79,9 +86,10 @@ def request_bytes(sink: Sink, body: bytes, event_id: str) -> bytes:
         f"Host: {parts.netloc}",
         "Content-Type: application/json",
         f"Content-Length: {len(body)}",
-        f"X-Hactl-Event: {event_id}",
         "Connection: close",
     ]
+    if event_id:  # a re-send of open alerts answers no one event
+        headers.append(f"X-Hactl-Event: {event_id}")
     if sink.secret:
         headers.append(f"X-Hactl-Signature: {sign(sink.secret, body)}")
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
@@ -90,12 +98,14 @@ def request_bytes(sink: Sink, body: bytes, event_id: str) -> bytes:
 @dataclass
 class _Worker:
     sink: Sink
-    queue: deque[Event] = field(default_factory=lambda: deque(maxlen=QUEUE))
+    #: events to deliver; None is the periodic re-send of open alerts (queued, so it never
+    #: overtakes a resolution and fires again what was just resolved)
+    queue: deque[Event | None] = field(default_factory=lambda: deque(maxlen=QUEUE))
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     counts: dict[str, int] = field(
         default_factory=lambda: {"queued": 0, "sent": 0, "failed": 0, "dropped": 0, "retries": 0}
     )
-    open: set[str] = field(default_factory=set)  # alertmanager: failed decisions not yet done
+    alerts: OpenAlerts = field(default_factory=OpenAlerts)  # alertmanager: firing, not ended
 
 
 class Notifier:
@@ -103,7 +113,7 @@ class Notifier:
 
     def __init__(self, bus: Bus, sinks: list[Sink]) -> None:
         self.bus = bus
-        self.workers = [_Worker(s) for s in sinks]
+        self.workers = [_Worker(s, alerts=OpenAlerts(hold_s=4 * s.resend_s)) for s in sinks]
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -112,6 +122,15 @@ class Notifier:
             for g in w.sink.match:
                 await self.bus.subscribe(TagGlob.parse(g), self._offer(w))
             self._tasks.append(asyncio.create_task(self._run(w), name=f"notify-{w.sink.url}"))
+            if w.sink.kind == "alertmanager":
+                self._tasks.append(asyncio.create_task(self._resend(w), name="notify-resend"))
+
+    async def _resend(self, w: _Worker) -> None:
+        while True:
+            await asyncio.sleep(w.sink.resend_s)
+            if w.alerts.firing:
+                w.queue.append(None)
+                w.wake.set()
 
     def _offer(self, w: _Worker) -> Any:
         async def take(event: Event) -> None:
@@ -132,32 +151,34 @@ class Notifier:
                 w.counts["queued"] = len(w.queue)
                 await self._deliver(w, event)
 
-    async def _deliver(self, w: _Worker, event: Event) -> None:
+    async def _deliver(self, w: _Worker, event: Event | None) -> None:
+        if event is None:  # the periodic re-send: every open alert, still firing
+            alerts = w.alerts.due(time.time())
+            if alerts:
+                body = json.dumps(alerts, separators=(",", ":"), sort_keys=True).encode()
+                await self._post(w, body, "", "resend")
+            return
         if w.sink.kind == "alertmanager":
             alert = alert_of(event)
             if alert is None:
                 return
-            ident = json.dumps(alert["labels"], sort_keys=True)
-            if alert["labels"]["alertname"] == "hactl_decision_failed":
-                if "startsAt" in alert:
-                    w.open.add(ident)
-                elif ident in w.open:
-                    w.open.discard(ident)
-                else:
-                    return  # a done that resolves nothing this sink reported
-            body = json.dumps([alert], separators=(",", ":"), sort_keys=True).encode()
+            alerts = w.alerts.take(alert, time.time())
+            if not alerts:
+                return  # a resolution of nothing this sink reported
+            body = json.dumps(alerts, separators=(",", ":"), sort_keys=True).encode()
         else:
             body = json.dumps(event.as_json(), separators=(",", ":"), sort_keys=True).encode()
+        await self._post(w, body, event.id, event.tag)
+
+    async def _post(self, w: _Worker, body: bytes, event_id: str, tag: str) -> None:
         delay = 0.5
         for attempt in range(1, TRIES + 1):
-            why = await post(w.sink, body, event.id)
+            why = await post(w.sink, body, event_id)
             if not why:
                 w.counts["sent"] += 1
-                log.info("notify_sent", url=w.sink.url, tag=event.tag, attempt=attempt)
+                log.info("notify_sent", url=w.sink.url, tag=tag, attempt=attempt)
                 return
-            log.warning(
-                "notify_attempt_failed", url=w.sink.url, tag=event.tag, why=why, attempt=attempt
-            )
+            log.warning("notify_attempt_failed", url=w.sink.url, tag=tag, why=why, attempt=attempt)
             if attempt < TRIES:
                 w.counts["retries"] += 1
                 await asyncio.sleep(delay)

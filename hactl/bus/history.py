@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -171,6 +171,44 @@ async def stored(
         if (event := _decoded(bus, msg, glob)) is not None:
             out.append(event)
     return out
+
+
+async def scan(
+    bus: Bus,
+    glob: TagGlob,
+    since: datetime,
+    until: datetime,
+    stream: str,
+    keep: Callable[[bytes], bool],
+    timeout: float = 5.0,
+) -> AsyncIterator[Event]:
+    """Stored events matching ``glob`` from ``since`` to ``until``, in stream order, decoded
+    only when ``keep(payload)`` says so (a cheap look at the raw bytes first: ``hactl why``
+    keeps what names an id of its chain and skips the rest of a busy stream undecoded)."""
+    async for msg in _batches(bus, stream, glob.subject(), since, timeout):
+        if _stored_at(msg) > until:
+            return
+        if keep(msg.data) and (event := _decoded(bus, msg, glob)) is not None:
+            yield event
+
+
+async def find(
+    bus: Bus,
+    event_id: str,
+    since: datetime,
+    until: datetime,
+    stream: str,
+    timeout: float = 5.0,
+) -> Event | None:
+    """The stored event with ``event_id`` between ``since`` and ``until`` (stored time), or
+    None: read in stream order and stopped at the match (``hactl why``'s cause)."""
+    every = TagGlob.parse("hactl/**")
+    async for msg in _batches(bus, stream, every.subject(), since, timeout):
+        if _stored_at(msg) > until:
+            return None
+        if (event := _decoded(bus, msg, every)) is not None and event.id == event_id:
+            return event
+    return None
 
 
 def _stored_at(msg: Msg) -> datetime:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.tree import Tree
 
 from hactl.bus import EVENTS_STREAM, Bus
-from hactl.bus.history import stored
+from hactl.bus.history import find, scan, stored
 from hactl.cli.history import row
 from hactl.cli.runner import fail, print_json, run, settings_of
 from hactl.config import resolve_connection
@@ -74,6 +74,42 @@ def window_of(event_id: str, since: datetime, effects: timedelta) -> tuple[datet
     return made - CAUSE_MARGIN, min(now, made + CAUSE_MARGIN + effects)
 
 
+#: what an event's effects can be: the decisions about it and the events rules fired
+EFFECTS = (TagGlob.parse("hactl/event/**"), TagGlob.parse("hactl/reactor/**"))
+#: the cause is first looked for this close to the time in its id (a wider look follows)
+NEAR = timedelta(seconds=5)
+
+
+async def read_chain(bus: Bus, event_id: str, start: datetime, until: datetime) -> list[Event]:
+    """The events ``chain`` needs, read so a busy stream costs little: the cause found by
+    its id near the time in it (stopping at the match), then only the decisions and fired
+    events after it -- never the beacons and heartbeats that make most of a stream. An id
+    without a time: every event of the window."""
+    if not is_id(event_id):
+        return await stored(bus, TagGlob.parse("hactl/**"), start, EVENTS_STREAM, until=until)
+    made = datetime.fromtimestamp(id_time(event_id), UTC)
+    cause = await find(bus, event_id, made - NEAR, min(until, made + CAUSE_MARGIN), EVENTS_STREAM)
+    if cause is None:  # a skewed creator's clock: the whole margin
+        cause = await find(bus, event_id, start, min(until, made + CAUSE_MARGIN), EVENTS_STREAM)
+    found: dict[str, Event] = {cause.id: cause} if cause is not None else {}
+    # an effect names an id of the chain (its ``event_id`` or ``trigger``), and msgpack keeps
+    # strings as their bytes: what names none is skipped undecoded. Fired events first (each
+    # joins the chain), then the decisions about any of them.
+    ids = {event_id.encode()}
+
+    def names_one(raw: bytes) -> bool:
+        return any(i in raw for i in ids)
+
+    for glob in EFFECTS:
+        async for e in scan(bus, glob, start, until, EVENTS_STREAM, names_one):
+            if e.id in found:
+                continue
+            found[e.id] = e
+            if not e.tag.startswith("hactl/reactor/") and e.data.get("trigger") is not None:
+                ids.add(e.id.encode())
+    return sorted(found.values(), key=lambda e: e.ts)
+
+
 def why(
     ctx: typer.Context,
     event_id: Annotated[str, typer.Argument(help="An event id (hactl events tail shows them)")],
@@ -96,7 +132,7 @@ def why(
         url, auth = resolve_connection(settings)
         bus = await Bus.connect(url, auth, name="hactl-why", timeout=settings.connect_timeout)
         try:
-            return await stored(bus, TagGlob.parse("hactl/**"), start, EVENTS_STREAM, until=until)
+            return await read_chain(bus, event_id, start, until)
         finally:
             await bus.close()
 

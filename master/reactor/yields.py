@@ -18,6 +18,7 @@ Every decision is audited like the HAProxy corrections (``hactl/reactor/reconcil
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ from hactl.errors import CommandError
 from hactl.log import get_logger
 from hactl.master.reactor.split_brain import Yield, split_brain
 from hactl.schema import SchemaError
+from hactl.wire.envelope import new_event
+from hactl.wire.tags import MASTER_ID
 from hactl.wire.vrrp import ANNOUNCE, VrrpAnnounce, VrrpYield
 from hactl.wire.vrrp import COMMAND as YIELD
 
@@ -54,10 +57,12 @@ class SplitBrains:
     def __init__(self, rec: Reconciler) -> None:
         self.rec = rec
         self.keys: dict[str, YieldKey] = {}
+        self.split: list[str] = []  # the VIPs held twice at this master's last pass
 
     async def once(self, now: float) -> list[dict[str, Any]]:
         """Start, renew or end the yields that resolve a VIP held twice."""
         rec, opts = self.rec, self.rec.options
+        await self._resolve_alert()
         out: list[dict[str, Any]] = []
         seen = set()
         for y in split_brain(rec.view.nodes, rec.maintenance(), rec.trust(), rec.view.as_of):
@@ -182,6 +187,18 @@ class SplitBrains:
             "done" if not detail else "failed", key, {**fields, "fact": fact, **result}, cause
         )
         return result
+
+    async def _resolve_alert(self) -> None:
+        """No VIP held twice any more (it was at the last pass): the split-brain alert
+        (reactors/haproxy.yaml) is resolved, so Alertmanager and webhooks see it end."""
+        split = list(self.rec.view.facts()["split_brain"])
+        if self.split and not split and not self.rec.observe:
+            data = {"resolved": True, "was": self.split}
+            with contextlib.suppress(Exception):  # an alert must not stop convergence
+                await self.rec.effects.publish(
+                    new_event("hactl/event/alert/split-brain", MASTER_ID, data)
+                )
+        self.split = split
 
     async def _audit(self, what: str, y: Yield, data: dict[str, Any]) -> None:
         where = {"node": y.node, "instance": y.instance}

@@ -8,6 +8,7 @@ import hmac
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ def test_alerts_reach_a_signed_webhook_with_retries(tmp_path: Path) -> None:
 
 def test_alertmanager_gets_alerts_and_their_resolution(tmp_path: Path) -> None:
     """A sink of kind alertmanager receives Alertmanager's API body (a list of alerts with
-    labels and startsAt) for an alert, and the same labels with endsAt when it is resolved."""
+    labels, startsAt and an endsAt ahead) for an alert, and the same labels ended when it is
+    resolved."""
     rx = Receiver()
     cfg = tmp_path / "master.yaml"
     cfg.write_text(
@@ -118,8 +120,49 @@ def test_alertmanager_gets_alerts_and_their_resolution(tmp_path: Path) -> None:
         _until(lambda: len(rx.posts) >= 2, "its resolution")
         (first,), (second,) = (json.loads(b) for _, b in rx.posts[:2])
         want = {"alertname": "split-brain", "source": "hactl", "vip": "10.0.0.10", "node": "ctl2"}
-        assert first["labels"] == want and "startsAt" in first and "endsAt" not in first
-        assert second["labels"] == want and second["endsAt"].endswith("Z")
+        assert first["labels"] == want and first["endsAt"] > first["startsAt"]  # firing
+        assert second["labels"] == want and second["startsAt"] == first["startsAt"]
+        assert second["endsAt"] < first["endsAt"]  # ended now, before the firing hold
+    finally:
+        master.stop()
+        rx.close()
+    assert master.wait(15) == 0
+
+
+def test_an_open_alert_keeps_firing_until_it_is_resolved(tmp_path: Path) -> None:
+    """Alert lifecycle (resend 1 s here): an alert that lasts is posted again and again with
+    endsAt moved ahead (Alertmanager's resolve_timeout never ends it), its resolution ends it
+    with the firing alert's own labels, and nothing is posted for it afterwards; a resolution
+    of an alert never fired posts nothing."""
+    rx = Receiver()
+    cfg = tmp_path / "master.yaml"
+    cfg.write_text(
+        "notify:\n"
+        f"  - {{url: 'http://127.0.0.1:{rx.port}/api/v2/alerts', kind: alertmanager,"
+        " match: ['hactl/event/alert/**'], resend: 1s}\n"
+    )
+    base = ["--data-dir", str(tmp_path / "d"), "--log-format", "json"]
+    master = Proc([*base, "master", "--port", "-1", "--config", str(cfg)])
+    try:
+        assert run_cli([*base, "ping", "--wait", "20"]).returncode == 0, master.stderr_text()
+        fire = [*base, "fire", "hactl/event/alert/service-given-up", "node=ctl2"]
+        assert run_cli([*fire, "service=haproxy"]).returncode == 0
+        _until(lambda: len(rx.posts) >= 4, "the alert and three re-sends", 30)
+        posts = [json.loads(b) for _, b in rx.posts]
+        ends = [p[0]["endsAt"] for p in posts]
+        assert all(len(p) == 1 and "startsAt" in p[0] for p in posts), posts
+        assert ends == sorted(ends) and len(set(ends)) == len(ends), ends  # moved ahead
+        never = [*base, "fire", "hactl/event/alert/disk-full", "resolved=true"]
+        assert run_cli(never).returncode == 0
+        seen = len(rx.posts)
+        assert run_cli([*fire, "resolved=true"]).returncode == 0  # no service: ends every one
+        time.sleep(3.0)  # three re-send periods
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        after = [json.loads(b)[0] for _, b in rx.posts[seen:]]
+        ended = [i for i, a in enumerate(after) if a["endsAt"] <= now]
+        assert len(ended) == 1 and ended[0] == len(after) - 1, after  # the last word
+        assert after[-1]["labels"] == posts[0][0]["labels"]  # the firing alert's own labels
+        assert all(a["labels"]["alertname"] == "service-given-up" for a in after)
     finally:
         master.stop()
         rx.close()
