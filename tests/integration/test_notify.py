@@ -53,6 +53,24 @@ def _until(ok: Any, what: str, timeout: float = 20.0) -> None:
         time.sleep(0.1)
 
 
+def _alertmanager_master(tmp_path: Path, rx: Receiver, extra: str = "") -> tuple[list[str], Proc]:
+    """A master whose one sink is an Alertmanager at ``rx`` (``extra``: more sink keys),
+    answering pings."""
+    cfg = tmp_path / "master.yaml"
+    cfg.write_text(
+        "notify:\n"
+        f"  - {{url: 'http://127.0.0.1:{rx.port}/api/v2/alerts', kind: alertmanager,"
+        f" match: ['hactl/event/alert/**']{extra}}}\n"
+    )
+    base = ["--data-dir", str(tmp_path / "d"), "--log-format", "json"]
+    master = Proc([*base, "master", "--port", "-1", "--config", str(cfg)])
+    ready = run_cli([*base, "ping", "--wait", "20"])
+    if ready.returncode != 0:
+        master.stop()
+        raise AssertionError(master.stderr_text())
+    return base, master
+
+
 def test_alerts_reach_a_signed_webhook_with_retries(tmp_path: Path) -> None:
     """An alert fired on the bus arrives at the receiver as the signed event JSON, after the
     receiver's first two 500s (retries); the master serves on while a second sink is dead."""
@@ -95,16 +113,8 @@ def test_alertmanager_gets_alerts_and_their_resolution(tmp_path: Path) -> None:
     labels, startsAt and an endsAt ahead) for an alert, and the same labels ended when it is
     resolved."""
     rx = Receiver()
-    cfg = tmp_path / "master.yaml"
-    cfg.write_text(
-        "notify:\n"
-        f"  - {{url: 'http://127.0.0.1:{rx.port}/api/v2/alerts', kind: alertmanager,"
-        " match: ['hactl/event/alert/**']}\n"
-    )
-    base = ["--data-dir", str(tmp_path / "d"), "--log-format", "json"]
-    master = Proc([*base, "master", "--port", "-1", "--config", str(cfg)])
+    base, master = _alertmanager_master(tmp_path, rx)
     try:
-        assert run_cli([*base, "ping", "--wait", "20"]).returncode == 0, master.stderr_text()
         run_cli([*base, "fire", "hactl/event/alert/split-brain", "vip=10.0.0.10", "node=ctl2"])
         _until(lambda: len(rx.posts) >= 1, "the alert")
         run_cli(
@@ -135,16 +145,8 @@ def test_an_open_alert_keeps_firing_until_it_is_resolved(tmp_path: Path) -> None
     with the firing alert's own labels, and nothing is posted for it afterwards; a resolution
     of an alert never fired posts nothing."""
     rx = Receiver()
-    cfg = tmp_path / "master.yaml"
-    cfg.write_text(
-        "notify:\n"
-        f"  - {{url: 'http://127.0.0.1:{rx.port}/api/v2/alerts', kind: alertmanager,"
-        " match: ['hactl/event/alert/**'], resend: 1s}\n"
-    )
-    base = ["--data-dir", str(tmp_path / "d"), "--log-format", "json"]
-    master = Proc([*base, "master", "--port", "-1", "--config", str(cfg)])
+    base, master = _alertmanager_master(tmp_path, rx, ", resend: 1s")
     try:
-        assert run_cli([*base, "ping", "--wait", "20"]).returncode == 0, master.stderr_text()
         fire = [*base, "fire", "hactl/event/alert/service-given-up", "node=ctl2"]
         assert run_cli([*fire, "service=haproxy"]).returncode == 0
         _until(lambda: len(rx.posts) >= 4, "the alert and three re-sends", 30)
