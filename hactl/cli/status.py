@@ -23,6 +23,7 @@ from hactl.bus.viewstore import ViewStore
 from hactl.cli.approve import read_all as read_approvals
 from hactl.cli.runner import print_json, run, settings_of
 from hactl.cli.singleton import read as read_singletons
+from hactl.cli.status_compact import evidence, missing
 from hactl.cli.status_compact import render as render_compact
 from hactl.config import Settings, resolve_connection
 from hactl.errors import BusError, HactlError
@@ -156,8 +157,12 @@ def _backends(nodes: dict[str, Any]) -> Table:
             healthy.append(backend)
             continue
         t.add_row(backend, ", ".join(f"{s} {_say(c)}" for s, c in sorted(servers.items())))
+    lack = missing(nodes)
     if healthy:
-        t.add_row(f"{len(healthy)} API backends", "[green]every server UP[/]")
+        said = "[green]every server UP[/]" if not lack else "UP on every HAProxy that reported"
+        t.add_row(f"{len(healthy)} API backends", said)
+    if lack:  # no all-clear without a report from every HAProxy
+        t.caption = f"[yellow]{lack}[/]"
     return t
 
 
@@ -165,12 +170,18 @@ def _full_servers(nodes: dict[str, Any]) -> Table:
     hap = Table(title="HAProxy servers (per HAProxy node)")
     for col in ("node", "backend/server", "status", "weight"):
         hap.add_column(col)
+    ev = evidence(nodes)
     for node, aspects in sorted(nodes.items()):
+        if node in ev["silent"]:
+            hap.add_row(node, "-", "[yellow]no report[/]", "-")
+            continue
+        stale = " [yellow](stale: minion lost)[/]" if node in ev["stale"] else ""
         for key, item in sorted((aspects.get("haproxy") or {}).items()):
             if isinstance(item, dict) and item.get("server") not in ("BACKEND", None):
-                hap.add_row(
-                    node, key, _say(Counter([str(item.get("status"))])), str(item.get("weight"))
-                )
+                state = _say(Counter([str(item.get("status"))])) + stale
+                hap.add_row(node, key, state, str(item.get("weight")))
+    if lack := missing(nodes):
+        hap.caption = f"[yellow]{lack}[/]"
     return hap
 
 
@@ -301,7 +312,14 @@ def status(
     facts = view.facts()
     if as_json:
         pending = [{"id": a.id, "rule": a.rule, "question": a.question} for a in asks]
-        print_json({**facts, "singletons": singles, "approvals": pending})
+        print_json(
+            {
+                **facts,
+                "haproxy_evidence": evidence(facts["nodes"]),
+                "singletons": singles,
+                "approvals": pending,
+            }
+        )
         return
     console = Console()
     if compact:

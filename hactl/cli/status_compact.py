@@ -89,22 +89,41 @@ def _servers(aspects: dict[str, Any]) -> bool:
     return any(isinstance(i, dict) and i.get("server") not in ("BACKEND", None) for i in items)
 
 
+def evidence(nodes: dict[str, Any]) -> dict[str, list[str]]:
+    """Whose HAProxy the server states come from: ``reported`` (fresh), ``silent`` (no report
+    at all), ``stale`` (reported, but its minion is lost). Every form of ``hactl status``
+    says so instead of an all-clear it has no evidence for."""
+    reported = sorted(n for n, a in nodes.items() if _servers(a))
+    stale = [n for n in reported if (nodes[n].get("minion") or {}).get("lost")]
+    return {
+        "reported": [n for n in reported if n not in stale],
+        "silent": sorted(set(nodes) - set(reported)),
+        "stale": stale,
+    }
+
+
+def missing(nodes: dict[str, Any]) -> str:
+    """What the server states lack ('' when every node's HAProxy reported and is heard)."""
+    ev = evidence(nodes)
+    if not ev["reported"] and not ev["stale"]:
+        return "unknown: no HAProxy has reported"
+    said = [f"no report from {', '.join(ev['silent'])}"] if ev["silent"] else []
+    said += [f"stale: {', '.join(ev['stale'])} (minion lost)"] if ev["stale"] else []
+    return "; ".join(said)
+
+
 def backends_summary(nodes: dict[str, Any]) -> str | None:
     """The all-clear line, only with evidence: every node's HAProxy reported and its minion
     is heard (None when something is not UP: the caller lists it)."""
     if _not_up(nodes):
         return None
-    reported = sorted(n for n, a in nodes.items() if _servers(a))
-    if not reported:
-        return "backends: [yellow]unknown: no HAProxy has reported[/]"
-    silent = sorted(set(nodes) - set(reported))
-    stale = [n for n in reported if (nodes[n].get("minion") or {}).get("lost")]
-    if not silent and not stale:
+    lack = missing(nodes)
+    if not lack:
         return "backends: [green]every server UP on every HAProxy[/]"
-    said = [f"no report from {', '.join(silent)}"] if silent else []
-    said += [f"stale: {', '.join(stale)} (minion lost)"] if stale else []
-    fresh = [n for n in reported if n not in stale]
-    return f"backends: UP on {', '.join(fresh) or 'none'}; [yellow]{'; '.join(said)}[/]"
+    fresh = evidence(nodes)["reported"]
+    if not fresh and lack.startswith("unknown"):
+        return f"backends: [yellow]{lack}[/]"
+    return f"backends: UP on {', '.join(fresh) or 'none'}; [yellow]{lack}[/]"
 
 
 def render(

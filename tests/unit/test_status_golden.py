@@ -107,3 +107,45 @@ def test_status_screen(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert text == golden.read_text()
     assert max(len(line) for line in text.splitlines()) <= 80
     assert len(text.splitlines()) <= 23, "more than one screen (and the watch's footer line)"
+
+
+NO_EVIDENCE = ("healthy", "no-haproxy-report", "one-haproxy-silent", "stale-minion")
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["default", "full"])
+@pytest.mark.parametrize("case", NO_EVIDENCE)
+def test_status_tables_never_say_all_clear_without_evidence(
+    case: str, full: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hactl status`` and ``--full`` (golden files ``default-<case>``/``full-<case>``): with
+    no HAProxy report, one silent or one stale, the backends table says so under it."""
+    from hactl.cli import status as cli_status
+
+    monkeypatch.setattr(st.time, "time", lambda: NOW)
+    monkeypatch.setattr(cli_status.time, "time", lambda: NOW)
+    view, _, _ = CASES[case]()
+    for node in view.nodes.values():
+        if isinstance(node.get("minion"), dict):
+            node["minion"]["last_seen"] = NOW - 1
+            node["minion"]["skewed"] = False
+    console = Console(record=True, width=100, color_system=None)
+    facts = view.facts()
+    cli_status._tables(console, facts, full)
+    text = console.export_text()
+    golden = GOLDEN / f"{'full' if full else 'default'}-{case}.txt"
+    if os.environ.get("HACTL_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert text == golden.read_text()
+    lack = st.missing(facts["nodes"])
+    assert (lack in text) if lack else ("no report" not in text and "unknown" not in text)
+
+
+def test_status_json_names_whose_haproxy_spoke() -> None:
+    """``hactl status --json`` carries the evidence: reported, silent, stale."""
+    assert st.evidence(_one_haproxy_silent().nodes) == {
+        "reported": ["ctl1", "ctl2"],
+        "silent": ["ctl3"],
+        "stale": [],
+    }
+    assert st.evidence(_no_haproxy_report().nodes)["reported"] == []
+    assert st.evidence(_stale_minion().nodes)["stale"] == ["ctl2"]
