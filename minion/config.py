@@ -16,6 +16,8 @@ Example::
     haproxy_socket: /run/haproxy/admin.sock
     services:
       haproxy: {reload: [systemctl, reload, haproxy]}
+      # without systemd: how to run it, and how to know it runs even without its pid file
+      # rabbitmq: {start: [...], pidfile: ..., process: [beam.smp, "rabbit@ctl1"]}
     health_agent:      # HAProxy's agent-check on a Galera node: up only while Synced
       address: 10.0.0.11
       port: 9200
@@ -270,11 +272,12 @@ def _services(
     """``services``: argument lists per action (no shell), a pidfile, a start grace."""
     services: dict[str, ServiceCommands] = {}
     for name, spec in dict(raw.get("services") or {}).items():
-        if not isinstance(spec, dict) or set(spec) - {*_SERVICE_ACTIONS, "pidfile", "start_grace"}:
+        extra = {"pidfile", "start_grace", "process"}
+        if not isinstance(spec, dict) or set(spec) - {*_SERVICE_ACTIONS, *extra}:
             raise bad(
                 "services",
                 f"{name}: give argument lists for {', '.join(_SERVICE_ACTIONS)}"
-                " and optionally a pidfile and a start_grace",
+                " and optionally a pidfile, a start_grace and a process",
             )
         for action, argv in spec.items():
             if action == "pidfile":
@@ -292,11 +295,16 @@ def _services(
             if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
                 raise bad("services", f"{name}.{action}: must be a list of strings (no shell)")
         argvs: dict[str, tuple[str, ...]] = {
-            a: tuple(v) for a, v in spec.items() if a not in ("pidfile", "start_grace")
+            a: tuple(v) for a, v in spec.items() if a not in ("pidfile", "start_grace", "process")
         }
         pidfile = str(spec.get("pidfile") or "")
         grace = float(spec.get("start_grace") or 0.0)
-        services[str(name)] = ServiceCommands(**argvs, pidfile=pidfile, start_grace=grace)
+        process = tuple(spec.get("process") or ())
+        if process and not process[0]:
+            raise bad("services", f"{name}.process: the program first, then its arguments")
+        services[str(name)] = ServiceCommands(
+            **argvs, pidfile=pidfile, start_grace=grace, process=process
+        )
     return services
 
 

@@ -97,6 +97,11 @@ def json_schema() -> dict[str, Any]:
             **{a: argv for a in _SERVICE_ACTIONS},
             "pidfile": {"type": "string"},
             "start_grace": {"type": "number", "minimum": 0, "maximum": 600},
+            "process": {
+                **argv,
+                "description": "the daemon's command line (program, arguments): found by it "
+                "when its pid file is gone",
+            },
         },
     }
     number = {"type": "number"}

@@ -182,11 +182,13 @@ services:
     start: [haproxy, -D, -f, {cfg}, -p, {pid}]
     reload: [haproxy, -D, -f, {cfg}, -p, {pid}, -sf, "{{pid}}"]
     pidfile: {pid}
+    process: [haproxy, -D, -f, {cfg}]  # this node's HAProxy, pid file or not
   keepalived:
     start: [keepalived, -D, -f, {kconf}, -p, {run}/keepalived.pid, -r, {run}/vrrp.pid,
             -c, {run}/checkers.pid]
     reload: [kill, -HUP, "{{pid}}"]
     pidfile: {run}/keepalived.pid
+    process: [keepalived, -f, {kconf}]
 {extra}vrrp: {{track_dir: {run}, instances: [{VI_INTERNAL}, {VI_EXTERNAL}], max_seconds: 120,
        watch: [{"haproxy" if fast_path else ""}]}}
 {galera}{supervision}singletons: {{dir: {run}/singletons}}
@@ -227,6 +229,7 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
         "api": {
             "start": standin_argv(lab, node, address),
             "pidfile": f"{lab / node}/run/standin.pid",
+            "process": [sys.executable, "hactl.lab.standin", "--name", node],
         }
     }
     run = lab / node / "run"
@@ -271,6 +274,8 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
         if "stop" in spec:
             lines.append(f"    stop: {json.dumps(spec['stop'])}")
         lines.append(f"    pidfile: {json.dumps(spec['pidfile'])}")
+        if "process" in spec:
+            lines.append(f"    process: {json.dumps(spec['process'])}")
         if "start_grace" in spec:
             lines.append(f"    start_grace: {spec['start_grace']}")
     return "\n".join(lines) + "\n"

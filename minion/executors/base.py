@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hactl.errors import HactlError
+from hactl.minion import procfind
 from hactl.minion.executors.policy import ContentPolicy
 from hactl.minion.planned import PlannedWork
 from hactl.minion.vrrp_yield import YieldKeeper
@@ -55,9 +56,18 @@ class ServiceCommands:
     #: supervision counts the start failed and starts it again (systemd's TimeoutStartSec):
     #: a broker that writes its pid file late needs it, or a second copy is started
     start_grace: float = 0.0
+    #: the daemon's command line (program, then arguments it always has: its config file):
+    #: a process that matches runs it even when the pid file is gone (minion/procfind.py)
+    process: tuple[str, ...] = ()
 
     def pid(self) -> int | None:
-        """The live pid from ``pidfile``, or None."""
+        """The live pid from ``pidfile``; else the process ``process`` names; else None."""
+        pid = self._from_file()
+        if pid is None and self.process:
+            pid = procfind.find(self.process)
+        return pid
+
+    def _from_file(self) -> int | None:
         if not self.pidfile:
             return None
         try:

@@ -1,0 +1,60 @@
+"""Finding a daemon by what it is, not by its pid file alone.
+
+A pid file can be deleted (by hand, by a second copy's failed boot, by a cleanup script) while
+its daemon runs on; a supervisor that trusts only the file starts a second copy (issue 26: a
+broker started every ~2 s for ever, each copy dying on the port the first still held).
+minion.yaml ``services.<name>.process`` names the daemon by its command line: a list of
+arguments that must all appear in a process's argv, the first matching the program (its path
+or its name). A process that matches is the daemon, whatever its pid file says.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+def _argv(pid: int) -> list[str] | None:
+    try:
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+        state = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+    if not raw or state == "Z":  # a kernel thread, or killed and not yet reaped
+        return None
+    return raw.rstrip(b"\0").decode("utf-8", "replace").split("\0")
+
+
+def matches(argv: Sequence[str], pattern: Sequence[str]) -> bool:
+    """Whether a process's ``argv`` is the daemon ``pattern`` names (pure): its program is
+    the first word (as given, or by name), and every other word is one of its arguments."""
+    if not argv or not pattern:
+        return False
+    program = pattern[0]
+    if argv[0] != program and os.path.basename(argv[0]) != os.path.basename(program):
+        return False
+    args = set(argv[1:])
+    return all(word in args for word in pattern[1:])
+
+
+def find(pattern: Sequence[str]) -> int | None:
+    """The oldest live process ``pattern`` matches (a daemon's parent before the children it
+    forked: lowest start time), or None."""
+    best: tuple[int, int] | None = None
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        argv = _argv(pid)
+        if argv is None or not matches(argv, pattern):
+            continue
+        try:
+            started = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[19])
+        except (OSError, IndexError, ValueError):
+            continue
+        if best is None or (started, pid) < best:
+            best = (started, pid)
+    return best[1] if best else None
