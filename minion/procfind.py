@@ -5,7 +5,9 @@ its daemon runs on; a supervisor that trusts only the file starts a second copy 
 broker started every ~2 s for ever, each copy dying on the port the first still held).
 minion.yaml ``services.<name>.process`` names the daemon by its command line: a list of
 arguments that must all appear in a process's argv, the first matching the program (its path
-or its name). A process that matches is the daemon, whatever its pid file says.
+or its name). A process that matches is the daemon, whatever its pid file says -- if it lives
+in the minion's own network namespace (a host's daemons share one; the lab's nodes are one
+namespace each, so ctl2's broker is never taken for ctl1's).
 """
 
 from __future__ import annotations
@@ -40,16 +42,24 @@ def matches(argv: Sequence[str], pattern: Sequence[str]) -> bool:
     return all(word in args for word in pattern[1:])
 
 
+def _netns(where: Path) -> int | None:
+    try:
+        return (where / "ns" / "net").stat().st_ino
+    except OSError:
+        return None
+
+
 def find(pattern: Sequence[str]) -> int | None:
-    """The oldest live process ``pattern`` matches (a daemon's parent before the children it
-    forked: lowest start time), or None."""
+    """The oldest live process in this network namespace that ``pattern`` matches (a
+    daemon's parent before the children it forked: lowest start time), or None."""
+    here = _netns(PROC / "self")
     best: tuple[int, int] | None = None
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
         argv = _argv(pid)
-        if argv is None or not matches(argv, pattern):
+        if argv is None or not matches(argv, pattern) or _netns(entry) != here:
             continue
         try:
             started = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[19])

@@ -260,6 +260,8 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
                 "/usr/lib/rabbitmq/bin/rabbitmq-server",
             ],
             "pidfile": str(d / "rabbit.pid"),
+            # its Erlang VM (a rabbitmqctl's VM has no `-s rabbit boot`); one per namespace
+            "process": ["beam.smp", "-s", "rabbit", "boot"],
             # a graceful stop (its Erlang VM leaves the cluster cleanly); a restart without a
             # restart command is this, then start (SIGKILL if it hangs)
             "stop": ["kill", "-TERM", "{pid}"],

@@ -12,11 +12,16 @@ import signal
 import socket
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from hactl.bus import EVENTS_STREAM, Bus
 from hactl.lab import lab as L
+from hactl.lab.net import ip
 from hactl.lab.power import power_off, power_on
 from hactl.lab.workload import Workload, prepare
+from hactl.minion.config import parse_config
+from hactl.minion.executors.base import ServiceCommands
+from hactl.minion.procfind import matches
 from hactl.wire.envelope import Event
 from tests.lab.conftest import report
 from tests.lab.helpers import (
@@ -209,6 +214,70 @@ def test_api_standin_and_broker_killed_come_back(lab: L.Lab) -> None:
         f"supervision: API stand-in kill -9 on {node} started again in {api:.2f} s, answering "
         f"after {api_ok:.2f} s; RabbitMQ broker kill -9 started again in {broker:.2f} s, UP in "
         f"every HAProxy {up - t1 + broker:.1f} s after the kill"
+    )
+
+
+def _service(lab: L.Lab, node: str, name: str) -> ServiceCommands:
+    """The service as ``node``'s minion knows it (its own minion.yaml)."""
+    path = lab.node_dir(node) / "minion.yaml"
+    return parse_config(path.read_text(), str(path)).services[name]
+
+
+def _copies(lab: L.Lab, svc: ServiceCommands, node: str) -> list[int]:
+    """Every running copy of the daemon in ``node``'s namespace: processes its command line
+    names whose parent is not one (keepalived's VRRP and checker children are part of their
+    parent's copy)."""
+    pids = []
+    here = set(ip("netns", "pids", lab.net.ns(node), check=False).stdout.split())
+    for entry in Path("/proc").iterdir():
+        if entry.name not in here:
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError, UnicodeDecodeError):
+            continue
+        if stat[0] != "Z" and matches(argv, svc.process):
+            pids.append((int(entry.name), int(stat[1])))
+    mine = {pid for pid, _ in pids}
+    return sorted(pid for pid, parent in pids if parent not in mine)
+
+
+def test_a_deleted_pid_file_never_makes_a_second_copy(lab: L.Lab) -> None:
+    """Issue 26, one copy always: for HAProxy, keepalived and the API stand-in on a backup
+    node, the pid file deleted while the daemon runs -> no death, no start, one copy; then
+    kill -9 with the pid file still gone -> started again once, one copy, no failed start."""
+    vip = lab.net.vip(0)
+    holder = L.holders(lab)[vip][0]
+    node = next(n for n in lab.net.nodes if n != holder)
+    figures = []
+    for name in ("haproxy", "keepalived", "api", "rabbitmq"):
+        svc = _service(lab, node, name)
+        assert svc.process and svc.pidfile, (name, svc)
+        wait_until(lambda s=svc: len(_copies(lab, s, node)) == 1, 60, f"one {name} on {node}")
+        (pid,) = _copies(lab, svc, node)
+        seen = len(_minion_log_events(lab, node, name))
+        Path(svc.pidfile).unlink()
+        time.sleep(3.0)  # six looks of the supervisor
+        assert _copies(lab, svc, node) == [pid], f"{name}: a second copy without its pid file"
+        assert _minion_log_events(lab, node, name)[seen:] == [], "its supervisor acted"
+        assert not Path(svc.pidfile).exists() or svc.pid() == pid
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        back = wait_until(
+            lambda s=svc, old=pid: (c := _copies(lab, s, node)) != [] and c != [old],
+            60,
+            f"{name} back",
+        )
+        time.sleep(2.0)
+        assert len(_copies(lab, svc, node)) == 1, f"{name}: {_copies(lab, svc, node)} copies"
+        said = _minion_log_events(lab, node, name)[seen:]
+        assert said.count("service_restarted") == 1, said
+        assert "service_start_not_seen" not in said, said
+        figures.append(f"{name} back in {back - t0:.2f} s")
+    report(
+        f"supervision, pid file deleted on {node}: no second copy while each ran; kill -9 "
+        f"without it: {', '.join(figures)}, one copy each, one start each"
     )
 
 
