@@ -58,7 +58,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -67,6 +66,7 @@ from typing import Any
 from hactl import yamlsrc
 from hactl.errors import ConfigError, TagError, UsageError
 from hactl.metrics import parse_address
+from hactl.minion import config_exec as exec_cfg
 from hactl.minion.beacons import OPTIONS as BEACON_OPTIONS
 from hactl.minion.beacons import REGISTRY as BEACONS
 from hactl.minion.executors.base import (
@@ -86,7 +86,6 @@ from hactl.minion.vrrp_yield import VrrpSettings, YieldKeeper
 from hactl.schema import SchemaError, check
 from hactl.wire.tags import validate_id
 
-_SYSCTL = re.compile(r"[a-z0-9_]+(\.[a-z0-9_-]+)+")
 _TOP = {
     "id",
     "roles",
@@ -111,7 +110,6 @@ _TOP = {
     "singletons",
     "metrics",
 }
-_SERVICE_ACTIONS = ("start", "stop", "reload", "restart", "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +221,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
     rabbitmq = _section(raw, "rabbitmq", RabbitSettings, bad)
     vrrp = _vrrp(raw, beacons, bad)
     singletons = _section(raw, "singletons", SingletonSettings, bad)
-    services = _services(raw, bad)
+    services = exec_cfg.services(raw, bad)
     try:
         return MinionConfig(
             id=ident,
@@ -232,13 +230,13 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             resync_interval=_number(raw, "resync_interval", 30.0, (0.1, 86_400), bad),
             buffer_limit=int(_number(raw, "buffer_limit", 10_000, (1, 10_000_000), bad)),
             allowed_roots=tuple(Path(p) for p in raw.get("allowed_roots") or ()),
-            check_commands=_checks(raw.get("check_commands"), source),
-            sysctls=_sysctls(raw.get("sysctls"), source),
-            content_policy=_with_track_dir(_policy(raw.get("content_policy"), bad), vrrp),
+            check_commands=exec_cfg.checks(raw.get("check_commands"), source),
+            sysctls=exec_cfg.sysctls(raw.get("sysctls"), source),
+            content_policy=_with_track_dir(exec_cfg.policy(raw.get("content_policy"), bad), vrrp),
             supervision=_supervision(raw.get("supervision"), set(services), bad),
             health_agent=_agent(raw.get("health_agent"), beacons, bad),
-            check_user=_check_user(raw, bad),
-            checks_as_root=_root_checks(raw, bad),
+            check_user=exec_cfg.check_user(raw, bad),
+            checks_as_root=exec_cfg.root_checks(raw, bad),
             haproxy_socket=str(raw.get("haproxy_socket") or ""),
             services=services,
             beacons={str(k): dict(v) for k, v in beacons.items()},
@@ -264,48 +262,6 @@ def _metrics(raw: dict[str, Any], bad: Callable[[str, str], ConfigError]) -> str
         except UsageError as exc:
             raise bad("metrics", str(exc)) from None
     return value
-
-
-def _services(
-    raw: dict[str, Any], bad: Callable[[str, str], ConfigError]
-) -> dict[str, ServiceCommands]:
-    """``services``: argument lists per action (no shell), a pidfile, a start grace."""
-    services: dict[str, ServiceCommands] = {}
-    for name, spec in dict(raw.get("services") or {}).items():
-        extra = {"pidfile", "start_grace", "process"}
-        if not isinstance(spec, dict) or set(spec) - {*_SERVICE_ACTIONS, *extra}:
-            raise bad(
-                "services",
-                f"{name}: give argument lists for {', '.join(_SERVICE_ACTIONS)}"
-                " and optionally a pidfile, a start_grace and a process",
-            )
-        for action, argv in spec.items():
-            if action == "pidfile":
-                if not isinstance(argv, str):
-                    raise bad("services", f"{name}.pidfile: must be a path")
-                continue
-            if action == "start_grace":
-                if (
-                    isinstance(argv, bool)
-                    or not isinstance(argv, int | float)
-                    or not (0 <= argv <= 600)
-                ):
-                    raise bad("services", f"{name}.start_grace: seconds, 0-600")
-                continue
-            if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
-                raise bad("services", f"{name}.{action}: must be a list of strings (no shell)")
-        argvs: dict[str, tuple[str, ...]] = {
-            a: tuple(v) for a, v in spec.items() if a not in ("pidfile", "start_grace", "process")
-        }
-        pidfile = str(spec.get("pidfile") or "")
-        grace = float(spec.get("start_grace") or 0.0)
-        process = tuple(spec.get("process") or ())
-        if process and not process[0]:
-            raise bad("services", f"{name}.process: the program first, then its arguments")
-        services[str(name)] = ServiceCommands(
-            **argvs, pidfile=pidfile, start_grace=grace, process=process
-        )
-    return services
 
 
 def _with_track_dir(policy: ContentPolicy, vrrp: VrrpSettings | None) -> ContentPolicy:
@@ -393,83 +349,6 @@ def _agent(
         return AgentPolicy.parse(raw)
     except SchemaError as exc:
         raise bad("health_agent", f"{exc.field} {exc.reason}".strip()) from None
-
-
-def _check_user(raw: Mapping[str, Any], bad: Callable[[str, str], ConfigError]) -> str:
-    """``check_user``: a user name (checks run as it when the minion is root); ``root`` turns
-    the sandbox off. Existence is checked when a check runs (a fresh node may add it later)."""
-    user = raw.get("check_user", "nobody")
-    if not isinstance(user, str) or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", user):
-        raise bad("check_user", "a user name like nobody (root: checks run as root)")
-    return user
-
-
-def _root_checks(raw: Mapping[str, Any], bad: Callable[[str, str], ConfigError]) -> frozenset[str]:
-    """``checks_as_root``: names of check commands that run as the minion, not sandboxed."""
-    names = raw.get("checks_as_root", sorted(DEFAULT_ROOT_CHECKS))
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise bad("checks_as_root", "a list of check command names, like [keepalived]")
-    return frozenset(names)
-
-
-def _policy(raw: Any, bad: Callable[[str, str], ConfigError]) -> ContentPolicy:
-    """``content_policy``: each key a list of strings, replacing that key's default."""
-    if raw is None:
-        return ContentPolicy()
-    if not isinstance(raw, dict):
-        raise bad("content_policy", "must be a mapping")
-    names = {f.name for f in fields(ContentPolicy)}
-    values: dict[str, frozenset[str]] = {}
-    for key, items in raw.items():
-        if key not in names:
-            raise bad("content_policy", f"unknown key {key!r} (known: {', '.join(sorted(names))})")
-        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
-            raise bad("content_policy", f"{key}: a list of strings")
-        values[str(key)] = frozenset(items)
-    return ContentPolicy(**values)
-
-
-def _sysctls(raw: Any, source: str) -> frozenset[str]:
-    """``sysctls``: the kernel settings ``sysctl.present`` may set on this node."""
-    if raw is None:
-        return DEFAULT_SYSCTLS
-    if not isinstance(raw, list) or not all(
-        isinstance(n, str) and _SYSCTL.fullmatch(n) for n in raw
-    ):
-        raise ConfigError("sysctls: a list of names like net.ipv4.ip_nonlocal_bind", file=source)
-    return frozenset(raw)
-
-
-def _checks(raw: Any, source: str) -> dict[str, tuple[str, ...]]:
-    """``check_commands``: a mapping name -> argv (an absolute program, ``{path}`` once), or a
-    list of the built-in names (haproxy, keepalived)."""
-    if raw is None:
-        return dict(DEFAULT_CHECKS)
-    if isinstance(raw, list):
-        unknown = [n for n in raw if n not in DEFAULT_CHECKS]
-        if unknown:
-            why = f"check_commands: no built-in check {unknown[0]!r} (give its argv)"
-            raise ConfigError(why, file=source)
-        return {str(n): DEFAULT_CHECKS[n] for n in raw}
-    if not isinstance(raw, dict):
-        raise ConfigError("check_commands: a mapping name -> argv", file=source)
-    out: dict[str, tuple[str, ...]] = {}
-    for name, argv in raw.items():
-        ok = (
-            isinstance(argv, list)
-            and argv
-            and all(isinstance(a, str) for a in argv)
-            and argv[0].startswith("/")
-            and argv.count("{path}") == 1
-        )
-        if not ok:
-            raise ConfigError(
-                f"check_commands.{name}: a list starting with an absolute program "
-                "and holding '{path}' exactly once",
-                file=source,
-            )
-        out[str(name)] = tuple(argv)
-    return out
 
 
 def load_config(path: Path | None, minion_id: str | None) -> MinionConfig:

@@ -11,7 +11,8 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 from hactl.minion.beacons import OPTIONS as BEACON_OPTIONS
-from hactl.minion.config import _SERVICE_ACTIONS, _TOP
+from hactl.minion.config import _TOP
+from hactl.minion.config_exec import SERVICE_ACTIONS
 from hactl.minion.executors.base import GaleraSettings, RabbitSettings
 from hactl.minion.executors.policy import ContentPolicy
 from hactl.minion.health_agent import FIELDS as AGENT_FIELDS
@@ -94,7 +95,7 @@ def json_schema() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            **{a: argv for a in _SERVICE_ACTIONS},
+            **{a: argv for a in SERVICE_ACTIONS},
             "pidfile": {"type": "string"},
             "start_grace": {"type": "number", "minimum": 0, "maximum": 600},
             "process": {
