@@ -202,11 +202,11 @@ async def find(
 ) -> Event | None:
     """The stored event with ``event_id`` between ``since`` and ``until`` (stored time), or
     None: read in stream order and stopped at the match (``hactl why``'s cause)."""
-    every = TagGlob.parse("hactl/**")
-    async for msg in _batches(bus, stream, every.subject(), since, timeout):
-        if _stored_at(msg) > until:
-            return None
-        if (event := _decoded(bus, msg, every)) is not None and event.id == event_id:
+    want = event_id.encode()  # msgpack keeps the id's bytes: only a message naming it decodes
+    async for event in scan(
+        bus, TagGlob.parse("hactl/**"), since, until, stream, lambda raw: want in raw, timeout
+    ):
+        if event.id == event_id:
             return event
     return None
 

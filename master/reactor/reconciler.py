@@ -126,6 +126,7 @@ class Reconciler:
         #: seconds from the fact's report (its stored time) to the correction done, by class
         self.repair = Hist()
         self.leading = False
+        self.facts: dict[str, Any] = {}  # the view's facts as the last plan() saw them
 
     def poke(self) -> None:
         """The view or the maintenance windows changed: run a pass soon."""
@@ -202,7 +203,7 @@ class Reconciler:
 
     def plan(self) -> list[Want]:
         """The desired state of every managed server, from the view as it is now."""
-        facts = self.view.facts()
+        facts = self.facts = self.view.facts()
         return desired(self.view.nodes, facts["vrrp_health"], self.maintenance(), self.trust())
 
     async def once(self) -> list[dict[str, Any]]:

@@ -191,7 +191,7 @@ class SplitBrains:
     async def _resolve_alert(self) -> None:
         """No VIP held twice any more (it was at the last pass): the split-brain alert
         (reactors/haproxy.yaml) is resolved, so Alertmanager and webhooks see it end."""
-        split = list(self.rec.view.facts()["split_brain"])
+        split = list(self.rec.facts.get("split_brain", ()))  # this pass's plan() computed them
         if self.split and not split and not self.rec.observe:
             data = {"resolved": True, "was": self.split}
             with contextlib.suppress(Exception):  # an alert must not stop convergence
