@@ -13,10 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats.js.errors
-
 from hactl.auth.perms import SINGLETON_BUCKET
-from hactl.bus import Bus
+from hactl.bus import Bus, NoBucket, bind_bucket
 from hactl.errors import BusError, CommandError, ConfigError
 from hactl.master.states.compile import Plan
 from hactl.master.states.tree import redact
@@ -164,8 +162,8 @@ async def publish_singletons(
     tree applied, delete the specs it no longer declares (their copies stop: no master
     grants them any more). What changed, one line each."""
     try:  # the masters create it (with their replica count); apply never does
-        kv = await bus.js.key_value(SINGLETON_BUCKET)
-    except nats.js.errors.BucketNotFoundError:
+        kv = await bind_bucket(bus, SINGLETON_BUCKET)
+    except NoBucket:
         if not specs:
             return []
         raise BusError(

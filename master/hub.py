@@ -177,13 +177,9 @@ class Hub:
                 totals.update(counts)
             result["notify"] = dict(totals)
         try:
-            info = await self.bus.js.stream_info(self.stream.name)
-            result["stream"] = {
-                "name": self.stream.name,
-                "messages": info.state.messages,
-                "bytes": info.state.bytes,
-            }
-        except Exception as exc:  # stats must answer even if JetStream hiccups
+            messages, size = await self.bus.stream_state(self.stream.name)
+            result["stream"] = {"name": self.stream.name, "messages": messages, "bytes": size}
+        except BusError as exc:  # stats must answer even if JetStream hiccups
             result["stream"] = {"name": self.stream.name, "error": str(exc)}
         return result
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hactl.errors import DecodeError
+from hactl.errors import BusError, DecodeError
 from hactl.log import get_logger
 from hactl.minion.executors.base import ExecContext
 from hactl.minion.executors.state import service_action, service_running
@@ -152,17 +152,17 @@ class SingletonKeeper:
         ]
         sent = time.monotonic()  # before sending: the lease is counted from here
         try:
-            msg = await self.bus.nc.request(
+            data = await self.bus.request_raw(
                 renew_subject(self.node),
                 encode_request(items),
                 timeout=min(c.spec.renew for c in copies),
             )
-            leader, grants = renew_reply(msg.data)
+            leader, grants = renew_reply(data)
         except DecodeError as exc:
             self._unrenewed(copies, f"the answer was refused ({exc.detail})")
             return
-        except Exception as exc:  # no answer, no responders, disconnected: not renewed
-            self._unrenewed(copies, f"no answer ({type(exc).__name__})")
+        except BusError as exc:  # no answer, no responders, disconnected: not renewed
+            self._unrenewed(copies, f"no answer ({exc.detail})")
             return
         if not leader:
             self._unrenewed(copies, "no master leads (NATS majority or leader key lost)")

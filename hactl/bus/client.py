@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -98,6 +99,16 @@ def untrusted_request(reply: str, headers: dict[str, str] | None) -> str:
     if headers and any(k.startswith("Nats-") for k in headers):
         return "a JetStream delivery, not a request"
     return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A raw message on a subject a process answers (:meth:`Bus.answer`)."""
+
+    subject: str
+    data: bytes
+    reply: str
+    headers: dict[str, str] | None
 
 
 class Bus:
@@ -418,3 +429,44 @@ class Bus:
         sub = await self.nc.subscribe(command_subject(target), cb=on_msg)
         await self.sync()  # the server knows about us before we say we are serving
         return sub
+
+    # -- raw request/reply (payloads another wire contract encodes) ---------------------------
+
+    async def request_raw(self, subject: str, data: bytes, timeout: float) -> bytes:
+        """One request whose payload a wire contract other than commands encodes (the
+        singleton renewals); :class:`BusError` when nobody answers in time."""
+        try:
+            msg = await self.nc.request(subject, data, timeout=timeout)
+        except nats.errors.NoRespondersError:
+            raise BusError(self.url, f"nobody answers on {subject}") from None
+        except (nats.errors.TimeoutError, TimeoutError):
+            raise BusError(self.url, f"no answer on {subject} within {timeout:g} s") from None
+        except nats.errors.Error as exc:
+            raise BusError(self.url, f"cannot ask on {subject} ({exc})") from None
+        return bytes(msg.data)
+
+    async def answer(
+        self, subject: str, handler: Callable[[Inbound], Awaitable[bytes | None]]
+    ) -> Subscription:
+        """Answer requests on ``subject`` (a NATS filter) with what ``handler`` returns (None:
+        no answer). The handler judges who sent it (:func:`untrusted_request`)."""
+
+        async def on_msg(msg: Msg) -> None:
+            inbound = Inbound(msg.subject, bytes(msg.data), msg.reply or "", msg.headers)
+            reply = await handler(inbound)
+            if reply is not None and msg.reply:
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.respond(reply)
+
+        sub = await self.nc.subscribe(subject, cb=on_msg)
+        await self.sync()
+        return sub
+
+    async def stream_state(self, stream: str) -> tuple[int, int]:
+        """(messages, bytes) stored in ``stream``; :class:`BusError` when unreadable."""
+        try:
+            info = await self.js.stream_info(stream)
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+            raise BusError(self.url, f"cannot read stream {stream} ({exc})") from None
+        state = info.state
+        return (int(state.messages), int(state.bytes)) if state is not None else (0, 0)

@@ -14,10 +14,10 @@ from typing import TypeVar
 import nats.errors
 import nats.js.errors
 from nats.js import api
-from nats.js.kv import KeyValue
 
 from hactl.auth.perms import AUDIT_STREAM, EVENTS_STREAM, JOBS_STREAM
 from hactl.bus.client import Bus
+from hactl.bus.kv import Kv, NoBucket
 from hactl.errors import BusError, HactlError
 from hactl.log import get_logger
 from hactl.wire.envelope import MAX_EVENT_BYTES
@@ -194,14 +194,12 @@ FORMING_WAIT = 30.0
 
 async def kv_bucket(
     bus: Bus, bucket: str, *, history: int = 1, ttl_s: float | None = None, replicas: int = 1
-) -> KeyValue:
+) -> Kv:
     """Bind to a KV bucket, creating it on first use."""
     try:
-        return await bus.js.key_value(bucket)
-    except nats.js.errors.BucketNotFoundError:
+        return await bind_bucket(bus, bucket)
+    except NoBucket:
         pass
-    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-        raise BusError(bus.url, "JetStream is not enabled on this server") from None
     config = api.KeyValueConfig(
         bucket=bucket, history=history, ttl=ttl_s, replicas=replicas, direct=True
     )
@@ -209,7 +207,7 @@ async def kv_bucket(
     timeouts = 0
     while True:  # a fresh cluster may still be forming, or electing the bucket's raft group
         try:
-            return await bus.js.create_key_value(config)
+            return Kv(bus.url, bucket, await bus.js.create_key_value(config))
         except nats.js.errors.APIError as exc:
             detail = f"cannot create KV bucket {bucket}: {exc.description}"
             forming = any(w in str(exc.description).lower() for w in FORMING)
@@ -220,8 +218,20 @@ async def kv_bucket(
             timeouts += 1
             if timeouts == 4:
                 raise BusError(bus.url, f"creating KV bucket {bucket} timed out") from None
-        with contextlib.suppress(nats.js.errors.BucketNotFoundError, nats.errors.TimeoutError):
-            return await bus.js.key_value(bucket)  # it may have been created after all
+        with contextlib.suppress(NoBucket, BusError):
+            return await bind_bucket(bus, bucket)  # it may have been created after all
+
+
+async def bind_bucket(bus: Bus, bucket: str) -> Kv:
+    """An existing KV bucket (:class:`NoBucket` when there is none: masters create them)."""
+    try:
+        return Kv(bus.url, bucket, await bus.js.key_value(bucket))
+    except nats.js.errors.BucketNotFoundError:
+        raise NoBucket(bus.url, bucket) from None
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+        raise BusError(bus.url, "JetStream is not enabled on this server") from None
+    except (nats.errors.Error, nats.js.errors.Error) as exc:
+        raise BusError(bus.url, f"cannot bind KV bucket {bucket} ({exc})") from None
 
 
 async def patient(call: Callable[[], Awaitable[T]], what: str, wait: float = 60.0) -> T:

@@ -16,16 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgpack
-import nats.errors
-import nats.js.errors
 
 from hactl.auth.perms import VIEW_BUCKET
 from hactl.bus.jetstream import kv_bucket
+from hactl.bus.kv import Kv
 from hactl.errors import BusError
 
 if TYPE_CHECKING:
-    from nats.js.kv import KeyValue
-
     from hactl.bus.client import Bus
 
 ASPECTS = ("vrrp", "haproxy", "galera", "rabbitmq", "service", "supervisor", "minion")
@@ -66,7 +63,7 @@ def _decode(key: str, raw: bytes, on_bad: OnBad) -> Entry | None:
 class ViewStore:
     """Read (direct gets, no consumer: operators may read too), write and watch the view."""
 
-    def __init__(self, bus: Bus, kv: KeyValue | None = None) -> None:
+    def __init__(self, bus: Bus, kv: Kv | None = None) -> None:
         self.bus = bus
         self.kv = kv  # bound by :meth:`open` (writers and watchers)
 
@@ -86,18 +83,14 @@ class ViewStore:
         if self.kv is None:
             raise BusError(self.bus.url, "view store not opened")
         packed = msgpack.packb({_WRAP: 1, "v": value, "at": at}, use_bin_type=True)
-        try:
-            await self.kv.put(kv_key(node, aspect), packed)
-        except (nats.errors.Error, nats.js.errors.Error) as exc:
-            raise BusError(self.bus.url, f"view not saved ({exc})") from None
+        await self.kv.put(kv_key(node, aspect), packed)
 
     async def watch(self, on_bad: OnBad) -> AsyncIterator[Entry]:
         """Every later change (another master's writes included)."""
         if self.kv is None:
             raise BusError(self.bus.url, "view store not opened")
-        watcher = await self.kv.watchall(include_history=False)
-        async for entry in watcher:
-            if entry is None or not entry.key or not entry.value:
+        async for entry in self.kv.watch():
+            if entry.deleted:
                 continue
             if (decoded := _decode(entry.key, entry.value, on_bad)) is not None:
                 yield decoded

@@ -12,14 +12,12 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import nats.errors
-import nats.js.errors
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from hactl.auth.perms import APPROVAL_BUCKET
-from hactl.bus import Bus
+from hactl.bus import Bus, KeyConflict, NoBucket, bind_bucket
 from hactl.cli.runner import fail, print_json, run, settings_of
 from hactl.config import Settings, resolve_connection
 from hactl.errors import BusError, DecodeError, HactlError, UsageError
@@ -111,25 +109,21 @@ def _answer(settings: Settings, approval_id: str, approve: bool, reason: str) ->
     async def body() -> Approval:
         bus = await _connect(settings)
         try:
-            kv = await bus.js.key_value(APPROVAL_BUCKET)
+            kv = await bind_bucket(bus, APPROVAL_BUCKET)
             entry = await kv.get(k)
-            rec = answer(
-                decode(bytes(entry.value or b"")), approve, bus.identity, reason, time.time()
-            )
+            if entry is None:
+                raise ApprovalError(f"no approval {approval_id}")
+            rec = answer(decode(entry.value), approve, bus.identity, reason, time.time())
             verb = "approve" if approve else "deny"
             await bus.audit(verb, {"approval": approval_id, "rule": rec.rule, "reason": reason})
-            await kv.update(k, encode(rec), last=entry.revision)
+            await kv.update(k, encode(rec), entry.revision)
             return rec
-        except nats.js.errors.BucketNotFoundError:
+        except NoBucket:
             raise ApprovalError("no approvals stored yet (no master has asked)") from None
-        except nats.js.errors.NotFoundError:
-            raise ApprovalError(f"no approval {approval_id}") from None
-        except nats.js.errors.KeyWrongLastSequenceError:
+        except KeyConflict:
             raise ApprovalError(f"approval {approval_id} was answered meanwhile") from None
         except AnswerRefused as exc:
             raise ApprovalError(str(exc)) from None
-        except (nats.errors.Error, nats.js.errors.Error) as exc:
-            raise ApprovalError(f"cannot answer {approval_id}: {exc}") from None
         finally:
             await bus.close()
 

@@ -13,10 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import nats.errors
-import nats.js.errors
-
-from hactl.errors import DecodeError, RejectReason
+from hactl.bus import KvStore
+from hactl.errors import BusError, DecodeError, RejectReason
 from hactl.log import get_logger
 from hactl.master.reactor.rules import ApprovePolicy
 from hactl.wire.approvals import ASKED, Approval, decode, encode, expire, key
@@ -31,7 +29,7 @@ class Approvals:
     """The questions one master asks (KV ``HACTL_APPROVALS``)."""
 
     def __init__(
-        self, kv: Any, *, clock: Callable[[], float] = time.time, poll: float = 0.5
+        self, kv: KvStore, *, clock: Callable[[], float] = time.time, poll: float = 0.5
     ) -> None:
         self.kv = kv
         self.clock = clock
@@ -62,15 +60,17 @@ class Approvals:
             expires_at=now + policy.timeout,
             default=policy.default,
         )
-        await asyncio.wait_for(self.kv.create(key(a.id), encode(a)), 5.0)
+        await self.kv.create(key(a.id), encode(a))
         self.counts["asked"] += 1
         log.warning("approval_pending", id=a.id, rule=rule, question=a.question)
         await say({"approval": _public(a)})
         while True:
             await asyncio.sleep(self.poll)
             try:
-                entry = await asyncio.wait_for(self.kv.get(key(a.id)), 5.0)
-                rec = decode(bytes(entry.value or b""))
+                entry = await self.kv.get(key(a.id))
+                if entry is None:
+                    raise DecodeError(RejectReason.MISSING_FIELD, "approval record deleted")
+                rec = decode(entry.value)
                 if why := _not_the_question(a, rec):
                     raise DecodeError(RejectReason.BAD_TYPE, f"approval record: {why}")
             except DecodeError as exc:  # tampered with: never an approval by accident
@@ -79,7 +79,7 @@ class Approvals:
                 rec = Approval(**{**_public(rec), "default": "deny"})
                 self.counts["denied"] += 1
                 return rec
-            except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
+            except BusError:
                 if self.clock() < a.expires_at + 60:
                     continue  # JetStream away: keep waiting (the action holds its lock)
                 return expire(a, self.clock())
@@ -89,10 +89,8 @@ class Approvals:
             if self.clock() >= rec.expires_at:
                 done = expire(rec, self.clock())
                 try:
-                    await asyncio.wait_for(
-                        self.kv.update(key(a.id), encode(done), last=entry.revision), 5.0
-                    )
-                except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
+                    await self.kv.update(key(a.id), encode(done), entry.revision)
+                except BusError:
                     continue  # answered at the last instant, or JetStream away: read again
                 self.counts["expired"] += 1
                 return done

@@ -8,10 +8,8 @@ import contextlib
 import time
 from typing import Any
 
-import nats.errors
-import nats.js.errors
-
-from hactl.bus import Bus
+from hactl.bus import Bus, KeyConflict, KvStore
+from hactl.errors import BusError
 from hactl.log import get_logger
 from hactl.wire.commands import CommandReply
 from hactl.wire.envelope import Event
@@ -24,13 +22,13 @@ LOCK_TTL = 15.0  # a held lock is re-put every 5 s; a dead master's lock expires
 class NatsEffects:
     """:class:`master.reactor.actions.Effects` over NATS and the lease bucket."""
 
-    def __init__(self, bus: Bus, leases: Any, locks: Any = None) -> None:
+    def __init__(self, bus: Bus, leases: KvStore, locks: KvStore | None = None) -> None:
         self.bus = bus
         self.leases = leases
         self.locks = locks if locks is not None else leases
         self._held: dict[str, asyncio.Task[None]] = {}
 
-    def _bucket(self, name: str) -> Any:
+    def _bucket(self, name: str) -> KvStore:
         return self.locks if name.startswith("lock.") else self.leases
 
     async def publish(self, event: Event, msg_id: str | None = None) -> None:
@@ -49,13 +47,12 @@ class NatsEffects:
         bucket = self._bucket(name)
         try:
             await bucket.create(name, value if value is not None else str(time.time()).encode())
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False
-        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-            # "wrong last sequence" (taken), or JetStream busy electing a leader after a
-            # server died: not ours (yet); the caller retries within its lock_wait
-            if "wrong last sequence" not in str(exc).lower():
-                log.warning("lease_unavailable", lease=name, error=f"{type(exc).__name__}: {exc}")
+        except KeyConflict:
+            return False  # taken
+        except BusError as exc:
+            # JetStream busy electing a leader after a server died: not ours (yet); the
+            # caller retries within its lock_wait
+            log.warning("lease_unavailable", lease=name, error=exc.detail)
             return False
         if bucket is self.locks and self.locks is not self.leases:
             self._held[name] = asyncio.create_task(self._keep(name))
@@ -64,21 +61,21 @@ class NatsEffects:
     async def _keep(self, name: str) -> None:
         while True:
             await asyncio.sleep(LOCK_TTL / 3)
-            with contextlib.suppress(nats.errors.Error, nats.js.errors.Error):
+            with contextlib.suppress(BusError):
                 await self.locks.put(name, str(time.time()).encode())
 
     async def lease_record(self, name: str) -> bytes | None:
         """The live value of a lease (None when absent or deleted)."""
         try:
-            entry = await asyncio.wait_for(self._bucket(name).get(name), 2.0)
-        except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
+            entry = await self._bucket(name).get(name, timeout=2.0)
+        except BusError:
             return None
-        return bytes(entry.value) if entry is not None and entry.value else None
+        return entry.value if entry is not None else None
 
     async def release(self, name: str) -> None:
         """Delete (a purge would forget the history; a delete marker is enough)."""
         keeper = self._held.pop(name, None)
         if keeper is not None:
             keeper.cancel()
-        with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, TimeoutError):
+        with contextlib.suppress(BusError):
             await self._bucket(name).delete(name)  # if this fails, the TTL frees it

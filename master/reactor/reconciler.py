@@ -31,20 +31,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats.errors
-import nats.js.errors
-
+from hactl.bus import KvStore
 from hactl.errors import CommandError
 from hactl.log import get_logger
 from hactl.master.reactor.actions.base import Effects
 from hactl.master.reactor.desired import OUT, Want, component, desired
+from hactl.master.reactor.leadership import Leadership
 from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.yields import SplitBrains
 from hactl.metrics import Hist
@@ -56,8 +54,6 @@ from hactl.wire.vrrp import MAX_SECONDS
 
 log = get_logger("hactl.reconciler")
 RULE = "reconcile"  # its name in the decision trail (hactl/reactor/reconcile/<outcome>)
-LEADER_KEY = "reconciler"
-LEADER_TTL = 15.0  # the lock bucket's TTL
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +95,7 @@ class Reconciler:
         self,
         effects: Effects,
         view: ClusterView,
-        locks: Any,
+        locks: KvStore,
         *,
         maintenance: Callable[[], Sequence[Maintenance]],
         trust: Callable[[], str],
@@ -115,17 +111,13 @@ class Reconciler:
         self.options = options or ReconcileOptions()
         self.observe = observe
         self.clock = clock
-        self.me = f"{MASTER_ID}-{secrets.token_hex(4)}".encode()
-        self._rev: int | None = None
-        self._renewed = -1e9
+        self.leadership = Leadership(locks, clock)
         self._keys: dict[str, _Key] = {}
         self.splits = SplitBrains(self)
         self._dirty = asyncio.Event()
-        self._lead_lock = asyncio.Lock()
         self.counts = {"passes": 0, "corrections": 0, "failed": 0, "held": 0}
         #: seconds from the fact's report (its stored time) to the correction done, by class
         self.repair = Hist()
-        self.leading = False
         self.facts: dict[str, Any] = {}  # the view's facts as the last plan() saw them
 
     def poke(self) -> None:
@@ -150,56 +142,17 @@ class Reconciler:
                 log.exception("reconcile_pass_crashed")
 
     async def lead(self) -> bool:
-        """Hold (or take) the leader key; False while another master holds it or this one
-        cannot write. Renewed at most every 2 s, trusted for a third of its TTL. Called by
-        the reconciler's passes and the singleton leases (one at a time)."""
-        async with self._lead_lock:
-            return await self._lead()
+        """Hold (or take) the leader key (master/reactor/leadership.py)."""
+        return await self.leadership.lead()
 
-    async def _lead(self) -> bool:
-        now = self.clock()
-        if self._rev is not None and now - self._renewed < 2.0:
-            return True
-        try:
-            if self._rev is None:
-                self._rev = await asyncio.wait_for(self.locks.create(LEADER_KEY, self.me), 2.0)
-            else:
-                self._rev = await asyncio.wait_for(
-                    self.locks.update(LEADER_KEY, self.me, last=self._rev), 2.0
-                )
-            self._renewed = now
-        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-            held = self._rev is not None
-            # a write whose acknowledgement was lost (a server killed mid-write) may have
-            # landed: the key still (or now) ours keeps the lead, bounded by the last renewal
-            self._rev = await self._own_revision() if held else None
-            if held and self._rev is None:
-                log.warning("reconciler_not_leading", error=f"{type(exc).__name__}: {exc}"[:200])
-        leading = self._rev is not None and now - self._renewed < LEADER_TTL / 3
-        if leading != self.leading:
-            log.info("reconciler_leading" if leading else "reconciler_standby")
-        self.leading = leading
-        return leading
-
-    async def _own_revision(self) -> int | None:
-        """The leader key's revision if it still holds this master's value; the last known
-        revision when it cannot be read (JetStream electing); None when another holds it."""
-        try:
-            entry = await asyncio.wait_for(self.locks.get(LEADER_KEY), 1.0)
-        except nats.js.errors.NotFoundError:  # absent or deleted
-            return None
-        except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
-            return self._rev
-        if entry is None or entry.value != self.me:
-            return None
-        return int(entry.revision or 0) or None
+    @property
+    def leading(self) -> bool:
+        """Whether this master led at its last check."""
+        return self.leadership.leading
 
     async def resign(self) -> None:
         """Give the leader key back (a clean stop): another master takes over at once."""
-        if self._rev is not None:
-            with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, TimeoutError):
-                await asyncio.wait_for(self.locks.delete(LEADER_KEY, last=self._rev), 2.0)
-        self._rev, self.leading = None, False
+        await self.leadership.resign()
 
     def plan(self) -> list[Want]:
         """The desired state of every managed server, from the view as it is now."""

@@ -31,11 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nats.errors
-import nats.js.errors
-from nats.aio.msg import Msg
-from nats.js import api
-
 from hactl.auth.perms import (
     APPROVAL_BUCKET,
     JOBS_STREAM,
@@ -49,7 +44,7 @@ from hactl.auth.perms import (
     SINGLETON_BUCKET,
 )
 from hactl.bus import EVENTS_STREAM, Bus, kv_bucket
-from hactl.bus.jetstream import patient
+from hactl.bus.consumer import Delivery, SharedConsumer, bind_shared, unsubscribe
 from hactl.bus.viewstore import ViewStore
 from hactl.errors import BusError, DecodeError, HactlError
 from hactl.log import get_logger
@@ -182,66 +177,12 @@ class ReactorRuntime:
         self._jobs_sub = await self._bind(JOBS_STREAM, REACTOR_JOBS_CONSUMER, REACTOR_JOBS_DELIVER)
 
     async def _bind(self, stream: str, durable: str, deliver: str) -> Any:
-        config = api.ConsumerConfig(
-            durable_name=durable,
-            deliver_group=durable,
-            ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=self.options.ack_wait,
-            max_ack_pending=self.options.max_ack_pending,
-            deliver_policy=api.DeliverPolicy.NEW,
-            deliver_subject=deliver,
+        spec = SharedConsumer(
+            stream, durable, deliver, self.options.ack_wait, self.options.max_ack_pending
         )
+        return await bind_shared(self.bus, spec, self._on_msg)
 
-        async def bind() -> Any:
-            return await self.bus.js.subscribe(
-                "",
-                queue=durable,
-                durable=durable,
-                stream=stream,
-                config=config,
-                manual_ack=True,
-                cb=self._on_msg,
-                pending_msgs_limit=200_000,
-            )
-
-        await self._update_consumer(stream, durable, deliver)  # an existing one keeps its own
-        try:
-            return await patient(bind, f"reactor: binding consumer {durable}")
-        except nats.js.errors.Error as exc:
-            raise HactlError(f"reactor: cannot bind consumer {durable}: {exc}") from None
-
-    async def _update_consumer(self, stream: str, durable: str, deliver: str) -> None:
-        """Make an existing shared consumer unfiltered (older hactl asked for filter subjects),
-        deliver to the fixed subject every master may bind, and use our ack settings."""
-        try:
-            info = await patient(
-                lambda: self.bus.js.consumer_info(stream, durable),
-                f"reactor: reading consumer {durable}",
-            )
-        except nats.js.errors.NotFoundError:
-            return  # created by the bind
-        try:
-            config = info.config
-            if (
-                not config.filter_subjects
-                and not config.filter_subject
-                and config.deliver_subject == deliver
-                and config.ack_wait == self.options.ack_wait
-                and config.max_ack_pending == self.options.max_ack_pending
-            ):
-                return
-            config.filter_subjects, config.filter_subject = None, None
-            config.deliver_subject = deliver
-            config.ack_wait, config.max_ack_pending = (
-                self.options.ack_wait,
-                self.options.max_ack_pending,
-            )
-            await self.bus.js.add_consumer(stream, config)
-            log.info("consumer_updated", consumer=durable, ack_wait=self.options.ack_wait)
-        except nats.js.errors.Error as exc:
-            log.error("consumer_not_updated", consumer=durable, error=str(exc))
-
-    async def _on_msg(self, msg: Msg) -> None:
+    async def _on_msg(self, msg: Delivery) -> None:
         if self.watch is not None:
             self.watch.feed.delivered(time.monotonic())
         if not self.interest.wants(msg.subject):  # nobody can use it: ack unread
@@ -255,10 +196,10 @@ class ReactorRuntime:
             await msg.term()
             return
         assert self.engine is not None
-        if delivered(msg.reply) > 1:
+        if msg.delivered > 1:
             self.engine.counts["redelivered"] = self.engine.counts.get("redelivered", 0) + 1
         try:
-            tasks = await self.engine.handle(event, _stored(msg))
+            tasks = await self.engine.handle(event, msg.stored)
             if event.tag.startswith("hactl/minion/") and event.tag.endswith(
                 ("/start", "/heartbeat")
             ):
@@ -268,13 +209,13 @@ class ReactorRuntime:
             # dropped (terminated) so one poison event cannot loop for ever
             log.exception("reactor_handle_crashed", tag=event.tag, id=event.id)
             self.engine.counts["crashed"] = self.engine.counts.get("crashed", 0) + 1
-            await (msg.term() if delivered(msg.reply) >= 3 else msg.nak(delay=1.0))
+            await (msg.term() if msg.delivered >= 3 else msg.nak(delay=1.0))
             return
         if not tasks:
             await msg.ack()
             return
         done = asyncio.gather(*tasks, return_exceptions=True)
-        done.add_done_callback(lambda _: asyncio.ensure_future(_ack(msg)))
+        done.add_done_callback(lambda _: asyncio.ensure_future(msg.ack()))
         # while they run (a debounce, a lock wait, a long recovery), tell the server the
         # event is being worked on: redelivered to this master it restarted debounces (a
         # rejoin fired after 15 s instead of 5); a master that dies stops saying so, and the
@@ -348,15 +289,17 @@ class ReactorRuntime:
     async def _watch_maintenance(self) -> None:
         """The windows from the bucket's watch itself (current values first, then every
         change): re-reading the bucket after a change could hit a replica a moment behind."""
+        while True:  # a watch JetStream could not start (busy electing) is started again
+            try:
+                await self._follow_maintenance()
+            except BusError as exc:
+                log.warning("maintenance_watch_retrying", error=exc.detail)
+            await asyncio.sleep(1.0)
+
+    async def _follow_maintenance(self) -> None:
         windows: dict[str, Maintenance] = {}
-        watcher = await patient(
-            lambda: self.maint_kv.watchall(include_history=False),
-            "reactor: watching maintenance windows",
-        )
-        async for entry in watcher:
-            if entry is None or not entry.key:
-                continue
-            if entry.operation in ("DEL", "PURGE") or not entry.value:
+        async for entry in self.maint_kv.watch():
+            if entry.deleted:
                 windows.pop(entry.key, None)
             else:
                 records, problems = parse_records({entry.key: entry.value})
@@ -395,9 +338,7 @@ class ReactorRuntime:
     async def stop(self) -> None:
         """Stop consuming; let running actions finish (bounded), cancel the loops."""
         for sub in (self._sub, self._jobs_sub):
-            if sub is not None:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+            await unsubscribe(sub)
         if self.engine is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.engine.idle(), 10)
@@ -412,35 +353,9 @@ class ReactorRuntime:
             await self.reconciler.resign()
 
 
-def delivered(reply: str) -> int:
-    """How many times JetStream has delivered this message, from its ack subject (0 if that
-    is not one). ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``, or
-    with ``<domain>.<account hash>`` after ``$JS.ACK`` and a token at the end (v2). nats-py's
-    ``msg.metadata`` parses every field (3 % of the reactor's time); this needs one."""
-    tokens = reply.split(".")
-    if len(tokens) < 9 or tokens[0] != "$JS" or tokens[1] != "ACK":
-        return 0
-    token = tokens[4] if len(tokens) == 9 else tokens[6]
-    return int(token) if token.isdigit() else 0
-
-
-def _stored(msg: Msg) -> float | None:
-    """When the stream stored the message (server time), from its ack subject."""
-    try:
-        return msg.metadata.timestamp.timestamp()
-    except (ValueError, TypeError, AttributeError, IndexError):
-        return None
-
-
-async def _ack(msg: Msg) -> None:
-    with contextlib.suppress(Exception):
-        await msg.ack()
-
-
-async def _in_progress(msg: Msg, done: asyncio.Future[Any], every: float) -> None:
+async def _in_progress(msg: Delivery, done: asyncio.Future[Any], every: float) -> None:
     """``+WPI`` every ``every`` seconds until ``done`` (the event's tasks) ends."""
     while not done.done():
         await asyncio.wait({done}, timeout=every)
         if not done.done():
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
+            await msg.in_progress()

@@ -13,12 +13,10 @@ import asyncio
 import contextlib
 import time
 
-import nats.errors
-import nats.js.errors
-
 from hactl.auth.perms import EVENTS_STREAM, REACTOR_CONSUMER
 from hactl.bus import Bus
-from hactl.errors import HactlError
+from hactl.bus.consumer import pending
+from hactl.errors import BusError, HactlError
 from hactl.log import get_logger
 from hactl.master.reactor.actions.base import Effects
 from hactl.master.reactor.liveness import LIVENESS_ASK_S, FeedHealth
@@ -110,11 +108,7 @@ class Watch:
         node's heartbeats may sit unread behind a stall, and silence read too early is not
         silence."""
         try:
-            info = await asyncio.wait_for(
-                self.bus.js.consumer_info(EVENTS_STREAM, REACTOR_CONSUMER), LIVENESS_ASK_S
-            )
-        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-            return f"JetStream does not answer ({type(exc).__name__}): cannot tell silence"
-        if info.num_pending:
-            return f"{info.num_pending} stored events not yet read"
-        return ""
+            left = await pending(self.bus, EVENTS_STREAM, REACTOR_CONSUMER, LIVENESS_ASK_S)
+        except BusError as exc:
+            return f"JetStream does not answer ({exc.detail}): cannot tell silence"
+        return f"{left} stored events not yet read" if left else ""

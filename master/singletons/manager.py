@@ -28,13 +28,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats.errors
-import nats.js.errors
-from nats.aio.msg import Msg
-
-from hactl.bus import Bus
+from hactl.bus import Bus, Inbound, KvStore
 from hactl.bus.client import untrusted_request
-from hactl.errors import DecodeError, RejectReason
+from hactl.bus.consumer import unsubscribe
+from hactl.errors import BusError, DecodeError, RejectReason
 from hactl.log import get_logger
 from hactl.master.singletons.placement import Candidate, choose, eligible, revoke_reason
 from hactl.wire.envelope import new_event
@@ -85,7 +82,7 @@ class SingletonManager:
     def __init__(
         self,
         bus: Bus,
-        kv: Any,
+        kv: KvStore,
         *,
         lead: Callable[[], Awaitable[bool]],
         maintenance: Callable[[], Sequence[Maintenance]],
@@ -108,7 +105,7 @@ class SingletonManager:
 
     async def start(self) -> None:
         """Answer renewals (core NATS: a JetStream outage does not stop them)."""
-        self._sub = await self.bus.nc.subscribe(f"{SUBJECT_ROOT}.*.renew", cb=self._on_renew)
+        self._sub = await self.bus.answer(f"{SUBJECT_ROOT}.*.renew", self._on_renew)
 
     async def run(self) -> None:
         """Passes every 0.25 s (expiry and placement are time-driven)."""
@@ -121,25 +118,23 @@ class SingletonManager:
 
     # -- renewals ---------------------------------------------------------------------------
 
-    async def _on_renew(self, msg: Msg) -> None:
+    async def _on_renew(self, msg: Inbound) -> bytes | None:
         # only a node's minion may publish on its renewal subject, and it asks on its own
         # inbox; anything else was delivered by the server on someone's behalf (a direct get
         # whose reply subject an operator pointed here, carrying a stored "release"): unread
-        if why := untrusted_request(msg.reply or "", msg.headers):
+        if why := untrusted_request(msg.reply, msg.headers):
             self.counts["refused"] += 1
             self.bus.rejects.reject(DecodeError(RejectReason.UNTRUSTED, why), msg.subject)
-            return
+            return None
         try:
             node = node_of_subject(msg.subject)
             items = renew_request(msg.data)
         except DecodeError as exc:
             self.counts["refused"] += 1
             self.bus.rejects.reject(exc, msg.subject)
-            return  # no answer: a holder that sends garbage keeps no lease
+            return None  # no answer: a holder that sends garbage keeps no lease
         leader, grants = await self.renew(node, items)
-        if msg.reply:
-            with contextlib.suppress(nats.errors.Error):
-                await msg.respond(encode_reply(leader, grants))
+        return encode_reply(leader, grants)
 
     async def renew(self, node: str, items: list[RenewItem]) -> tuple[bool, dict[str, Grant]]:
         """The answer to ``node``'s renewal (the node is the one its subject names, which only
@@ -279,11 +274,9 @@ class SingletonManager:
         if now - self._specs_read < 2.0:
             return
         try:
-            keys = await asyncio.wait_for(self.kv.keys(), KV_TIMEOUT)
-        except nats.js.errors.NoKeysError:
-            keys = []
-        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-            log.warning("singleton_specs_unreadable", error=f"{type(exc).__name__}: {exc}"[:200])
+            keys = await self.kv.keys(timeout=KV_TIMEOUT)
+        except BusError as exc:
+            log.warning("singleton_specs_unreadable", error=exc.detail[:200])
             return
         self._specs_read = now
         names = {k.split(".", 1)[1] for k in keys if k.startswith(SPEC_PREFIX + ".")}
@@ -293,12 +286,12 @@ class SingletonManager:
             if not key.startswith(SPEC_PREFIX + "."):
                 continue
             try:
-                entry = await asyncio.wait_for(self.kv.get(key), KV_TIMEOUT)
-                spec = decode_spec(bytes(entry.value or b""))
+                entry = await self.kv.get(key, timeout=KV_TIMEOUT)
+                spec = decode_spec(entry.value if entry is not None else b"")
             except DecodeError as exc:
                 log.error("singleton_spec_refused", key=key, reason=str(exc))
                 continue
-            except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
+            except BusError:
                 continue
             st = self.states.get(spec.name)
             if st is None:
@@ -309,18 +302,18 @@ class SingletonManager:
 
     async def _read_record(self, st: _State) -> None:
         try:
-            entry = await asyncio.wait_for(self.kv.get(lease_key(st.spec.name)), KV_TIMEOUT)
-        except nats.js.errors.NotFoundError:  # absent or deleted
+            entry = await self.kv.get(lease_key(st.spec.name), timeout=KV_TIMEOUT)
+        except BusError:
+            return
+        if entry is None:  # absent or deleted
             st.holder, st.rev = "", 0
             return
-        except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
-            return
         try:
-            rec = decode_lease(bytes(entry.value or b""))
+            rec = decode_lease(entry.value)
         except DecodeError as exc:
             log.error("singleton_record_refused", name=st.spec.name, reason=str(exc))
             rec = LeaseRecord(st.spec.name)  # a record nobody can read holds nothing: overwrite
-        st.holder, st.rev, st.since = rec.holder, int(entry.revision or 0), rec.since
+        st.holder, st.rev, st.since = rec.holder, entry.revision, rec.since
 
     async def _write(self, st: _State, holder: str, why: str) -> bool:
         """Set the holder with a compare-and-set on the record's revision; the trail says
@@ -329,13 +322,12 @@ class SingletonManager:
         key, prev = lease_key(st.spec.name), st.holder
         try:
             if st.rev:
-                rev = await asyncio.wait_for(
-                    self.kv.update(key, encode_lease(rec), last=st.rev), KV_TIMEOUT
-                )
+                rev = await self.kv.update(key, encode_lease(rec), st.rev, timeout=KV_TIMEOUT)
             else:
-                rev = await asyncio.wait_for(self.kv.create(key, encode_lease(rec)), KV_TIMEOUT)
-        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-            await self._trail("failed", st, "grant" if holder else "clear", f"{why}: {exc}"[:200])
+                rev = await self.kv.create(key, encode_lease(rec), timeout=KV_TIMEOUT)
+        except BusError as exc:
+            what = "grant" if holder else "clear"
+            await self._trail("failed", st, what, f"{why}: {exc.detail}"[:200])
             await self._read_record(st)  # another master wrote it, or JetStream is away
             return False
         st.holder, st.rev, st.since, st.revoking = holder, int(rev), rec.since, ""
@@ -389,9 +381,7 @@ class SingletonManager:
 
     async def close(self) -> None:
         """Stop answering."""
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
+        await unsubscribe(self._sub)
 
 
 __all__ = ["LEASE_PREFIX", "SingletonManager"]

@@ -20,8 +20,8 @@ from hactl.master.reactor.engine import Engine
 from hactl.master.reactor.rules import ApprovePolicy, RuleError, load_rules, parse_rules
 from hactl.wire.approvals import AnswerRefused, Approval, answer, decode, encode, expire, key
 from tests.support.membus import MemBus
+from tests.support.memkv import MemKv
 from tests.unit.test_reactor_engine import NODES, galera, position_minion
-from tests.unit.test_singleton_manager import MemKV
 
 pytestmark = pytest.mark.unit
 
@@ -77,10 +77,10 @@ def test_approve_in_a_rule_is_checked_at_load() -> None:
     assert shipped.approve == ApprovePolicy(600.0, "deny")
 
 
-async def _recovery(policy: ApprovePolicy, person: Any) -> tuple[MemBus, MemKV]:
+async def _recovery(policy: ApprovePolicy, person: Any) -> tuple[MemBus, MemKv]:
     """ctl3's minion silent, ctl1/ctl2 stopped at seqno 9/8: the recovery asks; ``person``
     answers (or not) through the KV as hactl approve/deny does."""
-    kv, bus = MemKV(), MemBus()
+    kv, bus = MemKv(), MemBus()
     rule = dataclasses.replace(
         next(r for r in RULES if r.name == "galera-cluster-down"), approve=policy
     )
@@ -100,7 +100,7 @@ async def _recovery(policy: ApprovePolicy, person: Any) -> tuple[MemBus, MemKV]:
     return bus, kv
 
 
-async def _pending(kv: MemKV) -> tuple[str, Approval, int]:
+async def _pending(kv: MemKv) -> tuple[str, Approval, int]:
     for _ in range(200):
         for k, (value, rev) in kv.data.items():
             a = decode(value)
@@ -114,7 +114,7 @@ async def test_approved_the_recovery_bootstraps_the_most_advanced_reachable_memb
     """A pending decision with the exact plan; approved by a person: bootstrap ctl1 (seqno 9),
     ctl2 rejoins, ctl3 (unreachable) is left; done names who approved."""
 
-    async def person(kv: MemKV) -> None:
+    async def person(kv: MemKv) -> None:
         k, a, rev = await _pending(kv)
         assert a.plan["would"]["node"] == "ctl1" and a.plan["unreachable"] == ["ctl3"]
         await kv.update(
@@ -132,7 +132,7 @@ async def test_approved_the_recovery_bootstraps_the_most_advanced_reachable_memb
 async def test_denied_nothing_is_started_and_the_refusal_says_who() -> None:
     """Denied: failed, with the person and the reason; no bootstrap, no start."""
 
-    async def person(kv: MemKV) -> None:
+    async def person(kv: MemKv) -> None:
         k, a, rev = await _pending(kv)
         await kv.update(
             k,
@@ -149,7 +149,7 @@ async def test_denied_nothing_is_started_and_the_refusal_says_who() -> None:
 async def test_unanswered_it_expires_to_its_default() -> None:
     """Nobody answers: default deny refuses (state expired in KV); default approve goes on."""
 
-    async def nobody(kv: MemKV) -> None:
+    async def nobody(kv: MemKv) -> None:
         await _pending(kv)
 
     bus, kv = await _recovery(ApprovePolicy(1.0, "deny"), nobody)
@@ -164,7 +164,7 @@ async def test_an_old_approval_copied_onto_the_question_is_refused() -> None:
     """Trust III: an approved record of another question (another id, another plan) written
     onto the pending key is not an answer: the recovery is refused, nothing is started."""
 
-    async def forger(kv: MemKV) -> None:
+    async def forger(kv: MemKv) -> None:
         k, _, rev = await _pending(kv)
         old = dataclasses.replace(A, plan={"would": {"node": "ctl3"}})
         copied = answer(old, True, "UMALLORY", "copied", old.asked_at + 1)

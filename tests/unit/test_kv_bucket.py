@@ -35,7 +35,7 @@ async def test_a_forming_cluster_is_waited_for() -> None:
     """Two "no suitable peers" answers, then the bucket."""
     js = FormingJs(2)
     bus = SimpleNamespace(js=js, url="nats://x")
-    assert await kv_bucket(bus, "B", replicas=3) == "bucket"  # type: ignore[arg-type]  # js and url are all it uses
+    assert (await kv_bucket(bus, "B", replicas=3)).bucket == "B"  # type: ignore[arg-type]  # js and url are all it uses
     assert js.calls == 3
 
 

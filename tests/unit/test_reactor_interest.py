@@ -48,7 +48,7 @@ def test_delivery_count_from_both_ack_subject_layouts() -> None:
     """The redelivery count is read like nats-py reads it, from v1 and v2 ack subjects."""
     from nats.aio.msg import Msg
 
-    from hactl.master.reactor.runtime import delivered
+    from hactl.bus.consumer import delivered
 
     v1 = "$JS.ACK.HACTL_EVENTS.hactl-reactor.3.120.118.1795251616230000000.7"
     v2 = "$JS.ACK.hub.ACCHASH.HACTL_EVENTS.hactl-reactor.2.120.118.1795251616230000000.7.tok"

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 from typing import Any
-
-import nats.js.errors
 
 from hactl.master.reactor.desired import desired
 from hactl.master.reactor.reconciler import ReconcileOptions, Reconciler
@@ -15,51 +12,10 @@ from hactl.wire.commands import error_reply
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.maint import Maintenance
 from tests.support.membus import MemBus, ok_runtime
+from tests.support.memkv import MemKv
 
 NODES = ("ctl1", "ctl2", "ctl3")
 BACKENDS = ("galera", "rabbitmq", "be_nova_api")
-
-
-class FakeLocks:
-    """The lock bucket's compare-and-set, in memory (another master may hold the key)."""
-
-    def __init__(self) -> None:
-        self.rev = 0
-        self.holder: bytes | None = None
-        self.broken = False
-        self.lose_ack = False
-
-    async def create(self, key: str, value: bytes) -> int:
-        """Create-once."""
-        if self.broken:
-            raise TimeoutError
-        if self.holder is not None:
-            raise nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence")
-        self.holder, self.rev = value, self.rev + 1
-        return self.rev
-
-    async def update(self, key: str, value: bytes, last: int) -> int:
-        """Compare-and-set on the revision."""
-        if self.broken:
-            raise TimeoutError
-        if last != self.rev or self.holder != value:
-            raise nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence")
-        self.rev += 1
-        if self.lose_ack:  # the write landed, its acknowledgement did not come back
-            raise TimeoutError
-        return self.rev
-
-    async def delete(self, key: str, last: int) -> None:
-        """Give it back."""
-        self.holder = None
-
-    async def get(self, key: str) -> Any:
-        """The entry (value and revision)."""
-        if self.broken:
-            raise TimeoutError
-        if self.holder is None:
-            raise nats.js.errors.KeyNotFoundError
-        return SimpleNamespace(value=self.holder, revision=self.rev)
 
 
 class Clock:
@@ -119,7 +75,7 @@ def reconciler(
     rec = Reconciler(
         bus,
         view,
-        kw.pop("locks", FakeLocks()),
+        kw.pop("locks", MemKv()),
         maintenance=lambda: windows,
         trust=kw.pop("trust", lambda: ""),
         options=opts,
@@ -329,7 +285,7 @@ async def test_only_the_leader_corrects_and_a_master_that_cannot_write_stops() -
     """Two masters: the one holding the leader key corrects, the other does not; a leader
     whose writes fail stops within its renewal; the other takes over once the key is free."""
     view, bus = healthy_view(), MemBus()
-    locks = FakeLocks()
+    locks = MemKv()
     a, _, clock_a = reconciler(view, bus, locks=locks)
     b, _, clock_b = reconciler(view, bus, locks=locks)
     assert await a.lead() and not await b.lead()
@@ -338,7 +294,7 @@ async def test_only_the_leader_corrects_and_a_master_that_cannot_write_stops() -
     assert not await a.lead()
     locks.broken = False
     assert not await b.lead()  # a's key stands until the bucket's TTL removes it
-    locks.holder = None  # the TTL
+    locks.data.clear()  # the TTL
     clock_b.t += 6.0
     assert await b.lead() and not await a.lead()
     await b.resign()  # a clean stop frees it at once
@@ -406,7 +362,7 @@ async def test_a_renewal_whose_acknowledgement_is_lost_keeps_the_lead() -> None:
     killed mid-write) does not cost the lead: the key still holds this master's value, so its
     revision is adopted; another master's key is not."""
     view, bus = healthy_view(), MemBus()
-    locks = FakeLocks()
+    locks = MemKv()
     a, _, clock_a = reconciler(view, bus, locks=locks)
     b, _, clock_b = reconciler(view, bus, locks=locks)
     assert await a.lead()

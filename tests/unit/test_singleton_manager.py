@@ -4,59 +4,22 @@ expired, how a move and a release go, and that only a leader acknowledges."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
-import nats.js.errors
 import pytest
 
+from hactl.bus import Inbound
 from hactl.master.singletons.manager import SingletonManager
 from hactl.wire.envelope import Event
 from hactl.wire.maint import Maintenance
 from hactl.wire.singleton import RenewItem, SingletonSpec, encode_spec, expires_after, spec_key
+from tests.support.memkv import MemKv
 
 pytestmark = pytest.mark.unit
 
 SPEC = SingletonSpec("sched", "sched", ("ctl1", "ctl2", "ctl3"), ("ctl1", "ctl2", "ctl3"))
-
-
-class MemKV:
-    """A KV bucket's create/update (compare-and-set on the revision), get and keys."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, tuple[bytes, int]] = {}
-        self.seq = 0
-        self.broken = False
-
-    def _next(self, key: str, value: bytes) -> int:
-        if self.broken:
-            raise TimeoutError
-        self.seq += 1
-        self.data[key] = (value, self.seq)
-        return self.seq
-
-    async def create(self, key: str, value: bytes) -> int:
-        if key in self.data:
-            raise nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence")
-        return self._next(key, value)
-
-    async def update(self, key: str, value: bytes, last: int) -> int:
-        if key not in self.data or self.data[key][1] != last:
-            raise nats.js.errors.KeyWrongLastSequenceError(description="wrong last sequence")
-        return self._next(key, value)
-
-    async def get(self, key: str) -> Any:
-        if self.broken:
-            raise TimeoutError
-        if key not in self.data:
-            raise nats.js.errors.KeyNotFoundError
-        value, rev = self.data[key]
-        return SimpleNamespace(value=value, revision=rev)
-
-    async def keys(self) -> list[str]:
-        if not self.data:
-            raise nats.js.errors.NoKeysError
-        return list(self.data)
 
 
 class Trail:
@@ -80,8 +43,8 @@ class Clock:
 
 def manager(
     maint: list[Maintenance] | None = None,
-) -> tuple[SingletonManager, MemKV, Clock, dict[str, bool], Trail]:
-    kv, clock, lead, trail = MemKV(), Clock(), {"on": True}, Trail()
+) -> tuple[SingletonManager, MemKv, Clock, dict[str, bool], Trail]:
+    kv, clock, lead, trail = MemKv(), Clock(), {"on": True}, Trail()
     kv.data[spec_key("sched")] = (encode_spec(SPEC), 1)
     kv.seq = 1
 
@@ -228,20 +191,14 @@ async def test_a_server_delivery_onto_a_renewal_subject_is_refused_unread() -> N
     m, _, _, _, _ = manager()
     await renew(m, "ctl1")
     await m.tick()
-    answers: list[bytes] = []
-
-    async def respond(data: bytes) -> None:
-        answers.append(data)
-
-    forged = SimpleNamespace(
+    forged = Inbound(
         subject="hactl.lease.ctl1.renew",
+        data=encode_request([RenewItem("sched", release=True)]),
         reply="",
         headers={"Nats-Stream": "HACTL_EVENTS", "Nats-Sequence": "7"},
-        data=encode_request([RenewItem("sched", release=True)]),
-        respond=respond,
     )
-    await m._on_renew(forged)  # type: ignore[arg-type]  # the fields a Msg has that it reads
-    assert m.states["sched"].holder == "ctl1" and answers == [] and m.counts["refused"] == 1
-    real = SimpleNamespace(**{**vars(forged), "reply": "_HI.UKEY.x", "headers": None})
-    await m._on_renew(real)  # type: ignore[arg-type]  # as above
-    assert answers and m.states["sched"].holder == ""
+    assert await m._on_renew(forged) is None
+    assert m.states["sched"].holder == "ctl1" and m.counts["refused"] == 1
+    real = dataclasses.replace(forged, reply="_HI.UKEY.x", headers=None)
+    assert await m._on_renew(real) is not None
+    assert m.states["sched"].holder == ""
