@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hactl.wire.envelope import Event
+from hactl.wire.tags import parse_tag
 
 _LABEL_KEYS = ("node", "service", "vip", "vips", "instance", "backend", "server", "component")
 _SHORT = re.compile(r"[^\x00-\x1f\x7f]{1,128}\Z")
@@ -55,12 +56,12 @@ def _labels_from(data: dict[str, Any]) -> dict[str, str]:
 
 def alert_of(event: Event) -> dict[str, Any] | None:
     """The Alertmanager alert an event starts or ends (None: nothing to say)."""
-    parts = event.tag.split("/")
+    tag = parse_tag(event.tag)
     data = dict(event.data)
     base = {"source": "hactl"}
     notes = {"event_id": event.id, "tag": event.tag}
-    if parts[:3] == ["hactl", "event", "alert"] and len(parts) >= 4:
-        labels = {**base, "alertname": parts[3], **_labels_from(data)}
+    if tag.kind == "event" and tag.name == "alert" and tag.what:
+        labels = {**base, "alertname": tag.what, **_labels_from(data)}
         summary = ", ".join(f"{k}={v}" for k, v in sorted(data.items()) if k != "trigger")
         alert: dict[str, Any] = {
             "labels": labels,
@@ -70,8 +71,8 @@ def alert_of(event: Event) -> dict[str, Any] | None:
         if data.get("resolved") is True:
             alert["endsAt"] = _iso(event.ts)
         return alert
-    if parts[:2] == ["hactl", "reactor"] and len(parts) == 4:
-        rule, outcome = parts[2], parts[3]
+    if tag.kind == "reactor":
+        rule, outcome = tag.name, tag.what
         key = str(data.get("key") or "")[:128]
         if outcome in ("failed", "done"):
             labels = {**base, "alertname": "hactl_decision_failed", "rule": rule, "key": key}

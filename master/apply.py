@@ -21,7 +21,7 @@ from hactl.master.states.tree import redact
 from hactl.wire.envelope import new_event
 from hactl.wire.ids import new_id
 from hactl.wire.singleton import FIELDS, SPEC_PREFIX, SingletonSpec, encode_spec, spec_key
-from hactl.wire.tags import MASTER_ID
+from hactl.wire.tags import MASTER_ID, job_tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,7 @@ async def apply_plans(
     jid = new_id()
     await bus.publish(
         new_event(
-            f"hactl/job/{jid}/new",
+            job_tag(jid),
             MASTER_ID,
             {"fun": "state.apply", "targets": sorted(plans), "test": test},
         )

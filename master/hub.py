@@ -25,7 +25,7 @@ from hactl.sdnotify import notify, watchdog
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.singleton import MOVE
-from hactl.wire.tags import MASTER_ID, TagGlob
+from hactl.wire.tags import MASTER_ID, TagGlob, parse_tag
 
 log = get_logger("hactl.master")
 #: how often the master looks at the audit stream's usage, and the share of its byte cap at
@@ -44,7 +44,7 @@ class HubStats:
 
     def count(self, event: Event) -> None:
         """Count one accepted event by kind."""
-        self.events[event.tag.split("/", 2)[1]] += 1
+        self.events[parse_tag(event.tag).kind] += 1
 
 
 class Hub:

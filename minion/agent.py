@@ -40,6 +40,7 @@ from hactl.minion.vip_release import VipRelease
 from hactl.sdnotify import notify, watchdog, watchdog_period
 from hactl.wire.commands import CommandReply, CommandRequest
 from hactl.wire.envelope import new_event
+from hactl.wire.tags import job_tag, minion_tag
 from hactl.wire.vrrp import down_file
 
 log = get_logger("hactl.minion")
@@ -185,7 +186,7 @@ class Minion:
             else:
                 data["error"] = {"type": reply.error_type, "message": reply.error_message}
             try:
-                ret = new_event(f"hactl/job/{req.jid}/ret/{self.cfg.id}", self.cfg.id, data)
+                ret = new_event(job_tag(req.jid, self.cfg.id), self.cfg.id, data)
             except TagError:
                 log.warning("job_ret_not_sent", jid=req.jid, reason="jid is not a valid tag level")
             else:
@@ -243,9 +244,7 @@ class Minion:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.heartbeat_interval)
-            beat = new_event(
-                f"hactl/minion/{self.cfg.id}/heartbeat", self.cfg.id, await self.grains()
-            )
+            beat = new_event(minion_tag(self.cfg.id, "heartbeat"), self.cfg.id, await self.grains())
             self.outbox.put(beat)
             if self.bus is not None:
                 # also at once on core NATS, with the event id as Nats-Msg-Id: the outbox keeps
@@ -261,7 +260,7 @@ class Minion:
         if self.ctx.vrrp is not None:
             self.ctx.vrrp.reset()  # a yield of an earlier minion process is not inherited
         self.outbox.put(
-            new_event(f"hactl/minion/{self.cfg.id}/start", self.cfg.id, await self.grains())
+            new_event(minion_tag(self.cfg.id, "start"), self.cfg.id, await self.grains())
         )
         tasks = [asyncio.create_task(r.run(), name=f"beacon-{r.beacon.name}") for r in self.runners]
         tasks += [
@@ -304,7 +303,7 @@ class Minion:
         finally:
             notify("STOPPING=1")
             self.outbox.put(
-                new_event(f"hactl/minion/{self.cfg.id}/stop", self.cfg.id, {"ts": time.time()})
+                new_event(minion_tag(self.cfg.id, "stop"), self.cfg.id, {"ts": time.time()})
             )
             if self.bus is not None:
                 await self.outbox.drain(2.0)

@@ -40,7 +40,7 @@ from hactl.errors import (
 from hactl.log import get_logger
 from hactl.wire import commands as wcmd
 from hactl.wire.envelope import Event, decode, encode, new_event
-from hactl.wire.tags import TagGlob, command_subject
+from hactl.wire.tags import TagGlob, audit_tag, command_subject
 
 log = get_logger("hactl.bus")
 
@@ -75,9 +75,6 @@ def _abort_on_close() -> None:
 
     close._hactl_abort = True  # type: ignore[attr-defined]  # marks the patch as applied
     TcpTransport.close = close  # type: ignore[method-assign]  # nats-py has no hook for this
-
-
-_abort_on_close()
 
 
 def _server_of(ref: list[Client]) -> str:
@@ -158,6 +155,7 @@ class Bus:
         async def on_reconnect() -> None:
             log.info("nats_reconnected", url=url, server=_server_of(nc_ref))
 
+        _abort_on_close()  # once per process, before its first connection
         options = auth.connect_options()  # ConfigError on unreadable credentials: not retried
         connect = nats.connect(
             **options,
@@ -263,7 +261,7 @@ class Bus:
         """Record a person's action in the audit stream, under the key the server checked
         (``hactl/audit/<key>/<action>``). Raises :class:`BusError` if it cannot be stored:
         an action that cannot be audited is not taken."""
-        await self.persist(new_event(f"hactl/audit/{self.identity}/{action}", self.identity, data))
+        await self.persist(new_event(audit_tag(self.identity, action), self.identity, data))
 
     def _refusal(self, subject: str) -> PermissionRefused | None:
         """The server's permission violation for ``subject``, if it reported one."""

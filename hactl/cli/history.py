@@ -16,7 +16,7 @@ from hactl.cli.runner import print_json, run, settings_of
 from hactl.config import resolve_connection
 from hactl.timeparse import parse_since
 from hactl.wire.envelope import Event
-from hactl.wire.tags import TagGlob
+from hactl.wire.tags import TagGlob, parse_tag, try_parse_tag
 
 OUTCOMES = ("fired", "suppressed", "done", "failed")
 
@@ -51,10 +51,10 @@ def _after(ts: float, trigger_ts: Any) -> float | None:
 def row(event: Event) -> dict[str, Any]:
     """One decision: when, rule, outcome, about what (node or key), why / what was done."""
     d = event.data
-    outcome = event.tag.rsplit("/", 1)[-1]
+    outcome = parse_tag(event.tag).what
     trigger = str(d.get("event_tag") or "")
-    levels = trigger.split("/")
-    about = str(d.get("key") or (levels[2] if len(levels) > 2 else trigger))
+    cause = try_parse_tag(trigger)
+    about = str(d.get("key") or (cause.name if cause else trigger))
     if outcome == "suppressed":
         detail = f"{d.get('reason')}: {d.get('detail', '')}".rstrip(": ")
     elif "fact" in d:
@@ -68,7 +68,7 @@ def row(event: Event) -> dict[str, Any]:
         "ts": event.ts,
         "took_ms": took_ms(d),
         "after_s": _after(event.ts, d.get("event_ts")),
-        "rule": str(d.get("rule") or levels[-1]),
+        "rule": str(d.get("rule") or (cause.levels[-1] if cause else trigger)),
         "outcome": outcome,
         "about": about,
         "trigger": trigger,

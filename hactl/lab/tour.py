@@ -21,6 +21,7 @@ from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.wire.envelope import Event
+from hactl.wire.tags import parse_tag
 
 BOLD, DIM, END = "\033[1m", "\033[2m", "\033[0m"
 
@@ -54,7 +55,8 @@ async def tour(lab: L.Lab) -> None:
     )
 
     async def on_decision(e: Event) -> None:
-        rule, what = e.tag.split("/")[2:4]
+        tag = parse_tag(e.tag)
+        rule, what = tag.name, tag.what
         extra = e.data.get("reason") or e.data.get("error") or ""
         _say(f"    {DIM}reactor: {rule} {what} {extra}{END}")
 

@@ -241,3 +241,85 @@ def _match(pat: tuple[str, ...], levels: tuple[str, ...]) -> bool:
     if head == "*" or head == levels[0] or fnmatch.fnmatchcase(levels[0], head):
         return _match(rest, levels[1:])
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """A valid tag, parsed once: ``hactl/<kind>/<name>/<what>/<rest...>``.
+
+    ``name`` is the minion id (minion, beacon), job id, rule, audit key or the operator
+    event's first level; ``what`` the event (start, lost, ...), beacon, ``new``/``ret``,
+    outcome or action ('' for a three-level operator event); ``rest`` any deeper levels.
+    """
+
+    text: str
+    kind: str
+    name: str
+    what: str = ""
+    rest: tuple[str, ...] = ()
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """Every level, ``hactl`` first."""
+        return (ROOT, self.kind, self.name, *((self.what,) if self.what else ()), *self.rest)
+
+    @property
+    def node(self) -> str:
+        """The node a minion or beacon event is about ('' for other kinds)."""
+        return self.name if self.kind in ("beacon", "minion") else ""
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_tag(tag: str) -> Tag:
+    """``tag`` validated and split into its parts; :class:`TagError` when it is not one."""
+    levels = validate_tag(tag).split("/")
+    what = levels[3] if len(levels) > 3 else ""
+    return Tag(tag, levels[1], levels[2], what, tuple(levels[4:]))
+
+
+def try_parse_tag(tag: object) -> Tag | None:
+    """:func:`parse_tag`, or None for anything that is not a valid tag (a field of a record
+    written by someone else)."""
+    if not isinstance(tag, str):
+        return None
+    try:
+        return parse_tag(tag)
+    except TagError:
+        return None
+
+
+def _build(*levels: str) -> str:
+    return validate_tag("/".join((ROOT, *levels)))
+
+
+def minion_tag(node: str, what: str) -> str:
+    """``hactl/minion/<node>/<what>`` (start, heartbeat, stop; lost and skew: the master's)."""
+    return _build("minion", node, what)
+
+
+def beacon_tag(node: str, beacon: str) -> str:
+    """``hactl/beacon/<node>/<beacon>``."""
+    return _build("beacon", node, beacon)
+
+
+def job_tag(jid: str, node: str = "") -> str:
+    """``hactl/job/<jid>/new``, or with ``node`` its return ``hactl/job/<jid>/ret/<node>``."""
+    return _build("job", jid, "ret", node) if node else _build("job", jid, "new")
+
+
+def reactor_tag(rule: str, outcome: str) -> str:
+    """``hactl/reactor/<rule>/<outcome>``: one decision in the trail."""
+    return _build("reactor", rule, outcome)
+
+
+def audit_tag(key: str, action: str) -> str:
+    """``hactl/audit/<identity key>/<action>``."""
+    return _build("audit", key, action)
+
+
+def event_tag(*levels: str) -> str:
+    """``hactl/event/<levels...>`` (an operator's or the master's own event)."""
+    return _build("event", *levels)

@@ -39,9 +39,10 @@ from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.vocabulary import event_view
 from hactl.metrics import Hist
 from hactl.wire.approvals import Approval
-from hactl.wire.envelope import Event, new_event
+from hactl.wire.decisions import Cause, decision
+from hactl.wire.envelope import Event
 from hactl.wire.maint import ALL, BEACON_COMPONENT, Maintenance, as_dict, covering
-from hactl.wire.tags import MASTER_ID
+from hactl.wire.tags import parse_tag
 
 log = get_logger("hactl.reactor")
 Persist = Callable[[str, str, Any], Awaitable[None]]
@@ -129,10 +130,10 @@ class Engine:
         and component of a beacon or minion event; only a cluster-wide window for others."""
         if not self.maintenance:
             return None
-        levels = event.tag.split("/")
-        if levels[1] in ("beacon", "minion") and len(levels) > 3:
-            component = BEACON_COMPONENT.get(levels[3], ALL) if levels[1] == "beacon" else ALL
-            return covering(self.maintenance, levels[2], component)
+        tag = parse_tag(event.tag)
+        if tag.node:
+            component = BEACON_COMPONENT.get(tag.what, ALL) if tag.kind == "beacon" else ALL
+            return covering(self.maintenance, tag.node, component)
         return covering(self.maintenance, "", ALL)
 
     def facts(self) -> dict[str, Any]:
@@ -149,7 +150,7 @@ class Engine:
         """Process one event; returns the action tasks it started (ack when they end).
         ``stored`` is when the stream stored it (server time): liveness is timed by it."""
         self.counts["events"] += 1
-        kind = event.tag.split("/", 2)[1]
+        kind = parse_tag(event.tag).kind
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
         older = self.view.older(event, stored)  # not folded in; rules check their facts
         changed = self.view.update(event, stored)
@@ -423,21 +424,12 @@ class Engine:
         if key in self.decisions or len(self.decisions) < 10_000:
             self.decisions[key] = self.decisions.get(key, 0) + 1
         self.kinds["reactor"] = self.kinds.get("reactor", 0) + 1
-        body = {
-            "rule": rule.name,
-            "event_id": event.id,
-            "event_tag": event.tag,
-            "event_ts": event.ts,
-            **data,
-        }
         msg_id = f"{rule.name}.{event.id}.{what}"
         if what == "suppressed":
             msg_id += f".{data.get('reason')}"
         if what == "pending":
             msg_id += f".{data['approval']['id']}"
-        await self.effects.publish(
-            new_event(f"hactl/reactor/{rule.name}/{what}", MASTER_ID, body), msg_id=msg_id
-        )
+        await self.effects.publish(decision(rule.name, what, Cause.of(event), data), msg_id=msg_id)
 
     async def idle(self) -> None:
         """Wait until no action or debounce timer is running (tests, shutdown)."""

@@ -46,10 +46,9 @@ from hactl.master.reactor.leadership import Leadership
 from hactl.master.reactor.view import ClusterView
 from hactl.master.reactor.yields import SplitBrains
 from hactl.metrics import Hist
-from hactl.wire.envelope import new_event
+from hactl.wire.decisions import Cause, decision
 from hactl.wire.haproxy import COMMAND, HaproxyRuntime
 from hactl.wire.maint import Maintenance
-from hactl.wire.tags import MASTER_ID
 from hactl.wire.vrrp import MAX_SECONDS
 
 log = get_logger("hactl.reconciler")
@@ -284,14 +283,7 @@ class Reconciler:
         """One decision of the reconciler in the trail (``hactl/reactor/reconcile/<what>``),
         naming the event that last changed the fact behind it (``hactl why`` follows it; ''
         when the fact came from the stored view, not an event this master folded in)."""
-        body = {
-            "rule": RULE,
-            "event_id": cause[0] if cause else "",
-            "event_tag": cause[1] if cause else "hactl/reconcile",
-            **({"event_ts": cause[2]} if cause else {}),
-            "key": key,
-            **fields,
-        }
-        log.info("reconcile_" + what, key=key, to=body.get("to"), fact=body.get("fact"))
+        why = Cause(*cause) if cause else Cause("", "hactl/reconcile")
+        log.info("reconcile_" + what, key=key, to=fields.get("to"), fact=fields.get("fact"))
         with contextlib.suppress(Exception):  # the trail must not stop convergence
-            await self.effects.publish(new_event(f"hactl/reactor/{RULE}/{what}", MASTER_ID, body))
+            await self.effects.publish(decision(RULE, what, why, {"key": key, **fields}))

@@ -18,6 +18,7 @@ from typing import Any
 from hactl.bus.viewstore import ASPECTS
 from hactl.wire.beacons import check_items
 from hactl.wire.envelope import Event
+from hactl.wire.tags import parse_tag
 
 
 def _opt(value: Any, *types: type) -> bool:
@@ -129,10 +130,10 @@ class ClusterView:
         """``event`` was stored before the report the view holds for its node and beacon (a
         redelivery to a restarted master): it is not folded in; rules may still act on it
         while the facts they test still hold (:meth:`stale`)."""
-        levels = event.tag.split("/")
-        if len(levels) != 4 or levels[1] != "beacon":
+        tag = parse_tag(event.tag)
+        if tag.kind != "beacon":
             return False
-        at = self.as_of.get((levels[2], levels[3]))
+        at = self.as_of.get((tag.name, tag.what))
         return at is not None and (event.ts if now is None else now) < at
 
     def stale(self, event: Event, fields: frozenset[str] | None = None) -> str:
@@ -141,17 +142,15 @@ class ClusterView:
         view now says otherwise (``synced`` went back to true), or a ``lost`` verdict about a
         minion heard after the silence it is about. Checked before a rule acts on an older
         event and again when its actions are about to run."""
-        levels = event.tag.split("/")
-        if len(levels) != 4:
-            return ""
-        node, what = levels[2], levels[3]
-        if levels[1] == "minion" and what == "lost":
+        tag = parse_tag(event.tag)
+        node, what = tag.node, tag.what
+        if tag.kind == "minion" and what == "lost":
             rec = self.nodes.get(node, {}).get("minion") or {}
             seen = event.data.get("last_seen")
             if isinstance(seen, int | float) and rec.get("last_seen", 0) > seen:
                 return f"{node}'s minion was heard after the silence this verdict is about"
             return ""
-        if levels[1] != "beacon" or what not in ASPECTS:
+        if tag.kind != "beacon" or what not in ASPECTS:
             return ""
         items = self.nodes.get(node, {}).get(what) or {}
         changes = event.data.get("changes")
@@ -169,26 +168,25 @@ class ClusterView:
     def update(self, event: Event, now: float | None = None) -> list[tuple[str, str]]:
         """Fold ``event`` in (``now``: when the stream stored it); the (node, aspect) pairs
         whose value changed."""
-        levels = event.tag.split("/")
-        kind, node = levels[1], levels[2] if len(levels) > 2 else ""
-        if kind in ("beacon", "minion") and len(levels) == 4 and self.replayed(node, event.id):
+        tag = parse_tag(event.tag)
+        kind, node, what = tag.kind, tag.node, tag.what
+        if node and self.replayed(node, event.id):
             self.rejected["replayed"] = self.rejected.get("replayed", 0) + 1
             return []
-        if kind == "beacon" and len(levels) == 4 and levels[3] in ASPECTS:
+        if kind == "beacon" and what in ASPECTS:
             items = event.data.get("items")
             if not isinstance(items, dict) or self.older(event, now):
                 return []
-            key = (node, levels[3])
+            key = (node, what)
             if key in self.as_of or len(self.as_of) < MAX_NODES * len(ASPECTS):
                 self.as_of[key] = event.ts if now is None else now
-            if self.nodes.get(node, {}).get(levels[3]) == items:
+            if self.nodes.get(node, {}).get(what) == items:
                 return []
-            if not self.set(node, levels[3], items):
+            if not self.set(node, what, items):
                 return []
             self._caused(key, event)
             return [key]
-        if kind == "minion" and len(levels) == 4:
-            what = levels[3]
+        if kind == "minion":
             rec = dict(self.nodes.get(node, {}).get("minion") or {})
             if what in ("start", "heartbeat"):
                 # liveness is timed on the server's clock (the time the stream stored the

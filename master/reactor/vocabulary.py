@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hactl.wire.envelope import Event
+from hactl.wire.tags import parse_tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +30,20 @@ class EventView:
 
 def event_view(event: Event) -> EventView:
     """The ``event`` a rule sees, built once per event."""
-    levels = event.tag.split("/")
+    tag = parse_tag(event.tag)
     changes = _changes(event.data.get("changes"))
     changed: dict[str, Any] = {}
     for c in changes:
         changed.setdefault(c["field"], c)  # the first change of each field
     items = event.data.get("items")
-    node = levels[2] if levels[1] in ("beacon", "minion") else event.minion
+    node = tag.node or event.minion
     return EventView(
         event.id,
         event.tag,
         event.minion,
         event.ts,
         event.data,
-        levels,
+        list(tag.levels),
         node,
         items if isinstance(items, dict) else {},
         changes,

@@ -22,7 +22,7 @@ from hactl.master.reactor.actions.base import Effects
 from hactl.master.reactor.liveness import LIVENESS_ASK_S, FeedHealth
 from hactl.master.reactor.view import SKEW_LIMIT_S, ClusterView
 from hactl.wire.envelope import Event, new_event
-from hactl.wire.tags import MASTER_ID
+from hactl.wire.tags import MASTER_ID, minion_tag
 
 log = get_logger("hactl.reactor")
 
@@ -68,7 +68,7 @@ class Watch:
                 if await self.effects.lease(f"lost.{node}.{int(seen)}"):
                     silent_s = round(time.time() - seen, 1)
                     data = {"last_seen": seen, "silent_s": silent_s}
-                    event = new_event(f"hactl/minion/{node}/lost", MASTER_ID, data)
+                    event = new_event(minion_tag(node, "lost"), MASTER_ID, data)
                     log.warning("minion_lost", node=node, silent_s=event.data["silent_s"])
                     await self.bus.publish(event, msg_id=f"lost.{node}.{int(seen)}")
                 # mark locally at once so the loop does not re-check it every second
@@ -94,7 +94,7 @@ class Watch:
             node=event.minion,
             skew_s=rec.get("skew"),
         )
-        skew_event = new_event(f"hactl/minion/{event.minion}/skew", MASTER_ID, data)
+        skew_event = new_event(minion_tag(event.minion, "skew"), MASTER_ID, data)
         with contextlib.suppress(HactlError):
             await self.bus.publish(skew_event, msg_id=f"skew.{event.id}")
 

@@ -34,7 +34,7 @@ from hactl.bus.consumer import unsubscribe
 from hactl.errors import BusError, DecodeError, RejectReason
 from hactl.log import get_logger
 from hactl.master.singletons.placement import Candidate, choose, eligible, revoke_reason
-from hactl.wire.envelope import new_event
+from hactl.wire.decisions import Cause, decision
 from hactl.wire.maint import Maintenance, covering
 from hactl.wire.singleton import (
     LEASE_PREFIX,
@@ -58,6 +58,7 @@ from hactl.wire.tags import MASTER_ID
 log = get_logger("hactl.singletons")
 RULE = "singleton"  # its name in the decision trail (hactl/reactor/singleton/<outcome>)
 KV_TIMEOUT = 2.0
+NO_EVENT = Cause("", "hactl/singleton")  # the leases' decisions answer time, not an event
 
 
 @dataclass
@@ -337,9 +338,6 @@ class SingletonManager:
 
     async def _trail(self, outcome: str, st: _State, kind: str, why: str, prev: str = "") -> None:
         body = {
-            "rule": RULE,
-            "event_id": "",
-            "event_tag": "hactl/singleton",
             "key": st.spec.name,
             "kind": kind,
             "holder": st.holder,
@@ -349,7 +347,7 @@ class SingletonManager:
         }
         log.info(f"singleton_{kind}", name=st.spec.name, holder=st.holder, outcome=outcome, why=why)
         with contextlib.suppress(Exception):  # the trail must not stop the leases
-            await self.bus.publish(new_event(f"hactl/reactor/{RULE}/{outcome}", MASTER_ID, body))
+            await self.bus.publish(decision(RULE, outcome, NO_EVENT, body))
 
     # -- operator ---------------------------------------------------------------------------
 

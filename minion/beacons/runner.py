@@ -10,6 +10,7 @@ from collections.abc import Callable
 from hactl.log import get_logger
 from hactl.minion.beacons.base import Beacon, Snapshot, diff, event_data
 from hactl.wire.envelope import Event, new_event
+from hactl.wire.tags import beacon_tag
 
 log = get_logger("hactl.minion")
 
@@ -28,7 +29,7 @@ class BeaconRunner:
         self.minion_id = minion_id
         self.emit = emit
         self.resync_interval = resync_interval
-        self.tag = f"hactl/beacon/{minion_id}/{beacon.name}"
+        self.tag = beacon_tag(minion_id, beacon.name)
         self.last: Snapshot | None = None
         self.polled_at = 0.0  # monotonic time of the last poll (the health agent's freshness)
         self.polls = 0

@@ -25,7 +25,7 @@ from hactl.wire.approvals import Approval
 from hactl.wire.envelope import new_event
 from hactl.wire.leases import BootstrapLease, bootstrap_key, decode_bootstrap, encode_bootstrap
 from hactl.wire.maint import covering
-from hactl.wire.tags import MASTER_ID
+from hactl.wire.tags import MASTER_ID, event_tag
 
 
 def members_of(ctx: ActionContext, given: Any) -> list[str]:
@@ -37,7 +37,7 @@ def members_of(ctx: ActionContext, given: Any) -> list[str]:
 
 async def _step(ctx: ActionContext, step: str, data: dict[str, Any]) -> None:
     event = new_event(
-        f"hactl/event/galera/{step}", MASTER_ID, {**data, "rule": ctx.rule, "trigger": ctx.event.id}
+        event_tag("galera", step), MASTER_ID, {**data, "rule": ctx.rule, "trigger": ctx.event.id}
     )
     await ctx.effects.publish(event, msg_id=ctx.msg_id(f"galera-{step}"))
 
