@@ -66,6 +66,11 @@ class ViewStore:
     def __init__(self, bus: Bus, kv: Kv | None = None) -> None:
         self.bus = bus
         self.kv = kv  # bound by :meth:`open` (writers and watchers)
+        #: key -> the bytes this process last wrote there: the watch skips them coming back
+        #: (the view already holds them; folding them in again re-checked every VRRP change,
+        #: invalidated the facts and poked the reconciler a second time)
+        self._mine: dict[str, bytes] = {}
+        self.echoes = 0  # own writes skipped on the watch
 
     async def open(self, replicas: int = 1) -> ViewStore:
         """Bind the bucket, creating it on first use (masters)."""
@@ -83,14 +88,19 @@ class ViewStore:
         if self.kv is None:
             raise BusError(self.bus.url, "view store not opened")
         packed = msgpack.packb({_WRAP: 1, "v": value, "at": at}, use_bin_type=True)
-        await self.kv.put(kv_key(node, aspect), packed)
+        key = kv_key(node, aspect)
+        self._mine[key] = packed  # before the write: the watch may deliver it before the ack
+        await self.kv.put(key, packed)
 
     async def watch(self, on_bad: OnBad) -> AsyncIterator[Entry]:
-        """Every later change (another master's writes included)."""
+        """Every later change another writer made (this store's own writes are skipped)."""
         if self.kv is None:
             raise BusError(self.bus.url, "view store not opened")
         async for entry in self.kv.watch():
             if entry.deleted:
+                continue
+            if self._mine.get(entry.key) == entry.value:
+                self.echoes += 1
                 continue
             if (decoded := _decode(entry.key, entry.value, on_bad)) is not None:
                 yield decoded
