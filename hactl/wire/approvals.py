@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
 from hactl.errors import DecodeError, HactlError, RejectReason
+from hactl.schema import Field
+from hactl.wire.records import NUMBER, json_record
 
 PREFIX: Final = "approval"
 STATES: Final = ("pending", "approved", "denied", "expired")
@@ -42,7 +44,6 @@ ASKED: Final = (
     "expires_at",
     "default",
 )
-_FIELDS: Final = frozenset({*ASKED, "state", "by", "reason", "answered_at"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,48 +90,29 @@ def encode(a: Approval) -> bytes:
     return data
 
 
+_TEXTS = ("id", "rule", "key", "event_id", "event_tag", "question", "by", "reason")
+_TIMES = ("asked_at", "expires_at", "answered_at")
+_RECORD = (
+    *(Field(name, (str,)) for name in _TEXTS),
+    Field("default", (str,), choices=tuple(DEFAULTS)),
+    Field("state", (str,), choices=tuple(STATES)),
+    Field("plan", (dict,)),
+    *(Field(name, NUMBER) for name in _TIMES),
+)
+
+
 def decode(data: bytes) -> Approval:
     """A record, strictly (DecodeError with the reason)."""
-    if len(data) > MAX_BYTES:
-        raise DecodeError(RejectReason.OVERSIZE, f"approval record of {len(data)} bytes")
-    try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise DecodeError(RejectReason.MALFORMED, "approval record is not JSON") from None
-    if not isinstance(raw, dict):
-        raise DecodeError(RejectReason.NOT_A_MAP, "approval record is not an object")
-    if set(raw) != _FIELDS:
-        raise DecodeError(
-            RejectReason.UNKNOWN_FIELD, f"approval fields {sorted(set(raw) ^ _FIELDS)}"
-        )
-    strs = (
-        "id",
-        "rule",
-        "key",
-        "event_id",
-        "event_tag",
-        "question",
-        "default",
-        "state",
-        "by",
-        "reason",
-    )
-    if not all(isinstance(raw[f], str) for f in strs):
-        raise DecodeError(RejectReason.BAD_TYPE, "approval record: a text field is not text")
-    nums = ("asked_at", "expires_at", "answered_at")
-    if not all(isinstance(raw[f], int | float) and not isinstance(raw[f], bool) for f in nums):
-        raise DecodeError(RejectReason.BAD_TYPE, "approval record: a time is not a number")
+    raw = json_record(data, "approval record", _RECORD, MAX_BYTES, exact=True)
     if (
         not _ID.fullmatch(raw["id"])
         or not _NAME.fullmatch(raw["rule"])
         or not _TEXT.fullmatch(raw["key"])
     ):
         raise DecodeError(RejectReason.BAD_TYPE, "approval record: id, rule or key")
-    if raw["state"] not in STATES or raw["default"] not in DEFAULTS:
-        raise DecodeError(RejectReason.BAD_TYPE, "approval record: state or default")
-    if not isinstance(raw["plan"], dict) or len(raw["reason"]) > MAX_REASON:
-        raise DecodeError(RejectReason.BAD_TYPE, "approval record: plan or reason")
-    return Approval(**{**raw, **{f: float(raw[f]) for f in nums}})
+    if len(raw["reason"]) > MAX_REASON:
+        raise DecodeError(RejectReason.BAD_TYPE, "approval record: reason")
+    return Approval(**{**raw, **{f: float(raw[f]) for f in _TIMES}})
 
 
 class AnswerRefused(HactlError):

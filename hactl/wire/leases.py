@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 
 from hactl.errors import DecodeError, RejectReason, TagError
+from hactl.schema import Field
+from hactl.wire.records import NUMBER, json_record
 from hactl.wire.tags import validate_id
 
 BOOTSTRAP_PREFIX = "galera-bootstrap"
@@ -52,28 +54,23 @@ def encode_bootstrap(lease: BootstrapLease) -> bytes:
     ).encode()
 
 
+_BOOTSTRAP = (
+    Field("node", (str,)),
+    Field("uuid", (str,)),
+    Field("seqno", (int,), between=(-1, 2**63)),
+    Field("granted_by", (str,), required=False, default=""),
+    Field("granted_at", NUMBER, required=False, default=0.0),
+)
+
+
 def decode_bootstrap(data: bytes) -> BootstrapLease:
     """The record, strictly: anything else is a :class:`DecodeError` with a reason."""
-    if len(data) > MAX_LEASE_BYTES:
-        raise DecodeError(RejectReason.OVERSIZE, f"lease record of {len(data)} bytes")
+    raw = json_record(data, "lease record", _BOOTSTRAP, MAX_LEASE_BYTES)
+    node, uuid = raw["node"], raw["uuid"]
     try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise DecodeError(RejectReason.MALFORMED, "lease record is not JSON") from None
-    if not isinstance(raw, dict):
-        raise DecodeError(RejectReason.NOT_A_MAP, "lease record is not an object")
-    if unknown := sorted(set(raw) - {"node", "uuid", "seqno", "granted_by", "granted_at"}):
-        raise DecodeError(RejectReason.UNKNOWN_FIELD, f"lease record field(s) {unknown}")
-    node, uuid, seqno = raw.get("node"), raw.get("uuid"), raw.get("seqno")
-    try:
-        validate_id(node if isinstance(node, str) else "")
+        validate_id(node)
     except TagError:
         raise DecodeError(RejectReason.BAD_TYPE, "lease record: node") from None
-    if not (isinstance(uuid, str) and _UUID.match(uuid)):
+    if not _UUID.match(uuid):
         raise DecodeError(RejectReason.BAD_TYPE, "lease record: uuid")
-    if not (isinstance(seqno, int) and not isinstance(seqno, bool) and seqno >= -1):
-        raise DecodeError(RejectReason.BAD_TYPE, "lease record: seqno")
-    by, at = raw.get("granted_by", ""), raw.get("granted_at", 0.0)
-    if not isinstance(by, str) or not isinstance(at, int | float) or isinstance(at, bool):
-        raise DecodeError(RejectReason.BAD_TYPE, "lease record: granted_by/granted_at")
-    return BootstrapLease(str(node), uuid, seqno, by, float(at))
+    return BootstrapLease(node, uuid, raw["seqno"], raw["granted_by"], float(raw["granted_at"]))

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from hactl.errors import DecodeError, RejectReason, TagError
+from hactl.schema import Field
+from hactl.wire.records import NUMBER, json_record
 from hactl.wire.tags import validate_id
 
 PREFIX: Final = "maint"
@@ -92,31 +94,31 @@ def encode(record: Maintenance) -> bytes:
     ).encode()
 
 
+_RECORD = (
+    Field("node", (str,)),
+    Field("component", (str,)),
+    Field("reason", (str,)),
+    Field("by", (str,)),
+    Field("since", NUMBER),
+    Field("until", NUMBER, required=False),
+)
+
+
 def decode(data: bytes) -> Maintenance:
     """Strictly: anything else is a :class:`DecodeError`."""
-    if len(data) > 2048:
-        raise DecodeError(RejectReason.OVERSIZE, "maintenance record too large")
-    try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise DecodeError(RejectReason.MALFORMED, "maintenance record is not JSON") from None
-    if not isinstance(raw, dict):
-        raise DecodeError(RejectReason.NOT_A_MAP, "maintenance record is not an object")
-    if set(raw) != {"node", "component", "reason", "by", "since", "until"}:
-        raise DecodeError(RejectReason.UNKNOWN_FIELD, f"maintenance record fields {sorted(raw)}")
+    raw = json_record(data, "maintenance record", _RECORD, 2048, exact=True)
     node, component, reason = raw["node"], raw["component"], raw["reason"]
-    if not all(isinstance(v, str) for v in (node, component, reason, raw["by"])):
-        raise DecodeError(RejectReason.BAD_TYPE, "maintenance record: strings expected")
     maint_key(node, component)  # validates both
     if not _TEXT.fullmatch(reason):
         raise DecodeError(RejectReason.BAD_TYPE, "maintenance reason: 1-500 printable characters")
-    since, until = raw["since"], raw["until"]
-    if not isinstance(since, int | float) or isinstance(since, bool):
-        raise DecodeError(RejectReason.BAD_TYPE, "maintenance since")
-    if until is not None and (not isinstance(until, int | float) or isinstance(until, bool)):
-        raise DecodeError(RejectReason.BAD_TYPE, "maintenance until")
+    until = raw["until"]
     return Maintenance(
-        node, component, reason, raw["by"], float(since), None if until is None else float(until)
+        node,
+        component,
+        reason,
+        raw["by"],
+        float(raw["since"]),
+        None if until is None else float(until),
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any, Final, TypeGuard
 
 from hactl.errors import DecodeError, RejectReason, TagError
 from hactl.schema import Field, SchemaError, check
+from hactl.wire.records import NUMBER, json_map, json_record
 from hactl.wire.tags import validate_id
 
 SPEC_PREFIX: Final = "singleton-spec"  # KV HACTL_LEASES key of a spec (written by hactl apply)
@@ -190,18 +191,6 @@ def node_of_subject(subject: str) -> str:
         raise DecodeError(RejectReason.BAD_TAG, "bad node in subject", subject) from None
 
 
-def _json_map(data: bytes, what: str) -> dict[str, Any]:
-    if len(data) > MAX_BYTES:
-        raise DecodeError(RejectReason.OVERSIZE, f"{what} of {len(data)} bytes")
-    try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise DecodeError(RejectReason.MALFORMED, f"{what} is not JSON") from None
-    if not isinstance(raw, dict):
-        raise DecodeError(RejectReason.NOT_A_MAP, f"{what} is not an object")
-    return raw
-
-
 def encode_spec(spec: SingletonSpec) -> bytes:
     """JSON (readable with ``nats kv get``)."""
     return json.dumps(spec.as_dict(), sort_keys=True).encode()
@@ -209,7 +198,7 @@ def encode_spec(spec: SingletonSpec) -> bytes:
 
 def decode_spec(data: bytes) -> SingletonSpec:
     """A spec, strictly (DecodeError with the reason)."""
-    raw = _json_map(data, "singleton spec")
+    raw = json_map(data, "singleton spec", MAX_BYTES)
     try:
         return SingletonSpec.from_args(raw)
     except SchemaError as exc:
@@ -234,24 +223,23 @@ def encode_lease(rec: LeaseRecord) -> bytes:
     ).encode()
 
 
+_LEASE = (
+    Field("name", (str,)),
+    Field("holder", (str,), required=False, default=""),
+    Field("since", NUMBER, required=False, default=0.0),
+    Field("by", (str,), required=False, default=""),
+)
+
+
 def decode_lease(data: bytes) -> LeaseRecord:
     """A lease record, strictly."""
-    raw = _json_map(data, "lease record")
-    if unknown := sorted(set(raw) - {"name", "holder", "since", "by"}):
-        raise DecodeError(RejectReason.UNKNOWN_FIELD, f"lease record field(s) {unknown}")
-    name, holder, since, by = (
-        raw.get("name"),
-        raw.get("holder", ""),
-        raw.get("since", 0.0),
-        raw.get("by", ""),
-    )
-    if not (isinstance(name, str) and _NAME.fullmatch(name)):
+    raw = json_record(data, "lease record", _LEASE, MAX_BYTES)
+    name, holder = raw["name"], raw["holder"]
+    if not _NAME.fullmatch(name):
         raise DecodeError(RejectReason.BAD_TYPE, "lease record: name")
-    if not isinstance(holder, str) or (holder and not _valid_id(holder)):
+    if holder and not _valid_id(holder):
         raise DecodeError(RejectReason.BAD_TYPE, "lease record: holder")
-    if not isinstance(since, int | float) or isinstance(since, bool) or not isinstance(by, str):
-        raise DecodeError(RejectReason.BAD_TYPE, "lease record: since/by")
-    return LeaseRecord(name, holder, float(since), by[:64])
+    return LeaseRecord(name, holder, float(raw["since"]), raw["by"][:64])
 
 
 def _valid_id(node: str) -> bool:
@@ -308,7 +296,7 @@ def _int(v: Any, low: int, high: int) -> TypeGuard[int]:
 
 def renew_request(data: bytes) -> list[RenewItem]:
     """The items of a renewal request, strictly (DecodeError)."""
-    raw = _json_map(data, "renewal")
+    raw = json_map(data, "renewal", MAX_BYTES)
     if set(raw) != {"items"} or not isinstance(raw["items"], list):
         raise DecodeError(RejectReason.MISSING_FIELD, "renewal: exactly one field, items (a list)")
     if len(raw["items"]) > MAX_ITEMS:
@@ -353,7 +341,7 @@ def encode_reply(leader: bool, grants: Mapping[str, Grant]) -> bytes:
 
 def renew_reply(data: bytes) -> tuple[bool, dict[str, Grant]]:
     """(leader, grants) of a master's answer, strictly."""
-    raw = _json_map(data, "renewal reply")
+    raw = json_map(data, "renewal reply", MAX_BYTES)
     leader, grants = raw.get("leader"), raw.get("grants")
     if (
         set(raw) != {"leader", "grants"}
