@@ -32,8 +32,8 @@ from hactl.errors import EmbeddedServerError
 from hactl.log import get_logger
 from hactl.master.hub import Hub
 from hactl.master.notify import Notifier, Sink
-from hactl.master.reactor.actions import REGISTRY
-from hactl.master.reactor.rules import load_rules
+from hactl.master.reactor.rules.actions import REGISTRY
+from hactl.master.reactor.rules.rule import load_rules
 from hactl.master.reactor.runtime import ReactorOptions, ReactorRuntime
 from hactl.metrics import serve as serve_metrics
 from hactl.wire.tags import MASTER_ID

@@ -51,7 +51,7 @@ def default_gate(facts: Facts) -> str:
 
 def expression_gate(source: str) -> Callable[[Facts], str]:
     """A ``--gate`` expression over ``cluster``: '' when it is truthy."""
-    from hactl.master.reactor.rules import Expr, environment  # noqa: PLC0415 - only with --gate
+    from hactl.master.reactor.rules.rule import Expr, environment  # noqa: PLC0415 - only with --gate
 
     try:
         expr = Expr(environment(), source)

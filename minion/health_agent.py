@@ -9,9 +9,10 @@ or failed (a stale report counts as down). HAProxy then takes a desynced node ou
 master and no NATS at all.
 
 Only operational words: never ``ready``, ``drain`` or ``maint``. Those change the server's
-administrative state, which belongs to the master's reconciler (master/reactor/desired.py):
-an agent saying ``ready`` would clear the maint the reconciler set. ``down`` only marks the
-server operationally down until the agent says ``up`` again.
+administrative state, which belongs to the master's reconciler
+(master/reactor/convergence/desired.py): an agent saying ``ready`` would clear the maint the
+reconciler set. ``down`` only marks the server operationally down until the agent says
+``up`` again.
 
 Bounded: bound to the node's own address (never 0.0.0.0), the peer's input is never read, one
 short line per connection written within 1 s, at most 64 connections at once (more are closed

@@ -1,7 +1,7 @@
 """mypy --strict over the package as the wheel lays it out, reported by git path.
 
-mypy names a module after its folder and has no ``package_dir``: ``master/reactor/engine.py``
-would be ``master.reactor.engine`` to it, not the ``hactl.master.reactor.engine`` every import
+mypy names a module after its folder and has no ``package_dir``: ``master/reactor/rules/engine.py``
+would be ``master.reactor.engine`` to it, not the ``hactl.master.reactor.rules.engine`` every import
 says. So this assembles the wheel's tree under ``build/typecheck/`` (copies that keep their
 modification times, so mypy's cache stays warm), checks it with the project's configuration,
 and rewrites each reported path back to the file in git (docs/decisions.md #16).

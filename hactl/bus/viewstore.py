@@ -7,7 +7,7 @@ master's lagging write -- never overwrites a newer one. A bare value (older hact
 ``at``. Masters write and watch it; a restarted master and ``hactl status``
 load it -- all through this one class, so the key format and the decoding live in one place.
 A value that is not msgpack is reported (``on_bad``), never fatal; what a value may hold is
-the view's business (master/reactor/view.py types it at its boundary).
+the view's business (master/reactor/view/cluster.py types it at its boundary).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ EXIT_FAILED = 1
 async def read_facts(bus: Bus) -> dict[str, Any]:
     """The cluster view the masters keep in KV, as rule facts."""
     from hactl.bus.viewstore import ViewStore  # noqa: PLC0415 - only when rolling
-    from hactl.master.reactor.view import ClusterView  # noqa: PLC0415 - as above
+    from hactl.master.reactor.view.cluster import ClusterView  # noqa: PLC0415 - as above
 
     view = ClusterView()
     try:

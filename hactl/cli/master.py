@@ -12,8 +12,8 @@ from hactl.cli.runner import EXIT_INTERRUPTED, fail, settings_of
 from hactl.errors import HactlError
 from hactl.master.config import load_master_config
 from hactl.master.daemon import MasterOptions, run_master
-from hactl.master.reactor.actions import Settings
-from hactl.master.reactor.reconciler import ReconcileOptions
+from hactl.master.reactor.convergence.reconciler import ReconcileOptions
+from hactl.master.reactor.rules.actions import Settings
 from hactl.master.reactor.runtime import ReactorOptions
 from hactl.metrics import parse_address
 from hactl.timeparse import parse_duration

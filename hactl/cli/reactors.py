@@ -9,8 +9,8 @@ import typer
 
 from hactl.cli.runner import fail, print_json
 from hactl.errors import HactlError
-from hactl.master.reactor.actions import REGISTRY
-from hactl.master.reactor.rules import load_rules
+from hactl.master.reactor.rules.actions import REGISTRY
+from hactl.master.reactor.rules.rule import load_rules
 
 app = typer.Typer(help="Reactor rules.", no_args_is_help=True)
 

@@ -27,7 +27,7 @@ from hactl.cli.status_compact import evidence, missing
 from hactl.cli.status_compact import render as render_compact
 from hactl.config import Settings, resolve_connection
 from hactl.errors import BusError, HactlError
-from hactl.master.reactor.view import ClusterView
+from hactl.master.reactor.view.cluster import ClusterView
 from hactl.wire.approvals import Approval
 from hactl.wire.envelope import Event
 from hactl.wire.maint import Maintenance, parse_records

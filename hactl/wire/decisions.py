@@ -1,6 +1,6 @@
 """The decision trail's one builder: ``hactl/reactor/<rule>/<outcome>`` events.
 
-Every decision a master makes -- a rule's (master/reactor/engine.py), the reconciler's, the
+Every decision a master makes -- a rule's (master/reactor/rules/engine.py), the reconciler's, the
 singleton leases' -- is one of these, so ``hactl history`` and ``hactl why`` read a single
 layout: the rule, the event that caused it (``event_id``, ``event_tag``, ``event_ts`` when
 known), then the decider's own fields.

@@ -1,4 +1,4 @@
-"""The reactor's :class:`~hactl.master.reactor.actions.Effects` over NATS: publish, command a
+"""The reactor's :class:`~hactl.master.reactor.rules.actions.Effects` over NATS: publish, command a
 minion, and the create-once leases and short-TTL locks in JetStream KV."""
 
 from __future__ import annotations

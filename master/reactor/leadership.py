@@ -1,10 +1,10 @@
 """Which master leads: one key in the short-TTL lock bucket (``HACTL_LOCKS/reconciler``).
 
-The leader corrects the data plane (master/reactor/reconciler.py) and answers the singleton
-renewals with ``leader: true`` (master/singletons/manager.py); both ask :meth:`Leadership.lead`
-before they act. The key is created once and then renewed with a compare-and-set on its
-revision; a master that stops renewing loses it when the bucket's TTL ends, and a clean stop
-gives it back at once (:meth:`resign`).
+The leader corrects the data plane (master/reactor/convergence/reconciler.py) and answers
+the singleton renewals with ``leader: true`` (master/singletons/manager.py); both ask
+:meth:`Leadership.lead` before they act. The key is created once and then renewed with a
+compare-and-set on its revision; a master that stops renewing loses it when the bucket's TTL
+ends, and a clean stop gives it back at once (:meth:`resign`).
 """
 
 from __future__ import annotations

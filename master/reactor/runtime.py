@@ -8,7 +8,7 @@
   and a living master's are never redelivered to itself; actions are idempotent and the
   events they publish carry a Nats-Msg-Id derived from the trigger, so a redelivery stores
   nothing twice.
-- The consumer takes every subject (no filter: see ``master/reactor/interest.py`` for why);
+- The consumer takes every subject (no filter: see ``master/reactor/rules/interest.py`` for why);
   what neither the view nor a rule can use -- the reactor's own audit trail, rule follow-ups,
   job returns -- is acked unread.
 - The cluster view lives in KV ``HACTL_CLUSTER`` (``node.<id>.<aspect>``): each master writes
@@ -17,9 +17,10 @@
 - Leases (KV ``HACTL_LEASES``, create-once): rule locks, one Galera bootstrap per epoch, and
   one ``hactl/minion/<id>/lost`` per silence.
 - Rule files are re-read when they change, in a thread (never on the event loop); a bad edit
-  keeps the old rules (and says why). Liveness and clock skew: master/reactor/watch.py.
-- The HAProxy reconciler (master/reactor/reconciler.py) runs beside the rules: poked on every
-  change of the view or of the maintenance windows, and every ``reconcile.interval``.
+  keeps the old rules (and says why). Liveness and clock skew: master/reactor/view/watch.py.
+- The HAProxy reconciler (master/reactor/convergence/reconciler.py) runs beside the
+  rules: poked on every change of the view or of the maintenance windows, and every
+  ``reconcile.interval``.
 """
 
 from __future__ import annotations
@@ -48,15 +49,15 @@ from hactl.bus.consumer import Delivery, SharedConsumer, bind_shared, unsubscrib
 from hactl.bus.viewstore import ViewStore
 from hactl.errors import BusError, DecodeError, HactlError
 from hactl.log import get_logger
-from hactl.master.reactor.actions import REGISTRY, Settings
-from hactl.master.reactor.approvals import Approvals
+from hactl.master.reactor.convergence.reconciler import ReconcileOptions, Reconciler
 from hactl.master.reactor.effects import LOCK_TTL, NatsEffects
-from hactl.master.reactor.engine import Engine
-from hactl.master.reactor.interest import Interest
-from hactl.master.reactor.reconciler import ReconcileOptions, Reconciler
-from hactl.master.reactor.rules import Rule, load_rules
-from hactl.master.reactor.view import ClusterView
-from hactl.master.reactor.watch import Watch
+from hactl.master.reactor.rules.actions import REGISTRY, Settings
+from hactl.master.reactor.rules.approvals import Approvals
+from hactl.master.reactor.rules.engine import Engine
+from hactl.master.reactor.rules.interest import Interest
+from hactl.master.reactor.rules.rule import Rule, load_rules
+from hactl.master.reactor.view.cluster import ClusterView
+from hactl.master.reactor.view.watch import Watch
 from hactl.master.singletons.manager import SingletonManager
 from hactl.master.singletons.placement import vip_holders
 from hactl.wire.envelope import decode
@@ -97,7 +98,7 @@ class ReactorRuntime:
         self.interest = Interest([])
         self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
         self._progress: set[asyncio.Task[None]] = set()  # in-progress acks of running events
-        self.watch: Watch | None = None  # liveness and clock skew (master/reactor/watch.py)
+        self.watch: Watch | None = None  # liveness and clock skew (master/reactor/view/watch.py)
         self.reconciler: Reconciler | None = None
         self.singletons: SingletonManager | None = None  # leases: only with a reconciler
 

@@ -4,7 +4,7 @@
   stored as ``singleton-spec.<name>`` in KV ``HACTL_SINGLETONS``; the lease record
   ``singleton.<name>`` (holder, since) is written only here, always with a compare-and-set on
   its revision, which is the **fencing token**: two masters can never both grant.
-- **Only the leader acknowledges.** The reconciler's leader key (master/reactor/reconciler.py)
+- **Only the leader acknowledges.** The leader key (master/reactor/leadership.py)
   decides which master answers renewals with ``leader: true``; a master that stops leading
   (it lost the JetStream majority) stops acknowledging, so every holder's copy stops at the
   end of the lease it holds.

@@ -17,7 +17,7 @@ from hactl.bus import Bus, StreamSettings, ensure_stream
 from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 from hactl.bus.jetstream import ensure_audit_stream
 from hactl.bus.viewstore import ViewStore
-from hactl.master.reactor.reconciler import ReconcileOptions
+from hactl.master.reactor.convergence.reconciler import ReconcileOptions
 from hactl.master.reactor.runtime import ReactorOptions, ReactorRuntime
 from hactl.wire.envelope import new_event
 from hactl.wire.tags import beacon_tag

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 from hactl.lab import bus as lab_bus
 from hactl.lab import lab as L
-from hactl.master.reactor.actions import REGISTRY
-from hactl.master.reactor.rules import load_rules
+from hactl.master.reactor.rules.actions import REGISTRY
+from hactl.master.reactor.rules.rule import load_rules
 from hactl.wire.envelope import Event
 from tests.lab.conftest import report
 from tests.lab.helpers import (

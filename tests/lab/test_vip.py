@@ -40,7 +40,7 @@ def _servers_of(lab: L.Lab, on: str, server: str) -> dict[str, str]:
 def _out(states: dict[str, str]) -> bool:
     """The node's API servers are drained (their stand-ins are healthy: DRAIN exactly); its
     Galera and RabbitMQ servers follow their own facts (healthy: UP) -- the desired state
-    (master/reactor/desired.py), where the old vip-moved rule drained every backend."""
+    (master/reactor/convergence/desired.py), where the old vip-moved rule drained every backend."""
     api = {k: v for k, v in states.items() if k.startswith("be_")}
     own = {k: v for k, v in states.items() if not k.startswith("be_")}
     return all(v == "DRAIN" for v in api.values()) and all(v == "UP" for v in own.values())

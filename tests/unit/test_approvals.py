@@ -14,10 +14,10 @@ import pytest
 
 from hactl import yamlsrc
 from hactl.errors import DecodeError
-from hactl.master.reactor.actions import REGISTRY
-from hactl.master.reactor.approvals import Approvals
-from hactl.master.reactor.engine import Engine
-from hactl.master.reactor.rules import ApprovePolicy, RuleError, load_rules, parse_rules
+from hactl.master.reactor.rules.actions import REGISTRY
+from hactl.master.reactor.rules.approvals import Approvals
+from hactl.master.reactor.rules.engine import Engine
+from hactl.master.reactor.rules.rule import ApprovePolicy, RuleError, load_rules, parse_rules
 from hactl.wire.approvals import AnswerRefused, Approval, answer, decode, encode, expire, key
 from tests.support.membus import MemBus
 from tests.support.memkv import MemKv

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hactl.master.reactor.galera_plan import ZERO_UUID, Member, plan
+from hactl.master.reactor.rules.galera_plan import ZERO_UUID, Member, plan
 
 U = "75faf094-0000-11f1-aa8d-d6179edf788c"
 V = "0b1d2e3f-0000-11f1-aa8d-d6179edf788c"

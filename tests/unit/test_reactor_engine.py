@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from hactl import yamlsrc
-from hactl.master.reactor.actions import REGISTRY
-from hactl.master.reactor.engine import Engine
-from hactl.master.reactor.rules import load_rules, parse_rules
+from hactl.master.reactor.rules.actions import REGISTRY
+from hactl.master.reactor.rules.engine import Engine
+from hactl.master.reactor.rules.rule import load_rules, parse_rules
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.leases import BootstrapLease, encode_bootstrap
 from tests.support.membus import MemBus, ok_runtime
@@ -394,7 +394,7 @@ async def test_a_failing_when_is_reported_not_raised() -> None:
 
 def test_rules_errors_name_file_line_and_rule(tmp_path: Path) -> None:
     """Unknown action, bad glob and unknown key are refused with file:line and the rule name."""
-    from hactl.master.reactor.rules import RuleError
+    from hactl.master.reactor.rules.rule import RuleError
 
     for text, expect, line in (
         (

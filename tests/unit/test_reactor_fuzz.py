@@ -14,9 +14,9 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hactl.master.reactor.desired import desired
-from hactl.master.reactor.engine import Engine
-from hactl.master.reactor.view import ASPECTS
+from hactl.master.reactor.convergence.desired import desired
+from hactl.master.reactor.rules.engine import Engine
+from hactl.master.reactor.view.cluster import ASPECTS
 from hactl.wire.beacons import ITEM_FIELDS
 from hactl.wire.envelope import decode, encode, new_event
 from tests.support.membus import MemBus

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from hactl import yamlsrc
-from hactl.master.reactor.actions import REGISTRY
-from hactl.master.reactor.interest import Interest
-from hactl.master.reactor.rules import Rule, parse_rules
+from hactl.master.reactor.rules.actions import REGISTRY
+from hactl.master.reactor.rules.interest import Interest
+from hactl.master.reactor.rules.rule import Rule, parse_rules
 
 
 def _rules(*globs: str) -> list[Rule]:
@@ -91,7 +91,7 @@ async def test_start_up_waits_out_a_busy_jetstream_then_says_so() -> None:
 def test_silence_is_no_evidence_while_the_master_cannot_hear() -> None:
     """FeedHealth: no verdict while deliveries stall, right after they resume (backlog), or
     when every minion is silent at once; a verdict once the feed is live and others talk."""
-    from hactl.master.reactor.liveness import FEED_GRACE_S, FeedHealth
+    from hactl.master.reactor.view.liveness import FEED_GRACE_S, FeedHealth
 
     feed = FeedHealth()
     assert "no delivery" in feed.blind(100.0, 10.0, ["ctl1"], 3)  # never heard anything yet

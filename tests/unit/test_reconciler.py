@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hactl.master.reactor.desired import desired
-from hactl.master.reactor.reconciler import ReconcileOptions, Reconciler
-from hactl.master.reactor.view import ClusterView
+from hactl.master.reactor.convergence.desired import desired
+from hactl.master.reactor.convergence.reconciler import ReconcileOptions, Reconciler
+from hactl.master.reactor.view.cluster import ClusterView
 from hactl.wire.commands import error_reply
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.maint import Maintenance

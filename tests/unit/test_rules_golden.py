@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hactl.master.reactor.engine import Engine
+from hactl.master.reactor.rules.engine import Engine
 from hactl.wire.envelope import new_event
 from hactl.wire.maint import Maintenance
 from tests.support.membus import MemBus

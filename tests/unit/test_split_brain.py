@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hactl.master.reactor.split_brain import split_brain
+from hactl.master.reactor.convergence.split_brain import split_brain
 from hactl.minion.executors import dispatch
 from hactl.minion.executors.base import ExecContext
 from hactl.minion.vrrp_yield import VrrpSettings, YieldKeeper

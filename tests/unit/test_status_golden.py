@@ -12,7 +12,7 @@ from rich.console import Console
 
 from hactl.cli import status_compact as st
 from hactl.cli.status_compact import render
-from hactl.master.reactor.view import ClusterView
+from hactl.master.reactor.view.cluster import ClusterView
 from hactl.wire.approvals import Approval
 from hactl.wire.envelope import new_event
 from hactl.wire.maint import Maintenance

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hactl.master.reactor.view import ClusterView, admissible
+from hactl.master.reactor.view.cluster import ClusterView, admissible
 from hactl.wire.envelope import new_event
 
 GOOD_VRRP = {"VI_1": {"state": "MASTER", "priority": 150, "vips": ["10.0.0.10"], "vip_here": True}}

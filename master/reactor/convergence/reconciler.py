@@ -1,5 +1,6 @@
-"""The reconciler: converge every HAProxy to the desired state (master/reactor/desired.py), and
-resolve VIPs held twice (master/reactor/split_brain.py).
+"""The reconciler: converge every HAProxy to the desired state
+(master/reactor/convergence/desired.py), and resolve VIPs held twice
+(master/reactor/convergence/split_brain.py).
 
 Kubernetes' controllers and Pacemaker's policy engine are the model, Salt's reactor the
 counter-example: the desired state of every server is recomputed from the current view on
@@ -12,15 +13,15 @@ event or a crossed out/back cannot leave residue.
   writes are not acknowledged cannot renew, so it stops correcting within seconds; another
   master takes over when the key expires. Two masters never fight over a server.
 - **Trust**: nothing is taken out while the master cannot trust what it hears (its consumer
-  silent, a backlog still arriving, every minion silent at once: master/reactor/liveness.py).
+  silent, a backlog still arriving, every minion silent at once: master/reactor/view/liveness.py).
 - **Damping**: a server goes back to ``ready`` only after its facts said so for
   ``settle_back``; a correction is not repeated before the beacon had ``retry`` to show it
   (backing off on failure); more than ``max_per_minute`` corrections of one server on one
   HAProxy is flapping, and it is held for the rest of that minute.
 - **Split brain**: a VIP held by two nodes for ``split_debounce`` -> every holder but the one
-  ranked first yields it (master/reactor/split_brain.py, ``vrrp.yield``); the yield is renewed
-  each pass for ``yield_hold``, then ended to see whether VRRP hears again (a split that comes
-  back doubles the hold, up to ``yield_hold_max``); it ends at once when no other node holds
+  ranked first yields it (master/reactor/convergence/split_brain.py, ``vrrp.yield``); the yield is
+  renewed each pass for ``yield_hold``, then ended to see whether VRRP hears again (a split that
+  comes back doubles the hold, up to ``yield_hold_max``); it ends at once when no other node holds
   the VIP, and by itself within ``yield_ttl`` when no master renews it.
 - **Audit**: every correction is a ``hactl/reactor/reconcile/done`` (or ``failed``) event
   naming the fact that caused it; a needed correction that is held (maintenance, untrusted
@@ -40,11 +41,11 @@ from typing import Any
 from hactl.bus import KvStore
 from hactl.errors import CommandError
 from hactl.log import get_logger
-from hactl.master.reactor.actions.base import Effects
-from hactl.master.reactor.desired import OUT, Want, component, desired
+from hactl.master.reactor.convergence.desired import OUT, Want, component, desired
+from hactl.master.reactor.convergence.yields import SplitBrains
 from hactl.master.reactor.leadership import Leadership
-from hactl.master.reactor.view import ClusterView
-from hactl.master.reactor.yields import SplitBrains
+from hactl.master.reactor.rules.actions.base import Effects
+from hactl.master.reactor.view.cluster import ClusterView
 from hactl.metrics import Hist
 from hactl.wire.decisions import Cause, decision
 from hactl.wire.haproxy import COMMAND, HaproxyRuntime
@@ -64,8 +65,9 @@ class ReconcileOptions:
     retry: float = 3.0
     max_per_minute: int = 6
     command_timeout: float = 5.0
-    #: split brain (master/reactor/split_brain.py): how long two holders must last before one
-    #: yields, the first hold, and its ceiling (the hold doubles when the split comes back)
+    #: split brain (master/reactor/convergence/split_brain.py): how long two holders must
+    #: last before one yields, the first hold, and its ceiling (the hold doubles when the
+    #: split comes back)
     split_debounce: float = 2.0
     yield_hold: float = 30.0
     yield_hold_max: float = 600.0

@@ -1,6 +1,6 @@
 """What a rule sees as ``event``: the vocabulary of docs/reactor.md (``event.node``,
 ``event.changed.<field>.{item, from, to}``, ``event.changes``, ``event.items``). The
-``cluster`` facts are computed by the view (master/reactor/view.py: facts)."""
+``cluster`` facts are computed by the view (master/reactor/view/cluster.py: facts)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A minion is declared lost (``hactl/minion/<id>/lost``, once per silence: a create-once lease)
 only when both the view (heartbeats as the stream stored them, server time) and this master's
 own live hearing (core NATS, its receive time) have been silent for ``lost_after``, and only
-while the master can trust silence (master/reactor/liveness.py). A minion whose clock is off
+while the master can trust silence (master/reactor/view/liveness.py). A minion whose clock is off
 by more than SKEW_LIMIT_S raises ``hactl/minion/<id>/skew`` (and again when back in step).
 """
 
@@ -18,9 +18,9 @@ from hactl.bus import Bus
 from hactl.bus.consumer import pending
 from hactl.errors import BusError, HactlError
 from hactl.log import get_logger
-from hactl.master.reactor.actions.base import Effects
-from hactl.master.reactor.liveness import LIVENESS_ASK_S, FeedHealth
-from hactl.master.reactor.view import SKEW_LIMIT_S, ClusterView
+from hactl.master.reactor.rules.actions.base import Effects
+from hactl.master.reactor.view.cluster import SKEW_LIMIT_S, ClusterView
+from hactl.master.reactor.view.liveness import LIVENESS_ASK_S, FeedHealth
 from hactl.wire.envelope import Event, new_event
 from hactl.wire.tags import MASTER_ID, minion_tag
 

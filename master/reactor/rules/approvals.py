@@ -16,7 +16,7 @@ from typing import Any
 from hactl.bus import KvStore
 from hactl.errors import BusError, DecodeError, RejectReason
 from hactl.log import get_logger
-from hactl.master.reactor.rules import ApprovePolicy
+from hactl.master.reactor.rules.rule import ApprovePolicy
 from hactl.wire.approvals import ASKED, Approval, decode, encode, expire, key
 from hactl.wire.envelope import Event
 from hactl.wire.ids import new_id

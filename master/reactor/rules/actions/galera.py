@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hactl.errors import CommandError, DecodeError
-from hactl.master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
-from hactl.master.reactor.galera_plan import Decision, Member, plan
+from hactl.master.reactor.rules.actions.base import Action, ActionContext, ActionFailed, arg
+from hactl.master.reactor.rules.galera_plan import Decision, Member, plan
 from hactl.wire.approvals import Approval
 from hactl.wire.envelope import new_event
 from hactl.wire.leases import BootstrapLease, bootstrap_key, decode_bootstrap, encode_bootstrap

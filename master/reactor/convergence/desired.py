@@ -1,8 +1,9 @@
 """Desired state: what every server on every HAProxy should be, from current facts (pure).
 
-The reconciler (master/reactor/reconciler.py) converges each HAProxy to this, on every change
-of the view and periodically -- level-triggered, so nothing depends on having seen an edge,
-and a restarted master, a second master or a crossed out/back all end in the same place.
+The reconciler (master/reactor/convergence/reconciler.py) converges each HAProxy to this, on
+every change of the view and periodically -- level-triggered, so nothing depends on having
+seen an edge, and a restarted master, a second master or a crossed out/back all end in the
+same place.
 
 For every HAProxy node ``H`` whose minion reports its servers, and every server ``S`` that is
 a node of the view (the shipped states name servers by node id; any other server is not

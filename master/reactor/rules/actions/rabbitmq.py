@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hactl.master.reactor.actions.base import Action, ActionContext, arg
-from hactl.master.reactor.actions.haproxy import on_servers
+from hactl.master.reactor.rules.actions.base import Action, ActionContext, arg
+from hactl.master.reactor.rules.actions.haproxy import on_servers
 
 
 async def failover(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:

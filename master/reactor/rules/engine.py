@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hactl.log import get_logger
-from hactl.master.reactor.actions import (
+from hactl.master.reactor.rules.actions import (
     REGISTRY,
     Action,
     ActionContext,
@@ -32,11 +32,11 @@ from hactl.master.reactor.actions import (
     Effects,
     Settings,
 )
-from hactl.master.reactor.approvals import Approvals
-from hactl.master.reactor.rules import ExpressionError, Rule, environment
-from hactl.master.reactor.templating import Templates
-from hactl.master.reactor.view import ClusterView
-from hactl.master.reactor.vocabulary import event_view
+from hactl.master.reactor.rules.approvals import Approvals
+from hactl.master.reactor.rules.rule import ExpressionError, Rule, environment
+from hactl.master.reactor.rules.templating import Templates
+from hactl.master.reactor.rules.vocabulary import event_view
+from hactl.master.reactor.view.cluster import ClusterView
 from hactl.metrics import Hist
 from hactl.wire.approvals import Approval
 from hactl.wire.decisions import Cause, decision
@@ -102,7 +102,7 @@ class Engine:
             "failed": 0,
             "pending": 0,
         }
-        #: where questions to a person go (master/reactor/approvals.py); None: nobody to ask
+        #: where questions to a person go (master/reactor/rules/approvals.py); None: nobody to ask
         self.approvals: Approvals | None = None
         self.decisions: dict[str, int] = {}  # "<rule>/<outcome>" -> count (metrics)
         self.latency = Hist()  # seconds per successful action, by "<rule>/<action>"

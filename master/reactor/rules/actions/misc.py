@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hactl.errors import HactlError
-from hactl.master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
+from hactl.master.reactor.rules.actions.base import Action, ActionContext, ActionFailed, arg
 from hactl.wire.envelope import new_event
 from hactl.wire.tags import MASTER_ID
 

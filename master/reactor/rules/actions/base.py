@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hactl.errors import HactlError
-from hactl.master.reactor.view import ClusterView
+from hactl.master.reactor.view.cluster import ClusterView
 from hactl.schema import Field, SchemaError, check
 from hactl.wire.approvals import Approval
 from hactl.wire.commands import CommandReply

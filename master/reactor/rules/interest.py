@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hactl.master.reactor.rules import Rule
+from hactl.master.reactor.rules.rule import Rule
 
 VIEW_KINDS = frozenset({"beacon", "minion"})
 NEVER_KINDS = frozenset({"reactor"})

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from hactl.errors import CommandError
-from hactl.master.reactor.actions.base import Action, ActionContext, ActionFailed, arg
+from hactl.master.reactor.rules.actions.base import Action, ActionContext, ActionFailed, arg
 from hactl.schema import SchemaError
 from hactl.wire.haproxy import COMMAND, STATES, WEIGHT, HaproxyRuntime
 

@@ -13,7 +13,7 @@ then the lowest node id -- and every other holder yields (``vrrp.yield``, hactl/
 instance goes to FAULT and drops the VIP. A node already yielding keeps yielding only while
 another heard node holds the VIP; when none does, its yield ends at once, so hactl never
 leaves a VIP without a holder because of its own yield. The reconciler
-(master/reactor/reconciler.py) adds the time: a split must last ``debounce`` (a VIP move
+(master/reactor/convergence/reconciler.py) adds the time: a split must last ``debounce`` (a VIP move
 reports the new holder a moment before the old one lets go), a yield lasts a hold that
 doubles each time the split comes back, and is renewed while wanted, so it ends by itself
 when the master stops renewing it.
@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hactl.master.reactor.desired import heard
+from hactl.master.reactor.convergence.desired import heard
 from hactl.wire.maint import Maintenance, covering
 
 

@@ -1,5 +1,6 @@
 """The reconciler's split-brain half: start, renew, end the yields that resolve a VIP held
-twice (policy: master/reactor/split_brain.py), and win the neighbours back for the keeper.
+twice (policy: master/reactor/convergence/split_brain.py), and win the neighbours back
+for the keeper.
 
 - A split must last ``split_debounce`` (a VIP move reports the new holder a moment before the
   old one lets go); then every holder but the one ranked first yields (``vrrp.yield`` for the
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from hactl.errors import CommandError
 from hactl.log import get_logger
-from hactl.master.reactor.split_brain import Yield, split_brain
+from hactl.master.reactor.convergence.split_brain import Yield, split_brain
 from hactl.schema import SchemaError
 from hactl.wire.envelope import new_event
 from hactl.wire.tags import MASTER_ID
@@ -32,7 +33,7 @@ from hactl.wire.vrrp import ANNOUNCE, VrrpAnnounce, VrrpYield
 from hactl.wire.vrrp import COMMAND as YIELD
 
 if TYPE_CHECKING:  # the reconciler owns this helper; no import cycle at run time
-    from hactl.master.reactor.reconciler import Reconciler
+    from hactl.master.reactor.convergence.reconciler import Reconciler
 
 log = get_logger("hactl.reconciler")
 

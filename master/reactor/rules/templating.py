@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from hactl.master.reactor.rules import Expr, Rule
+from hactl.master.reactor.rules.rule import Expr, Rule
 
 
 class Templates:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from hactl.master.reactor.actions import galera, haproxy, misc, rabbitmq
-from hactl.master.reactor.actions.base import Action, ActionContext, ActionFailed, Effects, Settings
+from hactl.master.reactor.rules.actions import galera, haproxy, misc, rabbitmq
+from hactl.master.reactor.rules.actions.base import (
+    Action,
+    ActionContext,
+    ActionFailed,
+    Effects,
+    Settings,
+)
 
 REGISTRY: dict[str, Action] = {
     a.name: a for a in (*haproxy.ACTIONS, *rabbitmq.ACTIONS, *galera.ACTIONS, *misc.ACTIONS)
