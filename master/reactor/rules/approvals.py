@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
 from typing import Any
 
 from hactl.bus import KvStore
@@ -63,7 +64,7 @@ class Approvals:
         await self.kv.create(key(a.id), encode(a))
         self.counts["asked"] += 1
         log.warning("approval_pending", id=a.id, rule=rule, question=a.question)
-        await say({"approval": _public(a)})
+        await say({"approval": asdict(a)})
         while True:
             await asyncio.sleep(self.poll)
             try:
@@ -76,7 +77,7 @@ class Approvals:
             except DecodeError as exc:  # tampered with: never an approval by accident
                 log.error("approval_unreadable", id=a.id, reason=str(exc))
                 rec = expire(a, self.clock())
-                rec = Approval(**{**_public(rec), "default": "deny"})
+                rec = replace(rec, default="deny")
                 self.counts["denied"] += 1
                 return rec
             except BusError:
@@ -106,22 +107,3 @@ def _not_the_question(asked: Approval, rec: Approval) -> str:
     if rec.state in ("approved", "denied") and not rec.by:
         return "an answer without the person who gave it"
     return ""
-
-
-def _public(a: Approval) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "rule": a.rule,
-        "key": a.key,
-        "event_id": a.event_id,
-        "event_tag": a.event_tag,
-        "question": a.question,
-        "plan": a.plan,
-        "asked_at": a.asked_at,
-        "expires_at": a.expires_at,
-        "default": a.default,
-        "state": a.state,
-        "by": a.by,
-        "reason": a.reason,
-        "answered_at": a.answered_at,
-    }

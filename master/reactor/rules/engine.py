@@ -338,9 +338,6 @@ class Engine:
     async def _run_locked(
         self, rule: Rule, event: Event, calls: list[tuple[str, Any]], lock: str
     ) -> None:
-        if not lock:
-            await self._actions(rule, event, calls)
-            return
         local = self._locks.setdefault(lock, asyncio.Lock())
         async with local:
             if not self.observe and not await self._take(f"lock.{lock}"):

@@ -14,6 +14,9 @@ A file holds a list of rules::
         - haproxy.set_state: {node: all, backend: galera, server: "{{ event.node }}",
                               state: maint}
 
+(An illustration of every key: the shipped reactors leave HAProxy's states to the reconciler,
+master/reactor/convergence/. A unit test loads this example, so it cannot go stale.)
+
 The vocabulary (``event.changed``, ``event.node``, ``cluster.*``) is in docs/reactor.md.
 
 Errors name the file, the line and the rule.
