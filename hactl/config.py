@@ -2,9 +2,11 @@
 
 Resolution of the NATS URL, first match wins: ``--nats`` > ``$HACTL_NATS`` > ``$NATS_URL`` > the
 URL recorded by a running ``hactl master`` in ``<data-dir>/nats.json`` (only if that master's pid
-is alive). Credentials likewise: ``--creds`` > ``$HACTL_CREDS`` > ``$NATS_CREDS`` > the embedded
-master's ``admin`` identity (its auth directory is in the same record); the CA: ``--tls-ca`` >
-``$HACTL_TLS_CA`` > ``$NATS_CA`` > the recorded auth directory's CA > the system trust store.
+is alive). Credentials likewise: ``--creds`` > ``$HACTL_CREDS`` > ``$NATS_CREDS`` > the systemd
+credential ``nats.nk`` (``$CREDENTIALS_DIRECTORY``: the shipped units' ``LoadCredential=``) >
+the embedded master's ``admin`` identity (its auth directory is in the same record); the CA:
+``--tls-ca`` > ``$HACTL_TLS_CA`` > ``$NATS_CA`` > the systemd credential ``ca.crt`` > the
+recorded auth directory's CA > the system trust store.
 The data dir is ``--data-dir`` > ``$HACTL_DATA_DIR`` > ``$XDG_STATE_HOME/hactl`` >
 ``~/.local/state/hactl``.
 """
@@ -25,6 +27,11 @@ URL_FILE = "nats.json"
 ENV_NATS = "HACTL_NATS"
 ENV_CREDS = "HACTL_CREDS"
 ENV_TLS_CA = "HACTL_TLS_CA"
+#: systemd's credentials directory (``LoadCredential=``): readable by the unit's user only,
+#: whatever the source file's owner -- how the master's dynamic user gets its root-owned key
+ENV_CREDENTIALS = "CREDENTIALS_DIRECTORY"
+CRED_KEY = "nats.nk"
+CRED_CA = "ca.crt"
 #: the identity a local CLI uses against the master's embedded server
 LOCAL_ADMIN = "admin"
 ENV_DATA_DIR = "HACTL_DATA_DIR"
@@ -146,6 +153,7 @@ def resolve_auth(settings: Settings, env: dict[str, str] | None = None) -> Clien
     record = recorded_url(settings.data_dir)
     local = Path(record.auth_dir) if record is not None and record.auth_dir else None
     creds = settings.creds or _env_path(env, ENV_CREDS) or _env_path(env, "NATS_CREDS")
+    creds = creds or _credential(env, CRED_KEY)
     if creds is None and local is not None:
         creds = local / "creds" / f"{LOCAL_ADMIN}.nk"
     if creds is None:
@@ -154,6 +162,7 @@ def resolve_auth(settings: Settings, env: dict[str, str] | None = None) -> Clien
             "file from `hactl auth`), or run on the host of an embedded `hactl master`"
         )
     ca = settings.tls_ca or _env_path(env, ENV_TLS_CA) or _env_path(env, "NATS_CA")
+    ca = ca or _credential(env, CRED_CA)
     if ca is None and local is not None:
         ca = local / "ca.crt"
     return ClientAuth(creds=creds, tls_ca=ca, tls_cert=settings.tls_cert, tls_key=settings.tls_key)
@@ -162,6 +171,13 @@ def resolve_auth(settings: Settings, env: dict[str, str] | None = None) -> Clien
 def resolve_connection(settings: Settings) -> tuple[str, ClientAuth]:
     """URL and credentials of a client command."""
     return resolve_nats_url(settings), resolve_auth(settings)
+
+
+def _credential(env: dict[str, str], name: str) -> Path | None:
+    """A systemd credential of this unit, if systemd passed one by that name."""
+    folder = env.get(ENV_CREDENTIALS, "")
+    path = Path(folder) / name if folder else None
+    return path if path is not None and path.is_file() else None
 
 
 def _env_path(env: dict[str, str], name: str) -> Path | None:
