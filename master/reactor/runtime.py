@@ -54,7 +54,6 @@ from hactl.master.reactor.effects import LOCK_TTL, NatsEffects
 from hactl.master.reactor.rules.actions import REGISTRY, Settings
 from hactl.master.reactor.rules.approvals import Approvals
 from hactl.master.reactor.rules.engine import Engine
-from hactl.master.reactor.rules.interest import Interest
 from hactl.master.reactor.rules.rule import Rule, load_rules
 from hactl.master.reactor.view.cluster import ClusterView
 from hactl.master.reactor.view.watch import Watch
@@ -95,7 +94,6 @@ class ReactorRuntime:
         self._tasks: list[asyncio.Task[Any]] = []
         self._sub: Any = None
         self._jobs_sub: Any = None
-        self.interest = Interest([])
         self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
         self._progress: set[asyncio.Task[None]] = set()  # in-progress acks of running events
         self.watch: Watch | None = None  # liveness and clock skew (master/reactor/view/watch.py)
@@ -133,7 +131,6 @@ class ReactorRuntime:
         self.engine.approvals = Approvals(
             await kv_bucket(self.bus, APPROVAL_BUCKET, history=5, ttl_s=APPROVAL_TTL, replicas=r)
         )
-        self.interest = Interest(rules)
         await self._load_view()
         self.watch = Watch(self.bus, self.view, self.effects, self.options.lost_after)
         if self.options.reconcile.interval > 0:
@@ -186,7 +183,8 @@ class ReactorRuntime:
     async def _on_msg(self, msg: Delivery) -> None:
         if self.watch is not None:
             self.watch.feed.delivered(time.monotonic())
-        if not self.interest.wants(msg.subject):  # nobody can use it: ack unread
+        assert self.engine is not None
+        if not self.engine.interest.wants(msg.subject):  # nobody can use it: ack unread
             self.skipped += 1
             await msg.ack()
             return
@@ -196,7 +194,6 @@ class ReactorRuntime:
             self.bus.rejects.reject(exc, msg.subject)
             await msg.term()
             return
-        assert self.engine is not None
         if msg.delivered > 1:
             self.engine.counts["redelivered"] = self.engine.counts.get("redelivered", 0) + 1
         try:
@@ -327,13 +324,11 @@ class ReactorRuntime:
             self._rules_stamp = stamp
             try:
                 rules = await asyncio.to_thread(self._load_rules)
-                interest = await asyncio.to_thread(Interest, rules)
             except HactlError as exc:
                 log.error("rules_not_reloaded", error=str(exc), keeping="the previous rules")
                 continue
             assert self.engine is not None
             self.engine.set_rules(rules)
-            self.interest = interest
             log.info("rules_reloaded", rules=len(rules))
 
     async def stop(self) -> None:

@@ -33,6 +33,7 @@ from hactl.master.reactor.rules.actions import (
     Settings,
 )
 from hactl.master.reactor.rules.approvals import Approvals
+from hactl.master.reactor.rules.interest import Interest
 from hactl.master.reactor.rules.rule import ExpressionError, Rule, environment
 from hactl.master.reactor.rules.templating import Templates
 from hactl.master.reactor.rules.vocabulary import event_view
@@ -115,15 +116,7 @@ class Engine:
     def set_rules(self, rules: Iterable[Rule]) -> None:
         """Swap the rule set (hot reload): takes effect for the next event, none is missed."""
         self.rules = tuple(rules)
-        self._match: dict[str, tuple[Rule, ...]] = {}
-
-    def _rules_for(self, tag: str) -> tuple[Rule, ...]:
-        found = self._match.get(tag)
-        if found is None:
-            if len(self._match) > 50_000:
-                self._match.clear()
-            found = self._match[tag] = tuple(r for r in self.rules if r.on.match(tag))
-        return found
+        self.interest = Interest(self.rules)  # the one tag -> rules cache (the consumer's too)
 
     def _maintenance(self, event: Event) -> Maintenance | None:
         """The active maintenance window covering what ``event`` is about, if any: the node
@@ -159,7 +152,7 @@ class Engine:
             if self.persist is not None:
                 for node, aspect in changed:
                     await self.persist(node, aspect, self.view.nodes[node][aspect])
-        rules = self._rules_for(event.tag)
+        rules = self.interest.rules_for(event.tag)
         if not rules:
             return []
         try:

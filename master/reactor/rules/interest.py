@@ -27,26 +27,34 @@ _CACHE_LIMIT = 50_000
 
 
 class Interest:
-    """``wants(subject)``: decode and handle this delivery, or ack it unread (cached)."""
+    """Which rules an event's tag wakes, and whether a delivery is wanted at all: one cache
+    keyed by subject (the consumer asks by subject, the engine by tag: the same key)."""
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
-        self._cache: dict[str, bool] = {}
+        self._cache: dict[str, tuple[Rule, ...]] = {}
 
-    def wants(self, subject: str) -> bool:
-        """True when the view or a rule can use an event that arrived on ``subject``."""
+    def rules_for_subject(self, subject: str) -> tuple[Rule, ...]:
+        """The rules whose ``on`` matches the tag of ``subject`` (cached)."""
         hit = self._cache.get(subject)
         if hit is None:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            hit = self._cache[subject] = self._decide(subject)
+            hit = self._cache[subject] = self._match(subject)
         return hit
 
-    def _decide(self, subject: str) -> bool:
+    def rules_for(self, tag: str) -> tuple[Rule, ...]:
+        """The rules whose ``on`` matches ``tag``."""
+        return self.rules_for_subject(tag.replace("/", "."))
+
+    def wants(self, subject: str) -> bool:
+        """True when the view or a rule can use an event that arrived on ``subject``."""
+        kind = subject.split(".", 2)[1] if subject.count(".") >= 2 else ""
+        return kind in VIEW_KINDS or bool(self.rules_for_subject(subject))
+
+    def _match(self, subject: str) -> tuple[Rule, ...]:
         levels = subject.split(".")
         if len(levels) < 3 or levels[0] != "hactl" or levels[1] in NEVER_KINDS:
-            return False
-        if levels[1] in VIEW_KINDS:
-            return True
+            return ()
         tag = "/".join(levels)
-        return any(rule.on.match(tag) for rule in self.rules)
+        return tuple(rule for rule in self.rules if rule.on.match(tag))
