@@ -92,3 +92,19 @@ def test_one_name_per_file() -> None:
 
     assert Path(engine.__file__).resolve() == ROOT / "master/reactor/rules/engine.py"
     assert Path(agent.__file__).resolve() == ROOT / "minion/agent.py"
+
+
+def test_the_bus_is_sealed() -> None:
+    """Only hactl/bus imports nats-py (docs/decisions.md #40): everything else speaks Bus, Kv
+    and Delivery, and catches hactl's BusError."""
+    everything = {
+        **_layer(HACTL, "hactl"),
+        **_layer(ROOT / "master", "master"),
+        **_layer(ROOT / "minion", "minion"),
+    }
+    outside = {m: imps for m, imps in everything.items() if not m.startswith("hactl/bus/")}
+    assert len(outside) > 100
+    offenders = sorted(
+        f"{m} imports {i}" for m, imps in outside.items() for i in imps if i.split(".")[0] == "nats"
+    )
+    assert offenders == []
