@@ -34,23 +34,79 @@ from hactl.timeparse import parse_duration
 DEFAULT_PATH: Final = Path("/etc/hactl/master.yaml")
 _DURATIONS: Final = ("retention", "lost_after", "ack_wait", "reconcile_interval")
 
-#: every key, its type and bounds (the flags' defaults live on the flags)
+#: every setting, declared once: its type, bounds, default and help. The ``hactl master`` flags
+#: (hactl/cli/master.py), their ``HACTL_MASTER_<KEY>`` variables, master.yaml's checks and the
+#: CLI reference are all made from this; ``notify`` is a file-only key (a list of sinks).
 FIELDS: Final = (
-    Field("port", (int,), required=False, between=(-1, 65535)),
-    Field("host", (str,), required=False),
-    Field("retention", (str,), required=False, doc="a duration: 7d"),
-    Field("max_bytes", (int,), required=False, between=(1, 2**50)),
-    Field("replicas", (int,), required=False, between=(1, 5)),
-    Field("reactors", (str,), required=False, doc="folder of rules"),
-    Field("observe", (bool,), required=False),
-    Field("states", (str,), required=False, doc="state tree"),
-    Field("pillar", (list,), required=False, doc="extra pillar files"),
-    Field("lost_after", (str,), required=False),
-    Field("ack_wait", (str,), required=False),
-    Field("allow_unreachable", (bool,), required=False),
-    Field("reconcile_interval", (str,), required=False),
-    Field("metrics", (str,), required=False, doc="host:port of the Prometheus endpoint"),
-    Field("nats_monitor", (str,), required=False, doc="host:port of nats-server's /varz"),
+    Field(
+        "port",
+        (int,),
+        False,
+        4222,
+        between=(-1, 65535),
+        doc="Client port of the embedded server (-1: any free)",
+    ),
+    Field("host", (str,), False, "127.0.0.1", doc="Listen address of the embedded server"),
+    Field("retention", (str,), False, "7d", doc="Keep events this long (JetStream max age)"),
+    Field(
+        "max_bytes",
+        (int,),
+        False,
+        1024**3,
+        between=(1, 2**50),
+        doc="Keep at most this many bytes of events",
+    ),
+    Field(
+        "replicas", (int,), False, 1, between=(1, 5), doc="JetStream replicas of the event stream"
+    ),
+    Field(
+        "reactors", (str,), False, None, doc="Folder of reactor rules (reactors/); none: no reactor"
+    ),
+    Field(
+        "observe",
+        (bool,),
+        False,
+        False,
+        doc="Evaluate rules and report every action without doing it",
+    ),
+    Field("states", (str,), False, None, doc="State tree for the state.apply action"),
+    Field("pillar", (list,), False, None, doc="Extra pillar for state.apply"),
+    Field("lost_after", (str,), False, "30s", doc="A minion silent this long is lost"),
+    Field(
+        "ack_wait",
+        (str,),
+        False,
+        "10s",
+        doc="Redeliver an event a master did not finish within this",
+    ),
+    Field(
+        "allow_unreachable",
+        (bool,),
+        False,
+        False,
+        doc="Let galera.recover_cluster proceed without every member",
+    ),
+    Field(
+        "reconcile_interval",
+        (str,),
+        False,
+        "5s",
+        doc="Converge every HAProxy to the desired state this often (0: never)",
+    ),
+    Field(
+        "metrics",
+        (str,),
+        False,
+        "",
+        doc="Serve Prometheus metrics on host:port (e.g. 127.0.0.1:9464; '' = off)",
+    ),
+    Field(
+        "nats_monitor",
+        (str,),
+        False,
+        "",
+        doc="The embedded nats-server's HTTP monitoring on host:port ('' = off)",
+    ),
     Field(
         "notify",
         (list,),
@@ -58,6 +114,14 @@ FIELDS: Final = (
         doc="sinks: [{url, match: [globs], secret_file, kind: webhook|alertmanager}]",
     ),
 )
+FIELD: Final = {f.name: f for f in FIELDS}
+#: the settings that are also flags (every key but the file-only ``notify``)
+FLAG_KEYS: Final = tuple(f.name for f in FIELDS if f.name != "notify")
+
+
+def env_var(key: str) -> str:
+    """The environment variable of a setting: ``HACTL_MASTER_<KEY>``."""
+    return f"HACTL_MASTER_{key.upper()}"
 
 
 def parse_master_config(text: str, source: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import typer
 from hactl.bus import StreamSettings
 from hactl.cli.runner import EXIT_INTERRUPTED, fail, settings_of
 from hactl.errors import HactlError
-from hactl.master.config import load_master_config
+from hactl.master.config import FIELD, FLAG_KEYS, env_var, load_master_config
 from hactl.master.daemon import MasterOptions, run_master
 from hactl.master.reactor.convergence.reconciler import ReconcileOptions
 from hactl.master.reactor.rules.actions import Settings
@@ -18,30 +18,22 @@ from hactl.master.reactor.runtime import ReactorOptions
 from hactl.metrics import parse_address
 from hactl.timeparse import parse_duration
 
-_KEYS = (
-    "port",
-    "host",
-    "retention",
-    "max_bytes",
-    "replicas",
-    "reactors",
-    "observe",
-    "states",
-    "pillar",
-    "lost_after",
-    "ack_wait",
-    "allow_unreachable",
-    "reconcile_interval",
-    "metrics",
-    "nats_monitor",
-)
+
+def _flag(key: str) -> Any:
+    """The typer option of a setting: help and environment variable from its one declaration
+    (master/config.py FIELDS)."""
+    return typer.Option(envvar=env_var(key), help=FIELD[key].doc)
+
+
+#: each flag's default, from the same declaration
+DEFAULTS: dict[str, Any] = {key: FIELD[key].default for key in FLAG_KEYS}
 
 
 def locals_of_master(ctx: typer.Context, from_file: dict[str, Any]) -> dict[str, Any]:
     """Each setting: the flag or its environment variable when given, else the file's value,
     else the flag's default."""
     out: dict[str, Any] = {}
-    for key in _KEYS:
+    for key in FLAG_KEYS:
         source = ctx.get_parameter_source(key)
         value = ctx.params.get(key)
         # typer's click is vendored: ParameterSource is compared by name
@@ -58,92 +50,23 @@ def locals_of_master(ctx: typer.Context, from_file: dict[str, Any]) -> dict[str,
 
 def master(
     ctx: typer.Context,
-    port: Annotated[
-        int,
-        typer.Option(
-            envvar="HACTL_MASTER_PORT", help="Client port of the embedded server (-1: any free)"
-        ),
-    ] = 4222,
-    host: Annotated[
-        str, typer.Option(envvar="HACTL_MASTER_HOST", help="Listen address of the embedded server")
-    ] = "127.0.0.1",
-    retention: Annotated[
-        str,
-        typer.Option(
-            envvar="HACTL_MASTER_RETENTION", help="Keep events this long (JetStream max age)"
-        ),
-    ] = "7d",
-    max_bytes: Annotated[
-        int,
-        typer.Option(
-            envvar="HACTL_MASTER_MAX_BYTES", help="Keep at most this many bytes of events"
-        ),
-    ] = 1024**3,
-    replicas: Annotated[
-        int,
-        typer.Option(envvar="HACTL_MASTER_REPLICAS", help="JetStream replicas of the event stream"),
-    ] = 1,
-    reactors: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="HACTL_MASTER_REACTORS",
-            help="Folder of reactor rules (reactors/); none: no reactor",
-        ),
-    ] = None,
-    observe: Annotated[
-        bool,
-        typer.Option(
-            envvar="HACTL_MASTER_OBSERVE",
-            help="Evaluate rules and report every action without doing it",
-        ),
-    ] = False,
-    states: Annotated[
-        Path | None,
-        typer.Option(envvar="HACTL_MASTER_STATES", help="State tree for the state.apply action"),
-    ] = None,
-    pillar: Annotated[
-        list[Path] | None,
-        typer.Option(envvar="HACTL_MASTER_PILLAR", help="Extra pillar for state.apply"),
-    ] = None,
-    lost_after: Annotated[
-        str,
-        typer.Option(envvar="HACTL_MASTER_LOST_AFTER", help="A minion silent this long is lost"),
-    ] = "30s",
-    ack_wait: Annotated[
-        str,
-        typer.Option(
-            envvar="HACTL_MASTER_ACK_WAIT",
-            help="Redeliver an event a master did not finish within this",
-        ),
-    ] = "10s",
-    allow_unreachable: Annotated[
-        bool,
-        typer.Option(
-            envvar="HACTL_MASTER_ALLOW_UNREACHABLE",
-            help="Let galera.recover_cluster proceed without every member",
-        ),
-    ] = False,
-    reconcile_interval: Annotated[
-        str,
-        typer.Option(
-            envvar="HACTL_MASTER_RECONCILE_INTERVAL",
-            help="Converge every HAProxy to the desired state this often (0: never)",
-        ),
-    ] = "5s",
-    metrics: Annotated[
-        str,
-        typer.Option(
-            envvar="HACTL_MASTER_METRICS",
-            help="Serve Prometheus metrics on host:port (e.g. 127.0.0.1:9464; '' = off)",
-        ),
-    ] = "",
-    nats_monitor: Annotated[
-        str,
-        typer.Option(
-            envvar="HACTL_MASTER_NATS_MONITOR",
-            help="The embedded nats-server's HTTP monitoring on host:port ('' = off)",
-        ),
-    ] = "",
+    port: Annotated[int, _flag("port")] = DEFAULTS["port"],
+    host: Annotated[str, _flag("host")] = DEFAULTS["host"],
+    retention: Annotated[str, _flag("retention")] = DEFAULTS["retention"],
+    max_bytes: Annotated[int, _flag("max_bytes")] = DEFAULTS["max_bytes"],
+    replicas: Annotated[int, _flag("replicas")] = DEFAULTS["replicas"],
+    reactors: Annotated[Path | None, _flag("reactors")] = DEFAULTS["reactors"],
+    observe: Annotated[bool, _flag("observe")] = DEFAULTS["observe"],
+    states: Annotated[Path | None, _flag("states")] = DEFAULTS["states"],
+    pillar: Annotated[list[Path] | None, _flag("pillar")] = DEFAULTS["pillar"],
+    lost_after: Annotated[str, _flag("lost_after")] = DEFAULTS["lost_after"],
+    ack_wait: Annotated[str, _flag("ack_wait")] = DEFAULTS["ack_wait"],
+    allow_unreachable: Annotated[bool, _flag("allow_unreachable")] = DEFAULTS["allow_unreachable"],
+    reconcile_interval: Annotated[str, _flag("reconcile_interval")] = DEFAULTS[
+        "reconcile_interval"
+    ],
+    metrics: Annotated[str, _flag("metrics")] = DEFAULTS["metrics"],
+    nats_monitor: Annotated[str, _flag("nats_monitor")] = DEFAULTS["nats_monitor"],
     config: Annotated[
         Path | None,
         typer.Option(
