@@ -239,7 +239,10 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             checks_as_root=exec_cfg.root_checks(raw, bad),
             haproxy_socket=str(raw.get("haproxy_socket") or ""),
             services=services,
-            beacons={str(k): dict(v) for k, v in beacons.items()},
+            # the checked options, defaults filled in: what each beacon receives and reads
+            beacons={
+                str(k): check(f"beacons.{k}", BEACON_OPTIONS[k], v) for k, v in beacons.items()
+            },
             command_timeout=_number(raw, "command_timeout", 30.0, (0.1, 3600), bad),
             galera=galera,
             rabbitmq=rabbitmq,

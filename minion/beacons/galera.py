@@ -146,11 +146,11 @@ class GaleraBeacon:
     def __init__(self, ctx: BeaconContext) -> None:
         self.socket = str(ctx.options["socket"])
         self.datadir = str(ctx.options["datadir"])
-        self.user = str(ctx.options.get("user", "root"))
-        pw_file = ctx.options.get("password_file")
+        self.user = str(ctx.options["user"])
+        pw_file = ctx.options["password_file"]
         self.password = Path(pw_file).read_text().strip() if pw_file else ""
-        self.interval = float(ctx.options.get("interval", 1.0))
-        self.timeout = float(ctx.options.get("timeout", 1.0))
+        self.interval = float(ctx.options["interval"])
+        self.timeout = float(ctx.options["timeout"])
         self._conn: pymysql.connections.Connection[Any] | None = None
 
     def _query(self) -> dict[str, str]:

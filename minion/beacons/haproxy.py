@@ -114,7 +114,7 @@ class HaproxyBeacon:
 
     def __init__(self, ctx: BeaconContext) -> None:
         self.socket = str(ctx.options["socket"])
-        self.interval = float(ctx.options.get("interval", 1.0))
+        self.interval = float(ctx.options["interval"])
 
     async def poll(self) -> Snapshot:
         """Current backends and servers, or a ``_haproxy`` item saying why there are none."""

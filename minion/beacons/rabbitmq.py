@@ -120,20 +120,18 @@ class RabbitmqBeacon:
     def __init__(self, ctx: BeaconContext) -> None:
         opts = ctx.options
         self.node = str(opts["node"])
-        host, _, port = str(opts.get("amqp", "127.0.0.1:5672")).rpartition(":")
+        host, _, port = str(opts["amqp"]).rpartition(":")
         self.amqp = (host or "127.0.0.1", int(port))
-        self.api = str(opts.get("api", "http://127.0.0.1:15672")).rstrip("/")
-        pw_file = opts.get("password_file")
-        password = (
-            Path(pw_file).read_text().strip() if pw_file else str(opts.get("password", "guest"))
-        )
-        user = str(opts.get("user", "guest"))
+        self.api = str(opts["api"]).rstrip("/")
+        pw_file = opts["password_file"]
+        password = Path(pw_file).read_text().strip() if pw_file else str(opts["password"])
+        user = str(opts["user"])
         self.auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-        self.interval = float(opts.get("interval", 1.0))
-        self.timeout = float(opts.get("timeout", 1.0))
-        self.pidfile = ServiceCommands(pidfile=str(opts["pidfile"])) if "pidfile" in opts else None
+        self.interval = float(opts["interval"])
+        self.timeout = float(opts["timeout"])
+        self.pidfile = ServiceCommands(pidfile=str(opts["pidfile"])) if opts["pidfile"] else None
         self.down_since: float | None = None
-        self.service = str(opts.get("service", ""))
+        self.service = str(opts["service"])
 
     async def poll(self) -> Snapshot:
         """The local broker's state and its view of the cluster."""

@@ -48,9 +48,9 @@ class ServiceBeacon:
     significant = frozenset({"up", "present"})
 
     def __init__(self, ctx: BeaconContext) -> None:
-        self.endpoints = {str(e["name"]): str(e["url"]) for e in ctx.options.get("endpoints", [])}
-        self.timeout = float(ctx.options.get("timeout", 1.0))
-        self.interval = float(ctx.options.get("interval", 5.0))
+        self.endpoints = {str(e["name"]): str(e["url"]) for e in ctx.options["endpoints"]}
+        self.timeout = float(ctx.options["timeout"])
+        self.interval = float(ctx.options["interval"])
 
     async def poll(self) -> Snapshot:
         """Every endpoint's state."""

@@ -105,14 +105,14 @@ class VrrpBeacon:
 
     def __init__(self, ctx: BeaconContext) -> None:
         self.fifo = str(ctx.options["fifo"])
-        self.interval = float(ctx.options.get("interval", 1.0))
-        self.netns = str(ctx.options.get("netns", ""))
-        self.track_dir = str(ctx.options.get("track_dir", ""))
-        self.pidfile = str(ctx.options.get("pidfile", ""))
+        self.interval = float(ctx.options["interval"])
+        self.netns = str(ctx.options["netns"])
+        self.track_dir = str(ctx.options["track_dir"])
+        self.pidfile = str(ctx.options["pidfile"])
         self._asked = 0.0
         self.vips: dict[str, list[str]] = {
             str(name): [str(v).split("/")[0] for v in spec.get("vips", [])]
-            for name, spec in dict(ctx.options.get("instances", {})).items()
+            for name, spec in dict(ctx.options["instances"]).items()
         }
         self.states: dict[str, dict[str, Any]] = {}
         self.wakeup = asyncio.Event()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hactl.minion.beacons.base import BeaconContext, diff, event_data
+from hactl.minion.beacons import context
+from hactl.minion.beacons.base import diff, event_data
 from hactl.minion.beacons.haproxy import normalize_status, parse_servers_state, parse_show_stat
 from hactl.minion.beacons.vrrp import (
     Notify,
@@ -192,7 +193,7 @@ def test_master_rx_lower_pri_is_still_master() -> None:
     state it once made a healthy holder look unhealthy and drained its API servers."""
 
     async def go() -> str:
-        beacon = VrrpBeacon(BeaconContext("ctl1", {"fifo": "/nonexistent/fifo"}))
+        beacon = VrrpBeacon(context("ctl1", "vrrp", {"fifo": "/nonexistent/fifo"}))
         beacon.feed('INSTANCE "VI_INTERNAL" MASTER 150')
         beacon.feed('INSTANCE "VI_INTERNAL" MASTER_RX_LOWER_PRI 150')
         return str(beacon.states["VI_INTERNAL"]["state"])
@@ -205,7 +206,7 @@ def test_priority_change_without_a_state_change_is_taken() -> None:
     a node that left FAULT while its check still failed (BACKUP 1) reports 50 once it rises."""
 
     async def go() -> tuple[dict[str, object], dict[str, object]]:
-        beacon = VrrpBeacon(BeaconContext("ctl3", {"fifo": "/nonexistent/fifo"}))
+        beacon = VrrpBeacon(context("ctl3", "vrrp", {"fifo": "/nonexistent/fifo"}))
         beacon.feed('INSTANCE "VI_INTERNAL" BACKUP 1')
         since = beacon.states["VI_INTERNAL"]["since"]
         beacon.feed('INSTANCE "VI_INTERNAL" BACKUP_PRIORITY 50')
