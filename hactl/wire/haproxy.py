@@ -40,16 +40,6 @@ class HaproxyRuntime:
     state: str | None = None
     weight: int | None = None
 
-    def __post_init__(self) -> None:
-        check(COMMAND, FIELDS, self.args())
-        for what, value in (("backend", self.backend), ("server", self.server)):
-            if not _NAME.fullmatch(value):
-                raise SchemaError(COMMAND, what, f"is not a valid name: {value!r}")
-        if self.verb == "set_state" and self.state is None:
-            raise SchemaError(COMMAND, "state", "is required by set_state")
-        if self.verb == "set_weight" and self.weight is None:
-            raise SchemaError(COMMAND, "weight", "is required by set_weight")
-
     def args(self) -> dict[str, Any]:
         """The command's arguments on the wire."""
         out: dict[str, Any] = {"verb": self.verb, "backend": self.backend, "server": self.server}
@@ -61,8 +51,22 @@ class HaproxyRuntime:
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> HaproxyRuntime:
-        """Checked, or :class:`SchemaError`."""
-        given = check(COMMAND, FIELDS, args)
+        """Checked (the types and choices of :data:`FIELDS`, then :meth:`from_checked`'s
+        rules), or :class:`SchemaError`. The only way the master makes one."""
+        return cls.from_checked(check(COMMAND, FIELDS, args))
+
+    @classmethod
+    def from_checked(cls, given: Mapping[str, Any]) -> HaproxyRuntime:
+        """From arguments :data:`FIELDS` has already checked (the minion's executor table
+        does, once): only what the fields cannot say -- the names' characters and the value
+        each verb needs."""
+        for what in ("backend", "server"):
+            if not _NAME.fullmatch(str(given[what])):
+                raise SchemaError(COMMAND, what, f"is not a valid name: {given[what]!r}")
+        if given["verb"] == "set_state" and given.get("state") is None:
+            raise SchemaError(COMMAND, "state", "is required by set_state")
+        if given["verb"] == "set_weight" and given.get("weight") is None:
+            raise SchemaError(COMMAND, "weight", "is required by set_weight")
         return cls(**given)
 
     def admin_line(self) -> str:

@@ -36,7 +36,7 @@ _ADMIN_LOCK = asyncio.Lock()
 async def haproxy_runtime(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     """Change one server at runtime through the admin socket."""
     try:
-        change = HaproxyRuntime.from_args(args)
+        change = HaproxyRuntime.from_checked(args)  # the executor table checked FIELDS
     except SchemaError as exc:
         raise CommandRefused(COMMAND, f"{exc.field} {exc.reason}".strip()) from None
     if not ctx.haproxy_socket:

@@ -236,9 +236,10 @@ class Reconciler:
         await self._audit("suppressed", want, {"reason": reason, "detail": detail})
 
     async def _correct(self, want: Want) -> dict[str, Any]:
-        changes = [HaproxyRuntime("set_state", want.backend, want.server, state=want.state)]
+        where = {"backend": want.backend, "server": want.server}
+        changes = [HaproxyRuntime.from_args({"verb": "set_state", **where, "state": want.state})]
         if want.cut and want.state == "maint":
-            changes.append(HaproxyRuntime("shutdown_sessions", want.backend, want.server))
+            changes.append(HaproxyRuntime.from_args({"verb": "shutdown_sessions", **where}))
         if self.observe:
             out = {"ok": True, "observe": True, "would": [c.args() for c in changes]}
             await self._audit("done", want, out)

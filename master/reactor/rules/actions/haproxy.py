@@ -57,7 +57,7 @@ async def on_servers(
     """Run one runtime verb for ``server`` on the targeted nodes/backends."""
     try:
         calls = [
-            (n, HaproxyRuntime(verb, be, server, **value))
+            (n, HaproxyRuntime.from_args({"verb": verb, "backend": be, "server": server, **value}))
             for n in targets(ctx, node)
             for be in backends_of(ctx, n, server, backend)
         ]
