@@ -96,6 +96,7 @@ class Minion:
         self.supervisor: Supervisor | None = None
         if cfg.supervision is not None:
             self.supervisor = Supervisor(self.ctx, cfg.supervision)
+            self.ctx = dataclasses.replace(self.ctx, supervision=self.supervisor)
             self.runners.append(
                 BeaconRunner(
                     SupervisorBeacon(self.supervisor), cfg.id, self.outbox.put, cfg.resync_interval

@@ -249,6 +249,26 @@ class Supervisor:
                 return key
         return ""
 
+    def cleanup(self, service: str = "") -> list[dict[str, Any]]:
+        """Pacemaker's ``crm_resource --cleanup``: forget the failures of ``service`` (every
+        supervised one when ''): the death count, restarts and a given-up state. A service
+        that is down is tried again at the next step. What was reset, one record each;
+        KeyError for a service this minion does not supervise."""
+        if service and service not in self.watch:
+            raise KeyError(service)
+        out = []
+        now = self.clock()
+        for name in [service] if service else sorted(self.watch):
+            w = self.watch[name]
+            before = {"deaths": len(w.deaths), "restarts": w.restarts, "given_up": w.given_up}
+            w.deaths.clear()
+            w.restarts, w.given_up, w.last_error = 0, False, ""
+            if w.down:
+                w.next_try = now  # down and no longer given up: started at the next step
+            out.append({"service": name, "was": before, "down": w.down})
+            log.info("supervision_cleaned_up", service=name, **before)
+        return out
+
     def forget(self, name: str) -> None:
         """The service was stopped on purpose (``service.stop``): not a death; it is kept
         running again once it is seen running."""

@@ -11,6 +11,7 @@ from hactl.cli import (
     apply,
     approve,
     auth,
+    cleanup,
     config_cmd,
     events,
     fire,
@@ -128,6 +129,7 @@ app.command(name="install-units")(units.install_units)
 app.command()(init.init)
 app.command()(history.history)
 app.command()(why.why)
+app.command()(cleanup.cleanup)
 app.command(name="approvals")(approve.list_)
 app.command()(approve.approve)
 app.command()(approve.deny)

@@ -7,7 +7,12 @@ from hactl.minion.executors.base import CommandRefused, ExecContext, Executor, v
 from hactl.minion.executors.files import FILE_APPLY
 from hactl.minion.executors.galera import GALERA_BOOTSTRAP, GALERA_POSITION, GALERA_START
 from hactl.minion.executors.rabbitmq import RABBITMQ_FORGET_NODE
-from hactl.minion.executors.runtime import HAPROXY_RUNTIME, SERVICE_EXECUTORS, TEST_PING
+from hactl.minion.executors.runtime import (
+    HAPROXY_RUNTIME,
+    SERVICE_EXECUTORS,
+    SUPERVISION_CLEANUP,
+    TEST_PING,
+)
 from hactl.minion.executors.state import STATE_APPLY
 from hactl.minion.executors.vrrp import VRRP_ANNOUNCE, VRRP_YIELD
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
@@ -21,6 +26,7 @@ REGISTRY: dict[str, Executor] = {
         HAPROXY_RUNTIME,
         TEST_PING,
         *SERVICE_EXECUTORS,
+        SUPERVISION_CLEANUP,
         GALERA_POSITION,
         GALERA_BOOTSTRAP,
         GALERA_START,

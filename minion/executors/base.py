@@ -11,7 +11,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hactl.errors import HactlError
 from hactl.minion import procfind
@@ -125,6 +125,14 @@ DEFAULT_SYSCTLS = frozenset({"net.ipv4.ip_nonlocal_bind"})
 LeaseReader = Callable[[str], Awaitable[bytes | None]]
 
 
+class SupervisionControl(Protocol):
+    """What an executor may ask of the minion's supervisor (minion/supervisor.py)."""
+
+    def cleanup(self, service: str = "") -> list[dict[str, Any]]:
+        """Forget the failures of one supervised service (or all)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ExecContext:
     """What executors may touch on this minion (from minion.yaml)."""
@@ -158,6 +166,8 @@ class ExecContext:
     singletons: SingletonKeeper | None = None
     #: the services hactl is stopping or restarting right now: supervision leaves them alone
     planned: PlannedWork = field(default_factory=PlannedWork)
+    #: the supervisor (``supervision.cleanup``); None when minion.yaml supervises nothing
+    supervision: SupervisionControl | None = None
 
 
 Body = Callable[[ExecContext, dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -27,7 +27,7 @@ from hactl.minion.executors.base import (
 )
 from hactl.minion.executors.proc import run_argv
 from hactl.minion.process_watch import wait_exit
-from hactl.schema import SchemaError
+from hactl.schema import Field, SchemaError
 from hactl.wire.haproxy import COMMAND, FIELDS, HaproxyRuntime
 
 _ADMIN_LOCK = asyncio.Lock()
@@ -165,4 +165,25 @@ async def ping(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
 
 
 TEST_PING = Executor(name="test.ping", args=(), body=ping)
+
+
+async def cleanup(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Forget a supervised service's failures (``hactl cleanup``)."""
+    if ctx.supervision is None:
+        raise CommandRefused("supervision.cleanup", "this minion supervises nothing")
+    try:
+        reset = ctx.supervision.cleanup(args["service"])
+    except KeyError:
+        raise CommandRefused(
+            "supervision.cleanup", f"{args['service']!r} is not supervised on this minion"
+        ) from None
+    return {"result": True, "changes": {"reset": reset}, "comment": f"{len(reset)} reset"}
+
+
+SUPERVISION_CLEANUP = Executor(
+    name="supervision.cleanup",
+    args=(Field("service", (str,), False, "", doc="one supervised service; '' = all"),),
+    body=cleanup,
+    doc="forget failure counts and given-up states (Pacemaker's cleanup)",
+)
 SERVICE_EXECUTORS = tuple(_service(a) for a in ("start", "stop", "reload", "restart"))

@@ -275,3 +275,28 @@ def test_a_started_daemon_gets_its_boot_before_a_second_copy(
     fake.up["haproxy"] = True  # the second one boots
     _at(fake, s, 1001.0 + GRACE + 3)
     assert s.snapshot()["haproxy"]["running"]
+
+
+def test_cleanup_forgets_the_failures_and_tries_again_now(fake: Fake) -> None:
+    """Given up inside its window, a cleanup (Pacemaker's) resets the count and the service is
+    started at the next check; an unknown service is a KeyError (refused by the executor)."""
+    s = _supervisor(fake, threshold=3, window=60.0)
+    _at(fake, s, 1000.0)
+    for t in (1001.0, 1010.0, 1020.0):
+        fake.up["haproxy"] = False
+        _at(fake, s, t)
+        _at(fake, s, t + 1.0)
+    assert s.snapshot()["haproxy"]["given_up"] and len(fake.starts) == 2
+    [reset] = s.cleanup("haproxy")
+    assert reset == {
+        "service": "haproxy",
+        "was": {"deaths": 3, "restarts": 2, "given_up": True},
+        "down": True,
+    }
+    item = s.snapshot()["haproxy"]
+    assert not item["given_up"] and item["deaths"] == 0 and item["restarts"] == 0
+    _at(fake, s, 1025.0)  # well inside the old window: started now
+    assert len(fake.starts) == 3 and s.snapshot()["haproxy"]["running"]
+    with pytest.raises(KeyError):
+        s.cleanup("nginx")
+    assert [r["service"] for r in s.cleanup()] == ["haproxy"]
