@@ -30,7 +30,7 @@ from hactl.config import (
 )
 from hactl.errors import EmbeddedServerError
 from hactl.log import get_logger
-from hactl.master.hub import Hub
+from hactl.master.hub import METRICS, Hub
 from hactl.master.notify import Notifier, Sink
 from hactl.master.reactor.rules.actions import REGISTRY
 from hactl.master.reactor.rules.rule import load_rules
@@ -142,7 +142,7 @@ async def serve(url: str, auth: ClientAuth, timeout: float, options: MasterOptio
             hub.notifier = Notifier(bus, list(options.notify))
             await hub.notifier.start()
         if options.metrics:
-            serve_metrics(options.metrics, "hactl_master", hub.metrics_snapshot)
+            serve_metrics(options.metrics, "hactl_master", hub.metrics_snapshot, METRICS)
         await hub.run_forever()
         log.info("master_stopping", reason="SIGTERM")
     finally:

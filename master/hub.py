@@ -21,6 +21,7 @@ from hactl.log import get_logger
 from hactl.master.jobquota import QuotaKeeper
 from hactl.master.notify import Notifier
 from hactl.master.reactor.runtime import ReactorRuntime
+from hactl.metrics import COUNTER, GAUGE, SKIP, Family
 from hactl.sdnotify import notify, watchdog
 from hactl.wire.commands import CommandReply, CommandRequest, error_reply
 from hactl.wire.envelope import Event, new_event
@@ -216,6 +217,35 @@ class Hub:
             await self.notifier.stop()
         if self.reactor is not None:
             await self.reactor.stop()
+
+
+#: what each path of :meth:`Hub.metrics_snapshot` is on the metrics endpoint (hactl/metrics.py)
+METRICS: dict[str, Family] = {
+    "pid": SKIP,
+    "events": Family("counter", ("kind",)),
+    "events_total": SKIP,  # the sum of the above (Prometheus sums it)
+    "rejected": Family("counter", ("reason",)),
+    "rejected_total": SKIP,
+    "handler_errors": COUNTER,
+    "reactor.*": COUNTER,  # fired, done, failed, suppressed, pending, events, redelivered ...
+    "reactor.rules": GAUGE,
+    "reactor.observe": GAUGE,
+    "reactor.view_rejected": Family("counter", ("reason",)),
+    "decisions": Family("counter", ("rule", "outcome")),
+    "view.vip_holder": Family("gauge", ("vip", "node")),
+    "view.galera_synced": Family("gauge", ("node",)),
+    "view.haproxy_servers": Family("gauge", ("status",)),
+    "reconciler.*": COUNTER,
+    "reconciler.leading": GAUGE,
+    "singletons.*": COUNTER,
+    "singletons.leases": Family("record"),
+    "job_flood_purges": COUNTER,
+    "notify": Family("record"),
+    "notify.*": COUNTER,
+    "notify.queued": GAUGE,
+    "action_seconds": Family("gauge", ("rule", "action")),
+    "repair_seconds": Family("gauge", ("fault",)),
+}
 
 
 def view_gauges(facts: dict[str, Any]) -> dict[str, Any]:

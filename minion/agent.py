@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hactl import __version__
 from hactl.auth.client import ClientAuth
@@ -24,6 +24,7 @@ from hactl.auth.perms import LEASE_BUCKET, MAINT_BUCKET
 from hactl.bus import Bus
 from hactl.errors import BusError, MinionFailed, TagError
 from hactl.log import get_logger
+from hactl.metrics import COUNTER, Family
 from hactl.metrics import serve as serve_metrics
 from hactl.minion.beacons import REGISTRY as BEACONS
 from hactl.minion.beacons.base import BeaconContext
@@ -147,6 +148,25 @@ class Minion:
                 "sent": self.outbox.sent,
             },
         }
+
+    #: what each path of :meth:`metrics` is on the metrics endpoint (hactl/metrics.py)
+    METRICS: ClassVar[dict[str, Family]] = {
+        "commands": COUNTER,
+        "outbox": Family("record"),
+        "outbox.dropped": COUNTER,
+        "outbox.sent": COUNTER,
+        "beacon_polls": Family("counter", ("beacon",)),
+        "beacon_errors": Family("counter", ("beacon",)),
+        "watch_deaths": Family("counter", ("service",)),
+        "watch_down": Family("gauge", ("service",)),
+        "supervised_deaths": Family("gauge", ("service",)),  # in the failure window
+        "supervised_restarts": Family("counter", ("service",)),
+        "supervised_given_up": Family("gauge", ("service",)),
+        "supervised_running": Family("gauge", ("service",)),
+        "vip_releases": COUNTER,
+        "vip_connections_ended": COUNTER,
+        "yield_seconds_left": Family("gauge", ("instance",)),
+    }
 
     async def metrics(self) -> dict[str, Any]:
         """What the metrics endpoint serves (hactl/metrics.py), read on the event loop."""
@@ -277,7 +297,7 @@ class Minion:
         if self.keeper is not None:
             tasks.append(asyncio.create_task(self.keeper.run(), name="singletons"))
         if self.cfg.metrics:
-            serve_metrics(self.cfg.metrics, "hactl_minion", self.metrics)
+            serve_metrics(self.cfg.metrics, "hactl_minion", self.metrics, self.METRICS)
         log.info("minion_started", id=self.cfg.id, beacons=[r.beacon.name for r in self.runners])
         # ready: beacons, supervision and the watch run (they work while NATS is away)
         notify("READY=1", f"STATUS=watching; NATS {self.url}")

@@ -31,8 +31,9 @@ def _get(url: str, timeout: float = 20.0) -> str:
 
 
 def test_master_serves_its_counters_and_the_server_its_monitoring(tmp_path: Path) -> None:
-    """--metrics: the master's `hactl stats` counters as Prometheus gauges (the loop answered,
-    events by kind, process RSS); --nats-monitor: nats-server's /healthz answers."""
+    """--metrics: the master's `hactl stats` counters as typed Prometheus metrics (the loop
+    answered, events by kind, decisions by rule and outcome, process RSS) that the Grafana
+    board's queries name; --nats-monitor: nats-server's /healthz answers."""
     port, mon = free_port(), free_port()
     base = ["--data-dir", str(tmp_path), "--log-format", "json"]
     master = Proc(
@@ -60,13 +61,14 @@ def test_master_serves_its_counters_and_the_server_its_monitoring(tmp_path: Path
         board = json.loads((ROOT / "docs/grafana/hactl.json").read_text())
         exprs = " ".join(t["expr"] for p in board["panels"] for t in p["targets"])
         wanted = {
-            re.sub(r"_(bucket|sum|count)$", "", n)
+            re.sub(r"_(bucket|sum|count|total)$", "", n)
             for n in re.findall(r"hactl_master_[a-z_]+", exprs)
         }
         assert wanted <= names, (
             f"the dashboard asks for what the master does not serve: {wanted - names}"
         )
-        assert "# TYPE hactl_master_decisions gauge" in text  # by rule/outcome, from the start
+        assert "# TYPE hactl_master_decisions_total counter" in text  # from the start
+        assert "# TYPE hactl_master_events_total counter" in text
         assert "hactl_master_process_resident_memory_bytes" in text
         assert "hactl_master_stream_messages" in text
         assert '"status": "ok"' in _get(f"http://127.0.0.1:{mon}/healthz").replace(':"', ': "')
