@@ -51,6 +51,7 @@ class Settings:
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    tls_handshake_first: bool = True  # hactl/auth/client.py ClientAuth
 
 
 def default_data_dir(env: dict[str, str] | None = None) -> Path:
@@ -165,7 +166,13 @@ def resolve_auth(settings: Settings, env: dict[str, str] | None = None) -> Clien
     ca = ca or _credential(env, CRED_CA)
     if ca is None and local is not None:
         ca = local / "ca.crt"
-    return ClientAuth(creds=creds, tls_ca=ca, tls_cert=settings.tls_cert, tls_key=settings.tls_key)
+    return ClientAuth(
+        creds=creds,
+        tls_ca=ca,
+        tls_cert=settings.tls_cert,
+        tls_key=settings.tls_key,
+        tls_handshake_first=settings.tls_handshake_first,
+    )
 
 
 def resolve_connection(settings: Settings) -> tuple[str, ClientAuth]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -110,7 +111,8 @@ def _start_embedded(
         data_dir=str(settings.data_dir),
         auth_dir=str(auth_dir),
     )
-    return server, url, for_identity(auth_dir, MASTER_ID)
+    auth = for_identity(auth_dir, MASTER_ID)
+    return server, url, dataclasses.replace(auth, tls_handshake_first=server.handshake_first)
 
 
 def embedded_auth(data_dir: Path, host: str) -> Path:

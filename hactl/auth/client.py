@@ -33,6 +33,11 @@ class ClientAuth:
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: TLS before the server's INFO (nothing in clear text, not even the server's greeting):
+    #: the default, for nats-server 2.10.4 and later. Off (``--no-tls-handshake-first``,
+    #: ``HACTL_TLS_HANDSHAKE_FIRST=0``) for older servers such as Debian 12's 2.9.10: the
+    #: connection still refuses to go on without verified TLS, only the greeting is clear.
+    tls_handshake_first: bool = True
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -71,7 +76,7 @@ class ClientAuth:
         return {
             key: str(self.creds),
             "tls": self.ssl_context(),
-            "tls_handshake_first": True,
+            "tls_handshake_first": self.tls_handshake_first,
             "inbox_prefix": inbox_prefix(self.public_key()),
             "ping_interval": PING_INTERVAL_S,
             "max_outstanding_pings": MAX_OUTSTANDING_PINGS,

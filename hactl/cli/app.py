@@ -83,6 +83,15 @@ def root(
         Path | None, typer.Option("--tls-cert", help="Client certificate (servers that ask)")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Its private key")] = None,
+    tls_handshake_first: Annotated[
+        bool,
+        typer.Option(
+            "--tls-handshake-first/--no-tls-handshake-first",
+            envvar="HACTL_TLS_HANDSHAKE_FIRST",
+            help="TLS before the server's greeting (nats-server >= 2.10.4); off for older "
+            "servers (Debian 12's 2.9.10): TLS is still required",
+        ),
+    ] = True,
     show_version: Annotated[
         bool,
         typer.Option(
@@ -106,6 +115,7 @@ def root(
         tls_ca=tls_ca,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        tls_handshake_first=tls_handshake_first,
     )
 
 

@@ -8,6 +8,7 @@ readiness are read from the server's own log. No container: docs/decisions.md #4
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -38,18 +39,22 @@ class NatsHandle:
     url: str
     max_payload: int
     auth_dir: Path
+    #: the server takes TLS before its greeting (nats-server >= 2.10.4; not Debian 12's)
+    handshake_first: bool = True
 
     def auth(self, name: str = HARNESS) -> ClientAuth:
         """Credentials of an identity of the session's server. The default, ``test-harness``,
         exists only in tests: one connection that may speak for many made-up minions (the
         tests of wire, replay and commands); every test of permissions uses the real ones."""
-        return for_identity(self.auth_dir, name)
+        auth = for_identity(self.auth_dir, name)
+        return dataclasses.replace(auth, tls_handshake_first=self.handshake_first)
 
     def env(self, name: str = HARNESS) -> dict[str, str]:
         """Environment variables for a ``hactl`` child connecting as ``name``."""
         return {
             "HACTL_CREDS": str(self.auth_dir / "creds" / f"{name}.nk"),
             "HACTL_TLS_CA": str(self.auth_dir / "ca.crt"),
+            "HACTL_TLS_HANDSHAKE_FIRST": "1" if self.handshake_first else "0",
         }
 
 
@@ -100,17 +105,17 @@ def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsHandle]:
     """The session's NATS server (JetStream on)."""
     root = tmp_path_factory.mktemp("nats")
     auth_dir = make_auth_dir(root / "auth")
-    server = EmbeddedServer(
+    server = EmbeddedServer(  # $HACTL_NATS_SERVER picks another binary (scripts/test.sh)
         ServerOptions(
             data_dir=root / "srv",
             auth=ServerAuth(auth_dir),
             port=-1,
             max_payload=TEST_MAX_PAYLOAD,
-        )
+        ),
     )
     try:
         url = server.start()
-        handle = NatsHandle(url, TEST_MAX_PAYLOAD, auth_dir)
+        handle = NatsHandle(url, TEST_MAX_PAYLOAD, auth_dir, server.handshake_first)
         asyncio.run(_streams(handle))  # what a master creates first
         from tests.integration import procs  # (procs imports this module)
 

@@ -5,6 +5,7 @@ identities work against it with their least privilege."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,23 +13,30 @@ from pathlib import Path
 
 import pytest
 
-from hactl.auth.client import for_identity
+from hactl.auth.client import ClientAuth, for_identity
 from hactl.bus import Bus, StreamSettings, ensure_stream
-from hactl.bus.embedded import find_binary
+from hactl.bus.embedded import find_binary, handshake_first_supported
 from hactl.errors import BusError, PermissionRefused
 from hactl.wire.envelope import new_event
 from tests.integration.daemons import free_port
 from tests.integration.procs import run_cli
 
 
+def _who(auth: Path, name: str) -> ClientAuth:
+    """An identity of the site's server, greeting it the way that server version expects."""
+    first = handshake_first_supported(find_binary())
+    return dataclasses.replace(for_identity(auth, name), tls_handshake_first=first)
+
+
 def _site_config(tmp: Path, auth: Path, port: int, exported: str) -> Path:
     """A plain nats-server config as a site would write it, pasting hactl's export."""
     conf = tmp / "site-nats.conf"
+    first = ', handshake_first: "300ms"' if handshake_first_supported(find_binary()) else ""
     conf.write_text(
         f'listen: "127.0.0.1:{port}"\n'
         f'jetstream {{ store_dir: "{tmp / "js"}" }}\n'
-        f'tls {{ cert_file: "{auth / "server.crt"}", key_file: "{auth / "server.key"}", '
-        f'handshake_first: "300ms" }}\n' + exported
+        f'tls {{ cert_file: "{auth / "server.crt"}", key_file: "{auth / "server.key"}"'
+        f"{first} }}\n" + exported
     )
     conf.chmod(0o600)
     return conf
@@ -81,10 +89,10 @@ async def test_exported_authorization_loads_in_a_stock_server(tmp_path: Path) ->
     conf = _site_config(tmp_path, auth, port, exported.stdout)
     with _stock_server(conf, tmp_path / "server.log"):
         url = f"nats://127.0.0.1:{port}"
-        admin = await Bus.connect(url, for_identity(auth, "master"), name="site-master")
-        minion = await Bus.connect(url, for_identity(auth, "ctl1"), name="site-ctl1")
+        admin = await Bus.connect(url, _who(auth, "master"), name="site-master")
+        minion = await Bus.connect(url, _who(auth, "ctl1"), name="site-ctl1")
         try:
-            person = await Bus.connect(url, for_identity(auth, "admin"), name="site-admin")
+            person = await Bus.connect(url, _who(auth, "admin"), name="site-admin")
             try:  # streams are the masters' to make (hactl/auth/perms.py)
                 with pytest.raises(BusError):
                     await ensure_stream(person, StreamSettings(name="X", max_bytes=1024))

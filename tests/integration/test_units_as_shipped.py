@@ -43,13 +43,14 @@ def _etc(tmp: Path, nats: NatsHandle, node: str) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def _site_nats(tmp: Path, nats: NatsHandle) -> AsyncIterator[str]:
+async def _site_nats(tmp: Path, nats: NatsHandle) -> AsyncIterator[dict[str, str]]:
+    """A site's NATS; what /etc/default/hactl-{master,minion} says about it."""
     server = EmbeddedServer(
         ServerOptions(data_dir=tmp / "nats", auth=ServerAuth(nats.auth_dir), port=-1)
     )
     url = await asyncio.to_thread(server.start)
     try:
-        yield url
+        yield {"HACTL_NATS": url, "HACTL_TLS_HANDSHAKE_FIRST": str(int(server.handshake_first))}
     finally:
         await asyncio.to_thread(server.stop)
 
@@ -89,8 +90,7 @@ async def test_master_and_minion_units_start_as_shipped(
 ) -> None:
     """Both ExecStarts, as their units' users with the units' credentials: READY=1 each."""
     _etc(root, nats, "ctl1")
-    async with _site_nats(root, nats) as url:
-        site = {"HACTL_NATS": url}  # what /etc/default/hactl-{master,minion} says
+    async with _site_nats(root, nats) as site:
         master_unit = systemd_unit.parse(UNITS / "hactl-master.service", "ctl1")
         minion_unit = systemd_unit.parse(UNITS / "hactl-minion.service", "ctl1")
         assert master_unit.dynamic_user and not minion_unit.dynamic_user
@@ -113,12 +113,12 @@ async def test_the_old_layout_cannot_start_the_master(
     """As shipped before: HACTL_CREDS pointing into root's 0700 folder, no credentials: the
     dynamic user cannot read its key; the master exits 2 with one line, never READY."""
     _etc(root, nats, "ctl1")
-    async with _site_nats(root, nats) as url:
+    async with _site_nats(root, nats) as site:
         unit = systemd_unit.parse(UNITS / "hactl-master.service", "ctl1")
         unit.credentials = []
         unit.environment["HACTL_CREDS"] = "/etc/hactl/auth/creds/master.nk"
         unit.environment["HACTL_TLS_CA"] = "/etc/hactl/auth/ca.crt"
-        master = systemd_unit.start(unit, root / "m", _paths(root), {"HACTL_NATS": url})
+        master = systemd_unit.start(unit, root / "m", _paths(root), site)
         try:
             said = await asyncio.to_thread(master.ready, 30)
         finally:
