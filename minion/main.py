@@ -17,6 +17,16 @@ from hactl.minion.agent import Minion
 from hactl.minion.config import load_config
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    """A boolean environment variable as the full CLI (click) reads it."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "t", "yes", "y", "on"):
+        return True
+    if value in ("0", "false", "f", "no", "n", "off"):
+        return False
+    return default
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hactl", add_help=False)
     p.add_argument("--nats", default=os.environ.get("HACTL_NATS"))
@@ -29,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-ca", type=Path, default=os.environ.get("HACTL_TLS_CA"))
     p.add_argument("--tls-cert", type=Path)
     p.add_argument("--tls-key", type=Path)
+    p.add_argument(
+        "--tls-handshake-first",
+        action=argparse.BooleanOptionalAction,
+        default=_env_flag("HACTL_TLS_HANDSHAKE_FIRST", True),
+    )
     p.add_argument("command", choices=("minion",))
     p.add_argument("--id", dest="ident")
     p.add_argument("--config", "-c", type=Path)
@@ -62,6 +77,7 @@ def run_minion(argv: list[str]) -> None:
         tls_ca=args.tls_ca,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        tls_handshake_first=args.tls_handshake_first,
     )
 
     try:

@@ -25,6 +25,11 @@ class RejectStats:
     _logged_in_window: int = 0
     _suppressed: int = 0
 
+    def count(self, exc: DecodeError) -> None:
+        """Count ``exc`` without a log line: a stored message read back again (history), which
+        was logged when it arrived live."""
+        self.counts[exc.reason.value] += 1
+
     def reject(self, exc: DecodeError, subject: str) -> None:
         """Count ``exc`` and log it (rate-limited; suppressed lines are summarized)."""
         self.counts[exc.reason.value] += 1
