@@ -85,6 +85,14 @@ def _server_version(bus: Bus) -> tuple[int, int, int] | None:
     return (v.major, v.minor, v.patch) if v.major else None
 
 
+def _silent(bus: Bus, stream: str, timeout: float) -> BusError:
+    return BusError(
+        bus.url,
+        f"stream {stream} did not answer within {timeout:g}s "
+        "(does it exist? may this identity read it?)",
+    )
+
+
 async def _batches(
     bus: Bus, stream: str, subject: str, since: datetime, timeout: float
 ) -> Any:  # an async iterator of stored messages
@@ -100,11 +108,7 @@ async def _batches(
         msgs = await _ask(bus, stream, request, min(ASK_S, max(0.05, deadline - loop.time())))
         if msgs is None:
             if loop.time() >= deadline:
-                raise BusError(
-                    bus.url,
-                    f"stream {stream} did not answer within {timeout:g}s "
-                    "(does it exist? may this identity read it?)",
-                )
+                raise _silent(bus, stream, timeout)
             continue
         last, pending = 0, "?"  # "?": no end-of-batch marker came; ask on from the last one
         for msg in msgs:
@@ -135,11 +139,7 @@ async def _one(bus: Bus, stream: str, request: dict[str, Any], timeout: float) -
             f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), timeout=timeout
         )
     except (nats.errors.TimeoutError, TimeoutError):
-        raise BusError(
-            bus.url,
-            f"stream {stream} did not answer within {timeout:g}s "
-            "(does it exist? may this identity read it?)",
-        ) from None
+        raise _silent(bus, stream, timeout) from None
     except nats.errors.NoRespondersError:
         raise BusError(bus.url, f"stream {stream} does not exist") from None
     except nats.errors.Error as exc:
@@ -150,16 +150,6 @@ async def _one(bus: Bus, stream: str, request: dict[str, Any], timeout: float) -
     if status:
         raise BusError(bus.url, f"reading {stream}: status {status}")
     return msg
-
-
-def _stamp(msg: Msg) -> datetime:
-    """When the stream stored ``msg`` (its ``Nats-Time-Stamp``, nanoseconds cut to micro)."""
-    text = (msg.headers or {}).get("Nats-Time-Stamp", "")
-    head, _, frac = text.rstrip("Z").partition(".")
-    try:
-        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
-    except ValueError:
-        return datetime.max.replace(tzinfo=UTC)
 
 
 async def _singles(
@@ -183,7 +173,7 @@ async def _singles(
             hi = mid
             continue
         seq = int((msg.headers or {}).get("Nats-Sequence", mid))
-        if _stamp(msg) < since:
+        if _stored_at(msg) < since:
             lo = seq + 1
         else:
             hi = mid
