@@ -161,7 +161,12 @@ def server_version(binary: Path) -> tuple[int, ...] | None:
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
-    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out)
+    return parse_version(out)
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """``nats-server: v2.9.10`` -> (2, 9, 10); None when there is no version in it."""
+    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text)
     return tuple(int(g) for g in match.groups()) if match else None
 
 
