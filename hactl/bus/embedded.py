@@ -66,6 +66,15 @@ class ServerAuth:
     use mutual TLS and the route password. There is no server without it."""
 
     auth_dir: Path
+    #: where the server finds server.crt, server.key and ca.crt (a site's copy of the auth
+    #: directory: ``hactl auth export --server-config --files-at``); default ``auth_dir``
+    files_at: Path | None = None
+    #: the authorization block written into the config instead of included (a site server
+    #: has no nats-auth.conf beside it)
+    inline: bool = False
+
+    def _files(self) -> Path:
+        return self.files_at if self.files_at is not None else self.auth_dir.resolve()
 
     def config_lines(self, conf_dir: Path, handshake_first: bool = True) -> list[str]:
         """The ``tls`` block and the include of the rendered ``authorization`` block (nats-server
@@ -73,19 +82,21 @@ class ServerAuth:
         reads the new block). ``handshake_first``: TLS before the greeting for clients that
         do it, the classic upgrade after 300 ms for those that do not (nats-server >= 2.10.4;
         older servers refuse the key)."""
-        d = self.auth_dir.resolve()
-        include = os.path.relpath(d / "nats-auth.conf", conf_dir.resolve())
+        d = self._files()
         first = ', handshake_first: "300ms"' if handshake_first else ""
-        return [
+        tls = (
             f'tls {{ cert_file: "{d / "server.crt"}", key_file: "{d / "server.key"}", '
-            f'ca_file: "{d / "ca.crt"}"{first}, timeout: 2 }}',
-            f'include "{include}"',
-        ]
+            f'ca_file: "{d / "ca.crt"}"{first}, timeout: 2 }}'
+        )
+        conf = self.auth_dir.resolve() / "nats-auth.conf"
+        if self.inline:
+            return [tls, conf.read_text(encoding="utf-8").rstrip("\n")]
+        return [tls, f'include "{os.path.relpath(conf, conf_dir.resolve())}"']
 
     def cluster_lines(self) -> list[str]:
         """Route authentication and mutual TLS, inside the ``cluster`` block."""
-        d = self.auth_dir
-        secret = (d / "route.secret").read_text(encoding="utf-8").strip()
+        d = self._files()
+        secret = (self.auth_dir / "route.secret").read_text(encoding="utf-8").strip()
         return [
             f'authorization {{ user: "route", password: "{secret}", timeout: 2 }}',
             f'tls {{ cert_file: "{d / "server.crt"}", key_file: "{d / "server.key"}", '
@@ -108,6 +119,8 @@ class ServerOptions:
     port: int = 4222
     name: str = "hactl-embedded"
     max_payload: int = 1024 * 1024
+    #: JetStream's store (default ``data_dir/jetstream``)
+    store_dir: Path | None = None
     jetstream: bool = True
     cluster_port: int = 0  # > 0: join a cluster (routes below), JetStream clustered
     routes: tuple[str, ...] = ()  # nats://host:cluster_port of every member
@@ -132,7 +145,7 @@ class ServerOptions:
         if self.monitor:
             lines.append(f'http: "{self.monitor}"')
         if self.jetstream:
-            store = self.data_dir / "jetstream"
+            store = self.store_dir or self.data_dir / "jetstream"
             lines.append(
                 f'jetstream {{ store_dir: "{store}", max_file_store: {self.max_file_store}, '
                 f"max_memory_store: {self.max_memory_store} }}"

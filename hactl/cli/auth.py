@@ -16,9 +16,10 @@ import typer
 
 from hactl.auth import store
 from hactl.auth.perms import render_authorization
+from hactl.bus.embedded import ServerAuth, ServerOptions
 from hactl.cli.runner import fail, print_json, settings_of
 from hactl.config import LOCAL_ADMIN, recorded_url
-from hactl.errors import ConfigError, HactlError
+from hactl.errors import ConfigError, HactlError, UsageError
 from hactl.wire.tags import MASTER_ID
 
 app = typer.Typer(
@@ -170,12 +171,73 @@ def list_(
 
 
 @app.command("export")
-def export(ctx: typer.Context, folder: DirOpt = None) -> None:
-    """Print the nats-server ``authorization`` block for an existing cluster's config."""
+def export(
+    ctx: typer.Context,
+    folder: DirOpt = None,
+    server_config: Annotated[
+        bool,
+        typer.Option(
+            "--server-config",
+            help="A complete nats-server config for one member of a site's cluster "
+            "(listen, TLS, accounts and users, JetStream, cluster routes with their own auth)",
+        ),
+    ] = False,
+    name: Annotated[str, typer.Option(help="--server-config: the server's name")] = "nats-1",
+    listen: Annotated[
+        str, typer.Option(help="--server-config: host:port for clients")
+    ] = "0.0.0.0:4222",
+    cluster_listen: Annotated[
+        str, typer.Option(help="--server-config: host:port for routes ('' = no cluster)")
+    ] = "",
+    route: Annotated[
+        list[str] | None, typer.Option(help="--server-config: host:port of a member's routes")
+    ] = None,
+    store_dir: Annotated[Path, typer.Option(help="--server-config: JetStream's store")] = Path(
+        "/var/lib/nats/jetstream"
+    ),
+    files_at: Annotated[
+        Path | None,
+        typer.Option(
+            help="--server-config: where the server finds server.crt, server.key and ca.crt "
+            "(default: this auth directory)"
+        ),
+    ] = None,
+    handshake_first: Annotated[
+        bool,
+        typer.Option(
+            "--handshake-first/--no-handshake-first",
+            help="--server-config: TLS before the greeting (nats-server 2.10.4+; off for "
+            "Debian 12's 2.9.10, and give hactl HACTL_TLS_HANDSHAKE_FIRST=0)",
+        ),
+    ] = True,
+) -> None:
+    """Print the nats-server ``authorization`` block (accounts, users and their permissions)
+    for an existing cluster's config; with ``--server-config``, a whole config file."""
     try:
-        active = store.AuthDir(_dir(ctx, folder)).active()
+        root = _dir(ctx, folder)
+        active = store.AuthDir(root).active()
         if not active:
             raise ConfigError("no active identity to export")
+        if not server_config:
+            typer.echo(render_authorization(active), nl=False)
+            return
+        host, _, port = listen.rpartition(":")
+        c_host, _, c_port = cluster_listen.rpartition(":")
+        if not host or not port.isdigit() or (cluster_listen and not c_port.isdigit()):
+            raise UsageError("--listen and --cluster-listen take host:port")
+        options = ServerOptions(
+            data_dir=root,
+            auth=ServerAuth(root, files_at=files_at, inline=True),
+            host=host,
+            port=int(port),
+            name=name,
+            store_dir=store_dir,
+            cluster_port=int(c_port) if cluster_listen else 0,
+            routes=tuple(route or ()),
+        )
+        text = options.config_text(handshake_first)
+        if cluster_listen and c_host != host:
+            text = text.replace(f'listen: "{host}:{c_port}"', f'listen: "{c_host}:{c_port}"')
     except HactlError as exc:
         fail(exc)
-    typer.echo(render_authorization(active), nl=False)
+    typer.echo(text, nl=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hactl.auth.client import ClientAuth, for_identity
-from hactl.bus import Bus, StreamSettings, ensure_stream
+from hactl.bus import Bus, StreamSettings, ensure_stream, kv_bucket
 from hactl.bus.embedded import find_binary, handshake_first_supported
 from hactl.errors import BusError, PermissionRefused
 from hactl.wire.envelope import new_event
@@ -22,9 +22,9 @@ from tests.integration.daemons import free_port
 from tests.integration.procs import run_cli
 
 
-def _who(auth: Path, name: str) -> ClientAuth:
+def _who(auth: Path, name: str, first: bool | None = None) -> ClientAuth:
     """An identity of the site's server, greeting it the way that server version expects."""
-    first = handshake_first_supported(find_binary())
+    first = handshake_first_supported(find_binary()) if first is None else first
     return dataclasses.replace(for_identity(auth, name), tls_handshake_first=first)
 
 
@@ -43,11 +43,14 @@ def _site_config(tmp: Path, auth: Path, port: int, exported: str) -> Path:
 
 
 @contextlib.contextmanager
-def _stock_server(conf: Path, log_path: Path) -> Iterator[None]:
+def _stock_server(conf: Path, log_path: Path, binary: Path | None = None) -> Iterator[None]:
     """nats-server -c conf, ready when its log says so; always ended, by its pid."""
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [str(find_binary()), "-c", str(conf)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            [str(binary or find_binary()), "-c", str(conf)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
         )
         try:
             deadline = time.monotonic() + 15
@@ -104,4 +107,74 @@ async def test_exported_authorization_loads_in_a_stock_server(tmp_path: Path) ->
                 await minion.persist(new_event("hactl/beacon/ctl2/vrrp", "ctl2", {}), timeout=2)
         finally:
             await admin.close()
+            await minion.close()
+
+
+DEBIAN_SERVER = Path("/usr/sbin/nats-server")  # Debian 12's 2.9.10 (scripts/install.sh)
+
+
+@pytest.mark.parametrize("which", ["pinned", "debian"])
+async def test_a_whole_server_config_from_export_alone(tmp_path: Path, which: str) -> None:
+    """`hactl auth export --server-config` is the site server's whole config (listen, TLS,
+    accounts, JetStream, cluster routes): the pinned nats-server and Debian 12's 2.9.10
+    (`--no-handshake-first`) each run it as written; the master makes the stream and a KV
+    bucket, a minion stores its own event and is refused another's."""
+    binary = find_binary() if which == "pinned" else DEBIAN_SERVER
+    if not binary.exists():
+        pytest.skip(f"{binary} is not installed (scripts/install.sh installs it)")
+    first = handshake_first_supported(binary)
+    auth = tmp_path / "auth"
+    init = run_cli(
+        ["auth", "init", "--dir", str(auth), "--nodes", "ctl1,ctl2", "--host", "127.0.0.1"]
+    )
+    assert init.returncode == 0, init.stderr
+    port, route = free_port(), free_port()
+    base = [
+        "auth",
+        "export",
+        "--dir",
+        str(auth),
+        "--server-config",
+        "--name",
+        "site-1",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--store-dir",
+        str(tmp_path / "js"),
+        "--handshake-first" if first else "--no-handshake-first",
+    ]
+    clustered = run_cli(
+        [
+            *base,
+            "--cluster-listen",
+            f"127.0.0.1:{route}",
+            "--route",
+            f"127.0.0.1:{route}",
+            "--route",
+            "10.0.0.12:6222",
+        ]
+    )
+    assert clustered.returncode == 0, clustered.stderr
+    assert "nats-route://route:" in clustered.stdout and "verify: true" in clustered.stdout
+    assert "10.0.0.12:6222" in clustered.stdout
+    assert ("handshake_first" in clustered.stdout) == first
+    exported = run_cli(base)  # one member runs alone here: a cluster of one elects slowly
+    assert exported.returncode == 0, exported.stderr
+    conf = tmp_path / "site-1.conf"
+    conf.write_text(exported.stdout)  # as written: nothing added by hand
+    conf.chmod(0o600)
+    with _stock_server(conf, tmp_path / "server.log", binary):
+        url = f"nats://127.0.0.1:{port}"
+        master = await Bus.connect(url, _who(auth, "master", first), name="site-master")
+        minion = await Bus.connect(url, _who(auth, "ctl1", first), name="site-ctl1")
+        try:
+            await ensure_stream(master, StreamSettings())
+            kv = await kv_bucket(master, "HACTL_CLUSTER")
+            await kv.put("node.ctl1.vrrp", b"{}")
+            assert await master.read_key("HACTL_CLUSTER", "node.ctl1.vrrp") == b"{}"
+            assert await minion.persist(new_event("hactl/beacon/ctl1/vrrp", "ctl1", {})) > 0
+            with pytest.raises(PermissionRefused):
+                await minion.persist(new_event("hactl/beacon/ctl2/vrrp", "ctl2", {}), timeout=2)
+        finally:
+            await master.close()
             await minion.close()
