@@ -311,9 +311,12 @@ def master_server(lab: L.Lab) -> str:
     return next((n for n in lab.net.nodes if lab.net.address(n) == host), lab.net.nodes[0])
 
 
-def master_metric(lab: L.Lab, sample: str, key: str, name: str = "master") -> float:
+def master_metric(
+    lab: L.Lab, sample: str, value: str, label: str = "fault", name: str = "master"
+) -> float:
     """One sample of a lab master's Prometheus metrics (``hactl_master_repair_seconds_count``
-    with ``key``), parsed with prometheus-client's parser; 0 when it has none yet."""
+    whose ``label`` is ``value``), parsed with prometheus-client's parser; 0 when it has none
+    yet."""
     from prometheus_client.parser import text_string_to_metric_families
 
     from hactl.lab.masters import metrics_port
@@ -323,7 +326,7 @@ def master_metric(lab: L.Lab, sample: str, key: str, name: str = "master") -> fl
         text = resp.read().decode()
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name == sample and s.labels.get("key") == key:
+            if s.name == sample and s.labels.get(label) == value:
                 return float(s.value)
     return 0.0
 
