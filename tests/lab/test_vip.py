@@ -5,6 +5,7 @@ node's API servers (its keepalived is unhealthy) until it is healthy again. Then
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -61,70 +62,88 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
     pid = lab.daemon_pid(holder, "haproxy")
     assert pid, f"haproxy runs on {holder}"
     repaired = master_metric(lab, "hactl_master_repair_seconds_count", "api_drain")
-    with HttpLoop(vip) as client:
-        time.sleep(1.0)
-        t0, since = time.monotonic(), datetime.now(UTC)
-        os.kill(pid, signal.SIGKILL)
-        t_vip = wait_until(lambda: (h := L.holders(lab)[vip]) and h != [holder], 20, "VIP moved")
-        new = L.holders(lab)[vip][0]
-        t_drain = _or_explain(
-            lab,
-            lambda: wait_until(
-                lambda: (st := _servers_of(lab, new, holder)) and _out(st),
-                20,
-                f"{holder}'s API servers drained on {new}",
-            ),
-        )
-        # the external VIP (eth1, the second bridge) left the dead holder too, and answers
-        ext = lab.net.vip(1)
-        t_ext = wait_until(
-            lambda: (h := L.holders(lab)[ext]) and holder not in h, 20, "external VIP moved"
-        )
-        ext_holder = L.holders(lab)[ext][0]
-        with HttpLoop(ext) as ext_client:
-            wait_until(
-                lambda: ext_client.samples and ext_client.samples[-1][1],
-                10,
-                f"a GET through the external VIP {ext}",
+    try:
+        with HttpLoop(vip) as client:
+            time.sleep(1.0)
+            t0, since = time.monotonic(), datetime.now(UTC)
+            os.kill(pid, signal.SIGKILL)
+            t_vip = wait_until(
+                lambda: (h := L.holders(lab)[vip]) and h != [holder], 20, "VIP moved"
             )
-        time.sleep(1.5)
-    drained = _servers_of(lab, new, holder)
-    assert len(drained) >= 14 and _out(drained)
-    # the fault-to-repair histogram moved: one observation per API server drained
-    after = master_metric(lab, "hactl_master_repair_seconds_count", "api_drain")
-    assert after >= repaired + 14, (repaired, after)
-    report(
-        f"e2e1 haproxy kill -9 on {holder}: VIP on {new} after {t_vip - t0:.2f} s; "
-        f"{holder}'s {len([k for k in drained if k.startswith('be_')])} API servers drained on {new} "
-        f"after {t_drain - t0:.2f} s; "
-        f"client GET every 20 ms: {client.failures()} failed, longest gap "
-        f"{client.longest_gap():.2f} s; external VIP {ext} (eth1) on {ext_holder} after "
-        f"{t_ext - t0:.2f} s, answering"
-    )
+            new = L.holders(lab)[vip][0]
+            t_drain = _or_explain(
+                lab,
+                lambda: wait_until(
+                    lambda: (st := _servers_of(lab, new, holder)) and _out(st),
+                    20,
+                    f"{holder}'s API servers drained on {new}",
+                ),
+            )
+            # the external VIP (eth1, the second bridge) left the dead holder too, and answers
+            ext = lab.net.vip(1)
+            t_ext = wait_until(
+                lambda: (h := L.holders(lab)[ext]) and holder not in h, 20, "external VIP moved"
+            )
+            ext_holder = L.holders(lab)[ext][0]
+            with HttpLoop(ext) as ext_client:
+                wait_until(
+                    lambda: ext_client.samples and ext_client.samples[-1][1],
+                    10,
+                    f"a GET through the external VIP {ext}",
+                )
+            time.sleep(1.5)
+        drained = _servers_of(lab, new, holder)
+        assert len(drained) >= 14 and _out(drained)
+        # the fault-to-repair histogram moved: one observation per API server drained
+        after = master_metric(lab, "hactl_master_repair_seconds_count", "api_drain")
+        assert after >= repaired + 14, (repaired, after)
+        report(
+            f"e2e1 haproxy kill -9 on {holder}: VIP on {new} after {t_vip - t0:.2f} s; "
+            f"{holder}'s {len([k for k in drained if k.startswith('be_')])} API servers drained on {new} "
+            f"after {t_drain - t0:.2f} s; "
+            f"client GET every 20 ms: {client.failures()} failed, longest gap "
+            f"{client.longest_gap():.2f} s; external VIP {ext} (eth1) on {ext_holder} after "
+            f"{t_ext - t0:.2f} s, answering"
+        )
 
-    _trail_explains_the_drains(lab, holder, since)
+        _trail_explains_the_drains(lab, holder, since)
 
-    # recovery: apply restarts HAProxy there; keepalived is healthy again -> servers ready
-    t1 = time.monotonic()
-    hactl(
-        lab,
-        "apply",
-        ROOT_STATES,
-        "--target",
-        holder,
-        "--pillar",
-        str(lab.dir / "lab-pillar.yaml"),
-        timeout=120,
-    )
-    t_ready = wait_until(
-        lambda: all(v == "UP" for n in lab.net.nodes for v in _servers_of(lab, n, holder).values()),
-        30,
-        f"{holder} ready everywhere",
-    )
-    report(
-        f"e2e1 recovery: hactl apply restarted HAProxy on {holder}; its servers UP on every "
-        f"HAProxy after {t_ready - t1:.2f} s; VIP now on {', '.join(L.holders(lab)[vip])}"
-    )
+        # recovery: apply restarts HAProxy there; keepalived is healthy again -> servers ready
+        t1 = time.monotonic()
+        hactl(
+            lab,
+            "apply",
+            ROOT_STATES,
+            "--target",
+            holder,
+            "--pillar",
+            str(lab.dir / "lab-pillar.yaml"),
+            timeout=120,
+        )
+        t_ready = wait_until(
+            lambda: all(
+                v == "UP" for n in lab.net.nodes for v in _servers_of(lab, n, holder).values()
+            ),
+            30,
+            f"{holder} ready everywhere",
+        )
+        report(
+            f"e2e1 recovery: hactl apply restarted HAProxy on {holder}; its servers UP on every "
+            f"HAProxy after {t_ready - t1:.2f} s; VIP now on {', '.join(L.holders(lab)[vip])}"
+        )
+    finally:  # a failure before the recovery above must not leave the shared lab broken
+        if not lab.daemon_pid(holder, "haproxy"):
+            with contextlib.suppress(Exception):
+                hactl(
+                    lab,
+                    "apply",
+                    ROOT_STATES,
+                    "--target",
+                    holder,
+                    "--pillar",
+                    str(lab.dir / "lab-pillar.yaml"),
+                    timeout=120,
+                )
 
 
 def _json_lines(text: str) -> list[Any]:
