@@ -5,7 +5,8 @@ Nothing outside this package imports nats-py: it speaks :class:`Bus`, :class:`Kv
 """
 
 from hactl.auth.perms import EVENTS_STREAM
-from hactl.bus.client import Bus, Inbound
+from hactl.bus.client import Bus
+from hactl.bus.inbound import Inbound
 from hactl.bus.jetstream import StreamSettings, bind_bucket, ensure_stream, kv_bucket
 from hactl.bus.kv import KeyConflict, Kv, KvEntry, KvStore, NoBucket
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,13 +21,13 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.aio.transport import TcpTransport
 from nats.js import JetStreamContext
 
 from hactl.auth.client import ClientAuth
-from hactl.auth.perms import INBOX_ROOT
 from hactl.bus import history, kvread
+from hactl.bus.inbound import Inbound, untrusted_request
 from hactl.bus.rejects import RejectStats
+from hactl.bus.tls import abort_on_close
 from hactl.errors import (
     BusError,
     CommandError,
@@ -55,57 +54,10 @@ SERVE_CONCURRENCY = 16
 ATTEMPT_TIMEOUT_S = 1.0
 
 
-def _abort_on_close() -> None:
-    """Make nats-py drop a TLS connection at once when it closes it.
-
-    nats-py closes the old transport and awaits ``wait_closed()`` before it reconnects; on TLS
-    that sends close_notify and waits for the peer up to asyncio's ssl_shutdown_timeout (30 s).
-    Measured in the lab: a master whose server was silently partitioned declared it dead after
-    2 s (pings) and then sat 30 s more in that wait, blind. hactl has flushed (``drain``) or
-    given up on a connection by the time it closes it, so aborting loses nothing."""
-    if getattr(TcpTransport.close, "_hactl_abort", False):
-        return
-    original = TcpTransport.close
-
-    def close(self: TcpTransport) -> Any:
-        writer = getattr(self, "_io_writer", None)
-        if writer is not None:
-            writer.transport.abort()
-        return original(self)  # type: ignore[no-untyped-call]  # nats-py is untyped
-
-    close._hactl_abort = True  # type: ignore[attr-defined]  # marks the patch as applied
-    TcpTransport.close = close  # type: ignore[method-assign]  # nats-py has no hook for this
-
-
 def _server_of(ref: list[Client]) -> str:
     """host:port of the server a client is connected to ('' when unknown)."""
     url = ref[0].connected_url if ref else None
     return f"{url.hostname}:{url.port}" if url is not None else ""
-
-
-def untrusted_request(reply: str, headers: dict[str, str] | None) -> str:
-    """Why a message on a command subject is not a real request ('' when it is one).
-
-    Only masters and admins may publish on ``hactl.cmd.*`` (hactl/auth/perms.py), and each of
-    them asks for its reply on its own inbox (``_HI.<key>.``). Anything else there was delivered
-    by the server on someone's behalf -- a JetStream delivery (reply ``$JS.ACK...``), a direct
-    get or API answer whose reply subject an operator pointed at a minion (no reply, stream
-    headers) -- and is refused unread."""
-    if not reply.startswith(INBOX_ROOT + "."):
-        return f"reply subject {reply[:40]!r} is not an identity inbox"
-    if headers and any(k.startswith("Nats-") for k in headers):
-        return "a JetStream delivery, not a request"
-    return ""
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """A raw message on a subject a process answers (:meth:`Bus.answer`)."""
-
-    subject: str
-    data: bytes
-    reply: str
-    headers: dict[str, str] | None
 
 
 class Bus:
@@ -155,7 +107,7 @@ class Bus:
         async def on_reconnect() -> None:
             log.info("nats_reconnected", url=url, server=_server_of(nc_ref))
 
-        _abort_on_close()  # once per process, before its first connection
+        abort_on_close()  # once per process, before its first connection
         options = auth.connect_options()  # ConfigError on unreadable credentials: not retried
         connect = nats.connect(
             **options,

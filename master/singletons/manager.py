@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hactl.bus import Bus, Inbound, KvStore
-from hactl.bus.client import untrusted_request
 from hactl.bus.consumer import unsubscribe
+from hactl.bus.inbound import untrusted_request
 from hactl.errors import BusError, DecodeError, RejectReason
 from hactl.log import get_logger
 from hactl.master.singletons.placement import Candidate, choose, eligible, revoke_reason
