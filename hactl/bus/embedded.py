@@ -123,6 +123,7 @@ class ServerOptions:
     store_dir: Path | None = None
     jetstream: bool = True
     cluster_port: int = 0  # > 0: join a cluster (routes below), JetStream clustered
+    cluster_host: str = ""  # the routes' listen address ('' = ``host``)
     routes: tuple[str, ...] = ()  # nats://host:cluster_port of every member
     cluster_name: str = "hactl"
     #: the server's JetStream storage caps (every account together; the store account has
@@ -154,9 +155,8 @@ class ServerOptions:
             routes = ", ".join(f'"{self.auth.route_url(r)}"' for r in self.routes)
             lines.append(
                 f'cluster {{ name: "{self.cluster_name}", '
-                f'listen: "{self.host}:{self.cluster_port}", routes: [{routes}]\n  '
-                + "\n  ".join(self.auth.cluster_lines())
-                + "\n}"
+                f'listen: "{self.cluster_host or self.host}:{self.cluster_port}", '
+                f"routes: [{routes}]\n  " + "\n  ".join(self.auth.cluster_lines()) + "\n}"
             )
         return "\n".join(lines) + "\n"
 

@@ -29,7 +29,7 @@ _DELETED = ("DEL", "PURGE")
 #: one KV call's bound unless the caller gives its own: JetStream answers in milliseconds
 #: when it can; a call still waiting after this is not going to be answered usefully
 KV_TIMEOUT = 5.0
-_MISSING = b"\x00missing"  # get()'s "not found" marker inside _call (a value is never it)
+_MISSING = object()  # get()'s "not found" marker inside _call
 
 
 class KeyConflict(BusError):

@@ -233,11 +233,10 @@ def export(
             name=name,
             store_dir=store_dir,
             cluster_port=int(c_port) if cluster_listen else 0,
+            cluster_host=c_host,
             routes=tuple(route or ()),
         )
         text = options.config_text(handshake_first)
-        if cluster_listen and c_host != host:
-            text = text.replace(f'listen: "{host}:{c_port}"', f'listen: "{c_host}:{c_port}"')
     except HactlError as exc:
         fail(exc)
     typer.echo(text, nl=False)

@@ -110,16 +110,7 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
 
         # recovery: apply restarts HAProxy there; keepalived is healthy again -> servers ready
         t1 = time.monotonic()
-        hactl(
-            lab,
-            "apply",
-            ROOT_STATES,
-            "--target",
-            holder,
-            "--pillar",
-            str(lab.dir / "lab-pillar.yaml"),
-            timeout=120,
-        )
+        _apply_to(lab, holder)
         t_ready = wait_until(
             lambda: all(
                 v == "UP" for n in lab.net.nodes for v in _servers_of(lab, n, holder).values()
@@ -134,16 +125,13 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
     finally:  # a failure before the recovery above must not leave the shared lab broken
         if not lab.daemon_pid(holder, "haproxy"):
             with contextlib.suppress(Exception):
-                hactl(
-                    lab,
-                    "apply",
-                    ROOT_STATES,
-                    "--target",
-                    holder,
-                    "--pillar",
-                    str(lab.dir / "lab-pillar.yaml"),
-                    timeout=120,
-                )
+                _apply_to(lab, holder)
+
+
+def _apply_to(lab: L.Lab, node: str) -> None:
+    """The shipped states applied to ``node`` (HAProxy started again there)."""
+    pillar = str(lab.dir / "lab-pillar.yaml")
+    hactl(lab, "apply", ROOT_STATES, "--target", node, "--pillar", pillar, timeout=120)
 
 
 def _json_lines(text: str) -> list[Any]:
