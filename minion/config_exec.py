@@ -25,20 +25,27 @@ _SYSCTL = re.compile(r"[a-z0-9_]+(\.[a-z0-9_-]+)+")
 def services(
     raw: dict[str, Any], bad: Callable[[str, str], ConfigError]
 ) -> dict[str, ServiceCommands]:
-    """``services``: argument lists per action (no shell), a pidfile, a start grace."""
+    """``services``: argument lists per action (no shell), a pidfile (and the pid files of
+    its other processes), a start grace, its command line."""
     services: dict[str, ServiceCommands] = {}
     for name, spec in dict(raw.get("services") or {}).items():
-        extra = {"pidfile", "start_grace", "process"}
+        extra = {"pidfile", "start_grace", "process", "pidfiles"}
         if not isinstance(spec, dict) or set(spec) - {*SERVICE_ACTIONS, *extra}:
             raise bad(
                 "services",
                 f"{name}: give argument lists for {', '.join(SERVICE_ACTIONS)}"
-                " and optionally a pidfile, a start_grace and a process",
+                " and optionally a pidfile, pidfiles, a start_grace and a process",
             )
         for action, argv in spec.items():
             if action == "pidfile":
                 if not isinstance(argv, str):
                     raise bad("services", f"{name}.pidfile: must be a path")
+                continue
+            if action == "pidfiles":
+                if not isinstance(argv, list) or not all(
+                    isinstance(a, str) and a.startswith("/") for a in argv
+                ):
+                    raise bad("services", f"{name}.pidfiles: a list of absolute paths")
                 continue
             if action == "start_grace":
                 if (
@@ -50,16 +57,15 @@ def services(
                 continue
             if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
                 raise bad("services", f"{name}.{action}: must be a list of strings (no shell)")
-        argvs: dict[str, tuple[str, ...]] = {
-            a: tuple(v) for a, v in spec.items() if a not in ("pidfile", "start_grace", "process")
-        }
+        argvs: dict[str, tuple[str, ...]] = {a: tuple(v) for a, v in spec.items() if a not in extra}
         pidfile = str(spec.get("pidfile") or "")
         grace = float(spec.get("start_grace") or 0.0)
         process = tuple(spec.get("process") or ())
         if process and not process[0]:
             raise bad("services", f"{name}.process: the program first, then its arguments")
+        pidfiles = tuple(spec.get("pidfiles") or ())
         services[str(name)] = ServiceCommands(
-            **argvs, pidfile=pidfile, start_grace=grace, process=process
+            **argvs, pidfile=pidfile, start_grace=grace, process=process, pidfiles=pidfiles
         )
     return services
 

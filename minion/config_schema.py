@@ -97,6 +97,12 @@ def json_schema() -> dict[str, Any]:
         "properties": {
             **{a: argv for a in SERVICE_ACTIONS},
             "pidfile": {"type": "string"},
+            "pidfiles": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "the pid files of the daemon's other processes (keepalived's "
+                "-r/-c): a start waits until none names a process still present",
+            },
             "start_grace": {"type": "number", "minimum": 0, "maximum": 600},
             "process": {
                 **argv,

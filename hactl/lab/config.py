@@ -188,6 +188,7 @@ services:
             -c, {run}/checkers.pid]
     reload: [kill, -HUP, "{{pid}}"]
     pidfile: {run}/keepalived.pid
+    pidfiles: [{run}/vrrp.pid, {run}/checkers.pid]  # its children: a start waits for them
     process: [keepalived, -f, {kconf}]
 {extra}vrrp: {{track_dir: {run}, instances: [{VI_INTERNAL}, {VI_EXTERNAL}], max_seconds: 120,
        watch: [{"haproxy" if fast_path else ""}]}}

@@ -59,6 +59,9 @@ class ServiceCommands:
     #: the daemon's command line (program, then arguments it always has: its config file):
     #: a process that matches runs it even when the pid file is gone (minion/procfind.py)
     process: tuple[str, ...] = ()
+    #: the pid files of the daemon's other processes (keepalived's ``-r``/``-c`` children):
+    #: a start first waits until neither these nor ``pidfile`` name a process still present
+    pidfiles: tuple[str, ...] = ()
 
     def pid(self) -> int | None:
         """The live pid from ``pidfile``; else the process ``process`` names; else None."""
@@ -78,6 +81,23 @@ class ServiceCommands:
         except (OSError, ValueError, IndexError):
             return None
         return None if state == "Z" else pid
+
+    def leftovers(self) -> list[int]:
+        """Pids that ``pidfile`` and ``pidfiles`` name and that still exist, zombies
+        included: a daemon checks its pid files with ``kill(pid, 0)`` at start, which a
+        killed copy's exiting children and an unreaped zombie both pass -- it then takes
+        itself for a second copy and quits with status 0 (keepalived does)."""
+        found = []
+        for path in (self.pidfile, *self.pidfiles):
+            if not path:
+                continue
+            try:
+                pid = int(Path(path).read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            if pid > 0 and Path(f"/proc/{pid}").exists():
+                found.append(pid)
+        return found
 
     def argv(self, action: str) -> list[str]:
         """The command for ``action`` with ``{pid}`` filled in ('' when there is no pid)."""

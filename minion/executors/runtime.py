@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from hactl import __version__
+from hactl.log import get_logger
 from hactl.minion.admin_socket import admin_command
 from hactl.minion.executors.base import (
     Arg,
@@ -29,6 +30,8 @@ from hactl.minion.executors.proc import run_argv
 from hactl.minion.process_watch import wait_exit
 from hactl.schema import Field, SchemaError
 from hactl.wire.haproxy import COMMAND, FIELDS, HaproxyRuntime
+
+log = get_logger("hactl.minion")
 
 _ADMIN_LOCK = asyncio.Lock()
 
@@ -98,6 +101,20 @@ async def planned(ctx: ExecContext, name: str, action: str) -> AsyncIterator[Non
 
 #: how long a started daemon has to show it runs when its service has no start_grace
 SHOW_WITHIN = 1.0
+#: how long a start waits for a previous copy's processes to be gone (its children exiting
+#: after a kill -9 of their parent, a zombie its reaper has not collected yet)
+LEFTOVERS_WITHIN = 10.0
+
+
+async def _previous_gone(svc: ServiceCommands, within: float) -> list[int]:
+    """Wait (bounded) until no pid file of the service names a process still present; the
+    pids still there when the wait ends ([] when none)."""
+    deadline = time.monotonic() + within
+    while (left := svc.leftovers()) and svc.pid() is None:
+        if time.monotonic() >= deadline:
+            return left
+        await asyncio.sleep(0.05)
+    return []
 
 
 async def _shows(ctx: ExecContext, svc: ServiceCommands, within: float) -> bool:
@@ -119,7 +136,12 @@ async def start_checked(ctx: ExecContext, name: str, svc: ServiceCommands) -> tu
     that exits 0 is not evidence. keepalived started while the children of a copy killed
     with -9 are still exiting sees their pid files and quits with status 0 (lab: an apply
     reported ok and keepalived stayed down). Never started twice here: a daemon slower than
-    its ``start_grace`` would get a second copy."""
+    its ``start_grace`` would get a second copy. A start first waits (bounded) until the pids
+    of a previous copy are gone: started while a killed keepalived's children were exiting,
+    or while the killed parent was still an unreaped zombie (the lab's init reaps every ~2 s),
+    keepalived took them for a running copy and quit."""
+    if svc.start and svc.pid() is None and (left := await _previous_gone(svc, LEFTOVERS_WITHIN)):
+        log.warning("service_start_leftovers", service=name, pids=left)
     res = await run_argv(svc.argv("start"), ctx.command_timeout)
     out = res.output[-2000:]
     if res.code != 0:

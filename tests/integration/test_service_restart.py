@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hactl.minion.executors import dispatch
@@ -88,4 +90,48 @@ async def test_a_start_that_does_not_stay_up_is_reported_failed(tmp_path: Path) 
         assert got.ok and got.result["result"] is True and runs.pid() is not None, got
     finally:
         if (pid := runs.pid()) is not None:
+            os.kill(pid, signal.SIGKILL)
+
+
+def _zombie() -> subprocess.Popen[bytes]:
+    """A child that has exited and is not reaped: a zombie until ``wait()``."""
+    child = subprocess.Popen(["/bin/true"])
+    deadline = time.monotonic() + 5
+    while _state(child.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _state(child.pid) == "Z"
+    return child
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+async def test_a_start_waits_for_the_previous_copys_zombies(tmp_path: Path) -> None:
+    """A daemon that, like keepalived, quits when any of its pid files names a process
+    (kill -0, which a zombie passes) is started only once the killed copy's processes are
+    reaped: with ``pidfiles`` listing its children the start waits and succeeds; without,
+    the same start is reported failed."""
+    pidfile, child_file = tmp_path / "main.pid", tmp_path / "child.pid"
+    daemon = (
+        f'for f in {pidfile} {child_file}; do [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null'
+        f" && exit 0; done; /bin/sleep 300 >/dev/null 2>&1 & echo $! > {pidfile}"
+    )
+    start = ("/bin/sh", "-c", daemon)
+    waits = ServiceCommands(start=start, pidfile=str(pidfile), pidfiles=(str(child_file),))
+    blind = ServiceCommands(start=start, pidfile=str(pidfile))
+    ctx = ExecContext(minion_id="t", services={"waits": waits, "blind": blind}, command_timeout=5)
+    zombie = _zombie()
+    try:
+        child_file.write_text(f"{zombie.pid}\n")
+        bad = await dispatch(ctx, CommandRequest("service.start", {"name": "blind"}))
+        assert bad.ok and bad.result["result"] is False, bad
+        reap = asyncio.get_running_loop().call_later(0.5, zombie.wait)
+        got = await dispatch(ctx, CommandRequest("service.start", {"name": "waits"}))
+        assert got.ok and got.result["result"] is True and waits.pid() is not None, got
+        assert not Path(f"/proc/{zombie.pid}").exists()  # started only after the reap
+        reap.cancel()
+    finally:
+        zombie.wait()
+        if (pid := waits.pid()) is not None:
             os.kill(pid, signal.SIGKILL)

@@ -122,3 +122,19 @@ def test_beacon_options_are_checked_at_load() -> None:
         with pytest.raises(ConfigError) as err:
             parse_config(f"id: a\nbeacons:\n  {opts}\n", "m.yaml")
         assert why in str(err.value) and err.value.line == 2, str(err.value)
+
+
+def test_service_pidfiles_are_absolute_paths() -> None:
+    """services.<name>.pidfiles (a daemon's other processes' pid files) are kept as given;
+    a relative path or a non-list is a file:line error naming the setting."""
+    from hactl.errors import ConfigError
+    from hactl.minion.config import parse_config
+
+    svc = "services:\n  keepalived: {start: [k], pidfile: /r/k.pid, pidfiles: %s}\n"
+    good = parse_config("id: a\n" + svc % "[/r/v.pid, /r/c.pid]", "m.yaml")
+    assert good.services["keepalived"].pidfiles == ("/r/v.pid", "/r/c.pid")
+    assert good.services["keepalived"].pidfile == "/r/k.pid"
+    for bad in ("[r/v.pid]", "/r/v.pid", "[1]"):
+        with pytest.raises(ConfigError, match="pidfiles") as err:
+            parse_config("id: a\n" + svc % bad, "m.yaml")
+        assert err.value.line == 2, str(err.value)
