@@ -35,6 +35,10 @@ from hactl.errors import ConfigError
 
 REGISTRY = "identities.json"
 CERT_DAYS = 825
+#: certificates are valid from this long before they are made: a node whose clock is behind
+#: (a minion 10 minutes slow, issue 26) still accepts a certificate minted a minute ago (public
+#: CAs backdate by an hour for the same reason)
+NOT_BEFORE_SLACK = dt.timedelta(hours=1)
 
 
 def write_secret(path: Path, data: bytes) -> None:
@@ -276,7 +280,7 @@ def _make_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         .issuer_name(_name("hactl CA"))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_before(now - NOT_BEFORE_SLACK)
         .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_CA_USAGE, critical=True)
@@ -307,7 +311,7 @@ def _make_leaf(
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_before(now - NOT_BEFORE_SLACK)
         .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -263,13 +263,14 @@ def _hactl(lab: Lab) -> None:
             raise LabError(f"minion {n} does not answer: {res.stderr.strip()}")
 
 
-def start_minion(lab: Lab, node: str) -> None:
-    """Start ``node``'s minion inside its namespace (its minion.yaml already written)."""
+def start_minion(lab: Lab, node: str, env: dict[str, str] | None = None) -> None:
+    """Start ``node``'s minion inside its namespace (its minion.yaml already written);
+    ``env`` adds to its environment (a test's preloaded fake clock)."""
     nd = lab.node_dir(node)
     argv = [HACTL, "--nats", lab.nats_url, "--log-format", "json", "minion"]
     argv += ["--config", str(nd / "minion.yaml")]
     lab.pids[f"minion:{node}"] = d.spawn(
-        exec_argv(lab.net, node, argv), nd / "minion.log", lab.cli_env(node)
+        exec_argv(lab.net, node, argv), nd / "minion.log", {**lab.cli_env(node), **(env or {})}
     )
 
 

@@ -192,6 +192,43 @@ def admin_states(lab: L.Lab, node: str) -> dict[str, str]:
         return {}
 
 
+@dataclass
+class DrainWatch:
+    """Every ~0.3 s, in a thread: the servers of ``nodes`` whose key starts with one of
+    ``prefixes`` that any HAProxy holds out of service (drain or maint), read from each
+    HAProxy's own admin socket; ``seen`` maps ``"ctl2:be_nova/ctl3=drain"`` to the monotonic
+    time it was first seen."""
+
+    lab: L.Lab
+    nodes: tuple[str, ...]
+    prefixes: tuple[str, ...] = ("be_",)
+    seen: dict[str, float] = field(default_factory=dict)
+    samples: int = 0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for h in self.lab.net.nodes:
+                for key, state in admin_states(self.lab, h).items():
+                    server = key.rsplit("/", 1)[-1]
+                    if key.startswith(self.prefixes) and server in self.nodes and state != "ready":
+                        self.seen.setdefault(f"{h}:{key}={state}", now)
+            self.samples += 1
+            self._stop.wait(0.3)
+
+    def __enter__(self) -> DrainWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def haproxy_cmd(lab: L.Lab, node: str, command: str) -> str:
     """One admin command on ``node``'s HAProxy (a hand-made change, as an operator would)."""
     return admin_command_blocking(str(lab.node_dir(node) / "run/haproxy.sock"), command)

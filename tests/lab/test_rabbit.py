@@ -21,8 +21,11 @@ import pika.exceptions
 from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
+from hactl.lab.net import exec_argv
 from tests.lab.conftest import report
 from tests.lab.helpers import (
+    DrainWatch,
+    admin_states,
     cut_rabbit,
     heal_galera,
     server_status,
@@ -213,6 +216,58 @@ def test_rabbitmq_partition_minority_taken_out_then_back(lab: L.Lab) -> None:
     report(
         f"rabbitmq partition ({victim}'s distribution port cut): out of every HAProxy after"
         f" {t_out - t0:.2f} s; healed: back after {t_back - t_heal:.2f} s; facts: {facts}"
+    )
+
+
+def _rabbitmqctl(lab: L.Lab, node: str, *args: str) -> None:
+    """One rabbitmqctl command to ``node``'s broker, from inside its namespace."""
+    env = d.rabbit_env(lab.dir, node, lab.net.address(node))
+    ctl = ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", f"rabbit@{node}", *args]
+    res = subprocess.run(
+        exec_argv(lab.net, node, ctl),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, f"rabbitmqctl {' '.join(args)}: {res.stderr[-500:]}"
+
+
+def _admin(lab: L.Lab, node: str) -> set[str | None]:
+    """The admin state of ``node``'s broker in the rabbitmq backend of every HAProxy."""
+    return {admin_states(lab, h).get(f"rabbitmq/{node}") for h in lab.net.nodes}
+
+
+def test_a_memory_alarm_takes_out_that_broker_alone(lab: L.Lab) -> None:
+    """A memory alarm on one broker (its watermark dropped below what it uses): that broker
+    drained on every HAProxy, the other two never out, though every broker's report lists the
+    alarm (all three were drained); the watermark restored, it is back in."""
+    victim, others = lab.net.nodes[-1], lab.net.nodes[:-1]
+    since = datetime.now(UTC)
+    with DrainWatch(lab, tuple(others), ("rabbitmq/",)) as watch:
+        t0 = time.monotonic()
+        _rabbitmqctl(lab, victim, "set_vm_memory_high_watermark", "0.0001")
+        try:
+            t_out = wait_until(lambda: _admin(lab, victim) == {"drain"}, 60, "alarmed one out")
+        finally:
+            # the lab's rabbitmq.conf value (vm_memory_high_watermark.absolute: 256MiB)
+            _rabbitmqctl(lab, victim, "set_vm_memory_high_watermark", "absolute", "268435456")
+        t_clear = time.monotonic()
+        t_back = wait_until(lambda: _admin(lab, victim) == {"ready"}, 60, "back in everywhere")
+        time.sleep(2.0)
+    facts = sorted(
+        {
+            e.data["fact"]
+            for e in asyncio.run(stored_events(lab, "hactl/reactor/reconcile/done", since))
+            if e.data.get("key", "").endswith(f":rabbitmq/{victim}")
+        }
+    )
+    assert watch.seen == {} and watch.samples > 5, watch.seen
+    report(
+        f"rabbitmq memory alarm on {victim}: drained on every HAProxy {t_out - t0:.2f} s after"
+        f" the watermark dropped, the others never out ({watch.samples} samples); back"
+        f" {t_back - t_clear:.2f} s after it was restored; facts: {facts}"
     )
 
 

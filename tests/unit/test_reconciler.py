@@ -148,11 +148,14 @@ async def test_a_crossed_out_and_back_leaves_no_residue() -> None:
 
 
 async def test_broker_down_is_maint_an_alarm_is_drain() -> None:
-    """A broker that does not answer: maint with its sessions cut; a memory alarm: drain."""
+    """A broker that does not answer: maint with its sessions cut; a memory alarm: drain of
+    that broker alone, though every broker's report lists the cluster's alarms."""
     view, bus = healthy_view(), MemBus()
     rec, _, _ = reconciler(view, bus)
     view.update(ev("ctl3", "rabbitmq", {"local": {"running": False, "detail": "nodedown"}}))
-    view.update(ev("ctl2", "rabbitmq", {"local": {"running": True, "alarms": ["mem"]}}))
+    for n in ("ctl1", "ctl2"):
+        local = {"node": f"rabbit@{n}", "running": True, "alarms": ["rabbit@ctl2:mem_alarm"]}
+        view.update(ev(n, "rabbitmq", {"local": local}))
     await once(rec)
     calls = sent(bus)
     assert [c for c in calls if c[3] == "ctl3/maint"] == [
@@ -162,6 +165,7 @@ async def test_broker_down_is_maint_an_alarm_is_drain() -> None:
     assert [c for c in calls if c[3] == "ctl2/drain"] == [
         (h, "set_state", "rabbitmq", "ctl2/drain") for h in NODES
     ]
+    assert not [c for c in calls if c[3] == "ctl1/drain"], calls  # ctl1 only lists ctl2's
 
 
 async def test_a_broker_on_the_minority_side_of_a_partition_is_taken_out() -> None:

@@ -92,6 +92,14 @@ def _minority(r: Mapping[str, Any]) -> str:
     return ",".join(cut)[:120] if 2 * (len(members) - len(cut)) <= len(members) else ""
 
 
+def own_alarms(report: Mapping[str, Any]) -> list[str]:
+    """The resource alarms of the reporting broker itself. Every broker's report lists the
+    whole cluster's (``rabbit@ctl3:mem_alarm`` in ctl1's too): read as its own, one alarmed
+    broker drained all three (issue 26: 0 of 12 new clients could connect)."""
+    node = report.get("node")
+    return [a for a in report.get("alarms") or [] if a.rpartition(":")[0] == node]
+
+
 def _node_want(
     backend: str, node: str, aspects: Mapping[str, Any], unhealthy: bool
 ) -> tuple[str, str, bool]:
@@ -110,8 +118,8 @@ def _node_want(
             return "maint", f"{node}: broker not answering ({r.get('detail') or 'down'})", True
         if r is not None and (cut_from := _minority(r)):
             return "maint", f"{node}: broker in a minority partition (cut from {cut_from})", True
-        if r is not None and r.get("alarms"):
-            return "drain", f"{node}: broker alarm {','.join(r['alarms'])[:100]}", False
+        if r is not None and (alarms := own_alarms(r)):
+            return "drain", f"{node}: broker alarm {','.join(alarms)[:100]}", False
         return "ready", f"{node}: broker running" if r else f"{node}: no RabbitMQ facts", False
     if unhealthy:
         return "drain", f"{node}: keepalived unhealthy (lost its VIP or its HAProxy check)", False

@@ -1,0 +1,90 @@
+"""Silence of the VIP holder, repeated (issue 26 must-show 0): nothing healthy taken out.
+
+A full lab (root; subnet 10.99.2: HAProxy, keepalived, Galera, RabbitMQ, the master) has the
+internal VIP's holder cut off the bridge (carrier up) for each of ``--seconds`` (default 30
+and 60), healed, with and without the master restarted right after the heal, ``--runs`` times
+each (default 3). Measured per run (tests/lab/test_silence.py's scenario): the API servers of
+the two healthy nodes any HAProxy held in drain or maint at any time (must be none), the
+seconds from the heal until every server is UP on every HAProxy and until the whole checked
+baseline holds, and the reconciler's corrections after the heal. The baseline the figures are
+read against is the same lab's own heal of a 14 s cut (below the loss verdicts: nothing to
+repair but the network), run first.
+Usage: sudo .venv/bin/python benchmarks/silence.py [--runs N] [--seconds 30,60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hactl.lab import lab as L
+from hactl.lab.baseline import wait_baseline
+from tests.lab.test_silence import holder_silence, line
+
+SUBNET = "10.99.2"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", default="30,60")
+    ap.add_argument("--json", action="store_true", help="every run's figures, after the table")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("silence.py: needs root (a lab in network namespaces)", file=sys.stderr)
+        return 2
+    folder = Path(tempfile.mkdtemp(prefix="hactl-silence-"))
+    folder.rmdir()
+    lab = L.up(folder, 3, set(L.COMPONENTS), subnet=SUBNET, prefix="hsl", say=lambda _m: None)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        plan = [(14.0, False)] + [
+            (float(s), restart) for s in args.seconds.split(",") for restart in (False, True)
+        ]
+        for seconds, restart in plan:
+            key = f"{seconds:g}s{' +master restart' if restart else ''}"
+            for i in range(1 if seconds == 14.0 else args.runs):
+                wait_baseline(lab, 240)
+                f = holder_silence(lab, seconds, restart)
+                runs.setdefault(key, []).append(f)
+                print(f"{key} {i + 1}: {line(f)}", file=sys.stderr, flush=True)
+        wait_baseline(lab, 240)
+    finally:
+        L.teardown(lab, say=lambda _m: None)
+    base = statistics.median(r["all_up_after_heal_s"] for r in runs["14s"]) or 0.1
+    print(
+        f"{'case':<22} {'runs':>4} {'healthy out':>11} {'all UP p50/max':>15} "
+        f"{'ratio':>6} {'baseline p50/max':>17} {'fixes p50':>9}"
+    )
+    summary: dict[str, Any] = {}
+    for key, rs in runs.items():
+        up = sorted(r["all_up_after_heal_s"] for r in rs)
+        whole = sorted(r["baseline_after_heal_s"] for r in rs)
+        out = sum(len(r["healthy_taken_out"]) for r in rs)
+        fixes = statistics.median(len(r["corrections_after_heal"]) for r in rs)
+        summary[key] = {
+            "runs": rs,
+            "healthy_taken_out": out,
+            "ratio_up_p50": up[len(up) // 2] / base,
+        }
+        print(
+            f"{key:<22} {len(rs):>4} {out:>11} {statistics.median(up):>7.1f}/{up[-1]:<7.1f} "
+            f"{statistics.median(up) / base:>6.2f} {statistics.median(whole):>8.1f}/"
+            f"{whole[-1]:<8.1f} {fixes:>9g}"
+        )
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
