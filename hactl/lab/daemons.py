@@ -123,8 +123,42 @@ def galera_state(socket: Path) -> tuple[str, str] | None:
     return str(rows.get("wsrep_cluster_status")), str(rows.get("wsrep_local_state_comment"))
 
 
+#: each node's Galera datadir is a filesystem of its own (a sparse ext4 image, loop-mounted):
+#: a test fills it to the last byte without touching the machine's disk
+DATADIR_SIZE = "2G"
+
+
+def datadir_mount(node_dir: Path) -> None:
+    """``mysql/data`` of a node on its own small filesystem (no journal, nothing reserved)."""
+    data, image = node_dir / "mysql/data", node_dir / "mysql-data.img"
+    data.mkdir(parents=True, exist_ok=True)
+    for argv in (
+        ["truncate", "-s", DATADIR_SIZE, str(image)],
+        ["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", str(image)],
+        ["mount", "-o", "loop", str(image), str(data)],
+    ):
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if res.returncode != 0:
+            raise LabError(f"{argv[0]} for {node_dir.name}'s datadir: {res.stderr[-300:]}")
+    (data / "lost+found").rmdir()  # mariadbd would take it for a database
+
+
+def datadir_unmount(node_dir: Path) -> str:
+    """Unmount a node's datadir filesystem (its loop device goes with it); '' or a problem."""
+    data = node_dir / "mysql/data"
+    if not os.path.ismount(data):
+        return ""
+    res = subprocess.run(
+        ["umount", str(data)], capture_output=True, text=True, timeout=30, check=False
+    )
+    if res.returncode != 0:  # still busy: detached now, freed when the last user goes
+        subprocess.run(["umount", "-l", str(data)], capture_output=True, timeout=30, check=False)
+    return "" if not os.path.ismount(data) else f"{data} still mounted"
+
+
 def galera_init(node_dir: Path, cnf: Path) -> None:
-    """mariadb-install-db into the node's datadir (owned by mysql)."""
+    """mariadb-install-db into the node's datadir (owned by mysql, on its own filesystem)."""
+    datadir_mount(node_dir)
     for sub in ("mysql/data", "mysql/tmp"):
         (node_dir / sub).mkdir(parents=True, exist_ok=True)
     for p in (node_dir / "mysql", node_dir / "mysql/data", node_dir / "mysql/tmp"):

@@ -400,7 +400,8 @@ def teardown(lab: Lab, say: Any = print, *, keep_logs: bool = False) -> list[str
     # fixed path in /tmp, and its lock
     for leftover in (JSON_FILE, f"{JSON_FILE}.hactl-lock"):
         Path(leftover).unlink(missing_ok=True)
-    problems = net_down(lab.net)
+    problems = [p for n in lab.net.nodes if (p := d.datadir_unmount(lab.node_dir(n)))]
+    problems += net_down(lab.net)
     if keep_logs:
         (lab.dir / "lab.json").unlink(missing_ok=True)
         shutil.rmtree(lab.dir / "rabbit-home", ignore_errors=True)

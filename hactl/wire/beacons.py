@@ -63,6 +63,8 @@ ITEM_FIELDS: Final[dict[str, dict[str, Spec]]] = {
         "seqno": _I + _NONE,
         "safe_to_bootstrap": _B + _NONE,
         "grastate": _B,
+        "datadir_free": _I + _NONE,
+        "disk_full": _B,
     },
     "rabbitmq": {
         "node": _S,

@@ -66,6 +66,14 @@ OPTIONS: dict[str, tuple[Field, ...]] = {
         Field("password_file", (str,), required=False, default=""),
         _interval(1.0),
         _timeout(1.0),
+        Field(
+            "min_free",
+            (int,),
+            False,
+            64 * 1024 * 1024,
+            between=(0, 1 << 50),
+            doc="bytes: less free on the datadir's filesystem is a full disk",
+        ),
     ),
     "rabbitmq": (
         Field("node", (str,)),

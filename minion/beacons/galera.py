@@ -2,20 +2,24 @@
 
 Options: ``socket`` (mariadbd unix socket, required), ``datadir`` (for grastate.dat, required),
 ``user`` (default ``root``, unix_socket auth), ``password_file`` (optional), ``interval``
-(default 1 s), ``timeout`` (connect/read, default 1 s).
+(default 1 s), ``timeout`` (connect/read, default 1 s), ``min_free`` (bytes, default 64 MiB).
 
 One item, ``local``. While mariadbd answers: ``running: true`` with ``cluster_status``
 (Primary/non-Primary/Disconnected), ``local_state`` and ``local_state_comment``,
 ``cluster_size``, ``cluster_state_uuid``, ``last_committed``, ``ready``, ``connected``. When it
 does not: ``running: false`` and the position saved in grastate.dat (``uuid``, ``seqno``,
 ``safe_to_bootstrap``); ``seqno: -1`` means it crashed and the position needs
-``--wsrep-recover`` (the ``galera.position`` command).
+``--wsrep-recover`` (the ``galera.position`` command). Either way, ``datadir_free`` (bytes an
+unprivileged writer -- mariadbd runs as mysql -- may still use on the datadir's filesystem, None
+when it cannot be read) and ``disk_full`` (``datadir_free`` below ``min_free``): a node is not
+started again on a full disk, and is as soon as space is freed (reactors/galera.yaml).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,6 +119,16 @@ def down_item(grastate: dict[str, Any] | None, detail: str) -> Item:
     }
 
 
+def datadir_space(datadir: str, min_free: int) -> Item:
+    """``datadir_free`` and ``disk_full`` of the filesystem that holds ``datadir``."""
+    try:
+        st = os.statvfs(datadir)
+    except OSError:
+        return {"datadir_free": None, "disk_full": False}  # no evidence of a full disk
+    free = st.f_bavail * st.f_frsize
+    return {"datadir_free": free, "disk_full": free < min_free}
+
+
 def read_grastate(datadir: str) -> dict[str, Any] | None:
     """The parsed grastate.dat of ``datadir``, or None when there is none."""
     try:
@@ -140,6 +154,7 @@ class GaleraBeacon:
             "synced",
             "seqno",
             "safe_to_bootstrap",
+            "disk_full",
         }
     )
 
@@ -151,6 +166,7 @@ class GaleraBeacon:
         self.password = Path(pw_file).read_text().strip() if pw_file else ""
         self.interval = float(ctx.options["interval"])
         self.timeout = float(ctx.options["timeout"])
+        self.min_free = int(ctx.options["min_free"])
         self._conn: pymysql.connections.Connection[Any] | None = None
 
     def _query(self) -> dict[str, str]:
@@ -177,14 +193,15 @@ class GaleraBeacon:
 
     async def poll(self) -> Snapshot:
         """The node's wsrep state, or its saved position when it is down."""
+        space = datadir_space(self.datadir, self.min_free)
         try:
             status = await asyncio.to_thread(self._query)
         except (sql_client().Error, OSError) as exc:
             self._drop()
             detail = f"{type(exc).__name__}: {exc}"
             grastate = await asyncio.to_thread(read_grastate, self.datadir)
-            return {ITEM: down_item(grastate, detail[:200])}
-        return {ITEM: status_item(status)}
+            return {ITEM: {**down_item(grastate, detail[:200]), **space}}
+        return {ITEM: {**status_item(status), **space}}
 
     async def close(self) -> None:
         """Close the connection."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import subprocess
 import time
+from datetime import UTC, datetime
 
 from hactl.bus import Bus
 from hactl.lab import daemons as d
@@ -18,6 +21,7 @@ from tests.lab.helpers import (
     heal_galera,
     recent_decisions,
     server_status,
+    stored_events,
     wait_until,
 )
 
@@ -143,4 +147,63 @@ def test_maintenance_is_left_alone_then_rejoined(lab: L.Lab) -> None:
     report(
         f"maintenance: ctl2's mariadbd left stopped for {t_off - t_stop:.0f} s under "
         f"maintenance (trail: suppressed maintenance); after maint off Synced in {took:.1f} s"
+    )
+
+
+def _stopped(lab: L.Lab, node: str) -> bool:
+    return lab.daemon_pid(node, "galera") is None
+
+
+def test_a_full_datadir_takes_the_node_out_and_rejoins_once_freed(lab: L.Lab) -> None:
+    """ctl3's datadir (its own filesystem in the lab) filled to the last byte under 1 MiB
+    writes: ctl3 leaves the cluster and HAProxy; no start is tried while its disk stays full
+    (it would fail and spend a try); space freed, it is Synced and UP in every HAProxy again."""
+    node, writer = "ctl3", _sock(lab, "ctl1")
+    data = lab.node_dir(node) / "mysql/data"
+    fill = data / "hactl-test-fill"
+    d.galera_sql(writer, "CREATE DATABASE IF NOT EXISTS labt")
+    d.galera_sql(writer, "CREATE TABLE IF NOT EXISTS labt.fill (id INT PRIMARY KEY, b LONGBLOB)")
+    d.galera_sql(writer, "DELETE FROM labt.fill")
+    st = os.statvfs(data)
+    subprocess.run(
+        ["fallocate", "-l", str(st.f_bavail * st.f_frsize), str(fill)], check=False, timeout=30
+    )
+    since = datetime.now(UTC)
+    t0 = time.monotonic()
+    try:
+        i = 0
+        while not _stopped(lab, node) and time.monotonic() - t0 < 90:
+            i += 1
+            with contextlib.suppress(Exception):  # the cluster may stall while ctl3 chokes
+                d.galera_sql(writer, f"INSERT INTO labt.fill VALUES ({i}, REPEAT('x', 1048576))")
+            time.sleep(0.05)
+        assert _stopped(lab, node), f"{node}'s mariadbd still runs on a full disk ({i} writes)"
+        t_out = time.monotonic()
+        t_maint = wait_until(
+            lambda: _galera_everywhere(lab, node) <= {"MAINT", "DOWN"}, 30, f"{node} out"
+        )
+        time.sleep(10.0)  # the disk stays full: nothing may try to start it
+        starts = [
+            e
+            for e in asyncio.run(stored_events(lab, "hactl/reactor/>", since))
+            if e.tag.endswith("/done") and e.data.get("rule", "").startswith("galera-node")
+        ]
+        assert starts == [], [e.data for e in starts]
+        assert lab.daemon_pid(node, "galera") is None
+    finally:
+        fill.unlink(missing_ok=True)
+    t_freed = time.monotonic()
+    try:
+        t_synced = wait_until(lambda: _synced(lab, node), 120, f"{node} Synced", step=0.2)
+        t_up = wait_until(lambda: _galera_everywhere(lab, node) == {"UP"}, 60, f"{node} UP")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{recent_decisions(lab)}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            d.galera_sql(writer, "DROP TABLE labt.fill")
+    report(
+        f"galera: {node}'s datadir full under {i} 1 MiB writes: mariadbd gone "
+        f"{t_out - t0:.1f} s after the disk filled, out of every HAProxy "
+        f"{t_maint - t0:.1f} s; no start while full; space freed: Synced "
+        f"{t_synced - t_freed:.1f} s, UP everywhere {t_up - t_freed:.1f} s later"
     )

@@ -47,6 +47,9 @@ def test_lab_down_leaves_nothing() -> None:
         if Path("/etc/netns").exists()
         else True
     )
-    assert f"/run/netns/{lab.net.prefix}" not in Path("/proc/self/mountinfo").read_text()
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert f"/run/netns/{lab.net.prefix}" not in mounts
+    # the Galera datadirs of the labs torn down before this one (their own filesystems)
+    assert "/hactl-labtest-" not in mounts, [m for m in mounts.splitlines() if "hactl-lab" in m]
     assert not folder.exists()
     folder.parent.rmdir()  # the test's own temporary parent (empty: nothing else was there)

@@ -313,6 +313,7 @@ class ClusterView:
             "primary": [],
             "down": [],
             "positioned": [],
+            "disk_full": [],
         }
         rabbit: dict[str, list[str]] = {"members": [], "running": [], "down": [], "paused": []}
         haproxy_nodes, lost = [], []
@@ -335,6 +336,8 @@ class ClusterView:
                     galera["down"].append(node)
                 if g.get("running") or g.get("uuid"):  # has a history (not a blank datadir)
                     galera["positioned"].append(node)
+                if g.get("disk_full"):
+                    galera["disk_full"].append(node)
             r = (aspects.get("rabbitmq") or {}).get("local")
             if isinstance(r, Mapping):
                 rabbit["members"].append(node)
