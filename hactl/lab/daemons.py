@@ -157,8 +157,8 @@ def datadir_unmount(node_dir: Path) -> str:
 
 
 def galera_init(node_dir: Path, cnf: Path) -> None:
-    """mariadb-install-db into the node's datadir (owned by mysql, on its own filesystem)."""
-    datadir_mount(node_dir)
+    """mariadb-install-db into the node's datadir (owned by mysql; its own filesystem is
+    mounted there first: :func:`datadir_mount`)."""
     for sub in ("mysql/data", "mysql/tmp"):
         (node_dir / sub).mkdir(parents=True, exist_ok=True)
     for p in (node_dir / "mysql", node_dir / "mysql/data", node_dir / "mysql/tmp"):

@@ -148,6 +148,15 @@ class Lab:
         return None
 
 
+def _datadirs(lab: Lab) -> None:
+    """Each node's Galera datadir on its own filesystem, before anything runs in the
+    namespaces: a process started by ``ip netns exec`` gets its own mount namespace and never
+    sees a mount made after it started (the minions read grastate.dat there)."""
+    if "galera" in lab.components:
+        for n in lab.net.nodes:
+            d.datadir_mount(lab.node_dir(n))
+
+
 def _step(lab: Lab, name: str, start: float, say: Any) -> None:
     lab.timings[name] = round(time.monotonic() - start, 2)
     lab.save()
@@ -182,6 +191,8 @@ def up(
         # what a failed `up` kept to say why: its logs and NATS stores would fool this one
         # (an old master_ready line, streams of other keys)
         say(f"  removing what an earlier failed lab left in {folder}")
+        for n in net.nodes:
+            d.datadir_unmount(folder / n)
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lab = Lab(
@@ -197,6 +208,7 @@ def up(
     try:
         net_up(net)
         lab.save()
+        _datadirs(lab)
         _step(lab, "network (guard route, hub bridge, namespaces)", t0, say)
         t = time.monotonic()
         make_auth(lab)

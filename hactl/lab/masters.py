@@ -101,16 +101,17 @@ def master_argv(lab: Lab, *extra: str, name: str = "master") -> list[str]:
     ]
 
 
-def start_master(lab: Lab, name: str) -> int:
+def start_master(lab: Lab, name: str, ready_within: float = 30.0) -> int:
     """Another master (root namespace), recorded as ``name`` so ``down`` ends it too; ``name``
-    is one of :data:`LAB_MASTERS` (its identity)."""
+    is one of :data:`LAB_MASTERS` (its identity). LabError when its reactor has not started
+    within ``ready_within`` seconds (it keeps running)."""
     env = lab.cli_env(name)
     argv = master_argv(lab, name=name)
     log = lab.dir / f"{name}.log"
     mark = len(d.read_log(log))  # a restarted master appends to its log
     lab.pids[name] = d.spawn(argv, log, env)
     lab.save()
-    d.wait_for(lambda: "reactor_started" in d.read_log(log)[mark:], 30, name)
+    d.wait_for(lambda: "reactor_started" in d.read_log(log)[mark:], ready_within, name)
     return lab.pids[name]
 
 

@@ -51,7 +51,9 @@ def _config(module: object) -> tuple[frozenset[str], bool, float]:
     return (
         frozenset(getattr(module, "LAB_COMPONENTS", L.COMPONENTS)),
         bool(getattr(module, "LAB_SUPERVISE", False)),
-        float(getattr(module, "LAB_RESYNC", 30.0)),
+        # the minions' periodic report: 10 s (30 s in production) so that level-triggered
+        # repairs and the checked baseline do not wait half a minute between tests
+        float(getattr(module, "LAB_RESYNC", 10.0)),
     )
 
 
@@ -108,7 +110,8 @@ def _build(config: tuple[frozenset[str], bool, float]) -> L.Lab:
 def _rebuild(the_lab: L.Lab, config: tuple[frozenset[str], bool, float]) -> None:
     """Replace a lab an earlier test left broken by a fresh one, in place: the module's
     fixture (and the shared lab's holder) keep the same object."""
-    L.teardown(the_lab, say=report)
+    L.teardown(the_lab, say=report, keep_logs=True)  # the broken lab's logs, for its story
+    report(f"the broken lab's logs are kept in {the_lab.dir}")
     fresh = _build(config)
     for f in dataclasses.fields(fresh):
         setattr(the_lab, f.name, getattr(fresh, f.name))

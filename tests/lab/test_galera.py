@@ -128,16 +128,29 @@ def _synced(lab: L.Lab, node: str) -> bool:
 
 
 def test_maintenance_is_left_alone_then_rejoined(lab: L.Lab) -> None:
-    """hactl maint on ctl2 -c galera, stop its mariadbd: nothing starts it again for 60 s (a
-    resync included) and the trail says maintenance; maint off: rejoined and Synced."""
+    """hactl maint on ctl2 -c galera, stop its mariadbd: the edge rejoin and the periodic
+    (resync) rejoin that follow are both suppressed with reason maintenance and nothing starts
+    it again; maint off: rejoined and Synced."""
     wait_until(lambda: all(_synced(lab, n) for n in lab.net.nodes), 120, "all Synced")
     hactl(lab, "maint", "on", "ctl2", "-c", "galera", "--reason", "lab: planned work")
     pid = lab.daemon_pid("ctl2", "galera")
     assert pid
+    since = datetime.now(UTC)
     os.kill(pid, signal.SIGTERM)  # a clean stop, as an operator would
     wait_until(lambda: lab.daemon_pid("ctl2", "galera") is None, 60, "mariadbd on ctl2 stopped")
     t_stop = time.monotonic()
-    time.sleep(60)  # the issue's 60 s: longer than a resync (30 s) and the debounces
+
+    def suppressed() -> set[str]:
+        return {
+            e.tag.split("/")[2]
+            for e in asyncio.run(stored_events(lab, "hactl/reactor/*/suppressed", since))
+            if e.data.get("reason") == "maintenance" and e.data.get("key") == "ctl2"
+        }
+
+    rules = {"galera-node-rejoin", "galera-node-down-reconcile"}
+    # evidence, not a fixed wait: the edge and then a resync (every 10 s in the lab) evaluated
+    wait_until(lambda: rules <= suppressed(), 60, "both rejoin rules suppressed", step=2.0)
+    time.sleep(5.0)  # past the edge rule's debounce (5 s): still nothing started it
     assert lab.daemon_pid("ctl2", "galera") is None, "nothing restarted it under maintenance"
     trail = recent_decisions(lab, "2m")
     assert "suppressed maintenance" in trail, trail

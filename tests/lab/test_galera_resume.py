@@ -23,6 +23,8 @@ from hactl.wire.envelope import Event
 from tests.lab.conftest import report
 from tests.lab.helpers import recent_decisions, stored_events, wait_until
 
+LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
+
 ROWS = 100
 
 

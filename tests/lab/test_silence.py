@@ -54,7 +54,9 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
         master_s = None
         if restart_master:
             L.stop_master(lab)
-            L.start_master(lab, "master")
+            # right after a heal JetStream's raft groups are still electing: the master waits
+            # for its streams (how long is one of the figures)
+            L.start_master(lab, "master", ready_within=120)
             master_s = time.monotonic() - t_heal
         up = wait_until(lambda: _all_up(lab), 240, "every server UP after the heal", step=0.2)
         whole = wait_until(lambda: not deviations(lab), 240, "the baseline after the heal", 0.5)

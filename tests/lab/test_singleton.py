@@ -185,6 +185,30 @@ def test_master_killed_during_a_move(lab: L.Lab) -> None:
     )
 
 
+def test_holder_cut_off_while_the_master_restarts(lab: L.Lab) -> None:
+    """The holder cut off the bridge (carrier up) and the master restarted at the same
+    moment: the cut copy stops at the end of its lease, the restarted master grants the lease
+    to another node, never two copies; how long the service was down is reported."""
+    holder = _holder(lab)
+    t0 = time.monotonic()
+    lab_bus.set_link(lab, holder, attached=False)
+    try:
+        L.stop_master(lab)
+        L.start_master(lab, "master")
+        ready = time.monotonic() - t0
+        gone = wait_until(lambda: holder not in _copies(lab), 3 * LEASE, "old copy stopped")
+        node, moved = _elsewhere(lab, holder, 60, t0)
+    finally:
+        lab_bus.set_link(lab, holder, attached=True)
+    wait_until(lambda: len(_copies(lab)) == 1, 3 * LEASE, "exactly one copy after the heal")
+    _no_overlap(lab)
+    report(
+        f"singleton: {holder} cut off while the master restarted (ready {ready:.2f} s): its "
+        f"copy stopped after {gone - t0:.2f} s, running on {node} after {moved:.2f} s "
+        f"(service down {moved - (gone - t0):.2f} s); no overlap"
+    )
+
+
 def test_nats_server_killed_during_a_move(lab: L.Lab) -> None:
     """``singleton.move`` then kill -9 the NATS server the master uses: the move completes or
     is redone; exactly one copy, never two."""
