@@ -76,6 +76,12 @@ class BusError(HactlError):
         self.detail = detail
 
 
+class JetStreamBusy(BusError):
+    """JetStream did not answer (no responders, a timeout, 503): a cluster still electing its
+    leaders, a stream or bucket whose leader was just cut off. Transient: a starting master
+    waits it out instead of exiting."""
+
+
 class PermissionRefused(BusError):
     """nats-server refused an operation: this identity may not do it (hactl/auth/perms.py)."""
 

@@ -12,6 +12,7 @@ import dataclasses
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from hactl.config import (
     recorded_url,
     resolve_auth,
 )
-from hactl.errors import EmbeddedServerError
+from hactl.errors import EmbeddedServerError, JetStreamBusy
 from hactl.log import get_logger
 from hactl.master.hub import METRICS, Hub
 from hactl.master.notify import Notifier, Sink
@@ -129,17 +130,48 @@ def embedded_auth(data_dir: Path, host: str) -> Path:
     return root
 
 
+#: how long a starting master waits for JetStream to answer -- a cluster electing leaders
+#: right after a partition healed, a bucket whose leader is cut off -- before it gives up
+START_PATIENCE_S = 300.0
+
+
+async def _started(
+    url: str, auth: ClientAuth, timeout: float, options: MasterOptions
+) -> tuple[Bus, Hub]:
+    """A connected bus and a started hub. While JetStream does not answer (JetStreamBusy),
+    the partial start is undone and tried again on a new connection, backing off to 5 s,
+    for up to :data:`START_PATIENCE_S` (a master once exited at once when restarted while
+    one of three NATS servers was cut off, and stayed down)."""
+    deadline, delay = time.monotonic() + START_PATIENCE_S, 0.5
+    while True:
+        bus = await Bus.connect(
+            url, auth, name="hactl-master", timeout=timeout, reconnect=True, announce=True
+        )
+        reactor = options.reactor
+        runtime = ReactorRuntime(bus, reactor) if reactor is not None else None
+        hub = Hub(bus, options.stream, runtime)
+        try:
+            await hub.start()
+            return bus, hub
+        except JetStreamBusy as exc:
+            await hub.abort()
+            await bus.close()
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("master_start_waiting", error=str(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        except BaseException:
+            await bus.close()
+            raise
+
+
 async def serve(url: str, auth: ClientAuth, timeout: float, options: MasterOptions) -> None:
     """Connect as the master, run the hub (and the reactor) until SIGTERM."""
-    bus = await Bus.connect(
-        url, auth, name="hactl-master", timeout=timeout, reconnect=True, announce=True
-    )
-    reactor = options.reactor
-    hub = Hub(bus, options.stream, ReactorRuntime(bus, reactor) if reactor is not None else None)
+    bus, hub = await _started(url, auth, timeout, options)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, hub.stop)
     try:
-        await hub.start()
         if options.notify:
             hub.notifier = Notifier(bus, list(options.notify))
             await hub.notifier.start()

@@ -7,6 +7,7 @@ so ``hactl stats`` can tell an operator that something on the bus speaks garbage
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections import Counter
@@ -197,6 +198,19 @@ class Hub:
         if self.reactor is not None and self.reactor.engine is not None:
             return Counter(self.reactor.engine.kinds)
         return self.stats.events
+
+    async def abort(self) -> None:
+        """Undo a :meth:`start` that failed part way (the master then starts again on a new
+        connection): its loops cancelled, its consumers unbound; errors of the undoing are
+        not the point and are ignored."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.quota.stop()
+        if self.reactor is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.reactor.stop(), 15)
 
     def stop(self) -> None:
         """Ask :meth:`run_forever` to return."""

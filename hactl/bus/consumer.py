@@ -140,7 +140,7 @@ async def bind_shared(
 
     await _update(bus, spec)  # an existing one keeps its own settings otherwise
     try:
-        return await patient(bind, f"reactor: binding consumer {spec.durable}")
+        return await patient(bind, f"reactor: binding consumer {spec.durable}", url=bus.url)
     except nats.js.errors.Error as exc:
         raise HactlError(f"reactor: cannot bind consumer {spec.durable}: {exc}") from None
 
@@ -152,6 +152,7 @@ async def _update(bus: Bus, spec: SharedConsumer) -> None:
         info = await patient(
             lambda: bus.js.consumer_info(spec.stream, spec.durable),
             f"reactor: reading consumer {spec.durable}",
+            url=bus.url,
         )
     except nats.js.errors.NotFoundError:
         return  # created by the bind

@@ -133,6 +133,14 @@ class ServerOptions:
     #: host:port of nats-server's HTTP monitoring (/varz, /jsz, /healthz; '' = off). It has
     #: no authentication: bind it to loopback or a management network only.
     monitor: str = ""
+    #: how often the server pings an idle client or route, and how many unanswered pings
+    #: close it. nats-server's defaults (2 min x 2) kept a route to a silently partitioned
+    #: server (carrier up) for minutes: requests to queue groups with a member there (KV
+    #: reads, JetStream API) went to it and timed out, and a master restarted meanwhile took
+    #: 41 s to start. 2 s x 3: such a route is closed within ~8 s (clients ping their own
+    #: server faster still: hactl/auth/client.py).
+    ping_interval_s: int = 2
+    ping_max: int = 3
 
     def config_text(self, handshake_first: bool = True) -> str:
         """The nats-server config file for these options (``handshake_first``: the server
@@ -141,6 +149,8 @@ class ServerOptions:
             f'listen: "{self.host}:{self.port}"',
             f'server_name: "{self.name}"',
             f"max_payload: {self.max_payload}",
+            f'ping_interval: "{self.ping_interval_s}s"',
+            f"ping_max: {self.ping_max}",
             *self.auth.config_lines(self.data_dir, handshake_first),
         ]
         if self.monitor:

@@ -18,7 +18,7 @@ from nats.js import api
 from hactl.auth.perms import AUDIT_STREAM, EVENTS_STREAM, JOBS_STREAM
 from hactl.bus.client import Bus
 from hactl.bus.kv import Kv, NoBucket
-from hactl.errors import BusError, HactlError
+from hactl.errors import BusError, JetStreamBusy
 from hactl.log import get_logger
 from hactl.wire.envelope import MAX_EVENT_BYTES
 from hactl.wire.tags import AUDIT_SUBJECTS, JOB_SUBJECTS, STREAM_SUBJECTS
@@ -93,12 +93,14 @@ async def _stream_info(bus: Bus, name: str) -> api.StreamInfo | None:
     """The stream's info, None if it does not exist; waits out a cluster that just started."""
     for attempt in range(10):  # a NATS cluster that just started may still elect its leader
         try:
-            return await bus.js.stream_info(name)
+            # 2 s, not nats-py's 5: a request that reached a server just cut off is retried
+            return await asyncio.wait_for(bus.js.stream_info(name), 2.0)
         except nats.js.errors.NotFoundError:
             return None
         except JETSTREAM_BUSY:
             if attempt == 9:
-                raise BusError(bus.url, "JetStream is not enabled on this server") from None
+                what = f"JetStream did not answer for stream {name}"
+                raise JetStreamBusy(bus.url, what) from None
             await asyncio.sleep(0.3)
     return None
 
@@ -121,7 +123,7 @@ async def _ensure(bus: Bus, wanted: api.StreamConfig) -> api.StreamInfo:
         except nats.js.errors.APIError as exc:
             raise BusError(bus.url, f"cannot create stream {name}: {exc.description}") from None
         except (nats.errors.TimeoutError, TimeoutError):
-            raise BusError(
+            raise JetStreamBusy(
                 bus.url,
                 f"no answer creating stream {name} (streams are a master's to create;"
                 " or JetStream is busy)",
@@ -217,7 +219,7 @@ async def kv_bucket(
         except (nats.errors.TimeoutError, TimeoutError):
             timeouts += 1
             if timeouts == 4:
-                raise BusError(bus.url, f"creating KV bucket {bucket} timed out") from None
+                raise JetStreamBusy(bus.url, f"creating KV bucket {bucket} timed out") from None
         with contextlib.suppress(NoBucket, BusError):
             return await bind_bucket(bus, bucket)  # it may have been created after all
 
@@ -229,22 +231,24 @@ async def bind_bucket(bus: Bus, bucket: str) -> Kv:
     except nats.js.errors.BucketNotFoundError:
         raise NoBucket(bus.url, bucket) from None
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
-        raise BusError(bus.url, "JetStream is not enabled on this server") from None
+        raise JetStreamBusy(bus.url, f"JetStream did not answer for KV bucket {bucket}") from None
     except (nats.errors.Error, nats.js.errors.Error) as exc:
         raise BusError(bus.url, f"cannot bind KV bucket {bucket} ({exc})") from None
 
 
-async def patient(call: Callable[[], Awaitable[T]], what: str, wait: float = 60.0) -> T:
+async def patient(
+    call: Callable[[], Awaitable[T]], what: str, wait: float = 60.0, url: str = ""
+) -> T:
     """``call()``, retried while JetStream is busy (:data:`JETSTREAM_BUSY`), bounded by
-    ``wait``; then one clear :class:`HactlError` naming ``what``."""
+    ``wait``; then one clear :class:`JetStreamBusy` naming ``what``."""
     deadline = time.monotonic() + wait
     while True:
         try:
             return await call()
         except JETSTREAM_BUSY as exc:
             if time.monotonic() >= deadline:
-                raise HactlError(
-                    f"{what}: JetStream did not answer within {wait:g}s ({type(exc).__name__})"
+                raise JetStreamBusy(
+                    url, f"{what}: JetStream did not answer within {wait:g}s ({type(exc).__name__})"
                 ) from None
             log.info("jetstream_busy_retrying", what=what, error=type(exc).__name__)
             await asyncio.sleep(0.5)

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from hactl.bus.client import Bus
 
 _DELETED = ("DEL", "PURGE")
+#: a direct get is answered by one replica of the stream, which the servers choose; one cut
+#: off silently (its route not closed yet) never answers. A short wait and another try reach
+#: a live one: a master restarted during a partition read its view in 5 s steps instead.
+GET_TIMEOUT_S = 1.0
+GET_TRIES = 5
 
 
 async def read_bucket(bus: Bus, bucket: str) -> dict[str, bytes]:
@@ -34,7 +39,7 @@ async def read_bucket(bus: Bus, bucket: str) -> dict[str, bytes]:
         raise BusError(bus.url, f"cannot read KV bucket {bucket} ({exc})") from None
     out: dict[str, bytes] = {}
     for subject in sorted((info.state.subjects or {}) if info.state else {}):
-        value = await _last(bus, stream, subject)
+        value = await _last_retried(bus, stream, subject)
         if value is not None:
             out[subject[len(prefix) :]] = value
     return out
@@ -52,6 +57,21 @@ async def read_key(bus: Bus, bucket: str, key: str, timeout: float = 2.0) -> byt
             f"no answer reading {key} from {bucket} in {timeout:g} s "
             "(not allowed, or JetStream busy)",
         ) from None
+
+
+async def _last_retried(bus: Bus, stream: str, subject: str) -> bytes | None:
+    """:func:`_last`, each try bounded by :data:`GET_TIMEOUT_S`, up to :data:`GET_TRIES`."""
+    for attempt in range(GET_TRIES):
+        try:
+            return await asyncio.wait_for(_last(bus, stream, subject), GET_TIMEOUT_S)
+        except (TimeoutError, BusError) as exc:
+            if attempt == GET_TRIES - 1:
+                if isinstance(exc, BusError):
+                    raise
+                raise BusError(
+                    bus.url, f"cannot read {subject} (no answer in {GET_TRIES} tries)"
+                ) from None
+    return None  # not reached: the last try returns or raises
 
 
 async def _last(bus: Bus, stream: str, subject: str) -> bytes | None:

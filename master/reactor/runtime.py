@@ -47,7 +47,7 @@ from hactl.auth.perms import (
 from hactl.bus import EVENTS_STREAM, Bus, kv_bucket
 from hactl.bus.consumer import Delivery, SharedConsumer, bind_shared, unsubscribe
 from hactl.bus.viewstore import ViewStore
-from hactl.errors import BusError, DecodeError, HactlError
+from hactl.errors import BusError, DecodeError, HactlError, JetStreamBusy
 from hactl.log import get_logger
 from hactl.master.reactor.convergence.reconciler import ReconcileOptions, Reconciler
 from hactl.master.reactor.effects import LOCK_TTL, NatsEffects
@@ -256,8 +256,10 @@ class ReactorRuntime:
             except BusError as exc:
                 if "no KV bucket" in exc.detail:
                     return
-                if time.monotonic() >= deadline:
-                    raise HactlError(f"reactor: loading the cluster view: {exc.detail}") from None
+                if time.monotonic() >= deadline:  # the master starts again (daemon.py)
+                    raise JetStreamBusy(
+                        exc.url, f"reactor: loading the cluster view: {exc.detail}"
+                    ) from None
                 log.info("jetstream_busy_retrying", what="loading the view", error=exc.detail)
                 await asyncio.sleep(0.5)
         for node, aspect, value, at in entries:

@@ -71,7 +71,7 @@ OPTIONS: dict[str, tuple[Field, ...]] = {
             (int,),
             False,
             64 * 1024 * 1024,
-            between=(0, 1 << 50),
+            between=(0, 1e12),
             doc="bytes: less free on the datadir's filesystem is a full disk",
         ),
     ),
