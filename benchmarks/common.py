@@ -8,6 +8,8 @@ as the real ``master`` identity, so the reactor is measured with its production 
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 from hactl.auth.client import ClientAuth, for_identity
@@ -29,3 +31,14 @@ def env(auth: ServerAuth, name: str = HARNESS) -> dict[str, str]:
     """The environment of a ``hactl`` child connecting as ``name``."""
     creds = auth.auth_dir / "creds" / f"{name}.nk"
     return {**os.environ, "HACTL_CREDS": str(creds), "HACTL_TLS_CA": str(auth.auth_dir / "ca.crt")}
+
+
+def lab_folder(script: str) -> Path | None:
+    """A fresh folder for a benchmark's lab (the lab creates it, 0755: mysqld must traverse
+    it); None, with the reason on stderr, when not root (a lab lives in network namespaces)."""
+    if os.geteuid() != 0:
+        print(f"{script}: needs root (a lab in network namespaces)", file=sys.stderr)
+        return None
+    folder = Path(tempfile.mkdtemp(prefix=f"hactl-{script.removesuffix('.py')}-"))
+    folder.rmdir()
+    return folder

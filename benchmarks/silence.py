@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import lab_folder
 from hactl.lab import lab as L
 from hactl.lab.baseline import wait_baseline
 from tests.lab.test_silence import holder_silence, line
@@ -39,11 +38,9 @@ def main() -> int:
     ap.add_argument("--seconds", default="30,60")
     ap.add_argument("--json", action="store_true", help="every run's figures, after the table")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("silence.py: needs root (a lab in network namespaces)", file=sys.stderr)
+    folder = lab_folder("silence.py")
+    if folder is None:
         return 2
-    folder = Path(tempfile.mkdtemp(prefix="hactl-silence-"))
-    folder.rmdir()
     lab = L.up(folder, 3, set(L.COMPONENTS), subnet=SUBNET, prefix="hsl", say=lambda _m: None)
     runs: dict[str, list[dict[str, Any]]] = {}
     try:

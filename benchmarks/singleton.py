@@ -25,7 +25,6 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import lab_folder
 from hactl.lab import bus as lab_bus
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
@@ -102,11 +102,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--faults", default=",".join(FAULTS))
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("singleton.py: needs root (a lab in network namespaces)", file=sys.stderr)
+    folder = lab_folder("singleton.py")
+    if folder is None:
         return 2
-    folder = Path(tempfile.mkdtemp(prefix="hactl-singleton-"))
-    folder.rmdir()
     lab = L.up(
         folder, 3, {"haproxy", "keepalived"}, subnet=SUBNET, prefix="hsg", say=lambda _m: None
     )

@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import lab_folder
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from tests.lab.helpers import stored_events
@@ -53,15 +52,13 @@ def main() -> int:
         help="lan, default, or lan:KEY=VALUE,... (provider options tried on top of a profile)",
     )
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("soak.py: needs root (a lab in network namespaces)", file=sys.stderr)
+    folder = lab_folder("soak.py")
+    if folder is None:
         return 2
     stress = shutil.which("stress-ng")
     if stress is None:
         print("soak.py: stress-ng missing (scripts/install.sh installs it)", file=sys.stderr)
         return 2
-    folder = Path(tempfile.mkdtemp(prefix="hactl-soak-"))  # the lab creates it (0755):
-    folder.rmdir()  # mysqld must be able to traverse it
     lab = L.up(
         folder,
         3,
