@@ -82,7 +82,7 @@ def main() -> int:
         after = _conf_ids(lab)
         vrrp = asyncio.run(stored_events(lab, "hactl/beacon/*/vrrp", since))
         transitions = [
-            {"node": e.node, "item": c.get("item"), "to": c.get("value"), "from": c.get("prev")}
+            {"node": e.minion, "item": c.get("item"), "to": c.get("value"), "from": c.get("prev")}
             for e in vrrp
             for c in e.data.get("changes") or []
             if c.get("field") == "state"
