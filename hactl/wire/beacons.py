@@ -76,6 +76,7 @@ ITEM_FIELDS: Final[dict[str, dict[str, Spec]]] = {
         "running_members": (STRS, type(None)),
         "partitions": (STRS, type(None)),
         "alarms": (STRS, type(None)),
+        "local_alarms": (STRS, type(None)),  # this broker's own, read when asked
         "local_listed": _B,
         "down_since": _NUM + _NONE,
         "process": _B,  # its Erlang VM alive (with the beacon's pidfile option)

@@ -90,6 +90,29 @@ async def amqp_probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
 
 async def http_get_json(url: str, auth: str, timeout: float) -> Any:
     """GET ``url`` (HTTP/1.0, basic auth) and decode the JSON body; raises on any failure."""
+    status, body = await http_get(url, auth, timeout)
+    if status != 200:
+        raise ValueError(f"HTTP {status} from {url}")
+    return json.loads(body)
+
+
+def parse_local_alarms(status: int, body: bytes) -> list[str]:
+    """``/api/health/checks/local-alarms`` -> this node's resource alarms, read when asked
+    (not from the statistics ``/api/nodes`` shows, seconds late): 200 is none, 503 lists
+    them as ``node:resource``; anything else raises ValueError."""
+    if status == 200:
+        return []
+    if status != 503:
+        raise ValueError(f"HTTP {status} from the local-alarms check")
+    alarms = json.loads(body).get("alarms")
+    if not isinstance(alarms, list):
+        raise ValueError("a failed local-alarms check without alarms")
+    return sorted(f"{a.get('node')}:{a.get('resource')}" for a in alarms if isinstance(a, dict))
+
+
+async def http_get(url: str, auth: str, timeout: float) -> tuple[int, bytes]:
+    """GET ``url`` (HTTP/1.0, basic auth): its status and body; raises on a transport
+    failure or an answer that is not HTTP."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
@@ -104,9 +127,9 @@ async def http_get_json(url: str, auth: str, timeout: float) -> Any:
         await close_quietly(writer)
     head, _, body = raw.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].split()
-    if len(status) < 2 or status[1] != b"200":
-        raise ValueError(f"HTTP {status[1:2]!r} from {url}")
-    return json.loads(body)
+    if len(status) < 2 or not status[1].isdigit():
+        raise ValueError(f"not an HTTP answer from {url}")
+    return int(status[1]), body
 
 
 class RabbitmqBeacon:
@@ -114,7 +137,16 @@ class RabbitmqBeacon:
 
     name = "rabbitmq"
     significant = frozenset(
-        {"present", "running", "api", "members", "running_members", "partitions", "alarms"}
+        {
+            "present",
+            "running",
+            "api",
+            "members",
+            "running_members",
+            "partitions",
+            "alarms",
+            "local_alarms",
+        }
     )
 
     def __init__(self, ctx: BeaconContext) -> None:
@@ -150,6 +182,10 @@ class RabbitmqBeacon:
         try:
             nodes = await http_get_json(f"{self.api}/api/nodes", self.auth, self.timeout)
             item.update(parse_nodes(nodes, self.node), api=True)
+            check = await http_get(
+                f"{self.api}/api/health/checks/local-alarms", self.auth, self.timeout
+            )
+            item["local_alarms"] = parse_local_alarms(*check)
         except (OSError, TimeoutError, ValueError) as exc:
             item.update(
                 api=False,
@@ -158,6 +194,7 @@ class RabbitmqBeacon:
                 running_members=None,
                 partitions=None,
                 alarms=None,
+                local_alarms=None,
             )
         return {ITEM: item}
 

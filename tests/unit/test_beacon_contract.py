@@ -50,6 +50,7 @@ def test_rabbitmq_items_with_and_without_the_api() -> None:
         "detail": "ok",
         **parse_nodes(nodes, first),
         "api": True,
+        "local_alarms": [f"{first}:memory"],
     }
     assert check_items("rabbitmq", {"local": item}) == ""
     down = {

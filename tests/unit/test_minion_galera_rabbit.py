@@ -20,7 +20,7 @@ from hactl.minion.beacons.galera import (
     parse_status_tsv,
     status_item,
 )
-from hactl.minion.beacons.rabbitmq import parse_amqp_start, parse_nodes
+from hactl.minion.beacons.rabbitmq import parse_amqp_start, parse_local_alarms, parse_nodes
 from hactl.minion.executors.base import CommandRefused, ExecContext, RabbitSettings, validate_args
 from hactl.minion.executors.galera import GALERA_BOOTSTRAP, GALERA_START, _check_position
 from hactl.minion.executors.rabbitmq import forget_node
@@ -164,3 +164,16 @@ def test_a_caller_supplied_timeout_has_a_ceiling(timeout: float) -> None:
     with pytest.raises(CommandRefused, match="timeout must be from 1 to 600"):
         validate_args(GALERA_START, {"timeout": timeout})
     assert validate_args(GALERA_START, {"timeout": 600})["timeout"] == 600
+
+
+def test_local_alarms_check_of_a_real_broker() -> None:
+    """/api/health/checks/local-alarms: 200 is no alarm of this broker; 503 names each
+    (captured from a broker whose memory watermark was dropped); anything else is refused."""
+    body = (GOLDEN / "rabbitmq_local_alarms_503.json").read_bytes()
+    node = json.loads(body)["alarms"][0]["node"]
+    assert parse_local_alarms(200, b'{"status":"ok"}') == []
+    assert parse_local_alarms(503, body) == [f"{node}:memory"]
+    with pytest.raises(ValueError, match="HTTP 401"):
+        parse_local_alarms(401, b"{}")
+    with pytest.raises(ValueError, match="without alarms"):
+        parse_local_alarms(503, b'{"status":"failed"}')

@@ -406,3 +406,15 @@ async def test_a_dead_haproxy_costs_one_failed_call_not_one_per_server() -> None
     }
     assert sent_ctl2 == {"ctl2", "ctl3"}
     assert bus.audit("suppressed") == []  # nothing held as flapping
+
+
+def test_a_brokers_own_alarms_come_from_its_health_check_first() -> None:
+    """own_alarms: the local-alarms check when the beacon has it (current), else the
+    cluster list's entries that name the broker; another broker's alarm is never its own."""
+    from hactl.master.reactor.convergence.desired import own_alarms
+
+    stale = {"node": "rabbit@ctl2", "alarms": ["rabbit@ctl2:mem_alarm", "rabbit@ctl3:mem_alarm"]}
+    assert own_alarms(stale) == ["rabbit@ctl2:mem_alarm"]
+    assert own_alarms({**stale, "local_alarms": []}) == []  # cleared: the list lags
+    assert own_alarms({**stale, "local_alarms": ["rabbit@ctl2:memory"]}) == ["rabbit@ctl2:memory"]
+    assert own_alarms({"node": "rabbit@ctl1", "alarms": ["rabbit@ctl3:disk_free_alarm"]}) == []

@@ -93,9 +93,13 @@ def _minority(r: Mapping[str, Any]) -> str:
 
 
 def own_alarms(report: Mapping[str, Any]) -> list[str]:
-    """The resource alarms of the reporting broker itself. Every broker's report lists the
-    whole cluster's (``rabbit@ctl3:mem_alarm`` in ctl1's too): read as its own, one alarmed
-    broker drained all three (issue 26: 0 of 12 new clients could connect)."""
+    """The resource alarms of the reporting broker itself: its local-alarms health check
+    (current), else the ones of the cluster's list (``/api/nodes`` statistics, seconds late)
+    that name it. Every broker's list holds the whole cluster's (``rabbit@ctl3:mem_alarm`` in
+    ctl1's too): read as its own, one alarmed broker drained all three (issue 26)."""
+    local = report.get("local_alarms")
+    if isinstance(local, list):  # the broker's own health check: current, and its own
+        return [str(a) for a in local]
     node = report.get("node")
     return [a for a in report.get("alarms") or [] if a.rpartition(":")[0] == node]
 

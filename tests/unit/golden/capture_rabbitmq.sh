@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Capture golden RabbitMQ inputs (management API /api/nodes, AMQP Connection.Start frame) from a
-# real one-node broker in a guarded network namespace. Root; writes into $1.
+# Capture golden RabbitMQ inputs (management API /api/nodes and the local-alarms check, AMQP
+# Connection.Start frame) from a real one-node broker in a guarded network namespace. Root; writes into $1.
 set -euo pipefail
 OUT=${1:?out dir}; W=$(mktemp -d /tmp/hactl-rcap.XXXX); NS=hactl-rcap-$$
 ip route add unreachable 10.99.7.0/24
@@ -39,4 +39,10 @@ import socket, sys
 s = socket.create_connection(("10.99.7.11", 5672), timeout=3); s.sendall(b"AMQP\x00\x00\x09\x01")
 open(sys.argv[1], "wb").write(s.recv(64)[:64]); s.close()
 PY
+# the local-alarms health check while the broker's memory watermark is below its use (503)
+/usr/lib/rabbitmq/bin/rabbitmqctl -n rabbit@rcap set_vm_memory_high_watermark 0.0001 > /dev/null
+sleep 2
+ip netns exec $NS curl -sS -m 5 -u guest:guest http://127.0.0.1:15672/api/health/checks/local-alarms \
+  > $OUT/rabbitmq_local_alarms_503.json
+/usr/lib/rabbitmq/bin/rabbitmqctl -n rabbit@rcap set_vm_memory_high_watermark absolute 268435456 > /dev/null
 echo captured
