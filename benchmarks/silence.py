@@ -3,7 +3,9 @@
 A full lab (root; subnet 10.99.2: HAProxy, keepalived, Galera, RabbitMQ, the master) has the
 internal VIP's holder cut off the bridge (carrier up) for each of ``--seconds`` (default 30
 and 60), healed, with and without the master restarted right after the heal, ``--runs`` times
-each (default 3). Measured per run (tests/lab/test_silence.py's scenario): the API servers of
+each (default 3). Measured per run (tests/lab/test_silence.py's scenario): first what
+OpenStack's own clients through the VIP saw (oslo.messaging RPC and an oslo.db writer with
+hactl's rendered settings: longest gaps, calls failed), then the API servers of
 the two healthy nodes any HAProxy held in drain or maint at any time (must be none), the
 seconds from the heal until every server is UP on every HAProxy and until the whole checked
 baseline holds, and the reconciler's corrections after the heal. The baseline the figures are
@@ -59,7 +61,8 @@ def main() -> int:
         L.teardown(lab, say=lambda _m: None)
     base = statistics.median(r["all_up_after_heal_s"] for r in runs["14s"]) or 0.1
     print(
-        f"{'case':<22} {'runs':>4} {'healthy out':>11} {'all UP p50/max':>15} "
+        f"{'case':<22} {'runs':>4} {'RPC gap p50/max':>16} {'RPC failed':>10} "
+        f"{'DB gap p50/max':>15} {'healthy out':>11} {'all UP p50/max':>15} "
         f"{'ratio':>6} {'baseline p50/max':>17} {'fixes p50':>9}"
     )
     summary: dict[str, Any] = {}
@@ -73,8 +76,13 @@ def main() -> int:
             "healthy_taken_out": out,
             "ratio_up_p50": up[len(up) // 2] / base,
         }
+        rpc = sorted(r["clients"]["rpc"]["longest_gap"] for r in rs)
+        db = sorted(r["clients"]["db"]["longest_gap"] for r in rs)
+        failed = sum(r["clients"]["rpc"]["failed"] for r in rs)
         print(
-            f"{key:<22} {len(rs):>4} {out:>11} {statistics.median(up):>7.1f}/{up[-1]:<7.1f} "
+            f"{key:<22} {len(rs):>4} {statistics.median(rpc):>7.2f}/{rpc[-1]:<8.2f} "
+            f"{failed:>10} {statistics.median(db):>7.2f}/{db[-1]:<7.2f} "
+            f"{out:>11} {statistics.median(up):>7.1f}/{up[-1]:<7.1f} "
             f"{statistics.median(up) / base:>6.2f} {statistics.median(whole):>8.1f}/"
             f"{whole[-1]:<8.1f} {fixes:>9g}"
         )

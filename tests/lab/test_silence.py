@@ -17,6 +17,7 @@ from typing import Any
 from hactl.lab import bus as lab_bus
 from hactl.lab import lab as L
 from hactl.lab.baseline import deviations
+from hactl.lab.workload import Workload, prepare
 from tests.lab.conftest import report
 from tests.lab.helpers import DrainWatch, server_status, stored_events, wait_until
 
@@ -42,7 +43,11 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
     holder = L.holders(lab)[vip][0]
     healthy = tuple(n for n in lab.net.nodes if n != holder)
     since = datetime.now(UTC)
-    with DrainWatch(lab, healthy) as watch:
+    # OpenStack's own clients through the VIP (oslo.messaging RPC, an oslo.db writer) with
+    # hactl's rendered settings, read as a service on a healthy node would
+    with Workload(*prepare(lab, healthy[0])) as work, DrainWatch(lab, healthy) as watch:
+        time.sleep(2.0)
+        wall_cut = time.time()
         t_cut = time.monotonic()
         lab_bus.set_link(lab, holder, attached=False)
         try:
@@ -61,6 +66,7 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
         up = wait_until(lambda: _all_up(lab), 240, "every server UP after the heal", step=0.2)
         whole = wait_until(lambda: not deviations(lab), 240, "the baseline after the heal", 0.5)
         time.sleep(3.0)  # anything taken out late is still seen
+    clients = work.figures(wall_cut - 0.5)
     trail = asyncio.run(stored_events(lab, "hactl/reactor/reconcile/done", since))
     after = [e for e in trail if e.ts >= healed_at.timestamp()]
     return {
@@ -78,7 +84,20 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
             if e.ts < healed_at.timestamp()
         ],
         "corrections_after_heal": [f"{e.data.get('key')}->{e.data.get('to')}" for e in after],
+        "clients": clients,
     }
+
+
+def clients_line(c: dict[str, Any]) -> str:
+    """What the real clients saw over the fault (the headline; the drains are the probe)."""
+    r, d = c["rpc"], c["db"]
+    return (
+        f"oslo.messaging {r['calls']} calls, {r['failed']} failed ({r['executed_but_failed']} "
+        f"run but reported failed, {r['executed_twice']} run twice), longest gap "
+        f"{r['longest_gap']:.2f} s; oslo.db {d['transactions']} transactions, {d['failed']} "
+        f"failed after retries, longest write gap {d['longest_gap']:.2f} s, {d['rows_lost']} "
+        "committed rows lost"
+    )
 
 
 def line(f: dict[str, Any]) -> str:
@@ -88,6 +107,7 @@ def line(f: dict[str, Any]) -> str:
     )
     return (
         f"silence: VIP holder {f['holder']} cut {f['seconds']:g} s{restart}: "
+        f"{clients_line(f['clients'])}; "
         f"{len(f['healthy_taken_out'])} API server(s) of healthy nodes taken out "
         f"({f['samples']} samples); every server UP {f['all_up_after_heal_s']:.1f} s and the "
         f"baseline {f['baseline_after_heal_s']:.1f} s after the heal; corrections during the "
@@ -106,3 +126,5 @@ def test_the_vip_holder_cut_30s_then_the_master_restarted_drains_nothing_healthy
     report(line(figures))
     assert figures["healthy_taken_out"] == {}, figures
     assert figures["samples"] > 50, figures  # the watch looked throughout
+    c = figures["clients"]  # what a client must never see, whatever the fault
+    assert c["rpc"]["executed_twice"] == 0 and c["db"]["rows_lost"] == 0, c
