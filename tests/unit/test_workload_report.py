@@ -3,6 +3,8 @@ split by whether the server ran them, calls run twice, committed rows lost."""
 
 from __future__ import annotations
 
+import pytest
+
 from hactl.lab.workload.report import db_figures, figures, longest_gap, rpc_figures
 
 
@@ -47,3 +49,13 @@ def test_figures_read_the_workload_json() -> None:
     out = figures(samples, 0.0, 2.0)
     assert out["rpc"]["failed"] == 0 and out["rpc"]["longest_gap"] == 1.1
     assert out["db"]["rows_lost"] == 0 and out["db"]["longest_gap"] == 1.02
+
+
+def test_rows_not_read_back_are_unknown_not_lost() -> None:
+    """A workload that could not read its rows back at the end (its closer timed out) gives
+    no figures for the database: never every committed row counted as lost."""
+    samples = {"db": {"txns": [[1.0, 1.02, 7, True]], "stored": [], "read_back": False}}
+    with pytest.raises(ValueError, match="could not read its rows back"):
+        figures(samples, 0.0, 2.0)
+    samples["db"].update(stored=[7], read_back=True)
+    assert figures(samples, 0.0, 2.0)["db"]["rows_lost"] == 0

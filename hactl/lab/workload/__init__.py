@@ -131,7 +131,10 @@ class Workload:
         stop, before closing)."""
         if not self.samples:
             raise LabError(f"the workload wrote no samples: {self.tail()}")
-        return figures(self.samples, since, until or float(self.samples["stopping"]))
+        try:
+            return figures(self.samples, since, until or float(self.samples["stopping"]))
+        except ValueError as exc:
+            raise LabError(f"{exc}: {self.tail()}") from None
 
     def __enter__(self) -> Workload:
         return self.start()

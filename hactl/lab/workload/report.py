@@ -100,6 +100,8 @@ def figures(samples: Mapping[str, Any], since: float, until: float) -> dict[str,
         out["rpc"] = asdict(rpc_figures(calls, executed, since, until))
     if "db" in samples:
         db = samples["db"]
+        if db.get("read_back") is False:  # never "lost": unknown, and said so
+            raise ValueError("the workload could not read its rows back at the end")
         txns = [tuple(t) for t in db["txns"]]
         out["db"] = asdict(db_figures(txns, db["stored"], since, until))
     return out

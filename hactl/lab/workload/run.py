@@ -112,7 +112,7 @@ def _db(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) ->
         )
         base = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM workload")).scalar()
     txns: list[tuple[float, float, int, bool]] = []
-    out["db"] = {"txns": txns, "stored": []}
+    out["db"] = {"txns": txns, "stored": [], "read_back": False}
 
     @db_api.wrap_db_retry(  # type: ignore[untyped-decorator]  # oslo.db ships no types
         retry_on_deadlock=True, retry_on_disconnect=True, max_retries=20
@@ -148,6 +148,7 @@ def _db(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) ->
         with context.reader.using(_Ctx()) as session:
             rows = session.execute(text("SELECT id FROM workload WHERE id >= :f"), {"f": first})
             out["db"]["stored"] = [int(r[0]) for r in rows]
+        out["db"]["read_back"] = True
 
     return [close]
 
@@ -190,8 +191,15 @@ def main(argv: list[str] | None = None) -> None:
     stop.wait(args.seconds or None)
     stop.set()
     out["stopping"] = time.time()  # the clients' last moment of work (closing is not)
-    for close in closers:
-        close()
+    # the database's closer first (it reads back the stored rows: "rows lost" needs them),
+    # each bounded, so that the samples are written before whoever stopped us gives up
+    # (an RPC server left on a broker cut off for 60 s once held the process past 90 s)
+    for close, budget in zip(reversed(closers), (40.0, 30.0), strict=False):
+        done = threading.Thread(target=close, daemon=True)
+        done.start()
+        done.join(budget)
+        if done.is_alive():
+            out.setdefault("unclosed", []).append(budget)
     out["stopped"] = time.time()
     Path(args.out).write_text(json.dumps(out))
 
