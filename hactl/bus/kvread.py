@@ -8,6 +8,7 @@ get (hactl/auth/perms.py), so everything a reader needs from a bucket goes throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 import nats.errors
@@ -61,17 +62,13 @@ async def read_key(bus: Bus, bucket: str, key: str, timeout: float = 2.0) -> byt
 
 async def _last_retried(bus: Bus, stream: str, subject: str) -> bytes | None:
     """:func:`_last`, each try bounded by :data:`GET_TIMEOUT_S`, up to :data:`GET_TRIES`."""
-    for attempt in range(GET_TRIES):
-        try:
+    for _ in range(GET_TRIES - 1):
+        with contextlib.suppress(TimeoutError, BusError):
             return await asyncio.wait_for(_last(bus, stream, subject), GET_TIMEOUT_S)
-        except (TimeoutError, BusError) as exc:
-            if attempt == GET_TRIES - 1:
-                if isinstance(exc, BusError):
-                    raise
-                raise BusError(
-                    bus.url, f"cannot read {subject} (no answer in {GET_TRIES} tries)"
-                ) from None
-    return None  # not reached: the last try returns or raises
+    try:
+        return await asyncio.wait_for(_last(bus, stream, subject), GET_TIMEOUT_S)
+    except TimeoutError:
+        raise BusError(bus.url, f"cannot read {subject} (no answer in {GET_TRIES} tries)") from None
 
 
 async def _last(bus: Bus, stream: str, subject: str) -> bytes | None:

@@ -25,8 +25,10 @@ from typing import Any
 from hactl.auth.client import ClientAuth, for_identity
 from hactl.data import states_dir
 from hactl.lab import daemons as d
+from hactl.lab import datastores as stores
 from hactl.lab.bus import LAB_ADMIN, make_auth, start_cluster
 from hactl.lab.config import minion_yaml, pillar, standin_argv
+from hactl.lab.datastores import start_rabbit
 from hactl.lab.masters import HACTL, master_argv, rules_dir, start_master, stop_master
 from hactl.lab.net import LabError, LabNet, exec_argv, ip
 from hactl.lab.net import down as net_down
@@ -148,15 +150,6 @@ class Lab:
         return None
 
 
-def _datadirs(lab: Lab) -> None:
-    """Each node's Galera datadir on its own filesystem, before anything runs in the
-    namespaces: a process started by ``ip netns exec`` gets its own mount namespace and never
-    sees a mount made after it started (the minions read grastate.dat there)."""
-    if "galera" in lab.components:
-        for n in lab.net.nodes:
-            d.datadir_mount(lab.node_dir(n))
-
-
 def _step(lab: Lab, name: str, start: float, say: Any) -> None:
     lab.timings[name] = round(time.monotonic() - start, 2)
     lab.save()
@@ -208,7 +201,7 @@ def up(
     try:
         net_up(net)
         lab.save()
-        _datadirs(lab)
+        stores.mount_datadirs(lab)
         _step(lab, "network (guard route, hub bridge, namespaces)", t0, say)
         t = time.monotonic()
         make_auth(lab)
@@ -222,16 +215,16 @@ def up(
         _step(lab, "hactl apply (HAProxy + keepalived started by the minions)", t, say)
         t = time.monotonic()
         if "rabbitmq" in comps:  # the brokers boot while Galera bootstraps: neither needs the other
-            _rabbit_start(lab)
+            stores.spawn_brokers(lab)
         if "galera" in comps:
-            _galera(lab)
+            stores.start_galera(lab)
             _step(lab, "Galera (bootstrap + joiners, all Synced)", t, say)
         if "rabbitmq" in comps:
-            _rabbit_wait(lab)
+            stores.wait_brokers(lab)
             _step(lab, "RabbitMQ (3 nodes clustered; started with Galera)", t, say)
         if "haproxy" in comps and comps & {"galera", "rabbitmq"}:
             t = time.monotonic()
-            _backends_up(lab)
+            stores.backends_up(lab)
             _step(lab, "every Galera and RabbitMQ server UP in every HAProxy", t, say)
         _step(lab, "total", t0, say)
     except BaseException:
@@ -334,53 +327,6 @@ def _vip_holders(lab: Lab, vip_index: int = 0) -> list[str]:
     return [n for n in lab.net.nodes if has(n)]
 
 
-def _galera(lab: Lab) -> None:
-    net = lab.net
-    for n in net.nodes:
-        d.galera_init(lab.node_dir(n), lab.node_dir(n) / "etc/galera.cnf")
-    for i, n in enumerate(net.nodes):
-        cnf = lab.node_dir(n) / "etc/galera.cnf"
-        extra = ["--wsrep-new-cluster"] if i == 0 else []
-        d.galera_start(net, n, cnf, lab.node_dir(n) / "mysql/mariadbd.out", *extra)
-        sock = lab.node_dir(n) / "mysql/mysqld.sock"
-        d.wait_for(lambda s=sock: d.galera_state(s) == ("Primary", "Synced"), 60, f"Galera on {n}")
-
-
-def _rabbit_start(lab: Lab) -> None:
-    net = lab.net
-    for n in net.nodes:
-        d.rabbit_prepare(lab.dir, n)
-    for n in net.nodes:
-        env = d.rabbit_env(lab.dir, n, net.address(n))
-        argv = exec_argv(net, n, ["/usr/lib/rabbitmq/bin/rabbitmq-server"])
-        lab.pids[f"rabbit-launcher:{n}"] = d.spawn(
-            argv, lab.node_dir(n) / "rabbit/console.log", env
-        )
-    lab.save()
-
-
-def _rabbit_wait(lab: Lab) -> None:
-    for n in lab.net.nodes:
-        log = lab.node_dir(n) / "rabbit/console.log"
-        d.wait_for(lambda p=log: "Server startup complete" in d.read_log(p), 90, f"RabbitMQ on {n}")
-
-
-def _backends_up(lab: Lab) -> None:
-    """Ready for clients: HAProxy's checks (rise 2 x 1 s) see the daemons that just started, so
-    a client connecting at once is not put on two brokers out of three."""
-    wanted = [b for b in ("galera", "rabbitmq") if b in lab.components]
-
-    def all_up() -> bool:
-        for n in lab.net.nodes:
-            st = d.haproxy_servers(lab.node_dir(n) / "run/haproxy.sock")
-            mine = [v for k, v in st.items() if k.split("/", 1)[0] in wanted]
-            if len(mine) != len(wanted) * len(lab.net.nodes) or set(mine) != {"UP"}:
-                return False
-        return True
-
-    d.wait_for(all_up, 60, "every galera/rabbitmq server UP in every HAProxy")
-
-
 def _signal_all(pids: list[int], sig: int) -> None:
     for pid in pids:
         if d.alive(pid):
@@ -430,20 +376,8 @@ def holders(lab: Lab) -> dict[str, list[str]]:
     return {lab.net.vip(i): _vip_holders(lab, i) for i in (0, 1)}
 
 
-def start_rabbit(lab: Lab, node: str) -> None:
-    """(Re)start one RabbitMQ node (after a kill); waits for its startup line."""
-    env = d.rabbit_env(lab.dir, node, lab.net.address(node))
-    log = lab.node_dir(node) / "rabbit/console.log"
-    mark = len(d.read_log(log))
-    argv = exec_argv(lab.net, node, ["/usr/lib/rabbitmq/bin/rabbitmq-server"])
-    lab.pids[f"rabbit-launcher:{node}"] = d.spawn(argv, log, env)
-    lab.save()
-    d.wait_for(
-        lambda: "Server startup complete" in d.read_log(log)[mark:], 90, f"RabbitMQ on {node}"
-    )
-
-
-# the lab's masters live in hactl/lab/masters.py; tests and the CLI reach them through here
+# the lab's masters live in hactl/lab/masters.py, its data tier in hactl/lab/datastores.py;
+# tests and the CLI reach them through here
 __all__ = [
     "HACTL",
     "Lab",

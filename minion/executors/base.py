@@ -37,6 +37,17 @@ class CommandRefused(HactlError):
 Arg = Field
 
 
+def _read_pid(path: str) -> int | None:
+    """The pid a pid file holds (None: no path, no file, or no number in it)."""
+    if not path:
+        return None
+    try:
+        pid = int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid > 0 else None
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceCommands:
     """How to start/stop/reload/restart one service where there is no systemd.
@@ -71,14 +82,14 @@ class ServiceCommands:
         return pid
 
     def _from_file(self) -> int | None:
-        if not self.pidfile:
+        pid = _read_pid(self.pidfile)
+        if pid is None:
             return None
         try:
-            pid = int(Path(self.pidfile).read_text().split()[0])
             os.kill(pid, 0)
             # a killed daemon not yet reaped (a zombie) is not running
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, ValueError, IndexError):
+        except (OSError, IndexError):
             return None
         return None if state == "Z" else pid
 
@@ -87,17 +98,8 @@ class ServiceCommands:
         included: a daemon checks its pid files with ``kill(pid, 0)`` at start, which a
         killed copy's exiting children and an unreaped zombie both pass -- it then takes
         itself for a second copy and quits with status 0 (keepalived does)."""
-        found = []
-        for path in (self.pidfile, *self.pidfiles):
-            if not path:
-                continue
-            try:
-                pid = int(Path(path).read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                continue
-            if pid > 0 and Path(f"/proc/{pid}").exists():
-                found.append(pid)
-        return found
+        pids = (_read_pid(path) for path in (self.pidfile, *self.pidfiles))
+        return [pid for pid in pids if pid is not None and Path(f"/proc/{pid}").exists()]
 
     def argv(self, action: str) -> list[str]:
         """The command for ``action`` with ``{pid}`` filled in ('' when there is no pid)."""

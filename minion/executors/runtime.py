@@ -140,7 +140,7 @@ async def start_checked(ctx: ExecContext, name: str, svc: ServiceCommands) -> tu
     of a previous copy are gone: started while a killed keepalived's children were exiting,
     or while the killed parent was still an unreaped zombie (the lab's init reaps every ~2 s),
     keepalived took them for a running copy and quit."""
-    if svc.start and svc.pid() is None and (left := await _previous_gone(svc, LEFTOVERS_WITHIN)):
+    if svc.pid() is None and (left := await _previous_gone(svc, LEFTOVERS_WITHIN)):
         log.warning("service_start_leftovers", service=name, pids=left)
     res = await run_argv(svc.argv("start"), ctx.command_timeout)
     out = res.output[-2000:]

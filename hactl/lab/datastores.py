@@ -1,0 +1,90 @@
+"""The lab's data tier: each node's Galera datadir on a filesystem of its own, Galera
+(bootstrap, then joiners one by one), RabbitMQ (3 nodes, classic-config peer discovery), and
+the wait until HAProxy's checks see them all. ``hactl/lab/lab.py`` calls these in order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hactl.lab import daemons as d
+from hactl.lab.net import exec_argv
+
+if TYPE_CHECKING:
+    from hactl.lab.lab import Lab
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+def mount_datadirs(lab: Lab) -> None:
+    """Each node's Galera datadir on its own filesystem, before anything runs in the
+    namespaces: a process started by ``ip netns exec`` gets its own mount namespace and never
+    sees a mount made after it started (the minions read grastate.dat there)."""
+    if "galera" in lab.components:
+        for n in lab.net.nodes:
+            d.datadir_mount(lab.node_dir(n))
+
+
+def start_galera(lab: Lab) -> None:
+    """``mariadb-install-db`` everywhere; the first node bootstraps, each next joins once
+    the previous is Synced."""
+    net = lab.net
+    for n in net.nodes:
+        d.galera_init(lab.node_dir(n), lab.node_dir(n) / "etc/galera.cnf")
+    for i, n in enumerate(net.nodes):
+        cnf = lab.node_dir(n) / "etc/galera.cnf"
+        extra = ["--wsrep-new-cluster"] if i == 0 else []
+        d.galera_start(net, n, cnf, lab.node_dir(n) / "mysql/mariadbd.out", *extra)
+        sock = lab.node_dir(n) / "mysql/mysqld.sock"
+        d.wait_for(lambda s=sock: d.galera_state(s) == ("Primary", "Synced"), 60, f"Galera on {n}")
+
+
+def _spawn_broker(lab: Lab, node: str) -> None:
+    """One RabbitMQ node's launcher in its namespace, recorded; output to its console log."""
+    env = d.rabbit_env(lab.dir, node, lab.net.address(node))
+    argv = exec_argv(lab.net, node, [RABBITMQ_SERVER])
+    log = lab.node_dir(node) / "rabbit/console.log"
+    lab.pids[f"rabbit-launcher:{node}"] = d.spawn(argv, log, env)
+
+
+def spawn_brokers(lab: Lab) -> None:
+    """Every node's broker (folders, the shared cookie, the management plugin first);
+    :func:`wait_brokers` waits for them."""
+    for n in lab.net.nodes:
+        d.rabbit_prepare(lab.dir, n)
+    for n in lab.net.nodes:
+        _spawn_broker(lab, n)
+    lab.save()
+
+
+def wait_brokers(lab: Lab) -> None:
+    """Until every broker logged its startup."""
+    for n in lab.net.nodes:
+        log = lab.node_dir(n) / "rabbit/console.log"
+        d.wait_for(lambda p=log: "Server startup complete" in d.read_log(p), 90, f"RabbitMQ on {n}")
+
+
+def start_rabbit(lab: Lab, node: str) -> None:
+    """(Re)start one RabbitMQ node (after a kill); waits for its startup line."""
+    log = lab.node_dir(node) / "rabbit/console.log"
+    mark = len(d.read_log(log))
+    _spawn_broker(lab, node)
+    lab.save()
+    d.wait_for(
+        lambda: "Server startup complete" in d.read_log(log)[mark:], 90, f"RabbitMQ on {node}"
+    )
+
+
+def backends_up(lab: Lab) -> None:
+    """Ready for clients: HAProxy's checks (rise 2 x 1 s) see the daemons that just started, so
+    a client connecting at once is not put on two brokers out of three."""
+    wanted = [b for b in ("galera", "rabbitmq") if b in lab.components]
+
+    def all_up() -> bool:
+        for n in lab.net.nodes:
+            st = d.haproxy_servers(lab.node_dir(n) / "run/haproxy.sock")
+            mine = [v for k, v in st.items() if k.split("/", 1)[0] in wanted]
+            if len(mine) != len(wanted) * len(lab.net.nodes) or set(mine) != {"UP"}:
+                return False
+        return True
+
+    d.wait_for(all_up, 60, "every galera/rabbitmq server UP in every HAProxy")
