@@ -182,10 +182,6 @@ class RabbitmqBeacon:
         try:
             nodes = await http_get_json(f"{self.api}/api/nodes", self.auth, self.timeout)
             item.update(parse_nodes(nodes, self.node), api=True)
-            check = await http_get(
-                f"{self.api}/api/health/checks/local-alarms", self.auth, self.timeout
-            )
-            item["local_alarms"] = parse_local_alarms(*check)
         except (OSError, TimeoutError, ValueError) as exc:
             item.update(
                 api=False,
@@ -196,7 +192,21 @@ class RabbitmqBeacon:
                 alarms=None,
                 local_alarms=None,
             )
+            return {ITEM: item}
+        item["local_alarms"] = await self._local_alarms()
         return {ITEM: item}
+
+    async def _local_alarms(self) -> list[str] | None:
+        """This broker's own alarms from its health check; None when the check cannot be
+        read (a broker older than 3.8.10 has none): the reconciler then reads the cluster's
+        list, and the rest of the report stands."""
+        try:
+            check = await http_get(
+                f"{self.api}/api/health/checks/local-alarms", self.auth, self.timeout
+            )
+            return parse_local_alarms(*check)
+        except (OSError, TimeoutError, ValueError):
+            return None
 
     async def close(self) -> None:
         """Nothing held between polls."""
