@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hactl.bus import EVENTS_STREAM, Bus
 from hactl.bus.history import stored, stream_for
@@ -227,6 +228,25 @@ class DrainWatch:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+def clients_line(f: dict[str, Any]) -> str:
+    """What OpenStack's own clients saw over a fault (hactl.lab.workload's figures): the
+    headline of a recovery figure; probes and drains are the second column."""
+    r, db = f["rpc"], f["db"]
+    return (
+        f"oslo.messaging {r['calls']} calls, {r['failed']} failed "
+        f"({r['never_executed']} never run, {r['executed_but_failed']} run but reported "
+        f"failed), {r['executed_twice']} run twice, longest gap {r['longest_gap']:.2f} s; "
+        f"oslo.db {db['transactions']} transactions, {db['failed']} failed after retries, "
+        f"longest write gap {db['longest_gap']:.2f} s, {db['rows_lost']} committed rows lost"
+    )
+
+
+def never_wrong(f: dict[str, Any]) -> None:
+    """What a client must never see, whatever the fault: a call run twice, a committed row
+    lost."""
+    assert f["rpc"]["executed_twice"] == 0 and f["db"]["rows_lost"] == 0, f
 
 
 def haproxy_cmd(lab: L.Lab, node: str, command: str) -> str:

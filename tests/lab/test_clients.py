@@ -23,20 +23,20 @@ from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.lab.workload import Workload, prepare
 from tests.lab.conftest import report
-from tests.lab.helpers import DrainWatch, hactl, stored_events, wait_until
+from tests.lab.helpers import (
+    DrainWatch,
+    clients_line,
+    hactl,
+    never_wrong,
+    stored_events,
+    wait_until,
+)
 
 LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
 
 
 def _line(fault: str, f: dict[str, Any]) -> str:
-    r, d = f["rpc"], f["db"]
-    return (
-        f"clients: {fault}: oslo.messaging {r['calls']} calls, {r['failed']} failed "
-        f"({r['never_executed']} never run, {r['executed_but_failed']} run but reported "
-        f"failed), {r['executed_twice']} run twice, longest gap {r['longest_gap']:.2f} s; "
-        f"oslo.db {d['transactions']} transactions, {d['failed']} failed after retries, "
-        f"longest write gap {d['longest_gap']:.2f} s, {d['rows_lost']} committed rows lost"
-    )
+    return f"clients: {fault}: {clients_line(f)}"
 
 
 def _holder(lab: L.Lab) -> tuple[str, str]:
@@ -53,10 +53,10 @@ def _pid(lab: L.Lab, node: str, daemon: str) -> int:
 
 
 def _never_wrong(f: dict[str, Any]) -> None:
+    never_wrong(f)
     r, d = f["rpc"], f["db"]
     assert r["calls"] > 50 and d["transactions"] > 50, f  # the clients worked throughout
-    assert r["executed_but_failed"] == 0 and r["executed_twice"] == 0, f
-    assert d["rows_lost"] == 0, f
+    assert r["executed_but_failed"] == 0, f  # these faults never leave a call in doubt
 
 
 def test_rpc_and_db_through_an_haproxy_kill_on_the_vip_holder(lab: L.Lab) -> None:

@@ -13,12 +13,15 @@ from datetime import UTC, datetime
 from hactl.bus import Bus
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
+from hactl.lab.workload import Workload, prepare
 from hactl.wire.envelope import Event
 from tests.lab.conftest import report
 from tests.lab.helpers import (
+    clients_line,
     cut_galera,
     hactl,
     heal_galera,
+    never_wrong,
     recent_decisions,
     server_status,
     stored_events,
@@ -177,43 +180,51 @@ def test_a_full_datadir_takes_the_node_out_and_rejoins_once_freed(lab: L.Lab) ->
     d.galera_sql(writer, "CREATE DATABASE IF NOT EXISTS labt")
     d.galera_sql(writer, "CREATE TABLE IF NOT EXISTS labt.fill (id INT PRIMARY KEY, b LONGBLOB)")
     d.galera_sql(writer, "DELETE FROM labt.fill")
-    st = os.statvfs(data)
-    subprocess.run(
-        ["fallocate", "-l", str(st.f_bavail * st.f_frsize), str(fill)], check=False, timeout=30
-    )
     since = datetime.now(UTC)
-    t0 = time.monotonic()
-    try:
-        i = 0
-        while not _stopped(lab, node) and time.monotonic() - t0 < 90:
-            i += 1
-            with contextlib.suppress(Exception):  # the cluster may stall while ctl3 chokes
-                d.galera_sql(writer, f"INSERT INTO labt.fill VALUES ({i}, REPEAT('x', 1048576))")
-            time.sleep(0.05)
-        assert _stopped(lab, node), f"{node}'s mariadbd still runs on a full disk ({i} writes)"
-        t_out = time.monotonic()
-        t_maint = wait_until(
-            lambda: _galera_everywhere(lab, node) <= {"MAINT", "DOWN"}, 30, f"{node} out"
+    with Workload(*prepare(lab)) as work:  # oslo.messaging and oslo.db through the VIP
+        time.sleep(2.0)
+        wall = time.time()
+        st = os.statvfs(data)
+        subprocess.run(
+            ["fallocate", "-l", str(st.f_bavail * st.f_frsize), str(fill)], check=False, timeout=30
         )
-        time.sleep(10.0)  # the disk stays full: nothing may try to start it
-        starts = [
-            e
-            for e in asyncio.run(stored_events(lab, "hactl/reactor/>", since))
-            if e.tag.endswith("/done") and e.data.get("rule", "").startswith("galera-node")
-        ]
-        assert starts == [], [e.data for e in starts]
-        assert lab.daemon_pid(node, "galera") is None
-    finally:
-        fill.unlink(missing_ok=True)
-    t_freed = time.monotonic()
-    try:
-        t_synced = wait_until(lambda: _synced(lab, node), 120, f"{node} Synced", step=0.2)
-        t_up = wait_until(lambda: _galera_everywhere(lab, node) == {"UP"}, 60, f"{node} UP")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{recent_decisions(lab)}") from None
-    finally:
-        with contextlib.suppress(Exception):
-            d.galera_sql(writer, "DROP TABLE labt.fill")
+        t0 = time.monotonic()
+        try:
+            i = 0
+            while not _stopped(lab, node) and time.monotonic() - t0 < 90:
+                i += 1
+                with contextlib.suppress(Exception):  # the cluster may stall while ctl3 chokes
+                    d.galera_sql(
+                        writer, f"INSERT INTO labt.fill VALUES ({i}, REPEAT('x', 1048576))"
+                    )
+                time.sleep(0.05)
+            assert _stopped(lab, node), f"{node}'s mariadbd still runs on a full disk ({i} writes)"
+            t_out = time.monotonic()
+            t_maint = wait_until(
+                lambda: _galera_everywhere(lab, node) <= {"MAINT", "DOWN"}, 30, f"{node} out"
+            )
+            time.sleep(10.0)  # the disk stays full: nothing may try to start it
+            starts = [
+                e
+                for e in asyncio.run(stored_events(lab, "hactl/reactor/>", since))
+                if e.tag.endswith("/done") and e.data.get("rule", "").startswith("galera-node")
+            ]
+            assert starts == [], [e.data for e in starts]
+            assert lab.daemon_pid(node, "galera") is None
+        finally:
+            fill.unlink(missing_ok=True)
+        t_freed = time.monotonic()
+        try:
+            t_synced = wait_until(lambda: _synced(lab, node), 120, f"{node} Synced", step=0.2)
+            t_up = wait_until(lambda: _galera_everywhere(lab, node) == {"UP"}, 60, f"{node} UP")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{recent_decisions(lab)}") from None
+        finally:
+            with contextlib.suppress(Exception):
+                d.galera_sql(writer, "DROP TABLE labt.fill")
+    clients = work.figures(wall - 0.5)
+    never_wrong(clients)
+    report(f"clients: {node}'s Galera datadir full, then freed: {clients_line(clients)}")
     report(
         f"galera: {node}'s datadir full under {i} 1 MiB writes: mariadbd gone "
         f"{t_out - t0:.1f} s after the disk filled, out of every HAProxy "
