@@ -49,7 +49,12 @@ def up(
         fail(LabError(f"unknown component(s) {', '.join(sorted(unknown))}"))
     try:
         lab = L.up(
-            folder, nodes, comps, say=lambda m: typer.echo(f"  {m}", err=True), supervise=supervise
+            folder,
+            nodes,
+            comps,
+            say=lambda m: typer.echo(f"  {m}", err=True),
+            supervise=supervise,
+            ephemeral=False,  # it stays up after this command: `hactl lab down` ends it
         )
     except HactlError as exc:
         fail(exc)

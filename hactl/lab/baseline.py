@@ -18,7 +18,8 @@ from pathlib import Path
 
 from hactl.lab import daemons as d
 from hactl.lab.config import SINGLETON
-from hactl.lab.lab import COMPONENTS, Lab, holders
+from hactl.lab.lab import holders
+from hactl.lab.model import COMPONENTS, Lab
 from hactl.lab.net import LabError, exec_argv, ip
 
 

@@ -16,7 +16,7 @@ from hactl.lab import daemons as d
 from hactl.lab.net import exec_argv, ip
 
 if TYPE_CHECKING:
-    from hactl.lab.lab import Lab
+    from hactl.lab.model import Lab
 
 NATS_SERVER = str(Path(sys.executable).parent / "nats-server")
 LAB_ADMIN = "lab-admin"

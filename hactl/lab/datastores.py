@@ -10,7 +10,7 @@ from hactl.lab import daemons as d
 from hactl.lab.net import exec_argv
 
 if TYPE_CHECKING:
-    from hactl.lab.lab import Lab
+    from hactl.lab.model import Lab
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 

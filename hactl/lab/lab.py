@@ -11,149 +11,54 @@ routes and files.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
-import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hactl.auth.client import ClientAuth, for_identity
 from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab import datastores as stores
-from hactl.lab.bus import LAB_ADMIN, make_auth, start_cluster
+from hactl.lab.bus import make_auth, start_cluster
 from hactl.lab.config import minion_yaml, pillar, standin_argv
 from hactl.lab.datastores import start_rabbit
 from hactl.lab.masters import HACTL, master_argv, rules_dir, start_master, stop_master
+from hactl.lab.model import COMPONENTS, Lab
 from hactl.lab.net import LabError, LabNet, exec_argv, ip
-from hactl.lab.net import down as net_down
 from hactl.lab.net import up as net_up
 from hactl.lab.preflight import preflight, reachable_by_daemons
-from hactl.minion.beacons.keepalived_state import JSON_FILE
-
-COMPONENTS = ("haproxy", "keepalived", "galera", "rabbitmq")
-
-
-@dataclass
-class Lab:
-    """A lab: where it lives, its network, what it runs (``pids``: name -> pid)."""
-
-    dir: Path
-    net: LabNet
-    components: set[str]
-    pids: dict[str, int] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    supervise: bool = False  # minions restart a dead HAProxy/keepalived (minion.yaml supervision)
-    #: minions flag HAProxy's death for keepalived at once (minion.yaml vrrp.watch); off: the
-    #: keepalived script check alone (a benchmark's baseline)
-    fast_path: bool = True
-    galera_profile: str = "lan"  # the pillar's galera.profile (a benchmark's baseline: default)
-    resync: float = 30.0  # the minions' resync_interval (a report with no change)
-
-    @property
-    def nats_url(self) -> str:
-        """All three servers, for clients anywhere in the lab (root namespace included)."""
-        return ",".join(f"nats://{self.net.address(n)}:4222" for n in self.net.nodes)
-
-    @property
-    def auth_dir(self) -> Path:
-        """The lab's identities, CA and server certificate (hactl/auth/store.py)."""
-        return self.dir / "auth"
-
-    def client_auth(self, name: str = LAB_ADMIN) -> ClientAuth:
-        """Credentials of a lab identity (default: the lab's admin)."""
-        return for_identity(self.auth_dir, name)
-
-    def cli_env(self, name: str = LAB_ADMIN) -> dict[str, str]:
-        """The environment a ``hactl`` command in the lab runs with, as identity ``name``."""
-        return {
-            **os.environ,
-            "HACTL_NATS": self.nats_url,
-            "HACTL_CREDS": str(self.auth_dir / "creds" / f"{name}.nk"),
-            "HACTL_TLS_CA": str(self.auth_dir / "ca.crt"),
-        }
-
-    def node_dir(self, node: str) -> Path:
-        """The node's folder."""
-        return self.dir / node
-
-    def save(self) -> None:
-        """Write lab.json (what ``down``, ``status`` and ``kill`` read)."""
-        state = {
-            "subnet": self.net.subnet,
-            "prefix": self.net.prefix,
-            "nodes": list(self.net.nodes),
-            "components": sorted(self.components),
-            "supervise": self.supervise,
-            "fast_path": self.fast_path,
-            "galera_profile": self.galera_profile,
-            "pids": self.pids,
-            "timings": self.timings,
-            "nats": self.nats_url,
-        }
-        tmp = self.dir / "lab.json.tmp"
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.dir / "lab.json")
-
-    @classmethod
-    def load(cls, folder: Path) -> Lab:
-        """The lab recorded in ``folder``; LabError when there is none."""
-        try:
-            s = json.loads((folder / "lab.json").read_text())
-        except (OSError, ValueError):
-            raise LabError(f"no lab in {folder} (hactl lab up --dir {folder})") from None
-        net = LabNet(s["prefix"], s["subnet"], tuple(s["nodes"]))
-        lab = cls(
-            folder,
-            net,
-            set(s["components"]),
-            supervise=bool(s.get("supervise")),
-            fast_path=bool(s.get("fast_path", True)),
-            galera_profile=str(s.get("galera_profile", "lan")),
-        )
-        lab.pids, lab.timings = dict(s["pids"]), dict(s.get("timings", {}))
-        return lab
-
-    def daemon_pid(self, node: str, component: str) -> int | None:
-        """The live pid of one component on one node."""
-        nd = self.node_dir(node)
-        files = {
-            "haproxy": nd / "run/haproxy.pid",
-            "keepalived": nd / "run/keepalived.pid",
-            "galera": nd / "mysql/mysqld.pid",
-            "rabbitmq": nd / "rabbit/rabbit.pid",
-            "api": nd / "run/standin.pid",
-        }
-        if component == "rabbitmq":
-            return d.pid_from(files[component]) or self._beam_pid(node)
-        if component in files:
-            return d.pid_from(files[component])
-        pid = self.pids.get(f"{component}:{node}")
-        return pid if d.alive(pid) else None
-
-    def _beam_pid(self, node: str) -> int | None:
-        """The broker's Erlang VM in ``node``'s namespace, found by its command line (a
-        broker the minion's supervisor restarted does not always rewrite its pid file); not
-        the short-lived VM of a ``rabbitmqctl`` (``-sname rabbitmqcli-...``)."""
-        for pid in ip("netns", "pids", self.net.ns(node), check=False).stdout.split():
-            try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if argv.split(b"\0")[0].endswith(b"beam.smp") and b"rabbitmqcli" not in argv:
-                return int(pid)
-        return None
+from hactl.lab.reclaim import reclaim
+from hactl.lab.teardown import teardown
 
 
 def _step(lab: Lab, name: str, start: float, say: Any) -> None:
     lab.timings[name] = round(time.monotonic() - start, 2)
     lab.save()
     say(f"{name}: {lab.timings[name]:.2f} s")
+
+
+def _prepare(folder: Path, net: LabNet, comps: set[str], say: Any) -> None:
+    """Everything a lab needs before it is built: the daemons, no lab left over by a dead run,
+    a free folder and namespaces."""
+    preflight(comps)
+    reclaim(say)
+    if comps & {"galera", "rabbitmq"}:
+        reachable_by_daemons(folder)
+    if (folder / "lab.json").exists():
+        raise LabError(f"a lab is already recorded in {folder}: hactl lab down --dir {folder}")
+    existing = set(ip("netns", "list", check=False).stdout.split())
+    if clash := sorted(existing & set(net.namespaces())):  # someone else's: never touch them
+        raise LabError(f"namespaces already exist: {', '.join(clash)} (hactl lab down?)")
+    if (folder / "master.log").exists():
+        # what a failed `up` kept to say why: its logs and NATS stores would fool this one
+        # (an old master_ready line, streams of other keys)
+        say(f"  removing what an earlier failed lab left in {folder}")
+        for n in net.nodes:
+            d.datadir_unmount(folder / n)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def up(
@@ -167,27 +72,15 @@ def up(
     fast_path: bool = True,
     galera_profile: str = "lan",
     resync: float = 30.0,
+    ephemeral: bool = True,
 ) -> Lab:
     """Bring the whole lab up; on failure everything started so far is torn down. With
-    ``supervise`` the minions restart a dead HAProxy or keepalived themselves."""
+    ``supervise`` the minions restart a dead HAProxy or keepalived themselves. ``ephemeral``:
+    this process takes the lab down itself (tests, benchmarks, the demo); the CLI's ``lab up``
+    leaves it running. A lab an earlier run left over is taken down first (hactl/lab/reclaim.py)."""
     comps = set(components or COMPONENTS)
-    preflight(comps)
-    if comps & {"galera", "rabbitmq"}:
-        reachable_by_daemons(folder)
-    if (folder / "lab.json").exists():
-        raise LabError(f"a lab is already recorded in {folder}: hactl lab down --dir {folder}")
     net = LabNet(prefix, subnet, tuple(f"ctl{i}" for i in range(1, nodes + 1)))
-    existing = set(ip("netns", "list", check=False).stdout.split())
-    if clash := sorted(existing & set(net.namespaces())):  # someone else's: never touch them
-        raise LabError(f"namespaces already exist: {', '.join(clash)} (hactl lab down?)")
-    if (folder / "master.log").exists():
-        # what a failed `up` kept to say why: its logs and NATS stores would fool this one
-        # (an old master_ready line, streams of other keys)
-        say(f"  removing what an earlier failed lab left in {folder}")
-        for n in net.nodes:
-            d.datadir_unmount(folder / n)
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    _prepare(folder, net, comps, say)
     lab = Lab(
         folder,
         net,
@@ -199,7 +92,7 @@ def up(
     )
     t0 = time.monotonic()
     try:
-        net_up(net)
+        net_up(net, ephemeral=ephemeral, folder=folder)
         lab.save()
         stores.mount_datadirs(lab)
         _step(lab, "network (guard route, hub bridge, namespaces)", t0, say)
@@ -327,50 +220,6 @@ def _vip_holders(lab: Lab, vip_index: int = 0) -> list[str]:
     return [n for n in lab.net.nodes if has(n)]
 
 
-def _signal_all(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        if d.alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-
-
-def teardown(lab: Lab, say: Any = print, *, keep_logs: bool = False) -> list[str]:
-    """End what the lab started (by pid), then what remains in its namespaces; remove all."""
-    t0 = time.monotonic()
-    pids = [p for p in lab.pids.values() if d.alive(p)]
-    for node in lab.net.nodes:
-        for comp in ("haproxy", "keepalived", "galera", "rabbitmq"):
-            pid = lab.daemon_pid(node, comp)
-            if pid:
-                pids.append(pid)
-    _signal_all(pids, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(d.alive(p) for p in pids):
-        time.sleep(0.1)
-    _signal_all(pids, signal.SIGKILL)
-    existing = set(ip("netns", "list", check=False).stdout.split())
-    for ns in lab.net.namespaces():  # epmd, SST helpers, check scripts: still ours
-        if ns in existing:
-            left = [int(p) for p in ip("netns", "pids", ns, check=False).stdout.split()]
-            _signal_all(left, signal.SIGKILL)
-    time.sleep(0.3)
-    # the JSON dumps the lab's minions asked its keepalived for (keepalived_state.py): a
-    # fixed path in /tmp, and its lock
-    for leftover in (JSON_FILE, f"{JSON_FILE}.hactl-lock"):
-        Path(leftover).unlink(missing_ok=True)
-    problems = [p for n in lab.net.nodes if (p := d.datadir_unmount(lab.node_dir(n)))]
-    problems += net_down(lab.net)
-    if keep_logs:
-        (lab.dir / "lab.json").unlink(missing_ok=True)
-        shutil.rmtree(lab.dir / "rabbit-home", ignore_errors=True)
-    else:
-        shutil.rmtree(lab.dir, ignore_errors=True)
-    say(
-        f"lab down: {time.monotonic() - t0:.2f} s" + (f"; problems: {problems}" if problems else "")
-    )
-    return problems
-
-
 def holders(lab: Lab) -> dict[str, list[str]]:
     """VIP -> nodes holding it right now (from each namespace's addresses)."""
     return {lab.net.vip(i): _vip_holders(lab, i) for i in (0, 1)}
@@ -379,6 +228,7 @@ def holders(lab: Lab) -> dict[str, list[str]]:
 # the lab's masters live in hactl/lab/masters.py, its data tier in hactl/lab/datastores.py;
 # tests and the CLI reach them through here
 __all__ = [
+    "COMPONENTS",
     "HACTL",
     "Lab",
     "holders",

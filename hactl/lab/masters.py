@@ -15,7 +15,7 @@ from hactl.lab.bus import LAB_MASTERS
 from hactl.lab.net import LabError
 
 if TYPE_CHECKING:
-    from hactl.lab.lab import Lab
+    from hactl.lab.model import Lab
 
 HACTL = str(Path(sys.executable).parent / "hactl")
 

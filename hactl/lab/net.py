@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hactl.errors import HactlError
+from hactl.lab import registry
 
 
 class LabError(HactlError):
@@ -135,8 +136,13 @@ def guard_installed(net: LabNet) -> bool:
     return res.returncode != 0 or "unreachable" in text
 
 
-def up(net: LabNet, *, hosts: bool = True) -> None:
-    """Build the network; on any failure, tear down what was built and raise."""
+def up(
+    net: LabNet, *, hosts: bool = True, ephemeral: bool = True, folder: Path | None = None
+) -> None:
+    """Build the network; on any failure, tear down what was built and raise. It is
+    registered (hactl/lab/registry.py) as this process's; ``ephemeral``: this process takes it
+    down before it ends (a test's, a benchmark's), so it is left over once this process is
+    gone."""
     if os.geteuid() != 0:
         raise LabError("needs root (network namespaces); run as root")
     if shutil.which("ip") is None:
@@ -145,6 +151,14 @@ def up(net: LabNet, *, hosts: bool = True) -> None:
     existing = set(ip("netns", "list").stdout.split())
     if clash := sorted(existing & set(net.namespaces())):
         raise LabError(f"namespaces already exist: {', '.join(clash)} (hactl lab down?)")
+    for other in registry.entries():
+        if other.subnet == net.subnet and other.prefix != net.prefix:
+            where = f" in {other.dir}" if other.dir else ""
+            raise LabError(
+                f"subnet {net.subnet}.0/24 is taken by lab {other.prefix}{where} (built by pid"
+                f" {other.owner}): hactl lab down --dir <its folder>, or pick another --subnet"
+            )
+    registry.register(net.prefix, net.subnet, net.nodes, ephemeral=ephemeral, folder=folder)
     # 1. the guard, before any lab address exists
     ip("route", "add", "unreachable", net.guard, check=False)
     if not guard_installed(net):
@@ -195,7 +209,7 @@ def up(net: LabNet, *, hosts: bool = True) -> None:
             ip("addr", "add", f"{addr}/32", "dev", link)
             ip("link", "set", link, "up")
             ip("route", "add", route, "dev", link, "src", addr)
-    except LabError:
+    except BaseException:
         down(net)
         raise
 
@@ -222,6 +236,8 @@ def down(net: LabNet) -> list[str]:
     ip("route", "del", net.inner, check=False)
     ip("route", "del", net.outer, check=False)
     ip("route", "del", "unreachable", net.guard, check=False)
+    if not problems:
+        registry.unregister(net.prefix)
     return problems
 
 

@@ -24,7 +24,8 @@ import yaml
 
 from hactl.lab import daemons as d
 from hactl.lab.bus import start_nats
-from hactl.lab.lab import Lab, start_minion, start_standin
+from hactl.lab.lab import start_minion, start_standin
+from hactl.lab.model import Lab
 from hactl.lab.net import exec_argv, ip
 
 #: what a controller starts at boot (its enabled units): minion.yaml service, lab component

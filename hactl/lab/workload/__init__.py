@@ -23,7 +23,7 @@ from typing import Any
 
 from hactl.lab.config import paths
 from hactl.lab.daemons import galera_sql
-from hactl.lab.lab import Lab
+from hactl.lab.model import Lab
 from hactl.lab.net import LabError
 from hactl.lab.workload.report import figures
 
