@@ -31,13 +31,20 @@ from tests.lab.helpers import (
 LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
 
 
-def _all_up(lab: L.Lab) -> bool:
-    """Every server UP on every HAProxy (and every HAProxy answering)."""
+def _all_up(lab: L.Lab, late: dict[str, tuple[float, str]]) -> bool:
+    """Every server UP on every HAProxy (and every HAProxy answering); ``late`` keeps, per
+    ``haproxy:backend/server``, when it was last seen not UP and how (what held the heal up)."""
+    ok, now = True, time.monotonic()
     for h in lab.net.nodes:
         status = server_status(lab, h)
-        if not status or any(v != "UP" for v in status.values()):
-            return False
-    return True
+        if not status:
+            late[f"{h}:HAProxy"] = (now, "not answering")
+            ok = False
+        for server, v in status.items():
+            if v != "UP":
+                late[f"{h}:{server}"] = (now, v)
+                ok = False
+    return ok
 
 
 def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str, Any]:
@@ -70,7 +77,8 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
             # for its streams (how long is one of the figures)
             L.start_master(lab, "master", ready_within=120)
             master_s = time.monotonic() - t_heal
-        up = wait_until(lambda: _all_up(lab), 240, "every server UP after the heal", step=0.2)
+        late: dict[str, tuple[float, str]] = {}
+        up = wait_until(lambda: _all_up(lab, late), 240, "every server UP after the heal", 0.2)
         whole = wait_until(lambda: not deviations(lab), 240, "the baseline after the heal", 0.5)
         time.sleep(3.0)  # anything taken out late is still seen
     clients = work.figures(wall_cut - 0.5)
@@ -84,6 +92,11 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
         "healthy_taken_out": {k: round(t - t_cut, 1) for k, t in sorted(watch.seen.items())},
         "samples": watch.samples,
         "all_up_after_heal_s": round(up - t_heal, 1),
+        # the servers UP last, with how each was last seen (what a slow heal waited for)
+        "up_last": [
+            f"{k} {v} until {t - t_heal:.1f} s"
+            for k, (t, v) in sorted(late.items(), key=lambda kv: -kv[1][0])[:4]
+        ],
         "baseline_after_heal_s": round(whole - t_heal, 1),
         "corrections_during_cut": [
             f"{e.data.get('key')}->{e.data.get('to')}"
@@ -104,7 +117,8 @@ def line(f: dict[str, Any]) -> str:
         f"silence: VIP holder {f['holder']} cut {f['seconds']:g} s{restart}: "
         f"{clients_line(f['clients'])}; "
         f"{len(f['healthy_taken_out'])} API server(s) of healthy nodes taken out "
-        f"({f['samples']} samples); every server UP {f['all_up_after_heal_s']:.1f} s and the "
+        f"({f['samples']} samples); every server UP {f['all_up_after_heal_s']:.1f} s "
+        f"(last: {'; '.join(f['up_last'][:2]) or 'none down'}) and the "
         f"baseline {f['baseline_after_heal_s']:.1f} s after the heal; corrections during the "
         f"cut {len(f['corrections_during_cut'])}, after it {len(f['corrections_after_heal'])}: "
         + (", ".join(f["corrections_after_heal"][:8]) or "none")
