@@ -37,6 +37,7 @@ from hactl.minion.outbox import Outbox
 from hactl.minion.process_watch import ProcessWatch
 from hactl.minion.singleton import SingletonBeacon, SingletonKeeper
 from hactl.minion.supervisor import Supervisor, SupervisorBeacon
+from hactl.minion.vip_follow import VipFollow
 from hactl.minion.vip_release import VipRelease
 from hactl.sdnotify import notify, watchdog, watchdog_period
 from hactl.wire.commands import CommandReply, CommandRequest
@@ -123,9 +124,13 @@ class Minion:
                 for name in cfg.vrrp.watch
             ]
         self.release: VipRelease | None = None
-        if cfg.vrrp is not None and cfg.vrrp.release_connections and "vrrp" in cfg.beacons:
-            vips = beacon_vips(cfg.beacons)
-            self.release = VipRelease(vips, local_addresses) if vips else None
+        if cfg.vrrp is not None and "vrrp" in cfg.beacons:
+            vrrp, vips = cfg.vrrp, beacon_vips(cfg.beacons)
+            follow = VipFollow(frozenset(vips)) if vrrp.follow_connections else None
+            if vips and (vrrp.release_connections or follow):
+                self.release = VipRelease(
+                    vips, local_addresses, follow, release=vrrp.release_connections
+                )
         self.bus: Bus | None = None
         self.versions: dict[str, str] = {}
         self.commands = 0
@@ -165,6 +170,8 @@ class Minion:
         "supervised_running": Family("gauge", ("service",)),
         "vip_releases": COUNTER,
         "vip_connections_ended": COUNTER,
+        "vip_follows": COUNTER,
+        "vip_client_connections_ended": COUNTER,
         "yield_seconds_left": Family("gauge", ("instance",)),
     }
 
@@ -190,6 +197,9 @@ class Minion:
         if self.release is not None:
             out["vip_releases"] = self.release.releases
             out["vip_connections_ended"] = self.release.ended
+            if self.release.follow is not None:
+                out["vip_follows"] = self.release.follow.follows
+                out["vip_client_connections_ended"] = self.release.follow.ended
         if self.ctx.vrrp is not None:
             keeper = self.ctx.vrrp
             out["yield_seconds_left"] = {i: keeper.remaining(i) for i in keeper.settings.instances}

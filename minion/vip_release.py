@@ -23,65 +23,25 @@ import asyncio
 import errno
 import ipaddress
 import socket
-import struct
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from hactl.log import get_logger
+from hactl.minion.netlink import (
+    RTMGRP_IPV4_IFADDR,
+    RTMGRP_IPV6_IFADDR,
+    RTMGRP_NEIGH,
+    parse_addr_events,
+    parse_neigh_events,
+)
+
+if TYPE_CHECKING:
+    from hactl.minion.vip_follow import VipFollow
 
 log = get_logger("hactl.minion")
 
-RTM_NEWADDR = 20
-RTM_DELADDR = 21
-IFA_ADDRESS = 1
-IFA_LOCAL = 2
-RTMGRP_IPV4_IFADDR = 0x10
-RTMGRP_IPV6_IFADDR = 0x100
-_NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
-_IFADDR = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
-_RTA = struct.Struct("=HH")  # len, type
 SS_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class AddrEvent:
-    """One address added (``new``) or removed in this namespace."""
-
-    new: bool
-    address: str
-
-
-def _align(n: int) -> int:
-    return (n + 3) & ~3
-
-
-def parse_addr_events(data: bytes) -> Iterator[AddrEvent]:
-    """The address events in one netlink datagram (other message types are skipped)."""
-    off = 0
-    while off + _NLMSG.size <= len(data):
-        length, kind, _, _, _ = _NLMSG.unpack_from(data, off)
-        if length < _NLMSG.size or off + length > len(data):
-            return  # a truncated or corrupt frame ends the datagram
-        if kind in (RTM_NEWADDR, RTM_DELADDR) and length >= _NLMSG.size + _IFADDR.size:
-            family = _IFADDR.unpack_from(data, off + _NLMSG.size)[0]
-            attrs = _attributes(data, off + _NLMSG.size + _IFADDR.size, off + length)
-            raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-            width = {socket.AF_INET: 4, socket.AF_INET6: 16}.get(family)
-            if raw is not None and width is not None and len(raw) == width:
-                yield AddrEvent(kind == RTM_NEWADDR, str(ipaddress.ip_address(raw)))
-        off += _align(length)
-
-
-def _attributes(data: bytes, start: int, end: int) -> dict[int, bytes]:
-    attrs: dict[int, bytes] = {}
-    off = start
-    while off + _RTA.size <= end:
-        length, kind = _RTA.unpack_from(data, off)
-        if length < _RTA.size or off + length > end:
-            break
-        attrs.setdefault(kind, data[off + _RTA.size : off + length])
-        off += _align(length)
-    return attrs
 
 
 def ss_argv(vip: str) -> list[str]:
@@ -93,9 +53,19 @@ def ss_argv(vip: str) -> list[str]:
 class VipRelease:
     """Watches this namespace's addresses; ends a departed VIP's connections at once."""
 
-    def __init__(self, vips: Iterable[str], local: Callable[[], Awaitable[set[str]]]) -> None:
+    def __init__(
+        self,
+        vips: Iterable[str],
+        local: Callable[[], Awaitable[set[str]]],
+        follow: VipFollow | None = None,
+        *,
+        release: bool = True,
+    ) -> None:
         self.vips = frozenset(str(ipaddress.ip_address(v)) for v in vips)
         self.local = local  # this namespace's addresses now (``ip -j addr``)
+        #: this node's own clients moved with a VIP (vip_follow.py), on the same events
+        self.follow = follow
+        self.release_on = release  # vrrp.release_connections
         self.releases = 0
         self.ended = 0
 
@@ -133,10 +103,14 @@ class VipRelease:
     async def run(self) -> None:
         """Subscribe to the kernel's address events, sweep once, then follow the events."""
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+        if self.follow is not None:
+            groups |= RTMGRP_NEIGH
         try:
-            sock.bind((0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+            sock.bind((0, groups))
             sock.setblocking(False)
-            await self.sweep("absent at start")  # subscribed first: no removal falls between
+            if self.release_on:  # subscribed first: no removal falls between
+                await self.sweep("absent at start")
             loop = asyncio.get_running_loop()
             while True:
                 try:
@@ -144,10 +118,20 @@ class VipRelease:
                 except OSError as exc:
                     if exc.errno != errno.ENOBUFS:
                         raise
-                    await self.sweep("netlink overflow")  # events were lost: read the truth
+                    if self.release_on:  # events were lost: read the truth
+                        await self.sweep("netlink overflow")
                     continue
+                at = time.monotonic()
                 for event in parse_addr_events(data):
-                    if event.address in self.vips and not event.new:
-                        await self.release(event.address, "address removed")
+                    if event.address not in self.vips:
+                        continue
+                    if not event.new:
+                        if self.release_on:
+                            await self.release(event.address, "address removed")
+                    elif self.follow is not None:
+                        await self.follow.arrived(event.address, at)
+                if self.follow is not None:
+                    for neigh in parse_neigh_events(data):
+                        await self.follow.neighbour(neigh, at)
         finally:
             sock.close()

@@ -40,6 +40,8 @@ class VrrpSettings:
     watch: tuple[str, ...] = ()
     #: end the connections accepted on a VIP the moment it leaves this node (vip_release.py)
     release_connections: bool = True
+    #: end this node's own connections to a VIP that moved to another node (vip_follow.py)
+    follow_connections: bool = True
 
     def __post_init__(self) -> None:
         if not os.path.isabs(self.track_dir):

@@ -10,6 +10,7 @@ import struct
 import pytest
 
 from hactl.errors import ConfigError
+from hactl.minion import netlink as nl
 from hactl.minion import vip_release as vr
 from hactl.minion.config import beacon_vips, parse_config
 
@@ -26,24 +27,24 @@ def _msg(kind: int, family: int, attrs: bytes) -> bytes:
 
 def test_address_events_are_parsed_from_one_datagram() -> None:
     """A removal and an addition in one datagram, IPv4 (IFA_LOCAL wins) and IPv6."""
-    v4 = _attr(vr.IFA_ADDRESS, socket.inet_aton("10.99.0.1")) + _attr(
-        vr.IFA_LOCAL, socket.inet_aton("10.99.0.100")
+    v4 = _attr(nl.IFA_ADDRESS, socket.inet_aton("10.99.0.1")) + _attr(
+        nl.IFA_LOCAL, socket.inet_aton("10.99.0.100")
     )
-    v6 = _attr(vr.IFA_ADDRESS, socket.inet_pton(socket.AF_INET6, "fd00::64"))
-    data = _msg(vr.RTM_DELADDR, socket.AF_INET, v4) + _msg(vr.RTM_NEWADDR, socket.AF_INET6, v6)
-    assert list(vr.parse_addr_events(data)) == [
-        vr.AddrEvent(new=False, address="10.99.0.100"),
-        vr.AddrEvent(new=True, address="fd00::64"),
+    v6 = _attr(nl.IFA_ADDRESS, socket.inet_pton(socket.AF_INET6, "fd00::64"))
+    data = _msg(nl.RTM_DELADDR, socket.AF_INET, v4) + _msg(nl.RTM_NEWADDR, socket.AF_INET6, v6)
+    assert list(nl.parse_addr_events(data)) == [
+        nl.AddrEvent(new=False, address="10.99.0.100"),
+        nl.AddrEvent(new=True, address="fd00::64"),
     ]
 
 
 def test_other_messages_and_broken_frames_yield_nothing() -> None:
     """A link message, a truncated frame and an address of the wrong width are skipped."""
     link = struct.pack("=IHHII", 20, 16, 0, 0, 0) + b"\0" * 4  # RTM_NEWLINK
-    short = _msg(vr.RTM_DELADDR, socket.AF_INET, _attr(vr.IFA_LOCAL, b"\x0a\x63"))
-    truncated = _msg(vr.RTM_DELADDR, socket.AF_INET, _attr(vr.IFA_LOCAL, b"\x0a\x63\0\x64"))[:-3]
-    assert list(vr.parse_addr_events(link + short)) == []
-    assert list(vr.parse_addr_events(truncated)) == []
+    short = _msg(nl.RTM_DELADDR, socket.AF_INET, _attr(nl.IFA_LOCAL, b"\x0a\x63"))
+    truncated = _msg(nl.RTM_DELADDR, socket.AF_INET, _attr(nl.IFA_LOCAL, b"\x0a\x63\0\x64"))[:-3]
+    assert list(nl.parse_addr_events(link + short)) == []
+    assert list(nl.parse_addr_events(truncated)) == []
 
 
 def test_ss_ends_connected_sockets_of_the_vip_only() -> None:

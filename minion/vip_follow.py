@@ -1,0 +1,183 @@
+"""Move this node's own clients with a VIP: end their connections that went with it.
+
+vip_release.py ends, on the node a VIP leaves, the connections *accepted* on it. That fails
+exactly when it is needed most: a holder cut off the network (carrier up, a hung kernel, a
+switch port gone) neither loses its address nor reaches anyone to send a reset. The clients
+on the other controllers -- every OpenStack service, talking to the internal VIP -- then sit on
+connections whose server end is unreachable. A client that writes learns of it at once (its
+next segment reaches the new holder, which resets it); a client that *waits* (an oslo.db query
+in flight, an RPC server consuming) hears nothing until its own timeout or heartbeat: the lab
+measured oslo.db writes stalled 35 s through a 30 s cut of the VIP holder, and RPC servers 11-18 s.
+
+So every minion watches, for each VIP of its vrrp beacon, two kernel events (the same netlink
+socket as the release, no polling):
+
+- the VIP **arrives here** (``RTM_NEWADDR``): this node is the new holder;
+- the VIP's **neighbour entry names a new link-layer address** (``RTM_NEWNEIGH``, from the new
+  holder's gratuitous ARP / unsolicited NA): another node is.
+
+Either way, every connection from this node to the VIP that was made before the move now ends
+on a node that no longer holds it. A connection made after the move has heard its peer since
+(the SYN-ACK at least); one made before has heard nothing, unless the old holder is still
+alive to answer it (then it is left to its own devices, as before). So at the event the
+minion ends, by its exact four-tuple (``ss -K``, the kernel's SOCK_DESTROY: an error in the
+client at once, which reconnects -- oslo.db's ``wrap_db_retry``, kombu's reconnect -- through
+the VIP's new holder), every established TCP socket to the VIP whose last ACK came before the
+event (``ss -i``'s ``lastack``). Sockets to other addresses and listeners are never touched.
+The parsers are pure.
+
+minion.yaml ``vrrp.follow_connections`` (default true) turns it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import time
+from dataclasses import dataclass
+
+from hactl.log import get_logger
+from hactl.minion.netlink import NeighEvent
+
+SS_TIMEOUT = 5.0
+
+log = get_logger("hactl.minion")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSocket:
+    """One established TCP socket from this node to a VIP, as ``ss -t -i`` shows it."""
+
+    local: str
+    lport: int
+    peer: str
+    pport: int
+    lastack_ms: int | None  # since the last ACK from the peer
+
+
+_ENDPOINT = re.compile(r"^\[?(?P<host>[^\]]+?)\]?(?:%\S+)?:(?P<port>\d+)$")
+
+
+def _endpoint(text: str) -> tuple[str, int] | None:
+    m = _ENDPOINT.match(text)
+    if m is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(m["host"])), int(m["port"])
+    except ValueError:
+        return None
+
+
+def parse_ss_info(text: str) -> list[ClientSocket]:
+    """``ss -H -t -n -i state established dst VIP``: a socket line (recv-q, send-q, local,
+    peer), then its indented info line (``lastack:N`` among the fields)."""
+    out: list[ClientSocket] = []
+    current: list[str] | None = None
+    for line in [*text.splitlines(), ""]:
+        if line[:1] in (" ", "\t"):
+            if current is not None:
+                m = re.search(r"\blastack:(\d+)", line)
+                out.extend(_socket(current, int(m[1]) if m else None))
+                current = None
+            continue
+        if current is not None:  # a socket line with no info line
+            out.extend(_socket(current, None))
+        current = line.split() if line.strip() else None
+    return out
+
+
+def _socket(fields: list[str], lastack: int | None) -> list[ClientSocket]:
+    if len(fields) < 4:
+        return []
+    local, peer = _endpoint(fields[-2]), _endpoint(fields[-1])
+    if local is None or peer is None:
+        return []
+    return [ClientSocket(local[0], local[1], peer[0], peer[1], lastack)]
+
+
+def stale(sockets: list[ClientSocket], vip: str, since_ms: float) -> list[ClientSocket]:
+    """The sockets to ``vip`` that have heard nothing since the move, ``since_ms`` ago."""
+    return [
+        s for s in sockets if s.peer == vip and s.lastack_ms is not None and s.lastack_ms > since_ms
+    ]
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
+
+
+def list_argv(vip: str) -> list[str]:
+    """``ss`` listing the established sockets to ``vip`` with their timers."""
+    return ["ss", "-H", "-t", "-n", "-i", "state", "established", "dst", _host(vip)]
+
+
+def kill_argv(s: ClientSocket) -> list[str]:
+    """``ss`` ending exactly one socket, by its four-tuple."""
+    return [
+        "ss", "-K", "-H", "-t", "-n", "state", "established",
+        "src", _host(s.local), "sport", "=", f":{s.lport}",
+        "dst", _host(s.peer), "dport", "=", f":{s.pport}",
+    ]  # fmt: skip
+
+
+async def _ss(argv: list[str]) -> str | None:
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), SS_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        log.warning("vip_follow_failed", error=str(exc))
+        return None
+    if proc.returncode != 0:
+        log.warning("vip_follow_failed", error=err.decode(errors="replace")[-300:])
+        return None
+    return out.decode(errors="replace")
+
+
+class VipFollow:
+    """Ends this node's connections to a VIP that moved (see the module's docstring)."""
+
+    def __init__(self, vips: frozenset[str]) -> None:
+        self.vips = vips
+        self.seen: dict[str, str] = {}  # VIP -> the link-layer address last seen for it
+        self.follows = 0
+        self.ended = 0
+
+    async def neighbour(self, event: NeighEvent, at: float) -> int:
+        """A neighbour entry: a VIP now at another link-layer address has moved."""
+        if event.address not in self.vips:
+            return 0
+        before = self.seen.get(event.address)
+        self.seen[event.address] = event.lladdr
+        if before is None or before == event.lladdr:
+            return 0
+        return await self.moved(event.address, at, f"now at {event.lladdr} (was {before})")
+
+    async def arrived(self, vip: str, at: float) -> int:
+        """The VIP was added here: this node is its holder now."""
+        self.seen.pop(vip, None)  # a later neighbour entry is a move away from here
+        return await self.moved(vip, at, "arrived here")
+
+    async def moved(self, vip: str, at: float, why: str) -> int:
+        """End the connections to ``vip`` that have heard nothing since ``at`` (monotonic:
+        when the kernel told of the move); how many (bounded, never raises)."""
+        listing = await _ss(list_argv(vip))
+        if listing is None:
+            return 0
+        old = stale(parse_ss_info(listing), vip, (time.monotonic() - at) * 1000)
+        ended = 0
+        for s in old:
+            if await _ss(kill_argv(s)) is not None:
+                ended += 1
+        self.follows += 1
+        self.ended += ended
+        log.info(
+            "vip_clients_moved",
+            vip=vip,
+            why=why,
+            connections=ended,
+            ports=sorted({s.pport for s in old}),
+        )
+        return ended
