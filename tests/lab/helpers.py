@@ -243,6 +243,24 @@ def clients_line(f: dict[str, Any]) -> str:
     )
 
 
+def minion_log(
+    lab: L.Lab, node: str, event: str, since: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The records of ``event`` in ``node``'s minion log (JSON lines), from ``since`` on."""
+    after = since.isoformat().replace("+00:00", "Z") if since else ""
+    out = []
+    for line in (lab.node_dir(node) / "minion.log").read_text(errors="replace").splitlines():
+        if event not in line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("event") == event and str(rec.get("timestamp", "")) >= after:
+            out.append(rec)
+    return out
+
+
 def never_wrong(f: dict[str, Any]) -> None:
     """What a client must never see, whatever the fault: a call run twice, a committed row
     lost."""

@@ -22,6 +22,7 @@ from tests.lab.conftest import report
 from tests.lab.helpers import (
     DrainWatch,
     clients_line,
+    minion_log,
     never_wrong,
     server_status,
     stored_events,
@@ -58,8 +59,14 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
     healthy = tuple(n for n in lab.net.nodes if n != holder)
     since = datetime.now(UTC)
     # OpenStack's own clients through the VIP (oslo.messaging RPC, an oslo.db writer) with
-    # hactl's rendered settings, read as a service on a healthy node would
-    with Workload(*prepare(lab, healthy[0])) as work, DrainWatch(lab, healthy) as watch:
+    # hactl's rendered settings, run as a service on a healthy controller (in its namespace):
+    # every oslo.db client of a cloud runs on a controller
+    client_node = healthy[-1]  # not the VIP's next holder: its minion hears the move by GARP
+    configs = prepare(lab, client_node)
+    with (
+        Workload(*configs, netns=lab.net.ns(client_node)) as work,
+        DrainWatch(lab, healthy) as watch,
+    ):
         time.sleep(2.0)
         wall_cut = time.time()
         t_cut = time.monotonic()
@@ -82,6 +89,7 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
         whole = wait_until(lambda: not deviations(lab), 240, "the baseline after the heal", 0.5)
         time.sleep(3.0)  # anything taken out late is still seen
     clients = work.figures(wall_cut - 0.5)
+    moved = [e for e in minion_log(lab, client_node, "vip_clients_moved", since) if e["vip"] == vip]
     trail = asyncio.run(stored_events(lab, "hactl/reactor/reconcile/done", since))
     after = [e for e in trail if e.ts >= healed_at.timestamp()]
     return {
@@ -105,6 +113,9 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
         ],
         "corrections_after_heal": [f"{e.data.get('key')}->{e.data.get('to')}" for e in after],
         "clients": clients,
+        "client_node": client_node,
+        # the client node's minion ending its connections to the VIP when it moved
+        "clients_moved": [f"{e['why']}: {e['connections']} ended {e.get('ports')}" for e in moved],
     }
 
 
@@ -115,7 +126,8 @@ def line(f: dict[str, Any]) -> str:
     )
     return (
         f"silence: VIP holder {f['holder']} cut {f['seconds']:g} s{restart}: "
-        f"{clients_line(f['clients'])}; "
+        f"{clients_line(f['clients'])} (on {f['client_node']}; its minion moved them: "
+        f"{'; '.join(f['clients_moved']) or 'never'}); "
         f"{len(f['healthy_taken_out'])} API server(s) of healthy nodes taken out "
         f"({f['samples']} samples); every server UP {f['all_up_after_heal_s']:.1f} s "
         f"(last: {'; '.join(f['up_last'][:2]) or 'none down'}) and the "

@@ -73,12 +73,21 @@ class Workload:
     """One run of the workload process (a context manager: stopped on exit)."""
 
     def __init__(
-        self, *configs: Path, rpc: bool = True, db: bool = True, **opts: float | str
+        self,
+        *configs: Path,
+        rpc: bool = True,
+        db: bool = True,
+        netns: str = "",
+        **opts: float | str,
     ) -> None:
+        """``netns``: run the clients inside that namespace, as a service on that controller
+        (its minion moves them with a VIP); by default they run in the root namespace, as a
+        client on a machine hactl does not manage."""
         self.configs = configs
         self.folder = Path(tempfile.mkdtemp(prefix="hactl-workload-"))
         self.out = self.folder / "samples.json"
         self.argv = [
+            *(["ip", "netns", "exec", netns] if netns else []),
             sys.executable,
             "-m",
             "hactl.lab.workload.run",
