@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import lab_folder
 from hactl.lab import lab as L
 from hactl.lab.baseline import wait_baseline
+from hactl.lab.net import LabError
 from tests.lab.test_silence import holder_silence, line
 
 SUBNET = "10.99.2"
@@ -45,6 +46,7 @@ def main() -> int:
         return 2
     lab = L.up(folder, 3, set(L.COMPONENTS), subnet=SUBNET, prefix="hsl", say=lambda _m: None)
     runs: dict[str, list[dict[str, Any]]] = {}
+    errors: dict[str, list[str]] = {}
     try:
         plan = [(14.0, False)] + [
             (float(s), restart) for s in args.seconds.split(",") for restart in (False, True)
@@ -53,13 +55,23 @@ def main() -> int:
             key = f"{seconds:g}s{' +master restart' if restart else ''}"
             for i in range(1 if seconds == 14.0 else args.runs):
                 wait_baseline(lab, 240)
-                f = holder_silence(lab, seconds, restart)
+                try:
+                    f = holder_silence(lab, seconds, restart)
+                except LabError as exc:  # a run whose clients could not be read: said, counted
+                    errors.setdefault(key, []).append(str(exc)[:300])
+                    print(f"{key} {i + 1}: FAILED {exc}"[:400], file=sys.stderr, flush=True)
+                    continue
                 runs.setdefault(key, []).append(f)
                 print(f"{key} {i + 1}: {line(f)}", file=sys.stderr, flush=True)
         wait_baseline(lab, 240)
     finally:
         L.teardown(lab, say=lambda _m: None)
-    base = statistics.median(r["all_up_after_heal_s"] for r in runs["14s"]) or 0.1
+    base = (
+        statistics.median(
+            r["all_up_after_heal_s"] for r in runs.get("14s", [{"all_up_after_heal_s": 0.1}])
+        )
+        or 0.1
+    )
     print(
         f"{'case':<22} {'runs':>4} {'RPC gap p50/max':>16} {'RPC failed':>10} "
         f"{'DB gap p50/max':>15} {'healthy out':>11} {'all UP p50/max':>15} "
@@ -86,8 +98,10 @@ def main() -> int:
             f"{statistics.median(up) / base:>6.2f} {statistics.median(whole):>8.1f}/"
             f"{whole[-1]:<8.1f} {fixes:>9g}"
         )
+    for key, errs in errors.items():
+        print(f"{key}: {len(errs)} run(s) failed: {errs[0]}")
     if args.json:
-        print(json.dumps(summary, indent=1))
+        print(json.dumps({"runs": summary, "errors": errors}, indent=1))
     return 0
 
 
