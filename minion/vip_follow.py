@@ -20,7 +20,7 @@ Either way, every connection from this node to the VIP that was made before the 
 on a node that no longer holds it. A connection made after the move has heard its peer since
 (the SYN-ACK at least); one made before has heard nothing, unless the old holder is still
 alive to answer it (then it is left to its own devices, as before). So at the event the
-minion ends, by its exact four-tuple (``ss -K``, the kernel's SOCK_DESTROY: an error in the
+minion ends, each by its exact four-tuple (``ss -K``, the kernel's SOCK_DESTROY: an error in the
 client at once, which reconnects -- oslo.db's ``wrap_db_retry``, kombu's reconnect -- through
 the VIP's new holder), every established TCP socket to the VIP whose last ACK came before the
 event (``ss -i``'s ``lastack``). Sockets to other addresses and listeners are never touched.
@@ -35,12 +35,14 @@ import asyncio
 import ipaddress
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hactl.log import get_logger
 from hactl.minion.netlink import NeighEvent
 
 SS_TIMEOUT = 5.0
+KILL_BATCH = 64  # sockets per ss -K
 
 log = get_logger("hactl.minion")
 
@@ -112,13 +114,19 @@ def list_argv(vip: str) -> list[str]:
     return ["ss", "-H", "-t", "-n", "-i", "state", "established", "dst", _host(vip)]
 
 
-def kill_argv(s: ClientSocket) -> list[str]:
-    """``ss`` ending exactly one socket, by its four-tuple."""
-    return [
-        "ss", "-K", "-H", "-t", "-n", "state", "established",
-        "src", _host(s.local), "sport", "=", f":{s.lport}",
-        "dst", _host(s.peer), "dport", "=", f":{s.pport}",
-    ]  # fmt: skip
+def _endpoint_text(address: str, port: int) -> str:
+    return f"{_host(address)}:{port}"
+
+
+def kill_argv(sockets: Sequence[ClientSocket]) -> list[str]:
+    """One ``ss`` ending exactly these sockets, each by its four-tuple (``( src A:P and dst
+    V:Q ) or ...``); nothing else matches."""
+    expr: list[str] = []
+    for s in sockets:
+        expr += ["or"] if expr else []
+        expr += ["(", "src", _endpoint_text(s.local, s.lport)]
+        expr += ["and", "dst", _endpoint_text(s.peer, s.pport), ")"]
+    return ["ss", "-K", "-H", "-t", "-n", "state", "established", *expr]
 
 
 async def _ss(argv: list[str]) -> str | None:
@@ -168,9 +176,9 @@ class VipFollow:
             return 0
         old = stale(parse_ss_info(listing), vip, (time.monotonic() - at) * 1000)
         ended = 0
-        for s in old:
-            if await _ss(kill_argv(s)) is not None:
-                ended += 1
+        for i in range(0, len(old), KILL_BATCH):  # a busy controller's hundreds: a few ss
+            out = await _ss(kill_argv(old[i : i + KILL_BATCH]))
+            ended += sum(1 for line in (out or "").splitlines() if line.strip())
         self.follows += 1
         self.ended += ended
         log.info(

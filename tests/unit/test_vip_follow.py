@@ -62,16 +62,18 @@ def test_only_sockets_silent_since_the_move_are_chosen() -> None:
     assert vf.stale(vf.parse_ss_info(SS), "10.99.1.101", since_ms=0) == []
 
 
-def test_a_socket_is_ended_by_its_four_tuple_only() -> None:
-    """The kill names source and destination address and port; IPv6 bracketed."""
-    s = vf.parse_ss_info(SS)[0]
-    argv = vf.kill_argv(s)
-    assert argv[:2] == ["ss", "-K"]
-    assert argv[-10:] == [
-        "src", "10.99.1.12", "sport", "=", ":41234",
-        "dst", "10.99.1.100", "dport", "=", ":3306",
+def test_sockets_are_ended_by_their_four_tuples_only() -> None:
+    """One ss for a batch: each socket by source and destination address and port, or'd;
+    IPv6 bracketed."""
+    socks = vf.parse_ss_info(SS)
+    argv = vf.kill_argv(socks[:2])
+    assert argv[:7] == ["ss", "-K", "-H", "-t", "-n", "state", "established"]
+    assert argv[7:] == [
+        "(", "src", "10.99.1.12:41234", "and", "dst", "10.99.1.100:3306", ")",
+        "or",
+        "(", "src", "10.99.1.12:41240", "and", "dst", "10.99.1.100:5672", ")",
     ]  # fmt: skip
-    assert "[fd00::64]" in vf.kill_argv(vf.parse_ss_info(SS)[3])
+    assert "[fd00::64]:3306" in vf.kill_argv(socks[3:])
     assert vf.list_argv("10.99.1.100")[-2:] == ["dst", "10.99.1.100"]
 
 
