@@ -90,6 +90,8 @@ def pillar(n: int, root: Path) -> str:
         "galera_cnf": "galera.cnf",
         "rabbitmq_conf": "rabbit.conf",
         "rabbitmq_definitions": "defs.json",
+        "rabbitmq_enabled_plugins": "enabled_plugins",
+        "rabbitmq_cookie": "erlang.cookie",
         "sysctl_conf": "sysctl.conf",
         "clients_conf": "openstack-clients.conf",
     }
@@ -160,6 +162,7 @@ def main() -> None:
         "HACTL_HAPROXY_STATS_PASSWORD": "bench-secret",
         "HACTL_RABBITMQ_MONITOR_PASSWORD": "bench-mon",
         "HACTL_RABBITMQ_OPENSTACK_PASSWORD": "bench-os",
+        "HACTL_RABBITMQ_COOKIE": "benchcookie0123456789",
     }
     env = {**os.environ, **secrets}
     pillar_path = root / "bench-pillar.yaml"

@@ -27,6 +27,8 @@ def paths(lab: Path) -> dict[str, str]:
         "galera_cnf": f"{base}/etc/galera.cnf",
         "rabbitmq_conf": f"{base}/etc/rabbitmq.conf",
         "rabbitmq_definitions": f"{base}/etc/definitions.json",
+        "rabbitmq_enabled_plugins": f"{base}/rabbit/enabled_plugins",
+        "rabbitmq_cookie": f"{base}/rabbit/home/.erlang.cookie",
         "sysctl_conf": f"{base}/etc/sysctl.conf",
         "clients_conf": f"{base}/etc/openstack-clients.conf",
     }
@@ -89,6 +91,8 @@ galera:
     performance_schema: "OFF"
 rabbitmq:
   manage_service: false
+  cookie: {{secret: {{file: {lab}/rabbit-cookie.pw}}}}
+  file_owner: root  # the lab's brokers run as root
   users:
     - {{name: hactl-monitor, password: {{secret: {{file: {lab}/rabbit-monitor.pw}}}},
        tags: [monitoring]}}

@@ -185,7 +185,7 @@ def rabbit_env(lab: Path, node: str, address: str) -> dict[str, str]:
     d = lab / node / "rabbit"
     return {
         **os.environ,
-        "HOME": str(lab / "rabbit-home"),
+        "HOME": str(d / "home"),  # its .erlang.cookie: written by the state rabbitmq_cookie
         "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
         "RABBITMQ_NODENAME": f"rabbit@{node}",
         "RABBITMQ_USE_LONGNAME": "false",
@@ -200,15 +200,10 @@ def rabbit_env(lab: Path, node: str, address: str) -> dict[str, str]:
 
 
 def rabbit_prepare(lab: Path, node: str) -> None:
-    """Folders, the shared cookie, the management plugin."""
+    """The folders the rabbitmq-server package makes on a real controller (/var/lib/rabbitmq,
+    its log folder) and its empty env file. The cookie and the plugins are the states'
+    (rabbitmq_cookie, rabbitmq_plugins), applied before any broker starts."""
     d = lab / node / "rabbit"
-    for sub in ("mnesia", "log"):
+    for sub in ("mnesia", "log", "home"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     (d / "rabbitmq-env.conf").write_text("")
-    (d / "enabled_plugins").write_text("[rabbitmq_management].\n")
-    home = lab / "rabbit-home"
-    home.mkdir(exist_ok=True)
-    cookie = home / ".erlang.cookie"
-    if not cookie.exists():
-        cookie.write_text("hactllabcookie" + os.urandom(8).hex())
-        cookie.chmod(0o400)

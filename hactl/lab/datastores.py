@@ -25,8 +25,10 @@ def mount_datadirs(lab: Lab) -> None:
 
 
 def start_galera(lab: Lab) -> None:
-    """``mariadb-install-db`` everywhere; the first node bootstraps, each next joins once
-    the previous is Synced."""
+    """``mariadb-install-db`` everywhere (what the mariadb-server package's postinst does on a
+    real controller; galera.cnf is the state galera's); the first node bootstraps, each next
+    joins once the previous is Synced (the lab's first start: hactl's states do not bootstrap
+    a new cluster yet, issue 25)."""
     net = lab.net
     for n in net.nodes:
         d.galera_init(lab.node_dir(n), lab.node_dir(n) / "etc/galera.cnf")
@@ -47,8 +49,8 @@ def _spawn_broker(lab: Lab, node: str) -> None:
 
 
 def spawn_brokers(lab: Lab) -> None:
-    """Every node's broker (folders, the shared cookie, the management plugin first);
-    :func:`wait_brokers` waits for them."""
+    """Every node's broker (the package's folders first; cookie and plugins came with the
+    states); :func:`wait_brokers` waits for them."""
     for n in lab.net.nodes:
         d.rabbit_prepare(lab.dir, n)
     for n in lab.net.nodes:

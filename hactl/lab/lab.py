@@ -128,7 +128,8 @@ def up(
 
 def _hactl(lab: Lab) -> None:
     net = lab.net
-    for secret in ("stats.pw", "rabbit-monitor.pw", "rabbit-openstack.pw"):
+    # the site's secrets, as an operator makes them (docs/deploy.md); the states deliver them
+    for secret in ("stats.pw", "rabbit-monitor.pw", "rabbit-openstack.pw", "rabbit-cookie.pw"):
         (lab.dir / secret).write_text(os.urandom(9).hex() + "\n")
         (lab.dir / secret).chmod(0o600)
     (lab.dir / "lab-pillar.yaml").write_text(

@@ -68,7 +68,8 @@ def teardown(lab: Lab, say: Any = print, *, keep_logs: bool = False) -> list[str
     problems += net_down(lab.net)
     if keep_logs:
         (lab.dir / "lab.json").unlink(missing_ok=True)
-        shutil.rmtree(lab.dir / "rabbit-home", ignore_errors=True)
+        for n in lab.net.nodes:  # the brokers' homes (their cookie)
+            shutil.rmtree(lab.node_dir(n) / "rabbit/home", ignore_errors=True)
     else:
         shutil.rmtree(lab.dir, ignore_errors=True)
     say(

@@ -79,6 +79,8 @@ def _pillar(net: LabNet, root: Path) -> str:
         "galera_cnf": "etc/galera.cnf",
         "rabbitmq_conf": "etc/rabbitmq.conf",
         "rabbitmq_definitions": "etc/definitions.json",
+        "rabbitmq_enabled_plugins": "etc/enabled_plugins",
+        "rabbitmq_cookie": "rabbit/.erlang.cookie",
         "sysctl_conf": "etc/sysctl.conf",
         "clients_conf": "etc/openstack-clients.conf",
     }
@@ -131,6 +133,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             HACTL_HAPROXY_STATS_PASSWORD="it-stats-secret",
             HACTL_RABBITMQ_MONITOR_PASSWORD="it-mon",
             HACTL_RABBITMQ_OPENSTACK_PASSWORD="it-os",
+            HACTL_RABBITMQ_COOKIE="itcookie0123456789",
             **as_("admin"),
         )
         mlog = (root / "master.log").open("wb")
@@ -231,7 +234,7 @@ def test_apply_test_then_apply_then_idempotent(site: Site) -> None:
     report = json.loads(real.stdout)
     for node in NODES:
         assert report["minions"][node]["status"] == "ok"
-        assert report["minions"][node]["changed"] == 8  # 7 files + the sysctl
+        assert report["minions"][node]["changed"] == 10  # 9 files + the sysctl
         assert _sysctl(site, node) == "1"
         cfg = site.file(node, "haproxy.cfg").read_text()
         assert f"server ita {site.net.address('ita')}:5000" in cfg

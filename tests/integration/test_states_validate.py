@@ -22,6 +22,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pa
     os.environ["HACTL_HAPROXY_STATS_PASSWORD"] = "validate-secret"
     os.environ["HACTL_RABBITMQ_MONITOR_PASSWORD"] = "validate-mon"
     os.environ["HACTL_RABBITMQ_OPENSTACK_PASSWORD"] = "validate-os"
+    os.environ["HACTL_RABBITMQ_COOKIE"] = "validatecookie0123"
     try:
         tree = load_tree(STATES)
     finally:
@@ -29,6 +30,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pa
             "HACTL_HAPROXY_STATS_PASSWORD",
             "HACTL_RABBITMQ_MONITOR_PASSWORD",
             "HACTL_RABBITMQ_OPENSTACK_PASSWORD",
+            "HACTL_RABBITMQ_COOKIE",
         ):
             del os.environ[var]
     out: dict[str, dict[str, Path]] = {}

@@ -45,6 +45,7 @@ def test_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
         "HACTL_HAPROXY_STATS_PASSWORD": "a-long-stats-secret",
         "HACTL_RABBITMQ_MONITOR_PASSWORD": "a-long-monitor-secret",
         "HACTL_RABBITMQ_OPENSTACK_PASSWORD": "a-long-openstack-secret",
+        "HACTL_RABBITMQ_COOKIE": "wheelcookie0123456789",
     }
     elsewhere = tmp_path / "elsewhere"  # never the checkout: nothing imported from it
     elsewhere.mkdir()

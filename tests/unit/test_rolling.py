@@ -91,6 +91,7 @@ def test_states_that_must_roll_are_split_out_of_a_plain_apply(
 
     for var in ("HAPROXY_STATS", "RABBITMQ_MONITOR", "RABBITMQ_OPENSTACK"):
         monkeypatch.setenv(f"HACTL_{var}_PASSWORD", "test-only")
+    monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "test-only-cookie")
     tree = load_tree(Path(__file__).resolve().parents[2] / "states")
     assert tree.rolling == {"rabbitmq": 1}
     assert "batch.rabbitmq_running" in tree.roll_gates["rabbitmq"]
@@ -116,6 +117,7 @@ def test_a_bad_roll_yaml_is_refused_with_its_file(
     root = tmp_path / "states"
     shutil.copytree(Path(__file__).resolve().parents[2] / "states", root)
     (root / "rabbitmq" / "roll.yaml").write_text("batch: 0\n")
+    monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "test-only-cookie")
     for var in ("HAPROXY_STATS", "RABBITMQ_MONITOR", "RABBITMQ_OPENSTACK"):
         monkeypatch.setenv(f"HACTL_{var}_PASSWORD", "test-only")
     with pytest.raises(HactlError, match=r"roll\.yaml"):

@@ -20,6 +20,7 @@ def tree_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HACTL_HAPROXY_STATS_PASSWORD", "pw-in-test")
     monkeypatch.setenv("HACTL_RABBITMQ_MONITOR_PASSWORD", "mon-in-test")
     monkeypatch.setenv("HACTL_RABBITMQ_OPENSTACK_PASSWORD", "os-in-test")
+    monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "cookieintest0123")
     dest = tmp_path / "states"
     shutil.copytree(SHIPPED, dest)
     return dest

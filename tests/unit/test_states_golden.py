@@ -28,6 +28,7 @@ def plans(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     monkeypatch.setenv("HACTL_HAPROXY_STATS_PASSWORD", SECRET)
     monkeypatch.setenv("HACTL_RABBITMQ_MONITOR_PASSWORD", "golden-monitor")
     monkeypatch.setenv("HACTL_RABBITMQ_OPENSTACK_PASSWORD", "golden-openstack")
+    monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "goldencookie0123456789")
     return dict(compile_tree(load_tree(STATES), list(NODES)))
 
 
