@@ -31,7 +31,6 @@ minion.yaml ``vrrp.follow_connections`` (default true) turns it off.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 import time
@@ -39,9 +38,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hactl.log import get_logger
+from hactl.minion import ss
 from hactl.minion.netlink import NeighEvent
 
-SS_TIMEOUT = 5.0
 KILL_BATCH = 64  # sockets per ss -K
 
 log = get_logger("hactl.minion")
@@ -105,17 +104,13 @@ def stale(sockets: list[ClientSocket], vip: str, since_ms: float) -> list[Client
     ]
 
 
-def _host(address: str) -> str:
-    return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
-
-
 def list_argv(vip: str) -> list[str]:
     """``ss`` listing the established sockets to ``vip`` with their timers."""
-    return ["ss", "-H", "-t", "-n", "-i", "state", "established", "dst", _host(vip)]
+    return ["ss", "-H", "-t", "-n", "-i", "state", "established", "dst", ss.host(vip)]
 
 
 def _endpoint_text(address: str, port: int) -> str:
-    return f"{_host(address)}:{port}"
+    return f"{ss.host(address)}:{port}"
 
 
 def kill_argv(sockets: Sequence[ClientSocket]) -> list[str]:
@@ -127,21 +122,6 @@ def kill_argv(sockets: Sequence[ClientSocket]) -> list[str]:
         expr += ["(", "src", _endpoint_text(s.local, s.lport)]
         expr += ["and", "dst", _endpoint_text(s.peer, s.pport), ")"]
     return ["ss", "-K", "-H", "-t", "-n", "state", "established", *expr]
-
-
-async def _ss(argv: list[str]) -> str | None:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), SS_TIMEOUT)
-    except (OSError, TimeoutError) as exc:
-        log.warning("vip_follow_failed", error=str(exc))
-        return None
-    if proc.returncode != 0:
-        log.warning("vip_follow_failed", error=err.decode(errors="replace")[-300:])
-        return None
-    return out.decode(errors="replace")
 
 
 class VipFollow:
@@ -171,14 +151,14 @@ class VipFollow:
     async def moved(self, vip: str, at: float, why: str) -> int:
         """End the connections to ``vip`` that have heard nothing since ``at`` (monotonic:
         when the kernel told of the move); how many (bounded, never raises)."""
-        listing = await _ss(list_argv(vip))
+        listing = await ss.run(list_argv(vip), "vip_follow_failed", vip=vip)
         if listing is None:
             return 0
         old = stale(parse_ss_info(listing), vip, (time.monotonic() - at) * 1000)
         ended = 0
         for i in range(0, len(old), KILL_BATCH):  # a busy controller's hundreds: a few ss
-            out = await _ss(kill_argv(old[i : i + KILL_BATCH]))
-            ended += sum(1 for line in (out or "").splitlines() if line.strip())
+            out = await ss.run(kill_argv(old[i : i + KILL_BATCH]), "vip_follow_failed", vip=vip)
+            ended += ss.lines(out)
         self.follows += 1
         self.ended += ended
         log.info(

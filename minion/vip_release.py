@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from hactl.log import get_logger
+from hactl.minion import ss
 from hactl.minion.netlink import (
     RTMGRP_IPV4_IFADDR,
     RTMGRP_IPV6_IFADDR,
@@ -41,13 +42,10 @@ if TYPE_CHECKING:
 
 log = get_logger("hactl.minion")
 
-SS_TIMEOUT = 5.0
-
 
 def ss_argv(vip: str) -> list[str]:
     """``ss`` destroying every connected TCP socket whose local address is ``vip``."""
-    host = f"[{vip}]" if ipaddress.ip_address(vip).version == 6 else vip
-    return ["ss", "-K", "-H", "-t", "-n", "state", "connected", "src", host]
+    return ["ss", "-K", "-H", "-t", "-n", "state", "connected", "src", ss.host(vip)]
 
 
 class VipRelease:
@@ -71,20 +69,10 @@ class VipRelease:
 
     async def release(self, vip: str, why: str) -> int:
         """End ``vip``'s connected sockets; how many ``ss`` listed (bounded, never raises)."""
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *ss_argv(vip),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            out, err = await asyncio.wait_for(proc.communicate(), SS_TIMEOUT)
-        except (OSError, TimeoutError) as exc:
-            log.warning("vip_release_failed", vip=vip, error=str(exc))
+        out = await ss.run(ss_argv(vip), "vip_release_failed", vip=vip)
+        if out is None:
             return 0
-        if proc.returncode != 0:
-            log.warning("vip_release_failed", vip=vip, error=err.decode(errors="replace")[-300:])
-            return 0
-        ended = sum(1 for line in out.decode(errors="replace").splitlines() if line.strip())
+        ended = ss.lines(out)
         self.releases += 1
         self.ended += ended
         log.info("vip_connections_ended", vip=vip, why=why, connections=ended)
