@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import bench_auth, client
 from benchmarks.common import env as bench_env
+from hactl.auth.store import server_pem
 from hactl.bus import Bus
 from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 from hactl.lab.net import LabNet, down, exec_argv, up
@@ -94,6 +95,7 @@ def pillar(n: int, root: Path) -> str:
         "rabbitmq_cookie": "erlang.cookie",
         "sysctl_conf": "sysctl.conf",
         "clients_conf": "openstack-clients.conf",
+        "haproxy_external_pem": "external.pem",
     }
     lines.append("paths:")
     lines += [f"  {k}: {root}/{{id}}/{v}" for k, v in paths.items()]
@@ -163,6 +165,7 @@ def main() -> None:
         "HACTL_RABBITMQ_MONITOR_PASSWORD": "bench-mon",
         "HACTL_RABBITMQ_OPENSTACK_PASSWORD": "bench-os",
         "HACTL_RABBITMQ_COOKIE": "benchcookie0123456789",
+        "HACTL_HAPROXY_EXTERNAL_PEM": server_pem([net.vip(1)])[1].decode(),
     }
     env = {**os.environ, **secrets}
     pillar_path = root / "bench-pillar.yaml"

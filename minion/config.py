@@ -69,6 +69,7 @@ from hactl.metrics import parse_address
 from hactl.minion import config_exec as exec_cfg
 from hactl.minion.beacons import OPTIONS as BEACON_OPTIONS
 from hactl.minion.beacons import REGISTRY as BEACONS
+from hactl.minion.beacons.service import endpoints as service_endpoints
 from hactl.minion.executors.base import (
     DEFAULT_CHECKS,
     DEFAULT_ROOT_CHECKS,
@@ -212,8 +213,10 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             raise bad("beacons", f"{name}: options must be a mapping")
     for name, opts in beacons.items():
         try:
-            check(f"beacons.{name}", BEACON_OPTIONS[name], opts)
-        except SchemaError as exc:
+            checked = check(f"beacons.{name}", BEACON_OPTIONS[name], opts)
+            if name == "service":
+                service_endpoints(checked)  # each entry and its CA file, before anything runs
+        except (SchemaError, ConfigError) as exc:
             raise ConfigError(str(exc), file=source, line=doc.line("beacons")) from None
         if (pw := opts.get("password_file")) is not None and not os.access(pw, os.R_OK):
             raise bad("beacons", f"{name}.password_file: {pw} is not a readable file")

@@ -322,3 +322,13 @@ def _make_leaf(
         .sign(ca_key, hashes.SHA256())
     )
     return key, cert
+
+
+def server_pem(hosts: list[str]) -> tuple[bytes, bytes]:
+    """A new CA and a server certificate it signed for ``hosts``: (the CA certificate, the
+    server certificate followed by its private key), both PEM -- the second is HAProxy's
+    ``crt`` file. The lab's external VIP uses it; a site brings its own PKI's."""
+    ca_key, ca_cert = _make_ca()
+    key, cert = _make_leaf(ca_key, ca_cert, hosts)
+    pem = serialization.Encoding.PEM
+    return ca_cert.public_bytes(pem), cert.public_bytes(pem) + _key_pem(key)

@@ -31,6 +31,7 @@ def paths(lab: Path) -> dict[str, str]:
         "rabbitmq_cookie": f"{base}/rabbit/home/.erlang.cookie",
         "sysctl_conf": f"{base}/etc/sysctl.conf",
         "clients_conf": f"{base}/etc/openstack-clients.conf",
+        "haproxy_external_pem": f"{base}/etc/tls/external.pem",
     }
 
 
@@ -71,6 +72,7 @@ paths:
 manage_services: true
 haproxy:
   stats: {{password: {{secret: {{file: {lab}/stats.pw}}}}}}
+  external_tls: {{pem: {{secret: {{file: {lab}/external.pem}}}}}}
   check: {{inter: 1s, fall: 2, rise: 2}}
   agent_inter: 500ms  # the lab's galera beacon reports every 0.3 s
 keepalived: {{advert_int: 0.2, check_interval: 1, check_weight: 110}}
@@ -197,7 +199,8 @@ services:
 {extra}vrrp: {{track_dir: {run}, instances: [{VI_INTERNAL}, {VI_EXTERNAL}], max_seconds: 120,
        watch: [{"haproxy" if fast_path else ""}]}}
 {galera}{supervision}singletons: {{dir: {run}/singletons}}
-content_policy: {{read_dirs: [{run}]}}  # HAProxy's pid file, sockets and state live here
+# HAProxy's pid file, sockets and state live in run/, the external VIP's certificate in etc/tls
+content_policy: {{read_dirs: [{run}, {d / "etc" / "tls"}]}}
 beacons:
 {chr(10).join(beacons)}
 """

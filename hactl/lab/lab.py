@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hactl.auth.store import server_pem, write_secret
 from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab import datastores as stores
@@ -132,6 +133,11 @@ def _hactl(lab: Lab) -> None:
     for secret in ("stats.pw", "rabbit-monitor.pw", "rabbit-openstack.pw", "rabbit-cookie.pw"):
         (lab.dir / secret).write_text(os.urandom(9).hex() + "\n")
         (lab.dir / secret).chmod(0o600)
+    # the external VIP's certificate (a site's PKI issues it; the lab is its own CA): clients
+    # through the external VIP trust external-ca.crt
+    ca, pem = server_pem([net.vip(1)])
+    write_secret(lab.dir / "external.pem", pem)
+    (lab.dir / "external-ca.crt").write_bytes(ca)
     (lab.dir / "lab-pillar.yaml").write_text(
         pillar(net, lab.dir, lab.components, lab.galera_profile)
     )

@@ -5,12 +5,14 @@
   102/132/162 and weight 10, a node whose HAProxy died can still out-rank the others);
 - a ``virtual_router_id`` must not be reused (two instances would fight over one VRID);
 - two frontends must not bind the same address:port;
-- a service must have at least one backend node.
+- a service must have at least one backend node;
+- a VIP is an IPv4 address (IPv6 VIPs are refused, docs/decisions.md 47).
 Each finding names the pillar file and line that set the offending value.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,22 @@ def _priority(tree: Tree, vip: Mapping[str, Any], node_id: str) -> Any:
     return (vip.get("priorities") or {}).get(node_id, tree.nodes[node_id].data.get("priority"))
 
 
+def _address_problem(address: Any) -> str | None:
+    """Why ``address`` cannot be a VIP, or None."""
+    try:
+        ip = ipaddress.ip_address(str(address))
+    except ValueError:
+        return f"address {address!r} is not an IP address"
+    if ip.version == 6:
+        return (
+            f"{address} is IPv6: hactl runs IPv4 VIPs only (after a move it announces a VIP by "
+            "gratuitous ARP and moves its clients' connections by IPv4; an IPv6 VIP would "
+            "render, then fail to bind on the backups and strand clients). Use an IPv4 VIP "
+            "(docs/decisions.md 47)"
+        )
+    return None
+
+
 def lint(tree: Tree) -> list[Finding]:
     """Every finding for the tree's pillar (empty when the site is sound)."""
     p = tree.pillar
@@ -48,6 +66,8 @@ def lint(tree: Tree) -> list[Finding]:
     keepers = [n.id for n in tree.nodes.values() if "keepalived" in n.roles]
     vrids: dict[Any, str] = {}
     for name, vip in sorted(vips.items()):
+        if (problem := _address_problem(vip.get("address"))) is not None:
+            add(f"vips.{name}: {problem}", "vips", name, "address")
         vrid = vip.get("virtual_router_id")
         if vrid in vrids:
             add(

@@ -86,6 +86,18 @@ def _yaml_value(value: Any) -> str:
 _CONFIG_OVERLAYS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 _LINE_BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
 _HAPROXY_SPECIAL = re.compile(r"([\\#\"'])")
+#: one PEM block (RFC 7468): its label, base64 lines, the same label at the end
+_PEM_BLOCK = r"-----BEGIN ([A-Z0-9 ]+)-----\n(?:[A-Za-z0-9+/=]{1,76}\n)+-----END \1-----\n"
+_PEM = re.compile(rf"(?:{_PEM_BLOCK})+")
+
+
+def pem_value(value: str) -> str:
+    """``value`` as PEM blocks and nothing else (a certificate chain and its key), or
+    ValueError: a PEM file is the one config a value may span lines of."""
+    text = value.replace("\r\n", "\n").strip() + "\n"
+    if not _PEM.fullmatch(text):
+        raise ValueError("not PEM: a value of a .pem template is BEGIN/END blocks only")
+    return text
 
 
 def _config_format(name: str) -> str:
@@ -93,6 +105,8 @@ def _config_format(name: str) -> str:
     base = name.rsplit("/", 1)[-1]
     if base.endswith(".json.j2"):
         return "json"
+    if base.endswith(".pem.j2"):
+        return "pem"
     for fmt in ("haproxy", "keepalived"):
         if base.startswith(fmt):
             return fmt
@@ -102,7 +116,8 @@ def _config_format(name: str) -> str:
 def _config_value(fmt: str) -> Callable[[Any], Any]:
     """The finalize hook of one config format: every ``{{ expression }}`` of a pillar value
     stays one value of that format -- a line break (which would add a directive) is refused
-    everywhere; HAProxy's quote, comment and escape characters are backslash-escaped (HAProxy
+    everywhere but in a ``.pem`` template (whose value must be PEM blocks only); HAProxy's
+    quote, comment and escape characters are backslash-escaped (HAProxy
     reads them back as the value); keepalived's quote and braces are refused (it has no
     escape); JSON strings are escaped (``tojson`` output is already JSON and kept)."""
 
@@ -113,6 +128,8 @@ def _config_value(fmt: str) -> Callable[[Any], Any]:
             return value
         if fmt == "json":
             return json.dumps(value)[1:-1]
+        if fmt == "pem":
+            return pem_value(value)
         if _LINE_BREAK.search(value):
             raise ValueError(f"a value renders a line break: {value[:60]!r}")
         if fmt == "haproxy":

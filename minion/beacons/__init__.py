@@ -56,6 +56,7 @@ OPTIONS: dict[str, tuple[Field, ...]] = {
     "haproxy": (Field("socket", (str,)), _interval(1.0)),
     "service": (
         Field("endpoints", (list,), required=False, default=[]),
+        Field("ca", (str,), False, "", doc="CA file of the https endpoints (default the system's)"),
         _timeout(1.0),
         _interval(5.0),
     ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -82,11 +83,15 @@ def event_data(cur: Snapshot, changes: list[Change], *, resync: bool) -> dict[st
 
 
 async def open_bounded(
-    host: str, port: int, timeout: float
+    host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | str:
-    """A TCP connection within ``timeout``, or the reason it failed (probes never raise)."""
+    """A TCP connection (a verified TLS one with ``tls``) within ``timeout``, connect and
+    handshake both, or the reason it failed (probes never raise)."""
     try:
-        return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        opening = asyncio.open_connection(
+            host, port, ssl=tls, ssl_handshake_timeout=timeout if tls else None
+        )
+        return await asyncio.wait_for(opening, timeout)
     except (OSError, TimeoutError) as exc:
         return f"connect: {type(exc).__name__}: {exc}".strip()
 

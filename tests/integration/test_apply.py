@@ -83,6 +83,7 @@ def _pillar(net: LabNet, root: Path) -> str:
         "rabbitmq_cookie": "rabbit/.erlang.cookie",
         "sysctl_conf": "etc/sysctl.conf",
         "clients_conf": "etc/openstack-clients.conf",
+        "haproxy_external_pem": "run/tls/external.pem",
     }
     path_lines = "\n".join(f"  {k}: {root}/{{id}}/{v}" for k, v in paths.items())
     return f"""nodes: !replace
@@ -134,6 +135,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             HACTL_RABBITMQ_MONITOR_PASSWORD="it-mon",
             HACTL_RABBITMQ_OPENSTACK_PASSWORD="it-os",
             HACTL_RABBITMQ_COOKIE="itcookie0123456789",
+            HACTL_HAPROXY_EXTERNAL_PEM=store.server_pem([net.vip(1)])[1].decode(),
             **as_("admin"),
         )
         mlog = (root / "master.log").open("wb")

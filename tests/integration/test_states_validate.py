@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hactl.auth.store import server_pem
 from hactl.master.states.compile import compile_tree
 from hactl.master.states.tree import load_tree
 
@@ -23,18 +24,23 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pa
     os.environ["HACTL_RABBITMQ_MONITOR_PASSWORD"] = "validate-mon"
     os.environ["HACTL_RABBITMQ_OPENSTACK_PASSWORD"] = "validate-os"
     os.environ["HACTL_RABBITMQ_COOKIE"] = "validatecookie0123"
+    # the external VIP's certificate: a fresh one, where HAProxy's check can read it
+    root = tmp_path_factory.mktemp("rendered")
+    os.environ["HACTL_HAPROXY_EXTERNAL_PEM"] = server_pem(["203.0.113.100"])[1].decode()
+    pem = root / "external.pem"
+    (root / "paths.yaml").write_text(f"paths: {{haproxy_external_pem: {pem}}}\n")
     try:
-        tree = load_tree(STATES)
+        tree = load_tree(STATES, [root / "paths.yaml"])
     finally:
         for var in (
             "HACTL_HAPROXY_STATS_PASSWORD",
             "HACTL_RABBITMQ_MONITOR_PASSWORD",
             "HACTL_RABBITMQ_OPENSTACK_PASSWORD",
             "HACTL_RABBITMQ_COOKIE",
+            "HACTL_HAPROXY_EXTERNAL_PEM",
         ):
             del os.environ[var]
     out: dict[str, dict[str, Path]] = {}
-    root = tmp_path_factory.mktemp("rendered")
     for node, plan in compile_tree(tree, list(NODES)).items():
         files = plan.files()
         out[node] = {}
@@ -46,6 +52,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pa
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(files[path])
             out[node][name] = dest
+        pem.write_text(files[str(pem)])  # the same for every node
     return out
 
 

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -43,9 +44,14 @@ def server_status(lab: L.Lab, node: str) -> dict[str, str]:
     return d.haproxy_servers(lab.node_dir(node) / "run/haproxy.sock")
 
 
+def external_tls(lab: L.Lab) -> ssl.SSLContext:
+    """A client context that trusts the lab's external-VIP CA (hactl/lab/lab.py makes it)."""
+    return ssl.create_default_context(cafile=str(lab.dir / "external-ca.crt"))
+
+
 @dataclass
 class HttpLoop:
-    """GET http://VIP:PORT/ on a fresh connection every ``period`` s in a thread; records
+    """GET http(s)://VIP:PORT/ on a fresh connection every ``period`` s in a thread; records
     (start, ok). The timeouts bound a connect and an answer (benchmarks/failover.py: 0.1 and
     0.2 s, as a client that retries fast would)."""
 
@@ -54,6 +60,8 @@ class HttpLoop:
     period: float = 0.02
     connect_timeout: float = 0.5
     answer_timeout: float = 0.5
+    #: HTTPS, verified (the external VIP: :func:`external_tls`)
+    tls: ssl.SSLContext | None = None
     samples: list[tuple[float, bool]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -62,8 +70,9 @@ class HttpLoop:
 
     def _once(self) -> bool:
         try:
-            with socket.create_connection((self.host, self.port), self.connect_timeout) as s:
-                s.settimeout(self.answer_timeout)
+            with socket.create_connection((self.host, self.port), self.connect_timeout) as raw:
+                raw.settimeout(self.answer_timeout)
+                s = self.tls.wrap_socket(raw, server_hostname=self.host) if self.tls else raw
                 s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
                 return s.recv(64).startswith(b"HTTP/1.1 200")
         except OSError:

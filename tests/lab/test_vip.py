@@ -20,6 +20,7 @@ from tests.lab.conftest import report
 from tests.lab.helpers import (
     HttpLoop,
     cut_vrrp,
+    external_tls,
     hactl,
     heal_galera,
     master_metric,
@@ -85,11 +86,11 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
                 lambda: (h := L.holders(lab)[ext]) and holder not in h, 20, "external VIP moved"
             )
             ext_holder = L.holders(lab)[ext][0]
-            with HttpLoop(ext) as ext_client:
+            with HttpLoop(ext, tls=external_tls(lab)) as ext_client:
                 wait_until(
                     lambda: ext_client.samples and ext_client.samples[-1][1],
                     10,
-                    f"a GET through the external VIP {ext}",
+                    f"an HTTPS GET through the external VIP {ext}",
                 )
             time.sleep(1.5)
         drained = _servers_of(lab, new, holder)
@@ -103,7 +104,7 @@ def test_haproxy_kill_moves_vip_and_drains(lab: L.Lab) -> None:
             f"after {t_drain - t0:.2f} s; "
             f"client GET every 20 ms: {client.failures()} failed, longest gap "
             f"{client.longest_gap():.2f} s; external VIP {ext} (eth1) on {ext_holder} after "
-            f"{t_ext - t0:.2f} s, answering"
+            f"{t_ext - t0:.2f} s, answering HTTPS"
         )
 
         _trail_explains_the_drains(lab, holder, since)

@@ -92,6 +92,7 @@ def test_states_that_must_roll_are_split_out_of_a_plain_apply(
     for var in ("HAPROXY_STATS", "RABBITMQ_MONITOR", "RABBITMQ_OPENSTACK"):
         monkeypatch.setenv(f"HACTL_{var}_PASSWORD", "test-only")
     monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "test-only-cookie")
+    monkeypatch.setenv("HACTL_HAPROXY_EXTERNAL_PEM", _test_pem())
     tree = load_tree(Path(__file__).resolve().parents[2] / "states")
     assert tree.rolling == {"rabbitmq": 1}
     assert "batch.rabbitmq_running" in tree.roll_gates["rabbitmq"]
@@ -118,6 +119,7 @@ def test_a_bad_roll_yaml_is_refused_with_its_file(
     shutil.copytree(Path(__file__).resolve().parents[2] / "states", root)
     (root / "rabbitmq" / "roll.yaml").write_text("batch: 0\n")
     monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "test-only-cookie")
+    monkeypatch.setenv("HACTL_HAPROXY_EXTERNAL_PEM", _test_pem())
     for var in ("HAPROXY_STATS", "RABBITMQ_MONITOR", "RABBITMQ_OPENSTACK"):
         monkeypatch.setenv(f"HACTL_{var}_PASSWORD", "test-only")
     with pytest.raises(HactlError, match=r"roll\.yaml"):
@@ -161,3 +163,9 @@ def test_a_gate_can_ask_about_the_batch_just_applied() -> None:
     facts = view.facts()
     assert "is false" in gate({**facts, "batch": batch_facts(facts, ["ctl1"])})
     assert gate({**facts, "batch": batch_facts(facts, ["ctl2"])}) == ""
+
+
+def _test_pem() -> str:
+    from pathlib import Path
+
+    return (Path(__file__).parent / "golden" / "external-tls.pem").read_text(encoding="utf-8")

@@ -21,6 +21,8 @@ def tree_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HACTL_RABBITMQ_MONITOR_PASSWORD", "mon-in-test")
     monkeypatch.setenv("HACTL_RABBITMQ_OPENSTACK_PASSWORD", "os-in-test")
     monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "cookieintest0123")
+    pem = Path(__file__).parent / "golden" / "external-tls.pem"
+    monkeypatch.setenv("HACTL_HAPROXY_EXTERNAL_PEM", pem.read_text(encoding="utf-8"))
     dest = tmp_path / "states"
     shutil.copytree(SHIPPED, dest)
     return dest
@@ -124,6 +126,12 @@ def test_missing_secret(tree_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None
             "{name: novnc, port: 6080, role: vnc}",
             "service novnc has no backends",
         ),
+        (
+            "address: 203.0.113.100,",
+            "address: '2001:db8::100',",
+            "vips.external: 2001:db8::100 is IPv6: hactl runs IPv4 VIPs only",
+        ),
+        ("address: 192.168.47.100,", "address: vip.example,", "'vip.example' is not an IP"),
     ],
 )
 def test_lint(tree_dir: Path, old: str, new: str, expect: str) -> None:

@@ -20,6 +20,8 @@ STATES = ROOT / "states"
 GOLDEN = Path(__file__).parent / "golden" / "states"
 NODES = ("ctl1", "ctl2", "ctl3")
 SECRET = "golden-stats-password"
+#: a test-only certificate and key for the external VIP (hactl.auth.store.server_pem)
+EXTERNAL_PEM = (Path(__file__).parent / "golden" / "external-tls.pem").read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -29,6 +31,7 @@ def plans(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     monkeypatch.setenv("HACTL_RABBITMQ_MONITOR_PASSWORD", "golden-monitor")
     monkeypatch.setenv("HACTL_RABBITMQ_OPENSTACK_PASSWORD", "golden-openstack")
     monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "goldencookie0123456789")
+    monkeypatch.setenv("HACTL_HAPROXY_EXTERNAL_PEM", EXTERNAL_PEM)
     return dict(compile_tree(load_tree(STATES), list(NODES)))
 
 

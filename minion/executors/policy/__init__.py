@@ -9,6 +9,7 @@ refuses it:
 
 - **every file**, whatever its name, against every daemon's list of directives that run or
   load code (a daemon may be made to read any file: an included directory, a second ``-f``);
+- **a key or certificate file** (``*.pem``): PEM blocks only;
 - **a file a daemon reads** -- decided by the minion, never by the request: the ``check``
   name (``haproxy``, ``keepalived``) or the path (``content_policy.formats``) -- against that
   daemon's keyword **allowlist**, with every path argument confined to this minion's folders
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from hactl.minion.executors.policy import haproxy, keepalived, mariadb
+from hactl.minion.executors.policy import haproxy, keepalived, mariadb, pem
 from hactl.minion.executors.policy.common import (
     DEFAULT_FORMATS,
     SHIPPED_CHECK,
@@ -44,14 +45,15 @@ __all__ = [
     "format_of",
 ]
 
-#: the readers a path or check name can select
-FORMATS = ("haproxy", "keepalived", "mariadb")
+#: the readers a path or check name can select; a path matching several globs gets the first
+#: (``/etc/haproxy/certs/x.pem`` is a key file, not HAProxy's config)
+FORMATS = ("pem", "haproxy", "keepalived", "mariadb")
 
 
 def format_of(policy: ContentPolicy, path: str, check: str | None) -> str | None:
     """The daemon whose allowlist ``path`` gets: the check's, else the first matching
     ``formats`` glob (in the order of FORMATS); None for any other file."""
-    if check in FORMATS:
+    if check in FORMATS and check != "pem":  # a check is a daemon's command, never "pem"
         return check
     pairs = (f.rpartition("=") for f in policy.formats)
     found = {fmt for glob, _, fmt in pairs if fnmatchcase(path, glob)}
@@ -64,6 +66,8 @@ def check_content(
     """Raise :class:`PolicyViolation` for the first directive the policy refuses."""
     text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
     fmt = format_of(policy, path, check)
+    if fmt == "pem":
+        pem.check(text)
     if fmt == "haproxy":
         haproxy.check_strict(text, policy)
     else:

@@ -23,6 +23,7 @@ DEFAULT_FORMATS = frozenset(
         "*/keepalived*.conf=keepalived",
         "/etc/mysql/*=mariadb",
         "*.cnf=mariadb",
+        "*.pem=pem",
     }
 )
 
