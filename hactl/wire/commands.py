@@ -17,6 +17,7 @@ import msgpack
 from hactl.errors import DecodeError, EncodeError, RejectReason
 from hactl.wire.envelope import MAX_EVENT_BYTES, SCHEMA_VERSION, _check_value
 from hactl.wire.ids import is_id, new_id
+from hactl.wire.version import check as check_version
 
 _CMD = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\Z")
 
@@ -61,14 +62,16 @@ def _unpack(payload: bytes, fields: tuple[str, ...]) -> dict[str, Any]:
         raise DecodeError(RejectReason.MALFORMED, type(exc).__name__) from None
     if not isinstance(obj, dict):
         raise DecodeError(RejectReason.NOT_A_MAP, type(obj).__name__)
-    version = obj.get("v")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise DecodeError(RejectReason.UNKNOWN_VERSION, f"v={version!r}")
+    if "v" not in obj:
+        raise DecodeError(RejectReason.MISSING_FIELD, "v")
+    newer = check_version(obj["v"])
     for name in fields:
         if name not in obj:
             raise DecodeError(RejectReason.MISSING_FIELD, name)
     extra = sorted(str(k) for k in obj if k not in fields and k != "v")
-    if extra:
+    if extra and newer:  # a newer peer's optional fields: ignored
+        obj = {k: v for k, v in obj.items() if k in fields or k == "v"}
+    elif extra:
         raise DecodeError(RejectReason.UNKNOWN_FIELD, ", ".join(extra)[:200])
     problem = _check_value(obj, 0)
     if problem:

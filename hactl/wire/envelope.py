@@ -2,8 +2,10 @@
 
 An event is a msgpack map with exactly the keys ``v`` (schema version), ``id`` (sortable
 unique id), ``tag``, ``minion`` (origin id, or ``master``), ``ts`` (epoch seconds) and ``data``
-(a map with string keys of msgpack-native values). :func:`decode` never raises anything but
-:class:`~hactl.errors.DecodeError`, whose ``reason`` is a stable label for counters.
+(a map with string keys of msgpack-native values); an event of the next version
+(:mod:`hactl.wire.version`) may carry more keys, which are ignored. :func:`decode` never
+raises anything but :class:`~hactl.errors.DecodeError`, whose ``reason`` is a stable label
+for counters.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import msgpack
 from hactl.errors import DecodeError, EncodeError, RejectReason, TagError
 from hactl.wire.ids import is_id, new_id
 from hactl.wire.tags import expected_origin, tag_to_subject, validate_id, validate_tag
+from hactl.wire.version import WRITES
+from hactl.wire.version import check as check_version
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = WRITES  # what this build writes (hactl.wire.version has the window it reads)
 MAX_EVENT_BYTES = 1024 * 1024  # 1 MiB, the whole encoded envelope
 MAX_DEPTH = 32
 FIELDS = ("v", "id", "tag", "minion", "ts", "data")
@@ -146,15 +150,11 @@ def _validate(obj: dict[Any, Any], subject: str | None) -> None:
 
     if "v" not in obj:
         raise fail(RejectReason.MISSING_FIELD, "v")
-    version = obj["v"]
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise fail(RejectReason.BAD_TYPE, "v must be an integer")
-    if version != SCHEMA_VERSION:
-        raise fail(RejectReason.UNKNOWN_VERSION, f"v={version}, this build speaks {SCHEMA_VERSION}")
+    newer = check_version(obj["v"], subject)
     for name in FIELDS:
         if name not in obj:
             raise fail(RejectReason.MISSING_FIELD, name)
-    if len(obj) != len(FIELDS):  # all of FIELDS are there: anything more is unknown
+    if len(obj) != len(FIELDS) and not newer:  # all of FIELDS are there: more is unknown
         extra = sorted(str(k) for k in obj if k not in FIELDS)
         raise fail(RejectReason.UNKNOWN_FIELD, ", ".join(extra)[:200])
     ident, tag, origin, ts, data = obj["id"], obj["tag"], obj["minion"], obj["ts"], obj["data"]

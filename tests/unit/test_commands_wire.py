@@ -50,7 +50,7 @@ def test_bad_command_names_are_not_sent() -> None:
             {"v": 1, "jid": "x", "cmd": "test.ping", "args": {}, "sender": "c"},
             RejectReason.BAD_TYPE,
         ),
-        ({"v": 2}, RejectReason.UNKNOWN_VERSION),
+        ({"v": 3}, RejectReason.UNKNOWN_VERSION),
         (
             {"v": 1, "jid": "01M7Y8WRXH0JEWBTVH6AEPRR21", "cmd": "test.ping", "args": {}},
             RejectReason.MISSING_FIELD,

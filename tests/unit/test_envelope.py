@@ -75,7 +75,7 @@ def test_new_event_round_trips() -> None:
         (b"not msgpack at all \xff\xfe", RejectReason.MALFORMED),
         (msgpack.packb(_raw()) + b"\x00", RejectReason.MALFORMED),
         (msgpack.packb([1, 2, 3]), RejectReason.NOT_A_MAP),
-        (msgpack.packb(_raw(v=2)), RejectReason.UNKNOWN_VERSION),
+        (msgpack.packb(_raw(v=3)), RejectReason.UNKNOWN_VERSION),
         (msgpack.packb(_raw(v=_DROP)), RejectReason.MISSING_FIELD),
         (msgpack.packb(_raw(v="1")), RejectReason.BAD_TYPE),
         (msgpack.packb(_raw(v=True)), RejectReason.BAD_TYPE),
