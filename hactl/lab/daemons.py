@@ -156,15 +156,22 @@ def datadir_unmount(node_dir: Path) -> str:
     return "" if not os.path.ismount(data) else f"{data} still mounted"
 
 
-def galera_init(node_dir: Path, cnf: Path) -> None:
-    """mariadb-install-db into the node's datadir (owned by mysql; its own filesystem is
-    mounted there first: :func:`datadir_mount`)."""
-    for sub in ("mysql/data", "mysql/tmp"):
-        (node_dir / sub).mkdir(parents=True, exist_ok=True)
-    for p in (node_dir / "mysql", node_dir / "mysql/data", node_dir / "mysql/tmp"):
+def galera_init(node_dir: Path) -> None:
+    """What ``apt install mariadb-server galera-4`` leaves on a controller: a datadir made by
+    ``mariadb-install-db`` (owned by mysql, on its own filesystem: :func:`datadir_mount`)."""
+    my = node_dir / "mysql"
+    for sub in ("data", "tmp"):
+        (my / sub).mkdir(parents=True, exist_ok=True)
+    for p in (my, my / "data", my / "tmp"):
         shutil.chown(p, "mysql", "mysql")
     res = subprocess.run(
-        ["mariadb-install-db", f"--defaults-file={cnf}", "--user=mysql", "--skip-test-db"],
+        [
+            "mariadb-install-db",
+            "--no-defaults",  # the package's own, not this machine's /etc/mysql
+            f"--datadir={my / 'data'}",
+            "--user=mysql",
+            "--skip-test-db",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -174,10 +181,23 @@ def galera_init(node_dir: Path, cnf: Path) -> None:
         raise LabError(f"mariadb-install-db for {node_dir.name}: {res.stderr[-500:]}")
 
 
-def galera_start(net: LabNet, node: str, cnf: Path, log: Path, *extra: str) -> int:
-    """mariadbd in the node's namespace (root starts it; it drops to mysql)."""
-    argv = exec_argv(net, node, ["/usr/sbin/mariadbd", f"--defaults-file={cnf}", *extra])
-    return spawn(argv, log)
+def galera_standalone(net: LabNet, node: str, node_dir: Path) -> int:
+    """The server the package's postinst starts: standalone (no wsrep, the galera config is
+    not written yet), on the socket and pid file the galera config will name; hactl's state
+    ``galera_member`` stops it and forms the cluster."""
+    my = node_dir / "mysql"
+    argv = [
+        "/usr/sbin/mariadbd",
+        "--no-defaults",
+        f"--datadir={my / 'data'}",
+        f"--socket={my / 'mysqld.sock'}",
+        f"--pid-file={my / 'mysqld.pid'}",
+        f"--tmpdir={my / 'tmp'}",
+        f"--log-error={my / 'standalone.log'}",
+        "--user=mysql",
+        "--skip-networking",
+    ]
+    return spawn(exec_argv(net, node, argv), my / "standalone.out")
 
 
 def rabbit_env(lab: Path, node: str, address: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
-"""The lab's data tier: each node's Galera datadir on a filesystem of its own, Galera
-(bootstrap, then joiners one by one), RabbitMQ (3 nodes, classic-config peer discovery), and
-the wait until HAProxy's checks see them all. ``hactl/lab/lab.py`` calls these in order."""
+"""The lab's data tier: each node's Galera datadir on a filesystem of its own, MariaDB as its
+package leaves it (hactl's states form the cluster), RabbitMQ (3 nodes, classic-config peer
+discovery), and the wait until HAProxy's checks see them all. ``hactl/lab/lab.py`` calls
+these in order."""
 
 from __future__ import annotations
 
@@ -24,18 +25,24 @@ def mount_datadirs(lab: Lab) -> None:
             d.datadir_mount(lab.node_dir(n))
 
 
-def start_galera(lab: Lab) -> None:
-    """``mariadb-install-db`` everywhere (what the mariadb-server package's postinst does on a
-    real controller; galera.cnf is the state galera's); the first node bootstraps, each next
-    joins once the previous is Synced (the lab's first start: hactl's states do not bootstrap
-    a new cluster yet, issue 25)."""
+def install_galera(lab: Lab) -> None:
+    """Every controller as the MariaDB package leaves it: a fresh datadir and a standalone
+    server running. Nothing more: the galera config, stopping that server and forming the
+    cluster (the writer bootstraps, the others join) are the shipped states' (``galera_cnf``,
+    ``galera_member``), on the first ``hactl apply``."""
     net = lab.net
     for n in net.nodes:
-        d.galera_init(lab.node_dir(n), lab.node_dir(n) / "etc/galera.cnf")
-    for i, n in enumerate(net.nodes):
-        cnf = lab.node_dir(n) / "etc/galera.cnf"
-        extra = ["--wsrep-new-cluster"] if i == 0 else []
-        d.galera_start(net, n, cnf, lab.node_dir(n) / "mysql/mariadbd.out", *extra)
+        d.galera_init(lab.node_dir(n))
+    for n in net.nodes:
+        d.galera_standalone(net, n, lab.node_dir(n))
+    for n in net.nodes:
+        sock = lab.node_dir(n) / "mysql/mysqld.sock"
+        d.wait_for(lambda s=sock: d.galera_state(s) is not None, 60, f"MariaDB on {n}")
+
+
+def wait_galera(lab: Lab) -> None:
+    """Until every member is Synced in a Primary component (the apply waited for it too)."""
+    for n in lab.net.nodes:
         sock = lab.node_dir(n) / "mysql/mysqld.sock"
         d.wait_for(lambda s=sock: d.galera_state(s) == ("Primary", "Synced"), 60, f"Galera on {n}")
 

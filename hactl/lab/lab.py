@@ -101,18 +101,24 @@ def up(
         make_auth(lab)
         start_cluster(lab)
         _step(lab, "NATS cluster (3 servers, JetStream)", t, say)
+        if "galera" in comps:
+            t = time.monotonic()
+            stores.install_galera(lab)
+            _step(lab, "MariaDB as its package leaves it (standalone)", t, say)
         t = time.monotonic()
         _hactl(lab)
         _step(lab, "master, minions, API stand-ins", t, say)
         t = time.monotonic()
-        _apply(lab, say)
-        _step(lab, "hactl apply (HAProxy + keepalived started by the minions)", t, say)
+        _apply(lab, say)  # the brokers' files come in its roll, after Galera formed
+        formed = (
+            " + Galera formed (writer bootstraps, the others join)" if "galera" in comps else ""
+        )
+        _step(lab, f"hactl apply (HAProxy + keepalived started by the minions{formed})", t, say)
         t = time.monotonic()
-        if "rabbitmq" in comps:  # the brokers boot while Galera bootstraps: neither needs the other
+        if "rabbitmq" in comps:
             stores.spawn_brokers(lab)
         if "galera" in comps:
-            stores.start_galera(lab)
-            _step(lab, "Galera (bootstrap + joiners, all Synced)", t, say)
+            stores.wait_galera(lab)
         if "rabbitmq" in comps:
             stores.wait_brokers(lab)
             _step(lab, "RabbitMQ (3 nodes clustered; started with Galera)", t, say)

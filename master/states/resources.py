@@ -55,6 +55,17 @@ REGISTRY: dict[str, ResourceType] = {
         ),
         "name",
     ),
+    # this node a Synced member of the Galera cluster: the first formation (a new cluster on
+    # the bootstrap node, the others join); a member with a history is the reactor's
+    "galera.member": ResourceType(
+        "galera.member",
+        (
+            Field("bootstrap", _BOOL, default=False, required=False),
+            Field("peers", _LIST),
+            Field("timeout", _INT, default=300, required=False, between=(1, 3600)),
+        ),
+        "bootstrap",
+    ),
     # a service that runs on exactly one node, under a lease (hactl/wire/singleton.py)
     "singleton.running": ResourceType("singleton.running", SINGLETON_FIELDS, "name"),
     "sysctl.present": ResourceType(

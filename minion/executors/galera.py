@@ -41,13 +41,13 @@ from hactl.wire.leases import bootstrap_key, decode_bootstrap
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
-def _settings(ctx: ExecContext, cmd: str) -> GaleraSettings:
+def galera_settings(ctx: ExecContext, cmd: str) -> GaleraSettings:
     if ctx.galera is None:
         raise CommandRefused(cmd, "no galera section in this minion's configuration")
     return ctx.galera
 
 
-def _pid_alive(g: GaleraSettings) -> int | None:
+def pid_alive(g: GaleraSettings) -> int | None:
     """The server's pid if that process runs (a zombie, killed but not reaped, does not)."""
     try:
         pid = int(Path(g.pid_file).read_text().strip())
@@ -57,7 +57,7 @@ def _pid_alive(g: GaleraSettings) -> int | None:
     return None if state == "Z" else pid
 
 
-def _wsrep(g: GaleraSettings, timeout: float = 1.0) -> dict[str, str] | None:
+def wsrep_status(g: GaleraSettings, timeout: float = 1.0) -> dict[str, str] | None:
     """The wsrep status of the local server, or None when it does not answer."""
     pymysql = sql_client()
     try:
@@ -82,9 +82,9 @@ def _wsrep(g: GaleraSettings, timeout: float = 1.0) -> dict[str, str] | None:
 
 async def _running(g: GaleraSettings) -> str | None:
     """Why the server counts as running (answers, or its pid lives), or None."""
-    if await asyncio.to_thread(_wsrep, g) is not None:
+    if await asyncio.to_thread(wsrep_status, g) is not None:
         return f"mariadbd answers on {g.socket}"
-    pid = _pid_alive(g)
+    pid = pid_alive(g)
     return f"mariadbd pid {pid} is alive" if pid else None
 
 
@@ -123,8 +123,8 @@ async def _recover(ctx: ExecContext, g: GaleraSettings) -> tuple[str, int] | str
 
 async def position(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     """This node's last committed position and where it came from."""
-    g = _settings(ctx, "galera.position")
-    status = await asyncio.to_thread(_wsrep, g)
+    g = galera_settings(ctx, "galera.position")
+    status = await asyncio.to_thread(wsrep_status, g)
     if status is not None:
         return {
             "result": True,
@@ -135,7 +135,7 @@ async def position(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
             "cluster_status": status.get("wsrep_cluster_status"),
             "safe_to_bootstrap": False,
         }
-    if pid := _pid_alive(g):
+    if pid := pid_alive(g):
         raise CommandRefused("galera.position", f"mariadbd pid {pid} is alive but not answering")
     grastate = read_grastate(g.datadir) or {}
     stb = bool(grastate.get("safe_to_bootstrap"))
@@ -207,7 +207,7 @@ def _set_safe_to_bootstrap(datadir: str) -> None:
         os.close(dfd)
 
 
-async def _spawn(g: GaleraSettings, extra: list[str]) -> int:
+async def spawn_mariadbd(g: GaleraSettings, extra: list[str]) -> int:
     """Start mariadbd detached (its own session); the minion reaps it if it exits."""
     proc = await asyncio.create_subprocess_exec(
         g.mariadbd,
@@ -225,12 +225,12 @@ async def _spawn(g: GaleraSettings, extra: list[str]) -> int:
 _REAPERS: set[asyncio.Future[int]] = set()
 
 
-async def _wait_state(g: GaleraSettings, want: str, timeout: float) -> dict[str, str] | None:
+async def wait_state(g: GaleraSettings, want: str, timeout: float) -> dict[str, str] | None:
     """Poll until the node reports ``want`` (Synced) or the timeout passes."""
     deadline = time.monotonic() + timeout
     status = None
     while time.monotonic() < deadline:
-        status = await asyncio.to_thread(_wsrep, g)
+        status = await asyncio.to_thread(wsrep_status, g)
         if status and status.get("wsrep_local_state_comment") == want:
             return status
         await asyncio.sleep(0.1)
@@ -283,7 +283,7 @@ async def _check_lease(ctx: ExecContext, uuid: str, seqno: int) -> None:
 
 async def bootstrap(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     """Start a new Primary component from this node, at the position the planner chose."""
-    g = _settings(ctx, "galera.bootstrap")
+    g = galera_settings(ctx, "galera.bootstrap")
     pos = _check_position("galera.bootstrap", args["uuid"], args["seqno"])
     await _check_lease(ctx, args["uuid"], args["seqno"])
     if why := await _running(g):
@@ -302,8 +302,8 @@ async def bootstrap(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
         res = await run_argv(["galera_new_cluster"], ctx.command_timeout)
         return {"result": res.code == 0, "changes": {"bootstrapped": pos}, "comment": res.output}
     _set_safe_to_bootstrap(g.datadir)
-    pid = await _spawn(g, ["--wsrep-new-cluster", f"--wsrep-start-position={pos}"])
-    status = await _wait_state(g, "Synced", args["timeout"])
+    pid = await spawn_mariadbd(g, ["--wsrep-new-cluster", f"--wsrep-start-position={pos}"])
+    status = await wait_state(g, "Synced", args["timeout"])
     ok = bool(status and status.get("wsrep_cluster_status") == "Primary")
     return {
         "result": ok,
@@ -314,7 +314,7 @@ async def bootstrap(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
 
 async def start(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     """Start this node as a joiner (IST from ``position`` when given); wait until Synced."""
-    g = _settings(ctx, "galera.start")
+    g = galera_settings(ctx, "galera.start")
     if why := await _running(g):
         return {"result": True, "changes": {}, "comment": f"already running: {why}"}
     extra: list[str] = []
@@ -325,8 +325,8 @@ async def start(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     if ctx.use_systemd:
         res = await run_argv(["systemctl", "start", "mariadb"], ctx.command_timeout)
         return {"result": res.code == 0, "changes": {"started": True}, "comment": res.output}
-    pid = await _spawn(g, extra)
-    status = await _wait_state(g, "Synced", args["timeout"])
+    pid = await spawn_mariadbd(g, extra)
+    status = await wait_state(g, "Synced", args["timeout"])
     ok = status is not None and status.get("wsrep_local_state_comment") == "Synced"
     return {
         "result": ok,
@@ -337,7 +337,7 @@ async def start(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
 
 MAX_WAIT = (1.0, 600.0)  # seconds a bootstrap or join may wait to be Synced
 
-_LOCKS: dict[str, asyncio.Lock] = {}
+DATADIR_LOCKS: dict[str, asyncio.Lock] = {}
 
 
 def _one_at_a_time(body: Body) -> Body:
@@ -346,7 +346,7 @@ def _one_at_a_time(body: Body) -> Body:
 
     async def serialized(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
         key = ctx.galera.datadir if ctx.galera is not None else ""
-        async with _LOCKS.setdefault(key, asyncio.Lock()):
+        async with DATADIR_LOCKS.setdefault(key, asyncio.Lock()):
             return await body(ctx, args)
 
     return serialized

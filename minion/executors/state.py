@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hactl.minion.admin_socket import admin_command
+from hactl.minion.executors import galera_member
 from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor, validate_args
 from hactl.minion.executors.files import FILE_APPLY, allowed_path
 from hactl.minion.executors.files import apply as file_apply
@@ -72,6 +73,15 @@ RESOURCE_ARGS: dict[str, Executor] = {
         ),
         file_apply,
     ),
+    "galera.member": Executor(
+        "galera.member",
+        (
+            Arg("bootstrap", (bool,), required=False, default=False),
+            Arg("peers", (list,)),
+            Arg("timeout", (int,), required=False, default=300, between=(1, 3600)),
+        ),
+        file_apply,
+    ),
     # the schema only: _singleton hands the checked spec to the keeper
     "singleton.running": Executor("singleton.running", SINGLETON_FIELDS, file_apply),
 }
@@ -111,6 +121,14 @@ def _preflight(ctx: ExecContext, plan: list[dict[str, Any]]) -> list[dict[str, A
                 "state.apply",
                 f"{rid}: service {args['service']!r} is not in this minion's services allowlist",
             )
+        elif rtype == "galera.member" and ctx.galera is None:
+            raise CommandRefused(
+                "state.apply", f"{rid}: galera.member needs this minion's galera section"
+            )
+        elif rtype == "galera.member" and not all(
+            isinstance(p, str) and p.rpartition(":")[2].isdigit() for p in args["peers"]
+        ):
+            raise CommandRefused("state.apply", f"{rid}: peers are host:port strings")
         elif rtype == "service.running" and args["name"] not in ctx.services:
             raise CommandRefused(
                 "state.apply", f"{rid}: service {args['name']!r} is not configured on this minion"
@@ -277,6 +295,8 @@ async def _one(
             return await _sysctl(ctx, args, test)
         if rtype == "singleton.running":
             return _singleton(ctx, args, test)
+        if rtype == "galera.member":
+            return await galera_member.member(ctx, args, test)
         if rtype == "service.running":
             triggered = [w for w in watch if done.get(w, {}).get("changes")]
             return await _service(ctx, args, test, triggered)

@@ -236,7 +236,9 @@ def test_apply_test_then_apply_then_idempotent(site: Site) -> None:
     report = json.loads(real.stdout)
     for node in NODES:
         assert report["minions"][node]["status"] == "ok"
-        assert report["minions"][node]["changed"] == 11  # 10 files (the external certificate too) + the sysctl
+        assert (
+            report["minions"][node]["changed"] == 11
+        )  # 10 files (the external certificate too) + the sysctl
         assert _sysctl(site, node) == "1"
         cfg = site.file(node, "haproxy.cfg").read_text()
         assert f"server ita {site.net.address('ita')}:5000" in cfg

@@ -45,7 +45,7 @@ def test_yaml_syntax_error_names_file_and_line(tree_dir: Path) -> None:
     with pytest.raises(StateError) as err:
         _compile(tree_dir)
     assert err.value.file == str(tree_dir / "galera/init.yaml")
-    assert err.value.line == 8
+    assert err.value.line == 10
     assert "YAML syntax" in str(err.value)
 
 
@@ -54,7 +54,7 @@ def test_unknown_resource_type(tree_dir: Path) -> None:
     _replace(tree_dir / "galera/init.yaml", "  file.managed:", "  file.manged:")
     with pytest.raises(StateError) as err:
         _compile(tree_dir)
-    assert (err.value.state, err.value.line) == ("galera_cnf", 4)
+    assert (err.value.state, err.value.line) == ("galera_cnf", 6)
     assert "unknown resource type 'file.manged'" in str(err.value)
     assert "file.managed" in str(err.value)
 

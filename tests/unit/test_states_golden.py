@@ -86,3 +86,17 @@ def test_keepalived_priorities_are_per_node(plans: dict[str, object]) -> None:
         assert f"router_id {node}\n" in conf
         script = next(line for line in conf.splitlines() if line.strip().startswith("script "))
         assert "127.0.0.1:8405/healthz" in script  # the node's own loopback, not killall/pidof
+
+
+def test_galera_is_formed_by_the_writer_and_joined_by_the_others(plans: dict[str, object]) -> None:
+    """galera_member follows galera_cnf; only the writer (ctl1) may bootstrap; each node's
+    peers are the other members' group ports."""
+    for node, plan in plans.items():
+        res = {r.id: r for r in plan.resources}  # type: ignore[attr-defined]
+        ids = list(res)
+        assert ids.index("galera_cnf") < ids.index("galera_member")
+        member = res["galera_member"]
+        assert member.args["bootstrap"] is (node == "ctl1")
+        others = {"ctl1": "192.168.47.11", "ctl2": "192.168.47.12", "ctl3": "192.168.47.13"}
+        want = sorted(f"{a}:4567" for n, a in others.items() if n != node)
+        assert sorted(member.args["peers"]) == want
