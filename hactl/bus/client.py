@@ -72,6 +72,12 @@ class Bus:
         self._errors: list[str] = []
         self.identity = ""  # the nkey public key this connection authenticated with
 
+    @property
+    def server_errors(self) -> list[str]:
+        """The last asynchronous errors the server sent this connection (a refused publish is
+        one: ``Permissions Violation for Publish to ...``), oldest first."""
+        return list(self._errors)
+
     @classmethod
     async def connect(
         cls,

@@ -17,6 +17,7 @@ import typer
 from hactl.auth import store
 from hactl.auth.perms import render_authorization
 from hactl.bus.embedded import ServerAuth, ServerOptions
+from hactl.cli import auth_check
 from hactl.cli.runner import fail, print_json, settings_of
 from hactl.config import LOCAL_ADMIN, recorded_url
 from hactl.errors import ConfigError, HactlError, UsageError
@@ -240,3 +241,6 @@ def export(
     except HactlError as exc:
         fail(exc)
     typer.echo(text, nl=False)
+
+
+auth_check.register(app)
