@@ -89,6 +89,18 @@ async def audit_usage(bus: Bus) -> tuple[int, int] | None:
     return int(info.state.bytes), int(info.config.max_bytes or 0)
 
 
+async def storage_cap(bus: Bus, timeout: float = 3.0) -> int | None:
+    """The byte cap on file storage of the account JetStream answers for through ``bus`` (the
+    store account, through the user account's import); None when it has none. BusError when
+    JetStream does not answer."""
+    try:
+        info = await asyncio.wait_for(bus.js.account_info(), timeout)
+    except (nats.js.errors.Error, nats.errors.Error, TimeoutError) as exc:
+        raise BusError(bus.url, f"JetStream does not answer ({type(exc).__name__})") from None
+    cap = info.limits.max_storage
+    return cap if cap is not None and cap >= 0 else None
+
+
 async def _stream_info(bus: Bus, name: str) -> api.StreamInfo | None:
     """The stream's info, None if it does not exist; waits out a cluster that just started."""
     for attempt in range(10):  # a NATS cluster that just started may still elect its leader

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import nats.js.errors
 import typer
 
 from hactl.auth import store
 from hactl.auth.client import ClientAuth, for_identity
 from hactl.bus import Bus
+from hactl.bus.jetstream import storage_cap
 from hactl.cli.runner import fail, print_json, run, settings_of
 from hactl.errors import BusError, ConfigError, HactlError
 
@@ -76,17 +76,16 @@ async def _handshake(url: str, root: Path, master: str, first: bool) -> tuple[bo
 
 async def _jetstream(bus: Bus) -> Finding:
     try:
-        info = await asyncio.wait_for(bus.js.account_info(), CONNECT_TIMEOUT)
-    except (nats.js.errors.Error, nats.errors.Error, TimeoutError) as exc:
+        cap = await storage_cap(bus, CONNECT_TIMEOUT)
+    except BusError as exc:
         return Finding(
             "jetstream",
             False,
-            f"no answer from JetStream's API through the user account ({type(exc).__name__})",
+            f"no answer from JetStream's API through the user account: {exc.detail}",
             "enable JetStream and use the accounts block of `hactl auth export` (the store "
             "account exports $JS.API, the user account imports it)",
         )
-    cap = info.limits.max_storage
-    if cap is None or cap < 0:
+    if cap is None:
         return Finding(
             "jetstream",
             False,

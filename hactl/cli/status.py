@@ -151,7 +151,7 @@ def _backends(nodes: dict[str, Any]) -> Table:
     t.add_column("servers (status on every HAProxy)")
     healthy: list[str] = []
     for backend, servers in sorted(_servers(nodes).items()):
-        if backend not in ("galera", "rabbitmq") and all(
+        if backend not in ("galera", "rabbitmq", "rabbitmq_tls") and all(
             set(c) == {"UP"} for c in servers.values()
         ):
             healthy.append(backend)

@@ -32,6 +32,10 @@ def paths(lab: Path) -> dict[str, str]:
         "sysctl_conf": f"{base}/etc/sysctl.conf",
         "clients_conf": f"{base}/etc/openstack-clients.conf",
         "haproxy_external_pem": f"{base}/etc/tls/external.pem",
+        "galera_tls_pem": f"{base}/etc/tls/galera.pem",
+        "galera_tls_ca": f"{base}/etc/tls/galera-ca.pem",
+        "rabbitmq_tls_pem": f"{base}/etc/tls/rabbitmq.pem",
+        "rabbitmq_tls_ca": f"{base}/etc/tls/rabbitmq-ca.pem",
     }
 
 
@@ -73,6 +77,10 @@ manage_services: true
 haproxy:
   stats: {{password: {{secret: {{file: {lab}/stats.pw}}}}}}
   external_tls: {{pem: {{secret: {{file: {lab}/external.pem}}}}}}
+# TLS for Galera's and RabbitMQ's clients, offered beside plain (the workload stays plain)
+internal_tls: {{enabled: true, pem: {{secret: {{file: {lab}/internal.pem}}}},
+               ca: {{secret: {{file: {lab}/internal-ca.crt}}}}}}
+clients: {{tls: false}}
   check: {{inter: 1s, fall: 2, rise: 2}}
   agent_inter: 500ms  # the lab's galera beacon reports every 0.3 s
 keepalived: {{advert_int: 0.2, check_interval: 1, check_weight: 110}}

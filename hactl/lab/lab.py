@@ -144,6 +144,9 @@ def _hactl(lab: Lab) -> None:
     ca, pem = server_pem([net.vip(1)])
     write_secret(lab.dir / "external.pem", pem)
     (lab.dir / "external-ca.crt").write_bytes(ca)
+    ca, pem = server_pem([net.vip(0), *(net.address(n) for n in net.nodes)])
+    write_secret(lab.dir / "internal.pem", pem)
+    (lab.dir / "internal-ca.crt").write_bytes(ca)
     (lab.dir / "lab-pillar.yaml").write_text(
         pillar(net, lab.dir, lab.components, lab.galera_profile)
     )

@@ -27,8 +27,18 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pa
     # the external VIP's certificate: a fresh one, where HAProxy's check can read it
     root = tmp_path_factory.mktemp("rendered")
     os.environ["HACTL_HAPROXY_EXTERNAL_PEM"] = server_pem(["203.0.113.100"])[1].decode()
+    # and TLS inside (pillar internal_tls): Galera's and RabbitMQ's clients
+    ca, internal = server_pem(["192.168.47.100", "192.168.47.11", "192.168.47.12", "192.168.47.13"])
+    os.environ["HACTL_INTERNAL_TLS_PEM"], os.environ["HACTL_INTERNAL_TLS_CA"] = (
+        internal.decode(),
+        ca.decode(),
+    )
     pem = root / "external.pem"
-    (root / "paths.yaml").write_text(f"paths: {{haproxy_external_pem: {pem}}}\n")
+    (root / "paths.yaml").write_text(
+        f"paths: {{haproxy_external_pem: {pem}}}\n"
+        "internal_tls: {enabled: true, pem: {secret: {env: HACTL_INTERNAL_TLS_PEM}},\n"
+        "               ca: {secret: {env: HACTL_INTERNAL_TLS_CA}}}\n"
+    )
     try:
         tree = load_tree(STATES, [root / "paths.yaml"])
     finally:
@@ -38,6 +48,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pa
             "HACTL_RABBITMQ_OPENSTACK_PASSWORD",
             "HACTL_RABBITMQ_COOKIE",
             "HACTL_HAPROXY_EXTERNAL_PEM",
+            "HACTL_INTERNAL_TLS_PEM",
+            "HACTL_INTERNAL_TLS_CA",
         ):
             del os.environ[var]
     out: dict[str, dict[str, Path]] = {}
@@ -47,6 +59,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pa
         for name, path in (
             ("haproxy", "/etc/haproxy/haproxy.cfg"),
             ("keepalived", "/etc/keepalived/keepalived.conf"),
+            ("galera", "/etc/mysql/mariadb.conf.d/60-galera.cnf"),
         ):
             dest = root / node / Path(path).name
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -117,3 +130,30 @@ def test_keepalived_accepts_rendered_config(
     )
     assert res.returncode == 0, res.stderr + res.stdout
     assert "WARNING" not in res.stderr + res.stdout
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_mariadbd_accepts_the_rendered_galera_config(
+    rendered: dict[str, dict[str, Path]], node: str
+) -> None:
+    """`mariadbd --help --verbose` (which refuses an unknown option) reads the rendered
+    galera.cnf, TLS included, and takes its certificate settings."""
+    res = subprocess.run(
+        [
+            "/usr/sbin/mariadbd",
+            f"--defaults-file={rendered[node]['galera']}",
+            "--help",
+            "--verbose",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    values = dict(
+        line.split(None, 1) for line in res.stdout.splitlines() if line.startswith("ssl-")
+    )
+    assert values["ssl-cert"].strip() == "/etc/mysql/tls/server.pem"
+    assert values["ssl-key"].strip() == "/etc/mysql/tls/server.pem"
+    assert values["ssl-ca"].strip() == "/etc/mysql/tls/ca.pem"

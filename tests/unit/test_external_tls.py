@@ -148,3 +148,43 @@ def test_https_endpoints_are_checked_when_minion_yaml_loads(tmp_path: Path) -> N
     for options in bad:
         with pytest.raises(ConfigError):
             endpoints(options)
+
+
+INTERNAL = """internal_tls:
+  enabled: true
+  pem: {secret: {env: HACTL_INTERNAL_TLS_PEM}}
+  ca: {secret: {env: HACTL_INTERNAL_TLS_CA}}
+"""
+
+
+def test_internal_tls_renders_galera_rabbitmq_haproxy_and_the_clients(
+    tree_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """internal_tls on: Galera offers TLS with the pillar's certificate, RabbitMQ listens for
+    AMQPS (HAProxy passes 5671 through on the internal VIP), the clients use it with the CA;
+    the key files are the daemons' group's only."""
+    monkeypatch.setenv("HACTL_INTERNAL_TLS_PEM", PEM)
+    monkeypatch.setenv("HACTL_INTERNAL_TLS_CA", CA.read_text(encoding="utf-8"))
+    (tree_dir.parent / "extra.yaml").write_text(INTERNAL)
+    plan = compile_tree(load_tree(tree_dir, [tree_dir.parent / "extra.yaml"]), ["ctl1"])["ctl1"]
+    files = plan.files()
+    res = {r.id: r for r in plan.resources}
+    galera = files["/etc/mysql/mariadb.conf.d/60-galera.cnf"]
+    assert "ssl_cert=/etc/mysql/tls/server.pem\nssl_key=/etc/mysql/tls/server.pem\n" in galera
+    assert "ssl_ca=/etc/mysql/tls/ca.pem\n" in galera and "require_secure_transport" not in galera
+    rabbit = files["/etc/rabbitmq/rabbitmq.conf"]
+    assert "listeners.ssl.default = 192.168.47.11:5671\n" in rabbit
+    assert "ssl_options.keyfile = /etc/rabbitmq/tls/server.pem\n" in rabbit
+    cfg = files[CFG]
+    assert "listen rabbitmq_tls\n    bind 192.168.47.100:5671\n" in cfg
+    assert "server ctl2 192.168.47.12:5671\n" in cfg
+    clients = files["/etc/hactl/openstack-clients.conf"]
+    assert "@192.168.47.11:5671," in clients and ":5672" not in clients
+    assert "ssl = true\nssl_ca_file = /etc/rabbitmq/tls/ca.pem\n" in clients
+    assert "?ssl_ca=/etc/mysql/tls/ca.pem" in clients
+    for rid, group in (("galera_tls_pem", "mysql"), ("rabbitmq_tls_pem", "rabbitmq")):
+        assert (res[rid].args["mode"], res[rid].args["group"]) == ("0640", group)
+        assert files[res[rid].args["path"]] == PEM.strip() + "\n"
+    ids = list(res)
+    assert ids.index("galera_tls_pem") < ids.index("galera_cnf")
+    assert "rabbitmq_tls_pem" in res["rabbitmq_service"].watch

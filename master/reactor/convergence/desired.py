@@ -67,8 +67,11 @@ class Want:
 
 
 def component(backend: str) -> str:
-    """The maintenance component a backend belongs to."""
-    return backend if backend in ("galera", "rabbitmq") else "api"
+    """The maintenance component a backend belongs to (``rabbitmq_tls``, AMQPS through
+    HAProxy with internal_tls, is the brokers' like ``rabbitmq``)."""
+    if backend in ("rabbitmq", "rabbitmq_tls"):
+        return "rabbitmq"
+    return backend if backend == "galera" else "api"
 
 
 def heard(aspects: Mapping[str, Any]) -> bool:
@@ -116,7 +119,7 @@ def _node_want(
             what = g.get("local_state_comment") or ("stopped" if not g.get("running") else "?")
             return "maint", f"{node}: Galera not Synced ({what})", True
         return "ready", f"{node}: Galera Synced" if g else f"{node}: no Galera facts", False
-    if backend == "rabbitmq":
+    if component(backend) == "rabbitmq":
         r = _local(aspects, "rabbitmq")
         if r is not None and not r.get("running"):
             return "maint", f"{node}: broker not answering ({r.get('detail') or 'down'})", True
@@ -175,7 +178,9 @@ def desired(
                 held = f"admin_state: {admin or 'unknown'}"
             if not held and state in OUT and trusted:
                 held = f"untrusted: {trusted}"
-            source = "minion" if not heard(nodes[server]) else _SOURCE.get(backend, "vrrp")
+            source = (
+                "minion" if not heard(nodes[server]) else _SOURCE.get(component(backend), "vrrp")
+            )
             wants.append(Want(h, backend, server, state, fact, admin, cut, held, source))
     return _keep_one_ready(wants)
 
