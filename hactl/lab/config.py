@@ -169,6 +169,17 @@ def minion_yaml(
             f"socket: {d}/mysql/mysqld.sock, pid_file: {d}/mysql/mysqld.pid}}\n"
             f"health_agent: {{address: {addr}, port: {AGENT_PORT}}}\n"
         )
+    if "rabbitmq" in components:  # rabbitmqctl for the minion (forget_node, definitions)
+        renv = {
+            k: v
+            for k, v in rabbit_env(lab, node, addr).items()
+            if k.startswith("RABBITMQ_") or k == "HOME"
+        }
+        galera += (
+            f"rabbitmq: {{node: rabbit@{node}, "
+            "rabbitmqctl: [/usr/lib/rabbitmq/bin/rabbitmqctl], "
+            f"env: {json.dumps(renv)}}}\n"
+        )
     supervised = [
         "haproxy",
         "keepalived",

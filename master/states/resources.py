@@ -66,6 +66,8 @@ REGISTRY: dict[str, ResourceType] = {
         ),
         "bootstrap",
     ),
+    # the brokers import a changed definitions.json at once (a new vhost, user, permission)
+    "rabbitmq.definitions": ResourceType("rabbitmq.definitions", (Field("path", _STR),), "path"),
     # a service that runs on exactly one node, under a lease (hactl/wire/singleton.py)
     "singleton.running": ResourceType("singleton.running", SINGLETON_FIELDS, "name"),
     "sysctl.present": ResourceType(

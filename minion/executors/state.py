@@ -27,6 +27,7 @@ from hactl.minion.executors.files import FILE_APPLY, allowed_path
 from hactl.minion.executors.files import apply as file_apply
 from hactl.minion.executors.files import preflight as file_preflight
 from hactl.minion.executors.proc import run_argv
+from hactl.minion.executors.rabbitmq import import_definitions
 from hactl.minion.executors.runtime import planned, start_checked, stop_then_start
 from hactl.schema import SchemaError
 from hactl.wire.singleton import FIELDS as SINGLETON_FIELDS
@@ -82,6 +83,7 @@ RESOURCE_ARGS: dict[str, Executor] = {
         ),
         file_apply,
     ),
+    "rabbitmq.definitions": Executor("rabbitmq.definitions", (Arg("path", (str,)),), file_apply),
     # the schema only: _singleton hands the checked spec to the keeper
     "singleton.running": Executor("singleton.running", SINGLETON_FIELDS, file_apply),
 }
@@ -129,6 +131,11 @@ def _preflight(ctx: ExecContext, plan: list[dict[str, Any]]) -> list[dict[str, A
             isinstance(p, str) and p.rpartition(":")[2].isdigit() for p in args["peers"]
         ):
             raise CommandRefused("state.apply", f"{rid}: peers are host:port strings")
+        elif rtype == "rabbitmq.definitions":
+            try:
+                allowed_path(ctx, args["path"])
+            except CommandRefused as exc:
+                raise CommandRefused("state.apply", f"{rid}: {exc.reason}") from None
         elif rtype == "service.running" and args["name"] not in ctx.services:
             raise CommandRefused(
                 "state.apply", f"{rid}: service {args['name']!r} is not configured on this minion"
@@ -297,6 +304,9 @@ async def _one(
             return _singleton(ctx, args, test)
         if rtype == "galera.member":
             return await galera_member.member(ctx, args, test)
+        if rtype == "rabbitmq.definitions":
+            changed = any(done.get(w, {}).get("changes") for w in watch)
+            return await import_definitions(ctx, args["path"], changed, test)
         if rtype == "service.running":
             triggered = [w for w in watch if done.get(w, {}).get("changes")]
             return await _service(ctx, args, test, triggered)
