@@ -307,7 +307,7 @@ def test_bad_tree_exits_2_and_pushes_nothing(site: Site, tmp_path: Path) -> None
     assert alive, f"the tail must run to prove anything: {err}"
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"{init}:4:" in lines[0] and "file.manged" in lines[0]
+    assert len(lines) == 1 and f"{init}:6:" in lines[0] and "file.manged" in lines[0]
     jobs = [e for e in map(json.loads, out.splitlines()) if e["ts"] >= since]
     assert jobs == [], "no job was published"
     assert {n: site.file(n, "galera.cnf").stat().st_mtime_ns for n in NODES} == before
