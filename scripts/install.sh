@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip make iproute2 haproxy keepalived socat curl psmisc
   mariadb-server galera-4 rsync rabbitmq-server nftables faketime
+  stunnel4  # Galera's rsync SST is encrypted through it once the servers have TLS (internal_tls)
   stress-ng  # stress-ng: benchmarks/soak.py loads the machine
   nats-server)  # Debian 12's 2.9.10: the bus tier runs on it too (scripts/test.sh)
 

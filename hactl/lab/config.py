@@ -77,12 +77,12 @@ manage_services: true
 haproxy:
   stats: {{password: {{secret: {{file: {lab}/stats.pw}}}}}}
   external_tls: {{pem: {{secret: {{file: {lab}/external.pem}}}}}}
+  check: {{inter: 1s, fall: 2, rise: 2}}
+  agent_inter: 500ms  # the lab's galera beacon reports every 0.3 s
 # TLS for Galera's and RabbitMQ's clients, offered beside plain (the workload stays plain)
 internal_tls: {{enabled: true, pem: {{secret: {{file: {lab}/internal.pem}}}},
                ca: {{secret: {{file: {lab}/internal-ca.crt}}}}}}
 clients: {{tls: false}}
-  check: {{inter: 1s, fall: 2, rise: 2}}
-  agent_inter: 500ms  # the lab's galera beacon reports every 0.3 s
 keepalived: {{advert_int: 0.2, check_interval: 1, check_weight: 110}}
 galera:
   writer: {net.nodes[0]}

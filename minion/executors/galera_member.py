@@ -27,6 +27,7 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from hactl.minion.beacons.galera import read_grastate, sql_client
@@ -36,7 +37,6 @@ from hactl.minion.executors.galera import (
     galera_settings,
     pid_alive,
     spawn_mariadbd,
-    wait_state,
     wsrep_status,
 )
 from hactl.minion.executors.proc import run_argv
@@ -110,23 +110,44 @@ def _blank(g: GaleraSettings) -> bool:
     return grastate is None or grastate.get("uuid") in (None, "", ZERO_UUID)
 
 
-async def _synced(g: GaleraSettings, timeout: float, what: str) -> Result:
-    status = await wait_state(g, "Synced", timeout)
-    ok = bool(status and status.get("wsrep_cluster_status") == "Primary")
-    size = status.get("wsrep_cluster_size") if status else "?"
-    if not ok:
-        return {"result": False, "comment": f"{what}: not Synced in {timeout:g} s"}
-    return {"result": True, "comment": f"{what}: Synced, cluster size {size}"}
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not reaped yet, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
-async def _start(ctx: ExecContext, g: GaleraSettings, bootstrap: bool) -> None:
+async def _synced(g: GaleraSettings, timeout: float, what: str, pid: int | None = None) -> Result:
+    """Wait until Synced in a Primary component; a server we started that exits meanwhile (a
+    failed state transfer aborts it) ends the wait at once."""
+    deadline = time.monotonic() + timeout
+    status: dict[str, str] | None = None
+    while time.monotonic() < deadline:
+        status = await asyncio.to_thread(wsrep_status, g)
+        synced = status and status.get("wsrep_local_state_comment") == "Synced"
+        if synced and status and status.get("wsrep_cluster_status") == "Primary":
+            size = status.get("wsrep_cluster_size", "?")
+            return {"result": True, "comment": f"{what}: Synced, cluster size {size}"}
+        if pid is not None and not _alive(pid):
+            why = (
+                f"{what}: mariadbd (pid {pid}) exited before it was Synced (its error log says why)"
+            )
+            return {"result": False, "comment": why}
+        await asyncio.sleep(0.2)
+    return {"result": False, "comment": f"{what}: not Synced in {timeout:g} s"}
+
+
+async def _start(ctx: ExecContext, g: GaleraSettings, bootstrap: bool) -> int | None:
+    """Start the server (a new cluster, or a joiner); its pid when the minion spawned it."""
     if ctx.use_systemd:
         argv = ["galera_new_cluster"] if bootstrap else ["systemctl", "start", "mariadb"]
         res = await run_argv(argv, ctx.command_timeout)
         if res.code != 0:
             raise OSError(f"{' '.join(argv)}: exit {res.code}: {res.output[-300:]}")
-    else:
-        await spawn_mariadbd(g, ["--wsrep-new-cluster"] if bootstrap else [])
+        return None
+    return await spawn_mariadbd(g, ["--wsrep-new-cluster"] if bootstrap else [])
 
 
 async def member(ctx: ExecContext, args: dict[str, Any], test: bool) -> Result:
@@ -169,7 +190,7 @@ async def _member(ctx: ExecContext, g: GaleraSettings, args: dict[str, Any], tes
                 return {"result": False, "changes": changes, "comment": why}
             await asyncio.sleep(0.5)
             found = await _peer_answers(peers)
-    await _start(ctx, g, bootstrap)
+    pid = await _start(ctx, g, bootstrap)
     changes["start"] = "bootstrap" if bootstrap else f"join ({found})"
     what = "a new cluster" if bootstrap else f"joined through {found}"
-    return {"changes": changes, **await _synced(g, args["timeout"], what)}
+    return {"changes": changes, **await _synced(g, args["timeout"], what, pid)}
