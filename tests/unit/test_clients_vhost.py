@@ -5,28 +5,21 @@ names it; the brokers import a changed definitions file (rabbitmq_definitions_lo
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from hactl.master.states.compile import compile_tree
 from hactl.master.states.tree import load_tree
+from tests.support.shipped_tree import shipped_tree
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFS, CLIENTS = "/etc/rabbitmq/definitions.json", "/etc/hactl/openstack-clients.conf"
 
 
 @pytest.fixture
 def tree_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the shipped tree, its secrets in the environment."""
-    for var in ("HAPROXY_STATS", "RABBITMQ_MONITOR", "RABBITMQ_OPENSTACK"):
-        monkeypatch.setenv(f"HACTL_{var}_PASSWORD", "test-only-secret")
-    monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "test-only-cookie")
-    pem = Path(__file__).parent / "golden" / "external-tls.pem"
-    monkeypatch.setenv("HACTL_HAPROXY_EXTERNAL_PEM", pem.read_text(encoding="utf-8"))
-    shutil.copytree(ROOT / "states", tmp_path / "states")
-    return tmp_path / "states"
+    return shipped_tree(tmp_path, monkeypatch)
 
 
 def test_a_new_vhost_is_defined_with_permissions_and_policy(tree_dir: Path) -> None:

@@ -4,7 +4,6 @@ HAProxy expects, and the service beacon's https endpoints are checked before any
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,8 @@ from hactl.master.states.tree import load_tree
 from hactl.minion.beacons.service import endpoints
 from hactl.minion.executors.policy import ContentPolicy, PolicyViolation, check_content, format_of
 from hactl.minion.executors.policy import pem as pem_policy
+from tests.support.shipped_tree import shipped_tree
 
-ROOT = Path(__file__).resolve().parents[2]
 PEM = (Path(__file__).parent / "golden" / "external-tls.pem").read_text(encoding="utf-8")
 CA = Path(__file__).parent / "golden" / "external-tls-ca.crt"
 CFG, CERT = "/etc/haproxy/haproxy.cfg", "/etc/haproxy/certs/external.pem"
@@ -26,12 +25,7 @@ CFG, CERT = "/etc/haproxy/haproxy.cfg", "/etc/haproxy/certs/external.pem"
 @pytest.fixture
 def tree_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the shipped tree, with every secret it needs in the environment."""
-    for var in ("HAPROXY_STATS", "RABBITMQ_MONITOR", "RABBITMQ_OPENSTACK"):
-        monkeypatch.setenv(f"HACTL_{var}_PASSWORD", "test-only")
-    monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "test-only-cookie")
-    monkeypatch.setenv("HACTL_HAPROXY_EXTERNAL_PEM", PEM)
-    shutil.copytree(ROOT / "states", tmp_path / "states")
-    return tmp_path / "states"
+    return shipped_tree(tmp_path, monkeypatch)
 
 
 def _files(root: Path, extra: str = "") -> dict[str, str]:
