@@ -13,7 +13,7 @@ Each finding names the pillar file and line that set the offending value.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,20 +38,30 @@ def _priority(tree: Tree, vip: Mapping[str, Any], node_id: str) -> Any:
     return (vip.get("priorities") or {}).get(node_id, tree.nodes[node_id].data.get("priority"))
 
 
-def _address_problem(address: Any) -> str | None:
-    """Why ``address`` cannot be a VIP, or None."""
+def _address_problem(address: Any, what: str = "VIP") -> str | None:
+    """Why ``address`` cannot be a VIP (or a node's address), or None."""
     try:
         ip = ipaddress.ip_address(str(address))
     except ValueError:
         return f"address {address!r} is not an IP address"
     if ip.version == 6:
         return (
-            f"{address} is IPv6: hactl runs IPv4 VIPs only (after a move it announces a VIP by "
-            "gratuitous ARP and moves its clients' connections by IPv4; an IPv6 VIP would "
-            "render, then fail to bind on the backups and strand clients). Use an IPv4 VIP "
-            "(docs/decisions.md 47)"
+            f"{address} is IPv6: hactl runs IPv4 VIPs and nodes only (after a move it announces "
+            "a VIP by gratuitous ARP and moves its clients' connections by IPv4; an IPv6 VIP "
+            "would render, then fail to bind on the backups and strand clients). Use an IPv4 "
+            f"{what} (docs/decisions.md 47)"
         )
     return None
+
+
+def _addresses(tree: Tree, vips: Mapping[str, Any], add: Callable[..., None]) -> None:
+    """Every node's address and every VIP an IPv4 address."""
+    for node in sorted(tree.nodes.values(), key=lambda n: n.id):
+        if (problem := _address_problem(node.address, "address")) is not None:
+            add(f"nodes.{node.id}: {problem}", "nodes", node.id)
+    for name, vip in sorted(vips.items()):
+        if (problem := _address_problem(vip.get("address"))) is not None:
+            add(f"vips.{name}: {problem}", "vips", name, "address")
 
 
 def lint(tree: Tree) -> list[Finding]:
@@ -63,11 +73,10 @@ def lint(tree: Tree) -> list[Finding]:
         out.append(Finding(detail, *tree.where(*path)))
 
     vips: Mapping[str, Any] = p.get("vips") or {}
+    _addresses(tree, vips, add)
     keepers = [n.id for n in tree.nodes.values() if "keepalived" in n.roles]
     vrids: dict[Any, str] = {}
     for name, vip in sorted(vips.items()):
-        if (problem := _address_problem(vip.get("address"))) is not None:
-            add(f"vips.{name}: {problem}", "vips", name, "address")
         vrid = vip.get("virtual_router_id")
         if vrid in vrids:
             add(

@@ -129,9 +129,10 @@ def test_missing_secret(tree_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None
         (
             "address: 203.0.113.100,",
             "address: '2001:db8::100',",
-            "vips.external: 2001:db8::100 is IPv6: hactl runs IPv4 VIPs only",
+            "vips.external: 2001:db8::100 is IPv6: hactl runs IPv4 VIPs and nodes only",
         ),
         ("address: 192.168.47.100,", "address: vip.example,", "'vip.example' is not an IP"),
+        ("ctl3: {address: 192.168.47.13,", "ctl3: {address: '2001:db8::13',", "nodes.ctl3: 2001"),
     ],
 )
 def test_lint(tree_dir: Path, old: str, new: str, expect: str) -> None:
