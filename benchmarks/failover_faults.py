@@ -17,6 +17,7 @@ from typing import Any
 from benchmarks.vip_clients import AmqpLoop, Writer
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
+from hactl.lab.config import site_etc
 from hactl.lab.power import power_off, power_on
 from tests.lab.helpers import HttpLoop, cut_galera, heal_galera
 
@@ -116,7 +117,7 @@ def _writer(lab: L.Lab) -> str:
 
 def _prepare_writes(lab: L.Lab) -> str:
     """A database and a TCP user for the writer client (once per lab); its password."""
-    pw = (lab.dir / "stats.pw").read_text().strip()
+    pw = (site_etc(lab.dir) / "haproxy-stats.pw").read_text().strip()
     s = _sock(lab, _writer(lab))
     for q in (
         "CREATE DATABASE IF NOT EXISTS bench",

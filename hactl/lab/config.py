@@ -13,6 +13,11 @@ from hactl.lab.net import LabNet
 VI_INTERNAL, VI_EXTERNAL = "VI_INTERNAL", "VI_EXTERNAL"
 
 
+def site_etc(lab: Path) -> Path:
+    """The lab site's ``/etc/hactl``: the secrets docs/deploy.md makes (``HACTL_ETC``)."""
+    return lab / "etc-hactl"
+
+
 def paths(lab: Path) -> dict[str, str]:
     """Per-node paths (``{id}`` = node): what the shipped states write and the daemons use."""
     base = f"{lab}/{{id}}"
@@ -64,6 +69,7 @@ def pillar(net: LabNet, lab: Path, components: set[str], galera_profile: str = "
     )
     p = "\n".join(f"  {k}: {v}" for k, v in paths(lab).items())
     g = f"{lab}/{{id}}/mysql"
+    etc = site_etc(lab)  # the secrets docs/deploy.md's block made
     tmp = f"{g}/" + "tmp"  # the node's own tmpdir, not /tmp
     return f"""# written by hactl lab up
 nodes: !replace
@@ -75,7 +81,7 @@ paths:
 {p}
 manage_services: true
 haproxy:
-  stats: {{password: {{secret: {{file: {lab}/stats.pw}}}}}}
+  stats: {{password: {{secret: {{file: {etc}/haproxy-stats.pw}}}}}}
   external_tls: {{pem: {{secret: {{file: {lab}/external.pem}}}}}}
   check: {{inter: 1s, fall: 2, rise: 2}}
   agent_inter: 500ms  # the lab's galera beacon reports every 0.3 s
@@ -101,13 +107,13 @@ galera:
     performance_schema: "OFF"
 rabbitmq:
   manage_service: false
-  cookie: {{secret: {{file: {lab}/rabbit-cookie.pw}}}}
+  cookie: {{secret: {{file: {etc}/rabbitmq-cookie}}}}
   file_owner: root  # the lab's brokers run as root
   users:
-    - {{name: hactl-monitor, password: {{secret: {{file: {lab}/rabbit-monitor.pw}}}},
+    - {{name: hactl-monitor, password: {{secret: {{file: {etc}/rabbitmq-monitor.pw}}}},
        tags: [monitoring]}}
-    - {{name: openstack, password: {{secret: {{file: {lab}/rabbit-openstack.pw}}}}, configure: ".*",
-       write: ".*", read: ".*", tags: [administrator]}}
+    - {{name: openstack, password: {{secret: {{file: {etc}/rabbitmq-openstack.pw}}}},
+       configure: ".*", write: ".*", read: ".*", tags: [administrator]}}
   options: !replace
     loopback_users: none
     log.console: "true"
@@ -156,7 +162,7 @@ def minion_yaml(
             " timeout: 0.5}"
         )
     if "rabbitmq" in components:
-        pw = lab / "rabbit-monitor.pw"
+        pw = site_etc(lab) / "rabbitmq-monitor.pw"
         beacons.append(
             f"  rabbitmq: {{node: rabbit@{node}, amqp: '{addr}:5672', interval: 0.3, "
             f"timeout: 0.5, user: hactl-monitor, password_file: {pw}, "

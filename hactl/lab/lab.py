@@ -11,7 +11,6 @@ routes and files.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -22,8 +21,9 @@ from hactl.auth.store import server_pem, write_secret
 from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab import datastores as stores
+from hactl.lab import deploydoc
 from hactl.lab.bus import make_auth, start_cluster
-from hactl.lab.config import minion_yaml, pillar, standin_argv
+from hactl.lab.config import minion_yaml, pillar, site_etc, standin_argv
 from hactl.lab.datastores import start_rabbit
 from hactl.lab.masters import HACTL, master_argv, rules_dir, start_master, stop_master
 from hactl.lab.model import COMPONENTS, Lab
@@ -135,10 +135,8 @@ def up(
 
 def _hactl(lab: Lab) -> None:
     net = lab.net
-    # the site's secrets, as an operator makes them (docs/deploy.md); the states deliver them
-    for secret in ("stats.pw", "rabbit-monitor.pw", "rabbit-openstack.pw", "rabbit-cookie.pw"):
-        (lab.dir / secret).write_text(os.urandom(9).hex() + "\n")
-        (lab.dir / secret).chmod(0o600)
+    # the site's secrets, made by docs/deploy.md's own block; the states deliver them
+    deploydoc.run("secrets", {"HACTL_ETC": str(site_etc(lab.dir))})
     # the external VIP's certificate (a site's PKI issues it; the lab is its own CA): clients
     # through the external VIP trust external-ca.crt
     ca, pem = server_pem([net.vip(1)])

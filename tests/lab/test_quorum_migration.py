@@ -14,7 +14,7 @@ from pathlib import Path
 from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
-from hactl.lab.config import paths
+from hactl.lab.config import paths, site_etc
 from hactl.lab.net import exec_argv
 from hactl.lab.workload import Workload, prepare
 from tests.lab.conftest import report
@@ -57,7 +57,7 @@ def test_services_move_from_classic_to_quorum_queues_on_a_new_vhost(lab: L.Lab) 
     """Classic queues on the legacy vhost serve RPC; clients.vhost + one apply make the new
     vhost (imported, no broker restart); the services restarted on the rendered settings use
     quorum queues there; the legacy vhost is deleted."""
-    password = (lab.dir / "rabbit-openstack.pw").read_text().strip()
+    password = (site_etc(lab.dir) / "rabbitmq-openstack.pw").read_text().strip()
     brokers = ",".join(f"openstack:{password}@{lab.net.address(n)}:5672" for n in lab.net.nodes)
     _ctl(lab, "add_vhost", LEGACY)
     _ctl(lab, "set_permissions", "-p", LEGACY, "openstack", ".*", ".*", ".*")

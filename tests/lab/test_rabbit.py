@@ -21,6 +21,7 @@ import pika.exceptions
 from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
+from hactl.lab.config import site_etc
 from hactl.lab.net import exec_argv
 from hactl.lab.workload import Workload, prepare
 from tests.lab.conftest import report
@@ -43,7 +44,7 @@ CLIENTS = 6
 
 
 def _params(lab: L.Lab) -> pika.ConnectionParameters:
-    password = (lab.dir / "rabbit-openstack.pw").read_text().strip()
+    password = (site_etc(lab.dir) / "rabbitmq-openstack.pw").read_text().strip()
     return pika.ConnectionParameters(
         host=lab.net.vip(0),
         port=5672,

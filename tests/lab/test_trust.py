@@ -25,6 +25,7 @@ from hactl.data import states_dir
 from hactl.errors import BusError, CommandError, PermissionRefused
 from hactl.lab import bus as lab_bus
 from hactl.lab import lab as L
+from hactl.lab.config import site_etc
 from hactl.master.states.render import rabbitmq_password_hash
 from hactl.wire.envelope import Event, new_event
 from tests.lab.conftest import report
@@ -110,10 +111,10 @@ async def test_apply_shows_an_operator_no_secret_and_is_audited(lab: L.Lab) -> N
     """An operator hears everything it may during an apply that rotates the HAProxy stats
     password: not one secret, not one password hash. The apply is audited with its key."""
     secrets = {
-        p: (lab.dir / p).read_text().strip()
-        for p in ("stats.pw", "rabbit-monitor.pw", "rabbit-openstack.pw")
+        p: (site_etc(lab.dir) / p).read_text().strip()
+        for p in ("haproxy-stats.pw", "rabbitmq-monitor.pw", "rabbitmq-openstack.pw")
     }
-    old_stats = secrets["stats.pw"]
+    old_stats = secrets["haproxy-stats.pw"]
     new_stats = "rotated" + old_stats[::-1]
     needles = [*secrets.values(), new_stats]
     needles += [
@@ -134,7 +135,7 @@ async def test_apply_shows_an_operator_no_secret_and_is_audited(lab: L.Lab) -> N
         for kind in ("minion", "beacon", "job", "reactor", "event", "audit"):
             await nc.subscribe(f"hactl.{kind}.>", cb=on_msg)
         await nc.flush()
-        (lab.dir / "stats.pw").write_text(new_stats + "\n")
+        (site_etc(lab.dir) / "haproxy-stats.pw").write_text(new_stats + "\n")
         started = datetime.now(UTC) - timedelta(seconds=1)
         res = await asyncio.to_thread(
             subprocess.run,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from hactl.cli.config_cmd import master_schema
-from hactl.lab.config import minion_yaml
+from hactl.lab.config import minion_yaml, site_etc
 from hactl.lab.net import LabNet
 from hactl.minion.config import parse_config
 from hactl.minion.config_schema import json_schema
@@ -19,7 +19,8 @@ def test_the_lab_minion_yaml_fits_the_schema_and_a_typo_does_not(tmp_path: Path)
     """A real minion.yaml (the lab's, every section used) validates; `intervall` and a
     string interval are refused by the schema as by the parser."""
     net = LabNet("hx", "10.99.9", ("ctl1", "ctl2", "ctl3"))
-    (tmp_path / "rabbit-monitor.pw").write_text("pw\n")
+    site_etc(tmp_path).mkdir()
+    (site_etc(tmp_path) / "rabbitmq-monitor.pw").write_text("pw\n")
     text = minion_yaml(net, tmp_path, "ctl1", {"galera", "rabbitmq"}, supervise=True)
     doc = yaml.safe_load(text)
     schema = json_schema()
