@@ -57,8 +57,9 @@ def pid_alive(g: GaleraSettings) -> int | None:
     return None if state == "Z" else pid
 
 
-def wsrep_status(g: GaleraSettings, timeout: float = 1.0) -> dict[str, str] | None:
-    """The wsrep status of the local server, or None when it does not answer."""
+def local_query(g: GaleraSettings, sql: str, timeout: float = 1.0) -> list[tuple[Any, ...]] | None:
+    """The rows of ``sql`` on the local server (root, its socket), or None when it does not
+    answer."""
     pymysql = sql_client()
     try:
         conn = pymysql.connect(
@@ -72,12 +73,18 @@ def wsrep_status(g: GaleraSettings, timeout: float = 1.0) -> dict[str, str] | No
         return None
     try:
         with conn.cursor() as cur:
-            cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep\\_%'")
-            return {str(k): str(v) for k, v in cur.fetchall()}
+            cur.execute(sql)
+            return list(cur.fetchall())
     except (pymysql.Error, OSError):
         return None
     finally:
         conn.close()
+
+
+def wsrep_status(g: GaleraSettings, timeout: float = 1.0) -> dict[str, str] | None:
+    """The wsrep status of the local server, or None when it does not answer."""
+    rows = local_query(g, "SHOW GLOBAL STATUS LIKE 'wsrep\\_%'", timeout)
+    return None if rows is None else {str(k): str(v) for k, v in rows}
 
 
 async def _running(g: GaleraSettings) -> str | None:

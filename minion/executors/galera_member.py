@@ -30,11 +30,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hactl.minion.beacons.galera import read_grastate, sql_client
+from hactl.minion.beacons.galera import read_grastate
 from hactl.minion.executors.base import ExecContext, GaleraSettings
 from hactl.minion.executors.galera import (
     DATADIR_LOCKS,
     galera_settings,
+    local_query,
     pid_alive,
     spawn_mariadbd,
     wsrep_status,
@@ -49,22 +50,8 @@ STOP_WAIT = 60.0  # s for a standalone server to exit after SIGTERM
 
 def _wsrep_on(g: GaleraSettings) -> bool | None:
     """``@@wsrep_on`` of the local server (False: standalone), None when it does not answer."""
-    pymysql = sql_client()
-    try:
-        conn = pymysql.connect(
-            unix_socket=g.socket, user="root", connect_timeout=1, read_timeout=1, ssl_disabled=True
-        )
-    except (pymysql.Error, OSError):
-        return None
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@wsrep_on")
-            row = cur.fetchone()
-            return bool(row and int(row[0]))
-    except (pymysql.Error, OSError, ValueError):
-        return None
-    finally:
-        conn.close()
+    rows = local_query(g, "SELECT @@wsrep_on")
+    return bool(int(rows[0][0])) if rows else None
 
 
 async def _peer_answers(peers: list[str]) -> str | None:
