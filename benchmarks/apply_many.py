@@ -165,6 +165,9 @@ def main() -> None:
         "HACTL_RABBITMQ_MONITOR_PASSWORD": "bench-mon",
         "HACTL_RABBITMQ_OPENSTACK_PASSWORD": "bench-os",
         "HACTL_RABBITMQ_COOKIE": "benchcookie0123456789",
+        "HACTL_KEYSTONE_DB_PASSWORD": "bench-keystone-db",
+        "HACTL_KEYSTONE_ADMIN_PASSWORD": "bench-keystone-admin",
+        "HACTL_KEYSTONE_FERNET_KEYS": "0 " + "A" * 43 + "=\n1 " + "B" * 43 + "=",
         "HACTL_HAPROXY_EXTERNAL_PEM": server_pem([net.vip(1)])[1].decode(),
     }
     env = {**os.environ, **secrets}

@@ -45,6 +45,9 @@ Example::
       node: rabbit@ctl1
       rabbitmqctl: [rabbitmqctl]
       env: {HOME: /var/lib/rabbitmq}
+    keystone:          # for keystone.db (db_sync, bootstrap)
+      config: /etc/keystone/keystone.conf
+      manage: [runuser, -u, keystone, --, keystone-manage]
     vrrp:              # for vrrp.yield: the files keepalived tracks (states/keepalived)
       track_dir: /run/hactl
       instances: [VI_INTERNAL, VI_EXTERNAL]
@@ -76,6 +79,7 @@ from hactl.minion.executors.base import (
     DEFAULT_SYSCTLS,
     ExecContext,
     GaleraSettings,
+    KeystoneSettings,
     RabbitSettings,
     ServiceCommands,
 )
@@ -107,6 +111,7 @@ _TOP = {
     "command_timeout",
     "galera",
     "rabbitmq",
+    "keystone",
     "vrrp",
     "singletons",
     "metrics",
@@ -138,6 +143,7 @@ class MinionConfig:
     command_timeout: float = 30.0
     galera: GaleraSettings | None = None
     rabbitmq: RabbitSettings | None = None
+    keystone: KeystoneSettings | None = None
     vrrp: VrrpSettings | None = None
     singletons: SingletonSettings | None = None
     metrics: str = ""  # host:port of the Prometheus endpoint ('' = none)
@@ -158,6 +164,7 @@ class MinionConfig:
             command_timeout=self.command_timeout,
             galera=self.galera,
             rabbitmq=self.rabbitmq,
+            keystone=self.keystone,
             vrrp=YieldKeeper(self.vrrp) if self.vrrp is not None else None,
         )
 
@@ -222,6 +229,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             raise bad("beacons", f"{name}.password_file: {pw} is not a readable file")
     galera = _section(raw, "galera", GaleraSettings, bad)
     rabbitmq = _section(raw, "rabbitmq", RabbitSettings, bad)
+    keystone = _section(raw, "keystone", KeystoneSettings, bad)
     vrrp = _vrrp(raw, beacons, bad)
     singletons = _section(raw, "singletons", SingletonSettings, bad)
     services = exec_cfg.services(raw, bad)
@@ -249,6 +257,7 @@ def parse_config(text: str, source: str, *, minion_id: str | None = None) -> Min
             command_timeout=_number(raw, "command_timeout", 30.0, (0.1, 3600), bad),
             galera=galera,
             rabbitmq=rabbitmq,
+            keystone=keystone,
             vrrp=vrrp,
             singletons=singletons,
             metrics=_metrics(raw, bad),

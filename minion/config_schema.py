@@ -13,7 +13,7 @@ from typing import Any
 from hactl.minion.beacons import OPTIONS as BEACON_OPTIONS
 from hactl.minion.config import _TOP
 from hactl.minion.config_exec import SERVICE_ACTIONS
-from hactl.minion.executors.base import GaleraSettings, RabbitSettings
+from hactl.minion.executors.base import GaleraSettings, KeystoneSettings, RabbitSettings
 from hactl.minion.executors.policy import ContentPolicy
 from hactl.minion.health_agent import FIELDS as AGENT_FIELDS
 from hactl.minion.singleton import SingletonSettings
@@ -64,6 +64,7 @@ _DESCRIBE = {
     "command_timeout": "seconds a command may run",
     "galera": "the local MariaDB Galera node (galera.position/bootstrap/start)",
     "rabbitmq": "the local RabbitMQ node's CLI (rabbitmq.forget_node)",
+    "keystone": "keystone-manage and keystone.conf (keystone.db)",
     "vrrp": "keepalived track files: vrrp.yield and the process watch",
     "singletons": "where singleton leases, specs and guard logs live (docs/singletons.md)",
     "metrics": "host:port of the Prometheus endpoint (off when absent)",
@@ -142,6 +143,7 @@ def json_schema() -> dict[str, Any]:
         "command_timeout": {**number, "minimum": 0.1, "maximum": 3600},
         "galera": _dataclass_schema(GaleraSettings),
         "rabbitmq": _dataclass_schema(RabbitSettings),
+        "keystone": _dataclass_schema(KeystoneSettings),
         "vrrp": _dataclass_schema(VrrpSettings),
         "singletons": _dataclass_schema(SingletonSettings),
         "metrics": {"type": "string", "description": "host:port of the Prometheus endpoint"},

@@ -68,6 +68,41 @@ REGISTRY: dict[str, ResourceType] = {
     ),
     # the brokers import a changed definitions.json at once (a new vhost, user, permission)
     "rabbitmq.definitions": ResourceType("rabbitmq.definitions", (Field("path", _STR),), "path"),
+    # one database and its user (all privileges on it) on the Galera cluster, run on one
+    # member: what an install guide's CREATE DATABASE / GRANT steps do by hand
+    "galera.database": ResourceType(
+        "galera.database",
+        (
+            Field("name", _STR),
+            Field("user", _STR),
+            Field("password", _STR),
+            Field("host", _STR, default="%", required=False),
+        ),
+        "name",
+    ),
+    # Keystone's fernet key repository, identical on every node (INDEX KEY lines: a secret)
+    "keystone.fernet_keys": ResourceType(
+        "keystone.fernet_keys",
+        (
+            Field("dir", _STR),
+            Field("keys", _STR),
+            Field("owner", _STR, required=False),
+            Field("group", _STR, required=False),
+        ),
+        "dir",
+    ),
+    # keystone-manage db_sync (when the schema is behind) and bootstrap
+    "keystone.db": ResourceType(
+        "keystone.db",
+        (
+            Field("admin_password", _STR),
+            Field("region", _STR, default="RegionOne", required=False),
+            Field("public_url", _STR, required=False),
+            Field("internal_url", _STR, required=False),
+            Field("admin_url", _STR, required=False),
+        ),
+        "region",
+    ),
     # a service that runs on exactly one node, under a lease (hactl/wire/singleton.py)
     "singleton.running": ResourceType("singleton.running", SINGLETON_FIELDS, "name"),
     "sysctl.present": ResourceType(

@@ -134,6 +134,10 @@ def _secret(spec: Any, doc: yamlsrc.Doc, path: tuple[Any, ...], found: set[str])
         tried = " or ".join(f"{k} {spec[k]}" for k in ("env", "file") if k in spec)
         raise doc.error(f"{where}: secret not available (tried {tried})", *path)
     found.add(value)
+    for line in value.splitlines():  # `INDEX KEY` lines (a fernet repository): each key too
+        index, _, key = line.strip().partition(" ")
+        if index.isdigit() and len(key.strip()) >= 16:
+            found.add(key.strip())
     return value
 
 

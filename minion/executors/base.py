@@ -127,6 +127,17 @@ class RabbitSettings:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class KeystoneSettings:
+    """How to run ``keystone-manage`` on this node (the ``keystone`` section of minion.yaml):
+    the argv (on a real controller ``[runuser, -u, keystone, --, keystone-manage]``, as
+    Debian's postinst runs it) and the keystone.conf the states write."""
+
+    config: str
+    manage: tuple[str, ...] = ("keystone-manage",)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
 #: Config checks by name (minion.yaml ``check_commands`` may replace or add): exact argv, an
 #: absolute program, ``{path}`` the staged file. A request names one; it never sends an argv.
 DEFAULT_CHECKS: Mapping[str, tuple[str, ...]] = {
@@ -177,6 +188,7 @@ class ExecContext:
     command_timeout: float = 30.0
     galera: GaleraSettings | None = None
     rabbitmq: RabbitSettings | None = None
+    keystone: KeystoneSettings | None = None
     #: reads one key of the lease bucket (a direct get over the minion's connection); None
     #: until connected. galera.bootstrap checks its lease with it (hactl/wire/leases.py).
     leases: LeaseReader | None = None

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hactl.minion.admin_socket import admin_command
-from hactl.minion.executors import galera_member
+from hactl.minion.executors import galera_member, openstack
 from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor, validate_args
 from hactl.minion.executors.files import FILE_APPLY, allowed_path
 from hactl.minion.executors.files import apply as file_apply
@@ -86,6 +86,7 @@ RESOURCE_ARGS: dict[str, Executor] = {
     "rabbitmq.definitions": Executor("rabbitmq.definitions", (Arg("path", (str,)),), file_apply),
     # the schema only: _singleton hands the checked spec to the keeper
     "singleton.running": Executor("singleton.running", SINGLETON_FIELDS, file_apply),
+    **openstack.ARGS,  # galera.database, keystone.*
 }
 
 
@@ -134,6 +135,11 @@ def _preflight(ctx: ExecContext, plan: list[dict[str, Any]]) -> list[dict[str, A
         elif rtype == "rabbitmq.definitions":
             try:
                 allowed_path(ctx, args["path"])
+            except CommandRefused as exc:
+                raise CommandRefused("state.apply", f"{rid}: {exc.reason}") from None
+        elif rtype in openstack.ARGS:
+            try:
+                openstack.preflight(ctx, str(rtype), args)
             except CommandRefused as exc:
                 raise CommandRefused("state.apply", f"{rid}: {exc.reason}") from None
         elif rtype == "service.running" and args["name"] not in ctx.services:
@@ -307,6 +313,8 @@ async def _one(
         if rtype == "rabbitmq.definitions":
             changed = any(done.get(w, {}).get("changes") for w in watch)
             return await import_definitions(ctx, args["path"], changed, test)
+        if rtype in openstack.ARGS:
+            return await openstack.run(ctx, rtype, args, test)
         if rtype == "service.running":
             triggered = [w for w in watch if done.get(w, {}).get("changes")]
             return await _service(ctx, args, test, triggered)

@@ -23,6 +23,7 @@ from hactl.auth import store
 from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
 from hactl.lab.net import LabNet, down, exec_argv, up
 from tests.integration.procs import HACTL, clean_env, run_cli
+from tests.support.keystone_keys import ENV as KEYSTONE_ENV
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
 SHIPPED = Path(__file__).resolve().parents[2] / "states"
@@ -135,6 +136,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             HACTL_RABBITMQ_MONITOR_PASSWORD="it-mon",
             HACTL_RABBITMQ_OPENSTACK_PASSWORD="it-os",
             HACTL_RABBITMQ_COOKIE="itcookie0123456789",
+            **KEYSTONE_ENV,
             HACTL_HAPROXY_EXTERNAL_PEM=store.server_pem([net.vip(1)])[1].decode(),
             **as_("admin"),
         )

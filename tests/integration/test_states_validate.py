@@ -12,6 +12,7 @@ import pytest
 from hactl.auth.store import server_pem
 from hactl.master.states.compile import compile_tree
 from hactl.master.states.tree import load_tree
+from tests.support.keystone_keys import ENV as KEYSTONE_ENV
 
 STATES = Path(__file__).resolve().parents[2] / "states"
 NODES = ("ctl1", "ctl2", "ctl3")
@@ -24,6 +25,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pa
     os.environ["HACTL_RABBITMQ_MONITOR_PASSWORD"] = "validate-mon"
     os.environ["HACTL_RABBITMQ_OPENSTACK_PASSWORD"] = "validate-os"
     os.environ["HACTL_RABBITMQ_COOKIE"] = "validatecookie0123"
+    os.environ.update(KEYSTONE_ENV)
     # the external VIP's certificate: a fresh one, where HAProxy's check can read it
     root = tmp_path_factory.mktemp("rendered")
     os.environ["HACTL_HAPROXY_EXTERNAL_PEM"] = server_pem(["203.0.113.100"])[1].decode()

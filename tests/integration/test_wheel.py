@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 from hactl.auth.store import server_pem
+from tests.support.keystone_keys import ENV as KEYSTONE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +49,7 @@ def test_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
         "HACTL_RABBITMQ_MONITOR_PASSWORD": "a-long-monitor-secret",
         "HACTL_RABBITMQ_OPENSTACK_PASSWORD": "a-long-openstack-secret",
         "HACTL_RABBITMQ_COOKIE": "wheelcookie0123456789",
+        **KEYSTONE_ENV,
         "HACTL_HAPROXY_EXTERNAL_PEM": server_pem(["203.0.113.100"])[1].decode(),
     }
     elsewhere = tmp_path / "elsewhere"  # never the checkout: nothing imported from it

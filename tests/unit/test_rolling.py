@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from hactl.master.rolling import GateError, batches, default_gate, expression_gate, roll
+from tests.support.keystone_keys import ENV as KEYSTONE_ENV
 from tests.unit.test_reconciler import ev, healthy_view
 
 
@@ -92,15 +93,17 @@ def test_states_that_must_roll_are_split_out_of_a_plain_apply(
     for var in ("HAPROXY_STATS", "RABBITMQ_MONITOR", "RABBITMQ_OPENSTACK"):
         monkeypatch.setenv(f"HACTL_{var}_PASSWORD", "test-only")
     monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "test-only-cookie")
+    for key, value in KEYSTONE_ENV.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("HACTL_HAPROXY_EXTERNAL_PEM", _test_pem())
     tree = load_tree(Path(__file__).resolve().parents[2] / "states")
-    assert tree.rolling == {"rabbitmq": 1}
+    assert tree.rolling == {"keystone": 1, "rabbitmq": 1}
     assert "batch.rabbitmq_running" in tree.roll_gates["rabbitmq"]
     plans = compile_tree(tree, sorted(tree.nodes))
     now, later, batch = split_rolling(plans, tree.rolling)
     assert batch == 1 and set(later) == set(plans)
-    assert all(r.state == "rabbitmq" for p in later.values() for r in p.resources)
-    assert not any(r.state == "rabbitmq" for p in now.values() for r in p.resources)
+    assert {r.state for p in later.values() for r in p.resources} == {"keystone", "rabbitmq"}
+    assert not any(r.state in tree.rolling for p in now.values() for r in p.resources)
     total = sum(len(p.resources) for p in plans.values())
     assert total == sum(len(p.resources) for d in (now, later) for p in d.values())
 
@@ -119,6 +122,8 @@ def test_a_bad_roll_yaml_is_refused_with_its_file(
     shutil.copytree(Path(__file__).resolve().parents[2] / "states", root)
     (root / "rabbitmq" / "roll.yaml").write_text("batch: 0\n")
     monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "test-only-cookie")
+    for key, value in KEYSTONE_ENV.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("HACTL_HAPROXY_EXTERNAL_PEM", _test_pem())
     for var in ("HAPROXY_STATS", "RABBITMQ_MONITOR", "RABBITMQ_OPENSTACK"):
         monkeypatch.setenv(f"HACTL_{var}_PASSWORD", "test-only")

@@ -10,6 +10,7 @@ import pytest
 from hactl.errors import ConfigError, StateError
 from hactl.master.states.compile import Resource, compile_tree, order
 from hactl.master.states.tree import load_tree, redact
+from tests.support.keystone_keys import ENV as KEYSTONE_ENV
 
 SHIPPED = Path(__file__).resolve().parents[2] / "states"
 
@@ -21,6 +22,8 @@ def tree_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HACTL_RABBITMQ_MONITOR_PASSWORD", "mon-in-test")
     monkeypatch.setenv("HACTL_RABBITMQ_OPENSTACK_PASSWORD", "os-in-test")
     monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "cookieintest0123")
+    for key, value in KEYSTONE_ENV.items():
+        monkeypatch.setenv(key, value)
     pem = Path(__file__).parent / "golden" / "external-tls.pem"
     monkeypatch.setenv("HACTL_HAPROXY_EXTERNAL_PEM", pem.read_text(encoding="utf-8"))
     dest = tmp_path / "states"

@@ -14,6 +14,7 @@ import pytest
 
 from hactl.master.states.compile import compile_tree
 from hactl.master.states.tree import load_tree
+from tests.support.keystone_keys import ENV as KEYSTONE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 STATES = ROOT / "states"
@@ -31,6 +32,8 @@ def plans(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     monkeypatch.setenv("HACTL_RABBITMQ_MONITOR_PASSWORD", "golden-monitor")
     monkeypatch.setenv("HACTL_RABBITMQ_OPENSTACK_PASSWORD", "golden-openstack")
     monkeypatch.setenv("HACTL_RABBITMQ_COOKIE", "goldencookie0123456789")
+    for key, value in KEYSTONE_ENV.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("HACTL_HAPROXY_EXTERNAL_PEM", EXTERNAL_PEM)
     return dict(compile_tree(load_tree(STATES), list(NODES)))
 
