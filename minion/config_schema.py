@@ -79,7 +79,8 @@ _POLICY_DESCRIBE = {
     "track_dirs": "folders of the files keepalived creates as root (track files, notify FIFO)",
     "read_dirs": "folders of the files HAProxy uses (certificates, state, sockets, pid file)",
     "serve_dirs": "folders of the files HAProxy serves or matches (errorfile, maps, ACLs)",
-    "formats": "GLOB=haproxy|keepalived|mariadb: the allowlist a path is read against",
+    "oslo_dirs": "folders an oslo.config path option (keystone.conf) may name",
+    "formats": "GLOB=haproxy|keepalived|mariadb|oslo|pem: the reader a path gets",
     "keywords": "DAEMON:KEYWORD additions to a daemon's keyword allowlist",
 }
 

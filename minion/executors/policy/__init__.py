@@ -10,6 +10,8 @@ refuses it:
 - **every file**, whatever its name, against every daemon's list of directives that run or
   load code (a daemon may be made to read any file: an included directory, a second ``-f``);
 - **a key or certificate file** (``*.pem``): PEM blocks only;
+- **an oslo.config file** (keystone.conf): no option that loads code or more files, path
+  options confined, the database a MySQL URL (``oslo.py``);
 - **a file a daemon reads** -- decided by the minion, never by the request: the ``check``
   name (``haproxy``, ``keepalived``) or the path (``content_policy.formats``) -- against that
   daemon's keyword **allowlist**, with every path argument confined to this minion's folders
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from hactl.minion.executors.policy import haproxy, keepalived, mariadb, pem
+from hactl.minion.executors.policy import haproxy, keepalived, mariadb, oslo, pem
 from hactl.minion.executors.policy.common import (
     DEFAULT_FORMATS,
     SHIPPED_CHECK,
@@ -47,7 +49,7 @@ __all__ = [
 
 #: the readers a path or check name can select; a path matching several globs gets the first
 #: (``/etc/haproxy/certs/x.pem`` is a key file, not HAProxy's config)
-FORMATS = ("pem", "haproxy", "keepalived", "mariadb")
+FORMATS = ("pem", "haproxy", "keepalived", "mariadb", "oslo")
 
 
 def format_of(policy: ContentPolicy, path: str, check: str | None) -> str | None:
@@ -68,6 +70,8 @@ def check_content(
     fmt = format_of(policy, path, check)
     if fmt == "pem":
         pem.check(text)
+    if fmt == "oslo":
+        oslo.check(text, policy)
     if fmt == "haproxy":
         haproxy.check_strict(text, policy)
     else:

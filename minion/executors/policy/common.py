@@ -24,6 +24,8 @@ DEFAULT_FORMATS = frozenset(
         "/etc/mysql/*=mariadb",
         "*.cnf=mariadb",
         "*.pem=pem",
+        "/etc/keystone/*=oslo",
+        "*/keystone*.conf=oslo",
     }
 )
 
@@ -56,7 +58,12 @@ class ContentPolicy:
     serve_dirs: frozenset[str] = frozenset(
         {"/usr/share/haproxy", "/etc/haproxy/errors", "/etc/haproxy/maps"}
     )
-    #: ``GLOB=FORMAT`` pairs: the reader (haproxy, keepalived, mariadb) a path gets
+    #: folders a path option of an oslo.config file (keystone.conf) may name: log files, the
+    #: fernet key repository, policy and TLS files
+    oslo_dirs: frozenset[str] = frozenset(
+        {"/etc/keystone", "/var/lib/keystone", "/var/log/keystone", "/etc/ssl/certs"}
+    )
+    #: ``GLOB=FORMAT`` pairs: the reader (haproxy, keepalived, mariadb, oslo, pem) a path gets
     formats: frozenset[str] = DEFAULT_FORMATS
     #: ``DAEMON:KEYWORD`` additions to a reader's keyword allowlist (e.g. ``haproxy:filter``);
     #: a keyword that runs or loads code stays refused whatever this says
