@@ -17,6 +17,7 @@ from hactl.cli import (
     fire,
     history,
     init,
+    keystone,
     lab,
     maint,
     master,
@@ -132,6 +133,7 @@ app.add_typer(reactors.app, name="reactors")
 app.add_typer(lab.app, name="lab")
 app.add_typer(auth.app, name="auth")
 app.add_typer(maint.app, name="maint")
+app.add_typer(keystone.app, name="keystone")
 app.add_typer(singleton.app, name="singleton")
 app.add_typer(config_cmd.app, name="config")
 app.command()(status.status)

@@ -41,6 +41,8 @@ def paths(lab: Path) -> dict[str, str]:
         "galera_tls_ca": f"{base}/etc/tls/galera-ca.pem",
         "rabbitmq_tls_pem": f"{base}/etc/tls/rabbitmq.pem",
         "rabbitmq_tls_ca": f"{base}/etc/tls/rabbitmq-ca.pem",
+        "keystone_conf": f"{base}/etc/keystone.conf",
+        "keystone_fernet_keys": f"{base}/keystone/fernet-keys",
     }
 
 
@@ -71,6 +73,7 @@ def pillar(net: LabNet, lab: Path, components: set[str], galera_profile: str = "
     g = f"{lab}/{{id}}/mysql"
     etc = site_etc(lab)  # the secrets docs/deploy.md's block made
     tmp = f"{g}/" + "tmp"  # the node's own tmpdir, not /tmp
+    keystone = _keystone(etc) if "keystone" in components else ""
     return f"""# written by hactl lab up
 nodes: !replace
 {nodes}
@@ -121,10 +124,23 @@ rabbitmq:
     vm_memory_high_watermark.absolute: 256MiB
     disk_free_limit.absolute: 50MB
     net_ticktime: "10"
-# a stand-in singleton (hactl/lab/singleton_standin.py): runs on exactly one node at a time
+{keystone}# a stand-in singleton (hactl/lab/singleton_standin.py): on exactly one node at a time
 singletons:
   - {{name: {SINGLETON}, service: {SINGLETON}, enabled: true, prefer: [{", ".join(net.nodes)}],
      lease: 5, renew: 0.5, monitor: 0.5, stop_timeout: 1.5, failure_expiry: 20}}
+"""
+
+
+def _keystone(etc: Path) -> str:
+    """The lab pillar's keystone section: the secrets docs/deploy.md's block made; the lab's
+    Keystones run as root (no keystone user in the namespaces)."""
+    return f"""keystone:
+  database:
+    password: {{secret: {{file: {etc}/keystone-db.pw}}}}
+  admin_password: {{secret: {{file: {etc}/keystone-admin.pw}}}}
+  fernet_keys: {{secret: {{file: {etc}/keystone-fernet-keys}}}}
+  file_owner: root
+  file_group: root
 """
 
 
@@ -186,11 +202,14 @@ def minion_yaml(
             "rabbitmqctl: [/usr/lib/rabbitmq/bin/rabbitmqctl], "
             f"env: {json.dumps(renv)}}}\n"
         )
+    if "keystone" in components:  # keystone-manage for keystone.db (db_sync, bootstrap)
+        galera += f"keystone: {{config: {d}/etc/keystone.conf, manage: [keystone-manage]}}\n"
     supervised = [
         "haproxy",
         "keepalived",
         "api",
         *(["rabbitmq"] if "rabbitmq" in components else []),
+        *(["keystone"] if "keystone" in components else []),
     ]
     supervision = (
         f"supervision: {{services: [{', '.join(supervised)}], threshold: 5, window: 60, "
@@ -224,17 +243,22 @@ services:
 {extra}vrrp: {{track_dir: {run}, instances: [{VI_INTERNAL}, {VI_EXTERNAL}], max_seconds: 120,
        watch: [{"haproxy" if fast_path else ""}]}}
 {galera}{supervision}singletons: {{dir: {run}/singletons}}
-# HAProxy's pid file, sockets and state live in run/, the external VIP's certificate in etc/tls
-content_policy: {{read_dirs: [{run}, {d / "etc" / "tls"}]}}
+# HAProxy's pid file, sockets and state live in run/, the external VIP's certificate in etc/tls;
+# keystone.conf names the node's fernet keys
+content_policy: {{read_dirs: [{run}, {d / "etc" / "tls"}], oslo_dirs: [{d / "keystone"}]}}
 beacons:
 {chr(10).join(beacons)}
 """
 
 
-def standin_argv(lab: Path, node: str, address: str) -> list[str]:
+def standin_argv(
+    lab: Path, node: str, address: str, components: set[str] | frozenset[str] = frozenset()
+) -> list[str]:
     """The API stand-in of one node, started through the lab's launcher (it returns at once,
-    as a service manager's start does), with its pid in ``run/standin.pid``."""
+    as a service manager's start does), with its pid in ``run/standin.pid``; not on
+    Keystone's port when the lab runs the real Keystone."""
     d = lab / node
+    ports = [p for p in API_PORTS if not ("keystone" in components and p == KEYSTONE_PORT)]
     return [
         *_launch(d / "standin.log", d / "run" / "standin.pid"),
         sys.executable,
@@ -244,7 +268,36 @@ def standin_argv(lab: Path, node: str, address: str) -> list[str]:
         address,
         "--name",
         node,
-        *(str(p) for p in API_PORTS),
+        *(str(p) for p in ports),
+    ]
+
+
+KEYSTONE_PORT = 5000
+
+
+def keystone_argv(lab: Path, node: str, address: str) -> list[str]:
+    """Debian's Keystone on one node: its WSGI app under uwsgi (as /etc/init.d/keystone runs
+    it, sized for the lab), on the node's address, reading the keystone.conf the states write;
+    started through the launcher, its pid (uwsgi's master) in ``run/keystone.pid``."""
+    d = lab / node
+    env = {"OS_KEYSTONE_CONFIG_FILES": f"{d}/etc/keystone.conf"}
+    return [
+        *_launch(d / "keystone.log", d / "run" / "keystone.pid", env),
+        "/usr/bin/uwsgi_python3",
+        "--http-socket",
+        f"{address}:{KEYSTONE_PORT}",
+        "--wsgi-file",
+        "/usr/bin/keystone-wsgi-public",
+        "--master",
+        "--processes",
+        "2",
+        "--threads",
+        "4",
+        "--lazy-apps",
+        "--die-on-term",
+        "--need-app",
+        "--buffer-size",
+        "65535",
     ]
 
 
@@ -260,7 +313,7 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
     them like the daemons that detach themselves."""
     out: dict[str, dict[str, Any]] = {
         "api": {
-            "start": standin_argv(lab, node, address),
+            "start": standin_argv(lab, node, address, components),
             "pidfile": f"{lab / node}/run/standin.pid",
             "process": [sys.executable, "hactl.lab.standin", "--name", node],
         }
@@ -280,6 +333,13 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
         "pidfile": str(run / f"{SINGLETON}.pid"),
         "stop": ["kill", "-TERM", "{pid}"],
     }
+    if "keystone" in components:
+        out["keystone"] = {
+            "start": keystone_argv(lab, node, address),
+            "pidfile": f"{run}/keystone.pid",
+            "process": ["/usr/bin/uwsgi_python3", "--http-socket", f"{address}:{KEYSTONE_PORT}"],
+            "stop": ["kill", "-TERM", "{pid}"],
+        }
     if "rabbitmq" in components:
         env = {
             k: v
@@ -316,4 +376,4 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["API_PORTS", "minion_yaml", "paths", "pillar", "standin_argv"]
+__all__ = ["API_PORTS", "keystone_argv", "minion_yaml", "paths", "pillar", "standin_argv"]

@@ -80,6 +80,8 @@ def up(
     this process takes the lab down itself (tests, benchmarks, the demo); the CLI's ``lab up``
     leaves it running. A lab an earlier run left over is taken down first (hactl/lab/reclaim.py)."""
     comps = set(components or COMPONENTS)
+    if "galera" not in comps:  # Keystone's database is on Galera
+        comps.discard("keystone")
     net = LabNet(prefix, subnet, tuple(f"ctl{i}" for i in range(1, nodes + 1)))
     _prepare(folder, net, comps, say)
     lab = Lab(
@@ -189,7 +191,8 @@ def start_minion(lab: Lab, node: str, env: dict[str, str] | None = None) -> None
 def start_standin(lab: Lab, node: str) -> None:
     """Start ``node``'s API stand-in through the launcher its minion's ``api`` service uses
     (pid file included)."""
-    stand = exec_argv(lab.net, node, standin_argv(lab.dir, node, lab.net.address(node)))
+    address = lab.net.address(node)
+    stand = exec_argv(lab.net, node, standin_argv(lab.dir, node, address, lab.components))
     subprocess.run(stand, check=True, timeout=30, capture_output=True)
     pidfile = lab.node_dir(node) / "run/standin.pid"
     d.wait_for(lambda: d.pid_from(pidfile), 10, f"the API stand-in on {node}")

@@ -13,7 +13,8 @@ from hactl.lab import registry
 from hactl.lab.bus import LAB_ADMIN
 from hactl.lab.net import LabError, LabNet, ip
 
-COMPONENTS = ("haproxy", "keepalived", "galera", "rabbitmq")
+#: keystone needs galera (its database); a lab without galera has no keystone
+COMPONENTS = ("haproxy", "keepalived", "galera", "rabbitmq", "keystone")
 
 
 @dataclass
@@ -112,6 +113,7 @@ class Lab:
             "galera": nd / "mysql/mysqld.pid",
             "rabbitmq": nd / "rabbit/rabbit.pid",
             "api": nd / "run/standin.pid",
+            "keystone": nd / "run/keystone.pid",
         }
         if component == "rabbitmq":
             return d.pid_from(files[component]) or self._beam_pid(node)

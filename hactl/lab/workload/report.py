@@ -11,6 +11,8 @@ turn that into the figures issue 24 asks for, for any window ``[since, until]``:
   as the rest of the window).
 - Database: transactions failed after oslo.db's retries; the longest time without a commit;
   committed rows lost (a COMMIT that returned, whose row is not in the table afterwards).
+- Keystone: rounds (a token issued on one node, validated through the VIP) failed, the
+  longest time without a good round, failures by issuing node.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 Call = tuple[float, float, int, bool, str]
 #: one transaction: (start, end, seq, ok)
 Txn = tuple[float, float, int, bool]
+#: one Keystone round: (start, end, issuing node's index, ok, error)
+Sample = tuple[float, float, int, bool, str]
 
 
 def longest_gap(done: Iterable[float], since: float, until: float) -> float:
@@ -90,6 +94,39 @@ def db_figures(txns: Sequence[Txn], stored: Iterable[int], since: float, until: 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class KeystoneFigures:
+    """What a Keystone client saw in one window: token issue + validation rounds."""
+
+    rounds: int
+    failed: int
+    longest_gap: float
+    errors: dict[str, int]
+    #: failed rounds by the node that issued the token
+    failed_by_issuer: dict[str, int]
+
+
+def keystone_figures(
+    samples: Sequence[Sample], nodes: Sequence[str], since: float, until: float
+) -> KeystoneFigures:
+    """The Keystone figures of the rounds that started in ``[since, until]``."""
+    inside = [s for s in samples if since <= s[0] <= until]
+    failed = [s for s in inside if not s[3]]
+    errors: dict[str, int] = {}
+    by_node: dict[str, int] = {}
+    for s in failed:
+        errors[s[4]] = errors.get(s[4], 0) + 1
+        name = nodes[s[2]] if 0 <= s[2] < len(nodes) else str(s[2])
+        by_node[name] = by_node.get(name, 0) + 1
+    return KeystoneFigures(
+        rounds=len(inside),
+        failed=len(failed),
+        longest_gap=round(longest_gap((s[1] for s in inside if s[3]), since, until), 3),
+        errors=errors,
+        failed_by_issuer=by_node,
+    )
+
+
 def figures(samples: Mapping[str, Any], since: float, until: float) -> dict[str, Any]:
     """Both clients' figures for one window of a workload's samples (JSON-ready)."""
     out: dict[str, Any] = {"window": [since, until]}
@@ -104,4 +141,8 @@ def figures(samples: Mapping[str, Any], since: float, until: float) -> dict[str,
             raise ValueError("the workload could not read its rows back at the end")
         txns = [tuple(t) for t in db["txns"]]
         out["db"] = asdict(db_figures(txns, db["stored"], since, until))
+    if "keystone" in samples:
+        ks = samples["keystone"]
+        rounds = [tuple(x) for x in ks["samples"]]
+        out["keystone"] = asdict(keystone_figures(rounds, ks["nodes"], since, until))
     return out

@@ -19,6 +19,9 @@ hactl renders for the controllers' services (``state clients``) and the workload
   service's API method is (deadlock and disconnect); the ids whose commit returned are kept,
   and at the end the table is read back.
 
+- **Keystone** (keystoneauth1, with ``--keystone-issue``; ``keystone.py``): a token issued on
+  each controller in turn, validated through the VIP.
+
 The samples are written as JSON (``hactl.lab.workload.report`` turns them into figures).
 """
 
@@ -39,6 +42,8 @@ from oslo_db import api as db_api
 from oslo_db import options as db_options
 from oslo_db.sqlalchemy import enginefacade
 from sqlalchemy import text
+
+from hactl.lab.workload import keystone as keystone_client
 
 TOPIC = "hactl-workload"
 
@@ -172,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rpc-timeout", type=float, default=10.0)
     p.add_argument("--db-period", type=float, default=0.02)
     p.add_argument("--ready", help="a file written once both clients work")
+    keystone_client.add_arguments(p)
     args = p.parse_args(argv)
 
     db_options.set_defaults(cfg.CONF)
@@ -185,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
         closers += _rpc(args, stop, out)
     if not args.no_db:
         closers += _db(args, stop, out)
+    if args.keystone_issue:
+        closers += keystone_client.start(args, stop, out)
     if args.ready:
         _wait_working(out, stop)
         Path(args.ready).write_text(f"{time.time()}\n")
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     # the database's closer first (it reads back the stored rows: "rows lost" needs them),
     # each bounded, so that the samples are written before whoever stopped us gives up
     # (an RPC server left on a broker cut off for 60 s once held the process past 90 s)
-    for close, budget in zip(reversed(closers), (40.0, 30.0), strict=False):
+    for close, budget in zip(reversed(closers), (40.0, 30.0, 30.0), strict=False):
         done = threading.Thread(target=close, daemon=True)
         done.start()
         done.join(budget)
@@ -209,7 +217,9 @@ def _wait_working(out: dict[str, Any], stop: threading.Event) -> None:
     while not stop.is_set():
         rpc_ok = "rpc" not in out or any(c[3] for c in out["rpc"]["calls"][-20:])
         db_ok = "db" not in out or any(t[3] for t in out["db"]["txns"][-20:])
-        if rpc_ok and db_ok:
+        ks = out.get("keystone")
+        ks_ok = ks is None or any(s[3] for s in ks["samples"][-20:])
+        if rpc_ok and db_ok and ks_ok:
             return
         stop.wait(0.05)
 
