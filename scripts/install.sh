@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3 python3-venv python3-pip make iproute2 haproxy keepalived socat curl psmisc
   mariadb-server galera-4 rsync rabbitmq-server nftables faketime
   stunnel4  # Galera's rsync SST is encrypted through it once the servers have TLS (internal_tls)
+  keystone  # Debian's Keystone (uwsgi): the lab's identity service, state keystone
   stress-ng  # stress-ng: benchmarks/soak.py loads the machine
   nats-server)  # Debian 12's 2.9.10: the bus tier runs on it too (scripts/test.sh)
 
@@ -27,7 +28,7 @@ if ((${#missing[@]})); then
   # On a box with systemd, Debian starts these daemons in the root namespace on install.
   # hactl runs its own, per node; stop the distribution's copies that this install started.
   if [[ -d /run/systemd/system ]]; then
-    for svc in haproxy keepalived mariadb rabbitmq-server nats-server; do
+    for svc in haproxy keepalived mariadb rabbitmq-server nats-server keystone; do
       pkg=$svc; [[ $svc == mariadb ]] && pkg=mariadb-server
       if printf '%s\n' "${missing[@]}" | grep -qx "$pkg"; then
         systemctl disable --now "$svc" >/dev/null 2>&1 || true

@@ -295,6 +295,7 @@ def keystone_argv(lab: Path, node: str, address: str) -> list[str]:
         "4",
         "--lazy-apps",
         "--die-on-term",
+        "--no-orphans",  # workers end with their master (a kill -9 of it leaves no port held)
         "--need-app",
         "--buffer-size",
         "65535",

@@ -14,8 +14,9 @@ REQUIRED = {
     "galera": "mariadbd",
     "rabbitmq": "rabbitmq-server",
     "rsync": "rsync",
+    "keystone": "keystone-manage",
 }
-PACKAGES = "haproxy keepalived mariadb-server galera-4 rsync rabbitmq-server curl"
+PACKAGES = "haproxy keepalived mariadb-server galera-4 rsync rabbitmq-server keystone curl"
 
 
 def preflight(components: set[str]) -> None:

@@ -56,7 +56,8 @@ class HttpLoop:
     0.2 s, as a client that retries fast would)."""
 
     host: str
-    port: int = 5000
+    #: an API stand-in's port (nova-api's): 5000 is the real Keystone, whose / answers 300
+    port: int = 8774
     period: float = 0.02
     connect_timeout: float = 0.5
     answer_timeout: float = 0.5

@@ -38,15 +38,15 @@ def test_the_external_vip_serves_https_only(lab: L.Lab) -> None:
     ca = str(lab.dir / "external-ca.crt")
     wait_until(lambda: L.holders(lab)[ext], 20, "an external VIP holder")
     holder = L.holders(lab)[ext][0]
-    https = _curl("--cacert", ca, "-w", "%{http_code} %{ssl_verify_result}", f"https://{ext}:5000/")
+    https = _curl("--cacert", ca, "-w", "%{http_code} %{ssl_verify_result}", f"https://{ext}:9696/")
     assert https.returncode == 0 and https.stdout == "200 0", (https.stdout, https.stderr)
-    untrusted = _curl("-w", "%{http_code}", f"https://{ext}:5000/")  # the system CAs only
+    untrusted = _curl("-w", "%{http_code}", f"https://{ext}:9696/")  # the system CAs only
     assert untrusted.returncode == 60, (untrusted.returncode, untrusted.stderr)  # not verified
-    plain = _curl("-w", "%{http_code}", f"http://{ext}:5000/")
+    plain = _curl("-w", "%{http_code}", f"http://{ext}:9696/")
     assert plain.returncode != 0 and plain.stdout in ("", "000"), (plain.stdout, plain.stderr)
     redirect = _curl("-w", "%{http_code} %{redirect_url}", f"http://{ext}/")
     assert redirect.stdout == f"301 https://{ext}/", redirect.stdout
-    inside = _curl("-w", "%{http_code}", f"http://{internal}:5000/")
+    inside = _curl("-w", "%{http_code}", f"http://{internal}:9696/")
     assert inside.stdout == "200", (inside.stdout, inside.stderr)
     report(
         f"external TLS on {holder}'s {ext}: https 200 with the lab CA (verify 0), untrusted "

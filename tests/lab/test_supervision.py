@@ -197,7 +197,7 @@ def test_api_standin_and_broker_killed_come_back(lab: L.Lab) -> None:
     node, addr = "ctl2", lab.net.address("ctl2")
     api = _kill_and_wait_back(lab, node, "api")
     t0 = time.monotonic()
-    api_ok = wait_until(lambda: _answers(addr, 5000), 20, "the stand-in answers") - t0 + api
+    api_ok = wait_until(lambda: _answers(addr, 8774), 20, "the stand-in answers") - t0 + api
     wait_until(
         lambda: all(server_status(lab, h).get("rabbitmq/ctl2") == "UP" for h in lab.net.nodes),
         60,
