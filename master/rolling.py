@@ -161,15 +161,42 @@ def split_rolling(
 SERVICE_CHANGES = frozenset({"start", "restart", "reload"})
 
 
-def disturbed_by(results: Sequence[Any], group: Sequence[str]) -> bool:
-    """Whether the results (MinionResult) of ``group`` started, restarted or reloaded any
-    service (a failed or unanswered minion counts as disturbed: its state is unknown)."""
+def disturbed_states(results: Sequence[Any], group: Sequence[str]) -> set[str]:
+    """The states whose services the results (MinionResult) of ``group`` started, restarted
+    or reloaded; ``"*"`` for a failed or unanswered minion (its state is unknown: every gate)."""
+    out: set[str] = set()
     for r in results:
         if r.minion not in group:
             continue
         if r.status != "ok":
-            return True
+            out.add("*")
+            continue
         for res in r.resources:
             if SERVICE_CHANGES & set(res.get("changes") or {}):
-                return True
-    return False
+                out.add(str(res.get("state") or "*"))
+    return out
+
+
+def disturbed_by(results: Sequence[Any], group: Sequence[str]) -> bool:
+    """Whether the results (MinionResult) of ``group`` started, restarted or reloaded any
+    service (a failed or unanswered minion counts as disturbed: its state is unknown)."""
+    return bool(disturbed_states(results, group))
+
+
+def state_gates(
+    gates: Mapping[str, Callable[[Facts], str]], disturbed: Callable[[], set[str]]
+) -> Callable[[Facts], str]:
+    """The gate of a declared roll: the gate of each state whose service the last batch
+    started, restarted or reloaded (all of them when a minion's outcome is unknown) -- a
+    Keystone restarted in a batch waits for Keystone's gate, not for brokers that a first
+    deployment has not started yet."""
+
+    def check(facts: Facts) -> str:
+        which = disturbed()
+        names = sorted(gates) if "*" in which else sorted(s for s in which if s in gates)
+        for name in names:
+            if why := gates[name](facts):
+                return f"{name}: {why}"
+        return ""
+
+    return check

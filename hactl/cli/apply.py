@@ -29,9 +29,11 @@ from hactl.master.apply import (
 from hactl.master.rolling import (
     default_gate,
     disturbed_by,
+    disturbed_states,
     expression_gate,
     roll,
     split_rolling,
+    state_gates,
 )
 from hactl.master.states.compile import Plan, compile_tree
 from hactl.master.states.tree import load_tree
@@ -63,7 +65,7 @@ async def read_facts(bus: Bus) -> dict[str, Any]:
 
 def _compile(
     states: Path, target: str, pillar: list[Path] | None
-) -> tuple[dict[str, Plan], dict[str, int], str]:
+) -> tuple[dict[str, Plan], dict[str, int], dict[str, str]]:
     tree = load_tree(states, pillar)
     nodes = tree.targets(target)
     if not nodes:
@@ -73,8 +75,8 @@ def _compile(
     plans = compile_tree(tree, sorted(n.id for n in nodes))
     singleton_specs(plans)  # one spec per singleton, before anything is pushed
     used = {r.state for p in plans.values() for r in p.resources}
-    gate = " and ".join(f"({g})" for s, g in sorted(tree.roll_gates.items()) if s in used)
-    return plans, dict(tree.rolling), gate
+    gates = {s: g for s, g in sorted(tree.roll_gates.items()) if s in used}
+    return plans, dict(tree.rolling), gates
 
 
 def _print_report(console: Console, report: ApplyReport) -> None:
@@ -124,7 +126,10 @@ class _Push:
     rolling: dict[str, int]
     test: bool
     batch: int
-    check: Callable[[Any], str]
+    #: the --gate / --batch gate; None: each rolled state's own gate (roll.yaml), for the
+    #: states whose services the batch touched
+    check: Callable[[Any], str] | None
+    gates: dict[str, Callable[[Any], str]]
     wait_s: float
     timeout: float
     console: Console
@@ -156,6 +161,7 @@ async def _push(p: _Push, stop_reason: list[str]) -> ApplyReport:
         todo, size = later, declared
 
     rolled: list[MinionResult] = []  # the roll's own results (what a batch disturbed)
+    last: set[str] = set()  # the states whose services the last batch touched
 
     async def one(group: list[str]) -> bool:
         part = await apply_plans(
@@ -164,6 +170,8 @@ async def _push(p: _Push, stop_reason: list[str]) -> ApplyReport:
         first.append(part.jid)
         results.extend(part.results)
         rolled.extend(part.results)
+        last.clear()
+        last.update(disturbed_states(part.results, group))
         return part.ok
 
     async def facts() -> dict[str, Any]:
@@ -174,7 +182,7 @@ async def _push(p: _Push, stop_reason: list[str]) -> ApplyReport:
         size,
         one,
         facts,
-        p.check,
+        p.check or state_gates(p.gates, lambda: last),
         p.wait_s,
         say=lambda m: p.console.print(f"[bold]roll[/] {m}", soft_wrap=True),
         # --batch N waits for the gate after every batch; a declared roll only where a
@@ -230,9 +238,11 @@ def apply(
     states that declare they must roll (roll.yaml) roll, the others apply everywhere."""
     settings = settings_of(ctx)
     try:
-        plans, rolling, declared_gate = _compile(states, target, pillar)  # errors before any push
-        gate = gate or (declared_gate if batch <= 0 else None)
-        check = expression_gate(gate) if gate else default_gate
+        plans, rolling, declared = _compile(states, target, pillar)  # errors before any push
+        check = expression_gate(gate) if gate else (None if batch <= 0 else default_gate)
+        gates = {
+            s: expression_gate(declared[s]) if s in declared else default_gate for s in rolling
+        }
         wait_s = parse_duration(wait)
     except HactlError as exc:
         fail(exc)
@@ -267,7 +277,19 @@ def apply(
                     for line in await publish_singletons(bus, specs, whole_tree=target == "*"):
                         console.print(line, soft_wrap=True)
                 return await _push(
-                    _Push(bus, plans, rolling, test, batch, check, wait_s, timeout, console, done),
+                    _Push(
+                        bus,
+                        plans,
+                        rolling,
+                        test,
+                        batch,
+                        check,
+                        gates,
+                        wait_s,
+                        timeout,
+                        console,
+                        done,
+                    ),
                     stop_reason,
                 )
         finally:

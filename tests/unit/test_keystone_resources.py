@@ -126,3 +126,27 @@ def test_database_and_user_names_stay_identifiers(args: dict[str, str]) -> None:
     """A name or host that SQL could read as more than an identifier is refused."""
     with pytest.raises(CommandRefused):
         galera_database.check_names(args)
+
+
+def test_the_compiled_plans_carry_a_repository_the_minion_accepts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every node's keystone.fernet_keys arguments, compiled from the shipped tree, parse on
+    the minion into the pillar's keys; the passwords arrive as given."""
+    from hactl.master.states.compile import compile_tree
+    from hactl.master.states.tree import load_tree
+    from tests.support.keystone_keys import ENV, FERNET_KEYS
+    from tests.support.shipped_tree import shipped_tree
+
+    states = shipped_tree(tmp_path, monkeypatch)
+    tree = load_tree(states)
+    plans = compile_tree(tree, sorted(tree.nodes))
+    wanted = {int(i): k for i, k in (line.split() for line in FERNET_KEYS.splitlines())}
+    for plan in plans.values():
+        (res,) = [r for r in plan.resources if r.type == "keystone.fernet_keys"]
+        assert keystone.parse_keys(str(res.args["keys"])) == wanted
+    writer = [r for r in plans["ctl1"].resources if r.type in ("keystone.db", "galera.database")]
+    assert [r.args.get("password") or r.args.get("admin_password") for r in writer] == [
+        ENV["HACTL_KEYSTONE_DB_PASSWORD"],
+        ENV["HACTL_KEYSTONE_ADMIN_PASSWORD"],
+    ]

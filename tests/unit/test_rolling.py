@@ -174,3 +174,23 @@ def _test_pem() -> str:
     from pathlib import Path
 
     return (Path(__file__).parent / "golden" / "external-tls.pem").read_text(encoding="utf-8")
+
+
+def test_a_declared_roll_waits_only_for_the_gates_of_the_states_it_touched() -> None:
+    """A batch that started Keystone waits for Keystone's gate, not for RabbitMQ's (brokers a
+    first deployment has not started); a minion that failed or did not answer: every gate."""
+    from hactl.master.apply import MinionResult
+    from hactl.master.rolling import disturbed_states, state_gates
+
+    started = {"state": "keystone", "changes": {"start": "keystone"}}
+    written = {"state": "rabbitmq", "changes": {"diff": "..."}}
+    ok = [MinionResult("ctl1", "ok", (started, written))]
+    assert disturbed_states(ok, ["ctl1"]) == {"keystone"}
+    assert disturbed_states([MinionResult("ctl1", "no_answer")], ["ctl1"]) == {"*"}
+    assert disturbed_states(ok, ["ctl2"]) == set()
+    last = {"keystone"}
+    gates = {"keystone": lambda f: "", "rabbitmq": lambda f: "brokers not running"}
+    check = state_gates(gates, lambda: last)
+    assert check({}) == ""
+    last.add("*")
+    assert check({}) == "rabbitmq: brokers not running"
