@@ -141,6 +141,9 @@ def _keystone(etc: Path) -> str:
   fernet_keys: {{secret: {{file: {etc}/keystone-fernet-keys}}}}
   file_owner: root
   file_group: root
+  # bcrypt's cheapest cost: a token issue costs Keystone ~0.5 s of CPU at the default 12,
+  # which on the lab's 2 cores, not the faults, would set the token workload's pace
+  options: {{identity: {{password_hash_rounds: 4}}}}
 """
 
 

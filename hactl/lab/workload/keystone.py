@@ -1,14 +1,16 @@
 """The workload's Keystone client: keystoneauth1, as every OpenStack client and
 keystonemiddleware use it.
 
-A loop issues a token on one controller's Keystone after another (``POST /v3/auth/tokens`` as
-the bootstrap admin, scoped to project admin: keystoneauth1's ``v3.Password``), then validates
-it through the VIP (``GET /v3/auth/tokens`` with ``X-Subject-Token``: what keystonemiddleware
-does for every API request), each over its own long-lived keystoneauth1 session. A token
+One loop per controller (a thread each: a token issue costs Keystone a bcrypt hash, ~0.5 s)
+issues a token on that controller's Keystone (``POST /v3/auth/tokens`` as the bootstrap admin,
+scoped to project admin: keystoneauth1's ``v3.Password``), then validates it through the VIP
+(``GET /v3/auth/tokens`` with ``X-Subject-Token``: what keystonemiddleware does for every API
+request), each over its own long-lived keystoneauth1 session. A token
 issued on ctl1 and validated by whichever Keystone the VIP picks fails unless every node holds
 the key ctl1 signed with: the fernet repository hactl keeps identical.
 
-One sample per round: (start, end, node index, ok, error class name).
+One sample per round: (start, end, node index, ok, ``issue:`` or ``validate:`` + the error's
+class name).
 """
 
 from __future__ import annotations
@@ -40,21 +42,20 @@ def start(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) 
         for url in nodes
     ]
     issuers = [ks_session.Session(auth=p, timeout=args.keystone_timeout) for p in plugins]
-    validator = ks_session.Session(timeout=args.keystone_timeout)
+    validators = [ks_session.Session(timeout=args.keystone_timeout) for _ in nodes]
     samples: list[tuple[float, float, int, bool, str]] = []
     out["keystone"] = {"samples": samples, "nodes": nodes}
     url = args.keystone_validate.rstrip("/") + "/auth/tokens"
 
-    def loop() -> None:
-        i = 0
+    def loop(node: int) -> None:
         while not stop.is_set():
-            node = i % len(nodes)
-            i += 1
             t = time.time()
+            stage = "issue"
             try:
                 plugins[node].invalidate()  # a new token each round, issued on this node
                 token = issuers[node].get_token()
-                validator.get(
+                stage = "validate"
+                validators[node].get(
                     url,
                     headers={"X-Auth-Token": token, "X-Subject-Token": token},
                     authenticated=False,
@@ -62,17 +63,19 @@ def start(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) 
                 )
                 ok, err = True, ""
             except ks_exc.ClientException as exc:  # every failure a client sees is a sample
-                ok, err = False, type(exc).__name__
+                ok, err = False, f"{stage}:{type(exc).__name__}"
             except Exception as exc:  # requests' and urllib3's own, unwrapped
-                ok, err = False, type(exc).__name__
+                ok, err = False, f"{stage}:{type(exc).__name__}"
             samples.append((t, time.time(), node, ok, err))
             stop.wait(args.keystone_period)
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=loop, args=(n,), daemon=True) for n in range(len(nodes))]
+    for th in threads:
+        th.start()
 
     def close() -> None:
-        thread.join(args.keystone_timeout * 2 + 5)
+        for th in threads:
+            th.join(args.keystone_timeout * 2 + 5)
 
     return [close]
 

@@ -104,6 +104,9 @@ class KeystoneFigures:
     errors: dict[str, int]
     #: failed rounds by the node that issued the token
     failed_by_issuer: dict[str, int]
+    #: rounds whose token was issued but not validated through the VIP (the HA failure: a
+    #: node without the signing key, or no Keystone behind the VIP)
+    validation_failed: int
 
 
 def keystone_figures(
@@ -124,6 +127,7 @@ def keystone_figures(
         longest_gap=round(longest_gap((s[1] for s in inside if s[3]), since, until), 3),
         errors=errors,
         failed_by_issuer=by_node,
+        validation_failed=sum(1 for s in failed if s[4].startswith("validate:")),
     )
 
 
