@@ -40,8 +40,10 @@ With ``--clients`` every run also carries OpenStack's own clients (``hactl.lab.w
 an oslo.messaging RPC server and four callers, an oslo.db writer, configured by the file the
 ``clients`` state renders) from before the fault to its end; their figures come first in the
 table (``rpc_gap_s``, ``rpc_failed``, ``rpc_run_failed``: run but reported failed,
-``rpc_twice``, ``db_gap_s``, ``db_failed``: after oslo.db's retries, ``db_lost``): a probe's
-figure is the second column, never the headline.
+``rpc_twice``, ``db_gap_s``, ``db_failed``: after oslo.db's retries, ``db_lost``; Keystone
+through keystoneauth1, a token issued on each node and validated through the VIP:
+``ks_gap_s``, ``ks_failed``, ``ks_val_failed``): a probe's figure is the second column, never
+the headline.
 
 Printed: one table (p50 / p95 / max of the time until the VIP is on another node -- when it
 moved at all: a supervisor may restart HAProxy before keepalived's check notices -- and of the
@@ -70,7 +72,7 @@ import pymysql
 
 from benchmarks.failover_faults import FAULTS, REACTOR, SUBNET, reactor, unlimit_rejoins
 from hactl.lab import lab as L
-from hactl.lab.workload import Workload, prepare
+from hactl.lab.workload import Workload, keystone_options, prepare
 
 #: the real clients' figures (``--clients``), printed before the probes' (the headline)
 CLIENT_METRICS = {
@@ -81,17 +83,24 @@ CLIENT_METRICS = {
     ("db", "longest_gap"): "db_gap_s",
     ("db", "failed"): "db_failed",
     ("db", "rows_lost"): "db_lost",
+    ("keystone", "longest_gap"): "ks_gap_s",
+    ("keystone", "failed"): "ks_failed",
+    ("keystone", "validation_failed"): "ks_val_failed",
 }
 
 
 def _with_clients(lab: L.Lab, fault: Any) -> dict[str, float]:
     """One fault run under the real clients (oslo.messaging RPC and an oslo.db writer with
     the settings hactl renders); their figures of the run's window, then the probes'."""
-    with Workload(*prepare(lab)) as work:
+    with Workload(*prepare(lab), **keystone_options(lab)) as work:
         since = time.time()
         got = fault(lab)
     figures = work.figures(since)
-    out = {name: float(figures[kind][key]) for (kind, key), name in CLIENT_METRICS.items()}
+    out = {
+        name: float(figures[kind][key])
+        for (kind, key), name in CLIENT_METRICS.items()
+        if kind in figures
+    }
     return {**out, **got}
 
 
@@ -154,7 +163,7 @@ def main() -> int:
         comps = {"haproxy", "keepalived"}
         comps |= {"galera"} if any(f.startswith("writer-") for f in mine) else set()
         comps |= {"rabbitmq"} if "broker" in mine else set()
-        comps |= {"galera", "rabbitmq"} if args.clients else set()
+        comps |= {"galera", "rabbitmq", "keystone"} if args.clients else set()
         # a fresh folder the lab creates itself (0755): mysqld must be able to traverse it
         folder = Path(tempfile.mkdtemp(prefix=f"hactl-failover-{variant}-"))
         folder.rmdir()

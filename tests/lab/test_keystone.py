@@ -16,7 +16,7 @@ from pathlib import Path
 from hactl.data import states_dir
 from hactl.lab import lab as L
 from hactl.lab.config import KEYSTONE_PORT, paths, site_etc
-from hactl.lab.workload import Workload
+from hactl.lab.workload import Workload, keystone_options
 from hactl.minion.executors.keystone import present
 from tests.lab.conftest import report
 from tests.lab.helpers import hactl, wait_until
@@ -98,17 +98,8 @@ def _issue_on_each(lab: L.Lab) -> dict[str, str]:
 
 
 def _token_workload(lab: L.Lab) -> Workload:
-    secret = site_etc(lab.dir) / "keystone-admin.pw"
     clients = Path(paths(lab.dir)["clients_conf"].replace("{id}", lab.net.nodes[0]))
-    return Workload(
-        clients,
-        rpc=False,
-        db=False,
-        keystone_issue=",".join(_url(lab.net.address(n)) for n in lab.net.nodes),
-        keystone_validate=_url(lab.net.vip(0)),
-        keystone_password_file=str(secret),
-        keystone_period=0.05,
-    )
+    return Workload(clients, rpc=False, db=False, **keystone_options(lab))
 
 
 def test_a_fernet_rotation_costs_no_validation_anywhere(lab: L.Lab) -> None:

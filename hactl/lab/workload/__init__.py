@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from hactl.lab.config import paths
+from hactl.lab.config import KEYSTONE_PORT, paths, site_etc
 from hactl.lab.daemons import galera_sql
 from hactl.lab.model import Lab
 from hactl.lab.net import LabError
@@ -67,6 +67,23 @@ def prepare(lab: Lab, node: str = "") -> list[Path]:
     )
     own.chmod(0o600)
     return [clients, own]
+
+
+def keystone_options(lab: Lab) -> dict[str, float | str]:
+    """The Workload options of the Keystone client on ``lab``: a token issued on each
+    controller's Keystone in turn, validated through the internal VIP, as the bootstrap admin
+    (the password docs/deploy.md's secrets block made); {} for a lab without Keystone."""
+    if "keystone" not in lab.components:
+        return {}
+    def url(host: str) -> str:
+        return f"http://{host}:{KEYSTONE_PORT}/v3"
+
+    return {
+        "keystone_issue": ",".join(url(lab.net.address(n)) for n in lab.net.nodes),
+        "keystone_validate": url(lab.net.vip(0)),
+        "keystone_password_file": str(site_etc(lab.dir) / "keystone-admin.pw"),
+        "keystone_period": 0.05,
+    }
 
 
 class Workload:
