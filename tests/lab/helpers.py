@@ -243,14 +243,24 @@ class DrainWatch:
 def clients_line(f: dict[str, Any]) -> str:
     """What OpenStack's own clients saw over a fault (hactl.lab.workload's figures): the
     headline of a recovery figure; probes and drains are the second column."""
-    r, db = f["rpc"], f["db"]
-    return (
-        f"oslo.messaging {r['calls']} calls, {r['failed']} failed "
-        f"({r['never_executed']} never run, {r['executed_but_failed']} run but reported "
-        f"failed), {r['executed_twice']} run twice, longest gap {r['longest_gap']:.2f} s; "
-        f"oslo.db {db['transactions']} transactions, {db['failed']} failed after retries, "
-        f"longest write gap {db['longest_gap']:.2f} s, {db['rows_lost']} committed rows lost"
-    )
+    parts = []
+    if r := f.get("rpc"):
+        parts.append(
+            f"oslo.messaging {r['calls']} calls, {r['failed']} failed "
+            f"({r['never_executed']} never run, {r['executed_but_failed']} run but reported "
+            f"failed), {r['executed_twice']} run twice, longest gap {r['longest_gap']:.2f} s"
+        )
+    if db := f.get("db"):
+        parts.append(
+            f"oslo.db {db['transactions']} transactions, {db['failed']} failed after retries, "
+            f"longest write gap {db['longest_gap']:.2f} s, {db['rows_lost']} committed rows lost"
+        )
+    if ks := f.get("keystone"):
+        parts.append(
+            f"keystoneauth1 {ks['rounds']} token rounds, {ks['failed']} failed "
+            f"({ks['validation_failed']} validations), longest gap {ks['longest_gap']:.2f} s"
+        )
+    return "; ".join(parts)
 
 
 def minion_log(
