@@ -122,7 +122,7 @@ def test_db_through_a_partition_of_the_galera_writer(lab: L.Lab) -> None:
     """The Galera writer's replication traffic cut (it goes non-Primary while mariadbd keeps
     answering on 3306) under an oslo.db writer with hactl's settings: no committed row lost,
     and writes resume on another member once the minion's agent takes the writer out."""
-    vip, holder = _holder(lab)
+    _, holder = _holder(lab)
     writer = lab.net.nodes[0]  # the pillar's galera.writer in the lab
     with Workload(*prepare(lab), rpc=False) as work:
         time.sleep(2.0)
