@@ -168,9 +168,19 @@ async def _started(
 
 async def serve(url: str, auth: ClientAuth, timeout: float, options: MasterOptions) -> None:
     """Connect as the master, run the hub (and the reactor) until SIGTERM."""
-    bus, hub = await _started(url, auth, timeout, options)
     loop = asyncio.get_running_loop()
+    # SIGTERM is ours before READY=1 (sent inside the start): systemd may stop the unit the
+    # moment it is ready, and the default action would end the master unclean (-15)
+    early: list[bool] = []
+    loop.add_signal_handler(signal.SIGTERM, early.append, True)
+    try:
+        bus, hub = await _started(url, auth, timeout, options)
+    except BaseException:
+        loop.remove_signal_handler(signal.SIGTERM)
+        raise
     loop.add_signal_handler(signal.SIGTERM, hub.stop)
+    if early:
+        hub.stop()
     try:
         if options.notify:
             hub.notifier = Notifier(bus, list(options.notify))

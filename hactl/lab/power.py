@@ -29,7 +29,12 @@ from hactl.lab.model import Lab
 from hactl.lab.net import exec_argv, ip
 
 #: what a controller starts at boot (its enabled units): minion.yaml service, lab component
-BOOT = (("haproxy", "haproxy"), ("keepalived", "keepalived"), ("rabbitmq", "rabbitmq"))
+BOOT = (
+    ("haproxy", "haproxy"),
+    ("keepalived", "keepalived"),
+    ("rabbitmq", "rabbitmq"),
+    ("keystone", "keystone"),
+)
 
 
 def _hub_ends(node: str) -> tuple[str, str]:
