@@ -136,8 +136,9 @@ def test_a_fernet_rotation_costs_no_validation_anywhere(lab: L.Lab) -> None:
 def test_a_killed_keystone_started_again_validates_the_others_tokens(lab: L.Lab) -> None:
     """kill -9 of ctl2's Keystone (uwsgi's master; its workers follow) under the token workload,
     then `hactl apply` starts it again: what it issues validates everywhere and it validates
-    what the others issue; every token issued meanwhile validated through the VIP (only the
-    issues on ctl2 itself fail while it is down)."""
+    what the others issue; every token issued meanwhile validated through the VIP, but for
+    a request in flight on ctl2 at the kill (only the issues on ctl2 itself fail while it is
+    down)."""
     node = "ctl2"
     pid = lab.daemon_pid(node, "keystone")
     assert pid, f"keystone runs on {node}"
@@ -158,6 +159,12 @@ def test_a_killed_keystone_started_again_validates_the_others_tokens(lab: L.Lab)
         f"later; keystoneauth1 rounds {f['rounds']}, failed {f['failed']} "
         f"(by issuer {f['failed_by_issuer']}), longest gap {f['longest_gap']:.2f} s"
     )
-    assert f["validation_failed"] == 0, f  # every issued token validated through the VIP
+    # a validation in flight on ctl2's Keystone at the kill dies with it (at most one per
+    # client thread); every validation started after that went to a live Keystone
+    late = [
+        x for x in work.samples["keystone"]["samples"]
+        if not x[3] and x[4].startswith("validate:") and x[0] > t0 + 1.0
+    ]  # fmt: skip
+    assert f["validation_failed"] <= len(lab.net.nodes) and not late, (f, late)
     status = _everywhere(lab, _issue_on_each(lab))
     assert set(status.values()) == {200}, status

@@ -75,6 +75,7 @@ def keystone_options(lab: Lab) -> dict[str, float | str]:
     (the password docs/deploy.md's secrets block made); {} for a lab without Keystone."""
     if "keystone" not in lab.components:
         return {}
+
     def url(host: str) -> str:
         return f"http://{host}:{KEYSTONE_PORT}/v3"
 
