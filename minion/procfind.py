@@ -13,7 +13,7 @@ namespace each, so ctl2's broker is never taken for ctl1's).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -49,15 +49,18 @@ def _netns(where: Path) -> int | None:
         return None
 
 
-def find(pattern: Sequence[str]) -> int | None:
+def find(pattern: Sequence[str], exclude: Collection[int] = ()) -> int | None:
     """The oldest live process in this network namespace that ``pattern`` matches (a
-    daemon's parent before the children it forked: lowest start time), or None."""
+    daemon's parent before the children it forked: lowest start time), or None; the pids in
+    ``exclude`` (the daemon's own children, by their pid files) never count."""
     here = _netns(PROC / "self")
     best: tuple[int, int] | None = None
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
+        if pid in exclude:
+            continue
         argv = _argv(pid)
         if argv is None or not matches(argv, pattern) or _netns(entry) != here:
             continue

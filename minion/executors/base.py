@@ -78,7 +78,11 @@ class ServiceCommands:
         """The live pid from ``pidfile``; else the process ``process`` names; else None."""
         pid = self._from_file()
         if pid is None and self.process:
-            pid = procfind.find(self.process)
+            # not one of its children (keepalived's VRRP child has the parent's very command
+            # line): a child still exiting after its parent's kill -9 is not the daemon, and
+            # taking it for one left keepalived down after an apply that "found it running"
+            children = {_read_pid(path) for path in self.pidfiles}
+            pid = procfind.find(self.process, exclude={c for c in children if c is not None})
         return pid
 
     def _from_file(self) -> int | None:

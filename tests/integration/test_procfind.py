@@ -45,3 +45,30 @@ def test_a_service_without_its_pid_file_is_found_by_its_command_line(tmp_path: P
         for p in (first, second):
             p.kill()
             p.wait()
+
+
+def test_a_child_left_by_its_killed_parent_is_not_the_daemon(tmp_path: Path) -> None:
+    """keepalived's VRRP child has its parent's command line: with the parent dead (its pid
+    file naming a gone pid) the child, named by its own pid file, is not taken for the
+    running daemon -- a start must follow, not "already running"."""
+    marker = f"hactl-procfind-{time.monotonic_ns()}"
+    parent = _sleeper(marker)
+    time.sleep(0.05)
+    child = _sleeper(marker)
+    main, vrrp = tmp_path / "keepalived.pid", tmp_path / "vrrp.pid"
+    svc = ServiceCommands(
+        pidfile=str(main), process=(sys.executable, marker), pidfiles=(str(vrrp),)
+    )
+    try:
+        main.write_text(f"{parent.pid}\n")
+        vrrp.write_text(f"{child.pid}\n")
+        assert svc.pid() == parent.pid
+        parent.kill()
+        parent.wait()
+        assert find((sys.executable, marker)) == child.pid  # the command line alone: the child
+        assert svc.pid() is None  # but it is the dead daemon's child, still exiting
+        assert svc.leftovers() == [child.pid]  # which a start waits for
+    finally:
+        for p in (parent, child):
+            p.kill()
+            p.wait()
