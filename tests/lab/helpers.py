@@ -252,8 +252,9 @@ def clients_line(f: dict[str, Any]) -> str:
         )
     if db := f.get("db"):
         parts.append(
-            f"oslo.db {db['transactions']} transactions, {db['failed']} failed after retries, "
-            f"longest write gap {db['longest_gap']:.2f} s, {db['rows_lost']} committed rows lost"
+            f"oslo.db {db['transactions']} transactions, {db['failed']} failed after retries"
+            + (f" {db['errors']}" if db.get("errors") else "")
+            + f", longest write gap {db['longest_gap']:.2f} s, {db['rows_lost']} committed rows lost"
         )
     if ks := f.get("keystone"):
         parts.append(

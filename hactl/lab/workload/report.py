@@ -24,8 +24,8 @@ from typing import Any
 
 #: one RPC call: (start, end, seq, ok, error) -- wall-clock seconds
 Call = tuple[float, float, int, bool, str]
-#: one transaction: (start, end, seq, ok)
-Txn = tuple[float, float, int, bool]
+#: one transaction: (start, end, seq, ok[, error: the exception's class and MySQL code])
+Txn = tuple[float, float, int, bool] | tuple[float, float, int, bool, str]
 #: one Keystone round: (start, end, issuing node's index, ok, error)
 Sample = tuple[float, float, int, bool, str]
 
@@ -79,6 +79,8 @@ class DbFigures:
     failed: int
     longest_gap: float
     rows_lost: int
+    #: failed transactions by error (``DBConnectionError:1047`` ...)
+    errors: dict[str, int]
 
 
 def db_figures(txns: Sequence[Txn], stored: Iterable[int], since: float, until: float) -> DbFigures:
@@ -86,11 +88,17 @@ def db_figures(txns: Sequence[Txn], stored: Iterable[int], since: float, until: 
     lost counts every confirmed row of the window missing from ``stored``."""
     inside = [t for t in txns if since <= t[0] <= until]
     present = set(stored)
+    errors: dict[str, int] = {}
+    for t in inside:
+        if not t[3]:
+            name = str(t[4]) if len(t) > 4 else "?"
+            errors[name] = errors.get(name, 0) + 1
     return DbFigures(
         transactions=len(inside),
         failed=sum(1 for t in inside if not t[3]),
         longest_gap=round(longest_gap((t[1] for t in inside if t[3]), since, until), 3),
         rows_lost=sum(1 for t in inside if t[3] and t[2] not in present),
+        errors=errors,
     )
 
 

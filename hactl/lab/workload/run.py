@@ -116,7 +116,7 @@ def _db(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) ->
             text("CREATE TABLE IF NOT EXISTS workload (id BIGINT PRIMARY KEY, at DOUBLE)")
         )
         base = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM workload")).scalar()
-    txns: list[tuple[float, float, int, bool]] = []
+    txns: list[tuple[float, float, int, bool, str]] = []
     out["db"] = {"txns": txns, "stored": [], "read_back": False}
 
     @db_api.wrap_db_retry(  # type: ignore[untyped-decorator]  # oslo.db ships no types
@@ -136,12 +136,18 @@ def _db(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) ->
         seq = first
         while not stop.is_set():
             t = time.time()
+            err = ""
             try:
                 write(seq)
                 ok = True
-            except Exception:  # failed after oslo.db's retries: a sample, not an end
+            except Exception as exc:  # failed after oslo.db's retries: a sample, not an end
                 ok = False
-            txns.append((t, time.time(), seq, ok))
+                cause = getattr(exc, "inner_exception", None) or exc.__cause__ or exc
+                code = getattr(cause, "args", ("",))[0] if getattr(cause, "args", None) else ""
+                err = (
+                    f"{type(exc).__name__}:{code}" if isinstance(code, int) else type(exc).__name__
+                )
+            txns.append((t, time.time(), seq, ok, err))
             seq += 1
             stop.wait(args.db_period)
 
