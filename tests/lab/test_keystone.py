@@ -93,7 +93,12 @@ def _issue_on_each(lab: L.Lab) -> dict[str, str]:
                 out[node] = token
             return bool(token)
 
-        wait_until(got, 60, f"a token from {n}", step=0.5)
+        try:
+            wait_until(got, 60, f"a token from {n}", step=0.5)
+        except AssertionError as exc:  # what that Keystone said, for the diagnosis
+            log = lab.node_dir(n) / "keystone.log"
+            tail = log.read_text(errors="replace").splitlines()[-25:] if log.exists() else []
+            raise AssertionError(f"{exc}; {n}'s keystone.log: " + " | ".join(tail)) from None
     return out
 
 
