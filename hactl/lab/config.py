@@ -84,8 +84,8 @@ paths:
 {p}
 manage_services: true
 haproxy:
-  stats: {{password: {{secret: {{file: {etc}/haproxy-stats.pw}}}}}}
-  external_tls: {{pem: {{secret: {{file: {lab}/external.pem}}}}}}
+  stats: {{password: !replace {{secret: {{file: {etc}/haproxy-stats.pw}}}}}}
+  external_tls: {{pem: !replace {{secret: {{file: {lab}/external.pem}}}}}}
   check: {{inter: 1s, fall: 2, rise: 2}}
   agent_inter: 500ms  # the lab's galera beacon reports every 0.3 s
 # TLS for Galera's and RabbitMQ's clients, offered beside plain (the workload stays plain)
@@ -110,7 +110,7 @@ galera:
     performance_schema: "OFF"
 rabbitmq:
   manage_service: false
-  cookie: {{secret: {{file: {etc}/rabbitmq-cookie}}}}
+  cookie: !replace {{secret: {{file: {etc}/rabbitmq-cookie}}}}
   file_owner: root  # the lab's brokers run as root
   users:
     - {{name: hactl-monitor, password: {{secret: {{file: {etc}/rabbitmq-monitor.pw}}}},
@@ -134,11 +134,13 @@ singletons:
 def _keystone(etc: Path) -> str:
     """The lab pillar's keystone section: the secrets docs/deploy.md's block made; the lab's
     Keystones run as root (no keystone user in the namespaces)."""
+    # !replace: the site's spec also names an environment variable, which would win over
+    # the lab's file (a variable left in the test process's environment once did)
     return f"""keystone:
   database:
-    password: {{secret: {{file: {etc}/keystone-db.pw}}}}
-  admin_password: {{secret: {{file: {etc}/keystone-admin.pw}}}}
-  fernet_keys: {{secret: {{file: {etc}/keystone-fernet-keys}}}}
+    password: !replace {{secret: {{file: {etc}/keystone-db.pw}}}}
+  admin_password: !replace {{secret: {{file: {etc}/keystone-admin.pw}}}}
+  fernet_keys: !replace {{secret: {{file: {etc}/keystone-fernet-keys}}}}
   file_owner: root
   file_group: root
   # bcrypt's cheapest cost: a token issue costs Keystone ~0.5 s of CPU at the default 12,

@@ -52,6 +52,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pa
             "HACTL_HAPROXY_EXTERNAL_PEM",
             "HACTL_INTERNAL_TLS_PEM",
             "HACTL_INTERNAL_TLS_CA",
+            *KEYSTONE_ENV,
         ):
             del os.environ[var]
     out: dict[str, dict[str, Path]] = {}
