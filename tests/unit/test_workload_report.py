@@ -59,3 +59,21 @@ def test_rows_not_read_back_are_unknown_not_lost() -> None:
         figures(samples, 0.0, 2.0)
     samples["db"].update(stored=[7], read_back=True)
     assert figures(samples, 0.0, 2.0)["db"]["rows_lost"] == 0
+
+
+def test_keystone_rounds_split_issue_and_validation_failures() -> None:
+    """Failed rounds are counted by issuing node and by stage; the gap runs between good
+    rounds, the window's edges included."""
+    from hactl.lab.workload.report import keystone_figures
+
+    samples = [
+        (0.0, 0.2, 0, True, ""),
+        (0.5, 0.6, 1, False, "issue:ConnectFailure"),
+        (1.0, 1.1, 1, False, "validate:ConnectFailure"),
+        (2.0, 2.3, 0, True, ""),
+    ]
+    f = keystone_figures(samples, ["ctl1", "ctl2"], 0.0, 3.0)
+    assert (f.rounds, f.failed, f.validation_failed) == (4, 2, 1)
+    assert f.failed_by_issuer == {"ctl2": 2}
+    assert f.errors == {"issue:ConnectFailure": 1, "validate:ConnectFailure": 1}
+    assert f.longest_gap == 2.1  # 0.2 -> 2.3

@@ -17,6 +17,7 @@ turn that into the figures issue 24 asks for, for any window ``[since, until]``:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from itertools import pairwise
@@ -56,9 +57,7 @@ def rpc_figures(
     """The RPC figures of the calls that started in ``[since, until]``."""
     inside = [c for c in calls if since <= c[0] <= until]
     failed = [c for c in inside if not c[3]]
-    errors: dict[str, int] = {}
-    for c in failed:
-        errors[c[4]] = errors.get(c[4], 0) + 1
+    errors = dict(Counter(c[4] for c in failed))
     seqs = {c[2] for c in inside}
     return RpcFigures(
         calls=len(inside),
@@ -88,11 +87,7 @@ def db_figures(txns: Sequence[Txn], stored: Iterable[int], since: float, until: 
     lost counts every confirmed row of the window missing from ``stored``."""
     inside = [t for t in txns if since <= t[0] <= until]
     present = set(stored)
-    errors: dict[str, int] = {}
-    for t in inside:
-        if not t[3]:
-            name = str(t[4]) if len(t) > 4 else "?"
-            errors[name] = errors.get(name, 0) + 1
+    errors = dict(Counter(str(t[4]) if len(t) > 4 else "?" for t in inside if not t[3]))
     return DbFigures(
         transactions=len(inside),
         failed=sum(1 for t in inside if not t[3]),
@@ -123,12 +118,8 @@ def keystone_figures(
     """The Keystone figures of the rounds that started in ``[since, until]``."""
     inside = [s for s in samples if since <= s[0] <= until]
     failed = [s for s in inside if not s[3]]
-    errors: dict[str, int] = {}
-    by_node: dict[str, int] = {}
-    for s in failed:
-        errors[s[4]] = errors.get(s[4], 0) + 1
-        name = nodes[s[2]] if 0 <= s[2] < len(nodes) else str(s[2])
-        by_node[name] = by_node.get(name, 0) + 1
+    errors = dict(Counter(s[4] for s in failed))
+    by_node = dict(Counter(nodes[s[2]] if 0 <= s[2] < len(nodes) else str(s[2]) for s in failed))
     return KeystoneFigures(
         rounds=len(inside),
         failed=len(failed),
