@@ -73,7 +73,8 @@ def pillar(net: LabNet, lab: Path, components: set[str], galera_profile: str = "
     g = f"{lab}/{{id}}/mysql"
     etc = site_etc(lab)  # the secrets docs/deploy.md's block made
     tmp = f"{g}/" + "tmp"  # the node's own tmpdir, not /tmp
-    keystone = _keystone(etc) if "keystone" in components else ""
+    # always: the shipped pillar resolves Keystone's secrets whether or not a node runs it
+    keystone = _keystone(etc)
     return f"""# written by hactl lab up
 nodes: !replace
 {nodes}
