@@ -136,7 +136,7 @@ def test_db_through_a_partition_of_the_galera_writer(lab: L.Lab) -> None:
                 step=0.01,
             )
             t_out = time.time()
-            time.sleep(6.0)
+            time.sleep(4.0)
         finally:
             heal_galera(lab, writer)
     figures = work.figures(t0 - 0.5)

@@ -116,12 +116,12 @@ def test_a_fernet_rotation_costs_no_validation_anywhere(lab: L.Lab) -> None:
     first = _everywhere(lab, before)
     assert set(first.values()) == {200}, first
     with _token_workload(lab) as work:
-        time.sleep(2.0)
+        time.sleep(1.0)
         t0 = time.time()
         out = hactl(lab, "keystone", "rotate", str(states_dir()), "--keys", str(keys),
                     "--pillar", str(lab.dir / "lab-pillar.yaml"), "--json", timeout=120)  # fmt: skip
         took = time.time() - t0
-        time.sleep(3.0)
+        time.sleep(2.0)
     result = json.loads(out)
     assert result["rotated"] and result["pushed"], result
     f = work.figures(t0 - 0.5)["keystone"]
@@ -148,16 +148,16 @@ def test_a_killed_keystone_started_again_validates_the_others_tokens(lab: L.Lab)
     pid = lab.daemon_pid(node, "keystone")
     assert pid, f"keystone runs on {node}"
     with _token_workload(lab) as work:
-        time.sleep(2.0)
+        time.sleep(1.0)
         t0 = time.time()
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: lab.daemon_pid(node, "keystone") is None, 10, "keystone gone")
-        time.sleep(2.0)  # its workers notice the master is gone (--no-orphans)
+        time.sleep(1.5)  # its workers notice the master is gone (--no-orphans)
         hactl(lab, "apply", str(states_dir()), "--target", node, "--pillar",
               str(lab.dir / "lab-pillar.yaml"), timeout=180)  # fmt: skip
         wait_until(lambda: _issue(_url(lab.net.address(node)), _password(lab)), 60, "up", 0.2)
         up = time.time() - t0
-        time.sleep(3.0)
+        time.sleep(2.0)
     f = work.figures(t0 - 0.5)["keystone"]
     report(
         f"keystone: {node}'s Keystone kill -9, started by apply, issuing again {up:.1f} s "
