@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from hactl.errors import HactlError
+from hactl.wire import fernet
 
 
 class KeyRepoError(HactlError):
@@ -35,26 +36,14 @@ def new_key() -> str:
 
 
 def parse(text: str, path: str = "keys") -> dict[int, str]:
-    """``INDEX KEY`` lines -> {index: key}; a staged key and a primary at least."""
-    keys: dict[int, str] = {}
-    for no, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[0].isdigit() or parts[0] != str(int(parts[0])):
-            raise KeyRepoError(path, f"line {no}: not 'INDEX KEY'")
-        index = int(parts[0])
-        if index in keys:
-            raise KeyRepoError(path, f"line {no}: index {index} twice")
-        keys[index] = parts[1]
-    if 0 not in keys or len(keys) < 2:
-        raise KeyRepoError(path, "a repository has a staged key (index 0) and a primary")
-    return keys
+    """The repository of ``text`` (hactl/wire/fernet.py), or KeyRepoError naming ``path``."""
+    try:
+        return fernet.parse(text)
+    except ValueError as exc:
+        raise KeyRepoError(path, str(exc)) from None
 
 
-def render(keys: dict[int, str]) -> str:
-    """The file form: one ``INDEX KEY`` line per key, by index."""
-    return "".join(f"{i} {keys[i]}\n" for i in sorted(keys))
+render = fernet.render
 
 
 def rotate(keys: dict[int, str], max_active: int, staged: str | None = None) -> dict[int, str]:

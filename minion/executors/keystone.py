@@ -21,8 +21,6 @@ environment (``OS_BOOTSTRAP_PASSWORD``), never on a command line.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import grp
 import os
@@ -35,48 +33,23 @@ from typing import Any
 from hactl.minion.executors.base import CommandRefused, ExecContext
 from hactl.minion.executors.files import allowed_path
 from hactl.minion.executors.proc import run_argv
+from hactl.wire import fernet
 
 Result = dict[str, Any]
-_INDEX = re.compile(r"^(0|[1-9][0-9]{0,5})\Z")
 #: what keystone-manage bootstrap logs when it made something (it logs skips too)
 _MADE = re.compile(r"\b(Created|Reset password)\b[^\n]*")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def parse_keys(text: str) -> dict[int, str]:
-    """``INDEX KEY`` lines -> {index: key}, every key a Fernet key; CommandRefused otherwise
-    (the reason names the line, never the key)."""
-    keys: dict[int, str] = {}
-    for no, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not _INDEX.match(parts[0]):
-            raise CommandRefused("keystone.fernet_keys", f"line {no}: not 'INDEX KEY'")
-        index, key = int(parts[0]), parts[1]
-        if index in keys:
-            raise CommandRefused("keystone.fernet_keys", f"line {no}: index {index} twice")
-        if not fernet_key(key):
-            raise CommandRefused(
-                "keystone.fernet_keys",
-                f"line {no}: key {index} is not a Fernet key (URL-safe base64 of 32 bytes)",
-            )
-        keys[index] = key
-    if 0 not in keys or len(keys) < 2:
-        raise CommandRefused(
-            "keystone.fernet_keys", "a repository has a staged key (index 0) and a primary"
-        )
-    return keys
-
-
-def fernet_key(key: str) -> bool:
-    """Whether ``key`` is what Keystone accepts: URL-safe base64 of exactly 32 bytes."""
-    if len(key) != 44 or not re.fullmatch(r"[A-Za-z0-9_-]{43}=", key):
-        return False
+    """The repository of ``text`` (hactl/wire/fernet.py), or CommandRefused naming the line."""
     try:
-        return len(base64.urlsafe_b64decode(key)) == 32
-    except (binascii.Error, ValueError):
-        return False
+        return fernet.parse(text)
+    except ValueError as exc:
+        raise CommandRefused("keystone.fernet_keys", str(exc)) from None
+
+
+fernet_key = fernet.fernet_key
 
 
 def _ids(owner: str | None, group: str | None) -> tuple[int, int]:
@@ -111,7 +84,7 @@ def present(folder: Path) -> dict[int, str]:
     if not folder.is_dir():
         return out
     for f in folder.iterdir():
-        if _INDEX.match(f.name) and f.is_file():
+        if fernet.INDEX.match(f.name) and f.is_file():
             out[int(f.name)] = f.read_text(encoding="ascii", errors="replace").strip()
     return out
 

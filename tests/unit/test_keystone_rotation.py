@@ -42,12 +42,22 @@ def test_a_fresh_key_is_a_fernet_key_and_the_file_round_trips(tmp_path: Path) ->
     assert kk.parse(path.read_text()) == keys
 
 
+A, B = "A" * 43 + "=", "Q" * 43 + "="  # two valid keys
+
+
 @pytest.mark.parametrize(
     ("text", "why"),
-    [("1 a\n2 b", "staged key"), ("0 a", "staged key"), ("0 a\n0 b", "twice"), ("x a", "INDEX")],
+    [
+        (f"1 {A}\n2 {B}", "staged key"),
+        (f"0 {A}", "staged key"),
+        (f"0 {A}\n0 {B}", "twice"),
+        (f"x {A}", "INDEX"),
+        ("0 a\n1 b", "not a Fernet key"),
+    ],
 )
 def test_a_bad_repository_file_is_refused(text: str, why: str) -> None:
-    """A file without a staged key and a primary, or with a bad line, is named and refused."""
+    """A file without a staged key and a primary, with a bad line or a key Keystone would not
+    take, is named and refused (the minion's parser: hactl/wire/fernet.py)."""
     with pytest.raises(kk.KeyRepoError, match=why):
         kk.parse(text, "keys")
 
