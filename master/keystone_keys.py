@@ -12,11 +12,10 @@ primary or the new one, validates everywhere at every instant of the second push
 from __future__ import annotations
 
 import base64
-import os
 import secrets
-import tempfile
 from pathlib import Path
 
+from hactl.auth.store import write_secret
 from hactl.errors import HactlError
 from hactl.wire import fernet
 
@@ -62,17 +61,7 @@ def rotate(keys: dict[int, str], max_active: int, staged: str | None = None) -> 
 
 def write(path: Path, keys: dict[int, str]) -> None:
     """Replace ``path`` atomically with ``keys``, 0600 (the old file until the rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(render(keys))
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_secret(path, render(keys).encode("ascii"))
 
 
 __all__ = ["KeyRepoError", "new_key", "parse", "render", "rotate", "write"]
