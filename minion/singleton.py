@@ -36,7 +36,7 @@ from typing import Any
 from hactl.errors import BusError, DecodeError
 from hactl.log import get_logger
 from hactl.minion.executors.base import ExecContext
-from hactl.minion.executors.state import service_action, service_running
+from hactl.minion.executors.runtime import service_action, service_running
 from hactl.minion.process_watch import wait_exit
 from hactl.wire.singleton import (
     RenewItem,

@@ -28,7 +28,7 @@ from hactl.errors import HactlError
 from hactl.log import get_logger
 from hactl.minion.beacons.base import Snapshot
 from hactl.minion.executors.base import ExecContext
-from hactl.minion.executors.state import service_action, service_running
+from hactl.minion.executors.runtime import service_action, service_running
 from hactl.schema import Field, SchemaError, check
 from hactl.wire.maint import ALL, decode, maint_key
 

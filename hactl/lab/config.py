@@ -110,7 +110,7 @@ galera:
     innodb_log_file_size: 32M
     performance_schema: "OFF"
 rabbitmq:
-  manage_service: false
+  service: rabbitmq  # the minion's name for the lab's broker (minion.yaml services)
   cookie: !replace {{secret: {{file: {etc}/rabbitmq-cookie}}}}
   file_owner: root  # the lab's brokers run as root
   users:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from hactl.lab import daemons as d
 from hactl.lab.net import exec_argv
+from hactl.minion.executors.rabbitmq_member import cluster_nodes
 
 if TYPE_CHECKING:
     from hactl.lab.model import Lab
@@ -55,9 +56,13 @@ def _spawn_broker(lab: Lab, node: str) -> None:
     lab.pids[f"rabbit-launcher:{node}"] = d.spawn(argv, log, env)
 
 
-def spawn_brokers(lab: Lab) -> None:
-    """Every node's broker (the package's folders first; cookie and plugins came with the
-    states); :func:`wait_brokers` waits for them."""
+def install_rabbitmq(lab: Lab) -> None:
+    """Every controller as the rabbitmq-server package leaves it: its folders, and a
+    standalone broker started at once with the package's defaults -- no rabbitmq.conf, no
+    plugins, an Erlang cookie it makes itself, a database of itself alone. Nothing more:
+    the site's cookie and config, stopping that broker and clustering are the shipped
+    states' (``rabbitmq_cookie``, ``rabbitmq_conf``, ``rabbitmq_member``), on the first
+    ``hactl apply``."""
     for n in lab.net.nodes:
         d.rabbit_prepare(lab.dir, n)
     for n in lab.net.nodes:
@@ -65,11 +70,25 @@ def spawn_brokers(lab: Lab) -> None:
     lab.save()
 
 
-def wait_brokers(lab: Lab) -> None:
-    """Until every broker logged its startup."""
+def wait_installed_brokers(lab: Lab) -> None:
+    """Until every standalone broker :func:`install_rabbitmq` started logged its startup."""
     for n in lab.net.nodes:
         log = lab.node_dir(n) / "rabbit/console.log"
         d.wait_for(lambda p=log: "Server startup complete" in d.read_log(p), 90, f"RabbitMQ on {n}")
+
+
+def wait_brokers(lab: Lab) -> None:
+    """Until every broker runs in one cluster of every node: its database names them all
+    (the apply's roll started them, each after the gate held for the one before)."""
+    want = {f"rabbit@{n}" for n in lab.net.nodes}
+
+    def clustered(node: str) -> bool:
+        nodes = cluster_nodes(lab.node_dir(node) / "rabbit/mnesia" / f"rabbit@{node}")
+        pid = d.pid_from(lab.node_dir(node) / "rabbit/rabbit.pid")
+        return set(nodes or ()) == want and d.alive(pid)
+
+    for n in lab.net.nodes:
+        d.wait_for(lambda n=n: clustered(n), 90, f"RabbitMQ on {n} clustered")
 
 
 def start_rabbit(lab: Lab, node: str) -> None:

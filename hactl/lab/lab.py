@@ -103,10 +103,15 @@ def up(
         make_auth(lab)
         start_cluster(lab)
         _step(lab, "NATS cluster (3 servers, JetStream)", t, say)
+        t = time.monotonic()
+        if "rabbitmq" in comps:  # booting while MariaDB installs
+            stores.install_rabbitmq(lab)
         if "galera" in comps:
-            t = time.monotonic()
             stores.install_galera(lab)
-            _step(lab, "MariaDB as its package leaves it (standalone)", t, say)
+        if "rabbitmq" in comps:
+            stores.wait_installed_brokers(lab)
+        if comps & {"galera", "rabbitmq"}:
+            _step(lab, "MariaDB and RabbitMQ as their packages leave them (standalone)", t, say)
         t = time.monotonic()
         _hactl(lab)
         _step(lab, "master, minions, API stand-ins", t, say)
@@ -117,13 +122,11 @@ def up(
         )
         _step(lab, f"hactl apply (HAProxy + keepalived started by the minions{formed})", t, say)
         t = time.monotonic()
-        if "rabbitmq" in comps:
-            stores.spawn_brokers(lab)
         if "galera" in comps:
             stores.wait_galera(lab)
         if "rabbitmq" in comps:
             stores.wait_brokers(lab)
-            _step(lab, "RabbitMQ (3 nodes clustered; started with Galera)", t, say)
+            _step(lab, "RabbitMQ clustered (each standalone broker replaced by the apply)", t, say)
         if "haproxy" in comps and comps & {"galera", "rabbitmq"}:
             t = time.monotonic()
             stores.backends_up(lab)

@@ -66,6 +66,19 @@ REGISTRY: dict[str, ResourceType] = {
         ),
         "bootstrap",
     ),
+    # this node's broker a member of the site's cluster: the standalone broker Debian's
+    # package started at install stopped and its database moved aside, so peer discovery
+    # joins it (minion/executors/rabbitmq_member.py)
+    "rabbitmq.member": ResourceType(
+        "rabbitmq.member",
+        (
+            Field("service", _STR),
+            Field("peers", _LIST),
+            Field("seed", _BOOL, default=False, required=False),
+            Field("timeout", _INT, default=300, required=False, between=(1, 3600)),
+        ),
+        "service",
+    ),
     # the brokers import a changed definitions.json at once (a new vhost, user, permission)
     "rabbitmq.definitions": ResourceType("rabbitmq.definitions", (Field("path", _STR),), "path"),
     # one database and its user (all privileges on it) on the Galera cluster, run on one

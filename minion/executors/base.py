@@ -130,6 +130,15 @@ class RabbitSettings:
     rabbitmqctl: tuple[str, ...] = ("rabbitmqctl",)
     env: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def node_dir(self) -> str:
+        """The node's database folder, as the broker finds it: ``RABBITMQ_MNESIA_DIR``, else
+        ``<RABBITMQ_MNESIA_BASE>/<node>`` (Debian: ``/var/lib/rabbitmq/mnesia/rabbit@<host>``)."""
+        if self.env.get("RABBITMQ_MNESIA_DIR"):
+            return self.env["RABBITMQ_MNESIA_DIR"]
+        base = self.env.get("RABBITMQ_MNESIA_BASE") or "/var/lib/rabbitmq/mnesia"
+        return f"{base.rstrip('/')}/{self.node}"
+
 
 @dataclass(frozen=True, slots=True)
 class KeystoneSettings:

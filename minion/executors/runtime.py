@@ -181,6 +181,47 @@ async def stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> 
     }
 
 
+async def service_running(ctx: ExecContext, name: str) -> bool:
+    """Whether a configured service runs (systemd, its status command, or its pidfile)."""
+    if ctx.use_systemd:
+        return (await run_argv(["systemctl", "is-active", "--quiet", name], 10)).code == 0
+    svc = ctx.services[name]
+    if svc.status:
+        return (await run_argv(svc.argv("status"), ctx.command_timeout)).code == 0
+    return svc.pid() is not None
+
+
+async def service_action(
+    ctx: ExecContext, name: str, action: str, *, await_running: bool = True
+) -> tuple[bool, str]:
+    """Run a configured service's start/stop/reload/restart; (ok, output). A stop or restart
+    suspends the supervision of that service while it runs (minion/planned.py). A start is ok
+    only once the service runs (``await_running``; the singleton keeper watches its copy itself)."""
+    async with planned(ctx, name, action):
+        return await _service_action(ctx, name, action, await_running)
+
+
+async def _service_action(
+    ctx: ExecContext, name: str, action: str, await_running: bool = True
+) -> tuple[bool, str]:
+    if ctx.use_systemd:
+        res = await run_argv(["systemctl", action, name], ctx.command_timeout)
+    else:
+        svc = ctx.services[name]
+        if action == "restart" and not svc.restart and svc.stop and svc.start:
+            # stop, wait for its pid to end (SIGKILL after half the timeout), start: as
+            # service.restart does (a config change that rolls a broker)
+            out = await stop_then_start(ctx, name, svc)
+            return bool(out["result"]), str(out["comment"])
+        if action == "start" and svc.start and await_running:
+            return await start_checked(ctx, name, svc)
+        argv = svc.argv(action)
+        if not argv:
+            return False, f"no {action} command configured for {name}"
+        res = await run_argv(argv, ctx.command_timeout)
+    return res.code == 0, res.output[-2000:] or f"{action} {name}: exit {res.code}"
+
+
 async def ping(ctx: ExecContext, args: dict[str, Any]) -> dict[str, Any]:
     """Liveness and identity."""
     return {"pong": True, "id": ctx.minion_id, "version": __version__, "ts": time.time()}

@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from hactl.minion.admin_socket import admin_command
-from hactl.minion.executors import galera_member, openstack
+from hactl.minion.executors import galera_member, openstack, rabbitmq_member
 from hactl.minion.executors.base import Arg, CommandRefused, ExecContext, Executor, validate_args
 from hactl.minion.executors.files import FILE_APPLY, allowed_path
 from hactl.minion.executors.files import apply as file_apply
 from hactl.minion.executors.files import preflight as file_preflight
-from hactl.minion.executors.proc import run_argv
 from hactl.minion.executors.rabbitmq import import_definitions
-from hactl.minion.executors.runtime import planned, start_checked, stop_then_start
+from hactl.minion.executors.runtime import service_action, service_running
 from hactl.schema import SchemaError
 from hactl.wire.singleton import FIELDS as SINGLETON_FIELDS
 from hactl.wire.singleton import SingletonSpec
@@ -87,6 +86,7 @@ RESOURCE_ARGS: dict[str, Executor] = {
     # the schema only: _singleton hands the checked spec to the keeper
     "singleton.running": Executor("singleton.running", SINGLETON_FIELDS, file_apply),
     **openstack.ARGS,  # galera.database, keystone.*
+    **rabbitmq_member.ARGS,
 }
 
 
@@ -137,9 +137,12 @@ def _preflight(ctx: ExecContext, plan: list[dict[str, Any]]) -> list[dict[str, A
                 allowed_path(ctx, args["path"])
             except CommandRefused as exc:
                 raise CommandRefused("state.apply", f"{rid}: {exc.reason}") from None
-        elif rtype in openstack.ARGS:
+        elif rtype in openstack.ARGS or rtype in rabbitmq_member.ARGS:
             try:
-                openstack.preflight(ctx, str(rtype), args)
+                if rtype in rabbitmq_member.ARGS:
+                    rabbitmq_member.settings(ctx, args)
+                else:
+                    openstack.preflight(ctx, str(rtype), args)
             except CommandRefused as exc:
                 raise CommandRefused("state.apply", f"{rid}: {exc.reason}") from None
         elif rtype == "service.running" and args["name"] not in ctx.services:
@@ -186,47 +189,6 @@ async def _sysctl(ctx: ExecContext, args: dict[str, Any], test: bool) -> Result:
     except OSError as exc:
         return {"result": False, "changes": {}, "comment": f"{args['name']}: {exc.strerror}"}
     return {"result": True, "changes": change, "comment": f"{args['name']} set to {want}"}
-
-
-async def service_running(ctx: ExecContext, name: str) -> bool:
-    """Whether a configured service runs (systemd, its status command, or its pidfile)."""
-    if ctx.use_systemd:
-        return (await run_argv(["systemctl", "is-active", "--quiet", name], 10)).code == 0
-    svc = ctx.services[name]
-    if svc.status:
-        return (await run_argv(svc.argv("status"), ctx.command_timeout)).code == 0
-    return svc.pid() is not None
-
-
-async def service_action(
-    ctx: ExecContext, name: str, action: str, *, await_running: bool = True
-) -> tuple[bool, str]:
-    """Run a configured service's start/stop/reload/restart; (ok, output). A stop or restart
-    suspends the supervision of that service while it runs (minion/planned.py). A start is ok
-    only once the service runs (``await_running``; the singleton keeper watches its copy itself)."""
-    async with planned(ctx, name, action):
-        return await _service_action(ctx, name, action, await_running)
-
-
-async def _service_action(
-    ctx: ExecContext, name: str, action: str, await_running: bool = True
-) -> tuple[bool, str]:
-    if ctx.use_systemd:
-        res = await run_argv(["systemctl", action, name], ctx.command_timeout)
-    else:
-        svc = ctx.services[name]
-        if action == "restart" and not svc.restart and svc.stop and svc.start:
-            # stop, wait for its pid to end (SIGKILL after half the timeout), start: as
-            # service.restart does (a config change that rolls a broker)
-            out = await stop_then_start(ctx, name, svc)
-            return bool(out["result"]), str(out["comment"])
-        if action == "start" and svc.start and await_running:
-            return await start_checked(ctx, name, svc)
-        argv = svc.argv(action)
-        if not argv:
-            return False, f"no {action} command configured for {name}"
-        res = await run_argv(argv, ctx.command_timeout)
-    return res.code == 0, res.output[-2000:] or f"{action} {name}: exit {res.code}"
 
 
 async def _save_state(ctx: ExecContext, target: str) -> str:
@@ -315,6 +277,8 @@ async def _one(
             return await import_definitions(ctx, args["path"], changed, test)
         if rtype in openstack.ARGS:
             return await openstack.run(ctx, rtype, args, test)
+        if rtype in rabbitmq_member.ARGS:
+            return await rabbitmq_member.member(ctx, args, test)
         if rtype == "service.running":
             triggered = [w for w in watch if done.get(w, {}).get("changes")]
             return await _service(ctx, args, test, triggered)

@@ -1,7 +1,8 @@
-"""The lab's controllers are what the packages leave plus hactl: MariaDB runs standalone after
-install, and the first ``hactl apply`` of the shipped states forms the Galera cluster (the
-writer stops its standalone server and bootstraps, the others stop theirs and join). A second
-apply changes nothing there."""
+"""The lab's controllers are what the packages leave plus hactl: MariaDB and RabbitMQ run
+standalone after install, and the first ``hactl apply`` of the shipped states forms the Galera
+cluster (the writer stops its standalone server and bootstraps, the others stop theirs and
+join) and the RabbitMQ cluster (each package broker stopped, its database moved aside, the
+restarted broker clustered by peer discovery). A second apply changes nothing there."""
 
 from __future__ import annotations
 
@@ -10,18 +11,19 @@ import json
 from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
+from hactl.minion.executors.rabbitmq_member import cluster_nodes
 from tests.lab.conftest import report
 from tests.lab.helpers import hactl
 
 LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
 
 
-def _members(text: str) -> dict[str, str]:
-    """node -> the changes of its galera_member resource, from the lab's first apply log."""
+def _members(text: str, rid: str = "galera_member (galera.member") -> dict[str, str]:
+    """node -> the changes of one resource (``id (type``), from the lab's first apply log."""
     out = {}
     lines = text.splitlines()
     for i, line in enumerate(lines):
-        if " galera_member (galera.member" in line:
+        if f" {rid}" in line:
             node = line.split()[0]
             out[node] = " ".join(lines[i : i + 3])
     return out
@@ -57,13 +59,45 @@ def test_the_first_apply_formed_galera_and_a_second_changes_nothing(lab: L.Lab) 
         )
     )
     comments = {}
+    brokers = {}
     for n, m in again["minions"].items():
         [member] = [r for r in m["resources"] if r["id"] == "galera_member"]
         assert member["result"] is True and not member["changes"], (n, member)
         comments[n] = member["comment"]
+        [broker] = [r for r in m["resources"] if r["id"] == "rabbitmq_member"]
+        assert broker["result"] is True and not broker["changes"], (n, broker)
+        brokers[n] = broker["comment"]
     assert set(comments.values()) == {"a Synced member"}, comments
+    assert all(c.startswith("a member with ") for c in brokers.values()), brokers
     report(
         f"bare controller: first apply formed Galera ({writer} bootstrapped, "
         f"{', '.join(others)} joined, each after stopping the package's standalone server), "
         f"one cluster {uuids.pop()[:8]}; a second apply: no change on any member"
+    )
+
+
+def test_the_first_apply_replaced_each_package_broker_by_a_cluster_member(lab: L.Lab) -> None:
+    """Each broker the package started standalone (its own cookie, a database of itself
+    alone) was stopped by the first apply and its database kept aside; the broker the apply
+    started again is clustered with every other node, seed first."""
+    seed = sorted(lab.net.nodes)[0]
+    first = _members((lab.dir / "apply.log").read_text(), "rabbitmq_member (rabbitmq.member")
+    assert set(first) == set(lab.net.nodes), first
+    want = {f"rabbit@{n}" for n in lab.net.nodes}
+    kept = {}
+    for n in lab.net.nodes:
+        assert "'standalone': 'rabbit@" in first[n], first[n]
+        base = lab.node_dir(n) / "rabbit/mnesia"
+        [old] = list(base.glob(f"rabbit@{n}.standalone-*"))
+        assert cluster_nodes(old) == [f"rabbit@{n}"], old  # the package's, of itself alone
+        kept[n] = old.name
+        assert set(cluster_nodes(base / f"rabbit@{n}") or ()) == want, n
+    assert "forms the cluster (seed)" in first[seed], first[seed]
+    for n in lab.net.nodes:
+        if n != seed:
+            assert "joins rabbit@" in first[n], first[n]
+    report(
+        f"bare controller: the first apply stopped each package broker and kept its database "
+        f"({', '.join(sorted(kept.values()))}); {seed} formed the RabbitMQ cluster, the others "
+        f"joined it; every broker's database names all {len(want)}"
     )
