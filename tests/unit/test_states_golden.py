@@ -103,3 +103,17 @@ def test_galera_is_formed_by_the_writer_and_joined_by_the_others(plans: dict[str
         others = {"ctl1": "192.168.47.11", "ctl2": "192.168.47.12", "ctl3": "192.168.47.13"}
         want = sorted(f"{a}:4567" for n, a in others.items() if n != node)
         assert sorted(member.args["peers"]) == want
+
+
+def test_rabbitmq_is_formed_by_the_seed_and_joined_by_the_others(plans: dict[str, object]) -> None:
+    """rabbitmq_member follows the cookie and the config and precedes the broker's start;
+    only the first broker by id is the seed; each node's peers are the other brokers' names."""
+    for node, plan in plans.items():
+        res = {r.id: r for r in plan.resources}  # type: ignore[attr-defined]
+        ids = list(res)
+        assert ids.index("rabbitmq_cookie") < ids.index("rabbitmq_member")
+        assert ids.index("rabbitmq_member") < ids.index("rabbitmq_service")
+        member = res["rabbitmq_member"]
+        assert member.args["seed"] is (node == "ctl1")
+        assert member.args["service"] == "rabbitmq-server"
+        assert member.args["peers"] == [f"rabbit@{n}" for n in NODES if n != node]
