@@ -104,17 +104,18 @@ def up(
         start_cluster(lab)
         _step(lab, "NATS cluster (3 servers, JetStream)", t, say)
         t = time.monotonic()
-        if "rabbitmq" in comps:  # booting while MariaDB installs
+        if "rabbitmq" in comps:  # booting while MariaDB installs and hactl starts
             stores.install_rabbitmq(lab)
         if "galera" in comps:
             stores.install_galera(lab)
-        if "rabbitmq" in comps:
-            stores.wait_installed_brokers(lab)
-        if comps & {"galera", "rabbitmq"}:
-            _step(lab, "MariaDB and RabbitMQ as their packages leave them (standalone)", t, say)
+            _step(lab, "MariaDB as its package leaves it (standalone)", t, say)
         t = time.monotonic()
         _hactl(lab)
         _step(lab, "master, minions, API stand-ins", t, say)
+        if "rabbitmq" in comps:
+            t = time.monotonic()
+            stores.wait_installed_brokers(lab)
+            _step(lab, "RabbitMQ as its package leaves it (standalone, booted)", t, say)
         t = time.monotonic()
         _apply(lab, say)  # the brokers' files come in its roll, after Galera formed
         formed = (

@@ -7,6 +7,7 @@ restarted broker clustered by peer discovery). A second apply changes nothing th
 from __future__ import annotations
 
 import json
+import re
 
 from hactl.data import states_dir
 from hactl.lab import daemons as d
@@ -19,13 +20,18 @@ LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftes
 
 
 def _members(text: str, rid: str = "galera_member (galera.member") -> dict[str, str]:
-    """node -> the changes of one resource (``id (type``), from the lab's first apply log."""
+    """node -> what the apply printed of one resource (``id (type``): its line, its comment and
+    its changes, up to the next resource's line, from the lab's first apply log."""
     out = {}
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if f" {rid}" in line:
             node = line.split()[0]
-            out[node] = " ".join(lines[i : i + 3])
+            end = next(
+                (j for j in range(i + 1, len(lines)) if re.match(r"^\S+ \S+ \(\S+", lines[j])),
+                len(lines),
+            )
+            out[node] = " ".join(lines[i:end])
     return out
 
 
