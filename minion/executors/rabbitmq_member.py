@@ -43,7 +43,7 @@ from hactl.minion.executors.base import (
 )
 from hactl.minion.executors.files import apply as file_apply
 from hactl.minion.executors.proc import run_argv
-from hactl.minion.executors.runtime import service_action, service_running
+from hactl.minion.executors.runtime import planned, service_action, service_running
 
 log = get_logger("hactl.minion")
 Result = dict[str, Any]
@@ -119,8 +119,8 @@ async def _peer_running(r: RabbitSettings, peers: list[str]) -> str | None:
 
 
 async def _stopped(ctx: ExecContext, service: str) -> str:
-    """Stop the service (its supervision held) and wait until it is gone; why not ('' when
-    it stopped)."""
+    """Stop the service and wait until it is gone; why not ('' when it stopped). The caller
+    holds its supervision throughout."""
     ok, out = await service_action(ctx, service, "stop")
     deadline = time.monotonic() + STOP_WAIT
     while await service_running(ctx, service):
@@ -190,11 +190,14 @@ async def member(ctx: ExecContext, args: dict[str, Any], test: bool) -> Result:
                 )
                 return {"result": False, "changes": {}, "comment": why}
             await asyncio.sleep(2.0)
-    if await service_running(ctx, args["service"]) and (
-        why := await _stopped(ctx, args["service"])
-    ):
-        return {"result": False, "changes": {}, "comment": why}
-    kept = await asyncio.to_thread(_move_aside, node_dir)
+    # supervision held from the stop until the database is aside: a supervisor that started
+    # the broker in between would boot the old database again (seen in the lab)
+    async with planned(ctx, args["service"], "stop"):
+        if await service_running(ctx, args["service"]) and (
+            why := await _stopped(ctx, args["service"])
+        ):
+            return {"result": False, "changes": {}, "comment": why}
+        kept = await asyncio.to_thread(_move_aside, node_dir)
     after = f"joins {joins}'s cluster" if joins else "forms the cluster (seed)"
     return {
         "result": True,

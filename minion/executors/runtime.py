@@ -73,6 +73,10 @@ def _service(action: str) -> Executor:
         elif action == "start" and svc.start:
             ok, out = await start_checked(ctx, name, svc)
             return {"result": ok, "changes": {action: name} if ok else {}, "comment": out}
+        elif action == "stop" and svc.stop:
+            async with planned(ctx, name, action):  # held until it is gone
+                ok, out = await stop_waited(ctx, name, svc)
+            return {"result": ok, "changes": {action: name} if ok else {}, "comment": out}
         else:
             argv = svc.argv(action)
             if not argv:
@@ -155,9 +159,11 @@ async def start_checked(ctx: ExecContext, name: str, svc: ServiceCommands) -> tu
     return False, f"{why} {out}".strip()
 
 
-async def stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> dict[str, Any]:
-    """A restart without a restart command: stop, wait (bounded) until its pid is gone --
-    SIGKILL after half the command timeout --, start."""
+async def stop_waited(ctx: ExecContext, name: str, svc: ServiceCommands) -> tuple[bool, str]:
+    """Stop a service (no systemd) and wait (bounded) until its pid is gone -- SIGKILL after
+    half the command timeout, as a service manager does after its stop timeout --; (whether
+    it is gone, the stop command's output). A stop command that only signals (``kill -TERM``)
+    returns before the daemon exits: the caller's supervision hold must last until it has."""
     pid = svc.pid()
     stopped = await run_argv(svc.argv("stop"), ctx.command_timeout)
     if pid is not None:
@@ -172,12 +178,20 @@ async def stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> 
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wait_exit(pid), grace)
     if svc.pid() is not None:
-        return {"result": False, "changes": {}, "comment": f"{name} still runs after stop"}
+        return False, f"{name} still runs after stop {stopped.output[-500:]}".strip()
+    return True, stopped.output[-2000:]
+
+
+async def stop_then_start(ctx: ExecContext, name: str, svc: ServiceCommands) -> dict[str, Any]:
+    """A restart without a restart command: :func:`stop_waited`, then start."""
+    gone, stopped = await stop_waited(ctx, name, svc)
+    if not gone:
+        return {"result": False, "changes": {}, "comment": stopped}
     ok, out = await start_checked(ctx, name, svc)
     return {
         "result": ok,
         "changes": {"restart": name} if ok else {},
-        "comment": (stopped.output + out)[-2000:] or f"restart {name}",
+        "comment": (stopped + out)[-2000:] or f"restart {name}",
     }
 
 
@@ -215,6 +229,10 @@ async def _service_action(
             return bool(out["result"]), str(out["comment"])
         if action == "start" and svc.start and await_running:
             return await start_checked(ctx, name, svc)
+        if action == "stop" and svc.stop:
+            # held until the daemon is gone, not just signalled: a supervisor that saw it die
+            # after the hold ended would count a death and start it again
+            return await stop_waited(ctx, name, svc)
         argv = svc.argv(action)
         if not argv:
             return False, f"no {action} command configured for {name}"

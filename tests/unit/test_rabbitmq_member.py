@@ -110,17 +110,28 @@ def test_a_broker_never_started_or_already_clustered_is_left_alone(
 
 
 def test_the_package_broker_is_stopped_and_its_database_kept_aside(
-    tmp_path: Path, services: Services
+    tmp_path: Path, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The seed's standalone broker: stopped (through the service, so supervision is held),
-    its database and feature flags moved aside, nothing deleted; a dry run changes nothing."""
+    """The seed's standalone broker: stopped with its supervision held until its database and
+    feature flags are moved aside (the hold then says: left stopped), nothing deleted; a dry
+    run changes nothing."""
     node_dir = _database(tmp_path, f"{{[{NODE}],[{NODE}]}}.")
     ctx = _ctx(tmp_path)
     dry = asyncio.run(rm.member(ctx, {**ARGS, "seed": True}, True))
     assert dry["result"] is None and dry["changes"] == {"standalone": NODE}
     assert node_dir.is_dir() and services.calls == []
+    held_at_move: list[str] = []
+    move = rm._move_aside
+
+    def recorded_move(path: Path) -> str:
+        held_at_move.append(ctx.planned.held("rabbitmq"))
+        return move(path)
+
+    monkeypatch.setattr(rm, "_move_aside", recorded_move)
     out = asyncio.run(rm.member(ctx, {**ARGS, "seed": True}, False))
     assert out["result"] is True and "forms the cluster (seed)" in out["comment"], out
+    assert held_at_move == ["service.stop"], "supervision held until the database is aside"
+    assert ctx.planned.held("rabbitmq") == "" and ctx.planned.ended("rabbitmq") is False
     assert services.calls == ["stop rabbitmq"]
     kept = Path(out["changes"]["kept"])
     assert not node_dir.exists() and rm.cluster_nodes(kept) == [NODE]
