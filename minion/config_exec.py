@@ -18,7 +18,7 @@ from hactl.minion.executors.base import (
 )
 from hactl.minion.executors.policy import ContentPolicy
 
-SERVICE_ACTIONS = ("start", "stop", "reload", "restart", "status")
+SERVICE_ACTIONS = ("start", "stop", "reload", "restart", "status", "pre_stop")
 _SYSCTL = re.compile(r"[a-z0-9_]+(\.[a-z0-9_-]+)+")
 
 

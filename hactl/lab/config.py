@@ -365,6 +365,17 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
             # a graceful stop (its Erlang VM leaves the cluster cleanly); a restart without a
             # restart command is this, then start (SIGKILL if it hangs)
             "stop": ["kill", "-TERM", "{pid}"],
+            # before a planned stop or restart: maintenance mode (its clients closed, its
+            # quorum-queue leaders moved to the others); its next boot revives it
+            "pre_stop": [
+                "env",
+                *(f"{k}={v}" for k, v in sorted(env.items())),
+                "/usr/lib/rabbitmq/bin/rabbitmq-upgrade",
+                "-q",
+                "-n",
+                f"rabbit@{node}",
+                "drain",
+            ],
             # its Erlang VM writes the pid file seconds after the start returns: no second
             # copy meanwhile (a second one's failed boot removed the first one's pid file)
             "start_grace": 30,
@@ -375,6 +386,8 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
         lines.append(f"    start: {json.dumps(spec['start'])}")
         if "stop" in spec:
             lines.append(f"    stop: {json.dumps(spec['stop'])}")
+        if "pre_stop" in spec:
+            lines.append(f"    pre_stop: {json.dumps(spec['pre_stop'])}")
         lines.append(f"    pidfile: {json.dumps(spec['pidfile'])}")
         if "process" in spec:
             lines.append(f"    process: {json.dumps(spec['process'])}")

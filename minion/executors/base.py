@@ -62,6 +62,11 @@ class ServiceCommands:
     reload: tuple[str, ...] = ()
     restart: tuple[str, ...] = ()
     status: tuple[str, ...] = ()
+    #: run before a planned stop or restart (an apply's, a roll's, ``service.stop``), never
+    #: before the start of a daemon that died: RabbitMQ's ``rabbitmq-upgrade drain`` (its
+    #: clients closed, its quorum-queue leaders moved, before it goes; its boot revives it).
+    #: Its failure is logged and the stop goes on. Under systemd too.
+    pre_stop: tuple[str, ...] = ()
     pidfile: str = ""
     #: seconds a started daemon may take to show it runs (its pid file, its status) before
     #: supervision counts the start failed and starts it again (systemd's TimeoutStartSec):

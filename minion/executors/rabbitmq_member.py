@@ -43,7 +43,7 @@ from hactl.minion.executors.base import (
 )
 from hactl.minion.executors.files import apply as file_apply
 from hactl.minion.executors.proc import run_argv
-from hactl.minion.executors.runtime import planned, service_action, service_running
+from hactl.minion.executors.runtime import service_action, service_running
 
 log = get_logger("hactl.minion")
 Result = dict[str, Any]
@@ -192,7 +192,8 @@ async def member(ctx: ExecContext, args: dict[str, Any], test: bool) -> Result:
             await asyncio.sleep(2.0)
     # supervision held from the stop until the database is aside: a supervisor that started
     # the broker in between would boot the old database again (seen in the lab)
-    async with planned(ctx, args["service"], "stop"):
+    hold = ctx.planned.hold(args["service"], "rabbitmq.member", running_after=False)
+    async with hold:
         if await service_running(ctx, args["service"]) and (
             why := await _stopped(ctx, args["service"])
         ):

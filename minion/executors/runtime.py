@@ -68,20 +68,21 @@ def _service(action: str) -> Executor:
         if ctx.use_systemd:
             argv = ["systemctl", action, name]
         elif action == "restart" and not svc.restart and svc.stop and svc.start:
-            async with planned(ctx, name, action):
+            async with planned(ctx, name, action, drain=args.get("pre_stop", True)):
                 return await stop_then_start(ctx, name, svc)
         elif action == "start" and svc.start:
             ok, out = await start_checked(ctx, name, svc)
             return {"result": ok, "changes": {action: name} if ok else {}, "comment": out}
         elif action == "stop" and svc.stop:
-            async with planned(ctx, name, action):  # held until it is gone
+            # held until the daemon is gone
+            async with planned(ctx, name, action, drain=args.get("pre_stop", True)):
                 ok, out = await stop_waited(ctx, name, svc)
             return {"result": ok, "changes": {action: name} if ok else {}, "comment": out}
         else:
             argv = svc.argv(action)
             if not argv:
                 raise CommandRefused(f"service.{action}", f"no {action} command for {name}")
-        async with planned(ctx, name, action):
+        async with planned(ctx, name, action, drain=args.get("pre_stop", True)):
             res = await run_argv(argv, ctx.command_timeout)
         return {
             "result": res.code == 0,
@@ -89,17 +90,45 @@ def _service(action: str) -> Executor:
             "comment": res.output[-2000:] or f"{action} {name}: exit {res.code}",
         }
 
-    return Executor(name=f"service.{action}", args=(Arg("name", (str,)),), body=body)
+    args: tuple[Arg, ...] = (Arg("name", (str,)),)
+    if action in ("stop", "restart"):  # false: the service's pre_stop (a drain) is skipped
+        args += (Arg("pre_stop", (bool,), required=False, default=True),)
+    return Executor(name=f"service.{action}", args=args, body=body)
+
+
+#: seconds a service's pre_stop may take before the stop goes on without it
+PRE_STOP_TIMEOUT = 20.0
+
+
+async def pre_stop(ctx: ExecContext, name: str) -> None:
+    """The service's ``pre_stop`` before a planned stop or restart (RabbitMQ's drain); its
+    failure is logged, never fatal: the stop was asked for."""
+    svc = ctx.services.get(name)
+    if svc is None or not svc.pre_stop or (svc.pid() is None and not ctx.use_systemd):
+        return
+    # bounded on its own: a paused broker's drain must not delay the restart that repairs it
+    res = await run_argv(svc.argv("pre_stop"), min(ctx.command_timeout, PRE_STOP_TIMEOUT))
+    if res.code != 0:
+        log.warning(
+            "service_pre_stop_failed", service=name, code=res.code, output=res.output[-300:]
+        )
+    else:
+        log.info("service_pre_stop", service=name)
 
 
 @contextlib.asynccontextmanager
-async def planned(ctx: ExecContext, name: str, action: str) -> AsyncIterator[None]:
+async def planned(
+    ctx: ExecContext, name: str, action: str, *, drain: bool = True
+) -> AsyncIterator[None]:
     """Supervision of ``name`` suspended while ``action`` stops or restarts it (start and
-    reload never stop it: nothing to suspend)."""
+    reload never stop it: nothing to suspend), its ``pre_stop`` run first unless ``drain``
+    is false (a paused broker's repair: nothing to drain)."""
     if action not in ("stop", "restart"):
         yield
         return
     async with ctx.planned.hold(name, f"service.{action}", running_after=action == "restart"):
+        if drain:
+            await pre_stop(ctx, name)
         yield
 
 

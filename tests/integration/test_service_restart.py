@@ -135,3 +135,53 @@ async def test_a_start_waits_for_the_previous_copys_zombies(tmp_path: Path) -> N
         zombie.wait()
         if (pid := waits.pid()) is not None:
             os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_planned_stop_runs_pre_stop_first_and_holds_until_the_daemon_is_gone(
+    tmp_path: Path,
+) -> None:
+    """``service.stop`` and ``service.restart`` run the service's ``pre_stop`` (RabbitMQ's
+    drain) while the daemon still runs, and the stop's supervision hold lasts until the
+    daemon -- which takes 1 s to exit after SIGTERM -- is gone; a failing pre_stop does not
+    stop the stop; ``pre_stop: false`` skips it."""
+    pidfile, marks = tmp_path / "svc.pid", tmp_path / "pre_stop.log"
+    slow = (
+        "import signal,sys,time; "
+        "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1), sys.exit(0))); time.sleep(300)"
+    )
+    start = [sys.executable, "-m", "hactl.lab.launch", "--log", str(tmp_path / "svc.log"),
+             "--pidfile", str(pidfile), "--", sys.executable, "-c", slow]  # fmt: skip
+    pre = ("/bin/sh", "-c", f"echo drained {{pid}} >> {marks}; exit 3")
+    svc = ServiceCommands(
+        start=tuple(start), stop=("kill", "-TERM", "{pid}"), pidfile=str(pidfile), pre_stop=pre
+    )
+    ctx = ExecContext(minion_id="t", services={"slow": svc}, command_timeout=10)
+    held_while_alive: list[str] = []
+    try:
+        assert (await dispatch(ctx, CommandRequest("service.start", {"name": "slow"}))).ok
+        first = await _pid(svc)
+        restart = await dispatch(ctx, CommandRequest("service.restart", {"name": "slow"}))
+        assert restart.ok and restart.result["changes"] == {"restart": "slow"}, restart
+        between = await _pid(svc, not_=first)
+        assert marks.read_text().split() == ["drained", str(first)]
+        plain = CommandRequest("service.restart", {"name": "slow", "pre_stop": False})
+        assert (await dispatch(ctx, plain)).ok  # a paused broker's repair: no drain
+        second = await _pid(svc, not_=between)
+        assert marks.read_text().split() == ["drained", str(first)]
+
+        async def watch() -> None:  # what a supervisor would see while the stop runs
+            while not _gone(second):
+                held_while_alive.append(ctx.planned.held("slow"))
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.create_task(watch())
+        stop = await dispatch(ctx, CommandRequest("service.stop", {"name": "slow"}))
+        await watcher
+        assert stop.ok and stop.result["changes"] == {"stop": "slow"}, stop
+        assert _gone(second) and svc.pid() is None
+        assert held_while_alive and set(held_while_alive) == {"service.stop"}, held_while_alive
+        assert ctx.planned.held("slow") == "" and ctx.planned.ended("slow") is False
+        assert marks.read_text().split() == ["drained", str(first), "drained", str(second)]
+    finally:
+        if (pid := svc.pid()) is not None:
+            os.kill(pid, signal.SIGKILL)

@@ -130,7 +130,7 @@ def test_the_package_broker_is_stopped_and_its_database_kept_aside(
     monkeypatch.setattr(rm, "_move_aside", recorded_move)
     out = asyncio.run(rm.member(ctx, {**ARGS, "seed": True}, False))
     assert out["result"] is True and "forms the cluster (seed)" in out["comment"], out
-    assert held_at_move == ["service.stop"], "supervision held until the database is aside"
+    assert held_at_move == ["rabbitmq.member"], "supervision held until the database is aside"
     assert ctx.planned.held("rabbitmq") == "" and ctx.planned.ended("rabbitmq") is False
     assert services.calls == ["stop rabbitmq"]
     kept = Path(out["changes"]["kept"])

@@ -66,13 +66,18 @@ async def state_apply(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any
 
 async def service_restart(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
     """``service.restart`` of one configured service on one minion (the minion refuses any
-    service its minion.yaml does not list)."""
+    service its minion.yaml does not list); ``pre_stop: false`` skips the service's pre_stop
+    (a paused broker has nothing to drain; sent only then, so an older minion still takes the
+    plain restart)."""
     node, name = str(args["node"]), str(args["name"])
     if ctx.observe:
         return {"observe": True, "would": f"service.restart {name} on {node}"}
+    cmd: dict[str, Any] = {"name": name}
+    if args.get("pre_stop", True) is False:
+        cmd["pre_stop"] = False
     try:
         reply = await ctx.effects.request(
-            node, "service.restart", {"name": name}, ctx.settings.command_timeout
+            node, "service.restart", cmd, ctx.settings.command_timeout
         )
     except HactlError as exc:
         raise ActionFailed(str(exc)) from None
@@ -96,5 +101,13 @@ ACTIONS = (
         state_apply,
     ),
     Action("minion.ping", (arg("node", (str,)),), minion_ping),
-    Action("service.restart", (arg("node", (str,)), arg("name", (str,))), service_restart),
+    Action(
+        "service.restart",
+        (
+            arg("node", (str,)),
+            arg("name", (str,)),
+            arg("pre_stop", (bool,), required=False, default=True),
+        ),
+        service_restart,
+    ),
 )
