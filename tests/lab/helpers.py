@@ -254,6 +254,11 @@ def clients_line(f: dict[str, Any]) -> str:
         parts.append(
             f"oslo.db {db['transactions']} transactions, {db['failed']} failed after retries"
             + (f" {db['errors']}" if db.get("errors") else "")
+            + (
+                f" ({db['committed_but_failed']} committed but reported failed)"
+                if db.get("committed_but_failed")
+                else ""
+            )
             + f", longest write gap {db['longest_gap']:.2f} s, {db['rows_lost']} committed rows lost"
         )
     if ks := f.get("keystone"):

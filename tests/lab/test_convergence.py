@@ -1,10 +1,11 @@
 """Convergence: partitions, heals and a master restart leave no residue (issue 13).
 
-Each node in turn is cut off silently (its link off the bridge: NATS, VRRP, Galera, RabbitMQ
-traffic all stop) past the loss verdict, then healed; then the residue the old edge rules left
-in the lab (rabbitmq/ctl2 in MAINT on every HAProxy, ctl1 drained in every API backend of ctl2)
-is made by hand and the master restarted. The reconciler must bring every server on every
-HAProxy to its desired state, and the trail must show no stale action.
+Two nodes in turn (the master's NATS server's, then another) are cut off silently (its link
+off the bridge: NATS, VRRP, Galera, RabbitMQ traffic all stop) past the loss verdict, then
+healed; then the residue the old edge rules left in the lab (rabbitmq/ctl2 in MAINT on every
+HAProxy, ctl1 drained in every API backend of ctl2) is made by hand and the master restarted.
+The reconciler must bring every server on every HAProxy to its desired state, and the trail
+must show no stale action.
 """
 
 from __future__ import annotations
@@ -80,13 +81,15 @@ def _converge(lab: L.Lab, timeout: float, what: str) -> float:
 
 
 def test_partitions_heals_and_master_restart_converge_without_residue(lab: L.Lab) -> None:
-    """Each node cut off for 14 s (the master's own NATS server first) and healed: the cluster
-    converges; the master stopped, residue made by hand, the master started: every server on every HAProxy in its
-    desired state within 30 s; no lost verdict about a node that was not cut, no stale action
-    run, nothing taken out after the restart."""
+    """Two nodes cut off for 14 s each (the master's own NATS server's first) and healed:
+    the cluster converges; the master stopped, residue made by hand, the master started: every
+    server on every HAProxy in its desired state within 30 s; no lost verdict about a node
+    that was not cut, no stale action run, nothing taken out after the restart."""
     _converge(lab, 90, "the healthy start")
     first = master_server(lab)
-    order = [first, *(n for n in lab.net.nodes if n != first)]
+    # two cuts: the master's own NATS server's node, then one other (the third node would
+    # repeat the second; benchmarks/ repeats faults, CI runs each once)
+    order = [first, next(n for n in lab.net.nodes if n != first)]
     since = datetime.now(UTC)
     cut_at: dict[str, tuple[datetime, datetime]] = {}
     healed_s = {}
@@ -159,7 +162,7 @@ def test_partitions_heals_and_master_restart_converge_without_residue(lab: L.Lab
     stale = [e for e in trail if e.data.get("reason") == "stale"]
     out_fixes = [e for e in trail if e.tag == "hactl/reactor/reconcile/done"]
     report(
-        "convergence: each node cut 14 s and healed, converged after "
+        "convergence: two nodes cut 14 s each and healed, converged after "
         + ", ".join(f"{n} {s:.1f} s" for n, s in healed_s.items())
         + f"; hand-made residue ({3 + len(api)} servers) + master restart: every server in its"
         f" desired state {converged_s:.1f} s after the restart began (master up in "

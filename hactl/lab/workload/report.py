@@ -80,6 +80,9 @@ class DbFigures:
     rows_lost: int
     #: failed transactions by error (``DBConnectionError:1047`` ...)
     errors: dict[str, int]
+    #: failed transactions whose row is there: committed, the answer lost with the connection
+    #: (oslo.db's retry then met its own row: DBDuplicateEntry); RPC's "run but reported failed"
+    committed_but_failed: int = 0
 
 
 def db_figures(txns: Sequence[Txn], stored: Iterable[int], since: float, until: float) -> DbFigures:
@@ -94,6 +97,7 @@ def db_figures(txns: Sequence[Txn], stored: Iterable[int], since: float, until: 
         longest_gap=round(longest_gap((t[1] for t in inside if t[3]), since, until), 3),
         rows_lost=sum(1 for t in inside if t[3] and t[2] not in present),
         errors=errors,
+        committed_but_failed=sum(1 for t in inside if not t[3] and t[2] in present),
     )
 
 
