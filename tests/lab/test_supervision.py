@@ -351,7 +351,8 @@ def test_a_rolling_apply_on_a_supervised_lab_is_not_fought(lab: L.Lab) -> None:
     for its restart and resumed after it (the minion's log and the supervisor beacon say so),
     and not one restart by the supervisor during the roll; oslo.messaging RPC through it (the
     rendered client settings) kept working and ran no call twice (issue 24; its failed calls
-    are reported); clients publishing with confirms through the VIP lost no message."""
+    are reported); clients publishing with confirms through the VIP lost no message; each
+    broker was drained (its pre_stop) before it stopped."""
     from tests.lab.test_rabbit import Publishers, _apply, _broker, _roll_pillar, _start_times
 
     wait_until(lambda: all(_broker(lab, n) == {"UP"} for n in lab.net.nodes), 120, "brokers UP")
@@ -385,6 +386,8 @@ def test_a_rolling_apply_on_a_supervised_lab_is_not_fought(lab: L.Lab) -> None:
     for n in lab.net.nodes:
         events = _minion_log_events(lab, n, "rabbitmq")[seen[n] :]
         assert "supervision_suspended" in events and "supervision_resumed" in events, (n, events)
+        # drained before it went (services.rabbitmq.pre_stop: rabbitmq-upgrade drain)
+        assert "service_pre_stop" in events, (n, events)
         fought = [e for e in events if e in ("service_died", "service_restarted")]
         assert not fought, f"{n}: the supervisor fought the roll: {events}"
     trail = asyncio.run(stored_events(lab, "hactl/beacon/*/supervisor", since))
