@@ -55,6 +55,20 @@ def _params(lab: L.Lab) -> pika.ConnectionParameters:
     )
 
 
+def _queued(lab: L.Lab) -> set[str]:
+    """Every message in the test queue, taken out of it (``ident:seq`` bodies)."""
+    conn = pika.BlockingConnection(_params(lab))
+    ch = conn.channel()
+    got: set[str] = set()
+    while True:
+        method, _, body = ch.basic_get(QUEUE, auto_ack=True)
+        if method is None:
+            break
+        got.add(body.decode())
+    conn.close()
+    return got
+
+
 @dataclass
 class Client:
     """Publishes numbered persistent messages with confirms; reconnects through the VIP."""
@@ -135,15 +149,7 @@ def test_rabbitmq_node_killed_clients_move_nothing_lost(lab: L.Lab) -> None:
         t.join(10)
     moved = [c.reconnected_at[0] - t0 for c in clients if c.reconnected_at]
     # every confirmed message must be in the queue
-    conn = pika.BlockingConnection(_params(lab))
-    ch = conn.channel()
-    got: set[str] = set()
-    while True:
-        method, _, body = ch.basic_get(QUEUE, auto_ack=True)
-        if method is None:
-            break
-        got.add(body.decode())
-    conn.close()
+    got = _queued(lab)
     want = {f"{c.ident}:{s}" for c in clients for s in c.confirmed}
     lost = want - got
     assert not lost, f"{len(lost)} confirmed messages lost"
@@ -342,15 +348,7 @@ class Publishers:
 
     def lost(self) -> tuple[int, int]:
         """(confirmed, lost): every message a client saw confirmed, and those not in the queue."""
-        conn = pika.BlockingConnection(_params(self.lab))
-        ch = conn.channel()
-        got: set[str] = set()
-        while True:
-            method, _, body = ch.basic_get(QUEUE, auto_ack=True)
-            if method is None:
-                break
-            got.add(body.decode())
-        conn.close()
+        got = _queued(self.lab)
         want = {f"{c.ident}:{s}" for c in self.clients for s in c.confirmed}
         return len(want), len(want - got)
 
