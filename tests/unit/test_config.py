@@ -138,3 +138,18 @@ def test_service_pidfiles_are_absolute_paths() -> None:
         with pytest.raises(ConfigError, match="pidfiles") as err:
             parse_config("id: a\n" + svc % bad, "m.yaml")
         assert err.value.line == 2, str(err.value)
+
+
+def test_service_pre_stop_is_an_argument_list() -> None:
+    """services.<name>.pre_stop (run before a planned stop or restart: RabbitMQ's drain) is
+    kept as an argument list; a string (a shell line) is a file:line error naming it."""
+    from hactl.errors import ConfigError
+    from hactl.minion.config import parse_config
+
+    svc = "services:\n  rabbitmq-server: {pre_stop: %s}\n"
+    good = parse_config("id: a\n" + svc % "[/usr/sbin/rabbitmq-upgrade, drain]", "m.yaml")
+    assert good.services["rabbitmq-server"].pre_stop == ("/usr/sbin/rabbitmq-upgrade", "drain")
+    assert parse_config("id: a\n" + svc % "[x]", "m.yaml").services["rabbitmq-server"].stop == ()
+    with pytest.raises(ConfigError, match="pre_stop") as err:
+        parse_config("id: a\n" + svc % "'rabbitmq-upgrade drain'", "m.yaml")
+    assert err.value.line == 2, str(err.value)
