@@ -79,6 +79,7 @@ ITEM_FIELDS: Final[dict[str, dict[str, Spec]]] = {
         "local_alarms": (STRS, type(None)),  # this broker's own, read when asked
         "local_listed": _B,
         "down_since": _NUM + _NONE,
+        "partitioned_since": _NUM + _NONE,  # its own partition list non-empty since
         "process": _B,  # its Erlang VM alive (with the beacon's pidfile option)
         "service": _S,  # the minion's service that runs it
     },

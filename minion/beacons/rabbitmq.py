@@ -14,7 +14,9 @@ Options: ``node`` (this node's name, e.g. ``rabbit@ctl1``, required), ``amqp``
 ``timeout`` (default 1 s), ``pidfile`` (the broker's Erlang VM: ``process`` then tells a
 paused broker -- alive, not answering AMQP -- from a dead one), ``service`` (the minion's
 service that runs it, for a repair's ``service.restart``). One item, ``local``, with
-``down_since`` (when AMQP last stopped answering, None while it answers).
+``down_since`` (when AMQP last stopped answering, None while it answers) and
+``partitioned_since`` (when this broker's own partition list last became non-empty, None
+while it is empty; kept while the API cannot be read).
 """
 
 from __future__ import annotations
@@ -69,6 +71,16 @@ def parse_nodes(payload: Any, local: str) -> Item:
         "alarms": sorted(alarms),
         "local_listed": local in members,
     }
+
+
+def since_partitioned(
+    since: float | None, node: str, partitions: list[str], now: float
+) -> float | None:
+    """When ``node``'s own partition list (``node|other`` pairs) became non-empty: ``since``
+    while it stays so, ``now`` when it just did, None while it is empty."""
+    if not any(p.startswith(f"{node}|") for p in partitions):
+        return None
+    return now if since is None else since
 
 
 async def amqp_probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
@@ -163,6 +175,7 @@ class RabbitmqBeacon:
         self.timeout = float(opts["timeout"])
         self.pidfile = ServiceCommands(pidfile=str(opts["pidfile"])) if opts["pidfile"] else None
         self.down_since: float | None = None
+        self.partitioned_since: float | None = None
         self.service = str(opts["service"])
 
     async def poll(self) -> Snapshot:
@@ -184,6 +197,7 @@ class RabbitmqBeacon:
             item.update(parse_nodes(nodes, self.node), api=True)
         except (OSError, TimeoutError, ValueError) as exc:
             item.update(
+                partitioned_since=self.partitioned_since,
                 api=False,
                 api_detail=f"{type(exc).__name__}: {exc}"[:200],
                 members=None,
@@ -193,6 +207,10 @@ class RabbitmqBeacon:
                 local_alarms=None,
             )
             return {ITEM: item}
+        self.partitioned_since = since_partitioned(
+            self.partitioned_since, self.node, item["partitions"], time.time()
+        )
+        item["partitioned_since"] = self.partitioned_since
         item["local_alarms"] = await self._local_alarms()
         return {ITEM: item}
 

@@ -20,7 +20,12 @@ from hactl.minion.beacons.galera import (
     parse_status_tsv,
     status_item,
 )
-from hactl.minion.beacons.rabbitmq import parse_amqp_start, parse_local_alarms, parse_nodes
+from hactl.minion.beacons.rabbitmq import (
+    parse_amqp_start,
+    parse_local_alarms,
+    parse_nodes,
+    since_partitioned,
+)
 from hactl.minion.executors.base import CommandRefused, ExecContext, RabbitSettings, validate_args
 from hactl.minion.executors.galera import GALERA_BOOTSTRAP, GALERA_START, _check_position
 from hactl.minion.executors.rabbitmq import forget_node
@@ -127,6 +132,16 @@ def test_api_nodes_member_down_partition_and_alarm() -> None:
     assert item["alarms"] == ["rabbit@ctl1:mem_alarm"]
     with pytest.raises(ValueError, match="not a node list"):
         parse_nodes({"error": "not_authorised"}, "rabbit@ctl1")
+
+
+def test_partitioned_since_counts_only_the_brokers_own_partitions() -> None:
+    """The time a broker's own partition list became non-empty is kept while it stays so and
+    cleared when it empties; another member's partition with it does not start it."""
+    me, pairs = "rabbit@ctl2", ["rabbit@ctl2|rabbit@ctl1", "rabbit@ctl1|rabbit@ctl2"]
+    assert since_partitioned(None, me, ["rabbit@ctl1|rabbit@ctl2"], 50.0) is None
+    assert since_partitioned(None, me, pairs, 100.0) == 100.0
+    assert since_partitioned(100.0, me, pairs, 130.0) == 100.0
+    assert since_partitioned(100.0, me, [], 140.0) is None
 
 
 def test_galera_commands_check_positions() -> None:

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from hactl.master.reactor.view.cluster import rabbit_minority
 from hactl.wire.maint import Maintenance, covering
 
 OUT = ("drain", "maint")
@@ -85,16 +86,6 @@ def _local(aspects: Mapping[str, Any], aspect: str) -> Mapping[str, Any] | None:
     return item if isinstance(item, Mapping) else None
 
 
-def _minority(r: Mapping[str, Any]) -> str:
-    """The members a broker cannot see ('' unless it is on a minority side), by its own
-    report: RabbitMQ's ``partitions`` (``me|other`` pairs) against its cluster's members."""
-    me, members = r.get("node"), r.get("members") or []
-    cut = sorted({p.split("|", 1)[1] for p in r.get("partitions") or [] if p.startswith(f"{me}|")})
-    if not cut or not members:
-        return ""
-    return ",".join(cut)[:120] if 2 * (len(members) - len(cut)) <= len(members) else ""
-
-
 def own_alarms(report: Mapping[str, Any]) -> list[str]:
     """The resource alarms of the reporting broker itself: its local-alarms health check
     (current), else the ones of the cluster's list (``/api/nodes`` statistics, seconds late)
@@ -123,7 +114,7 @@ def _node_want(
         r = _local(aspects, "rabbitmq")
         if r is not None and not r.get("running"):
             return "maint", f"{node}: broker not answering ({r.get('detail') or 'down'})", True
-        if r is not None and (cut_from := _minority(r)):
+        if r is not None and (cut_from := rabbit_minority(r)):
             return "maint", f"{node}: broker in a minority partition (cut from {cut_from})", True
         if r is not None and (alarms := own_alarms(r)):
             return "drain", f"{node}: broker alarm {','.join(alarms)[:100]}", False

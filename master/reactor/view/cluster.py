@@ -74,6 +74,16 @@ def heard_before(rec: Any) -> bool:
     return isinstance(rec, dict) and bool(rec) and not rec.get("lost") and not rec.get("stopped")
 
 
+def rabbit_minority(r: Mapping[str, Any]) -> str:
+    """The members a broker cannot see ('' unless it is on a minority side), by its own
+    report: RabbitMQ's ``partitions`` (``me|other`` pairs) against its cluster's members."""
+    me, members = r.get("node"), r.get("members") or []
+    cut = sorted({p.split("|", 1)[1] for p in r.get("partitions") or [] if p.startswith(f"{me}|")})
+    if not cut or not members:
+        return ""
+    return ",".join(cut)[:120] if 2 * (len(members) - len(cut)) <= len(members) else ""
+
+
 @dataclass
 class ClusterView:
     """node -> aspect -> value (the beacon's items, or the minion's liveness record)."""
@@ -315,7 +325,13 @@ class ClusterView:
             "positioned": [],
             "disk_full": [],
         }
-        rabbit: dict[str, list[str]] = {"members": [], "running": [], "down": [], "paused": []}
+        rabbit: dict[str, list[str]] = {
+            "members": [],
+            "running": [],
+            "down": [],
+            "paused": [],
+            "minority": [],
+        }
         haproxy_nodes, lost = [], []
         for node, aspects in sorted(self.nodes.items()):
             for inst in (aspects.get("vrrp") or {}).values():
@@ -344,6 +360,8 @@ class ClusterView:
                 rabbit["running" if r.get("running") else "down"].append(node)
                 if not r.get("running") and r.get("process"):  # alive, not answering AMQP
                     rabbit["paused"].append(node)
+                if r.get("running") and rabbit_minority(r):  # answering on a minority side
+                    rabbit["minority"].append(node)
             if aspects.get("haproxy"):
                 haproxy_nodes.append(node)
             if (aspects.get("minion") or {}).get("lost"):
@@ -370,6 +388,10 @@ class ClusterView:
             "rabbitmq": {
                 **rabbit,
                 "majority_running": 2 * len(rabbit["running"]) > len(rabbit["members"]),
+                # the brokers that run and are on no minority side are a majority: the side
+                # RabbitMQ's recovery trusts when a minority broker restarts and rejoins
+                "majority_side": 2 * len(set(rabbit["running"]) - set(rabbit["minority"]))
+                > len(rabbit["members"]),
             },
             "haproxy_nodes": haproxy_nodes,
             "vrrp": {k: dict(v) for k, v in self.vrrp.items()},
