@@ -121,7 +121,9 @@ async def _stopped(ctx: ExecContext, service: str) -> str:
     """Stop the service; why it still runs ('' when it is gone). The stop itself waits until
     the daemon is gone (systemctl stop, or the minion's stop_waited). The caller holds its
     supervision throughout."""
-    ok, out = await service_action(ctx, service, "stop")
+    # no drain (pre_stop): the package's standalone broker serves no client, and its drain
+    # would speak to it with the cluster's cookie it was not started with
+    ok, out = await service_action(ctx, service, "stop", drain=False)
     if await service_running(ctx, service):
         return f"{service} still runs after its stop: {out[-300:]}"
     if not ok:  # a stop command that failed yet stopped it (Debian's ExecStop asks

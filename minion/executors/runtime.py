@@ -235,12 +235,13 @@ async def service_running(ctx: ExecContext, name: str) -> bool:
 
 
 async def service_action(
-    ctx: ExecContext, name: str, action: str, *, await_running: bool = True
+    ctx: ExecContext, name: str, action: str, *, await_running: bool = True, drain: bool = True
 ) -> tuple[bool, str]:
     """Run a configured service's start/stop/reload/restart; (ok, output). A stop or restart
-    suspends the supervision of that service while it runs (minion/planned.py). A start is ok
-    only once the service runs (``await_running``; the singleton keeper watches its copy itself)."""
-    async with planned(ctx, name, action):
+    suspends the supervision of that service while it runs (minion/planned.py), after its
+    ``pre_stop`` unless ``drain`` is false. A start is ok only once the service runs
+    (``await_running``; the singleton keeper watches its copy itself)."""
+    async with planned(ctx, name, action, drain=drain):
         return await _service_action(ctx, name, action, await_running)
 
 

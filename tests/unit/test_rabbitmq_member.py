@@ -47,8 +47,10 @@ class Services:
         self.running = True
         self.calls: list[str] = []
 
-    async def action(self, ctx: ExecContext, name: str, action: str) -> tuple[bool, str]:
-        self.calls.append(f"{action} {name}")
+    async def action(
+        self, ctx: ExecContext, name: str, action: str, *, drain: bool = True
+    ) -> tuple[bool, str]:
+        self.calls.append(f"{action} {name}" + ("" if drain else " (no drain)"))
         self.running = False
         return True, ""
 
@@ -132,7 +134,7 @@ def test_the_package_broker_is_stopped_and_its_database_kept_aside(
     assert out["result"] is True and "forms the cluster (seed)" in out["comment"], out
     assert held_at_move == ["rabbitmq.member"], "supervision held until the database is aside"
     assert ctx.planned.held("rabbitmq") == "" and ctx.planned.ended("rabbitmq") is False
-    assert services.calls == ["stop rabbitmq"]
+    assert services.calls == ["stop rabbitmq (no drain)"]
     kept = Path(out["changes"]["kept"])
     assert not node_dir.exists() and rm.cluster_nodes(kept) == [NODE]
     assert kept.with_name(f"{kept.name}-feature_flags").exists()
