@@ -11,7 +11,9 @@ routes and files.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -169,16 +171,7 @@ def _hactl(lab: Lab) -> None:
         start_standin(lab, n)
     lab.save()
     for n in net.nodes:
-        res = subprocess.run(
-            [HACTL, "--nats", lab.nats_url, "ping", n, "--wait", "30"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env=lab.cli_env(),
-        )
-        if res.returncode != 0:
-            raise LabError(f"minion {n} does not answer: {res.stderr.strip()}")
+        _ping(lab, n)
 
 
 def start_minion(lab: Lab, node: str, env: dict[str, str] | None = None) -> None:
@@ -190,6 +183,40 @@ def start_minion(lab: Lab, node: str, env: dict[str, str] | None = None) -> None
     lab.pids[f"minion:{node}"] = d.spawn(
         exec_argv(lab.net, node, argv), nd / "minion.log", {**lab.cli_env(node), **(env or {})}
     )
+
+
+def set_supervision(lab: Lab, on: bool, say: Any = print) -> None:
+    """Turn the minions' supervision on or off in place: each minion.yaml rewritten and its
+    minion restarted, one node at a time (the daemons it started run on); each answers a
+    ping before the next. What a site does when it changes minion.yaml, and ~90 s less than
+    a lab built again."""
+    start = time.monotonic()
+    lab.supervise = on
+    for n in lab.net.nodes:
+        (lab.node_dir(n) / "minion.yaml").write_text(
+            minion_yaml(lab.net, lab.dir, n, lab.components, on, lab.fast_path, lab.resync)
+        )
+        pid = lab.pids.get(f"minion:{n}")
+        if pid and d.alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            d.wait_for(lambda p=pid: not d.alive(p), 20, f"{n}'s minion stopped")
+        start_minion(lab, n)
+        lab.save()
+        _ping(lab, n)
+    _step(lab, f"supervision {'on' if on else 'off'} (minions restarted)", start, say)
+
+
+def _ping(lab: Lab, node: str) -> None:
+    res = subprocess.run(
+        [HACTL, "--nats", lab.nats_url, "ping", node, "--wait", "30"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=lab.cli_env(),
+    )
+    if res.returncode != 0:
+        raise LabError(f"minion {node} does not answer: {res.stderr.strip()}")
 
 
 def start_standin(lab: Lab, node: str) -> None:
@@ -254,6 +281,7 @@ __all__ = [
     "Lab",
     "holders",
     "rules_dir",
+    "set_supervision",
     "start_master",
     "start_rabbit",
     "stop_master",

@@ -162,14 +162,24 @@ def lab(request: pytest.FixtureRequest) -> Iterator[L.Lab]:
     once, kept between them; each test first waits for the checked healthy baseline, so a
     fault one test injects cannot leak into the next one's measurement); any other module
     builds its own and tears it down after it (the shared one is torn down first: one lab at
-    a time). ``LAB_SUPERVISE = True``: minions that restart dead daemons themselves;
+    a time). ``LAB_SUPERVISE = True``: minions that restart dead daemons themselves (on the
+    shared lab: switched on in place, its minions restarted, and off again for the next);
     ``LAB_COMPONENTS``: only those daemons (a lab without Galera and RabbitMQ is up in a
     quarter of the time); ``LAB_RESYNC``: the minions' periodic report."""
     if why := _missing():
         pytest.skip(why)
     config = _config(request.module)
     if _shared(request.module):
-        if _SharedLab.lab is None or _SharedLab.config != config:
+        held = _SharedLab.config
+        if (
+            _SharedLab.lab is not None
+            and held is not None
+            and held != config
+            and (held[0], held[2]) == (config[0], config[2])  # supervision alone differs
+        ):
+            L.set_supervision(_SharedLab.lab, config[1], say=report)
+            _SharedLab.config = held = config
+        if _SharedLab.lab is None or held != config:
             _SharedLab.down()
             _SharedLab.lab, _SharedLab.config = _build(config), config
         the_lab = _SharedLab.lab

@@ -32,10 +32,8 @@ from tests.lab.helpers import (
     wait_until,
 )
 
-LAB_SUPERVISE = True  # the lab fixture writes minion.yaml `supervision` for this module
-# Keystone left out: its kill and restart are tests/lab/test_keystone.py's, on the shared
-# lab; here it would only lengthen the build and the rolling apply
-LAB_COMPONENTS = {"haproxy", "keepalived", "galera", "rabbitmq"}
+LAB_SHARED = True  # on the lab the shared modules share (tests/lab/conftest.py) ...
+LAB_SUPERVISE = True  # ... with minion.yaml `supervision` switched on for this module
 
 
 def _kill_and_wait_back(lab: L.Lab, node: str, component: str, timeout: float = 20) -> float:
