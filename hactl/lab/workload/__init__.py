@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,11 +122,12 @@ class Workload:
             self.argv += [f"--{key.replace('_', '-')}", str(value)]
         self.proc: subprocess.Popen[bytes] | None = None
         self.samples: dict[str, Any] = {}
+        self.log: str | None = None  # the log, once stopped
 
     def start(self) -> Workload:
         """Start the clients; return once a call and a commit succeeded."""
-        log = (self.folder / "workload.log").open("wb")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+        with (self.folder / "workload.log").open("wb") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT
         while not (self.folder / "ready").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -136,12 +138,19 @@ class Workload:
 
     def tail(self, lines: int = 15) -> str:
         """The end of the workload's log (oslo's warnings, a traceback)."""
+        return " | ".join(self.read_log().strip().splitlines()[-lines:])
+
+    def read_log(self) -> str:
+        """The workload's whole log (timed: oslo.messaging's reconnects, oslo.db's retries);
+        kept in memory once the run is stopped and its folder removed."""
+        if self.log is not None:
+            return self.log
         path = self.folder / "workload.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return " | ".join(text.strip().splitlines()[-lines:])
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self, timeout: float = 90.0) -> dict[str, Any]:
-        """Stop the clients (SIGTERM: calls in flight finish or time out) and read the samples."""
+        """Stop the clients (SIGTERM: calls in flight finish or time out), read the samples
+        and the log, and remove the run's folder (nothing left in /tmp)."""
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
@@ -151,6 +160,9 @@ class Workload:
                 self.proc.wait(10)
         if self.out.exists():
             self.samples = json.loads(self.out.read_text())
+        if self.log is None:
+            self.log = self.read_log()
+            shutil.rmtree(self.folder, ignore_errors=True)
         return self.samples
 
     def figures(self, since: float, until: float | None = None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import threading
 import time
@@ -186,6 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     keystone_client.add_arguments(p)
     args = p.parse_args(argv)
 
+    # the clients' own account of a fault, timed (workload.log): oslo.messaging's reconnects
+    # ("Reconnected to AMQP server on ...") and oslo.db's retries, beside the samples
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("oslo.messaging").setLevel(logging.INFO)
+    logging.getLogger("oslo_messaging").setLevel(logging.INFO)
     db_options.set_defaults(cfg.CONF)
     cfg.CONF([a for f in args.config for a in ("--config-file", f)], project="hactl-workload")
     stop = threading.Event()
