@@ -62,18 +62,22 @@ def _shared(module: object) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Lab modules that share a lab run one after another (in file order), before the lab
-    modules that build their own: the shared lab is built once and torn down once."""
+    """Lab modules that share a lab run one after another (in file order, a ``LAB_LAST``
+    module after the others), before the lab modules that build their own: the shared lab is
+    built once and torn down once."""
     first = {}
     for i, item in enumerate(items):
         first.setdefault(getattr(item, "module", None), i)
 
-    def rank(pair: tuple[int, pytest.Item]) -> tuple[int, int, int]:
+    def rank(pair: tuple[int, pytest.Item]) -> tuple[int, int, int, int]:
         i, item = pair
         mod = getattr(item, "module", None)
         lab_mod = "tests/lab/" in str(item.path)
         group = 0 if not lab_mod else (1 if _shared(mod) else 2)
-        return (group, first[mod] if group else i, i)
+        # LAB_LAST: a shared module that leaves the lab's configuration changed (its rolling
+        # apply: every later apply would roll the brokers back) runs after the other shared ones
+        last = int(bool(getattr(mod, "LAB_LAST", False))) if group == 1 else 0
+        return (group, last, first[mod] if group else i, i)
 
     items[:] = [it for _, it in sorted(enumerate(items), key=rank)]
 

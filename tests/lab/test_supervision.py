@@ -33,7 +33,10 @@ from tests.lab.helpers import (
 )
 
 LAB_SHARED = True  # on the lab the shared modules share (tests/lab/conftest.py) ...
-LAB_SUPERVISE = True  # ... with minion.yaml `supervision` switched on for this module
+LAB_SUPERVISE = True  # ... with minion.yaml `supervision` switched on for this module,
+# after the other shared modules: its rolling apply leaves rabbitmq.conf changed, which any
+# later apply of theirs would roll back (45 s in the fresh-clone run that found it)
+LAB_LAST = True
 
 
 def _kill_and_wait_back(lab: L.Lab, node: str, component: str, timeout: float = 20) -> float:
