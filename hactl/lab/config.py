@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -354,6 +355,13 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
             if k.startswith("RABBITMQ_") or k == "HOME"
         }
         d = lab / node / "rabbit"
+        pairs = [f"{k}={v}" for k, v in sorted(env.items())]
+
+        def ctl(tool: str, command: str) -> str:
+            """One of RabbitMQ's CLI tools against this node, as a shell word list."""
+            bin_ = f"/usr/lib/rabbitmq/bin/{tool}"
+            return shlex.join(["env", *pairs, bin_, "-q", "-n", f"rabbit@{node}", command])
+
         out["rabbitmq"] = {
             "start": [
                 *_launch(d / "console.log", env=env),
@@ -365,16 +373,14 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
             # a graceful stop (its Erlang VM leaves the cluster cleanly); a restart without a
             # restart command is this, then start (SIGKILL if it hangs)
             "stop": ["kill", "-TERM", "{pid}"],
-            # before a planned stop or restart: maintenance mode (its clients closed, its
-            # quorum-queue leaders moved to the others); its next boot revives it
+            # before a planned stop or restart: maintenance mode (its quorum-queue leaders
+            # moved to the others, its clients closed), then its listeners closed at once
+            # (stop_app): a client's reconnect is refused and goes to the next broker instead
+            # of looping on this one until it is gone (decision 53); its next boot revives it
             "pre_stop": [
-                "env",
-                *(f"{k}={v}" for k, v in sorted(env.items())),
-                "/usr/lib/rabbitmq/bin/rabbitmq-upgrade",
-                "-q",
-                "-n",
-                f"rabbit@{node}",
-                "drain",
+                "sh",
+                "-c",
+                f"{ctl('rabbitmq-upgrade', 'drain')} && {ctl('rabbitmqctl', 'stop_app')}",
             ],
             # its Erlang VM writes the pid file seconds after the start returns: no second
             # copy meanwhile (a second one's failed boot removed the first one's pid file)

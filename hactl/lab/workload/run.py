@@ -95,7 +95,9 @@ def _rpc(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) -
             calls.append((t, time.time(), seq, ok, err))
             stop.wait(args.period)
 
-    threads = [threading.Thread(target=caller, daemon=True) for _ in range(args.callers)]
+    threads = [
+        threading.Thread(target=caller, daemon=True, name=f"caller-{i}") for i in range(args.callers)
+    ]
     for th in threads:
         th.start()
 
@@ -189,8 +191,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # the clients' own account of a fault, timed (workload.log): oslo.messaging's reconnects
     # ("Reconnected to AMQP server on ...") and oslo.db's retries, beside the samples
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s"
+    logging.basicConfig(  # force: an import configured the root logger without times
+        level=logging.WARNING,
+        format="%(asctime)s.%(msecs)03d %(threadName)s %(name)s %(levelname)s %(message)s",
+        force=True,
     )
     logging.getLogger("oslo.messaging").setLevel(logging.INFO)
     logging.getLogger("oslo_messaging").setLevel(logging.INFO)
