@@ -96,7 +96,8 @@ def _rpc(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) -
             stop.wait(args.period)
 
     threads = [
-        threading.Thread(target=caller, daemon=True, name=f"caller-{i}") for i in range(args.callers)
+        threading.Thread(target=caller, daemon=True, name=f"caller-{i}")
+        for i in range(args.callers)
     ]
     for th in threads:
         th.start()
