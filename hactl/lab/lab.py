@@ -185,6 +185,15 @@ def start_minion(lab: Lab, node: str, env: dict[str, str] | None = None) -> None
     )
 
 
+def stop_minion(lab: Lab, node: str) -> None:
+    """Stop ``node``'s minion (SIGTERM, as its unit's stop does) and wait until it is gone;
+    the daemons it started run on."""
+    pid = lab.pids.get(f"minion:{node}")
+    if pid and d.alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        d.wait_for(lambda: not d.alive(pid), 20, f"{node}'s minion stopped")
+
+
 def set_supervision(lab: Lab, on: bool, say: Any = print) -> None:
     """Turn the minions' supervision on or off in place: each minion.yaml rewritten and its
     minion restarted, one node at a time (the daemons it started run on); each answers a
@@ -196,10 +205,7 @@ def set_supervision(lab: Lab, on: bool, say: Any = print) -> None:
         (lab.node_dir(n) / "minion.yaml").write_text(
             minion_yaml(lab.net, lab.dir, n, lab.components, on, lab.fast_path, lab.resync)
         )
-        pid = lab.pids.get(f"minion:{n}")
-        if pid and d.alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            d.wait_for(lambda p=pid: not d.alive(p), 20, f"{n}'s minion stopped")
+        stop_minion(lab, n)
         start_minion(lab, n)
         lab.save()
         _ping(lab, n)
@@ -285,6 +291,7 @@ __all__ = [
     "start_master",
     "start_rabbit",
     "stop_master",
+    "stop_minion",
     "teardown",
     "up",
 ]

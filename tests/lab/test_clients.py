@@ -175,9 +175,7 @@ def test_a_restarted_minion_knows_its_keepalived_at_once(lab: L.Lab, clock: str)
     env = {"FAKETIME": clock, "LD_PRELOAD": LIBFAKETIME} if clock != "+0s" else None
     with DrainWatch(lab, (node,), ("be_", "galera/", "rabbitmq/")) as watch:
         time.sleep(1.0)
-        pid = lab.pids[f"minion:{node}"]
-        os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not d.alive(pid), 20, f"{node}'s minion stopped")
+        L.stop_minion(lab, node)
         since = datetime.now(UTC)
         L.start_minion(lab, node, env)
         lab.save()
@@ -187,9 +185,7 @@ def test_a_restarted_minion_knows_its_keepalived_at_once(lab: L.Lab, clock: str)
             reports = asyncio.run(stored_events(lab, f"hactl/beacon/{node}/vrrp", since))
         finally:
             if env:  # the lab's minion again, on the right time
-                skewed = lab.pids[f"minion:{node}"]
-                os.kill(skewed, signal.SIGTERM)
-                wait_until(lambda: not d.alive(skewed), 20, f"{node}'s skewed minion stopped")
+                L.stop_minion(lab, node)  # the skewed one
                 L.start_minion(lab, node)
                 lab.save()
                 time.sleep(3.0)
