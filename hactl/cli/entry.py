@@ -22,7 +22,7 @@ _GLOBAL_WITH_VALUE = {
 }
 
 
-def _command(argv: list[str]) -> str | None:
+def command_of(argv: list[str]) -> str | None:
     """The first positional word after the global options."""
     i = 0
     while i < len(argv):
@@ -40,7 +40,7 @@ def _command(argv: list[str]) -> str | None:
 def main() -> None:
     """Console-script entry point."""
     argv = sys.argv[1:]
-    if _command(argv) == "minion" and not {"--help", "-h"} & set(argv):
+    if command_of(argv) == "minion" and not {"--help", "-h"} & set(argv):
         sys.modules.setdefault("rich", None)  # type: ignore[arg-type]  # structlog: plain console
         from hactl.minion.main import run_minion  # noqa: PLC0415 - after blocking rich
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hactl.cli.entry import _command
+from hactl.cli.entry import command_of as _command
 
 
 def test_command_after_global_options() -> None:
@@ -23,3 +23,15 @@ def test_version_flag_prints_and_exits_zero() -> None:
 
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"hactl {__version__}"
+
+
+def test_every_command_of_the_table_is_registered_once() -> None:
+    """The command table and the whole CLI agree: every name once, sub-apps as groups."""
+    import typer
+
+    from hactl.cli.app import COMMANDS, app, make_app
+
+    root = typer.main.get_command(app)
+    assert sorted(root.commands) == sorted(COMMANDS)  # type: ignore[attr-defined]  # a group
+    only = typer.main.get_command(make_app("lab"))
+    assert list(only.commands) == ["lab"]  # type: ignore[attr-defined]  # a group
