@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hactl.auth import store
-from hactl.auth.store import write_secret
-from hactl.bus.embedded import ServerAuth, ServerOptions
 from hactl.lab import daemons as d
+from hactl.lab import deploydoc
 from hactl.lab.net import exec_argv, ip
 
 if TYPE_CHECKING:
@@ -26,43 +25,64 @@ LAB_MASTERS = ("master", "master-b", "master-c")
 
 
 def make_auth(lab: Lab) -> None:
-    """Identities for every node, the masters, a lab admin and a lab operator; one server
-    certificate for the three node addresses."""
+    """The site's identities and CA by docs/deploy.md's own block (``lab: auth``: the three
+    controllers, ``master``, the admin ``alice``; one server certificate for the controllers'
+    addresses), then what only the lab needs: its other masters, its admin and operator, and
+    nodes beyond the guide's three."""
+    if (lab.auth_dir / "identities.json").exists():
+        return
+    deploydoc.run("auth", {"HACTL_AUTH": str(lab.auth_dir)}, net=lab.net)
+    auth = store.AuthDir(lab.auth_dir)
+    have = {e.identity.name for e in auth.entries()}
+    for name in LAB_MASTERS:
+        if name not in have:
+            auth.add("master", name)
+    for node in lab.net.nodes:
+        if node not in have:
+            auth.add("minion", node)
+    auth.add_person(LAB_ADMIN, "admin")
+    auth.add_person(LAB_OPERATOR, "operator")
+
+
+def _nats_etc(lab: Lab, node: str) -> Path:
+    """``node``'s NATS folder: its config, certificate, key and CA (``NATS_ETC`` and
+    ``NATS_AT`` of docs/deploy.md's block: the lab copies nothing)."""
+    return lab.node_dir(node) / "nats"
+
+
+def write_nats_configs(lab: Lab) -> None:
+    """Every server's whole config by docs/deploy.md's own block (``lab: nats``: ``hactl auth
+    export --server-config`` from the auth directory), one run per node; again after every
+    change of the auth directory, as the guide says (the users are inline)."""
     net = lab.net
-    if not (lab.auth_dir / "identities.json").exists():
-        store.init(
-            lab.auth_dir,
-            nodes=list(net.nodes),
-            masters=list(LAB_MASTERS),
-            admins=[LAB_ADMIN],
-            operators=[LAB_OPERATOR],
-            hosts=[*(net.address(n) for n in net.nodes), "127.0.0.1"],
+    for n in net.nodes:
+        folder = _nats_etc(lab, n)
+        deploydoc.run(
+            "nats",
+            {
+                "ME": net.address(n),
+                "NAME": n,
+                "PEERS": " ".join(net.address(p) for p in net.nodes),
+                "HACTL_AUTH": str(lab.auth_dir),
+                "NATS_ETC": str(folder),
+                "NATS_AT": str(folder),
+                "NATS_STORE": str(folder / "jetstream"),
+            },
+            net=net,
         )
 
 
 def _nats_argv(lab: Lab, node: str) -> list[str]:
-    """One server of the lab's cluster: auth, TLS, authenticated mutual-TLS routes, all in a
-    0600 config file (no credential on a command line)."""
-    net = lab.net
-    options = ServerOptions(
-        data_dir=lab.node_dir(node) / "nats",
-        auth=ServerAuth(lab.auth_dir),
-        host=net.address(node),
-        port=4222,
-        name=node,
-        cluster_port=6222,
-        routes=tuple(f"{net.address(n)}:6222" for n in net.nodes),
-        cluster_name="hactl-lab",
-    )
-    options.data_dir.mkdir(parents=True, exist_ok=True)
-    conf = options.data_dir / "nats-server.conf"
-    write_secret(conf, options.config_text().encode())
-    return exec_argv(net, node, [NATS_SERVER, "-c", str(conf)])
+    """One server of the lab's cluster, on the config docs/deploy.md's block wrote (auth, TLS,
+    authenticated mutual-TLS routes, all in a 0600 file: no credential on a command line)."""
+    conf = _nats_etc(lab, node) / "nats-server.conf"
+    return exec_argv(lab.net, node, [NATS_SERVER, "-c", str(conf)])
 
 
 def start_cluster(lab: Lab) -> None:
-    """Every node's NATS server; waits until each says it is ready."""
+    """Every node's NATS server on the guide's config; waits until each says it is ready."""
     net = lab.net
+    write_nats_configs(lab)
     for n in net.nodes:
         lab.pids[f"nats:{n}"] = d.spawn(_nats_argv(lab, n), lab.node_dir(n) / "nats.log")
     lab.save()
@@ -88,8 +108,10 @@ def set_link(lab: Lab, node: str, attached: bool) -> None:
 
 
 def reload_nats(lab: Lab) -> None:
-    """SIGHUP every lab NATS server: they re-read the authorization block (after ``hactl auth
-    revoke`` or ``rotate`` on the lab's auth directory)."""
+    """After a change of the lab's auth directory (``hactl auth add-*``, ``revoke``,
+    ``rotate``): every config written again by the guide's block, then SIGHUP to every lab
+    NATS server (they re-read it without dropping the other connections)."""
+    write_nats_configs(lab)
     for n in lab.net.nodes:
         pid = lab.pids.get(f"nats:{n}")
         if pid and d.alive(pid):

@@ -169,9 +169,7 @@ def _hactl(lab: Lab) -> None:
         )
         start_minion(lab, n)
         start_standin(lab, n)
-    lab.save()
-    for n in net.nodes:
-        _ping(lab, n)
+    lab.save()  # the first apply's block pings the master and every minion first
 
 
 def start_minion(lab: Lab, node: str, env: dict[str, str] | None = None) -> None:
@@ -237,31 +235,21 @@ def start_standin(lab: Lab, node: str) -> None:
 
 
 def _apply(lab: Lab, say: Any) -> None:
-    res = subprocess.run(
-        [
-            HACTL,
-            "--nats",
-            lab.nats_url,
-            "apply",
-            str(states_dir()),
-            "--pillar",
-            str(lab.dir / "lab-pillar.yaml"),
-            "--timeout",
-            "120",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=lab.cli_env(),
+    """docs/deploy.md's first apply, as written (``lab: first-apply``: pings, the test apply,
+    the apply, the status), as the lab's admin, on the lab's state tree and pillar."""
+    env = lab.cli_env()
+    deploydoc.run(
+        "first-apply",
+        {
+            **{k: env[k] for k in ("HACTL_NATS", "HACTL_CREDS", "HACTL_TLS_CA")},
+            "HACTL_STATES": str(states_dir()),
+            "HACTL_PILLAR": str(lab.dir / "lab-pillar.yaml"),
+            "CONTROLLERS": " ".join(lab.net.nodes),
+        },
+        net=lab.net,
+        timeout=600,
+        log=lab.dir / "apply.log",
     )
-    (lab.dir / "apply.log").write_text(res.stdout + res.stderr)
-    if res.returncode != 0:
-        failed = [line for line in res.stdout.splitlines() if "FAILED" in line][:3]
-        raise LabError(
-            f"hactl apply failed (exit {res.returncode}): {' | '.join(failed)}"
-            f" (all of it: {lab.dir / 'apply.log'})"
-        )
     d.wait_for(lambda: _vip_holders(lab), 15, "a VIP holder")
 
 

@@ -249,7 +249,10 @@ def compile_minion(
             resources.append(r)
     ordered = tuple(order(resources))
     text = json.dumps([r.wire() for r in ordered], default=str)
-    mine = frozenset(x for x in tree.secrets | derived if x and x in text)
+    # as JSON escapes it: a secret of many lines (a PEM chain and key) has ``\n`` there
+    mine = frozenset(
+        x for x in tree.secrets | derived if x and (x in text or json.dumps(x)[1:-1] in text)
+    )
     for r in ordered:
         _secret_mode(r, mine)
     return Plan(node.id, tuple(states), ordered, mine)

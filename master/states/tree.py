@@ -133,12 +133,22 @@ def _secret(spec: Any, doc: yamlsrc.Doc, path: tuple[Any, ...], found: set[str])
     if not value:
         tried = " or ".join(f"{k} {spec[k]}" for k in ("env", "file") if k in spec)
         raise doc.error(f"{where}: secret not available (tried {tried})", *path)
+    if _only_certificates(value):  # a CA or chain is public: read like a secret, not one
+        return value
     found.add(value)
     for line in value.splitlines():  # `INDEX KEY` lines (a fernet repository): each key too
         index, _, key = line.strip().partition(" ")
         if index.isdigit() and len(key.strip()) >= 16:
             found.add(key.strip())
     return value
+
+
+def _only_certificates(value: str) -> bool:
+    """PEM certificates and nothing else (no key): what a CA file holds, world-readable by
+    design (clients verify with it), so neither masked nor held to a secret's file mode."""
+    text = value.strip()
+    begins = [ln for ln in text.splitlines() if ln.startswith("-----BEGIN ")]
+    return bool(begins) and all(ln == "-----BEGIN CERTIFICATE-----" for ln in begins)
 
 
 def _load_doc(path: Path) -> yamlsrc.Doc:

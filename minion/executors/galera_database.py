@@ -61,6 +61,13 @@ def ensure(g: GaleraSettings, args: dict[str, Any], test: bool) -> Result:
             row = cur.fetchone()
             if not row or str(row[1]) != "ON":
                 why = "this node is not a ready member of a Primary component"
+                if test:  # a first apply's test: galera_member would form the cluster first
+                    return {
+                        "result": None,
+                        "changes": {"database": name, "user": f"{user}@{host}"},
+                        "comment": "would create them once this node is a ready member of a"
+                        " Primary component (galera_member forms the cluster first)",
+                    }
                 return {"result": False, "changes": {}, "comment": why}
             cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name=%s", (name,))
             if cur.fetchone() is None:

@@ -292,8 +292,13 @@ async def _one(
 def mask_diff(diff: str, secrets: list[str]) -> str:
     """Mask the secrets of a diff, including the *old* ones the minion was never told: a line
     that starts like a line holding a current secret (``stats auth admin:``) has its rest
-    masked, so a rotated password on the removed line does not show either."""
+    masked, so a rotated password on the removed line does not show either. A secret of many
+    lines (a PEM certificate chain and key) never appears whole on one line of a diff: each
+    of its lines (16 characters or more) is masked where it appears."""
     lines = diff.splitlines(keepends=True)
+    parts = {
+        p.strip() for s in secrets if "\n" in s for p in s.splitlines() if len(p.strip()) >= 16
+    }
     prefixes: set[str] = set()
     for line in lines:
         if line.startswith("+") and not line.startswith("+++"):
@@ -306,6 +311,9 @@ def mask_diff(diff: str, secrets: list[str]) -> str:
         body = line[1:]
         hit = next((p for p in prefixes if body.startswith(p)), None)
         changed = line[:1] in ("-", "+", " ") and not line.startswith(("---", "+++"))
+        if changed and body.strip() in parts:
+            out.append(f"{line[0]}***\n")
+            continue
         out.append(f"{line[0]}{hit}***\n" if hit is not None and changed else line)
     return "".join(out)
 

@@ -20,7 +20,11 @@ print(",".join(m for m in heavy if m in sys.modules), file=sys.stderr)
 
 def _loaded(*argv: str) -> str:
     res = subprocess.run(
-        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", PROBE, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     return res.stderr.strip().splitlines()[-1] if res.stderr.strip() else ""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from hactl.data import states_dir
 from hactl.lab import daemons as d
@@ -106,4 +107,42 @@ def test_the_first_apply_replaced_each_package_broker_by_a_cluster_member(lab: L
         f"bare controller: the first apply stopped each package broker and kept its database "
         f"({', '.join(sorted(kept.values()))}); {seed} formed the RabbitMQ cluster, the others "
         f"joined it; every broker's database names all {len(want)}"
+    )
+
+
+def test_the_lab_was_brought_up_by_the_guides_own_blocks(lab: L.Lab) -> None:
+    """Issue 25: the lab's bring-up ran docs/deploy.md's blocks as written -- the identities
+    (``hactl auth init``: the guide's alice is there), each NATS server's whole config
+    (``hactl auth export --server-config``, the server running on it), the secrets and the
+    first apply (master and every minion pinged, the test apply, the apply, ``hactl
+    status``; the diffs show no private key) -- and it ended at the healthy baseline: 3
+    Galera Synced, 3 brokers in one cluster, every HAProxy server UP, each VIP held once."""
+    from hactl.auth.store import AuthDir
+    from hactl.lab.baseline import deviations
+    from hactl.minion.executors.rabbitmq_member import cluster_nodes
+
+    names = {e.identity.name for e in AuthDir(lab.auth_dir).entries()}
+    assert {"alice", "master", *lab.net.nodes} <= names, names
+    for n in lab.net.nodes:
+        conf = lab.node_dir(n) / "nats" / "nats-server.conf"
+        assert f'listen: "{lab.net.address(n)}:4222"' in conf.read_text(), n
+        argv = Path(f"/proc/{lab.pids[f'nats:{n}']}/cmdline").read_bytes().split(b"\0")
+        assert str(conf).encode() in argv, (n, argv)
+    log = (lab.dir / "apply.log").read_text()
+    assert "master: pong" in log, log[:2000]
+    assert all(f"{n}: pong" in log for n in lab.net.nodes), log[:2000]
+    test_at = log.index("┃ would change ┃")  # the test apply's table, then the apply's
+    apply_at = log.index("┃ changed ┃", test_at)
+    assert "VIPs" in log[apply_at:] and "Minions" in log[apply_at:], log[-3000:]  # hactl status
+    assert "PRIVATE KEY" not in log, "a key in the apply's diffs"
+    wrong = deviations(lab)
+    assert not wrong, wrong
+    want = {f"rabbit@{n}" for n in lab.net.nodes}
+    for n in lab.net.nodes:
+        base = lab.node_dir(n) / "rabbit/mnesia" / f"rabbit@{n}"
+        assert set(cluster_nodes(base) or ()) == want, n
+    report(
+        "bare controller: brought up by docs/deploy.md's blocks (auth, nats x3, secrets, "
+        "first-apply) and at the healthy baseline: Galera 3 Synced, RabbitMQ 3 in one "
+        "cluster, every HAProxy server UP, each VIP held once"
     )

@@ -218,3 +218,23 @@ def test_priority_change_without_a_state_change_is_taken() -> None:
     before, after = asyncio.run(go())
     assert (before["state"], before["priority"]) == ("BACKUP", 50)
     assert (after["state"], after["priority"]) == ("MASTER", 150)
+
+
+def test_a_pem_secrets_lines_are_masked_in_a_new_files_diff() -> None:
+    """A certificate chain and key given as one multi-line secret (the external VIP's PEM):
+    every one of its lines is masked in the diff of the file that holds it, even the line
+    that opens the key; the file's own lines around it stay."""
+    from hactl.minion.executors.state import mask_diff
+
+    key_body = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgXMa1sgeva9Ylk35a"
+    pem = (
+        "-----BEGIN CERTIFICATE-----\nMIIBqjCCAVKgAwIBAgIUCK+Uc7QGQUbuF/InpEtS8IwEc+4w\n"
+        "-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n"
+        f"{key_body}\n-----END PRIVATE KEY-----\n"
+    )
+    diff = "--- /dev/null\n+++ /etc/haproxy/certs/external.pem (new)\n@@ -0,0 +1,6 @@\n" + "".join(
+        f"+{line}\n" for line in pem.splitlines()
+    )
+    out = mask_diff(diff, [pem])
+    assert key_body not in out and "PRIVATE KEY" not in out
+    assert out.count("+***\n") == 6 and out.startswith("--- /dev/null\n+++ /etc/haproxy")

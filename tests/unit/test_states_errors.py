@@ -173,15 +173,20 @@ def test_a_world_readable_file_with_a_secret_is_refused(tree_dir: Path) -> None:
 
 
 def test_each_minion_is_sent_only_its_own_secrets(tree_dir: Path) -> None:
-    """A plan's secret list holds what its files carry, and the password hash derived from it."""
+    """A plan's secret list holds what its files carry, and the password hash derived from it;
+    a secret of many lines (the external VIP's PEM chain and key) is one of them too."""
+    import json
+
     from hactl.master.states.render import rabbitmq_password_hash
 
     tree = load_tree(tree_dir)
     plans = compile_tree(tree, sorted(tree.nodes))
+    pem = (Path(__file__).parent / "golden" / "external-tls.pem").read_text(encoding="utf-8")
     for plan in plans.values():
-        text = repr([r.wire() for r in plan.resources])
-        assert all(s in text for s in plan.secrets)
+        text = json.dumps([r.wire() for r in plan.resources], default=str)
+        assert all(json.dumps(s)[1:-1] in text for s in plan.secrets)
         assert rabbitmq_password_hash("os-in-test", "openstack") in plan.secrets
+        assert pem in plan.secrets, "the PEM is masked in what the minion returns"
 
 
 def test_a_setuid_mode_is_refused_at_compile(tree_dir: Path) -> None:
@@ -265,3 +270,14 @@ def test_the_clients_state_names_a_missing_broker_user(tree_dir: Path) -> None:
     _replace(tree_dir / "pillar/site.yaml", "  rabbitmq_user: openstack", "  rabbitmq_user: nova")
     with pytest.raises(StateError, match=r"openstack-clients.conf.j2:\d+.*'nova' is not one of"):
         compile_tree(load_tree(tree_dir), ["ctl1"])
+
+
+def test_a_ca_certificate_read_from_a_secret_file_is_not_a_secret() -> None:
+    """A value of PEM certificates alone (a CA) is public and may be 0644; one holding a key
+    is a secret."""
+    from hactl.master.states.tree import _only_certificates
+
+    cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    key = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n"
+    assert _only_certificates(cert) and _only_certificates(cert + cert)
+    assert not _only_certificates(cert + key) and not _only_certificates("s3cret-password")
