@@ -391,23 +391,3 @@ class Publishers:
         got = _queued(self.lab)
         want = {f"{c.ident}:{s}" for c in self.clients for s in c.confirmed}
         return len(want), len(want - got)
-
-
-def test_a_gate_that_never_holds_stops_the_roll_after_the_first_broker(lab: L.Lab) -> None:
-    """A rabbitmq.conf change with a plain `hactl apply --gate false`: the state rolls
-    (roll.yaml), ctl1's broker is restarted and the roll stops there, and says so. (The full
-    roll of all three brokers, under clients, is test_supervision's, on a supervised lab.)"""
-    before = _start_times(lab)
-    stuck = _apply(
-        lab, "--pillar", str(_roll_pillar(lab, "warning")), "--gate", "false", "--wait", "8s"
-    )
-    assert stuck.returncode != 0
-    assert "roll stopped after batch 1 (ctl1)" in stuck.stdout, stuck.stdout[-2000:]
-    assert "batch 2/3" not in stuck.stdout
-    after = _start_times(lab)
-    assert [n for n in lab.net.nodes if after[n] > before[n]] == ["ctl1"], (before, after)
-    report(
-        "rolling apply of a rabbitmq.conf change behind a gate that never holds: ctl1's "
-        "broker restarted, the roll stopped after it"
-    )
-    wait_until(lambda: all(_broker(lab, n) == {"UP"} for n in lab.net.nodes), 60, "all UP again")

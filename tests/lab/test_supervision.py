@@ -349,25 +349,36 @@ def _minion_log_events(lab: L.Lab, node: str, service: str) -> list[str]:
 
 
 def test_a_rolling_apply_on_a_supervised_lab_is_not_fought(lab: L.Lab) -> None:
-    """Issue 26: a rabbitmq.conf change rolled by a plain `hactl apply` on a supervised lab:
-    every broker restarted one at a time behind the gate, supervision of each broker suspended
-    for its restart and resumed after it (the minion's log and the supervisor beacon say so),
-    and not one restart by the supervisor during the roll; oslo.messaging RPC through it (the
-    rendered client settings) kept working and ran no call twice (issue 24; its failed calls
-    are reported); clients publishing with confirms through the VIP lost no message; each
-    broker was drained (its pre_stop) before it stopped."""
+    """Issue 26: a rabbitmq.conf change rolled by a plain `hactl apply` on a supervised lab.
+    First behind a gate that never holds (`--gate false`): ctl1's broker is restarted and the
+    roll stops there, and says so; then the same change without it: the two brokers left are
+    restarted one at a time behind the gate (ctl1, already changed, is not restarted again).
+    Supervision of each broker suspended for its restart and resumed after it (the minion's
+    log and the supervisor beacon say so), and not one restart by the supervisor during either
+    apply; oslo.messaging RPC through it (the rendered client settings) kept working and ran no
+    call twice (issue 24; its failed calls are reported); clients publishing with confirms
+    through the VIP lost no message; each broker was drained (its pre_stop) before it
+    stopped."""
     from tests.lab.test_rabbit import Publishers, _apply, _broker, _roll_pillar, _start_times
 
     wait_until(lambda: all(_broker(lab, n) == {"UP"} for n in lab.net.nodes), 120, "brokers UP")
     seen = {n: len(_minion_log_events(lab, n, "rabbitmq")) for n in lab.net.nodes}
     before = _start_times(lab)
     since = datetime.now(UTC)
+    change = str(_roll_pillar(lab, "info"))
     # under OpenStack's own RPC client (issue 24): oslo.messaging with hactl's settings
     # and clients publishing with confirms through the VIP: not one confirmed message lost
     with Workload(*prepare(lab)) as work, Publishers(lab) as publishers:
         time.sleep(2.0)
         wall, t0 = time.time(), time.monotonic()
-        res = _apply(lab, "--pillar", str(_roll_pillar(lab, "info")), "--wait", "120s")
+        stuck = _apply(lab, "--pillar", change, "--gate", "false", "--wait", "8s")
+        assert stuck.returncode != 0
+        assert "roll stopped after batch 1 (ctl1)" in stuck.stdout, stuck.stdout[-2000:]
+        assert "batch 2/3" not in stuck.stdout
+        first = _start_times(lab)
+        assert [n for n in lab.net.nodes if first[n] > before[n]] == ["ctl1"], (before, first)
+        wait_until(lambda: _broker(lab, "ctl1") == {"UP"}, 90, "ctl1's broker UP again")
+        res = _apply(lab, "--pillar", change, "--wait", "120s")
         took = time.monotonic() - t0
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
         wait_until(lambda: all(_broker(lab, n) == {"UP"} for n in lab.net.nodes), 120, "all UP")
@@ -384,8 +395,9 @@ def test_a_rolling_apply_on_a_supervised_lab_is_not_fought(lab: L.Lab) -> None:
     assert rpc["calls"] > 50, rpc
     after = _start_times(lab)
     assert all(after[n] > before[n] for n in lab.net.nodes), "every broker restarted"
-    for i in (1, 2):
-        assert res.stdout.index(f"batch {i} healthy") < res.stdout.index(f"batch {i + 1}/3")
+    assert after["ctl1"] == first["ctl1"], "ctl1, changed by the stopped roll, left alone"
+    assert "batch 1: no service started" in res.stdout, res.stdout[-3000:]  # ctl1: done
+    assert res.stdout.index("batch 2 healthy") < res.stdout.index("batch 3/3")
     for n in lab.net.nodes:
         events = _minion_log_events(lab, n, "rabbitmq")[seen[n] :]
         assert "supervision_suspended" in events and "supervision_resumed" in events, (n, events)
@@ -405,7 +417,9 @@ def test_a_rolling_apply_on_a_supervised_lab_is_not_fought(lab: L.Lab) -> None:
     }
     assert suspended == set(lab.net.nodes), suspended
     report(
-        f"rolling apply on a supervised lab: 3 brokers restarted one at a time in {took:.1f} s; "
+        "rolling apply on a supervised lab: behind a gate that never holds ctl1's broker "
+        "restarted and the roll stopped there; then the other 2 brokers one at a time: 3 "
+        f"restarted in {took:.1f} s; "
         f"supervision suspended and resumed per broker, 0 supervisor restarts; {confirmed} "
         "confirmed messages through the VIP, 0 lost; oslo.messaging "
         f"RPC through it: {rpc['calls']} calls, {rpc['failed']} failed, "
