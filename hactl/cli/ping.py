@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from hactl.bus import Bus
-from hactl.cli.runner import print_json, run, settings_of
+from hactl.cli.runner import fail, print_json, run, settings_of
 from hactl.config import Settings, resolve_connection
 from hactl.errors import CommandError, ConfigError, HactlError
 from hactl.wire.commands import CommandReply
@@ -34,25 +34,66 @@ async def _ask(settings: Settings, target: str, cmd: str, wait: float) -> Comman
             await asyncio.sleep(0.2)
 
 
+async def _ask_all(
+    settings: Settings, targets: list[str], wait: float
+) -> list[tuple[str, CommandReply | HactlError, float]]:
+    """Every target at once, each until its own answer or the deadline: (target, reply or
+    the error it ended with, seconds)."""
+
+    async def one(target: str) -> tuple[str, CommandReply | HactlError, float]:
+        started = time.monotonic()
+        try:
+            reply: CommandReply | HactlError = await _ask(settings, target, "test.ping", wait)
+        except HactlError as exc:
+            reply = exc
+        return target, reply, time.monotonic() - started
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
 def ping(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="A minion id, or 'master'")] = MASTER_ID,
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(help="Minion ids, or 'master' (default: the master); all at once"),
+    ] = None,
     wait: Annotated[float, typer.Option(help="Keep trying for this many seconds")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
 ) -> None:
-    """Round-trip a test.ping command (use --wait in scripts to wait for a master)."""
+    """Round-trip a test.ping command to each target (use --wait in scripts to wait until
+    each answers). Exit 1 when a target answered with an error, 2 when one never answered."""
     settings = settings_of(ctx)
-    validate_id(target)
-    started = time.monotonic()
-    reply = run(_ask(settings, target, "test.ping", wait))
-    rtt_ms = (time.monotonic() - started) * 1000
+    names = list(dict.fromkeys(targets or [MASTER_ID]))
+    for name in names:
+        validate_id(name)
+    results = run(_ask_all(settings, names, wait))
+    rows = []
+    for target, reply, seconds in results:
+        if isinstance(reply, HactlError):
+            rows.append({"target": target, "ok": False, "error": str(reply), "answered": False})
+        else:
+            rows.append(
+                {
+                    "target": target,
+                    "ok": reply.ok,
+                    "rtt_ms": round(seconds * 1000, 3),
+                    "answered": True,
+                    **dict(reply.result),
+                    **({} if reply.ok else {"error": reply.error_message}),
+                }
+            )
     if as_json:
-        print_json(
-            {"target": target, "ok": reply.ok, "rtt_ms": round(rtt_ms, 3), **dict(reply.result)}
-        )
+        print_json(rows[0] if len(rows) == 1 else {"pings": rows})
     else:
-        typer.echo(
-            f"{target}: pong ({rtt_ms:.1f} ms)" if reply.ok else f"{target}: {reply.error_message}"
-        )
-    if not reply.ok:
+        for row in rows:
+            if row["ok"]:
+                typer.echo(f"{row['target']}: pong ({row['rtt_ms']:.1f} ms)")
+            elif row["answered"]:
+                typer.echo(f"{row['target']}: {row['error']}")
+    silent = [reply for _, reply, _ in results if isinstance(reply, HactlError)]
+    if len(silent) == 1:
+        fail(silent[0])
+    if silent:  # one line naming every target that never answered
+        fail(HactlError("; ".join(str(e) for e in silent)))
+    if not all(r["ok"] for r in rows):
         raise typer.Exit(1)

@@ -61,11 +61,16 @@ def run(
     net: LabNet | None = None,
     timeout: float = 60.0,
     log: Path | None = None,
+    trace: bool = False,
 ) -> str:
     """Run block ``name`` with ``bash -eu`` (and pipefail), ``env`` added to a plain PATH with
     :data:`BIN` first, the guide's addresses made ``net``'s; its output (stdout, then stderr),
-    also written to ``log``. LabError naming the step (and the log) when it fails."""
+    also written to ``log``; ``trace``: each command echoed with its start time (bash
+    xtrace), for a block that handles no secret. LabError naming the step (and the log) when
+    it fails."""
     script = localize(block(name, doc), addresses(net) if net is not None else {})
+    if trace:
+        script = "PS4='+ [${EPOCHREALTIME}] '; set -x\n" + script
     try:
         res = subprocess.run(
             ["bash", "-eu", "-o", "pipefail", "-c", script],

@@ -249,6 +249,7 @@ def _apply(lab: Lab, say: Any) -> None:
         net=lab.net,
         timeout=600,
         log=lab.dir / "apply.log",
+        trace=True,  # each command's start time in apply.log (the block holds no secret)
     )
     d.wait_for(lambda: _vip_holders(lab), 15, "a VIP holder")
 

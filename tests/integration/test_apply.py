@@ -217,6 +217,25 @@ def _resources(report: dict, node: str) -> dict[str, dict]:  # type: ignore[type
     return {r["id"]: r for r in report["minions"][node]["resources"]}
 
 
+def test_one_ping_asks_every_target_at_once(site: Site) -> None:
+    """`hactl ping master ita itb --json`: every target answered, one row each; a target
+    that never answers makes it exit 2 with one line naming it, the others still printed."""
+    res = run_cli(
+        ["--nats", site.url, "ping", "master", *NODES, "--wait", "20", "--json"],
+        env=site.env,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)["pings"]
+    assert [(r["target"], r["ok"]) for r in rows] == [("master", True), *((n, True) for n in NODES)]
+    res = run_cli(
+        ["--nats", site.url, "ping", NODES[0], "nosuch", "--wait", "1"], env=site.env, timeout=60
+    )
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert f"{NODES[0]}: pong" in res.stdout
+    assert "nosuch" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
 def test_apply_test_then_apply_then_idempotent(site: Site) -> None:
     """--test shows diffs and writes nothing; apply writes; a second apply changes nothing."""
     dry = site.apply("--test", "--json")

@@ -57,6 +57,10 @@ def _config(module: object) -> tuple[frozenset[str], bool, float]:
     )
 
 
+#: the configuration (daemons, minions' resync) of the full shared lab
+_FULL = (frozenset(L.COMPONENTS), 10.0)
+
+
 def _shared(module: object) -> bool:
     return bool(getattr(module, "LAB_SHARED", False))
 
@@ -69,15 +73,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for i, item in enumerate(items):
         first.setdefault(getattr(item, "module", None), i)
 
-    def rank(pair: tuple[int, pytest.Item]) -> tuple[int, int, int, int]:
+    def rank(pair: tuple[int, pytest.Item]) -> tuple[int, int, int, int, int]:
         i, item = pair
         mod = getattr(item, "module", None)
         lab_mod = "tests/lab/" in str(item.path)
         group = 0 if not lab_mod else (1 if _shared(mod) else 2)
+        # shared modules of one lab configuration run together: the full lab's first, then
+        # those of a smaller one (supervision alone may differ: it is switched in place)
+        config = _config(mod) if group == 1 else None
+        smaller = int(config is not None and (config[0], config[2]) != _FULL)
         # LAB_LAST: a shared module that leaves the lab's configuration changed (its rolling
         # apply: every later apply would roll the brokers back) runs after the other shared ones
         last = int(bool(getattr(mod, "LAB_LAST", False))) if group == 1 else 0
-        return (group, last, first[mod] if group else i, i)
+        return (group, smaller, last, first[mod] if group else i, i)
 
     items[:] = [it for _, it in sorted(enumerate(items), key=rank)]
 

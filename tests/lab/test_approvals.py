@@ -16,8 +16,11 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from hactl.lab import bus as lab_bus
 from hactl.lab import daemons as d
@@ -25,6 +28,9 @@ from hactl.lab import lab as L
 from tests.lab.conftest import report
 from tests.lab.helpers import hactl, recent_decisions, stored_events, wait_until
 
+# shares one lab with test_singleton (tests/lab/conftest.py: shared modules of one
+# configuration run together, after the full lab's)
+LAB_SHARED = True
 LAB_COMPONENTS = {"haproxy", "keepalived", "galera"}
 LAB_RESYNC = 3.0
 ROWS = 200
@@ -34,19 +40,29 @@ def _sock(lab: L.Lab, node: str) -> Any:
     return lab.node_dir(node) / "mysql/mysqld.sock"
 
 
-def _fast_rule(lab: L.Lab) -> None:
-    """The lab's copy of the Galera rules, quicker to ask again; waits for the reload."""
-    f = lab.dir / "reactors" / "galera.yaml"
-    text = f.read_text()
+def _write_rules(lab: L.Lab, text: str) -> None:
+    """The lab's copy of the Galera rules replaced by ``text``; waits for the reload."""
+    log = lab.dir / "master.log"
+    mark = len(d.read_log(log))
+    (lab.dir / "reactors" / "galera.yaml").write_text(text)
+    wait_until(lambda: "rules_reloaded" in d.read_log(log)[mark:], 20, "rules reloaded")
+
+
+@pytest.fixture
+def fast_rule(lab: L.Lab) -> Iterator[None]:
+    """The lab's copy of the Galera rules quicker to ask again for this test, and as it was
+    after it (the lab is shared with test_singleton)."""
+    text = (lab.dir / "reactors" / "galera.yaml").read_text()
     fast = text.replace(
         "approve: {timeout: 10m, default: deny}", "approve: {timeout: 10s, default: deny}"
     )
     fast = fast.replace("  cooldown: 15s\n", "  cooldown: 5s\n", 1)  # the lab's 15 s
     assert fast != text
-    log = lab.dir / "master.log"
-    mark = len(d.read_log(log))
-    f.write_text(fast)
-    wait_until(lambda: "rules_reloaded" in d.read_log(log)[mark:], 20, "rules reloaded")
+    _write_rules(lab, fast)
+    try:
+        yield
+    finally:
+        _write_rules(lab, text)
 
 
 def _pending(lab: L.Lab, seen: set[str], timeout: float = 90) -> dict[str, Any]:
@@ -75,9 +91,9 @@ def _primary_synced(lab: L.Lab, nodes: list[str]) -> bool:
     return all(d.galera_state(_sock(lab, n)) == ("Primary", "Synced") for n in nodes)
 
 
+@pytest.mark.usefixtures("fast_rule")
 def test_unreachable_member_asks_expires_is_denied_then_approved(lab: L.Lab) -> None:
     """Expire (default deny), deny (audited, nothing started), approve (recovered, 0 lost)."""
-    _fast_rule(lab)
     s1 = _sock(lab, "ctl1")
     d.galera_sql(s1, "CREATE DATABASE IF NOT EXISTS appr")
     d.galera_sql(s1, "CREATE TABLE IF NOT EXISTS appr.r (id INT PRIMARY KEY)")

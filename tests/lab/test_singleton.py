@@ -24,7 +24,11 @@ from hactl.lab.singleton_standin import intervals, overlaps
 from tests.lab.conftest import report
 from tests.lab.helpers import master_server, wait_until
 
-LAB_COMPONENTS = {"haproxy", "keepalived"}
+# shares one lab with test_approvals (tests/lab/conftest.py: shared modules of one
+# configuration run together): HAProxy, keepalived and Galera, the minions' resync 3 s
+LAB_SHARED = True
+LAB_COMPONENTS = {"haproxy", "keepalived", "galera"}
+LAB_RESYNC = 3.0
 LEASE = 5.0
 
 
