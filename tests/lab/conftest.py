@@ -166,6 +166,15 @@ def _shared_lab_down() -> Iterator[None]:
         _SharedLab.down()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_lab_at_a_time(request: pytest.FixtureRequest) -> None:
+    """A lab module that does not share a lab (zz_down builds its own with ``L.up``, without
+    the ``lab`` fixture) starts with no shared lab left up: one lab at a time, and nothing of
+    the shared one (its Galera datadirs' mounts) counted as its own residue."""
+    if "tests/lab/" in str(request.path) and not _shared(request.module):
+        _SharedLab.down()
+
+
 @pytest.fixture(scope="module")
 def lab(request: pytest.FixtureRequest) -> Iterator[L.Lab]:
     """The lab of a test module (subnet 10.99.1, or $HACTL_LAB_SUBNET; its own prefix).

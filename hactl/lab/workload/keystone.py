@@ -5,7 +5,8 @@ One loop per controller (a thread each: a token issue costs Keystone a bcrypt ha
 issues a token on that controller's Keystone (``POST /v3/auth/tokens`` as the bootstrap admin,
 scoped to project admin: keystoneauth1's ``v3.Password``), then validates it through the VIP
 (``GET /v3/auth/tokens`` with ``X-Subject-Token``: what keystonemiddleware does for every API
-request), each over its own long-lived keystoneauth1 session. A token
+request, with its connection retries: ``http_request_max_retries``, 3), each over its own
+long-lived keystoneauth1 session. A token
 issued on ctl1 and validated by whichever Keystone the VIP picks fails unless every node holds
 the key ctl1 signed with: the fernet repository hactl keeps identical.
 
@@ -60,6 +61,9 @@ def start(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) 
                     headers={"X-Auth-Token": token, "X-Subject-Token": token},
                     authenticated=False,
                     raise_exc=True,
+                    # as keystonemiddleware validates: a connection that fails is tried again
+                    # (its http_request_max_retries, rendered in [keystone_authtoken])
+                    connect_retries=args.keystone_validate_retries,
                 )
                 ok, err = True, ""
             except ks_exc.ClientException as exc:  # every failure a client sees is a sample
@@ -87,6 +91,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keystone-password-file", default="", help="the admin password, a file")
     p.add_argument("--keystone-period", type=float, default=0.1)
     p.add_argument("--keystone-timeout", type=float, default=5.0)
+    p.add_argument(
+        "--keystone-validate-retries",
+        type=int,
+        default=3,
+        help="connection retries of a validation (keystonemiddleware's http_request_max_retries)",
+    )
 
 
 __all__ = ["add_arguments", "start"]
