@@ -248,7 +248,13 @@ def clients_line(f: dict[str, Any]) -> str:
         parts.append(
             f"oslo.messaging {r['calls']} calls, {r['failed']} failed "
             f"({r['never_executed']} never run, {r['executed_but_failed']} run but reported "
-            f"failed), {r['executed_twice']} run twice, longest gap {r['longest_gap']:.2f} s"
+            f"failed), {r['executed_twice']} run twice"
+            + (
+                f" ({r['twice_redelivered']} redelivered by the broker)"
+                if r.get("twice_redelivered")
+                else ""
+            )
+            + f", longest gap {r['longest_gap']:.2f} s"
         )
     if db := f.get("db"):
         parts.append(
@@ -287,10 +293,14 @@ def minion_log(
     return out
 
 
-def never_wrong(f: dict[str, Any]) -> None:
-    """What a client must never see, whatever the fault: a call run twice, a committed row
-    lost."""
-    assert f["rpc"]["executed_twice"] == 0 and f["db"]["rows_lost"] == 0, f
+def never_wrong(f: dict[str, Any], cut: bool = False) -> None:
+    """What a client must never see: a committed row lost, a call run twice. With ``cut`` (a
+    broker's node cut off the network mid-fault) a call the broker redelivered is allowed: its
+    acknowledgement was lost in the cut, and AMQP delivers at least once (docs/clients.md);
+    the line reports it, and a call run twice any other way still fails."""
+    r = f["rpc"]
+    twice = r["executed_twice"] - (r.get("twice_redelivered", 0) if cut else 0)
+    assert twice == 0 and f["db"]["rows_lost"] == 0, f
 
 
 def haproxy_cmd(lab: L.Lab, node: str, command: str) -> str:

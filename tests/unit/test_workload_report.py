@@ -32,6 +32,16 @@ def test_failed_calls_are_split_by_what_the_server_did() -> None:
     assert f.longest_gap == 10.0  # 1.5 -> 11.5
 
 
+def test_a_call_run_twice_is_told_apart_by_the_brokers_redelivery() -> None:
+    """A call run twice whose second delivery the broker flagged redelivered (an ack lost in a
+    cut) is counted apart; one run twice without that flag is not."""
+    calls = [(1.0, 1.1, 1, True, ""), (1.2, 11.2, 2, False, "timeout"), (1.3, 1.4, 3, True, "")]
+    executed = {1: 2, 2: 2, 3: 1}
+    f = rpc_figures(calls, executed, 0.0, 12.0, redelivered={2: 1, 3: 1})
+    assert (f.executed_twice, f.twice_redelivered) == (2, 1)
+    assert rpc_figures(calls, executed, 0.0, 12.0).twice_redelivered == 0
+
+
 def test_rows_lost_are_confirmed_commits_missing_afterwards() -> None:
     """A failed transaction is not lost; a confirmed one missing from the table is."""
     txns = [(1.0, 1.01, 10, True), (1.1, 1.2, 11, False), (1.3, 1.31, 12, True)]

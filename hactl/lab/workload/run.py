@@ -42,6 +42,7 @@ from oslo_config import cfg
 from oslo_db import api as db_api
 from oslo_db import options as db_options
 from oslo_db.sqlalchemy import enginefacade
+from oslo_messaging._drivers import amqpdriver
 from sqlalchemy import text
 
 from hactl.lab.workload import keystone as keystone_client
@@ -56,8 +57,10 @@ class _Ctx:
 def _rpc(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) -> list[Any]:
 
     executed: Counter[int] = Counter()
+    redelivered: Counter[int] = Counter()
     calls: list[tuple[float, float, int, bool, str]] = []
-    out["rpc"] = {"calls": calls, "executed": executed}
+    out["rpc"] = {"calls": calls, "executed": executed, "redelivered": redelivered}
+    _record_redeliveries(redelivered)
 
     class Endpoint:
         target = om.Target(version="1.0")
@@ -109,6 +112,29 @@ def _rpc(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) -
         server.wait()
 
     return [close]
+
+
+def _record_redeliveries(redelivered: Counter[int]) -> None:
+    """Count, per call, the deliveries the broker flagged ``redelivered``: a message it had
+    handed to a consumer and took back unacknowledged (AMQP's at-least-once). oslo.messaging
+    hides the flag from endpoints, so the RPC listener's consumer callback is wrapped: the
+    evidence that tells a call run twice because an acknowledgement was lost with its
+    connection from one run twice for any other reason (a publish sent twice)."""
+    listener = amqpdriver.RpcAMQPListener
+    if getattr(listener, "_hactl_recording", False):
+        return
+    consume = listener.__call__
+
+    def recording(self: Any, message: Any) -> None:
+        raw = getattr(message, "_raw_message", None)
+        info = getattr(raw, "delivery_info", None) or {}
+        seq = (message.get("args") or {}).get("seq") if isinstance(message, dict) else None
+        if info.get("redelivered") and isinstance(seq, int):
+            redelivered[seq] += 1
+        consume(self, message)
+
+    listener.__call__ = recording  # lab instrumentation only (oslo.messaging is untyped)
+    listener._hactl_recording = True  # marks the wrap done
 
 
 def _db(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) -> list[Any]:
