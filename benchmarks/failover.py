@@ -89,13 +89,21 @@ CLIENT_METRICS = {
 }
 
 
-def _with_clients(lab: L.Lab, fault: Any) -> dict[str, float]:
+def _with_clients(lab: L.Lab, fault: Any, keep: Path | None = None) -> dict[str, float]:
     """One fault run under the real clients (oslo.messaging RPC and an oslo.db writer with
-    the settings hactl renders); their figures of the run's window, then the probes'."""
+    the settings hactl renders); their figures of the run's window, then the probes'.
+    ``keep``: a path prefix for the run's workload log, samples and figures (why a run's gap
+    was long: oslo.messaging's reconnects are in the log, timed)."""
     with Workload(*prepare(lab), **keystone_options(lab)) as work:
         since = time.time()
         got = fault(lab)
     figures = work.figures(since)
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        keep.with_suffix(".log").write_text(work.read_log())
+        keep.with_suffix(".json").write_text(
+            json.dumps({"since": since, "figures": figures, "probe": got, "samples": work.samples})
+        )
     out = {
         name: float(figures[kind][key])
         for (kind, key), name in CLIENT_METRICS.items()
@@ -142,6 +150,11 @@ def main() -> int:
         action="store_true",
         help="run oslo.messaging and oslo.db (hactl.lab.workload) through every fault; their "
         "figures first (the lab then always has Galera and RabbitMQ)",
+    )
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="with --clients: a folder for each run's workload log, samples and figures",
     )
     ap.add_argument(
         "--hactl-profile",
@@ -196,7 +209,11 @@ def main() -> int:
                         reactor(False)  # the writer faults stop it once their baseline holds
                     try:
                         got = (
-                            _with_clients(lab, FAULTS[fault])
+                            _with_clients(
+                                lab,
+                                FAULTS[fault],
+                                args.keep / f"{fault}-{variant}-{i + 1}" if args.keep else None,
+                            )
                             if args.clients
                             else FAULTS[fault](lab)
                         )

@@ -125,7 +125,6 @@ rabbitmq:
     log.file: "false"
     vm_memory_high_watermark.absolute: 256MiB
     disk_free_limit.absolute: 50MB
-    net_ticktime: "10"
 {keystone}# a stand-in singleton (hactl/lab/singleton_standin.py): on exactly one node at a time
 singletons:
   - {{name: {SINGLETON}, service: {SINGLETON}, enabled: true, prefer: [{", ".join(net.nodes)}],
