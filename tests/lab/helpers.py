@@ -255,6 +255,7 @@ def clients_line(f: dict[str, Any]) -> str:
                 else ""
             )
             + f", longest gap {r['longest_gap']:.2f} s"
+            + (f" [{' | '.join(r['twice_detail'])}]" if r.get("twice_detail") else "")
         )
     if db := f.get("db"):
         parts.append(

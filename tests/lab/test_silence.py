@@ -89,6 +89,12 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
         whole = wait_until(lambda: not deviations(lab), 240, "the baseline after the heal", 0.5)
         time.sleep(3.0)  # anything taken out late is still seen
     clients = work.figures(wall_cut - 0.5)
+    if clients["rpc"]["executed_twice"]:  # the clients' own timed account of their brokers
+        clients["log"] = [
+            x[:240]
+            for x in work.read_log().splitlines()
+            if "AMQP" in x or "econnect" in x or "uplicate" in x
+        ][-40:]
     moved = [e for e in minion_log(lab, client_node, "vip_clients_moved", since) if e["vip"] == vip]
     trail = asyncio.run(stored_events(lab, "hactl/reactor/reconcile/done", since))
     after = [e for e in trail if e.ts >= healed_at.timestamp()]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
 
@@ -54,6 +54,9 @@ class RpcFigures:
     #: with at-least-once delivery and oslo.messaging's duplicate check (its listener's last
     #: 16 message ids) did not catch
     twice_redelivered: int = 0
+    #: per call run twice (at most 5): its call, its deliveries (time from the window's start,
+    #: flagged or not, by which broker, the message id) and its executions
+    twice_detail: list[str] = field(default_factory=list)
 
 
 def rpc_figures(
@@ -62,9 +65,13 @@ def rpc_figures(
     since: float,
     until: float,
     redelivered: Mapping[int, int] | None = None,
+    deliveries: Sequence[Sequence[Any]] = (),
+    runs: Sequence[Sequence[Any]] = (),
 ) -> RpcFigures:
     """The RPC figures of the calls that started in ``[since, until]``; ``redelivered``
-    counts, per call, the deliveries the broker flagged as redelivered."""
+    counts, per call, the deliveries the broker flagged as redelivered; ``deliveries``
+    (seq, time, redelivered, broker, message id) and ``runs`` (seq, time) explain a call run
+    twice."""
     again = redelivered or {}
     inside = [c for c in calls if since <= c[0] <= until]
     failed = [c for c in inside if not c[3]]
@@ -79,7 +86,34 @@ def rpc_figures(
         longest_gap=round(longest_gap((c[1] for c in inside if c[3]), since, until), 3),
         errors=errors,
         twice_redelivered=sum(1 for s in seqs if executed.get(s, 0) > 1 and again.get(s, 0) > 0),
+        twice_detail=_twice_detail(inside, executed, deliveries, runs, since),
     )
+
+
+def _twice_detail(
+    calls: Sequence[Call],
+    executed: Mapping[int, int],
+    deliveries: Sequence[Sequence[Any]],
+    runs: Sequence[Sequence[Any]],
+    since: float,
+) -> list[str]:
+    """One line per call run twice (at most 5), its times from ``since``."""
+    out: list[str] = []
+    for c in calls:
+        if executed.get(c[2], 0) < 2 or len(out) == 5:
+            continue
+        got = [
+            f"{d[1] - since:.2f}{' redelivered' if d[2] else ''} from {d[3] or '?'} id {d[4]}"
+            for d in deliveries
+            if d[0] == c[2]
+        ]
+        ran = [f"{r[1] - since:.2f}" for r in runs if r[0] == c[2]]
+        out.append(
+            f"seq {c[2]}: called {c[0] - since:.2f}-{c[1] - since:.2f} "
+            f"{'ok' if c[3] else c[4]}; delivered {', '.join(got) or 'unrecorded'}; "
+            f"run {', '.join(ran) or 'unrecorded'}"
+        )
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +188,17 @@ def figures(samples: Mapping[str, Any], since: float, until: float) -> dict[str,
         executed = {int(k): int(v) for k, v in rpc["executed"].items()}
         calls = [tuple(c) for c in rpc["calls"]]
         again = {int(k): int(v) for k, v in rpc.get("redelivered", {}).items()}
-        out["rpc"] = asdict(rpc_figures(calls, executed, since, until, again))
+        out["rpc"] = asdict(
+            rpc_figures(
+                calls,
+                executed,
+                since,
+                until,
+                again,
+                rpc.get("deliveries", ()),
+                rpc.get("runs", ()),
+            )
+        )
     if "db" in samples:
         db = samples["db"]
         if db.get("read_back") is False:  # never "lost": unknown, and said so

@@ -59,14 +59,25 @@ def _rpc(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) -
     executed: Counter[int] = Counter()
     redelivered: Counter[int] = Counter()
     calls: list[tuple[float, float, int, bool, str]] = []
-    out["rpc"] = {"calls": calls, "executed": executed, "redelivered": redelivered}
-    _record_redeliveries(redelivered)
+    #: every delivery the RPC server's listener got: (seq, time, redelivered, broker, message
+    #: id), and every execution: (seq, time) -- a call run twice explains itself with them
+    deliveries: list[tuple[int, float, bool, str, str]] = []
+    runs: list[tuple[int, float]] = []
+    out["rpc"] = {
+        "calls": calls,
+        "executed": executed,
+        "redelivered": redelivered,
+        "deliveries": deliveries,
+        "runs": runs,
+    }
+    _record_deliveries(redelivered, deliveries)
 
     class Endpoint:
         target = om.Target(version="1.0")
 
         def work(self, ctxt: Any, seq: int) -> int:
             executed[seq] += 1
+            runs.append((seq, time.time()))
             return seq
 
     # separate transports: the server's and the callers' connections fail independently
@@ -114,12 +125,15 @@ def _rpc(args: argparse.Namespace, stop: threading.Event, out: dict[str, Any]) -
     return [close]
 
 
-def _record_redeliveries(redelivered: Counter[int]) -> None:
-    """Count, per call, the deliveries the broker flagged ``redelivered``: a message it had
-    handed to a consumer and took back unacknowledged (AMQP's at-least-once). oslo.messaging
-    hides the flag from endpoints, so the RPC listener's consumer callback is wrapped: the
-    evidence that tells a call run twice because an acknowledgement was lost with its
-    connection from one run twice for any other reason (a publish sent twice)."""
+def _record_deliveries(
+    redelivered: Counter[int], deliveries: list[tuple[int, float, bool, str, str]]
+) -> None:
+    """Record each delivery to the RPC server's listener, and count per call those the
+    broker flagged ``redelivered``: a message it had handed to a consumer and took back
+    unacknowledged (AMQP's at-least-once). oslo.messaging hides the flag and the broker from
+    endpoints, so the listener's consumer callback is wrapped: the evidence that tells a call
+    run twice because an acknowledgement was lost with its connection from one run twice for
+    any other reason (a publish sent twice)."""
     listener = amqpdriver.RpcAMQPListener
     if getattr(listener, "_hactl_recording", False):
         return
@@ -128,9 +142,15 @@ def _record_redeliveries(redelivered: Counter[int]) -> None:
     def recording(self: Any, message: Any) -> None:
         raw = getattr(message, "_raw_message", None)
         info = getattr(raw, "delivery_info", None) or {}
-        seq = (message.get("args") or {}).get("seq") if isinstance(message, dict) else None
-        if info.get("redelivered") and isinstance(seq, int):
-            redelivered[seq] += 1
+        body = message if isinstance(message, dict) else {}
+        seq = (body.get("args") or {}).get("seq")
+        if isinstance(seq, int):
+            again = bool(info.get("redelivered"))
+            if again:
+                redelivered[seq] += 1
+            kombu = getattr(getattr(self, "conn", None), "connection", None)
+            broker = str(getattr(kombu, "host", "") or "")
+            deliveries.append((seq, time.time(), again, broker, str(body.get("_unique_id", ""))))
         consume(self, message)
 
     listener.__call__ = recording  # lab instrumentation only (oslo.messaging is untyped)
