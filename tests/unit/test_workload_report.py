@@ -39,7 +39,7 @@ def test_a_call_run_twice_is_told_apart_by_the_brokers_redelivery() -> None:
     executed = {1: 2, 2: 2, 3: 1}
     deliveries = [(2, 1.25, False, "b1:5672", "u2"), (2, 9.5, True, "b2:5672", "u2")]
     f = rpc_figures(calls, executed, 0.0, 12.0, {2: 1, 3: 1}, deliveries, [(2, 1.26), (2, 9.51)])
-    assert (f.executed_twice, f.twice_redelivered) == (2, 1)
+    assert (f.executed_twice, f.twice_redelivered, f.deliveries_seen) == (2, 1, 2)
     assert f.twice_detail[1] == (
         "seq 2: called 1.20-11.20 timeout; delivered 1.25 from b1:5672 id u2, "
         "9.50 redelivered from b2:5672 id u2; run 1.26, 9.51"

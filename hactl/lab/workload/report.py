@@ -57,6 +57,9 @@ class RpcFigures:
     #: per call run twice (at most 5): its call, its deliveries (time from the window's start,
     #: flagged or not, by which broker, the message id) and its executions
     twice_detail: list[str] = field(default_factory=list)
+    #: deliveries to the RPC server recorded in the window (about one per call: the record of
+    #: deliveries works)
+    deliveries_seen: int = 0
 
 
 def rpc_figures(
@@ -87,6 +90,7 @@ def rpc_figures(
         errors=errors,
         twice_redelivered=sum(1 for s in seqs if executed.get(s, 0) > 1 and again.get(s, 0) > 0),
         twice_detail=_twice_detail(inside, executed, deliveries, runs, since),
+        deliveries_seen=sum(1 for d in deliveries if since <= d[1] <= until),
     )
 
 
