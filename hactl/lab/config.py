@@ -175,10 +175,7 @@ def minion_yaml(
         f"  vrrp: {{fifo: {run}/keepalived.fifo, pidfile: {run}/keepalived.pid, interval: 1, "
         "instances: "
         f"{{{VI_INTERNAL}: {{vips: [{net.vip(0)}]}}, {VI_EXTERNAL}: {{vips: [{net.vip(1)}]}}}}}}",
-        # the brokers' direct clients on this node (oslo.messaging lists every broker) ended
-        # when this HAProxy marks one DOWN (minion/server_release.py), as docs/deploy.md says
-        f"  haproxy: {{socket: {run}/haproxy.sock, interval: 0.5, "
-        "release_down: [rabbitmq, rabbitmq_tls]}",
+        f"  haproxy: {{socket: {run}/haproxy.sock, interval: 0.5}}",
         f"  service: {{endpoints: [{endpoints}], interval: 2}}",
     ]
     if "galera" in components:

@@ -11,7 +11,7 @@ from hactl.minion.beacons.haproxy import HaproxyBeacon
 from hactl.minion.beacons.rabbitmq import RabbitmqBeacon
 from hactl.minion.beacons.service import ServiceBeacon
 from hactl.minion.beacons.vrrp import VrrpBeacon
-from hactl.schema import Field, SchemaError, check
+from hactl.schema import Field, check
 
 BeaconFactory = Callable[[BeaconContext], Beacon]
 
@@ -53,17 +53,7 @@ OPTIONS: dict[str, tuple[Field, ...]] = {
             doc="keepalived's pid file: a state unknown at start is asked of keepalived",
         ),
     ),
-    "haproxy": (
-        Field("socket", (str,)),
-        _interval(1.0),
-        Field(
-            "release_down",
-            (list,),
-            required=False,
-            default=[],
-            doc="backends whose servers' direct clients here are ended when marked DOWN",
-        ),
-    ),
+    "haproxy": (Field("socket", (str,)), _interval(1.0)),
     "service": (
         Field("endpoints", (list,), required=False, default=[]),
         Field("ca", (str,), False, "", doc="CA file of the https endpoints (default the system's)"),
@@ -101,18 +91,10 @@ OPTIONS: dict[str, tuple[Field, ...]] = {
 }
 
 
-#: list options whose items must be of one type (hactl/schema.py checks the list itself)
-ITEMS: dict[tuple[str, str], type] = {("haproxy", "release_down"): str}
-
-
 def context(minion_id: str, name: str, options: Mapping[str, Any]) -> BeaconContext:
     """Beacon ``name``'s context: its options checked, defaults filled in (SchemaError when
     they do not fit)."""
-    checked = check(f"beacons.{name}", OPTIONS[name], options)
-    for (beacon, key), kind in ITEMS.items():
-        if beacon == name and not all(isinstance(v, kind) for v in checked.get(key) or []):
-            raise SchemaError(f"beacons.{name}", key, f"must be a list of {kind.__name__}")
-    return BeaconContext(minion_id, checked)
+    return BeaconContext(minion_id, check(f"beacons.{name}", OPTIONS[name], options))
 
 
 __all__ = ["OPTIONS", "REGISTRY", "Beacon", "BeaconContext", "BeaconFactory", "context"]

@@ -1,8 +1,6 @@
 """The ``haproxy`` beacon: every backend and server from the admin socket's ``show stat``.
 
-Options: ``socket`` (admin stats socket path, required), ``interval`` (default 1 s),
-``release_down`` (backends whose servers' direct clients on this node are ended when this
-HAProxy marks the server DOWN: server_release.py; default none).
+Options: ``socket`` (admin stats socket path, required), ``interval`` (default 1 s).
 Transitional statuses (``UP 1/2`` while a server is failing its checks) are folded into the
 settled one, so a server going down yields one change (UP -> DOWN), not two; so is the reason
 HAProxy appends (``DRAIN (agent)``, ``MAINT (via)``, ``DOWN (agent)``): rules compare ``status``
@@ -24,7 +22,6 @@ from typing import Any
 
 from hactl.minion.admin_socket import admin_command
 from hactl.minion.beacons.base import BeaconContext, Item, Snapshot
-from hactl.minion.server_release import ServerRelease
 
 _SETTLED = re.compile(
     r"^(UP|DOWN|NOLB|MAINT|DRAIN)(?:\s+\((?:agent|via|resolution)\))?(?:\s+\d+/\d+)?$"
@@ -118,11 +115,6 @@ class HaproxyBeacon:
     def __init__(self, ctx: BeaconContext) -> None:
         self.socket = str(ctx.options["socket"])
         self.interval = float(ctx.options["interval"])
-        backends = list(ctx.options.get("release_down") or [])
-        #: this node's own clients of a server of these backends ended when it goes DOWN
-        #: (server_release.py)
-        self.release = ServerRelease(backends) if backends else None
-        self._previous: Snapshot | None = None
 
     async def poll(self) -> Snapshot:
         """Current backends and servers, or a ``_haproxy`` item saying why there are none."""
@@ -139,9 +131,6 @@ class HaproxyBeacon:
             if item["server"] != "BACKEND":
                 item["admin"] = admin.get(name)
         items[DAEMON_ITEM] = {"running": True, "error": ""}
-        if self.release is not None:
-            await self.release.observe(self._previous, items)
-        self._previous = items
         return items
 
     async def close(self) -> None:
