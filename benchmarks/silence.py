@@ -56,7 +56,7 @@ def main() -> int:
             for i in range(1 if seconds == 14.0 else args.runs):
                 wait_baseline(lab, 240)
                 try:
-                    f = holder_silence(lab, seconds, restart)
+                    f = holder_silence(lab, seconds, restart, leaders=True)
                 except LabError as exc:  # a run whose clients could not be read: said, counted
                     errors.setdefault(key, []).append(str(exc)[:300])
                     print(f"{key} {i + 1}: FAILED {exc}"[:400], file=sys.stderr, flush=True)

@@ -10,13 +10,17 @@ and without the restart. Figures are reported, not asserted (a shared, noisy mac
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from hactl.lab import bus as lab_bus
+from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.lab.baseline import deviations
+from hactl.lab.net import exec_argv
 from hactl.lab.workload import Workload, prepare
 from tests.lab.conftest import report
 from tests.lab.helpers import (
@@ -48,11 +52,41 @@ def _all_up(lab: L.Lab, late: dict[str, tuple[float, str]]) -> bool:
     return ok
 
 
-def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str, Any]:
+def leaders_on(lab: L.Lab, holder: str, asked: str) -> list[str]:
+    """The workload's quorum queues (its RPC topic queues and the callers' reply queues) whose
+    leader is ``holder``'s broker, as ``asked``'s broker lists them (rabbitmqctl in its
+    namespace); ``["?"]`` when it could not say."""
+    argv = ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", f"rabbit@{asked}", "-q", "list_queues"]
+    argv += ["name", "leader", "--formatter", "json"]
+    try:
+        res = subprocess.run(
+            exec_argv(lab.net, asked, argv),
+            env=d.rabbit_env(lab.dir, asked, lab.net.address(asked)),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        rows = json.loads(res.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return ["?"]
+    return sorted(
+        str(r.get("name"))
+        for r in rows
+        if str(r.get("leader")) == f"rabbit@{holder}"
+        and ("hactl-workload" in str(r.get("name")) or str(r.get("name")).startswith("reply_"))
+    )
+
+
+def holder_silence(
+    lab: L.Lab, seconds: float, restart_master: bool, leaders: bool = False
+) -> dict[str, Any]:
     """Cut the internal VIP's holder off for ``seconds`` (link off the bridge, carrier up),
     heal it, optionally restart the master at once; the figures: what was taken out of the
     healthy nodes, seconds from the heal until every server is UP everywhere and until the
-    whole baseline holds, and the reconciler's corrections after the heal."""
+    whole baseline holds, and the reconciler's corrections after the heal. ``leaders``: also
+    which of the workload's quorum queues the holder's broker led at the cut (a benchmark's
+    question: rabbitmqctl takes seconds)."""
     vip = lab.net.vip(0)
     wait_until(lambda: len(L.holders(lab)[vip]) == 1, 20, "one VIP holder")
     holder = L.holders(lab)[vip][0]
@@ -68,6 +102,7 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
         DrainWatch(lab, healthy) as watch,
     ):
         time.sleep(2.0)
+        led = leaders_on(lab, holder, healthy[0]) if leaders else None
         wall_cut = time.time()
         t_cut = time.monotonic()
         lab_bus.set_link(lab, holder, attached=False)
@@ -121,6 +156,7 @@ def holder_silence(lab: L.Lab, seconds: float, restart_master: bool) -> dict[str
         "corrections_after_heal": [f"{e.data.get('key')}->{e.data.get('to')}" for e in after],
         "clients": clients,
         "client_node": client_node,
+        "leaders_on_holder": led,
         # the client node's minion ending its connections to the VIP when it moved
         "clients_moved": [f"{e['why']}: {e['connections']} ended {e.get('ports')}" for e in moved],
         "clients_ended_at_first_move": moved[0]["connections"] if moved else None,
@@ -134,7 +170,13 @@ def line(f: dict[str, Any]) -> str:
     )
     return (
         f"silence: VIP holder {f['holder']} cut {f['seconds']:g} s{restart}: "
-        f"{clients_line(f['clients'])} (on {f['client_node']}; its minion moved them: "
+        f"{clients_line(f['clients'])} (on {f['client_node']}"
+        + (
+            f"; queues led by the holder at the cut: {', '.join(f['leaders_on_holder']) or 'none'}"
+            if f.get("leaders_on_holder") is not None
+            else ""
+        )
+        + "; its minion moved them: "
         f"{'; '.join(f['clients_moved']) or 'never'}); "
         f"{len(f['healthy_taken_out'])} API server(s) of healthy nodes taken out "
         f"({f['samples']} samples); every server UP {f['all_up_after_heal_s']:.1f} s "
