@@ -219,6 +219,23 @@ def rabbit_env(lab: Path, node: str, address: str) -> dict[str, str]:
     }
 
 
+def rabbitmqctl(
+    lab: Path, net: LabNet, node: str, *args: str, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """``rabbitmqctl ARGS`` to ``node``'s broker, from inside its namespace with its own
+    environment (never from the root namespace: an epmd would be left there); the caller
+    judges the result."""
+    ctl = ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", f"rabbit@{node}", *args]
+    return subprocess.run(
+        exec_argv(net, node, ctl),
+        env=rabbit_env(lab, node, net.address(node)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def rabbit_prepare(lab: Path, node: str) -> None:
     """The folders the rabbitmq-server package makes on a real controller (/var/lib/rabbitmq,
     its log folder) and its empty env file. The cookie and the plugins are the states'

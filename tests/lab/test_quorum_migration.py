@@ -7,7 +7,6 @@ exchanges), then on the new one with quorum queues."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.lab.config import paths, site_etc
-from hactl.lab.net import exec_argv
 from hactl.lab.workload import Workload, prepare
 from tests.lab.conftest import report
 from tests.lab.helpers import hactl
@@ -26,16 +24,7 @@ LEGACY, NEW = "legacy", "openstack"
 
 def _ctl(lab: L.Lab, *args: str) -> str:
     """rabbitmqctl against the first node's broker, from inside its namespace."""
-    node = lab.net.nodes[0]
-    argv = ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", f"rabbit@{node}", "-q", *args]
-    res = subprocess.run(
-        exec_argv(lab.net, node, argv),
-        env=d.rabbit_env(lab.dir, node, lab.net.address(node)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    res = d.rabbitmqctl(lab.dir, lab.net, lab.net.nodes[0], "-q", *args)
     assert res.returncode == 0, f"rabbitmqctl {' '.join(args)}: {res.stderr[-500:]}"
     return res.stdout
 

@@ -21,7 +21,6 @@ from hactl.data import states_dir
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.lab.config import site_etc
-from hactl.lab.net import exec_argv
 from hactl.lab.workload import Workload, prepare
 from tests.lab.conftest import report
 from tests.lab.helpers import (
@@ -270,16 +269,7 @@ def test_a_broker_left_on_the_minority_side_is_restarted_and_back(lab: L.Lab) ->
 
 def _rabbitmqctl(lab: L.Lab, node: str, *args: str) -> None:
     """One rabbitmqctl command to ``node``'s broker, from inside its namespace."""
-    env = d.rabbit_env(lab.dir, node, lab.net.address(node))
-    ctl = ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", f"rabbit@{node}", *args]
-    res = subprocess.run(
-        exec_argv(lab.net, node, ctl),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    res = d.rabbitmqctl(lab.dir, lab.net, node, *args)
     assert res.returncode == 0, f"rabbitmqctl {' '.join(args)}: {res.stderr[-500:]}"
 
 

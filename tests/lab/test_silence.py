@@ -20,7 +20,6 @@ from hactl.lab import bus as lab_bus
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
 from hactl.lab.baseline import deviations
-from hactl.lab.net import exec_argv
 from hactl.lab.workload import Workload, prepare
 from tests.lab.conftest import report
 from tests.lab.helpers import (
@@ -56,19 +55,15 @@ def leaders_on(lab: L.Lab, holder: str, asked: str) -> list[str]:
     """The workload's quorum queues (its RPC topic queues and the callers' reply queues) whose
     leader is ``holder``'s broker, as ``asked``'s broker lists them (rabbitmqctl in its
     namespace); ``["?"]`` when it could not say."""
-    argv = ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", f"rabbit@{asked}", "-q", "list_queues"]
-    argv += ["name", "leader", "--formatter", "json"]
     try:
-        res = subprocess.run(
-            exec_argv(lab.net, asked, argv),
-            env=d.rabbit_env(lab.dir, asked, lab.net.address(asked)),
-            capture_output=True,
-            text=True,
+        res = d.rabbitmqctl(
+            lab.dir, lab.net, asked, "-q", "list_queues", "name", "leader", "--formatter", "json",
             timeout=30,
-            check=True,
-        )
-        rows = json.loads(res.stdout)
+        )  # fmt: skip
+        rows = json.loads(res.stdout) if res.returncode == 0 else None
     except (OSError, subprocess.SubprocessError, ValueError):
+        rows = None
+    if not isinstance(rows, list):
         return ["?"]
     return sorted(
         str(r.get("name"))
