@@ -47,7 +47,9 @@ the headline.
 
 Printed: one table (p50 / p95 / max of the time until the VIP is on another node -- when it
 moved at all: a supervisor may restart HAProxy before keepalived's check notices -- and of the
-longest client gap, failed requests per run) and one JSON line.
+longest client gap, failed requests per run) and one JSON line. A variant whose lab fails
+part way (a master that will not stop, a baseline that never returns) is said ABORTED with the
+reason; its runs so far are still summarized (``aborted`` in the JSON) and the exit code is 1.
 Usage: sudo .venv/bin/python benchmarks/failover.py [--runs N] [--writer-runs N] [--clients]
 [--variants hactl,reactor-stopped,script,galera-defaults] [--faults haproxy,...]
 """
@@ -72,6 +74,7 @@ import pymysql
 
 from benchmarks.failover_faults import FAULTS, REACTOR, SUBNET, reactor, unlimit_rejoins
 from hactl.lab import lab as L
+from hactl.lab.net import LabError
 from hactl.lab.workload import Workload, keystone_options, prepare
 
 #: the real clients' figures (``--clients``), printed before the probes' (the headline)
@@ -168,6 +171,9 @@ def main() -> int:
         return 2
     faults = args.faults.split(",")
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
+    #: a variant whose lab failed part way (a master that would not stop): its runs so far
+    #: are kept and summarized, the reason printed, the other variants still run
+    aborted: dict[str, str] = {}
     for variant in args.variants.split(","):
         # the script-check baseline is about HAProxy; Galera's defaults about the writer
         mine = [f for f in faults if f in BASELINE_FAULTS.get(variant, FAULTS)]
@@ -180,16 +186,21 @@ def main() -> int:
         # a fresh folder the lab creates itself (0755): mysqld must be able to traverse it
         folder = Path(tempfile.mkdtemp(prefix=f"hactl-failover-{variant}-"))
         folder.rmdir()
-        lab = L.up(
-            folder,
-            3,
-            comps,
-            subnet=SUBNET,
-            prefix="hfo",
-            say=lambda _m: None,
-            supervise=True,
-            **VARIANTS[variant],
-        )
+        try:
+            lab = L.up(
+                folder,
+                3,
+                comps,
+                subnet=SUBNET,
+                prefix="hfo",
+                say=lambda _m: None,
+                supervise=True,
+                **VARIANTS[variant],
+            )
+        except LabError as exc:  # L.up tears down what it built before raising
+            aborted[variant] = exc.detail.splitlines()[0]
+            print(f"{variant}: ABORTED, no lab: {aborted[variant]}", flush=True)
+            continue
         try:
             if "galera" in comps:
                 unlimit_rejoins(lab)
@@ -233,6 +244,9 @@ def main() -> int:
                         + " ".join(f"{k}={v:.3f}" for k, v in got.items()),
                         flush=True,
                     )
+        except LabError as exc:
+            aborted[variant] = exc.detail.splitlines()[0]
+            print(f"{variant}: ABORTED, runs so far kept: {aborted[variant]}", flush=True)
         finally:
             L.teardown(lab, say=lambda _m: None)
     print(f"\n{'fault':16} {'variant':15} {'metric':8} {'p50':>7} {'p95':>7} {'max':>7}")
@@ -242,6 +256,8 @@ def main() -> int:
         "baseline_runs": args.baseline_runs or f"{args.runs},{args.writer_runs}",
         "results": {},
     }
+    if aborted:
+        summary["aborted"] = aborted
     for fault, variants in results.items():
         for variant, rows in variants.items():
             for metric, raw in rows.items():
@@ -272,7 +288,7 @@ def main() -> int:
         summary["haproxy_gap_p95_ratio_to_script"] = round(ratio, 3)
         print(f"\nhaproxy kill: p95 longest gap hactl / script-check baseline = {ratio:.2f}")
     print(json.dumps(summary))
-    return 0
+    return 1 if aborted else 0
 
 
 if __name__ == "__main__":
