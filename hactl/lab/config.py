@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hactl.lab.daemons import API_PORTS, rabbit_env
+from hactl.lab.daemons import API_PORTS, RABBITMQ_BIN, rabbit_env
 from hactl.lab.net import LabNet
 
 VI_INTERNAL, VI_EXTERNAL = "VI_INTERNAL", "VI_EXTERNAL"
@@ -205,7 +205,7 @@ def minion_yaml(
         }
         galera += (
             f"rabbitmq: {{node: rabbit@{node}, "
-            "rabbitmqctl: [/usr/lib/rabbitmq/bin/rabbitmqctl], "
+            f"rabbitmqctl: [{RABBITMQ_BIN}/rabbitmqctl], "
             f"env: {json.dumps(renv)}}}\n"
         )
     if "keystone" in components:  # keystone-manage for keystone.db (db_sync, bootstrap)
@@ -358,13 +358,13 @@ def _foreground_services(lab: Path, node: str, address: str, components: set[str
 
         def ctl(tool: str, command: str) -> str:
             """One of RabbitMQ's CLI tools against this node, as a shell word list."""
-            bin_ = f"/usr/lib/rabbitmq/bin/{tool}"
+            bin_ = f"{RABBITMQ_BIN}/{tool}"
             return shlex.join(["env", *pairs, bin_, "-q", "-n", f"rabbit@{node}", command])
 
         out["rabbitmq"] = {
             "start": [
                 *_launch(d / "console.log", env=env),
-                "/usr/lib/rabbitmq/bin/rabbitmq-server",
+                f"{RABBITMQ_BIN}/rabbitmq-server",
             ],
             "pidfile": str(d / "rabbit.pid"),
             # its Erlang VM (a rabbitmqctl's VM has no `-s rabbit boot`); one per namespace

@@ -20,6 +20,8 @@ from hactl.lab.net import LabError, LabNet, exec_argv
 from hactl.minion.admin_socket import admin_command_blocking
 from hactl.minion.beacons.haproxy import parse_show_stat
 
+#: where Debian's rabbitmq-server package keeps its tools (the server, rabbitmqctl, -upgrade)
+RABBITMQ_BIN = "/usr/lib/rabbitmq/bin"
 API_PORTS = (5000, 35357, 9292, 9191, 8774, 8775, 6080, 9696, 8776, 8004, 8000, 8080, 80, 443)
 
 
@@ -225,7 +227,7 @@ def rabbitmqctl(
     """``rabbitmqctl ARGS`` to ``node``'s broker, from inside its namespace with its own
     environment (never from the root namespace: an epmd would be left there); the caller
     judges the result."""
-    ctl = ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", f"rabbit@{node}", *args]
+    ctl = [f"{RABBITMQ_BIN}/rabbitmqctl", "-n", f"rabbit@{node}", *args]
     return subprocess.run(
         exec_argv(net, node, ctl),
         env=rabbit_env(lab, node, net.address(node)),

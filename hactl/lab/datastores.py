@@ -14,7 +14,7 @@ from hactl.minion.executors.rabbitmq_member import cluster_nodes
 if TYPE_CHECKING:
     from hactl.lab.model import Lab
 
-RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQ_SERVER = f"{d.RABBITMQ_BIN}/rabbitmq-server"
 
 
 def mount_datadirs(lab: Lab) -> None:
