@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import faulthandler
 import os
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,15 @@ from hactl.metrics import serve as serve_metrics
 from hactl.wire.tags import MASTER_ID
 
 log = get_logger("hactl.master")
+
+#: a stop (SIGTERM) that has not ended the process this long after the signal is stuck: the
+#: stacks of every thread go to stderr and the process exits 1. A clean stop may take up to
+#: ~20 s: running actions get 10 s (hub), the view and leases a few, the bus 7 s (Bus.close).
+#: (A lab master still ran 20 s after SIGTERM once, its log silent; the lab waited 20 s.)
+#: systemd's TimeoutStopSec=45s stays above it, so its SIGKILL never hides the stacks.
+STOP_DEADLINE_S = 30.0
+#: before that, what the event loop still runs is logged (``master_stop_slow``)
+STOP_SLOW_S = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +189,19 @@ async def serve(url: str, auth: ClientAuth, timeout: float, options: MasterOptio
     except BaseException:
         loop.remove_signal_handler(signal.SIGTERM)
         raise
-    loop.add_signal_handler(signal.SIGTERM, hub.stop)
-    if early:
+
+    asked: list[float] = []
+
+    def on_sigterm() -> None:
+        if not asked:
+            asked.append(time.monotonic())
+            log.info("master_stop_asked", reason="SIGTERM")
+            _arm_stop_deadline(loop)
         hub.stop()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    if early:
+        on_sigterm()
     try:
         if options.notify:
             hub.notifier = Notifier(bus, list(options.notify))
@@ -192,3 +213,24 @@ async def serve(url: str, auth: ClientAuth, timeout: float, options: MasterOptio
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
         await bus.close()
+    if asked:  # how long the clean stop took (bounded: STOP_DEADLINE_S)
+        log.info("master_stopped", took_s=round(time.monotonic() - asked[0], 2))
+
+
+def _arm_stop_deadline(loop: asyncio.AbstractEventLoop) -> None:
+    """Bound a stop: the loop's pending tasks are logged at :data:`STOP_SLOW_S` (if the loop
+    still runs), and at :data:`STOP_DEADLINE_S` faulthandler writes every thread's stack to
+    stderr and exits 1 (from its own thread: it works while the loop is blocked, too)."""
+    faulthandler.dump_traceback_later(STOP_DEADLINE_S, exit=True, file=sys.stderr)
+    loop.call_later(STOP_SLOW_S, _log_tasks)
+
+
+def _log_tasks() -> None:
+    """What is left of a stop that takes long: every task with where it waits."""
+    current = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is current:
+            continue
+        frames = task.get_stack(limit=8)
+        where = [f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in frames]
+        log.warning("master_stop_slow", task=task.get_name(), waits_in=where)

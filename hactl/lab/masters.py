@@ -130,8 +130,8 @@ def stop_master(lab: Lab, name: str = "master", sig: int = signal.SIGTERM) -> No
     pid = lab.pids.get(name)
     if pid and d.alive(pid):
         os.kill(pid, sig)
-        try:
-            d.wait_for(lambda: not d.alive(pid), 20, f"{name} stopped")
+        try:  # longer than the master's own bound (STOP_DEADLINE_S): its stacks reach the log
+            d.wait_for(lambda: not d.alive(pid), 40, f"{name} stopped")
         except LabError as exc:  # say what it was doing: its last log lines
             log = lab.dir / f"{name}.log"
             tail = "\n".join(d.read_log(log).splitlines()[-25:]) if log.exists() else ""
