@@ -131,9 +131,17 @@ class Minion:
                 self.release = VipRelease(
                     vips, local_addresses, follow, release=vrrp.release_connections
                 )
+        if self.runners:  # beacon.resync (minion/executors/beacons.py)
+            self.ctx = dataclasses.replace(self.ctx, resync=self.resync)
         self.bus: Bus | None = None
         self.versions: dict[str, str] = {}
         self.commands = 0
+
+    def resync(self) -> list[str]:
+        """Every beacon polls now and reports, change or not; their names."""
+        for runner in self.runners:
+            runner.kick()
+        return [r.beacon.name for r in self.runners]
 
     async def grains(self) -> dict[str, Any]:
         """Facts about this node for heartbeats."""

@@ -14,6 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+#: the command that asks a minion for a full report of every beacon now (no arguments): a
+#: master that starts asks each node it knows, so no decision rests on the view it read back
+#: from KV for longer than a poll (the reports with no change come every ``resync_interval``
+#: otherwise: 30 s)
+RESYNC: Final = "beacon.resync"
+
 #: a list of strings (VIPs, RabbitMQ members, ...)
 STRS: Final = "list[str]"
 _S, _I, _B, _NONE = (str,), (int,), (bool,), (type(None),)

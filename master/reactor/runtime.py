@@ -59,12 +59,14 @@ from hactl.master.reactor.view.cluster import ClusterView
 from hactl.master.reactor.view.watch import Watch
 from hactl.master.singletons.manager import SingletonManager
 from hactl.master.singletons.placement import vip_holders
+from hactl.wire.beacons import RESYNC
 from hactl.wire.envelope import decode
 from hactl.wire.maint import Maintenance, parse_records
 
 log = get_logger("hactl.reactor")
 CONSUMER = REACTOR_CONSUMER
 APPROVAL_TTL = 7 * 86_400.0  # questions and answers are kept a week (the audit stream: longer)
+RESYNC_TIMEOUT = 3.0  # a node's answer to beacon.resync (its reports follow on the stream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,8 @@ class ReactorRuntime:
         ]
         await self.bus.subscribe("hactl/minion/*/heartbeat", self.watch.heard_live)
         await self._subscribe()
+        if self.view.nodes:  # what it read back from KV: have every node report it again now
+            self._tasks.append(asyncio.create_task(self._ask_resync(), name="beacon-resync"))
         log.info(
             "reactor_started",
             rules=len(rules),
@@ -222,6 +226,25 @@ class ReactorRuntime:
         self._progress.add(keep)
         keep.add_done_callback(self._progress.discard)
 
+    async def _ask_resync(self) -> None:
+        """``beacon.resync`` to every node of the restored view, at once: the view read back
+        from KV may be older than the nodes (a report the last master folded in but could
+        not store), and their next report with no change may be ``resync_interval`` away.
+        A node that does not answer (down, cut off, an older minion) is named, nothing more:
+        its view stays restored and its reports come when they come."""
+        nodes = sorted(self.view.nodes)
+
+        async def ask(node: str) -> str:
+            try:
+                reply = await self.effects.request(node, RESYNC, {}, RESYNC_TIMEOUT)
+            except HactlError as exc:
+                return str(exc)[:200]
+            return "" if reply.ok else reply.error_message[:200]
+
+        errors = await asyncio.gather(*(ask(n) for n in nodes))
+        failed = {n: e for n, e in zip(nodes, errors, strict=True) if e}
+        log.info("beacon_resync_asked", nodes=len(nodes), failed=failed)
+
     def _trust(self) -> str:
         """Why this master may not take anything out now ('' when it may): the liveness
         verdict's own test -- its consumer silent, a backlog arriving, every minion silent."""
@@ -263,7 +286,8 @@ class ReactorRuntime:
                 log.info("jetstream_busy_retrying", what="loading the view", error=exc.detail)
                 await asyncio.sleep(0.5)
         for node, aspect, value, at in entries:
-            self._from_kv(node, aspect, value, at)
+            if self._from_kv(node, aspect, value, at):
+                self.view.restored.add((node, aspect))
 
     def _from_kv(self, node: str, aspect: str, value: Any, at: float | None) -> bool:
         """A stored value into the view, unless the view holds a newer one (another master's

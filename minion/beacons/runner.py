@@ -34,6 +34,8 @@ class BeaconRunner:
         self.polled_at = 0.0  # monotonic time of the last poll (the health agent's freshness)
         self.polls = 0
         self.errors = 0
+        self._force = False  # the next poll reports even without a change (kick)
+        self._kick = asyncio.Event()
 
     async def _snapshot(self) -> Snapshot:
         try:
@@ -51,26 +53,33 @@ class BeaconRunner:
         changes = diff(self.last, snap, self.beacon.significant)
         first = self.last is None
         self.last = snap
-        if first or changes or now - last_sent >= self.resync_interval:
+        forced, self._force = self._force, False
+        if first or changes or forced or now - last_sent >= self.resync_interval:
             self.emit(
                 new_event(self.tag, self.minion_id, event_data(snap, changes, resync=not changes))
             )
             return now
         return last_sent
 
-    async def run(self) -> None:
-        """Poll forever at the beacon's interval, or at once when it signals a wakeup."""
+    def kick(self) -> None:
+        """Poll now and report, change or not (``beacon.resync``: a master that starts)."""
+        self._force = True
+        self._wakeup().set()
+
+    def _wakeup(self) -> asyncio.Event:
         wakeup: asyncio.Event | None = getattr(self.beacon, "wakeup", None)
+        return wakeup if wakeup is not None else self._kick
+
+    async def run(self) -> None:
+        """Poll forever at the beacon's interval, or at once when it signals a wakeup (or
+        is kicked)."""
+        wakeup = self._wakeup()
         last_sent = 0.0
         try:
             while True:
-                if wakeup is not None:
-                    wakeup.clear()
+                wakeup.clear()
                 last_sent = await self.step(time.monotonic(), last_sent)
-                if wakeup is None:
-                    await asyncio.sleep(self.beacon.interval)
-                else:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wakeup.wait(), self.beacon.interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), self.beacon.interval)
         finally:
             await self.beacon.close()

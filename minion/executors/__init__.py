@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hactl.log import get_logger
 from hactl.minion.executors.base import CommandRefused, ExecContext, Executor, validate_args
+from hactl.minion.executors.beacons import BEACON_RESYNC
 from hactl.minion.executors.files import FILE_APPLY
 from hactl.minion.executors.galera import GALERA_BOOTSTRAP, GALERA_POSITION, GALERA_START
 from hactl.minion.executors.rabbitmq import RABBITMQ_FORGET_NODE
@@ -34,6 +35,7 @@ REGISTRY: dict[str, Executor] = {
         STATE_APPLY,
         VRRP_YIELD,
         VRRP_ANNOUNCE,
+        BEACON_RESYNC,
     )
 }
 

@@ -220,6 +220,8 @@ class ExecContext:
     planned: PlannedWork = field(default_factory=PlannedWork)
     #: the supervisor (``supervision.cleanup``); None when minion.yaml supervises nothing
     supervision: SupervisionControl | None = None
+    #: polls every beacon now and has each report (``beacon.resync``); the beacons' names
+    resync: Callable[[], list[str]] | None = None
 
 
 Body = Callable[[ExecContext, dict[str, Any]], Awaitable[dict[str, Any]]]

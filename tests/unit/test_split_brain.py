@@ -151,6 +151,48 @@ def test_policy_maintenance_and_untrusted_facts_hold_the_yield() -> None:
     assert y.held == "untrusted: consumer silent 20 s"
 
 
+def test_a_holder_known_only_from_the_restored_view_starts_no_yield() -> None:
+    """A restarted master read ctl1 as MASTER from KV, while ctl1 has been yielding since (a
+    report its predecessor could not store): no new yield on that record; once ctl1 reports
+    (the resync), the real state decides -- it keeps yielding, or a real split makes it
+    yield."""
+    view = split_view()
+    view.restored.add(("ctl1", "vrrp"))
+    assert split_brain(view.nodes, as_of=view.as_of, restored=view.restored) == []
+    view.update(vrrp("ctl1", "FAULT", 150, yielded=True))  # its report after the resync
+    assert ("ctl1", "vrrp") not in view.restored
+    [y] = split_brain(view.nodes, as_of=view.as_of, restored=view.restored)
+    assert (y.node, y.want, y.yielded) == ("ctl1", True, True) and "keeps yielding" in y.fact
+    view = split_view()
+    view.restored.add(("ctl1", "vrrp"))
+    view.update(vrrp("ctl1", "MASTER", 150))  # reported again, unchanged: fresh evidence
+    for n in NODES:
+        beat(view, n)
+    [y] = split_brain(view.nodes, as_of=view.as_of, restored=view.restored)
+    assert (y.node, y.want, y.yielded) == ("ctl2", True, False) and "split brain" in y.fact
+
+
+async def test_a_restarted_reconciler_waits_for_a_report_before_a_yield() -> None:
+    """The reconciler of a master that read a split from KV sends no yield however long the
+    restored record stays unconfirmed, and yields once both holders have reported."""
+    view, bus = split_view(), MemBus()
+    view.restored.add(("ctl2", "vrrp"))
+    rec, _, clock = reconciler(view, bus)
+    for n in NODES:
+        bus.minions[n] = yielder
+    for _ in range(5):
+        await once(rec)
+        clock.t += 2.5
+    assert yields(bus) == []
+    view.update(vrrp("ctl2", "MASTER", 100))
+    for n in NODES:
+        beat(view, n)
+    await once(rec)
+    clock.t += 2.5
+    await once(rec)
+    assert yields(bus) == [("ctl2", 15)]
+
+
 async def test_reconciler_yields_after_the_debounce_and_audits_the_fact() -> None:
     """A split shorter than the debounce (a VIP move) sends nothing; one that lasts makes
     ctl2 yield for the yield TTL, audited with the split as the fact."""

@@ -34,6 +34,7 @@ whose keepalived is under maintenance, and every yield while the master cannot t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,9 +88,13 @@ def split_brain(
     trusted: str = "",
     as_of: Mapping[tuple[str, str], float] | None = None,
     fresh: float = 5.0,
+    restored: AbstractSet[tuple[str, str]] = frozenset(),
 ) -> list[Yield]:
     """Every (node, instance) that should start, keep or end a yield (sorted by key).
-    ``as_of``: when each (node, aspect) was last reported (the view's)."""
+    ``as_of``: when each (node, aspect) was last reported (the view's). ``restored``: the
+    (node, aspect) pairs the master read back from KV at its start and has not heard since: a
+    holder known only from them starts no yield (a restarted master once made a node yield 5
+    times on its predecessor's last record of it while the node had been yielding all along)."""
     as_of = as_of or {}
     seen = {n: _seen(n, a, as_of) for n, a in nodes.items() if heard(a)}
     top = max(seen.values(), default=0.0)
@@ -114,7 +119,9 @@ def split_brain(
             key=_rank,
         )
         newest = max((as_of.get((n, "vrrp"), 0.0) for n, _ in holders), default=0.0)
-        confirmed = [(n, i) for n, i in holders if seen[n] >= newest]
+        confirmed = [
+            (n, i) for n, i in holders if seen[n] >= newest and (n, "vrrp") not in restored
+        ]
         addresses = tuple(str(v) for v in next(iter(items.values())).get("vips") or [])
         vips = ",".join(addresses) or inst
         for node, item in sorted(items.items()):

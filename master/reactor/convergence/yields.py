@@ -66,7 +66,13 @@ class SplitBrains:
         await self._resolve_alert()
         out: list[dict[str, Any]] = []
         seen = set()
-        for y in split_brain(rec.view.nodes, rec.maintenance(), rec.trust(), rec.view.as_of):
+        for y in split_brain(
+            rec.view.nodes,
+            rec.maintenance(),
+            rec.trust(),
+            rec.view.as_of,
+            restored=rec.view.restored,
+        ):
             seen.add(y.key)
             st = self.keys.setdefault(y.key, YieldKey())
             if y.held:

@@ -101,6 +101,10 @@ class ClusterView:
     # (node, aspect) -> (id, tag, time) of the event that last changed its value: what a
     # decision taken on that fact names as its cause (``hactl why`` follows it); not persisted
     cause: dict[tuple[str, str], tuple[str, str, float]] = field(default_factory=dict)
+    # (node, aspect) read back from KV when this master started and not reported since: the
+    # last word of a predecessor, not fresh evidence (a new split-brain yield waits for a
+    # report; master/reactor/convergence/split_brain.py)
+    restored: set[tuple[str, str]] = field(default_factory=set)
 
     # node -> the ids of its most recent events (REPLAY_MEMORY per node): an event is folded
     # in once, by id -- a stored event published again (a replay) is not news
@@ -188,6 +192,7 @@ class ClusterView:
             if not isinstance(items, dict) or self.older(event, now):
                 return []
             key = (node, what)
+            self.restored.discard(key)  # reported now, change or not
             if key in self.as_of or len(self.as_of) < MAX_NODES * len(ASPECTS):
                 self.as_of[key] = event.ts if now is None else now
             if self.nodes.get(node, {}).get(what) == items:
