@@ -98,6 +98,7 @@ class ReactorRuntime:
         self._jobs_sub: Any = None
         self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
         self._progress: set[asyncio.Task[None]] = set()  # in-progress acks of running events
+        self._unsaved: set[tuple[str, str]] = set()  # view values KV did not take (retried)
         self.watch: Watch | None = None  # liveness and clock skew (master/reactor/view/watch.py)
         self.reconciler: Reconciler | None = None
         self.singletons: SingletonManager | None = None  # leases: only with a reconciler
@@ -160,6 +161,7 @@ class ReactorRuntime:
             asyncio.create_task(self._watch_maintenance(), name="maint-watch"),
             asyncio.create_task(self.watch.run(), name="liveness"),
             asyncio.create_task(self._reload_loop(), name="rules-reload"),
+            asyncio.create_task(self._save_unsaved(), name="view-retry"),
         ]
         await self.bus.subscribe("hactl/minion/*/heartbeat", self.watch.heard_live)
         await self._subscribe()
@@ -264,7 +266,31 @@ class ReactorRuntime:
         try:
             await self.store.put(node, aspect, value, self.view.as_of.get((node, aspect)))
         except BusError as exc:
-            log.warning("view_not_saved", node=node, aspect=aspect, error=exc.detail)
+            if (node, aspect) not in self._unsaved:
+                log.warning("view_not_saved", node=node, aspect=aspect, error=exc.detail)
+            self._unsaved.add((node, aspect))
+        else:
+            self._unsaved.discard((node, aspect))
+
+    async def _save_unsaved(self, every: float = 1.0) -> None:
+        """Write again what could not be stored (JetStream busy electing, a connection that
+        broke): the value the view holds now, so other masters and the next one read it.
+        Also called once, bounded, when the master stops."""
+        while True:
+            for node, aspect in sorted(self._unsaved):
+                value = self.view.nodes.get(node, {}).get(aspect)
+                if value is None:
+                    self._unsaved.discard((node, aspect))
+                    continue
+                try:
+                    await self.store.put(node, aspect, value, self.view.as_of.get((node, aspect)))
+                except BusError:
+                    break  # still unavailable: the next round
+                self._unsaved.discard((node, aspect))
+                log.info("view_saved_late", node=node, aspect=aspect)
+            if every <= 0:
+                return
+            await asyncio.sleep(every)
 
     def _bad_value(self, key: str, reason: str) -> None:
         log.warning("view_value_ignored", key=key, reason=reason)
@@ -369,6 +395,11 @@ class ReactorRuntime:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self._unsaved:  # the next master reads what this one knew, if KV takes it now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._save_unsaved(every=0), 3)
+            if self._unsaved:
+                log.warning("view_left_unsaved", keys=sorted(f"{n}.{a}" for n, a in self._unsaved))
         if self.singletons is not None:
             await self.singletons.close()
         if self.reconciler is not None:
