@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pymysql
+
 from benchmarks.vip_clients import AmqpLoop, Writer
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
@@ -133,7 +135,7 @@ def _writer_fault(lab: L.Lab, kind: str) -> dict[str, float]:
     _wait("Galera Synced and UP everywhere", lambda: _galera_ok(lab), 120, 0.2)
     time.sleep(1.0)
     pw = _prepare_writes(lab)
-    d.galera_sql(_sock(lab, _writer(lab)), "DELETE FROM bench.w")
+    _clear_rows(lab)
     victim = _writer(lab)
     pid = lab.daemon_pid(victim, "galera")
     assert pid, f"mariadbd runs on {victim}"
@@ -169,6 +171,30 @@ def _writer_fault(lab: L.Lab, kind: str) -> dict[str, float]:
     # the last write-sets, and a row missing on any node is lost for a client that lands there
     lost = max(sum(1 for i in w.confirmed if i not in _causal_ids(lab, n)) for n in lab.net.nodes)
     return {"write_s": gap, "lost": float(lost), "confirmed": float(len(w.confirmed))}
+
+
+def _clear_rows(lab: L.Lab, wait: float = 90.0) -> None:
+    """Empty the writer's table before a run. A writer that was hung and resumed may still
+    hold row locks of a transaction whose client is gone (seen: 1205 on this DELETE 11 s after
+    a hang run, the node the writer again); say who holds them, once, and wait it out."""
+    deadline, said = time.monotonic() + wait, False
+    while True:
+        node = _writer(lab)
+        try:
+            d.galera_sql(_sock(lab, node), "DELETE FROM bench.w", timeout=15)
+            return
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] not in (1205, 1213) or time.monotonic() > deadline:
+                raise
+            if not said:
+                said = True
+                rows = d.galera_sql(
+                    _sock(lab, node),
+                    "SELECT trx_id, trx_state, trx_started, trx_mysql_thread_id,"
+                    " trx_rows_locked, trx_query FROM information_schema.innodb_trx",
+                )
+                print(f"  rows locked on {node} ({exc.args[1]}): {rows}", flush=True)
+            time.sleep(1.0)
 
 
 def _causal_ids(lab: L.Lab, node: str) -> set[int]:
