@@ -332,6 +332,7 @@ class ReactorRuntime:
         async for node, aspect, value, at in self.store.watch(self._bad_value):
             if not self._from_kv(node, aspect, value, at):
                 continue
+            self.view.restored.discard((node, aspect))  # another master's fresh report
             if self.engine is not None:
                 self.engine.invalidate()
             self._poke()
