@@ -11,6 +11,7 @@ import contextlib
 import os
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,11 +227,20 @@ class Hub:
         notify("STOPPING=1")
         for task in self._tasks:
             task.cancel()
-        await self.quota.stop()
-        if self.notifier is not None:
-            await self.notifier.stop()
+        # every step runs whatever the one before did: a failed step once skipped the
+        # reactor's, and the bus closed under its live consumer (view_not_saved: connection
+        # closed, for deliveries handled after the close). The reactor stops before the
+        # notifier: an alert its last actions raise still goes out.
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [("job quota", self.quota.stop)]
         if self.reactor is not None:
-            await self.reactor.stop()
+            steps.append(("reactor", self.reactor.stop))
+        if self.notifier is not None:
+            steps.append(("notifier", self.notifier.stop))
+        for name, step in steps:
+            try:
+                await step()
+            except Exception:
+                log.exception("master_stop_step_failed", step=name)
 
 
 #: what each path of :meth:`Hub.metrics_snapshot` is on the metrics endpoint (hactl/metrics.py)

@@ -193,8 +193,8 @@ class Notifier:
         """Stop the workers (what is still queued is dropped; it was counted as queued)."""
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for t in self._tasks:  # a worker that died of a bug must not stop the stop
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
 
 
