@@ -58,11 +58,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _item(running: bool) -> dict[str, Any]:
+def _item(running: bool, flips: int) -> dict[str, Any]:
     return {
         "running": running,
         "deaths": 0,
-        "restarts": 0,
+        "restarts": flips,  # which report this is: the view must hold the last one
         "given_up": False,
         "last_error": "",
         "suspended": "",
@@ -75,15 +75,23 @@ class Sims:
 
     names: list[str]
     running: dict[str, bool] = field(default_factory=dict)
+    flips: dict[str, int] = field(default_factory=dict)
     published: int = 0
 
     def report(self, node: str, flip: bool) -> Event:
-        """The node's supervisor beacon event: a flip of its service, or a resync."""
+        """The node's supervisor beacon event: a flip of its service, or a resync. Each flip
+        counts up ``restarts``, so the view's value names the report it came from (an even
+        number of flips ends where it began: the state alone cannot tell)."""
         was = self.running.get(node, True)
         now = not was if flip else was
         self.running[node] = now
+        self.flips[node] = self.flips.get(node, 0) + int(flip)
         changes = [{"item": SERVICE, "field": "running", "value": now, "prev": was}] if flip else []
-        data = {"items": {SERVICE: _item(now)}, "changes": changes, "resync": not flip}
+        data = {
+            "items": {SERVICE: _item(now, self.flips[node])},
+            "changes": changes,
+            "resync": not flip,
+        }
         return new_event(f"hactl/beacon/{node}/supervisor", node, data)
 
 
@@ -155,13 +163,13 @@ def _passes(metrics: str) -> float:
 
 
 async def _view_behind(bus: Bus, sims: Sims) -> int:
-    """Minions whose stored view is not their last state."""
+    """Minions whose stored view is not their last report."""
     entries = await ViewStore(bus).load(lambda key, why: None)
     stored = {n: v for n, a, v, _ in entries if a == "supervisor"}
     return sum(
         1
-        for node, running in sims.running.items()
-        if (stored.get(node) or {}).get(SERVICE, {}).get("running") != running
+        for node, flips in sims.flips.items()
+        if (stored.get(node) or {}).get(SERVICE, {}).get("restarts") != flips
     )
 
 

@@ -617,3 +617,53 @@ async def test_a_recovery_whose_master_died_after_taking_the_lease_is_resumed() 
         boots = [t for t, c, _ in bus.requests if c == "galera.bootstrap"]
         assert boots == (["ctl1"] if resumed else []), named
         assert len(bus.audit("done" if resumed else "failed")) == 1
+
+
+async def test_cluster_facts_are_computed_only_when_a_rule_reads_them() -> None:
+    """A rule whose condition tests only the event never makes the engine walk the view
+    (1,000 nodes made every such event pay for it); a rule that reads ``cluster`` gets the
+    same facts as before, computed once per change of the view; a fact that cannot be
+    computed fails only the rule that reads it."""
+    rules = parse_rules(
+        yamlsrc.load(
+            """
+- name: event-only
+  on: hactl/beacon/*/supervisor
+  when: event.changed.given_up.to == true
+  do: [{event.fire: {tag: hactl/event/a/x, data: {}}}]
+- name: reads-cluster
+  on: hactl/beacon/*/galera
+  when: event.node in cluster.galera.members
+  do: [{event.fire: {tag: hactl/event/b/x, data: {}}}]
+""",
+            "inline.yaml",
+        ),
+        REGISTRY,
+    )
+    bus = MemBus()
+    eng = Engine(rules, bus)
+    walks: list[int] = []
+    real = eng.view.facts
+
+    def counted() -> dict[str, Any]:
+        walks.append(1)
+        return real()
+
+    eng.view.facts = counted  # type: ignore[method-assign]  # counts, then calls it
+    flap = {"haproxy": {"running": False, "given_up": True}}
+    change = [{"item": "haproxy", "field": "given_up", "value": True, "prev": False}]
+    await eng.handle(beacon("ctl1", "supervisor", flap, change))
+    assert walks == [] and [e.tag for e, _ in bus.published if "event/a" in e.tag]
+    await eng.handle(galera("ctl2", synced=True))
+    assert walks == [1] and [e.tag for e, _ in bus.published if "event/b" in e.tag]
+
+    def broken() -> dict[str, Any]:
+        raise ValueError("a fact that cannot be computed")
+
+    eng.view.facts = broken  # type: ignore[method-assign]  # the failure path
+    eng.invalidate()
+    await eng.handle(beacon("ctl3", "supervisor", flap, change))
+    await eng.handle(galera("ctl3", synced=False, prev=True))
+    failed = [e for e, _ in bus.published if e.tag.endswith("reads-cluster/failed")]
+    assert len(failed) == 1 and "a fact that cannot be computed" in str(failed[0].data)
+    assert len([e for e, _ in bus.published if "event/a" in e.tag]) == 2

@@ -36,7 +36,7 @@ from hactl.master.reactor.rules.approvals import Approvals
 from hactl.master.reactor.rules.interest import Interest
 from hactl.master.reactor.rules.rule import ExpressionError, Rule, environment
 from hactl.master.reactor.rules.templating import Templates
-from hactl.master.reactor.rules.vocabulary import event_view
+from hactl.master.reactor.rules.vocabulary import LazyFacts, event_view
 from hactl.master.reactor.view.cluster import ClusterView
 from hactl.metrics import Hist
 from hactl.wire.approvals import Approval
@@ -195,7 +195,7 @@ class Engine:
         await self._audit(rule, "suppressed", event, {"reason": "stale", "detail": why})
 
     def _context(self, event: Event) -> dict[str, Any]:
-        return {**self._globals, "event": event_view(event), "cluster": self.facts()}
+        return {**self._globals, "event": event_view(event), "cluster": LazyFacts(self.facts)}
 
     def _prune(self) -> None:
         """Per-key state is bounded: past MAX_KEYS, keys with nothing pending and no recent

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,3 +61,32 @@ def _changes(raw: Any) -> list[dict[str, Any]]:
         {"item": c.get("item"), "field": c["field"], "from": c.get("prev"), "to": c.get("value")}
         for c in ok
     ]
+
+
+class LazyFacts(Mapping[str, Any]):
+    """A rule's ``cluster``, computed the first time a rule reads it. The facts walk every
+    node of the view; most conditions test only ``event`` (a supervisor flap, a changed
+    field), and a 1,000-node view made every such event pay for the walk
+    (benchmarks/storm.py). Reads like the dict it stands for: ``cluster.galera.primary``
+    and ``cluster['vips']`` alike; an error computing them is raised where a rule reads them
+    (that rule's condition fails, not the others')."""
+
+    __slots__ = ("_compute", "_value")
+
+    def __init__(self, compute: Callable[[], Mapping[str, Any]]) -> None:
+        self._compute = compute
+        self._value: Mapping[str, Any] | None = None
+
+    def _facts(self) -> Mapping[str, Any]:
+        if self._value is None:
+            self._value = self._compute()
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._facts()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._facts())
+
+    def __len__(self) -> int:
+        return len(self._facts())
