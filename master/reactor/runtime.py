@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from hactl.master.reactor.rules.engine import Engine
 from hactl.master.reactor.rules.rule import Rule, load_rules
 from hactl.master.reactor.view.cluster import ClusterView
 from hactl.master.reactor.view.watch import Watch
+from hactl.master.reactor.view.writer import ViewWriter
 from hactl.master.singletons.manager import SingletonManager
 from hactl.master.singletons.placement import vip_holders
 from hactl.wire.beacons import RESYNC
@@ -65,6 +67,10 @@ from hactl.wire.maint import Maintenance, parse_records
 
 log = get_logger("hactl.reactor")
 CONSUMER = REACTOR_CONSUMER
+#: the view writes an event caused while it is being handled: its ack waits for them
+_EVENT_WRITES: ContextVar[list[asyncio.Future[None]] | None] = ContextVar(
+    "hactl_event_writes", default=None
+)
 APPROVAL_TTL = 7 * 86_400.0  # questions and answers are kept a week (the audit stream: longer)
 RESYNC_TIMEOUT = 3.0  # a node's answer to beacon.resync (its reports follow on the stream)
 
@@ -98,7 +104,6 @@ class ReactorRuntime:
         self._jobs_sub: Any = None
         self.skipped = 0  # deliveries acked unread (no rule and no view needs them)
         self._progress: set[asyncio.Task[None]] = set()  # in-progress acks of running events
-        self._unsaved: set[tuple[str, str]] = set()  # view values KV did not take (retried)
         self.watch: Watch | None = None  # liveness and clock skew (master/reactor/view/watch.py)
         self.reconciler: Reconciler | None = None
         self.singletons: SingletonManager | None = None  # leases: only with a reconciler
@@ -119,6 +124,7 @@ class ReactorRuntime:
         self._rules_stamp = self._stamp()
         r = self.options.replicas
         self.store = await ViewStore(self.bus).open(replicas=r)
+        self.writer = ViewWriter(self.store, self.view)  # master/reactor/view/writer.py
         self.maint_kv = await kv_bucket(self.bus, MAINT_BUCKET, replicas=r)
         leases = await kv_bucket(self.bus, LEASE_BUCKET, ttl_s=self.options.lease_ttl, replicas=r)
         locks = await kv_bucket(self.bus, LOCK_BUCKET, ttl_s=LOCK_TTL, replicas=r)
@@ -161,7 +167,7 @@ class ReactorRuntime:
             asyncio.create_task(self._watch_maintenance(), name="maint-watch"),
             asyncio.create_task(self.watch.run(), name="liveness"),
             asyncio.create_task(self._reload_loop(), name="rules-reload"),
-            asyncio.create_task(self._save_unsaved(), name="view-retry"),
+            asyncio.create_task(self.writer.run(), name="view-writer"),
         ]
         await self.bus.subscribe("hactl/minion/*/heartbeat", self.watch.heard_live)
         await self._subscribe()
@@ -202,8 +208,10 @@ class ReactorRuntime:
             return
         if msg.delivered > 1:
             self.engine.counts["redelivered"] = self.engine.counts.get("redelivered", 0) + 1
+        writes: list[asyncio.Future[None]] = []
+        token = _EVENT_WRITES.set(writes)
         try:
-            tasks = await self.engine.handle(event, msg.stored)
+            tasks: list[asyncio.Future[Any]] = [*await self.engine.handle(event, msg.stored)]
             if event.tag.startswith("hactl/minion/") and event.tag.endswith(
                 ("/start", "/heartbeat")
             ):
@@ -215,6 +223,9 @@ class ReactorRuntime:
             self.engine.counts["crashed"] = self.engine.counts.get("crashed", 0) + 1
             await (msg.term() if msg.delivered >= 3 else msg.nak(delay=1.0))
             return
+        finally:
+            _EVENT_WRITES.reset(token)
+        tasks += writes  # acknowledged once the view it changed is stored, too
         if not tasks:
             await msg.ack()
             return
@@ -262,35 +273,15 @@ class ReactorRuntime:
             self.reconciler.poke()
 
     async def _persist(self, node: str, aspect: str, value: Any) -> None:
+        """The engine folded a change in: KV gets it from the writer, off the event path;
+        the event's acknowledgement waits for the write (``_on_msg``)."""
         self._poke()
-        try:
-            await self.store.put(node, aspect, value, self.view.as_of.get((node, aspect)))
-        except BusError as exc:
-            if (node, aspect) not in self._unsaved:
-                log.warning("view_not_saved", node=node, aspect=aspect, error=exc.detail)
-            self._unsaved.add((node, aspect))
-        else:
-            self._unsaved.discard((node, aspect))
-
-    async def _save_unsaved(self, every: float = 1.0) -> None:
-        """Write again what could not be stored (JetStream busy electing, a connection that
-        broke): the value the view holds now, so other masters and the next one read it.
-        Also called once, bounded, when the master stops."""
-        while True:
-            for node, aspect in sorted(self._unsaved):
-                value = self.view.nodes.get(node, {}).get(aspect)
-                if value is None:
-                    self._unsaved.discard((node, aspect))
-                    continue
-                try:
-                    await self.store.put(node, aspect, value, self.view.as_of.get((node, aspect)))
-                except BusError:
-                    break  # still unavailable: the next round
-                self._unsaved.discard((node, aspect))
-                log.info("view_saved_late", node=node, aspect=aspect)
-            if every <= 0:
-                return
-            await asyncio.sleep(every)
+        done = self.writer.put(node, aspect)
+        writes = _EVENT_WRITES.get()
+        if writes is not None:
+            writes.append(done)
+        else:  # not from a delivery (none today): wait here instead
+            await done
 
     def _bad_value(self, key: str, reason: str) -> None:
         log.warning("view_value_ignored", key=key, reason=reason)
@@ -396,11 +387,8 @@ class ReactorRuntime:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        if self._unsaved:  # the next master reads what this one knew, if KV takes it now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._save_unsaved(every=0), 3)
-            if self._unsaved:
-                log.warning("view_left_unsaved", keys=sorted(f"{n}.{a}" for n, a in self._unsaved))
+        if getattr(self, "writer", None) is not None and self.writer.dirty:
+            await self.writer.flush(3.0)  # the next master reads what this one knew
         if self.singletons is not None:
             await self.singletons.close()
         if self.reconciler is not None:
