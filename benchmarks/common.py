@@ -8,12 +8,14 @@ as the real ``master`` identity, so the reactor is measured with its production 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from hactl.auth.client import ClientAuth, for_identity
-from hactl.bus.embedded import ServerAuth
+from hactl.bus.embedded import EmbeddedServer, ServerAuth
 from tests.integration.conftest import HARNESS, make_auth_dir
 
 
@@ -42,3 +44,13 @@ def lab_folder(script: str) -> Path | None:
     folder = Path(tempfile.mkdtemp(prefix=f"hactl-{script.removesuffix('.py')}-"))
     folder.rmdir()
     return folder
+
+
+def teardown(master: subprocess.Popen[bytes] | None, server: EmbeddedServer, folder: Path) -> None:
+    """End a benchmark's master (SIGTERM; its stop is bounded at 30 s, decision in
+    master/daemon.py), then its server, then its folder."""
+    if master is not None:
+        master.terminate()
+        master.wait(60)
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import bench_auth, client, env
+from benchmarks.common import bench_auth, client, env, teardown
 from hactl.auth.perms import EVENTS_STREAM, REACTOR_CONSUMER
 from hactl.bus import Bus, StreamSettings, ensure_stream
 from hactl.bus.embedded import EmbeddedServer, ServerAuth, ServerOptions
@@ -206,11 +205,7 @@ def main() -> int:
         )
         return 0 if rss1[1] < RSS_LIMIT_MB else 1
     finally:
-        if master is not None:
-            master.terminate()
-            master.wait(30)
-        server.stop()
-        shutil.rmtree(d, ignore_errors=True)
+        teardown(master, server, d)
 
 
 if __name__ == "__main__":

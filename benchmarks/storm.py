@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import bench_auth, client, env
+from benchmarks.common import bench_auth, client, env, teardown
 from benchmarks.reactor_throughput import cpu_s, rss_mb
 from hactl.auth.perms import REACTOR_CONSUMER
 from hactl.bus import EVENTS_STREAM, Bus, StreamSettings, ensure_stream
@@ -321,11 +320,7 @@ def main() -> int:
             time.sleep(0.5)
         asyncio.run(bench(url, auth, args, (master.pid, server.pid)))
     finally:
-        if master is not None:
-            master.terminate()
-            master.wait(60)
-        server.stop()
-        shutil.rmtree(d, ignore_errors=True)
+        teardown(master, server, d)
     return 0
 
 
