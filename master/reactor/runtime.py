@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,10 +66,6 @@ from hactl.wire.maint import Maintenance, parse_records
 
 log = get_logger("hactl.reactor")
 CONSUMER = REACTOR_CONSUMER
-#: the view writes an event caused while it is being handled: its ack waits for them
-_EVENT_WRITES: ContextVar[list[asyncio.Future[None]] | None] = ContextVar(
-    "hactl_event_writes", default=None
-)
 APPROVAL_TTL = 7 * 86_400.0  # questions and answers are kept a week (the audit stream: longer)
 RESYNC_TIMEOUT = 3.0  # a node's answer to beacon.resync (its reports follow on the stream)
 
@@ -208,10 +203,8 @@ class ReactorRuntime:
             return
         if msg.delivered > 1:
             self.engine.counts["redelivered"] = self.engine.counts.get("redelivered", 0) + 1
-        writes: list[asyncio.Future[None]] = []
-        token = _EVENT_WRITES.set(writes)
-        try:
-            tasks: list[asyncio.Future[Any]] = [*await self.engine.handle(event, msg.stored)]
+        try:  # what the ack waits for: the view's writes and the actions it started
+            tasks = await self.engine.handle(event, msg.stored)
             if event.tag.startswith("hactl/minion/") and event.tag.endswith(
                 ("/start", "/heartbeat")
             ):
@@ -223,9 +216,6 @@ class ReactorRuntime:
             self.engine.counts["crashed"] = self.engine.counts.get("crashed", 0) + 1
             await (msg.term() if msg.delivered >= 3 else msg.nak(delay=1.0))
             return
-        finally:
-            _EVENT_WRITES.reset(token)
-        tasks += writes  # acknowledged once the view it changed is stored, too
         if not tasks:
             await msg.ack()
             return
@@ -272,16 +262,11 @@ class ReactorRuntime:
         if self.reconciler is not None:
             self.reconciler.poke()
 
-    async def _persist(self, node: str, aspect: str, value: Any) -> None:
-        """The engine folded a change in: KV gets it from the writer, off the event path;
-        the event's acknowledgement waits for the write (``_on_msg``)."""
+    def _persist(self, node: str, aspect: str) -> asyncio.Future[None]:
+        """The engine folded a change in: the writer stores it off the event path, and the
+        event's acknowledgement waits for the returned future (``_on_msg``)."""
         self._poke()
-        done = self.writer.put(node, aspect)
-        writes = _EVENT_WRITES.get()
-        if writes is not None:
-            writes.append(done)
-        else:  # not from a delivery (none today): wait here instead
-            await done
+        return self.writer.put(node, aspect)
 
     def _bad_value(self, key: str, reason: str) -> None:
         log.warning("view_value_ignored", key=key, reason=reason)

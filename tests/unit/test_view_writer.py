@@ -85,3 +85,21 @@ async def test_a_stop_flushes_what_is_dirty_within_its_bound() -> None:
     store.down = True
     writer.put("ctl1", "vrrp")
     assert not await writer.flush(0.3) and writer.dirty == 1
+
+
+async def test_a_batch_cancelled_by_a_stop_is_written_by_the_flush() -> None:
+    """The writer's task is cancelled (the reactor stops) while a batch waits on KV: its keys
+    are dirty again with their waiters, and the stop's flush stores them."""
+    view, store = ClusterView(), FlakyStore()
+    writer = ViewWriter(store, view)
+    store.gate = asyncio.Event()
+    view.nodes = {"ctl1": {"vrrp": {"v": 1}}}
+    waiter = writer.put("ctl1", "vrrp")
+    task = asyncio.create_task(writer.run())
+    await asyncio.sleep(0.01)  # the batch is in flight, held by the gate
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert writer.dirty == 1 and not waiter.done()
+    store.gate.set()
+    assert await writer.flush(1.0)
+    assert waiter.done() and store.puts == [("ctl1", "vrrp", {"v": 1})]

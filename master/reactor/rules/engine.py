@@ -46,7 +46,8 @@ from hactl.wire.maint import ALL, BEACON_COMPONENT, Maintenance, as_dict, coveri
 from hactl.wire.tags import parse_tag
 
 log = get_logger("hactl.reactor")
-Persist = Callable[[str, str, Any], Awaitable[None]]
+#: stores a changed (node, aspect) of the view; the future is done once it is stored
+Persist = Callable[[str, str], asyncio.Future[None]]
 Asker = Callable[[str, dict[str, Any]], Awaitable[Approval]]
 DEBOUNCE_MAX_WAIT = 3  # a debounce fires at the latest this many debounces after its first event
 
@@ -139,22 +140,23 @@ class Engine:
         """The view changed from outside (another master, via the KV)."""
         self._facts = None
 
-    async def handle(self, event: Event, stored: float | None = None) -> list[asyncio.Task[None]]:
-        """Process one event; returns the action tasks it started (ack when they end).
-        ``stored`` is when the stream stored it (server time): liveness is timed by it."""
+    async def handle(self, event: Event, stored: float | None = None) -> list[asyncio.Future[None]]:
+        """Process one event; returns what its acknowledgement waits for: the view's writes
+        of what it changed and the action tasks it started. ``stored`` is when the stream
+        stored it (server time): liveness is timed by it."""
         self.counts["events"] += 1
         kind = parse_tag(event.tag).kind
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
         older = self.view.older(event, stored)  # not folded in; rules check their facts
         changed = self.view.update(event, stored)
+        writes: list[asyncio.Future[None]] = []
         if changed:
             self._facts = None
-            if self.persist is not None:
-                for node, aspect in changed:
-                    await self.persist(node, aspect, self.view.nodes[node][aspect])
+            if self.persist is not None:  # stored off the event path (view/writer.py)
+                writes = [self.persist(node, aspect) for node, aspect in changed]
         rules = self.interest.rules_for(event.tag)
         if not rules:
-            return []
+            return writes
         try:
             ctx = self._context(event)
         except Exception as exc:  # a fact that cannot be computed must not stop the reactor
@@ -162,8 +164,8 @@ class Engine:
             self.counts["rule_errors"] = self.counts.get("rule_errors", 0) + 1
             for rule in rules:
                 await self._audit(rule, "failed", event, {"error": f"facts: {exc!r}"[:500]})
-            return []
-        started: list[asyncio.Task[None]] = []
+            return writes
+        started: list[asyncio.Future[None]] = writes
         for rule in rules:
             source = rule.when
             try:

@@ -102,13 +102,17 @@ class ViewWriter:
         for key in keys:
             del self._dirty[key]
         waiting = {key: self._waiters.pop(key, []) for key in keys}
-        results = await asyncio.gather(*(self._write(k) for k in keys), return_exceptions=True)
+        try:
+            results = await asyncio.gather(*(self._write(k) for k in keys), return_exceptions=True)
+        except asyncio.CancelledError:  # the reactor stops mid-batch: its flush writes them
+            for key in keys:
+                self._again(key, waiting[key])
+            raise
         ok = True
         for key, result in zip(keys, results, strict=True):
             if isinstance(result, BaseException):
                 ok = False
-                self._waiters[key] = waiting[key] + self._waiters.get(key, [])
-                self._dirty.setdefault(key, None)
+                self._again(key, waiting[key])
                 if key not in self._failing:
                     self._failing.add(key)
                     detail = result.detail if isinstance(result, BusError) else repr(result)
@@ -121,6 +125,11 @@ class ViewWriter:
                 if not fut.done():
                     fut.set_result(None)
         return ok
+
+    def _again(self, key: Key, waiting: list[asyncio.Future[None]]) -> None:
+        """``key`` was not stored: dirty again, its waiters still waiting (first in line)."""
+        self._waiters[key] = waiting + self._waiters.get(key, [])
+        self._dirty.setdefault(key, None)
 
     async def _write(self, key: Key) -> None:
         node, aspect = key
