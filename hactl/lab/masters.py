@@ -39,10 +39,9 @@ LAB_RULES = """# Lab only (hactl/lab/lab.py): the exactly-once probe of the lab 
 #: lab-sized timings of the shipped rules (the lab's 10 s lost_after is the same idea): the
 #: whole-cluster Galera recovery may fire again 15 s after it fired, not 60 s, so a test that
 #: crashes Galera twice in a minute measures the recovery, not the cooldown; a broker that
-#: pause_minority paused and whose resume hangs after the heal (Erlang `global`'s sync: two
-#: fresh-clone runs in two, 2026-12-07) is restarted 30 s after it stopped answering, not 60
-#: s (the lab's silence test then waits ~30 s less; its cut lasts 30 s, and a paused
-#: minion cut off with it cannot report before the heal)
+#: pause_minority paused whose beacon cannot tell whether its cluster is reachable is
+#: restarted 30 s after it stopped answering, not 60 s (the minions' ``resume_grace`` is the
+#: lab's 10 s, hactl/lab/config.py)
 LAB_TIMINGS = {
     "galera.yaml": (
         (
@@ -52,8 +51,8 @@ LAB_TIMINGS = {
     ),
     "rabbitmq.yaml": (
         (
-            "      - event.ts - event.items.local.down_since > 60\n",
-            "      - event.ts - event.items.local.down_since > 30\n",
+            "is not false and event.ts - event.items.local.down_since > 60\n",
+            "is not false and event.ts - event.items.local.down_since > 30\n",
         ),
     ),
 }

@@ -88,6 +88,8 @@ ITEM_FIELDS: Final[dict[str, dict[str, Spec]]] = {
         "partitioned_since": _NUM + _NONE,  # its own partition list non-empty since
         "process": _B,  # its Erlang VM alive (with the beacon's pidfile option)
         "service": _S,  # the minion's service that runs it
+        "reachable": _B + _NONE,  # paused: a majority of its cluster answers at its epmd
+        "stuck": _B + _NONE,  # paused though reachable for over the beacon's resume_grace
     },
     "service": {"url": _S, "up": _B, "detail": _S},
     # minion/supervisor.py: one item per supervised service

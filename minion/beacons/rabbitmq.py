@@ -13,10 +13,20 @@ Options: ``node`` (this node's name, e.g. ``rabbit@ctl1``, required), ``amqp``
 ``user`` (default ``guest``), ``password`` or ``password_file``, ``interval`` (default 1 s),
 ``timeout`` (default 1 s), ``pidfile`` (the broker's Erlang VM: ``process`` then tells a
 paused broker -- alive, not answering AMQP -- from a dead one), ``service`` (the minion's
-service that runs it, for a repair's ``service.restart``). One item, ``local``, with
-``down_since`` (when AMQP last stopped answering, None while it answers) and
-``partitioned_since`` (when this broker's own partition list last became non-empty, None
-while it is empty; kept while the API cannot be read).
+service that runs it, for a repair's ``service.restart``), ``epmd_port`` (default 4369) and
+``resume_grace`` (default 30 s, below). One item, ``local``, with ``down_since`` (when AMQP last
+stopped answering, None while it answers), ``partitioned_since`` (when this broker's own
+partition list last became non-empty, None while it is empty; kept while the API cannot be
+read), and for a paused broker ``reachable`` and ``stuck``:
+
+- ``reachable``: while the broker is paused (its VM alive, AMQP silent), whether a majority of
+  its cluster (the members the API last listed, this broker counted) answers at its epmd with
+  its node registered -- what pause_minority waits for to resume; None when it cannot tell (no
+  member list: the minion started while the broker was paused) or the broker is not paused;
+- ``stuck``: paused although that majority has been reachable for over ``resume_grace`` --
+  RabbitMQ resumes by itself within seconds of seeing it, so the pause outlived the partition
+  (rabbitmq-server#2175; its resume hanging on Erlang's ``global``); None when ``reachable``
+  is. Significant, so the report comes the moment it holds (the repair rule acts on it).
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from hactl.minion.executors.base import ServiceCommands
 
 ITEM = "local"
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+EPMD_PORT_PLEASE2 = 122  # epmd's PORT_PLEASE2_REQ ('z'); its answer starts with 119 ('w')
 
 
 def parse_amqp_start(frame: bytes) -> bool:
@@ -81,6 +92,39 @@ def since_partitioned(
     if not any(p.startswith(f"{node}|") for p in partitions):
         return None
     return now if since is None else since
+
+
+def epmd_request(name: str) -> bytes:
+    """epmd's PORT_PLEASE2_REQ for the node ``name`` (the part before ``@``)."""
+    body = bytes([EPMD_PORT_PLEASE2]) + name.encode()
+    return len(body).to_bytes(2, "big") + body
+
+
+def epmd_registered(answer: bytes) -> bool:
+    """True when epmd's PORT2_RESP says the node is registered (result 0)."""
+    return len(answer) >= 2 and answer[0] == 119 and answer[1] == 0
+
+
+def majority(members: list[str], answering: int) -> bool:
+    """True when ``answering`` of ``members`` (this broker counted) are a strict majority."""
+    return 2 * answering > len(members)
+
+
+async def epmd_probe(member: str, port: int, timeout: float) -> bool:
+    """True when ``member``'s (``name@host``) epmd answers with its node registered."""
+    name, _, host = member.partition("@")
+    opened = await open_bounded(host, port, timeout)
+    if isinstance(opened, str):
+        return False
+    reader, writer = opened
+    try:
+        writer.write(epmd_request(name))
+        await writer.drain()
+        return epmd_registered(await asyncio.wait_for(reader.read(16), timeout))
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        await close_quietly(writer)
 
 
 async def amqp_probe(host: str, port: int, timeout: float) -> tuple[bool, str]:
@@ -158,6 +202,7 @@ class RabbitmqBeacon:
             "partitions",
             "alarms",
             "local_alarms",
+            "stuck",
         }
     )
 
@@ -177,6 +222,10 @@ class RabbitmqBeacon:
         self.down_since: float | None = None
         self.partitioned_since: float | None = None
         self.service = str(opts["service"])
+        self.epmd_port = int(opts["epmd_port"])
+        self.resume_grace = float(opts["resume_grace"])
+        self.members: list[str] = []  # the cluster as the API last listed it
+        self.reachable_since: float | None = None
 
     async def poll(self) -> Snapshot:
         """The local broker's state and its view of the cluster."""
@@ -192,6 +241,7 @@ class RabbitmqBeacon:
         if self.pidfile is not None:
             # its Erlang VM alive while AMQP does not answer: paused (pause_minority), not dead
             item["process"] = self.pidfile.pid() is not None
+        item.update(await self._paused(paused=not up and bool(item.get("process"))))
         try:
             nodes = await http_get_json(f"{self.api}/api/nodes", self.auth, self.timeout)
             item.update(parse_nodes(nodes, self.node), api=True)
@@ -207,12 +257,30 @@ class RabbitmqBeacon:
                 local_alarms=None,
             )
             return {ITEM: item}
+        self.members = list(item["members"])
         self.partitioned_since = since_partitioned(
             self.partitioned_since, self.node, item["partitions"], time.time()
         )
         item["partitioned_since"] = self.partitioned_since
         item["local_alarms"] = await self._local_alarms()
         return {ITEM: item}
+
+    async def _paused(self, paused: bool) -> Item:
+        """``reachable`` and ``stuck`` (the module's docstring); the peers are probed only
+        while the broker is paused, all at once, each bounded by ``timeout``."""
+        peers = [m for m in self.members if m != self.node]
+        if not paused or not peers:
+            self.reachable_since = None
+            return {"reachable": None, "stuck": None}
+        probes = [epmd_probe(m, self.epmd_port, self.timeout) for m in peers]
+        answering = 1 + sum(await asyncio.gather(*probes))
+        if not majority(self.members or [self.node], answering):
+            self.reachable_since = None
+            return {"reachable": False, "stuck": False}
+        now = time.time()
+        if self.reachable_since is None:
+            self.reachable_since = now
+        return {"reachable": True, "stuck": now - self.reachable_since > self.resume_grace}
 
     async def _local_alarms(self) -> list[str] | None:
         """This broker's own alarms from its health check; None when the check cannot be

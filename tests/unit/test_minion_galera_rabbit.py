@@ -21,6 +21,9 @@ from hactl.minion.beacons.galera import (
     status_item,
 )
 from hactl.minion.beacons.rabbitmq import (
+    epmd_registered,
+    epmd_request,
+    majority,
     parse_amqp_start,
     parse_local_alarms,
     parse_nodes,
@@ -192,3 +195,20 @@ def test_local_alarms_check_of_a_real_broker() -> None:
         parse_local_alarms(401, b"{}")
     with pytest.raises(ValueError, match="without alarms"):
         parse_local_alarms(503, b'{"status":"failed"}')
+
+
+def test_epmd_port_please2_request_and_answers() -> None:
+    """PORT_PLEASE2_REQ is a 2-byte length, 'z' and the node's name; PORT2_RESP 'w' with
+    result 0 is a registered node, any other result (or a short or foreign answer) is not."""
+    assert epmd_request("rabbit") == b"\x00\x07zrabbit"
+    assert epmd_registered(b"w\x00\x64\x88M\x00\x00\x06\x00\x06rabbit\x00\x00")
+    assert not epmd_registered(b"w\x01")
+    assert not epmd_registered(b"w")
+    assert not epmd_registered(b"HTTP/1.0 400")
+
+
+def test_majority_counts_the_broker_itself() -> None:
+    """Two of three is a majority, one of three and two of four are not."""
+    three = ["rabbit@ctl1", "rabbit@ctl2", "rabbit@ctl3"]
+    assert majority(three, 2) and not majority(three, 1)
+    assert not majority([*three, "rabbit@ctl4"], 2)
