@@ -188,7 +188,7 @@ def minion_yaml(
         beacons.append(
             f"  rabbitmq: {{node: rabbit@{node}, amqp: '{addr}:5672', interval: 0.3, "
             f"timeout: 0.5, user: hactl-monitor, password_file: {pw}, "
-            f"pidfile: {d}/rabbit/rabbit.pid, service: rabbitmq, resume_grace: 10}}"
+            f"pidfile: {d}/rabbit/rabbit.pid, service: rabbitmq, resume_grace: 5}}"
         )
     galera = ""
     if "galera" in components:

@@ -41,7 +41,7 @@ LAB_RULES = """# Lab only (hactl/lab/lab.py): the exactly-once probe of the lab 
 #: crashes Galera twice in a minute measures the recovery, not the cooldown; a broker that
 #: pause_minority paused whose beacon cannot tell whether its cluster is reachable is
 #: restarted 30 s after it stopped answering, not 60 s (the minions' ``resume_grace`` is the
-#: lab's 10 s, hactl/lab/config.py)
+#: lab's 5 s, hactl/lab/config.py: a resume RabbitMQ can finish ends 2-3 s after the heal)
 LAB_TIMINGS = {
     "galera.yaml": (
         (

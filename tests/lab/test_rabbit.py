@@ -205,8 +205,9 @@ def test_rabbitmq_partition_minority_taken_out_then_back(lab: L.Lab) -> None:
         t_back = wait_until(
             lambda: _broker(lab, victim) == {"UP"},
             # RabbitMQ resumes a paused broker within seconds; when it does not (rabbitmq-
-            # server#2175) hactl's rabbitmq-paused-stuck rule restarts it: 60 s silent, the
-            # next resync (<= 30 s), the restart (~15 s) -- the wait covers that path too
+            # server#2175's family) hactl's rabbitmq-paused-stuck rule restarts it once its
+            # beacon says stuck (the lab's resume_grace, 5 s), or after the 30 s silence of a
+            # beacon that cannot tell, then the restart (~15 s): the wait covers those paths
             180,
             f"{victim}'s broker back everywhere",
         )
