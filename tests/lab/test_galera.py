@@ -9,10 +9,12 @@ import signal
 import subprocess
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from hactl.bus import Bus
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
+from hactl.lab.net import ip
 from hactl.lab.workload import Workload, prepare
 from hactl.wire.envelope import Event
 from tests.lab.conftest import report
@@ -230,4 +232,60 @@ def test_a_full_datadir_takes_the_node_out_and_rejoins_once_freed(lab: L.Lab) ->
         f"{t_out - t0:.1f} s after the disk filled, out of every HAProxy "
         f"{t_maint - t0:.1f} s; no start while full; space freed: Synced "
         f"{t_synced - t_freed:.1f} s, UP everywhere {t_up - t_freed:.1f} s later"
+    )
+
+
+def _mariadbd_copies(lab: L.Lab, node: str) -> list[int]:
+    """Every mariadbd running in ``node``'s namespace (found by what it is, not its pid file)."""
+    pids = []
+    for pid in ip("netns", "pids", lab.net.ns(node), check=False).stdout.split():
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError, UnicodeDecodeError):
+            continue
+        if state != "Z" and Path(argv0).name in ("mariadbd", "mysqld"):
+            pids.append(int(pid))
+    return sorted(pids)
+
+
+def test_a_killed_mariadbd_without_its_pid_file_is_started_once(lab: L.Lab) -> None:
+    """Issue 26, one copy always, for mariadbd (started by the Galera rules from its own
+    position, never by the minion's supervisor): its pid file deleted while it runs ->
+    nothing done, one copy; then kill -9 -> one copy started, once, no failed start; Synced
+    and UP in every HAProxy again."""
+    node = lab.net.nodes[-1]  # not the pillar's writer
+    pidfile = lab.node_dir(node) / "mysql/mysqld.pid"
+    wait_until(lambda: len(_mariadbd_copies(lab, node)) == 1 and _synced(lab, node), 60, "one")
+    (pid,) = _mariadbd_copies(lab, node)
+    since = datetime.now(UTC)
+    pidfile.unlink()
+    time.sleep(4.0)  # the beacon polls every 0.3 s and the rules' debounce is 5 s
+    assert _mariadbd_copies(lab, node) == [pid], "a second mariadbd without its pid file"
+    acted = asyncio.run(stored_events(lab, "hactl/reactor/galera-*/*", since))
+    assert acted == [], [e.tag for e in acted]
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    started = wait_until(
+        lambda: bool(_mariadbd_copies(lab, node)) and pid not in _mariadbd_copies(lab, node),
+        60,
+        f"mariadbd on {node} started again",
+        step=0.1,
+    )
+    try:
+        synced = wait_until(lambda: _synced(lab, node), 120, f"{node} Synced", step=0.2)
+        up = wait_until(lambda: _galera_everywhere(lab, node) == {"UP"}, 60, f"{node} UP")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{recent_decisions(lab)}") from None
+    time.sleep(2.0)
+    assert len(_mariadbd_copies(lab, node)) == 1, _mariadbd_copies(lab, node)
+    trail = asyncio.run(stored_events(lab, "hactl/reactor/galera-*/*", since))
+    done = [e.tag for e in trail if e.tag.endswith("/done")]
+    failed = [e.data for e in trail if e.tag.endswith("/failed")]
+    assert len(done) == 1 and not failed, (done, failed)
+    report(
+        f"galera: mariadbd on {node} with its pid file deleted: no second copy, nothing done; "
+        f"kill -9: started again by {done[0].split('/')[2]} {started - t0:.2f} s after the "
+        f"kill (its 5 s debounce: a whole-cluster crash is recovered first), one copy, one "
+        f"start, none failed; Synced {synced - t0:.1f} s, UP everywhere {up - t0:.1f} s"
     )

@@ -6,23 +6,18 @@ holder and its boot."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
 import socket
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-from hactl.bus import EVENTS_STREAM, Bus
 from hactl.lab import lab as L
-from hactl.lab.net import ip
 from hactl.lab.power import power_off, power_on
 from hactl.lab.workload import Workload, prepare
-from hactl.minion.config import parse_config
-from hactl.minion.executors.base import ServiceCommands
-from hactl.minion.procfind import matches
-from hactl.wire.envelope import Event
 from tests.lab.conftest import report
 from tests.lab.helpers import (
     HttpLoop,
@@ -31,85 +26,22 @@ from tests.lab.helpers import (
     stored_events,
     wait_until,
 )
+from tests.lab.supervision_support import (
+    alerts,
+    ask,
+    copies,
+    given_up,
+    kill_and_wait_back,
+    log_lines,
+    minion_log_events,
+    service,
+)
 
 LAB_SHARED = True  # on the lab the shared modules share (tests/lab/conftest.py) ...
 LAB_SUPERVISE = True  # ... with minion.yaml `supervision` switched on for this module,
 # after the other shared modules: its rolling apply leaves rabbitmq.conf changed, which any
 # later apply of theirs would roll back (45 s in the fresh-clone run that found it)
 LAB_LAST = True
-
-
-def _kill_and_wait_back(lab: L.Lab, node: str, component: str, timeout: float = 20) -> float:
-    """kill -9 the daemon; seconds until a new process runs (and HAProxy answers)."""
-    pid = lab.daemon_pid(node, component)
-    assert pid, f"{component} runs on {node}"
-    t0 = time.monotonic()
-    os.kill(pid, signal.SIGKILL)
-
-    def back() -> bool:
-        new = lab.daemon_pid(node, component)
-        if not new or new == pid:
-            return False
-        return component != "haproxy" or bool(server_status(lab, node))
-
-    try:
-        return wait_until(back, timeout, f"{component} on {node} started again") - t0
-    except AssertionError as exc:
-        log = (lab.node_dir(node) / "minion.log").read_text(errors="replace").splitlines()
-        said = [line[:240] for line in log if '"service_' in line][-12:]
-        raise AssertionError(f"{exc}\n" + "\n".join(said)) from None
-
-
-def _log_lines(lab: L.Lab, node: str) -> list[str]:
-    return (lab.node_dir(node) / "minion.log").read_text(errors="replace").splitlines()
-
-
-def _given_up(lab: L.Lab, node: str, start: int, wait: float = 35.0) -> bool:
-    """True once the node's minion logged (after line ``start``) that it gave HAProxy up;
-    False once it restarted it instead. ``wait`` covers the supervisor's backoff before that
-    restart (1, 2, 4 ... s, at most 30 s: a fresh-clone run saw HAProxy started again only
-    after the 3 s this waited once); it returns at whichever comes first."""
-    log = lab.node_dir(node) / "minion.log"
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        lines = log.read_text(errors="replace").splitlines()[start:]
-        if any('"service_given_up"' in ln and '"haproxy"' in ln for ln in lines):
-            return True
-        if any('"service_restarted"' in ln and '"haproxy"' in ln for ln in lines):
-            return False
-        time.sleep(0.1)
-    return False
-
-
-def _alerts(lab: L.Lab, minutes: float = 3.0) -> list[dict[str, object]]:
-    """Stored ``hactl/event/alert/service-given-up`` events, read in-process from the stream
-    (a CLI tail killed by a timeout loses what it had not printed on a loaded machine)."""
-
-    async def read() -> list[dict[str, object]]:
-        bus = await Bus.connect(lab.nats_url, lab.client_auth(), name="test-alerts", timeout=5)
-        found: list[dict[str, object]] = []
-
-        async def on_event(e: Event) -> None:
-            if e.tag == "hactl/event/alert/service-given-up":
-                found.append(dict(e.data))
-
-        try:
-            since = datetime.now(UTC) - timedelta(minutes=minutes)
-            await bus.replay("hactl/event/alert/**", since, on_event, EVENTS_STREAM)
-        finally:
-            await bus.close()
-        return found
-
-    return asyncio.run(read())
-
-
-async def _ask(lab: L.Lab, node: str, cmd: str, args: dict[str, object]) -> bool:
-    bus = await Bus.connect(lab.nats_url, lab.client_auth(), name="test-supervision", timeout=5)
-    try:
-        reply = await bus.request(node, cmd, args, timeout=20)
-        return reply.ok and bool(reply.result.get("result"))
-    finally:
-        await bus.close()
 
 
 def test_haproxy_killed_on_the_holder_and_a_backup_comes_back(lab: L.Lab) -> None:
@@ -120,9 +52,9 @@ def test_haproxy_killed_on_the_holder_and_a_backup_comes_back(lab: L.Lab) -> Non
     backup = next(n for n in lab.net.nodes if n != holder)
     with HttpLoop(vip) as client:
         time.sleep(1.0)
-        on_holder = _kill_and_wait_back(lab, holder, "haproxy")
+        on_holder = kill_and_wait_back(lab, holder, "haproxy")
         wait_until(lambda: client.ok_since(time.monotonic() - 0.5), 20, "clients served again")
-    on_backup = _kill_and_wait_back(lab, backup, "haproxy")
+    on_backup = kill_and_wait_back(lab, backup, "haproxy")
     report(
         f"supervision: HAProxy kill -9 on the holder back in {on_holder:.2f} s (client gap "
         f"{client.longest_gap():.2f} s), on a backup back in {on_backup:.2f} s"
@@ -134,7 +66,7 @@ def test_keepalived_killed_comes_back(lab: L.Lab) -> None:
     vip = lab.net.vip(0)
     holder = L.holders(lab)[vip][0]
     backup = next(n for n in lab.net.nodes if n != holder)
-    took = _kill_and_wait_back(lab, backup, "keepalived")
+    took = kill_and_wait_back(lab, backup, "keepalived")
     wait_until(lambda: len(L.holders(lab)[vip]) == 1, 20, "one VIP holder")
     report(f"supervision: keepalived kill -9 on a backup back in {took:.2f} s")
 
@@ -152,21 +84,21 @@ def test_killed_five_times_in_a_minute_is_left_stopped_and_alerted(lab: L.Lab) -
     for kills in range(1, 8):
         pid = lab.daemon_pid(node, "haproxy")
         assert pid, f"HAProxy runs on {node} before kill {kills}"
-        start = len(_log_lines(lab, node))
+        start = len(log_lines(lab, node))
         os.kill(pid, signal.SIGKILL)
-        if _given_up(lab, node, start):
+        if given_up(lab, node, start):
             break
         wait_until(lambda old=pid: lab.daemon_pid(node, "haproxy") not in (None, old), 20, "back")
         wait_until(lambda: server_status(lab, node), 20, f"HAProxy on {node} answers")
     try:
-        wait_until(lambda: any(a.get("node") == node for a in _alerts(lab)), 30, "the alert")
+        wait_until(lambda: any(a.get("node") == node for a in alerts(lab)), 30, "the alert")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{recent_decisions(lab, '2m')}\n{_alerts(lab)}") from None
+        raise AssertionError(f"{exc}\n{recent_decisions(lab, '2m')}\n{alerts(lab)}") from None
     time.sleep(3.0)  # the minion checks every 0.5 s: it would have started it by now
     assert lab.daemon_pid(node, "haproxy") is None, "a given-up HAProxy stays stopped"
-    alert = next(a for a in _alerts(lab) if a.get("node") == node)
+    alert = next(a for a in alerts(lab) if a.get("node") == node)
     assert alert["service"] == "haproxy" and alert["deaths"] == 5, alert
-    assert asyncio.run(_ask(lab, node, "service.start", {"name": "haproxy"}))
+    assert asyncio.run(ask(lab, node, "service.start", {"name": "haproxy"}))
     wait_until(lambda: server_status(lab, node), 20, "HAProxy answers after the hand start")
     log = lab.node_dir(node) / "minion.log"
     wait_until(
@@ -176,12 +108,12 @@ def test_killed_five_times_in_a_minute_is_left_stopped_and_alerted(lab: L.Lab) -
     )  # its next check, within 0.5 s
     t0 = time.monotonic()
     wait_until(  # the alert's lifecycle: the fault cleared, so it is resolved
-        lambda: any(a.get("node") == node and a.get("resolved") is True for a in _alerts(lab)),
+        lambda: any(a.get("node") == node and a.get("resolved") is True for a in alerts(lab)),
         20,
         "the service-given-up alert resolved",
     )
     resolved = time.monotonic() - t0
-    took = _kill_and_wait_back(lab, node, "haproxy")  # supervised again
+    took = kill_and_wait_back(lab, node, "haproxy")  # supervised again
     report(
         f"supervision: given up after 5 deaths, alert stored; after a hand start the alert "
         f"resolved within {resolved:.2f} s, and it is back {took:.2f} s after a kill"
@@ -201,7 +133,7 @@ def test_api_standin_and_broker_killed_come_back(lab: L.Lab) -> None:
     through the lab's launcher like a service manager would): each started again by the
     minion; the stand-in answers and the broker is UP in every HAProxy again."""
     node, addr = "ctl2", lab.net.address("ctl2")
-    api = _kill_and_wait_back(lab, node, "api")
+    api = kill_and_wait_back(lab, node, "api")
     t0 = time.monotonic()
     api_ok = wait_until(lambda: _answers(addr, 8774), 20, "the stand-in answers") - t0 + api
     wait_until(
@@ -209,7 +141,7 @@ def test_api_standin_and_broker_killed_come_back(lab: L.Lab) -> None:
         60,
         "rabbitmq/ctl2 UP everywhere before the kill",
     )
-    broker = _kill_and_wait_back(lab, node, "rabbitmq", timeout=60)
+    broker = kill_and_wait_back(lab, node, "rabbitmq", timeout=60)
     t1 = time.monotonic()
     up = wait_until(
         lambda: all(server_status(lab, h).get("rabbitmq/ctl2") == "UP" for h in lab.net.nodes),
@@ -223,32 +155,6 @@ def test_api_standin_and_broker_killed_come_back(lab: L.Lab) -> None:
     )
 
 
-def _service(lab: L.Lab, node: str, name: str) -> ServiceCommands:
-    """The service as ``node``'s minion knows it (its own minion.yaml)."""
-    path = lab.node_dir(node) / "minion.yaml"
-    return parse_config(path.read_text(), str(path)).services[name]
-
-
-def _copies(lab: L.Lab, svc: ServiceCommands, node: str) -> list[int]:
-    """Every running copy of the daemon in ``node``'s namespace: processes its command line
-    names whose parent is not one (keepalived's VRRP and checker children are part of their
-    parent's copy)."""
-    pids = []
-    here = set(ip("netns", "pids", lab.net.ns(node), check=False).stdout.split())
-    for entry in Path("/proc").iterdir():
-        if entry.name not in here:
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError, UnicodeDecodeError):
-            continue
-        if stat[0] != "Z" and matches(argv, svc.process):
-            pids.append((int(entry.name), int(stat[1])))
-    mine = {pid for pid, _ in pids}
-    return sorted(pid for pid, parent in pids if parent not in mine)
-
-
 def test_a_deleted_pid_file_never_makes_a_second_copy(lab: L.Lab) -> None:
     """Issue 26, one copy always: for HAProxy, keepalived and the API stand-in on a backup
     node, the pid file deleted while the daemon runs -> no death, no start, one copy; then
@@ -258,35 +164,99 @@ def test_a_deleted_pid_file_never_makes_a_second_copy(lab: L.Lab) -> None:
     node = next(n for n in lab.net.nodes if n != holder)
     figures = []
     for name in ("haproxy", "keepalived", "api", "rabbitmq"):
-        svc = _service(lab, node, name)
+        svc = service(lab, node, name)
         assert svc.process and svc.pidfile, (name, svc)
-        wait_until(lambda s=svc: len(_copies(lab, s, node)) == 1, 60, f"one {name} on {node}")
-        (pid,) = _copies(lab, svc, node)
-        seen = len(_minion_log_events(lab, node, name))
+        wait_until(lambda s=svc: len(copies(lab, s, node)) == 1, 60, f"one {name} on {node}")
+        (pid,) = copies(lab, svc, node)
+        seen = len(minion_log_events(lab, node, name))
         Path(svc.pidfile).unlink()
         time.sleep(3.0)  # six looks of the supervisor
-        assert _copies(lab, svc, node) == [pid], f"{name}: a second copy without its pid file"
-        assert _minion_log_events(lab, node, name)[seen:] == [], "its supervisor acted"
+        assert copies(lab, svc, node) == [pid], f"{name}: a second copy without its pid file"
+        assert minion_log_events(lab, node, name)[seen:] == [], "its supervisor acted"
         assert not Path(svc.pidfile).exists() or svc.pid() == pid
         t0 = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         back = wait_until(  # the minion started it (the old copy's children may linger)
             lambda s=svc, n=name, k=seen: (
-                "service_restarted" in _minion_log_events(lab, node, n)[k:]
-                and len(_copies(lab, s, node)) == 1
+                "service_restarted" in minion_log_events(lab, node, n)[k:]
+                and len(copies(lab, s, node)) == 1
             ),
             60,
             f"{name} started again",
         )
         time.sleep(2.0)
-        assert len(_copies(lab, svc, node)) == 1, f"{name}: {_copies(lab, svc, node)} copies"
-        said = _minion_log_events(lab, node, name)[seen:]
+        assert len(copies(lab, svc, node)) == 1, f"{name}: {copies(lab, svc, node)} copies"
+        said = minion_log_events(lab, node, name)[seen:]
         assert said.count("service_restarted") == 1, said
         assert "service_start_not_seen" not in said, said
         figures.append(f"{name} back in {back - t0:.2f} s")
     report(
         f"supervision, pid file deleted on {node}: no second copy while each ran; kill -9 "
         f"without it: {', '.join(figures)}, one copy each, one start each"
+    )
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_daemon_that_cannot_start_backs_off_and_is_given_up(lab: L.Lab) -> None:
+    """Issue 26: HAProxy killed on a backup while its configuration no longer parses (an
+    edit gone wrong): each start fails, the next waits longer (backoff), the threshold's
+    failure gives it up with one alert; the minion's CPU over it is stated. Fixed and cleaned
+    up (`supervision.cleanup`), it is started again and the alert resolves."""
+    holder = L.holders(lab)[lab.net.vip(0)][0]
+    node = next(n for n in lab.net.nodes if n != holder)
+    assert asyncio.run(ask(lab, node, "supervision.cleanup", {"service": "haproxy"}))
+    cfg = lab.node_dir(node) / "etc/haproxy.cfg"
+    good = cfg.read_text()
+    minion = lab.pids[f"minion:{node}"]
+    start = len(log_lines(lab, node))
+    since = datetime.now(UTC)
+    try:
+        cfg.write_text(good + "\nthis-is-not-a-keyword\n")
+        cpu0, t0 = _cpu_s(minion), time.monotonic()
+        os.kill(lab.daemon_pid(node, "haproxy") or 0, signal.SIGKILL)
+        gave_up = wait_until(lambda: given_up(lab, node, start, wait=0.1), 90, "given up", 0.2)
+        cpu = _cpu_s(minion) - cpu0
+        time.sleep(3.0)  # six looks of the supervisor: nothing more is tried
+        said = minion_log_events(lab, node, "haproxy")
+        recent = [json.loads(x) for x in log_lines(lab, node)[start:] if '"haproxy"' in x]
+        tries = [r for r in recent if r.get("event") == "service_restart_failed"]
+        assert lab.daemon_pid(node, "haproxy") is None, "a start that cannot work ran anyway"
+        assert tries and all(r.get("event") != "service_restarted" for r in recent), said
+
+        def firing() -> list[dict[str, object]]:  # this node's, stored since this test began
+            minutes = (datetime.now(UTC) - since).total_seconds() / 60 + 0.02
+            return [
+                a for a in alerts(lab, minutes) if a.get("node") == node and not a.get("resolved")
+            ]
+
+        wait_until(lambda: bool(firing()), 30, "the given-up alert")
+        time.sleep(2.0)  # a second one would be stored by now
+        fired = firing()
+    finally:
+        cfg.write_text(good)
+    assert asyncio.run(ask(lab, node, "supervision.cleanup", {"service": "haproxy"}))
+    back = wait_until(lambda: bool(server_status(lab, node)), 20, "HAProxy started again")
+    wait_until(
+        lambda: any(a.get("node") == node and a.get("resolved") is True for a in alerts(lab)),
+        20,
+        "the alert resolved",
+    )
+    stamps = [datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")) for r in tries]
+    gaps = [round((b - a).total_seconds(), 1) for a, b in itertools.pairwise(stamps)]
+    assert gaps == sorted(gaps), f"the starts do not back off: {gaps}"
+    assert len(fired) == 1, fired
+    took = gave_up - t0
+    report(
+        f"supervision: HAProxy on {node} that cannot start (its config no longer parses): "
+        f"{len(tries)} failed starts {gaps} s apart, given up {took:.1f} s after the kill, one "
+        f"alert; the minion used {cpu:.2f} s of CPU over those {took:.1f} s "
+        f"({100 * cpu / took:.1f} % of a core); fixed and cleaned up: started again "
+        f"{back - gave_up:.1f} s later, the alert resolved (since {since:%H:%M:%S})"
     )
 
 
@@ -333,21 +303,6 @@ def test_power_off_of_the_vip_holder_then_boot(lab: L.Lab) -> None:
     )
 
 
-def _minion_log_events(lab: L.Lab, node: str, service: str) -> list[str]:
-    """The supervision events of ``service`` in ``node``'s minion log, in order."""
-    out = []
-    for line in (lab.node_dir(node) / "minion.log").read_text(errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if rec.get("service") == service and str(rec.get("event", "")).startswith(
-            ("service_", "supervision_")
-        ):
-            out.append(str(rec["event"]))
-    return out
-
-
 def test_a_rolling_apply_on_a_supervised_lab_is_not_fought(lab: L.Lab) -> None:
     """Issue 26: a rabbitmq.conf change rolled by a plain `hactl apply` on a supervised lab.
     First behind a gate that never holds (`--gate false`): ctl1's broker is restarted and the
@@ -362,7 +317,7 @@ def test_a_rolling_apply_on_a_supervised_lab_is_not_fought(lab: L.Lab) -> None:
     from tests.lab.test_rabbit import Publishers, _apply, _broker, _roll_pillar, _start_times
 
     wait_until(lambda: all(_broker(lab, n) == {"UP"} for n in lab.net.nodes), 120, "brokers UP")
-    seen = {n: len(_minion_log_events(lab, n, "rabbitmq")) for n in lab.net.nodes}
+    seen = {n: len(minion_log_events(lab, n, "rabbitmq")) for n in lab.net.nodes}
     before = _start_times(lab)
     since = datetime.now(UTC)
     change = str(_roll_pillar(lab, "info"))
@@ -399,7 +354,7 @@ def test_a_rolling_apply_on_a_supervised_lab_is_not_fought(lab: L.Lab) -> None:
     assert "batch 1: no service started" in res.stdout, res.stdout[-3000:]  # ctl1: done
     assert res.stdout.index("batch 2 healthy") < res.stdout.index("batch 3/3")
     for n in lab.net.nodes:
-        events = _minion_log_events(lab, n, "rabbitmq")[seen[n] :]
+        events = minion_log_events(lab, n, "rabbitmq")[seen[n] :]
         assert "supervision_suspended" in events and "supervision_resumed" in events, (n, events)
         # drained before it went (services.rabbitmq.pre_stop: rabbitmq-upgrade drain)
         assert "service_pre_stop" in events, (n, events)
