@@ -30,6 +30,7 @@ from benchmarks.common import lab_folder
 from hactl.lab import lab as L
 from hactl.lab.baseline import wait_baseline
 from hactl.lab.net import LabError
+from tests.lab.helpers import recent_decisions
 from tests.lab.test_silence import holder_silence, line
 
 SUBNET = "10.99.2"
@@ -60,6 +61,11 @@ def main() -> int:
                 except LabError as exc:  # a run whose clients could not be read: said, counted
                     errors.setdefault(key, []).append(str(exc)[:300])
                     print(f"{key} {i + 1}: FAILED {exc}"[:400], file=sys.stderr, flush=True)
+                    continue
+                except AssertionError as exc:  # not healed in time: counted, with the trail
+                    errors.setdefault(key, []).append(str(exc)[:300])
+                    print(f"{key} {i + 1}: NOT HEALED {exc}", file=sys.stderr, flush=True)
+                    print(recent_decisions(lab, "6m"), file=sys.stderr, flush=True)
                     continue
                 runs.setdefault(key, []).append(f)
                 print(f"{key} {i + 1}: {line(f)}", file=sys.stderr, flush=True)
