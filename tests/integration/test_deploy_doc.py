@@ -76,7 +76,7 @@ def _yaml_block(first_key: str) -> str:
 def test_deploy_md_minion_and_master_files_load_as_written(tmp_path: Path) -> None:
     """docs/deploy.md's minion.yaml (its one secret file put where the guide says, here under
     tmp) and master.yaml load through the daemons' own validation: every key the guide shows
-    is one the minion and the master accept."""
+    is one the minion and the master accept, and the rabbitmq beacon names its service."""
     from hactl.master.config import parse_master_config
     from hactl.minion.config import parse_config
 
@@ -86,6 +86,9 @@ def test_deploy_md_minion_and_master_files_load_as_written(tmp_path: Path) -> No
     cfg = parse_config(text, "docs/deploy.md")
     assert cfg.id == "ctl1"
     assert {"haproxy", "keepalived", "rabbitmq-server", "keystone"} <= set(cfg.services)
+    # the paused-broker repair needs the broker's pid file and the service that runs it
+    rabbit = dict(cfg.beacons["rabbitmq"])
+    assert rabbit["pidfile"] and rabbit["service"] in cfg.services, rabbit
     master = parse_master_config(_yaml_block("reactors:"), "docs/deploy.md")
     assert master["states"] == "/etc/hactl/states" and master["lost_after"]
 
