@@ -348,8 +348,12 @@ def _apply(lab: L.Lab, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _start_times(lab: L.Lab) -> dict[str, float]:
-    """When each broker's current Erlang VM started (its pid file's mtime)."""
-    return {n: (lab.node_dir(n) / "rabbit/rabbit.pid").stat().st_mtime for n in lab.net.nodes}
+    """When each broker's current Erlang VM started (its pid file's mtime). A broker a roll
+    has just restarted writes its pid file a moment into its boot: waited for (bounded; a
+    fresh clone read it 0 s after the apply returned and found none)."""
+    files = {n: lab.node_dir(n) / "rabbit/rabbit.pid" for n in lab.net.nodes}
+    wait_until(lambda: all(f.exists() for f in files.values()), 60, "every broker's pid file")
+    return {n: f.stat().st_mtime for n, f in files.items()}
 
 
 class Publishers:
