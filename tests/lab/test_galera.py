@@ -155,7 +155,7 @@ def test_maintenance_is_left_alone_then_rejoined(lab: L.Lab) -> None:
     rules = {"galera-node-rejoin", "galera-node-down-reconcile"}
     # evidence, not a fixed wait: the edge and then a resync (every 10 s in the lab) evaluated
     wait_until(lambda: rules <= suppressed(), 60, "both rejoin rules suppressed", step=2.0)
-    time.sleep(5.0)  # past the edge rule's debounce (5 s): still nothing started it
+    time.sleep(5.0)  # past the edge rule's debounce (4 s): still nothing started it
     assert lab.daemon_pid("ctl2", "galera") is None, "nothing restarted it under maintenance"
     trail = recent_decisions(lab, "2m")
     assert "suppressed maintenance" in trail, trail
@@ -260,7 +260,7 @@ def test_a_killed_mariadbd_without_its_pid_file_is_started_once(lab: L.Lab) -> N
     (pid,) = _mariadbd_copies(lab, node)
     since = datetime.now(UTC)
     pidfile.unlink()
-    time.sleep(4.0)  # the beacon polls every 0.3 s and the rules' debounce is 5 s
+    time.sleep(4.0)  # the beacon polls every 0.3 s and the rules' debounce is 4 s
     assert _mariadbd_copies(lab, node) == [pid], "a second mariadbd without its pid file"
     acted = asyncio.run(stored_events(lab, "hactl/reactor/galera-*/*", since))
     assert acted == [], [e.tag for e in acted]
@@ -286,6 +286,6 @@ def test_a_killed_mariadbd_without_its_pid_file_is_started_once(lab: L.Lab) -> N
     report(
         f"galera: mariadbd on {node} with its pid file deleted: no second copy, nothing done; "
         f"kill -9: started again by {done[0].split('/')[2]} {started - t0:.2f} s after the "
-        f"kill (its 5 s debounce: a whole-cluster crash is recovered first), one copy, one "
+        f"kill (its 4 s debounce: a whole-cluster crash is recovered first), one copy, one "
         f"start, none failed; Synced {synced - t0:.1f} s, UP everywhere {up - t0:.1f} s"
     )
