@@ -28,6 +28,9 @@ from pathlib import Path
 from hactl.log import get_logger
 from hactl.minion.executors.base import ServiceCommands
 
+#: the slowest look for a daemon that stays down (the first is ``recheck``)
+RECHECK_MAX = 1.0
+
 log = get_logger("hactl.minion")
 
 
@@ -110,12 +113,18 @@ class ProcessWatch:
 
     async def run(self) -> None:
         """Forever: flag the truth, wait for the process to exit, re-check after a grace."""
+        delay = self.recheck
         while True:
             pid = self.service.pid()
             if pid is None:
                 self._set(True, "not running")
-                await asyncio.sleep(self.recheck)
+                # a pid file gone means a scan of /proc for the daemon (ServiceCommands.pid):
+                # while it stays down the looks slow to RECHECK_MAX (a HAProxy that could not
+                # start cost its minion 16.5 % of a core at 5 looks a second)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max(self.recheck, RECHECK_MAX))
                 continue
+            delay = self.recheck
             self._set(False, f"running (pid {pid})")
             if not await wait_exit(pid):
                 continue
