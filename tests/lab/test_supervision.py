@@ -1,7 +1,8 @@
 """Supervision (Convergence): the minions restart a dead HAProxy or keepalived by themselves,
 on the VIP holder and on a backup; one killed five times in a minute is left stopped and an
-alert is stored; a hand start puts it back under supervision. Last, a power-off of the VIP
-holder and its boot."""
+alert is stored; a hand start puts it back under supervision; one that cannot start backs off
+and is given up; a deleted pid file never makes a second copy. Last, a power-off of the VIP
+holder and its boot, and a rolling apply that supervision does not fight."""
 
 from __future__ import annotations
 
