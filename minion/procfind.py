@@ -71,3 +71,22 @@ def find(pattern: Sequence[str], exclude: Collection[int] = ()) -> int | None:
         if best is None or (started, pid) < best:
             best = (started, pid)
     return best[1] if best else None
+
+
+def boot_time(stat: str) -> float:
+    """The system's boot time (seconds since the epoch) from ``/proc/stat``'s ``btime``."""
+    for line in stat.splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    raise ValueError("no btime line")
+
+
+def started_at(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch; its ``starttime`` after boot,
+    in clock ticks), or None when it is gone."""
+    try:
+        ticks = int((PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19])
+        btime = boot_time((PROC / "stat").read_text())
+    except (OSError, IndexError, ValueError):
+        return None
+    return btime + ticks / os.sysconf("SC_CLK_TCK")

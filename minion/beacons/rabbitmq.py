@@ -26,7 +26,9 @@ read), and for a paused broker ``reachable`` and ``stuck``:
 - ``stuck``: paused although that majority has been reachable for over ``resume_grace`` --
   RabbitMQ resumes by itself within seconds of seeing it, so the pause outlived the partition
   (rabbitmq-server#2175; its resume hanging on Erlang's ``global``); None when ``reachable``
-  is. Significant, so the report comes the moment it holds (the repair rule acts on it).
+  is, False for a broker booting (its VM started after AMQP went silent: a restart, a roll, a
+  supervisor's start -- not a pause). Significant, so the report comes the moment it holds
+  (the repair rule acts on it).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from urllib.parse import urlsplit
 
 from hactl.minion.beacons.base import BeaconContext, Item, Snapshot, close_quietly, open_bounded
 from hactl.minion.executors.base import ServiceCommands
+from hactl.minion.procfind import started_at
 
 ITEM = "local"
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
@@ -238,10 +241,18 @@ class RabbitmqBeacon:
         item["down_since"] = self.down_since
         if self.service:
             item["service"] = self.service  # what a repair restarts (minion.yaml services)
+        vm_since = None
         if self.pidfile is not None:
             # its Erlang VM alive while AMQP does not answer: paused (pause_minority), not dead
-            item["process"] = self.pidfile.pid() is not None
-        item.update(await self._paused(paused=not up and bool(item.get("process"))))
+            pid = self.pidfile.pid()
+            item["process"] = pid is not None
+            vm_since = started_at(pid) if pid is not None else None
+        # paused: AMQP went silent while this same VM ran on; a VM started since is booting
+        # (a restart, a roll, a supervisor's start): never "stuck", whatever its peers say
+        # (a boot of 8-10 s looked stuck after 5 s, and the rule restarted brokers mid-boot)
+        booting = vm_since is None or self.down_since is None or vm_since > self.down_since
+        paused = not up and bool(item.get("process"))
+        item.update(await self._paused(paused, booting))
         try:
             nodes = await http_get_json(f"{self.api}/api/nodes", self.auth, self.timeout)
             item.update(parse_nodes(nodes, self.node), api=True)
@@ -265,10 +276,13 @@ class RabbitmqBeacon:
         item["local_alarms"] = await self._local_alarms()
         return {ITEM: item}
 
-    async def _paused(self, paused: bool) -> Item:
+    async def _paused(self, paused: bool, booting: bool) -> Item:
         """``reachable`` and ``stuck`` (the module's docstring); the peers are probed only
         while the broker is paused, all at once, each bounded by ``timeout``."""
         peers = [m for m in self.members if m != self.node]
+        if paused and booting:
+            self.reachable_since = None
+            return {"reachable": None, "stuck": False}
         if not paused or not peers:
             self.reachable_since = None
             return {"reachable": None, "stuck": None}

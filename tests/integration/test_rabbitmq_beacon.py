@@ -103,8 +103,9 @@ async def test_a_paused_broker_is_stuck_only_after_its_cluster_was_reachable_for
     tmp_path: Path,
 ) -> None:
     """A broker alive but silent on AMQP (paused) whose peers' epmd answer: reachable, not
-    stuck within resume_grace, stuck after it; with the peers' epmd gone: not reachable, not
-    stuck; running again: neither said."""
+    stuck within resume_grace, stuck after it; a VM started since AMQP went silent (a broker
+    booting) never stuck; with the peers' epmd gone: not reachable, not stuck; its VM gone:
+    neither said."""
     epmd = await _epmd("rabbit")
     port = epmd.sockets[0].getsockname()[1]
     # the peers: rabbit@127.0.0.1 is registered at that epmd, gone@127.0.0.1 is not
@@ -131,6 +132,20 @@ async def test_a_paused_broker_is_stuck_only_after_its_cluster_was_reachable_for
         await asyncio.sleep(1.2)
         item = (await beacon.poll())["local"]
         assert item["reachable"] is True and item["stuck"] is True, item
+        # a VM started since AMQP went silent is a broker booting (a restart), not a pause:
+        # never stuck, however long its peers have answered
+        boot = await asyncio.create_subprocess_exec("sleep", "30")
+        try:
+            await asyncio.sleep(0.05)  # its start time after the beacon's down_since
+            pidfile.write_text(f"{boot.pid}\n")
+            for _ in range(2):
+                item = (await beacon.poll())["local"]
+                assert item["process"] is True and item["stuck"] is False, item
+                await asyncio.sleep(1.2)
+        finally:
+            boot.kill()
+            await boot.wait()
+        pidfile.write_text(f"{os.getpid()}\n")
         epmd.close()
         await epmd.wait_closed()
         item = (await beacon.poll())["local"]

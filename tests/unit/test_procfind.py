@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hactl.minion.procfind import matches
+from hactl.minion.procfind import boot_time, matches
 
 pytestmark = pytest.mark.unit
 
@@ -27,3 +27,10 @@ def test_a_daemon_is_its_program_and_arguments(argv: list[str], want: bool) -> N
     """The program by path or name, every other word an argument; a check of a staged copy, a
     shell line naming it and another node's copy are not the daemon."""
     assert matches(argv, ["haproxy", "-D", "-f", CFG]) is want
+
+
+def test_boot_time_is_read_from_proc_stats_btime_line() -> None:
+    """/proc/stat's ``btime`` line is the boot time; a text without one is refused."""
+    assert boot_time("cpu  1 2 3\nintr 5\nbtime 1796600000\nprocesses 9\n") == 1796600000.0
+    with pytest.raises(ValueError, match="btime"):
+        boot_time("cpu  1 2 3\n")
