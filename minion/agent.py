@@ -85,16 +85,16 @@ class Minion:
         self.auth = auth
         self.connect_timeout = connect_timeout
         self.outbox = Outbox(cfg.buffer_limit)
+        self.ctx = cfg.exec_context()
         self.runners = [
             BeaconRunner(
-                BEACONS[name](BeaconContext(cfg.id, opts)),
+                BEACONS[name](BeaconContext(cfg.id, opts, held=self.ctx.planned.held)),
                 cfg.id,
                 self.outbox.put,
                 cfg.resync_interval,
             )
             for name, opts in cfg.beacons.items()
         ]
-        self.ctx = cfg.exec_context()
         self.supervisor: Supervisor | None = None
         if cfg.supervision is not None:
             self.supervisor = Supervisor(self.ctx, cfg.supervision)

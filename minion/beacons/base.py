@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +25,9 @@ class BeaconContext:
 
     minion_id: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: why planned work holds a service right now ('' when none: minion/planned.py); a
+    #: beacon never calls a service stuck while hactl itself stops or restarts it
+    held: Callable[[str], str] = field(default=lambda _service: "")
 
 
 class Beacon(Protocol):

@@ -27,8 +27,9 @@ read), and for a paused broker ``reachable`` and ``stuck``:
   RabbitMQ resumes by itself within seconds of seeing it, so the pause outlived the partition
   (rabbitmq-server#2175; its resume hanging on Erlang's ``global``); None when ``reachable``
   is, False for a broker booting (its VM started after AMQP went silent: a restart, a roll, a
-  supervisor's start -- not a pause). Significant, so the report comes the moment it holds
-  (the repair rule acts on it).
+  supervisor's start -- not a pause) or held by hactl's own planned work on ``service`` (a
+  roll's ``stop_app`` leaves the VM up). Significant, so the report comes the moment it
+  holds (the repair rule acts on it).
 """
 
 from __future__ import annotations
@@ -225,6 +226,7 @@ class RabbitmqBeacon:
         self.down_since: float | None = None
         self.partitioned_since: float | None = None
         self.service = str(opts["service"])
+        self.held = ctx.held
         self.epmd_port = int(opts["epmd_port"])
         self.resume_grace = float(opts["resume_grace"])
         self.members: list[str] = []  # the cluster as the API last listed it
@@ -251,6 +253,8 @@ class RabbitmqBeacon:
         # (a restart, a roll, a supervisor's start): never "stuck", whatever its peers say
         # (a boot of 8-10 s looked stuck after 5 s, and the rule restarted brokers mid-boot)
         booting = vm_since is None or self.down_since is None or vm_since > self.down_since
+        # nor while hactl itself stops or restarts it (a roll: its stop_app leaves the VM up)
+        booting = booting or bool(self.service and self.held(self.service))
         paused = not up and bool(item.get("process"))
         item.update(await self._paused(paused, booting))
         try:

@@ -5,6 +5,7 @@ broker without that check (older than 3.8.10) still reports everything else."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -103,9 +104,10 @@ async def test_a_paused_broker_is_stuck_only_after_its_cluster_was_reachable_for
     tmp_path: Path,
 ) -> None:
     """A broker alive but silent on AMQP (paused) whose peers' epmd answer: reachable, not
-    stuck within resume_grace, stuck after it; a VM started since AMQP went silent (a broker
-    booting) never stuck; with the peers' epmd gone: not reachable, not stuck; its VM gone:
-    neither said."""
+    stuck within resume_grace, stuck after it, not while hactl's own planned work holds its
+    service (a fresh grace after it); a VM started since AMQP went silent (a broker booting)
+    never stuck; with the peers' epmd gone: not reachable, not stuck; its VM gone: neither
+    said."""
     epmd = await _epmd("rabbit")
     port = epmd.sockets[0].getsockname()[1]
     # the peers: rabbit@127.0.0.1 is registered at that epmd, gone@127.0.0.1 is not
@@ -118,10 +120,13 @@ async def test_a_paused_broker_is_stuck_only_after_its_cluster_was_reachable_for
         "api": f"http://127.0.0.1:{api.sockets[0].getsockname()[1]}",
         "timeout": 1,
         "pidfile": str(pidfile),
+        "service": "rabbitmq",
         "epmd_port": port,
         "resume_grace": 1,
     }
-    beacon = RabbitmqBeacon(context("ctl3", "rabbitmq", options))
+    holds: dict[str, str] = {}  # planned work on the minion's services (minion/planned.py)
+    ctx = dataclasses.replace(context("ctl3", "rabbitmq", options), held=lambda s: holds.get(s, ""))
+    beacon = RabbitmqBeacon(ctx)
     try:
         first = (await beacon.poll())["local"]  # the member list is learnt from the API
         assert first["reachable"] is None and first["stuck"] is None, first
@@ -132,6 +137,15 @@ async def test_a_paused_broker_is_stuck_only_after_its_cluster_was_reachable_for
         await asyncio.sleep(1.2)
         item = (await beacon.poll())["local"]
         assert item["reachable"] is True and item["stuck"] is True, item
+        holds["rabbitmq"] = "restart"  # hactl's own roll stops it: never stuck meanwhile
+        item = (await beacon.poll())["local"]
+        assert item["stuck"] is False, item
+        holds.clear()  # the work over: a fresh grace from the next look
+        item = (await beacon.poll())["local"]
+        assert item["reachable"] is True and item["stuck"] is False, item
+        await asyncio.sleep(1.2)
+        item = (await beacon.poll())["local"]
+        assert item["stuck"] is True, item
         # a VM started since AMQP went silent is a broker booting (a restart), not a pause:
         # never stuck, however long its peers have answered
         boot = await asyncio.create_subprocess_exec("sleep", "30")
