@@ -12,6 +12,7 @@ namespace each, so ctl2's broker is never taken for ctl1's).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -64,9 +65,8 @@ def find(pattern: Sequence[str], exclude: Collection[int] = ()) -> int | None:
         argv = _argv(pid)
         if argv is None or not matches(argv, pattern) or _netns(entry) != here:
             continue
-        try:
-            started = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[19])
-        except (OSError, IndexError, ValueError):
+        started = _start_ticks(pid)
+        if started is None:
             continue
         if best is None or (started, pid) < best:
             best = (started, pid)
@@ -81,12 +81,20 @@ def boot_time(stat: str) -> float:
     raise ValueError("no btime line")
 
 
-def started_at(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch; its ``starttime`` after boot,
-    in clock ticks), or None when it is gone."""
+def _start_ticks(pid: int) -> int | None:
+    """Process ``pid``'s ``starttime`` (clock ticks after boot), or None when it is gone."""
     try:
-        ticks = int((PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19])
-        btime = boot_time((PROC / "stat").read_text())
+        return int((PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19])
     except (OSError, IndexError, ValueError):
         return None
-    return btime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+@functools.cache
+def _boot() -> float:
+    return boot_time((PROC / "stat").read_text())  # fixed for the life of the system
+
+
+def started_at(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), or None when it is gone."""
+    ticks = _start_ticks(pid)
+    return None if ticks is None else _boot() + ticks / os.sysconf("SC_CLK_TCK")

@@ -248,7 +248,8 @@ class RabbitmqBeacon:
             # its Erlang VM alive while AMQP does not answer: paused (pause_minority), not dead
             pid = self.pidfile.pid()
             item["process"] = pid is not None
-            vm_since = started_at(pid) if pid is not None else None
+            if pid is not None and not up:  # only a silent broker's VM age matters
+                vm_since = started_at(pid)
         # paused: AMQP went silent while this same VM ran on; a VM started since is booting
         # (a restart, a roll, a supervisor's start): never "stuck", whatever its peers say
         # (a boot of 8-10 s looked stuck after 5 s, and the rule restarted brokers mid-boot)
@@ -292,7 +293,7 @@ class RabbitmqBeacon:
             return {"reachable": None, "stuck": None}
         probes = [epmd_probe(m, self.epmd_port, self.timeout) for m in peers]
         answering = 1 + sum(await asyncio.gather(*probes))
-        if not majority(self.members or [self.node], answering):
+        if not majority(self.members, answering):
             self.reachable_since = None
             return {"reachable": False, "stuck": False}
         now = time.time()
