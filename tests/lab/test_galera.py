@@ -9,13 +9,12 @@ import signal
 import subprocess
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from hactl.bus import Bus
 from hactl.lab import daemons as d
 from hactl.lab import lab as L
-from hactl.lab.net import ip
 from hactl.lab.workload import Workload, prepare
+from hactl.minion.executors.base import ServiceCommands
 from hactl.wire.envelope import Event
 from tests.lab.conftest import report
 from tests.lab.helpers import (
@@ -29,6 +28,7 @@ from tests.lab.helpers import (
     stored_events,
     wait_until,
 )
+from tests.lab.supervision_support import copies
 
 LAB_SHARED = True  # runs on the lab the shared modules share (tests/lab/conftest.py)
 
@@ -235,18 +235,13 @@ def test_a_full_datadir_takes_the_node_out_and_rejoins_once_freed(lab: L.Lab) ->
     )
 
 
+#: mariadbd found by what it is, not its pid file (the supervision tests' own lookup)
+MARIADBD = ServiceCommands(process=("mariadbd",))
+
+
 def _mariadbd_copies(lab: L.Lab, node: str) -> list[int]:
-    """Every mariadbd running in ``node``'s namespace (found by what it is, not its pid file)."""
-    pids = []
-    for pid in ip("netns", "pids", lab.net.ns(node), check=False).stdout.split():
-        try:
-            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError, UnicodeDecodeError):
-            continue
-        if state != "Z" and Path(argv0).name in ("mariadbd", "mysqld"):
-            pids.append(int(pid))
-    return sorted(pids)
+    """Every mariadbd running in ``node``'s namespace."""
+    return copies(lab, MARIADBD, node)
 
 
 def test_a_killed_mariadbd_without_its_pid_file_is_started_once(lab: L.Lab) -> None:
