@@ -31,6 +31,25 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A lab test that failed gets the lab's story beside its assertion (the trail's
+    decisions, the alerts, the brokers' start/stop/pause lines since 30 s before it started),
+    read while the lab still runs: CI keeps nothing else of a lab once it is torn down."""
+    outcome = yield
+    rep = outcome.get_result()  # type: ignore[attr-defined]  # pluggy's result of the wrapped hook
+    the_lab = getattr(item, "funcargs", {}).get("lab")
+    if rep.when != "call" or not rep.failed or not isinstance(the_lab, L.Lab):
+        return
+    from tests.lab.story import story
+
+    try:
+        text = story(the_lab, call.start - 30)
+    except Exception as e:  # the story is best effort: never hide the failure
+        text = f"(the lab's story could not be read: {type(e).__name__}: {e})"
+    rep.sections.append(("hactl lab: what happened around the failure", text))
+
+
 def report(line: str) -> None:
     """Record one measured figure."""
     REPORT.append(line)
