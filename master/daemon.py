@@ -35,6 +35,7 @@ from hactl.config import (
 from hactl.errors import EmbeddedServerError, JetStreamBusy
 from hactl.log import get_logger
 from hactl.master.hub import METRICS, Hub
+from hactl.master.incarnation import claim
 from hactl.master.notify import Notifier, Sink
 from hactl.master.reactor.rules.actions import REGISTRY
 from hactl.master.reactor.rules.rule import load_rules
@@ -72,6 +73,17 @@ def run_master(settings: Settings, options: MasterOptions) -> None:
     bad rule file, a second embedded master on one data dir, NATS unreachable)."""
     if options.reactor is not None and options.reactor.rules_dir is not None:
         load_rules(options.reactor.rules_dir, REGISTRY)  # refuse to start on a bad rule file
+    held = claim(settings.data_dir)  # this run on its data dir (decision 59), for its life
+    if options.reactor is not None:
+        reactor = dataclasses.replace(options.reactor, incarnation=held.incarnation)
+        options = dataclasses.replace(options, reactor=reactor)
+    try:
+        _run(settings, options)
+    finally:
+        held.release()
+
+
+def _run(settings: Settings, options: MasterOptions) -> None:
     url = settings.nats_url or os.environ.get(ENV_NATS)
     if url:
         asyncio.run(serve(url, resolve_auth(settings), settings.connect_timeout, options))

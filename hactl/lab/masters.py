@@ -83,12 +83,16 @@ def metrics_port(lab: Lab, name: str) -> int:
 
 
 def master_argv(lab: Lab, *extra: str, name: str = "master") -> list[str]:
-    """A lab master: the lab's rules, fast redelivery and loss verdicts, R3 buckets, the
-    state tree and the lab's pillar (for state.apply), its metrics on loopback."""
+    """A lab master: its own data dir (its lock and leader-key record: a restarted master
+    takes its own key back, decision 59), the lab's rules, fast redelivery and loss verdicts,
+    R3 buckets, the state tree and the lab's pillar (for state.apply), its metrics on
+    loopback."""
     return [
         HACTL,
         "--nats",
         lab.nats_url,
+        "--data-dir",
+        str(lab.dir / "masters" / name),
         "--log-format",
         "json",
         "master",

@@ -4,21 +4,22 @@ The leader corrects the data plane (master/reactor/convergence/reconciler.py) an
 the singleton renewals with ``leader: true`` (master/singletons/manager.py); both ask
 :meth:`Leadership.lead` before they act. The key is created once and then renewed with a
 compare-and-set on its revision; a master that stops renewing loses it when the bucket's TTL
-ends, and a clean stop gives it back at once (:meth:`resign`).
+ends, and a clean stop gives it back at once (:meth:`resign`). A master restarted on the same
+data dir takes back at once a key that still holds its dead predecessor's value
+(master/incarnation.py, decision 59).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from collections.abc import Callable
 
-from hactl.bus import KvStore
+from hactl.bus import KeyConflict, KvStore
 from hactl.errors import BusError
 from hactl.log import get_logger
-from hactl.wire.tags import MASTER_ID
+from hactl.master.incarnation import Incarnation
 
 log = get_logger("hactl.reconciler")
 LEADER_KEY = "reconciler"
@@ -29,10 +30,17 @@ RENEW_EVERY = 2.0  # a lead checked within this is trusted without a write
 class Leadership:
     """This master's claim on the leader key."""
 
-    def __init__(self, locks: KvStore, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        locks: KvStore,
+        clock: Callable[[], float] = time.monotonic,
+        incarnation: Incarnation | None = None,
+    ) -> None:
         self.locks = locks
         self.clock = clock
-        self.me = f"{MASTER_ID}-{secrets.token_hex(4)}".encode()
+        run = incarnation or Incarnation.fresh()
+        self.me = run.token
+        self.previous = run.previous  # the dead predecessor's value: taken back once
         self.leading = False
         self._rev: int | None = None
         self._renewed = -1e9
@@ -51,7 +59,7 @@ class Leadership:
             return True
         try:
             if self._rev is None:
-                self._rev = await self.locks.create(LEADER_KEY, self.me, timeout=2.0)
+                self._rev = await self._take()
             else:
                 self._rev = await self.locks.update(LEADER_KEY, self.me, self._rev, timeout=2.0)
             self._renewed = now
@@ -67,6 +75,23 @@ class Leadership:
             log.info("reconciler_leading" if leading else "reconciler_standby")
         self.leading = leading
         return leading
+
+    async def _take(self) -> int:
+        """Create the key; or, held by this data dir's dead predecessor, take it back in one
+        compare-and-set. KeyConflict when another master holds it."""
+        try:
+            return await self.locks.create(LEADER_KEY, self.me, timeout=2.0)
+        except KeyConflict:
+            if self.previous is None:
+                raise
+            entry = await self.locks.get(LEADER_KEY, timeout=1.0)
+            if entry is None or entry.value != self.previous or not entry.revision:
+                self.previous = None  # another master's now: wait for it like any other
+                raise
+            rev = await self.locks.update(LEADER_KEY, self.me, entry.revision, timeout=2.0)
+            log.info("reconciler_lead_taken_back", detail="the key held this master's last run")
+            self.previous = None
+            return rev
 
     async def _own_revision(self) -> int | None:
         """The leader key's revision if it still holds this master's value; the last known

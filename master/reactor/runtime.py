@@ -49,6 +49,7 @@ from hactl.bus.consumer import Delivery, SharedConsumer, bind_shared, unsubscrib
 from hactl.bus.viewstore import ViewStore
 from hactl.errors import BusError, DecodeError, HactlError, JetStreamBusy
 from hactl.log import get_logger
+from hactl.master.incarnation import Incarnation
 from hactl.master.reactor.convergence.reconciler import ReconcileOptions, Reconciler
 from hactl.master.reactor.effects import LOCK_TTL, NatsEffects
 from hactl.master.reactor.rules.actions import REGISTRY, Settings
@@ -83,6 +84,8 @@ class ReactorOptions:
     replicas: int = 1  # of the KV buckets (3 on a 3-node NATS cluster)
     settings: Settings = field(default_factory=Settings)
     reconcile: ReconcileOptions = field(default_factory=ReconcileOptions)
+    #: this run's leader-key value and its dead predecessor's (master/incarnation.py)
+    incarnation: Incarnation | None = None
 
 
 class ReactorRuntime:
@@ -146,6 +149,7 @@ class ReactorRuntime:
                 trust=self._trust,
                 options=self.options.reconcile,
                 observe=self.options.observe,
+                incarnation=self.options.incarnation,
             )
             self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
             self.singletons = SingletonManager(

@@ -1,5 +1,6 @@
 """Two masters share the reactor's durable consumer: kill -9 one mid-burst, nothing is lost
-and every event is done exactly once (counted in the stream)."""
+and every event is done exactly once (counted in the stream); a master killed and started again
+on its data dir takes its own leader key back."""
 
 from __future__ import annotations
 
@@ -179,3 +180,46 @@ async def test_an_event_longer_than_ack_wait_is_not_redelivered_to_its_master(
             assert stats.result["reactor"].get("redelivered", 0) == 0, stats.result["reactor"]
         finally:
             master.stop()
+
+
+async def test_a_master_killed_and_started_on_its_data_dir_takes_its_lead_back(
+    tmp_path: Path, nats: NatsHandle
+) -> None:
+    """Decision 59: the leading master killed -9 and started again on its data dir takes its
+    own leader key back (its log says so) instead of waiting out the key's 15 s TTL, while a
+    second master on another data dir, there all along, never leads."""
+    async with _server_with_rules(tmp_path, nats, RULE) as (url, rules, _bus):
+
+        def args(data: str) -> list[str]:
+            return [
+                "--nats",
+                url,
+                "--data-dir",
+                str(tmp_path / data),
+                "--log-format",
+                "json",
+                "master",
+                "--reactors",
+                str(rules),
+            ]
+
+        first, other = Proc(args("a")), None
+        again = None
+        try:
+            await _wait_log(first, '"reconciler_leading"')
+            record = tmp_path / "a" / "leader-token"
+            written = record.read_bytes()
+            other = Proc(args("b"))
+            await _wait_log(other, "reactor_started")
+            first.signal(signal.SIGKILL)
+            first.popen.wait(10)
+            again = Proc(args("a"))
+            await _wait_log(again, "reconciler_lead_taken_back")
+            await _wait_log(again, '"reconciler_leading"')
+            assert written and record.read_bytes() not in (b"", written)  # the new run's own
+            await asyncio.sleep(2.0)  # past the other's next look at the key
+            assert '"reconciler_leading"' not in other.stderr_text()
+        finally:
+            for p in (first, other, again):
+                if p is not None:
+                    p.stop()

@@ -175,8 +175,9 @@ async def _move(lab: L.Lab, to: str) -> None:
 
 
 def test_master_killed_during_a_move(lab: L.Lab) -> None:
-    """``singleton.move`` then kill -9 the master at once; restarted, it leads once the dead
-    master's leader key has expired, and then exactly one copy runs; two never ran together."""
+    """``singleton.move`` then kill -9 the master at once; restarted on its data dir, it takes
+    its own leader key back at once (decision 59: no wait for the key's TTL), and then exactly
+    one copy runs; two never ran together."""
     holder = _holder(lab)
     to = _target(lab, holder)
     asyncio.run(_move(lab, to))
@@ -188,13 +189,14 @@ def test_master_killed_during_a_move(lab: L.Lab) -> None:
     mark = len(d.read_log(log))
     L.start_master(lab, "master")
     leads = wait_until(lambda: "singletons_leading" in d.read_log(log)[mark:], 40, "leading")
+    assert "reconciler_lead_taken_back" in d.read_log(log)[mark:], d.read_log(log)[mark:][-3000:]
     one = wait_until(lambda: len(_copies(lab)) == 1, 3 * LEASE, "exactly one copy")
     time.sleep(LEASE)  # and it stays one
     assert len(_copies(lab)) == 1, _copies(lab)
     _no_overlap(lab)
     report(
         f"singleton: master kill -9 during a move {holder}->{to}: the restarted master led "
-        f"{leads - t0:.2f} s after the kill (the dead one's leader key expiring), one copy on "
+        f"{leads - t0:.2f} s after the kill (its own key taken back), one copy on "
         f"{_copies(lab)[0]} at {one - t0:.2f} s; no overlap"
     )
 
@@ -204,6 +206,8 @@ def test_holder_cut_off_while_the_master_restarts(lab: L.Lab) -> None:
     moment: the cut copy stops at the end of its lease, the restarted master grants the lease
     to another node, never two copies; how long the service was down is reported."""
     holder = _holder(lab)
+    log = lab.dir / "master.log"
+    mark = len(d.read_log(log))
     t0 = time.monotonic()
     lab_bus.set_link(lab, holder, attached=False)
     try:
@@ -221,7 +225,12 @@ def test_holder_cut_off_while_the_master_restarts(lab: L.Lab) -> None:
     report(
         f"singleton: {holder} cut off while the master restarted (ready {ready:.2f} s): its "
         f"copy last alive {gone:.2f} s after the cut, running on {node} after {moved:.2f} s "
-        f"(service down {moved - gone:.2f} s); no overlap"
+        f"(service down {moved - gone:.2f} s); no overlap; the stop "
+        + (
+            "could not give the leader key back, the restarted master took it back"
+            if "reconciler_lead_taken_back" in d.read_log(log)[mark:]
+            else "gave the leader key back"
+        )
     )
 
 

@@ -41,6 +41,7 @@ from typing import Any
 from hactl.bus import KvStore
 from hactl.errors import CommandError
 from hactl.log import get_logger
+from hactl.master.incarnation import Incarnation
 from hactl.master.reactor.convergence.desired import OUT, Want, component, desired
 from hactl.master.reactor.convergence.yields import SplitBrains
 from hactl.master.reactor.leadership import Leadership
@@ -103,6 +104,7 @@ class Reconciler:
         options: ReconcileOptions | None = None,
         observe: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        incarnation: Incarnation | None = None,
     ) -> None:
         self.effects = effects
         self.view = view
@@ -112,7 +114,7 @@ class Reconciler:
         self.options = options or ReconcileOptions()
         self.observe = observe
         self.clock = clock
-        self.leadership = Leadership(locks, clock)
+        self.leadership = Leadership(locks, clock, incarnation)
         self._keys: dict[str, _Key] = {}
         self.splits = SplitBrains(self)
         self._dirty = asyncio.Event()
