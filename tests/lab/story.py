@@ -32,6 +32,10 @@ def _decision(e: Event, t0: float) -> str:
     d: dict[str, Any] = e.data
     if d.get("rule") == "reconcile":
         what = f"{d.get('key')} {d.get('from')}->{d.get('to')} ({d.get('fact')})"
+    elif d.get("rule") == "singleton":  # a lease: its kind, from whom to whom, and why
+        what = (
+            f"{d.get('key')} {d.get('kind')} {d.get('from')}->{d.get('holder')} ({d.get('fact')})"
+        )
     else:
         acts = [
             f"{r.get('action')}{'' if r.get('ok', True) else ' FAILED'}"
