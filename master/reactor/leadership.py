@@ -80,7 +80,7 @@ class Leadership:
         """Create the key; or, held by this data dir's dead predecessor, take it back in one
         compare-and-set. KeyConflict when another master holds it."""
         try:
-            return await self.locks.create(LEADER_KEY, self.me, timeout=2.0)
+            rev = await self.locks.create(LEADER_KEY, self.me, timeout=2.0)
         except KeyConflict:
             if self.previous is None:
                 raise
@@ -90,8 +90,8 @@ class Leadership:
                 raise
             rev = await self.locks.update(LEADER_KEY, self.me, entry.revision, timeout=2.0)
             log.info("reconciler_lead_taken_back", detail="the key held this master's last run")
-            self.previous = None
-            return rev
+        self.previous = None  # led once: the predecessor's value can never be the key's again
+        return rev
 
     async def _own_revision(self) -> int | None:
         """The leader key's revision if it still holds this master's value; the last known
