@@ -5,7 +5,8 @@ once the service is started. HAProxy and keepalived daemonize themselves (``-D``
 and the API stand-ins run in the foreground. ``python -m hactl.lab.launch --log FILE [--env
 K=V ...] [--pidfile FILE] -- ARGV...`` forks twice (a new session, detached from the caller),
 points the program's stdin at /dev/null and its output at ``FILE`` -- so the caller's pipes
-close and it returns at once -- optionally writes the program's pid, and execs it. No shell.
+close and it returns at once -- and execs it; with ``--pidfile`` the program's pid is written
+before the command returns (a service manager knows the pid when the start ends). No shell.
 """
 
 from __future__ import annotations
@@ -29,10 +30,22 @@ def main() -> None:
         if not sep or not key:
             p.error(f"--env needs K=V, got {pair!r}")
         env[key] = value
-    if os.fork():  # the caller's child returns at once: the start command is done
-        os._exit(0)
+    first = os.fork()
+    if first:  # the caller's child: done once the program's pid is recorded (a start command
+        # that returned before its pid file existed made a busy lab's singleton keeper find
+        # no copy 0.5 s after a start, and count it as failed)
+        _, status = os.waitpid(first, 0)
+        os._exit(os.waitstatus_to_exitcode(status))
     os.setsid()
-    if os.fork():
+    program = os.fork()
+    if program:  # the session leader: the program's pid, written before the start returns
+        if a.pidfile:
+            try:
+                with open(a.pidfile, "w", encoding="ascii") as f:
+                    f.write(f"{program}\n")
+            except OSError as exc:
+                sys.stderr.write(f"launch: {a.pidfile}: {exc.strerror}\n")
+                os._exit(1)
         os._exit(0)
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open(a.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
@@ -41,9 +54,6 @@ def main() -> None:
     os.dup2(out, 2)
     os.close(null)
     os.close(out)
-    if a.pidfile:
-        with open(a.pidfile, "w", encoding="ascii") as f:
-            f.write(f"{os.getpid()}\n")
     try:
         os.execvpe(a.argv[0], a.argv, env)  # noqa: S606 -- the point: exec the argv given, never a shell
     except OSError as exc:
