@@ -100,6 +100,10 @@ class SingletonManager:
         self.states: dict[str, _State] = {}
         self._lead_since: float | None = None
         self._specs_read = -1e9
+        # the specs were read since this master began to lead: until then it answers no
+        # renewal (a master that led at once after a restart, decision 59, and could not yet
+        # read the bucket would have told every holder "not a singleton", stopping its copy)
+        self._specs_known = False
         self._lock = asyncio.Lock()
         self._sub: Any = None
         self.counts = {"renewals": 0, "grants": 0, "expired": 0, "released": 0, "refused": 0}
@@ -147,6 +151,8 @@ class SingletonManager:
         out: dict[str, Grant] = {}
         async with self._lock:
             await self._refresh_specs(now)
+            if not self._specs_known:  # neither granted nor denied: its lease runs on
+                return False, {}
             for item in items:
                 st = self.states.get(item.name)
                 if st is None or node not in st.spec.nodes:
@@ -184,6 +190,7 @@ class SingletonManager:
         if self._lead_since is None:
             self._lead_since = now
             self._specs_read = -1e9  # re-read specs and records: another master may have moved
+            self._specs_known = False
             for st in self.states.values():
                 st.last_ack, st.rev = None, 0
             log.info("singletons_leading")
@@ -196,6 +203,8 @@ class SingletonManager:
             return
         async with self._lock:
             await self._refresh_specs(now)
+            if not self._specs_known:
+                return
             maint = list(self.maintenance())
             vips = self.vip_holders()
             for st in list(self.states.values()):
@@ -278,11 +287,13 @@ class SingletonManager:
             keys = await self.kv.keys(timeout=KV_TIMEOUT)
         except BusError as exc:
             log.warning("singleton_specs_unreadable", error=exc.detail[:200])
+            self._specs_read = now - 1.5  # again in 0.5 s, not on every renewal and pass
             return
         self._specs_read = now
         names = {k.split(".", 1)[1] for k in keys if k.startswith(SPEC_PREFIX + ".")}
         for gone in set(self.states) - names:
             del self.states[gone]  # removed from the state tree (apply deletes its spec)
+        complete = True
         for key in keys:
             if not key.startswith(SPEC_PREFIX + "."):
                 continue
@@ -293,6 +304,7 @@ class SingletonManager:
                 log.error("singleton_spec_refused", key=key, reason=str(exc))
                 continue
             except BusError:
+                complete = False  # read again soon; until one whole read, no answers
                 continue
             st = self.states.get(spec.name)
             if st is None:
@@ -300,6 +312,10 @@ class SingletonManager:
             st.spec = spec
             if st.rev == 0:
                 await self._read_record(st)
+        if complete:
+            self._specs_known = True
+        else:
+            self._specs_read = now - 1.5
 
     async def _read_record(self, st: _State) -> None:
         try:

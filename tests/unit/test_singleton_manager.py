@@ -202,3 +202,25 @@ async def test_a_server_delivery_onto_a_renewal_subject_is_refused_unread() -> N
     real = dataclasses.replace(forged, reply="_HI.UKEY.x", headers=None)
     assert await m._on_renew(real) is not None
     assert m.states["sched"].holder == ""
+
+
+async def test_a_leader_that_cannot_read_the_specs_answers_no_renewal() -> None:
+    """A master that leads before it could read the singleton specs (JetStream electing after
+    a restart) neither grants nor denies: it answers leader=false, so the holder's lease runs
+    on instead of its copy being told "not a singleton" and stopped; once the specs are
+    read, it answers as before."""
+    m, kv, clock, _, _ = manager()
+    await renew(m, "ctl1")
+    await m.tick()
+    assert (await renew(m, "ctl1"))[1].hold
+    fresh, _, _, _, _ = manager()
+    fresh.kv = kv  # the same bucket, a new master
+    kv.broken = True
+    leader, grant = await renew(fresh, "ctl1")
+    assert not leader and grant is None
+    await fresh.tick()  # no pass without the specs: nothing expired or granted
+    kv.broken = False
+    clock.t += 1.0
+    fresh.clock = clock
+    leader, grant = await renew(fresh, "ctl1")
+    assert leader and grant is not None and grant.hold, grant
