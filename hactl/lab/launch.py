@@ -32,8 +32,8 @@ def main() -> None:
         env[key] = value
     first = os.fork()
     if first:  # the caller's child: done once the program's pid is recorded (a start command
-        # that returned before its pid file existed made a busy lab's singleton keeper find
-        # no copy 0.5 s after a start, and count it as failed)
+        # that returns before its pid file exists lets a singleton keeper that looks 0.5 s
+        # later on a busy machine find no copy, and count it as failed)
         _, status = os.waitpid(first, 0)
         os._exit(os.waitstatus_to_exitcode(status))
     os.setsid()
