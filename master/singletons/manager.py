@@ -58,6 +58,8 @@ from hactl.wire.tags import MASTER_ID
 log = get_logger("hactl.singletons")
 RULE = "singleton"  # its name in the decision trail (hactl/reactor/singleton/<outcome>)
 KV_TIMEOUT = 2.0
+SPECS_EVERY = 2.0  # the specs are read again at most this often
+SPECS_RETRY = 0.5  # after a failed read: soon, not on every renewal and pass
 NO_EVENT = Cause("", "hactl/singleton")  # the leases' decisions answer time, not an event
 
 
@@ -281,13 +283,13 @@ class SingletonManager:
     # -- KV ---------------------------------------------------------------------------------
 
     async def _refresh_specs(self, now: float) -> None:
-        if now - self._specs_read < 2.0:
+        if now - self._specs_read < SPECS_EVERY:
             return
         try:
             keys = await self.kv.keys(timeout=KV_TIMEOUT)
         except BusError as exc:
             log.warning("singleton_specs_unreadable", error=exc.detail[:200])
-            self._specs_read = now - 1.5  # again in 0.5 s, not on every renewal and pass
+            self._specs_read = now - SPECS_EVERY + SPECS_RETRY
             return
         self._specs_read = now
         names = {k.split(".", 1)[1] for k in keys if k.startswith(SPEC_PREFIX + ".")}
@@ -315,7 +317,7 @@ class SingletonManager:
         if complete:
             self._specs_known = True
         else:
-            self._specs_read = now - 1.5
+            self._specs_read = now - SPECS_EVERY + SPECS_RETRY
 
     async def _read_record(self, st: _State) -> None:
         try:
