@@ -222,16 +222,16 @@ async def kv_bucket(
 ) -> Kv:
     """Bind to a KV bucket, creating it on first use. Binding is retried in place for
     :data:`BIND_PATIENCE` while JetStream does not answer (then :class:`JetStreamBusy`)."""
-    try:
-        return await patient(
-            lambda: bind_bucket(bus, bucket, attempt=BIND_ATTEMPT),
-            f"binding KV bucket {bucket}",
-            BIND_PATIENCE,
-            bus.url,
-            pause=0.1,  # each attempt already waits up to BIND_ATTEMPT
-        )
-    except NoBucket:
-        pass
+    deadline = time.monotonic() + BIND_PATIENCE
+    while True:
+        try:
+            return await bind_bucket(bus, bucket, attempt=BIND_ATTEMPT)
+        except NoBucket:
+            break
+        except JetStreamBusy:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.1)  # no responders answers at once: do not spin
     config = api.KeyValueConfig(
         bucket=bucket, history=history, ttl=ttl_s, replicas=replicas, direct=True
     )
@@ -268,23 +268,18 @@ async def bind_bucket(bus: Bus, bucket: str, attempt: float | None = None) -> Kv
 
 
 async def patient(
-    call: Callable[[], Awaitable[T]],
-    what: str,
-    wait: float = 60.0,
-    url: str = "",
-    pause: float = 0.5,
+    call: Callable[[], Awaitable[T]], what: str, wait: float = 60.0, url: str = ""
 ) -> T:
-    """``call()``, retried ``pause`` s apart while JetStream is busy (:data:`JETSTREAM_BUSY`,
-    or hactl's own :class:`JetStreamBusy`), bounded by ``wait``; then one clear
-    :class:`JetStreamBusy` naming ``what``."""
+    """``call()``, retried while JetStream is busy (:data:`JETSTREAM_BUSY`), bounded by
+    ``wait``; then one clear :class:`JetStreamBusy` naming ``what``."""
     deadline = time.monotonic() + wait
     while True:
         try:
             return await call()
-        except (*JETSTREAM_BUSY, JetStreamBusy) as exc:
+        except JETSTREAM_BUSY as exc:
             if time.monotonic() >= deadline:
                 raise JetStreamBusy(
                     url, f"{what}: JetStream did not answer within {wait:g}s ({type(exc).__name__})"
                 ) from None
             log.info("jetstream_busy_retrying", what=what, error=type(exc).__name__)
-            await asyncio.sleep(pause)
+            await asyncio.sleep(0.5)
