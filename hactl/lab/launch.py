@@ -5,8 +5,9 @@ once the service is started. HAProxy and keepalived daemonize themselves (``-D``
 and the API stand-ins run in the foreground. ``python -m hactl.lab.launch --log FILE [--env
 K=V ...] [--pidfile FILE] -- ARGV...`` forks twice (a new session, detached from the caller),
 points the program's stdin at /dev/null and its output at ``FILE`` -- so the caller's pipes
-close and it returns at once -- and execs it; with ``--pidfile`` the program's pid is written
-before the command returns (a service manager knows the pid when the start ends). No shell.
+close and it returns at once -- and execs it. The command returns once the exec happened
+(exit 127 when it failed); with ``--pidfile`` the program's pid is written before it returns
+(a service manager knows the pid when the start ends). No shell.
 """
 
 from __future__ import annotations
@@ -37,8 +38,18 @@ def main() -> None:
         _, status = os.waitpid(first, 0)
         os._exit(os.waitstatus_to_exitcode(status))
     os.setsid()
+    # a close-on-exec pipe tells the session leader the exec happened (EOF) or failed (the
+    # errno), as systemd's Type=exec does: the start returns once the program runs, not while
+    # the pid still names a forked copy of this launcher
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     program = os.fork()
     if program:  # the session leader: the program's pid, written before the start returns
+        os.close(ready_w)
+        failed = os.read(ready_r, 64)
+        os.close(ready_r)
+        if failed:
+            os.waitpid(program, 0)
+            os._exit(127)
         if a.pidfile:
             try:
                 with open(a.pidfile, "w", encoding="ascii") as f:
@@ -47,6 +58,7 @@ def main() -> None:
                 sys.stderr.write(f"launch: {a.pidfile}: {exc.strerror}\n")
                 os._exit(1)
         os._exit(0)
+    os.close(ready_r)
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open(a.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     os.dup2(null, 0)
@@ -58,6 +70,7 @@ def main() -> None:
         os.execvpe(a.argv[0], a.argv, env)  # noqa: S606 -- the point: exec the argv given, never a shell
     except OSError as exc:
         sys.stderr.write(f"launch: {a.argv[0]}: {exc.strerror}\n")
+        os.write(ready_w, str(exc.errno).encode())
         os._exit(127)
 
 

@@ -189,6 +189,27 @@ async def test_a_planned_stop_runs_pre_stop_first_and_holds_until_the_daemon_is_
             os.kill(pid, signal.SIGKILL)
 
 
+def _cmdline_soon(pid: int) -> str:
+    """The program's command line: the kernel closes the launcher's close-on-exec pipe inside
+    execve a moment before it fills the new image's arguments, so an empty read is retried."""
+    for _ in range(100):
+        if text := Path(f"/proc/{pid}/cmdline").read_bytes().decode():
+            return text
+        time.sleep(0.01)
+    return ""
+
+
+def test_a_launch_whose_exec_fails_exits_127_and_writes_no_pid(tmp_path: Path) -> None:
+    """A start whose program cannot be executed fails (127, the shell's "not found") and names
+    no pid, rather than returning success for a copy that never ran."""
+    pidfile = tmp_path / "p.pid"
+    argv = [sys.executable, "-m", "hactl.lab.launch", "--log", str(tmp_path / "p.log"),
+            "--pidfile", str(pidfile), "--", str(tmp_path / "no-such-program")]  # fmt: skip
+    assert subprocess.run(argv, timeout=10, check=False).returncode == 127
+    assert not pidfile.exists()
+    assert "no-such-program" in (tmp_path / "p.log").read_text()
+
+
 def test_the_launcher_records_the_pid_before_it_returns(tmp_path: Path) -> None:
     """``hactl.lab.launch --pidfile`` returns only once its pid file names the program, as a
     service manager knows the pid when a start ends (a singleton keeper that looked 0.5 s
@@ -208,7 +229,7 @@ def test_the_launcher_records_the_pid_before_it_returns(tmp_path: Path) -> None:
         try:
             assert there, "the start returned before its pid file was written"
             os.kill(pid, 0)
-            assert "sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+            assert "sleep" in _cmdline_soon(pid)
         finally:
             os.kill(pid, signal.SIGKILL)
         pidfile.unlink()
