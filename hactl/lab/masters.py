@@ -124,7 +124,12 @@ def start_master(lab: Lab, name: str, ready_within: float = 30.0) -> int:
     mark = len(d.read_log(log))  # a restarted master appends to its log
     lab.pids[name] = d.spawn(argv, log, env)
     lab.save()
-    d.wait_for(lambda: "reactor_started" in d.read_log(log)[mark:], ready_within, name)
+    try:
+        d.wait_for(lambda: "reactor_started" in d.read_log(log)[mark:], ready_within, name)
+    except LabError as exc:  # say what it was doing (or why it ended): its last log lines
+        alive = "running" if d.alive(lab.pids[name]) else "exited"
+        tail = "\n".join(d.read_log(log)[mark:].splitlines()[-30:])
+        raise LabError(f"{exc.detail} ({alive}); its log since the start ends:\n{tail}") from None
     return lab.pids[name]
 
 
