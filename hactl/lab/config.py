@@ -88,7 +88,7 @@ manage_services: true
 haproxy:
   stats: {{password: !replace {{secret: {{file: {etc}/haproxy-stats.pw}}}}}}
   external_tls: {{pem: !replace {{secret: {{file: {lab}/external.pem}}}}}}
-  check: {{inter: 1s, fall: 2, rise: 2}}
+  check: {{inter: 1s, fastinter: 250ms, downinter: 500ms, fall: 2, rise: 2}}
   agent_inter: 500ms  # the lab's galera beacon reports every 0.3 s
 # TLS for Galera's and RabbitMQ's clients, offered beside plain (the workload stays plain)
 internal_tls: {{enabled: true, pem: {{secret: {{file: {lab}/internal.pem}}}},

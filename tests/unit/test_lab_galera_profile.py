@@ -43,4 +43,10 @@ def test_the_lab_pillar_is_a_mapping_of_the_shipped_keys(tmp_path: Path) -> None
     shipped = yaml.safe_load((states_dir() / "pillar" / "site.yaml").read_text())
     assert isinstance(doc, dict) and set(doc) - set(shipped) <= {"singletons"}, set(doc)
     assert doc["internal_tls"]["enabled"] is True and doc["clients"] == {"tls": False}
-    assert doc["haproxy"]["check"] == {"inter": "1s", "fall": 2, "rise": 2}
+    assert doc["haproxy"]["check"] == {
+        "inter": "1s",
+        "fastinter": "250ms",
+        "downinter": "500ms",
+        "fall": 2,
+        "rise": 2,
+    }
