@@ -23,11 +23,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import lab_folder
 from hactl.lab import lab as L
 from hactl.lab.baseline import wait_baseline
-from tests.lab.helpers import nft, server_status, wait_until
+from tests.lab.helpers import heal_galera, refuse_port, server_status, wait_until
 from tests.lab.test_rabbit import _apply
 
 SUBNET = "10.99.2"
-NODE, KEY, PORT, TABLE = "ctl2", "be_nova_api/ctl2", 8774, "hactl_bench_checks"
+NODE, KEY, PORT = "ctl2", "be_nova_api/ctl2", 8774
 SETTINGS = {
     "inter only": "{inter: 1s, fastinter: 1s, downinter: 1s, fall: 2, rise: 2}",
     "fastinter/downinter": "{inter: 1s, fastinter: 250ms, downinter: 500ms, fall: 2, rise: 2}",
@@ -42,15 +42,13 @@ def one(lab: L.Lab, pause: float) -> tuple[float, float]:
     """Refuse the server, time it out on every HAProxy; allow it, time it back."""
     wait_until(lambda: _everywhere(lab, True), 60, f"{KEY} UP everywhere")
     time.sleep(pause)  # a different phase of HAProxy's check timer each run
-    chain = f"add chain inet {TABLE} in {{ type filter hook input priority 0 ; }}"
-    rule = f"add rule inet {TABLE} in tcp dport {PORT} reject with tcp reset"
-    nft(lab, NODE, f"add table inet {TABLE}", chain, rule)
+    refuse_port(lab, NODE, PORT)
     t0 = time.monotonic()
     try:
         out = wait_until(lambda: _everywhere(lab, False), 60, f"{KEY} out", 0.02) - t0
         time.sleep(3.0 + pause / 4)
     finally:
-        nft(lab, NODE, f"delete table inet {TABLE}")
+        heal_galera(lab, NODE)
     t1 = time.monotonic()
     back = wait_until(lambda: _everywhere(lab, True), 60, f"{KEY} back", 0.02) - t1
     return out, back
@@ -84,11 +82,11 @@ def main() -> int:
         L.teardown(lab, say=lambda _m: None)
     print(f"{'setting':<22} {'runs':>4} {'out p50 (min-max)':>20} {'back p50 (min-max)':>20} "
           f"{'ratio out/back':>15}")  # fmt: skip
+    ref_out = statistics.median(r[0] for r in got["inter only"])
+    ref_back = statistics.median(r[1] for r in got["inter only"])
     for name, rows in got.items():
         out = sorted(r[0] for r in rows)
         back = sorted(r[1] for r in rows)
-        ref_out = statistics.median(r[0] for r in got["inter only"])
-        ref_back = statistics.median(r[1] for r in got["inter only"])
         print(
             f"{name:<22} {len(rows):>4} {statistics.median(out):>7.2f} ({out[0]:.2f}-{out[-1]:.2f})"
             f" {statistics.median(back):>8.2f} ({back[0]:.2f}-{back[-1]:.2f}) "

@@ -114,6 +114,11 @@ def master_argv(lab: Lab, *extra: str, name: str = "master") -> list[str]:
     ]
 
 
+def _log_tail(log: Path, since: int, lines: int) -> str:
+    """The last ``lines`` lines a master wrote to ``log`` after offset ``since``."""
+    return "\n".join(d.read_log(log)[since:].splitlines()[-lines:])
+
+
 def start_master(lab: Lab, name: str, ready_within: float = 30.0) -> int:
     """Another master (root namespace), recorded as ``name`` so ``down`` ends it too; ``name``
     is one of :data:`LAB_MASTERS` (its identity). LabError when its reactor has not started
@@ -128,7 +133,7 @@ def start_master(lab: Lab, name: str, ready_within: float = 30.0) -> int:
         d.wait_for(lambda: "reactor_started" in d.read_log(log)[mark:], ready_within, name)
     except LabError as exc:  # say what it was doing (or why it ended): its last log lines
         alive = "running" if d.alive(lab.pids[name]) else "exited"
-        tail = "\n".join(d.read_log(log)[mark:].splitlines()[-30:])
+        tail = _log_tail(log, mark, 30)
         raise LabError(f"{exc.detail} ({alive}); its log since the start ends:\n{tail}") from None
     return lab.pids[name]
 
@@ -141,6 +146,5 @@ def stop_master(lab: Lab, name: str = "master", sig: int = signal.SIGTERM) -> No
         try:  # longer than the master's own bound (STOP_DEADLINE_S): its stacks reach the log
             d.wait_for(lambda: not d.alive(pid), 40, f"{name} stopped")
         except LabError as exc:  # say what it was doing: its last log lines
-            log = lab.dir / f"{name}.log"
-            tail = "\n".join(d.read_log(log).splitlines()[-25:]) if log.exists() else ""
+            tail = _log_tail(lab.dir / f"{name}.log", 0, 25)
             raise LabError(f"{exc.detail}; its log ends:\n{tail}") from None

@@ -362,16 +362,24 @@ def nft(lab: L.Lab, node: str, *script: str) -> None:
         subprocess.run(exec_argv(lab.net, node, ["nft", *line.split()]), check=True, timeout=10)
 
 
-def _cut(lab: L.Lab, node: str, *rules: str) -> None:
-    """Drop what ``rules`` match in ``node``'s namespace, both hooks (one nft table)."""
+def _cut(lab: L.Lab, node: str, *rules: str, verdict: str = "drop") -> None:
+    """Apply ``verdict`` to what ``rules`` match in ``node``'s namespace, both hooks (one nft
+    table)."""
     nft(
         lab,
         node,
         f"add table inet {NFT_TABLE}",
         f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0 ; }}",
         f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; }}",
-        *(f"add rule inet {NFT_TABLE} {r} drop" for r in rules),
+        *(f"add rule inet {NFT_TABLE} {r} {verdict}" for r in rules),
     )
+
+
+def refuse_port(lab: L.Lab, node: str, port: int) -> None:
+    """``node`` answers connections to ``port`` with a TCP reset, as a service that is down
+    does (a check fails at once, not after its connect timeout); :func:`heal_galera` undoes
+    it."""
+    _cut(lab, node, f"in tcp dport {port}", verdict="reject with tcp reset")
 
 
 def cut_galera(lab: L.Lab, node: str) -> None:
@@ -408,8 +416,8 @@ def cut_rabbit(lab: L.Lab, node: str) -> None:
 
 
 def heal_galera(lab: L.Lab, node: str) -> None:
-    """Undo :func:`cut_galera`, :func:`cut_vrrp` or :func:`cut_rabbit` (no error if it was not
-    cut)."""
+    """Undo :func:`cut_galera`, :func:`cut_vrrp`, :func:`cut_rabbit` or :func:`refuse_port`
+    (no error if it was not cut)."""
     with contextlib.suppress(subprocess.CalledProcessError):
         nft(lab, node, f"delete table inet {NFT_TABLE}")
 
